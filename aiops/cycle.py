@@ -1,0 +1,166 @@
+"""One detection cycle: read new spans, detect, analyse, update incidents and baselines.
+
+Exactly one cycle runs per interval however many workers or instances call
+:func:`run_scheduled`: a cycle first *claims* the interval with one atomic
+conditional UPDATE on the ``detection_state`` row (works the same on SQLite and
+PostgreSQL, across processes and machines). The claim is also a lease, so a
+cycle whose process died is taken over once the lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from aiops import baseline as bl
+from aiops.detect import Thresholds, detect, window_stats
+from aiops.incidents import apply_groups, resolve_quiet
+from aiops.models import Baseline, DetectionCycle, DetectionState
+from aiops.rca import analyse
+from telemetry import store
+from telemetry.db import begin_write, db
+
+log = logging.getLogger(__name__)
+
+STATE_ID = 1
+MAX_SPANS_PER_CYCLE = 500_000
+
+
+def owner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _ensure_state() -> None:
+    if db.session.get(DetectionState, STATE_ID) is None:
+        try:
+            begin_write()
+            db.session.add(DetectionState(id=STATE_ID, cursor=0, cycles=0))
+            db.session.commit()
+        except IntegrityError:  # another process created it first
+            db.session.rollback()
+    else:
+        db.session.rollback()
+
+
+def claim(now: float, interval: float, lease: float, force: bool = False) -> bool:
+    """Atomically take this interval's cycle; False if another process has it."""
+    _ensure_state()
+    cond = [
+        DetectionState.id == STATE_ID,
+        (DetectionState.lease_until.is_(None)) | (DetectionState.lease_until < now),
+    ]
+    if not force:
+        # 10% slack absorbs scheduler jitter between workers' timers.
+        cond.append(
+            DetectionState.last_cycle_at.is_(None)
+            | (DetectionState.last_cycle_at <= now - 0.9 * interval)
+        )
+    begin_write()
+    result = db.session.execute(
+        update(DetectionState)
+        .where(*cond)
+        .values(last_cycle_at=now, lease_until=now + lease, lease_owner=owner_name())
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def _baselines() -> dict:
+    return {
+        (b.service, b.endpoint): bl.BaselineValue(b.latency_ms, b.error_rate, b.samples, b.windows)
+        for b in db.session.scalars(select(Baseline))
+    }
+
+
+def _ignored(config: Mapping) -> list[str]:
+    return [s.strip() for s in config["AIOPS_IGNORE_SERVICES"].split(",") if s.strip()]
+
+
+def run_cycle(config: Mapping, now: float | None = None) -> dict:
+    """Run one cycle over the spans since the last one (the caller holds the claim).
+
+    ``now`` is the cycle's clock: wall time live, the data's own time in replay.
+    """
+    wall_start = time.time()
+    th = Thresholds.from_config(config)
+    state = db.session.get(DetectionState, STATE_ID)
+    cursor = state.cursor if state else 0
+    upto = min(store.max_span_id(), cursor + MAX_SPANS_PER_CYCLE)
+    window = store.spans_after(cursor, upto)
+    if now is None:
+        now = wall_start
+    stats = window_stats(window, _ignored(config))
+    baselines = _baselines()
+    anomalies = detect(stats, baselines, th)
+    groups = analyse(anomalies, window, store.trace_spans, baselines, th)
+
+    # Everything the cycle decided is written in one transaction.
+    db.session.rollback()
+    begin_write()
+    opened, updated = apply_groups(groups, now, config["AIOPS_CORRELATION_WINDOW"])
+    resolved = resolve_quiet(opened + updated, now, config["AIOPS_RESOLVE_AFTER_CYCLES"])
+    anomalous = {a.key for a in anomalies}
+    for key, s in stats.items():
+        if key in anomalous or not bl.is_normal(s, baselines.get(key), th):
+            continue  # learn from normal windows only
+        learned = bl.learn(baselines.get(key), s.mean_ms, s.error_rate, s.count,
+                           config["AIOPS_EWMA_ALPHA"])
+        row = db.session.get(Baseline, key) or Baseline(service=key[0], endpoint=key[1])
+        row.latency_ms, row.error_rate = learned.latency_ms, learned.error_rate
+        row.samples, row.windows, row.updated_at = learned.samples, learned.windows, now
+        db.session.add(row)
+    state = db.session.get(DetectionState, STATE_ID)
+    state.cursor = upto
+    state.cycles += 1
+    state.lease_until = None
+    summary = {
+        "started_at": wall_start,
+        "spans": len(window),
+        "endpoints": len(stats),
+        "anomalies": [
+            {"service": a.service, "endpoint": a.endpoint, "type": a.type, "message": a.message}
+            for a in anomalies
+        ],
+        "incidents_opened": [i.id for i in opened],
+        "incidents_updated": [i.id for i in updated],
+        "incidents_resolved": [i.id for i in resolved],
+    }
+    db.session.add(
+        DetectionCycle(
+            started_at=wall_start, finished_at=time.time(), owner=owner_name(),
+            spans=len(window), anomalies=len(anomalies), incidents_opened=len(opened),
+            incidents_updated=len(updated), incidents_resolved=len(resolved),
+        )
+    )
+    db.session.commit()
+    summary["duration_ms"] = round((time.time() - wall_start) * 1000, 2)
+    return summary
+
+
+def release() -> None:
+    """Give the lease back after a failed cycle so the next tick can retry."""
+    db.session.rollback()
+    begin_write()
+    db.session.execute(
+        update(DetectionState).where(DetectionState.id == STATE_ID).values(lease_until=None)
+    )
+    db.session.commit()
+
+
+def run_claimed(config: Mapping, *, force: bool, now: float | None = None) -> dict | None:
+    """Claim and run a cycle; None when another process owns this interval."""
+    interval = config["AIOPS_DETECTION_INTERVAL"]
+    lease = max(60.0, 4 * interval)
+    if not claim(time.time(), interval, lease, force=force):
+        return None
+    try:
+        return run_cycle(config, now=now)
+    except Exception:
+        release()
+        raise

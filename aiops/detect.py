@@ -1,0 +1,160 @@
+"""Anomaly rules over one window of spans. Pure logic: spans and baselines in, anomalies out.
+
+Rules (thresholds in :class:`Thresholds`, all configurable):
+
+- latency: window mean > ``latency_factor`` x baseline and more than
+  ``latency_min_delta_ms`` above it (a 1 ms endpoint taking 3 ms is jitter,
+  not an incident), once the baseline has ``min_baseline_samples``;
+- error: 5xx/error share > ``error_rate`` with at least ``min_window_requests``;
+- timeout: at least ``min_slow_requests`` calls that time out (504s,
+  ``*Timeout*`` exceptions), counted both
+  on the endpoint that gave up and on the endpoint that stopped answering.
+
+Latency also needs ``min_slow_requests`` requests in the window.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from aiops.baseline import BaselineValue
+from telemetry.models import KIND_CLIENT
+
+Key = tuple[str, str]  # (service, endpoint)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    latency_factor: float = 3.0
+    latency_min_delta_ms: float = 50.0
+    error_rate: float = 0.2
+    min_window_requests: int = 5
+    min_baseline_samples: int = 20
+    min_slow_requests: int = 3  # slow or timed-out requests needed for a latency/timeout verdict
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> Thresholds:
+        return cls(
+            latency_factor=config["AIOPS_LATENCY_FACTOR"],
+            latency_min_delta_ms=config["AIOPS_LATENCY_MIN_DELTA_MS"],
+            error_rate=config["AIOPS_ERROR_RATE_THRESHOLD"],
+            min_window_requests=config["AIOPS_MIN_WINDOW_REQUESTS"],
+            min_baseline_samples=config["AIOPS_MIN_BASELINE_SAMPLES"],
+            min_slow_requests=config["AIOPS_MIN_SLOW_REQUESTS"],
+        )
+
+    def is_slow(self, duration_ms: float, baseline: BaselineValue | None) -> bool:
+        """One span (or a window mean) is slow against a ready baseline."""
+        if baseline is None or not baseline.ready(self.min_baseline_samples):
+            return False
+        return (
+            duration_ms > self.latency_factor * baseline.latency_ms
+            and duration_ms - baseline.latency_ms > self.latency_min_delta_ms
+        )
+
+
+@dataclass
+class WindowStats:
+    count: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    total_ms: float = 0.0
+    unanswered: int = 0  # calls to this endpoint that timed out on the caller's side
+    exceptions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def mean_ms(self) -> float:
+        return self.total_ms / self.count if self.count else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.count if self.count else 0.0
+
+    def top_exception(self) -> str | None:
+        if not self.exceptions:
+            return None
+        return max(self.exceptions.items(), key=lambda kv: kv[1])[0]
+
+
+@dataclass
+class Anomaly:
+    service: str
+    endpoint: str
+    type: str  # latency | error | timeout
+    observed: float
+    baseline: float | None
+    request_count: int
+    message: str
+    trace_ids: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> Key:
+        return (self.service, self.endpoint)
+
+    @property
+    def label(self) -> str:
+        return f"{self.endpoint}_{self.type}"
+
+
+def is_timeout(span) -> bool:
+    return span.status_code == 504 or "timeout" in (span.exception_type or "").lower()
+
+
+def window_stats(spans: Iterable, ignore_services: Iterable[str] = ()) -> dict[Key, WindowStats]:
+    """Aggregate a window per endpoint. CLIENT spans only count as calls to their peer."""
+    ignored = set(ignore_services)
+    stats: dict[Key, WindowStats] = defaultdict(WindowStats)
+    for span in spans:
+        if span.service in ignored:
+            continue
+        if span.kind == KIND_CLIENT:
+            if span.peer and is_timeout(span):
+                stats[(span.service, span.peer)].unanswered += 1
+            continue
+        s = stats[(span.service, span.endpoint)]
+        s.count += 1
+        s.total_ms += span.duration_ms
+        if span.error:
+            s.errors += 1
+            if span.exception_type:
+                label = f"{span.exception_type}: {span.exception_message or ''}".strip()[:200]
+                s.exceptions[label] = s.exceptions.get(label, 0) + 1
+        if is_timeout(span):
+            s.timeouts += 1
+    return dict(stats)
+
+
+def detect(
+    stats: Mapping[Key, WindowStats],
+    baselines: Mapping[Key, BaselineValue],
+    th: Thresholds,
+) -> list[Anomaly]:
+    """Apply the rules to every endpoint of the window."""
+    found: list[Anomaly] = []
+    for (service, endpoint), s in sorted(stats.items()):
+        base = baselines.get((service, endpoint))
+        timed_out = s.timeouts + s.unanswered
+        if timed_out >= th.min_slow_requests:
+            why = (
+                f"{s.unanswered} calls to it timed out" if s.unanswered >= s.timeouts
+                else f"{s.timeouts} of {s.count} requests timed out"
+            )
+            found.append(Anomaly(service, endpoint, "timeout", float(timed_out), None,
+                                 s.count, f"Timeout: {why}"))
+        if s.count >= th.min_window_requests and s.error_rate > th.error_rate:
+            top = s.top_exception()
+            found.append(Anomaly(
+                service, endpoint, "error", s.error_rate,
+                base.error_rate if base else None, s.count,
+                f"Error spike: {s.error_rate:.0%} of {s.count} requests failed"
+                + (f" ({top})" if top else ""),
+            ))
+        if s.count >= th.min_slow_requests and th.is_slow(s.mean_ms, base):
+            assert base is not None
+            found.append(Anomaly(
+                service, endpoint, "latency", s.mean_ms, base.latency_ms, s.count,
+                f"Latency spike: {s.mean_ms:.0f}ms (baseline: {base.latency_ms:.0f}ms)",
+            ))
+    return found

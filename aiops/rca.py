@@ -1,0 +1,167 @@
+"""Root-cause analysis over traces. Pure logic: anomalies and spans in, groups out.
+
+For each anomaly we take the spans that show it (the slow, failed or timed-out
+ones) and walk down their traces: from an abnormal span we follow its abnormal
+children; where no child is abnormal, the span itself is to blame (its own
+behaviour explains the trace). A CLIENT span whose callee never reported (it
+hung, or is not instrumented) blames the callee it names. A slow span with no
+abnormal child still passes the blame to a child that took most of its time,
+so a missing baseline does not stop the walk. Blame is counted over many
+traces, which ranks the candidates; anomalies whose traces blame the same
+endpoint become one group: one incident per root cause.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from aiops.baseline import BaselineValue
+from aiops.detect import Anomaly, Key, Thresholds, is_timeout
+from telemetry.models import KIND_CLIENT
+
+MAX_TRACES_PER_ANOMALY = 20
+
+
+@dataclass
+class Group:
+    root: Key
+    anomalies: list[Anomaly]
+    candidates: list[tuple[Key, float]]
+    example_trace: str | None = None
+
+    @property
+    def affected(self) -> list[str]:
+        names = [self.root[1]]
+        for a in self.anomalies:
+            if a.endpoint not in names:
+                names.append(a.endpoint)
+        return names
+
+
+class TraceTree:
+    """Parent/child index of one trace's spans."""
+
+    def __init__(self, spans: Iterable):
+        self.spans = list(spans)
+        self.children: dict[str | None, list] = defaultdict(list)
+        for span in self.spans:
+            self.children[span.parent_span_id].append(span)
+
+
+def span_key(span) -> Key:
+    """The endpoint a span speaks for; a CLIENT span speaks for its callee."""
+    if span.kind == KIND_CLIENT and span.peer:
+        return (span.service, span.peer)
+    return (span.service, span.endpoint)
+
+
+class Blamer:
+    def __init__(self, baselines: Mapping[Key, BaselineValue], th: Thresholds):
+        self.baselines = baselines
+        self.th = th
+
+    def abnormal(self, span) -> bool:
+        return bool(span.error) or is_timeout(span) or self.slow(span)
+
+    def slow(self, span) -> bool:
+        return self.th.is_slow(span.duration_ms, self.baselines.get(span_key(span)))
+
+    def culprits(self, span, tree: TraceTree, depth: int = 0) -> list[Key]:
+        """Endpoints to blame for ``span`` being abnormal (deepest abnormal spans)."""
+        children = tree.children.get(span.span_id, [])
+        if depth > 64 or not children:
+            return [span_key(span)]
+        bad = [c for c in children if self.abnormal(c)]
+        if not bad and not span.error:
+            # Slow with healthy children: blame a child only if the time went there.
+            longest = max(children, key=lambda c: c.duration_ms)
+            if longest.duration_ms > 0.5 * span.duration_ms:
+                bad = [longest]
+        if not bad:
+            return [span_key(span)]
+        keys: list[Key] = []
+        for child in bad:
+            for key in self.culprits(child, tree, depth + 1):
+                if key not in keys:
+                    keys.append(key)
+        return keys
+
+
+def evidence_spans(anomaly: Anomaly, window: Iterable, blamer: Blamer) -> list:
+    """The window's spans that show ``anomaly``, newest first."""
+    test: Callable
+    if anomaly.type == "error":
+        test = lambda s: s.error  # noqa: E731
+    elif anomaly.type == "timeout":
+        test = is_timeout
+    else:
+        test = blamer.slow
+    found = [s for s in window if span_key(s) == anomaly.key and test(s)]
+    found.sort(key=lambda s: s.start_time, reverse=True)
+    return found
+
+
+def analyse(
+    anomalies: list[Anomaly],
+    window: list,
+    load_traces: Callable[[Iterable[str]], Mapping[str, list]],
+    baselines: Mapping[Key, BaselineValue],
+    th: Thresholds,
+) -> list[Group]:
+    """Group ``anomalies`` by the root cause their traces point to."""
+    blamer = Blamer(baselines, th)
+    per_anomaly: list[tuple[Anomaly, list]] = []
+    wanted: set[str] = set()
+    for anomaly in anomalies:
+        spans = evidence_spans(anomaly, window, blamer)
+        chosen, seen = [], set()
+        for s in spans:
+            if s.trace_id not in seen:
+                seen.add(s.trace_id)
+                chosen.append(s)
+            if len(chosen) >= MAX_TRACES_PER_ANOMALY:
+                break
+        anomaly.trace_ids = [s.trace_id for s in chosen]
+        wanted.update(anomaly.trace_ids)
+        per_anomaly.append((anomaly, chosen))
+
+    trees = {tid: TraceTree(spans) for tid, spans in load_traces(wanted).items()}
+    roots: dict[Key, Group] = {}
+    weights: dict[Key, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
+    examples: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for anomaly, spans in per_anomaly:
+        blame: dict[Key, float] = defaultdict(float)
+        trace_blame: dict[str, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
+        for span in spans:
+            tree = trees.get(span.trace_id) or TraceTree([span])
+            keys = blamer.culprits(span, tree)
+            for key in keys:
+                blame[key] += 1.0 / len(keys)
+                trace_blame[span.trace_id][key] += 1.0 / len(keys)
+        if not blame:
+            blame[anomaly.key] = 1.0
+        root = max(blame.items(), key=lambda kv: (kv[1], kv[0] == anomaly.key))[0]
+        group = roots.setdefault(root, Group(root=root, anomalies=[], candidates=[]))
+        group.anomalies.append(anomaly)
+        for key, w in blame.items():
+            weights[root][key] += w
+        for tid, per_key in trace_blame.items():
+            size = len(trees[tid].spans) if tid in trees else 0
+            examples[root][tid] += per_key.get(root, 0.0) + 0.001 * size  # prefer fuller traces
+
+    groups = []
+    for root, group in roots.items():
+        total = sum(weights[root].values()) or 1.0
+        group.candidates = sorted(
+            ((k, round(w / total, 4)) for k, w in weights[root].items()),
+            key=lambda kv: (-kv[1], kv[0]),
+        )
+        # The root's own anomalies first: they describe the cause.
+        group.anomalies.sort(key=lambda a: (a.key != root, a.endpoint, a.type))
+        if examples[root]:
+            group.example_trace = max(examples[root].items(), key=lambda kv: kv[1])[0]
+        groups.append(group)
+    groups.sort(key=lambda g: g.root)
+    return groups

@@ -1,0 +1,73 @@
+"""Configuration from ``AIOPS_*`` environment variables.
+
+Read when ``create_app`` runs (never at import time) so tests and gunicorn
+workers can set the environment first. Every value has a default that makes
+``python app.py`` work with nothing set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# name -> (config key, parser, default)
+_SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
+    "AIOPS_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str, None),
+    "AIOPS_DETECTION_INTERVAL": ("AIOPS_DETECTION_INTERVAL", float, 30.0),
+    "AIOPS_ENABLE_SIMULATION": ("AIOPS_ENABLE_SIMULATION", _bool, False),
+    "AIOPS_API_TOKEN": ("AIOPS_API_TOKEN", str, None),
+    "AIOPS_RECORD_REQUESTS": ("AIOPS_RECORD_REQUESTS", _bool, True),
+    "AIOPS_RECORDER": ("AIOPS_RECORDER", str, "lean"),
+    "AIOPS_SERVICE_NAME": ("AIOPS_SERVICE_NAME", str, "shop"),
+    "AIOPS_SCHEDULER": ("AIOPS_SCHEDULER", _bool, True),
+    "AIOPS_FLUSH_INTERVAL": ("AIOPS_FLUSH_INTERVAL", float, 0.2),
+    "AIOPS_BUFFER_MAX": ("AIOPS_BUFFER_MAX", int, 100_000),
+    "AIOPS_EWMA_ALPHA": ("AIOPS_EWMA_ALPHA", float, 0.1),
+    "AIOPS_MIN_BASELINE_SAMPLES": ("AIOPS_MIN_BASELINE_SAMPLES", int, 20),
+    "AIOPS_LATENCY_FACTOR": ("AIOPS_LATENCY_FACTOR", float, 3.0),
+    "AIOPS_LATENCY_MIN_DELTA_MS": ("AIOPS_LATENCY_MIN_DELTA_MS", float, 50.0),
+    "AIOPS_ERROR_RATE_THRESHOLD": ("AIOPS_ERROR_RATE_THRESHOLD", float, 0.2),
+    "AIOPS_MIN_WINDOW_REQUESTS": ("AIOPS_MIN_WINDOW_REQUESTS", int, 5),
+    "AIOPS_MIN_SLOW_REQUESTS": ("AIOPS_MIN_SLOW_REQUESTS", int, 3),
+    "AIOPS_CORRELATION_WINDOW": ("AIOPS_CORRELATION_WINDOW", float, 300.0),
+    "AIOPS_RESOLVE_AFTER_CYCLES": ("AIOPS_RESOLVE_AFTER_CYCLES", int, 3),
+    "AIOPS_RETENTION_HOURS": ("AIOPS_RETENTION_HOURS", float, 24.0),
+    "AIOPS_METRICS_WINDOW": ("AIOPS_METRICS_WINDOW", float, 300.0),
+    "AIOPS_IGNORE_SERVICES": ("AIOPS_IGNORE_SERVICES", str, "aiops"),
+    "AIOPS_DEMO_TIMEOUT": ("AIOPS_DEMO_TIMEOUT", float, 5.0),
+    "AIOPS_DEMO_BASE_URL": ("AIOPS_DEMO_BASE_URL", str, None),
+    "AIOPS_WEBHOOK_URL": ("AIOPS_WEBHOOK_URL", str, None),
+    "AIOPS_SLACK_WEBHOOK_URL": ("AIOPS_SLACK_WEBHOOK_URL", str, None),
+    "AIOPS_PAGERDUTY_ROUTING_KEY": ("AIOPS_PAGERDUTY_ROUTING_KEY", str, None),
+    "AIOPS_PAGERDUTY_URL": (
+        "AIOPS_PAGERDUTY_URL",
+        str,
+        "https://events.pagerduty.com/v2/enqueue",
+    ),
+}
+
+
+def defaults() -> dict[str, Any]:
+    """Every setting at its default value (the database URL is filled in by the app)."""
+    return {key: default for key, _, default in _SETTINGS.values()}
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parse the ``AIOPS_*`` variables that are set; raise ValueError naming a bad one."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for name, (key, parse, _default) in _SETTINGS.items():
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            config[key] = parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"{name}={raw!r} is not valid: {exc}") from None
+    return config

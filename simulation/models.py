@@ -1,0 +1,30 @@
+"""Injected faults, one row per demo endpoint.
+
+They live in the database, not in process memory, so that every gunicorn
+worker and every instance sees an injected fault on its next request.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from telemetry.db import db
+
+
+class Fault(db.Model):
+    __tablename__ = "faults"
+
+    endpoint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    delay_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    error_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    timeout: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+    def to_dict(self) -> dict:
+        return {
+            "endpoint": self.endpoint,
+            "delay_ms": self.delay_ms,
+            "error_rate": self.error_rate,
+            "timeout": self.timeout,
+        }

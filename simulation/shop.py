@@ -1,0 +1,110 @@
+"""The demo shop: ``/checkout`` calls ``/payment`` and ``/inventory`` over real HTTP.
+
+Recorded like any service. Each view first applies the fault injected for it
+(delay, error rate, hang), so ``/simulate/*`` can prove the AIOps loop end to
+end. Outgoing calls carry the trace on in a W3C ``traceparent`` header and are
+recorded as CLIENT spans, so RCA can blame a callee even when its own span has
+not arrived (it is still hanging).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import requests
+from flask import Blueprint, current_app, jsonify, request
+from opentelemetry import propagate
+from werkzeug.exceptions import BadGateway, GatewayTimeout
+
+import telemetry
+from simulation import faults
+
+bp = Blueprint("shop", __name__)
+_local = threading.local()
+
+
+class InjectedFault(RuntimeError):
+    """Raised by an endpoint that ``/simulate/error`` told to fail."""
+
+
+def _http() -> requests.Session:
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
+
+
+# Each endpoint's own work, with natural jitter (seconds): a realistic baseline.
+_WORK = {"checkout": (0.002, 0.008), "payment": (0.010, 0.030), "inventory": (0.003, 0.012)}
+
+
+def _apply_fault(endpoint: str) -> None:
+    low, high = _WORK.get(endpoint, (0.0, 0.0))
+    if high:
+        time.sleep(random.uniform(low, high))
+    fault = faults.for_endpoint(endpoint)
+    if not fault:
+        return
+    if fault["timeout"]:
+        # Hang past any caller's timeout, as a stuck dependency would.
+        time.sleep(current_app.config["AIOPS_DEMO_TIMEOUT"] + 1.0)
+    if fault["delay_ms"]:
+        time.sleep(fault["delay_ms"] / 1000.0)
+    if fault["error_rate"] and random.random() < fault["error_rate"]:
+        raise InjectedFault(f"injected error on {endpoint}")
+
+
+def _call(method: str, endpoint: str, json=None) -> dict:
+    """Call another demo endpoint; raise 504 on timeout and 502 on any other failure."""
+    base = current_app.config["AIOPS_DEMO_BASE_URL"] or request.host_url
+    timeout = current_app.config["AIOPS_DEMO_TIMEOUT"]
+    try:
+        with telemetry.active_recorder().client_span(endpoint, method) as call:
+            headers: dict[str, str] = {}
+            propagate.inject(headers)
+            response = _http().request(
+                method, base.rstrip("/") + "/" + endpoint, json=json, headers=headers, timeout=timeout
+            )
+            call["status_code"] = response.status_code
+    except requests.Timeout as exc:
+        telemetry.record_exception(exc)
+        raise GatewayTimeout(f"{endpoint} did not answer within {timeout:g}s") from exc
+    except requests.RequestException as exc:
+        telemetry.record_exception(exc)
+        raise BadGateway(f"{endpoint} could not be reached: {type(exc).__name__}") from exc
+    if response.status_code >= 500:
+        err = BadGateway(f"{endpoint} answered {response.status_code}")
+        telemetry.record_exception(err)
+        raise err
+    return response.json()
+
+
+@bp.get("/health")
+def health():
+    _apply_fault("health")
+    return jsonify(status="ok")
+
+
+@bp.post("/checkout")
+def checkout():
+    _apply_fault("checkout")
+    order = request.get_json(silent=True) or {}
+    amount = order.get("amount", 42.0)
+    stock = _call("GET", "inventory")
+    paid = _call("POST", "payment", json={"amount": amount})
+    return jsonify(status="ordered", payment=paid, inventory=stock)
+
+
+@bp.post("/payment")
+def payment():
+    _apply_fault("payment")
+    body = request.get_json(silent=True) or {}
+    return jsonify(status="paid", amount=body.get("amount", 0))
+
+
+@bp.get("/inventory")
+def inventory():
+    _apply_fault("inventory")
+    return jsonify(items={"widget": 12, "gadget": 7})

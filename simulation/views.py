@@ -1,0 +1,63 @@
+"""``/simulate/*``: fault injection for the demo, off unless ``AIOPS_ENABLE_SIMULATION=1``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, jsonify, request
+
+from aiops.auth import require_token
+from simulation import faults
+
+bp = Blueprint("simulation", __name__, url_prefix="/simulate")
+
+
+@bp.before_request
+def _enabled():
+    if not current_app.config["AIOPS_ENABLE_SIMULATION"]:
+        abort(404, description="fault injection is disabled; start with AIOPS_ENABLE_SIMULATION=1")
+
+
+def _params() -> dict:
+    params = dict(request.args)
+    body = request.get_json(silent=True)
+    if isinstance(body, dict):
+        params.update({k: v for k, v in body.items() if k not in params})
+    return params
+
+
+def _checked(parse):
+    try:
+        return parse(_params())
+    except faults.FaultError as exc:
+        abort(400, description=str(exc))
+
+
+@bp.post("/delay")
+@require_token
+def delay():
+    endpoint, duration = _checked(faults.parse_delay)
+    return jsonify(injected=faults.set_delay(endpoint, duration).to_dict())
+
+
+@bp.post("/error")
+@require_token
+def error():
+    endpoint, rate = _checked(faults.parse_error)
+    return jsonify(injected=faults.set_error(endpoint, rate).to_dict())
+
+
+@bp.post("/timeout")
+@require_token
+def timeout():
+    endpoint = _checked(faults.parse_timeout)
+    return jsonify(injected=faults.set_timeout(endpoint).to_dict())
+
+
+@bp.post("/clear")
+@require_token
+def clear():
+    return jsonify(cleared=faults.clear())
+
+
+@bp.get("/faults")
+def active():
+    return jsonify(faults=[f.to_dict() for f in faults.active()])

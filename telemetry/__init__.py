@@ -1,0 +1,115 @@
+"""Recording requests as spans and storing them.
+
+``init_app`` wires the database, the span buffer and the configured recorder
+(``lean`` by default, ``otel`` on request) into the app. Nothing here connects
+to the database or starts a thread until the first request or command needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import nullcontext
+from pathlib import Path
+
+from flask import Flask, current_app, request
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from telemetry.buffer import SpanBuffer
+from telemetry.db import configure_engine, db
+from telemetry.store import insert_spans
+
+log = logging.getLogger(__name__)
+
+
+class _Nothing:
+    """The recorder when ``AIOPS_RECORD_REQUESTS=0``: same API, records nothing."""
+
+    name = "off"
+
+    @staticmethod
+    def note_route(environ, route):
+        pass
+
+    @staticmethod
+    def record_exception(environ, exc):
+        pass
+
+    def client_span(self, peer, method):
+        return nullcontext({"status_code": None, "exception": None})
+
+
+def init_app(app: Flask) -> None:
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+        engine = db.engine
+
+    buffer = SpanBuffer(
+        lambda rows: insert_spans(engine, rows),
+        flush_interval=app.config["AIOPS_FLUSH_INTERVAL"],
+        max_size=app.config["AIOPS_BUFFER_MAX"],
+    )
+    own_service = app.config["AIOPS_SERVICE_NAME"]
+    kind = app.config["AIOPS_RECORDER"]
+    if kind not in ("lean", "otel"):
+        raise ValueError(f"AIOPS_RECORDER must be 'lean' or 'otel', not {kind!r}")
+
+    if not app.config["AIOPS_RECORD_REQUESTS"]:
+        recorder = _Nothing()
+    elif kind == "otel":
+        from telemetry.otel_recorder import OtelRecorder
+
+        recorder = OtelRecorder(app, buffer, own_service)
+    else:
+        from telemetry.recorder import LeanRecorder
+
+        recorder = LeanRecorder(app.wsgi_app, buffer, own_service)
+        app.wsgi_app = recorder
+
+    app.extensions["aiops_buffer"] = buffer
+    app.extensions["aiops_recorder"] = recorder
+    _schema_ready = threading.Event()
+
+    @app.before_request
+    def _note_route():
+        if not _schema_ready.is_set():
+            ensure_schema()
+            _schema_ready.set()
+        rule = request.url_rule
+        recorder.note_route(request.environ, rule.rule if rule is not None else None)
+
+    if recorder.name == "lean":  # the otel instrumentation records exceptions itself
+
+        @app.teardown_request
+        def _note_exception(exc):
+            if exc is not None:
+                recorder.record_exception(request.environ, exc)
+
+
+def ensure_schema() -> None:
+    """Create missing tables; safe when several workers race to do it."""
+    database = db.engine.url.database
+    if db.engine.dialect.name == "sqlite" and database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(5):
+        try:
+            db.create_all()
+            return
+        except (OperationalError, ProgrammingError) as exc:  # another worker won the race
+            log.info("schema creation raced (%s), retrying", exc.orig)
+            db.session.rollback()
+    db.create_all()
+
+
+def active_recorder():
+    return current_app.extensions["aiops_recorder"]
+
+
+def span_buffer() -> SpanBuffer:
+    return current_app.extensions["aiops_buffer"]
+
+
+def record_exception(exc: BaseException) -> None:
+    """Attach a handled exception (a dependency timeout, say) to the current request's span."""
+    active_recorder().record_exception(request.environ, exc)

@@ -1,0 +1,70 @@
+"""The span table: one row per finished span, from any recorder or ingest path.
+
+``id`` grows in commit order, so a detection cycle reads "what arrived since
+the last cycle" as an index range scan on the primary key: its cost follows
+the new spans, not the history. The other indexes serve trace lookups (RCA),
+time-bounded dashboards and retention.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from telemetry.db import db
+
+# OTLP SpanKind values, used for the ``kind`` column.
+KIND_UNSPECIFIED, KIND_INTERNAL, KIND_SERVER, KIND_CLIENT, KIND_PRODUCER, KIND_CONSUMER = range(6)
+
+# Column order of the plain tuples recorders hand to the span buffer.
+SPAN_FIELDS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "service",
+    "endpoint",
+    "kind",
+    "method",
+    "status_code",
+    "error",
+    "start_time",
+    "duration_ms",
+    "peer",
+    "exception_type",
+    "exception_message",
+    "exception_stack",
+)
+
+
+class Span(db.Model):
+    __tablename__ = "spans"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    trace_id: Mapped[str] = mapped_column(String(32))
+    span_id: Mapped[str] = mapped_column(String(16))
+    parent_span_id: Mapped[str | None] = mapped_column(String(16))
+    service: Mapped[str] = mapped_column(String(255))
+    endpoint: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[int] = mapped_column(SmallInteger, default=KIND_SERVER)
+    method: Mapped[str | None] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Seconds since the epoch (UTC); a double keeps microseconds.
+    start_time: Mapped[float] = mapped_column(Float)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    # For CLIENT spans: the endpoint called ("payment"), so RCA can blame a
+    # callee whose own span never arrived (it hung, or it is not instrumented).
+    peer: Mapped[str | None] = mapped_column(String(512))
+    exception_type: Mapped[str | None] = mapped_column(String(255))
+    exception_message: Mapped[str | None] = mapped_column(Text)
+    exception_stack: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_spans_trace_id", "trace_id"),
+        Index("ix_spans_start_time", "start_time"),
+    )
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in ("id", *SPAN_FIELDS)}

@@ -1,0 +1,79 @@
+"""Span store service functions: batched inserts, reads for detection and pages, pruning."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Engine, case, delete, func, insert, select
+
+from telemetry.db import db, write_connection
+from telemetry.models import KIND_CLIENT, SPAN_FIELDS, Span
+
+
+def insert_spans(engine: Engine, rows: Sequence[tuple]) -> None:
+    """Insert span tuples (in ``SPAN_FIELDS`` order) in one write transaction."""
+    if not rows:
+        return
+    params = [dict(zip(SPAN_FIELDS, row, strict=True)) for row in rows]
+    with write_connection(engine) as conn:
+        conn.execute(insert(Span.__table__), params)
+
+
+def max_span_id() -> int:
+    return db.session.scalar(select(func.max(Span.id))) or 0
+
+
+_T = Span.__table__
+
+
+def spans_after(cursor: int, upto: int) -> list:
+    """Span rows with ``cursor < id <= upto``: what arrived since the last cycle.
+
+    Plain rows (attribute access, no ORM identity map): a cycle reads thousands.
+    """
+    stmt = select(_T).where(_T.c.id > cursor, _T.c.id <= upto).order_by(_T.c.id)
+    return db.session.execute(stmt).all()
+
+
+def trace_spans(trace_ids: Iterable[str]) -> dict[str, list]:
+    """All stored span rows of the given traces, grouped by trace id."""
+    ids = sorted(set(trace_ids))
+    out: dict[str, list] = {t: [] for t in ids}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for row in db.session.execute(select(_T).where(_T.c.trace_id.in_(chunk))):
+            out[row.trace_id].append(row)
+    return out
+
+
+def endpoint_stats(since: float, ignore_services: Sequence[str] = ()) -> list[dict]:
+    """Per (service, endpoint, status) counts and latency since ``since`` (no CLIENT spans)."""
+    stmt = (
+        select(
+            Span.service,
+            Span.endpoint,
+            Span.status_code,
+            func.count().label("n"),
+            func.sum(Span.duration_ms).label("total_ms"),
+            func.sum(case((Span.error, 1), else_=0)).label("errors"),
+        )
+        .where(Span.start_time >= since, Span.kind != KIND_CLIENT)
+        .group_by(Span.service, Span.endpoint, Span.status_code)
+    )
+    if ignore_services:
+        stmt = stmt.where(Span.service.not_in(list(ignore_services)))
+    return [row._asdict() for row in db.session.execute(stmt)]
+
+
+def prune_spans(engine: Engine, older_than: float, batch: int = 5000) -> int:
+    """Delete spans that started before ``older_than`` in small batches (ingest keeps going)."""
+    removed = 0
+    while True:
+        with write_connection(engine) as conn:
+            ids = select(Span.id).where(Span.start_time < older_than).limit(batch)
+            result = conn.execute(delete(Span).where(Span.id.in_(ids)))
+        removed += result.rowcount or 0
+        if not result.rowcount or result.rowcount < batch:
+            return removed
+        time.sleep(0)  # let writers in between batches
