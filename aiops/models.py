@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telemetry.db import db
@@ -37,7 +37,7 @@ class DetectionState(db.Model):
     __tablename__ = "detection_state"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     last_cycle_at: Mapped[float | None] = mapped_column(Float)
     lease_until: Mapped[float | None] = mapped_column(Float)
     lease_owner: Mapped[str | None] = mapped_column(String(128))

@@ -1,0 +1,16 @@
+def test_checkout_is_recorded_with_trace(app, client):
+    from sqlalchemy import select
+
+    import telemetry
+    from telemetry.db import db
+    from telemetry.models import Span
+
+    # The test client cannot serve checkout's outgoing HTTP calls; payment alone is enough here.
+    r = client.post("/payment", json={"amount": 3})
+    assert r.status_code == 200
+    with app.app_context():
+        app.extensions["aiops_buffer"].flush()
+        spans = db.session.scalars(select(Span)).all()
+    assert [(s.service, s.endpoint, s.status_code) for s in spans] == [("shop", "payment", 200)]
+    assert len(spans[0].trace_id) == 32 and spans[0].parent_span_id is None
+    assert telemetry
