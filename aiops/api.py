@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, abort, current_app, jsonify
+from flask import Blueprint, abort, current_app, jsonify, request
 from sqlalchemy import select
 
 import telemetry
 from aiops import metrics
 from aiops.auth import require_token
 from aiops.cycle import run_claimed
+from aiops.incidents import TransitionError, transition
 from aiops.models import Incident
-from telemetry.db import db
+from telemetry.db import begin_write, db
 
 bp = Blueprint("aiops", __name__, url_prefix="/aiops")
 ANALYZE_WAIT = 15.0  # seconds to wait for a running cycle to finish
@@ -48,6 +49,44 @@ def incidents():
 @bp.get("/incidents/<incident_id>")
 def incident(incident_id: str):
     return jsonify(get_incident_or_404(incident_id).to_dict())
+
+
+def _actor() -> tuple[str, str]:
+    """Optional JSON ``{"by": ..., "comment": ...}``; anything else is a 400."""
+    if not request.get_data():
+        return "api", ""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description='the body must be a JSON object like {"by": "alice", "comment": "..."}')
+    by, comment = body.get("by", "api"), body.get("comment", "")
+    if not isinstance(by, str) or not isinstance(comment, str) or len(by) > 200 or len(comment) > 2000:
+        abort(400, description="'by' (at most 200 characters) and 'comment' (at most 2000) must be strings")
+    return by or "api", comment
+
+
+def _transition(incident_id: str, action: str):
+    by, comment = _actor()
+    begin_write()
+    incident = get_incident_or_404(incident_id)
+    try:
+        transition(incident, action, time.time(), by, comment)
+    except TransitionError as exc:
+        db.session.rollback()
+        abort(409, description=str(exc))
+    db.session.commit()
+    return jsonify(incident.to_dict())
+
+
+@bp.post("/incidents/<incident_id>/acknowledge")
+@require_token
+def acknowledge(incident_id: str):
+    return _transition(incident_id, "acknowledge")
+
+
+@bp.post("/incidents/<incident_id>/resolve")
+@require_token
+def resolve(incident_id: str):
+    return _transition(incident_id, "resolve")
 
 
 @bp.get("/metrics")

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import baseline as bl
@@ -164,3 +164,13 @@ def run_claimed(config: Mapping, *, force: bool, now: float | None = None) -> di
     except Exception:
         release()
         raise
+
+
+def prune_cycles(older_than: float) -> int:
+    """Forget cycle history past retention (incidents and baselines are kept)."""
+    begin_write()
+    removed = db.session.execute(
+        delete(DetectionCycle).where(DetectionCycle.started_at < older_than)
+    ).rowcount
+    db.session.commit()
+    return removed or 0

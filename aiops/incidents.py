@@ -156,3 +156,22 @@ def resolve_quiet(touched: Iterable[Incident], now: float, after_cycles: int) ->
             _event(incident, "resolved", now, f"no anomaly for {incident.clean_cycles} cycles")
             resolved.append(incident)
     return resolved
+
+
+class TransitionError(ValueError):
+    """The incident is not in a state that allows the requested change (a 409)."""
+
+
+def transition(incident: Incident, action: str, now: float, by: str, comment: str) -> Incident:
+    """Acknowledge or resolve by hand, recorded on the timeline (caller commits)."""
+    if incident.status == "resolved":
+        raise TransitionError(f"{incident.id} is already resolved")
+    if action == "acknowledge":
+        if incident.status == "acknowledged":
+            raise TransitionError(f"{incident.id} is already acknowledged")
+        incident.status = "acknowledged"
+    else:
+        incident.status = "resolved"
+        incident.resolved_at = now
+    _event(incident, f"{action}d", now, comment, by=by)
+    return incident

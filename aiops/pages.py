@@ -1,32 +1,191 @@
-"""HTML pages: the dashboard and an incident's page (server-rendered, autoescaped)."""
+"""HTML pages: the dashboard and an incident's page (server-rendered, autoescaped).
+
+Every string shown here came from telemetry (span names, services, exception
+and anomaly messages, incident titles) and is hostile. The templates are
+``.html`` so Jinja escapes everything they print; nothing is marked safe and
+no HTML is built in Python; ``style`` attributes only ever get numbers, which
+the templates format with ``%d``/``%.2f`` (a string there is a render error,
+not markup).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+import math
+import time
+from collections.abc import Iterable, Mapping
+
+from flask import Blueprint, current_app, render_template, request
 
 from aiops import metrics, waterfall
 from aiops.api import get_incident_or_404, list_incidents
+from aiops.detect import Thresholds
 from telemetry import store
 
 bp = Blueprint("pages", __name__)
 
+REFRESH_SECONDS = 30  # the dashboard reloads itself this often (``?refresh=0`` pauses)
+MAX_ANOMALY_ROWS = 50  # raw observations listed on an incident page
+
+
+# -- pure helpers (plain data in and out) -------------------------------------------
+
+
+def endpoint_health(endpoints: Mapping[str, Mapping], th: Thresholds, active: Iterable) -> dict:
+    """Per dashboard endpoint: ``state`` (incident|errors|slow|learning|ok), the latency
+    ratio to the baseline, and the active incidents that name it (root cause first)."""
+    active = list(active)
+    out = {}
+    for name, m in endpoints.items():
+        base = m.get("baseline_latency_ms")
+        avg = m.get("avg_latency_ms") or 0.0
+        ratio = avg / base if base else None
+        key = (m.get("service"), m.get("endpoint"))
+        roots = [i for i in active if (i.root_service, i.root_endpoint) == key]
+        touched = [i for i in active if i not in roots and i.root_service == key[0]
+                   and key[1] in (i.affected or [])]
+        if roots:
+            state = "incident"
+        elif m.get("error_rate", 0.0) > th.error_rate:
+            state = "errors"
+        elif base and avg > th.latency_factor * base and avg - base > th.latency_min_delta_ms:
+            state = "slow"
+        elif base is None:
+            state = "learning"
+        else:
+            state = "ok"
+        out[name] = {"state": state, "ratio": ratio, "roots": roots, "touched": touched}
+    return out
+
+
+def anomaly_summary(anomalies: Iterable[Mapping], root: tuple[str, str]) -> list[dict]:
+    """Fold an incident's per-cycle anomalies into one row per (endpoint, type).
+
+    Rows: ``service``, ``endpoint``, ``type``, ``cycles`` (how many observations),
+    ``first``/``last`` (ISO times), ``peak`` observed, latest ``baseline`` and
+    ``message``, and ``root`` (the row is about the root-cause endpoint). Root
+    cause first, then by endpoint and type.
+    """
+    rows: dict[tuple, dict] = {}
+    for a in anomalies:
+        key = (a["service"], a["endpoint"], a["type"])
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = {
+                "service": a["service"], "endpoint": a["endpoint"], "type": a["type"],
+                "cycles": 0, "first": a["detected_at"], "peak": a["observed"],
+                "root": (a["service"], a["endpoint"]) == tuple(root),
+            }
+        row["cycles"] += 1
+        row["last"] = a["detected_at"]
+        row["baseline"] = a["baseline"]
+        row["message"] = a["message"]
+        row["peak"] = max(row["peak"], a["observed"])
+    return sorted(rows.values(), key=lambda r: (not r["root"], r["endpoint"], r["service"], r["type"]))
+
+
+def ago(seconds: float | None) -> str:
+    """``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``: a compact age or duration."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = max(int(seconds), 0)
+    if s < 90:
+        return f"{s} s"
+    if s < 3600:
+        return f"{round(s / 60)} min"
+    if s < 86400:
+        h, rest = divmod(s, 3600)
+        return f"{h} h {rest // 60} min" if rest >= 60 else f"{h} h"
+    d, rest = divmod(s, 86400)
+    return f"{d} d {rest // 3600} h" if rest >= 3600 else f"{d} d"
+
+
+def fmt_ms(value: float | None) -> str:
+    """``8.9 ms``, ``624 ms``, ``3,046 ms``."""
+    if value is None:
+        return "-"
+    if value == 0:
+        return "0 ms"
+    return f"{value:.1f} ms" if abs(value) < 100 else f"{value:,.0f} ms"
+
+
+def fmt_observed(kind: str, value: float | None) -> str:
+    """An anomaly's number in its own unit (latency in ms, error rate in %, timeouts counted)."""
+    if value is None:
+        return "-"
+    if kind == "latency":
+        return fmt_ms(value)
+    if kind == "error":
+        return f"{100 * value:.1f}%"
+    if kind == "timeout":
+        return f"{value:.0f} calls"
+    return f"{value:g}"
+
+
+def _refresh_seconds() -> int:
+    """``?refresh=N`` (0 pauses) overrides the default; clamped to 5..3600 s."""
+    raw = request.args.get("refresh", "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return REFRESH_SECONDS
+    return 0 if value <= 0 else min(max(value, 5), 3600)
+
+
+# -- views ----------------------------------------------------------------------------
+
+
+@bp.app_template_filter("ms")
+def _ms_filter(value):
+    return fmt_ms(value)
+
+
+@bp.app_template_filter("ago")
+def _ago_filter(seconds):
+    return ago(seconds)
+
+
+@bp.app_template_global("observed")
+def _observed(kind, value):
+    return fmt_observed(kind, value)
+
 
 @bp.get("/")
 def dashboard():
+    config = current_app.config
+    now = time.time()
     active, resolved = list_incidents(limit=20)
+    endpoints = metrics.current(config, now=now)
     return render_template(
         "dashboard.html",
-        endpoints=metrics.current(current_app.config),
+        endpoints=endpoints,
+        health=endpoint_health(endpoints, Thresholds.from_config(config), active),
         active=active,
         resolved=resolved,
-        window_s=current_app.config["AIOPS_METRICS_WINDOW"],
+        window_s=config["AIOPS_METRICS_WINDOW"],
+        now=now,
+        refresh=_refresh_seconds(),
     )
 
 
 @bp.get("/incidents/<incident_id>")
 def incident_page(incident_id: str):
     incident = get_incident_or_404(incident_id)
-    rows = []
+    data = incident.to_dict()
+    root = (incident.root_service, incident.root_endpoint)
+    spans = []
     if incident.trace_id:
-        rows = waterfall.layout(store.trace_spans([incident.trace_id]).get(incident.trace_id, []))
-    return render_template("incident.html", incident=incident, data=incident.to_dict(), rows=rows)
+        spans = store.trace_spans([incident.trace_id]).get(incident.trace_id, [])
+    rows = waterfall.layout(spans, highlight=root)
+    total = waterfall.total_ms(rows)
+    return render_template(
+        "incident.html",
+        incident=incident,
+        data=data,
+        summary=anomaly_summary(data["anomalies"], root),
+        observations=list(reversed(data["anomalies"]))[:MAX_ANOMALY_ROWS],
+        rows=rows,
+        span_count=len(spans),
+        trace_ms=total,
+        ticks=waterfall.ticks(total),
+        now=time.time(),
+    )

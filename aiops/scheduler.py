@@ -16,7 +16,7 @@ import time
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from aiops.cycle import run_claimed
+from aiops.cycle import prune_cycles, run_claimed
 from telemetry import store
 from telemetry.db import db
 
@@ -50,6 +50,7 @@ def _maybe_prune(app: Flask) -> None:
     state["at"] = now
     cutoff = now - app.config["AIOPS_RETENTION_HOURS"] * 3600
     try:
+        prune_cycles(cutoff)
         removed = store.prune_spans(db.engine, cutoff)
         if removed:
             log.info("retention: pruned %d spans older than %.1f h", removed,

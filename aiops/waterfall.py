@@ -1,43 +1,105 @@
-"""Lay out one trace as a waterfall: rows in call order with offsets in percent."""
+"""Lay out one trace as a waterfall: rows in call order with offsets in percent.
+
+Pure logic: span rows in (anything with the span columns as attributes), plain
+dicts out. Spans come from telemetry and may be malformed (a parent that never
+arrived, a parent cycle, a duplicated span id, a NaN duration): every span still
+gets exactly one row, and ``left``/``width`` are always finite numbers in
+``0..100``, since the page puts them in a ``style`` attribute.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 
+from aiops.rca import span_key
 from telemetry.models import KIND_CLIENT
 
+MAX_ROWS = 500
+MIN_WIDTH = 0.3  # % of the track: a 0 ms span still shows as a sliver
 
-def layout(spans: Iterable) -> list[dict]:
-    """Depth-first rows (parents before children) with ``left``/``width`` in % of the trace."""
+
+def _num(value) -> float:
+    """A finite, non-negative float (0.0 for None, NaN, infinities, negatives)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def _order(spans: Iterable) -> list:
+    return sorted(spans, key=lambda s: (_num(s.start_time), str(s.span_id)))
+
+
+def layout(spans: Iterable, highlight: tuple[str, str] | None = None,
+           max_rows: int = MAX_ROWS) -> list[dict]:
+    """Depth-first rows (parents before children, siblings by start time).
+
+    Each row: ``span``, ``depth``, ``client`` (a CLIENT span: an outgoing call),
+    ``culprit`` (the span speaks for ``highlight``, the incident's root cause),
+    ``offset_ms`` and ``duration_ms`` (sanitised), and ``left``/``width`` in % of
+    the whole trace. At most ``max_rows`` rows.
+    """
     spans = list(spans)
     if not spans:
         return []
     ids = {s.span_id for s in spans}
-    children = defaultdict(list)
+    children: dict = defaultdict(list)
     roots = []
     for s in spans:
-        if s.parent_span_id in ids:
+        if s.parent_span_id in ids and s.parent_span_id != s.span_id:
             children[s.parent_span_id].append(s)
         else:
             roots.append(s)  # true roots, and orphans whose parent never arrived
-    start = min(s.start_time for s in spans)
-    end = max(s.start_time + s.duration_ms / 1000.0 for s in spans)
+    start = min(_num(s.start_time) for s in spans)
+    end = max(_num(s.start_time) + _num(s.duration_ms) / 1000.0 for s in spans)
     total = max(end - start, 1e-6)
+
     rows: list[dict] = []
+    placed: set[int] = set()  # id() of spans already laid out (cycles, duplicate span ids)
 
-    def walk(span, depth: int) -> None:
-        rows.append({
-            "span": span,
-            "depth": depth,
-            "client": span.kind == KIND_CLIENT,
-            "left": round(100.0 * (span.start_time - start) / total, 3),
-            "width": max(round(100.0 * (span.duration_ms / 1000.0) / total, 3), 0.3),
-        })
-        for child in sorted(children[span.span_id], key=lambda c: c.start_time):
-            if len(rows) < 500:
-                walk(child, depth + 1)
+    def walk(root) -> None:
+        stack = [(root, 0)]
+        while stack and len(rows) < max_rows:
+            span, depth = stack.pop()
+            if id(span) in placed:
+                continue
+            placed.add(id(span))
+            offset_s = _num(span.start_time) - start
+            duration_ms = _num(span.duration_ms)
+            left = min(max(100.0 * offset_s / total, 0.0), 100.0)
+            width = min(max(100.0 * (duration_ms / 1000.0) / total, MIN_WIDTH), 100.0)
+            rows.append({
+                "span": span,
+                "depth": depth,
+                "client": span.kind == KIND_CLIENT,
+                "culprit": highlight is not None and span_key(span) == tuple(highlight),
+                "offset_ms": round(offset_s * 1000.0, 3),
+                "duration_ms": round(duration_ms, 3),
+                "left": round(left, 3),
+                "width": round(width, 3),
+            })
+            for child in reversed(_order(children.get(span.span_id, ()))):
+                stack.append((child, depth + 1))
 
-    for root in sorted(roots, key=lambda s: s.start_time):
-        walk(root, 0)
+    for root in _order(roots):
+        walk(root)
+    # Spans caught in a parent cycle are reachable from no root: lay them out too.
+    for span in _order(spans):
+        if id(span) not in placed:
+            walk(span)
     return rows
+
+
+def total_ms(rows: list[dict]) -> float:
+    """The trace's length: from its first start to its last end."""
+    return max((r["offset_ms"] + r["duration_ms"] for r in rows), default=0.0)
+
+
+def ticks(total: float, count: int = 4) -> list[dict]:
+    """Evenly spaced axis labels: ``{"left": % of the track, "ms": offset}``."""
+    if total <= 0 or count < 1:
+        return []
+    return [{"left": round(100.0 * i / count, 3), "ms": total * i / count} for i in range(count + 1)]

@@ -16,7 +16,7 @@ from flask import Flask, current_app, request
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from telemetry.buffer import SpanBuffer
-from telemetry.db import configure_engine, db
+from telemetry.db import configure_engine, db, write_connection
 from telemetry.store import insert_spans
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,10 @@ def init_app(app: Flask) -> None:
 
     app.extensions["aiops_buffer"] = buffer
     app.extensions["aiops_recorder"] = recorder
+
+    from telemetry.ingest import bp as otlp_bp
+
+    app.register_blueprint(otlp_bp)
     _schema_ready = threading.Event()
 
     @app.before_request
@@ -92,6 +96,12 @@ def ensure_schema() -> None:
     database = db.engine.url.database
     if db.engine.dialect.name == "sqlite" and database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if db.engine.dialect.name == "sqlite":
+        # A deferred transaction that reads the schema and then creates a table fails at
+        # once ("database is locked") when another worker writes; take the write lock first.
+        with write_connection(db.engine) as conn:
+            db.metadata.create_all(conn)
+        return
     for _attempt in range(5):
         try:
             db.create_all()

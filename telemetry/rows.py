@@ -27,7 +27,10 @@ def endpoint_for_route(route: str | None) -> str:
 def exception_fields(exc: BaseException) -> tuple[str, str, str]:
     """(type, message, stack) as the OpenTelemetry SDK's ``record_exception`` writes them."""
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return type(exc).__name__, str(exc), stack
+    cls = type(exc)
+    module = cls.__module__
+    name = f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
+    return name, str(exc), stack
 
 
 def is_error(status_code: int | None, has_exception: bool) -> bool:

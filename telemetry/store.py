@@ -5,10 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Engine, case, delete, func, insert, select
+from sqlalchemy import Engine, case, delete, func, insert, select, text
 
 from telemetry.db import db, write_connection
 from telemetry.models import KIND_CLIENT, SPAN_FIELDS, Span
+
+
+# PostgreSQL hands out ids at INSERT but shows the rows at COMMIT, so concurrent
+# writers can commit out of id order: a cycle that read up to max(id) would then
+# skip the smaller ids committed after it. Span writers hold this advisory lock
+# shared; max_span_id() takes it exclusively for a moment, which waits out the
+# inserts in flight, so every smaller id is committed when it returns. (SQLite
+# writers are serialized already.)
+_SPAN_WRITE_LOCK = 0x41494F7053  # "AIOps"
 
 
 def insert_spans(engine: Engine, rows: Sequence[tuple]) -> None:
@@ -17,10 +26,17 @@ def insert_spans(engine: Engine, rows: Sequence[tuple]) -> None:
         return
     params = [dict(zip(SPAN_FIELDS, row, strict=True)) for row in rows]
     with write_connection(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": _SPAN_WRITE_LOCK})
         conn.execute(insert(Span.__table__), params)
 
 
 def max_span_id() -> int:
+    """The highest span id such that every span with a smaller id is already committed."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SPAN_WRITE_LOCK})
+            return conn.scalar(select(func.max(Span.id))) or 0
     return db.session.scalar(select(func.max(Span.id))) or 0
 
 

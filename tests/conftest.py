@@ -70,15 +70,25 @@ def make_app(db_url: str, **config):
     return app
 
 
+def dispose_app(app) -> None:
+    """Write what the app's span buffer still holds, then close its connections.
+
+    Flushing first means the buffer's writer thread (it outlives the test) has
+    nothing left to write into a database the fixture is about to drop.
+    """
+    from telemetry.db import db
+
+    with app.app_context():
+        app.extensions["aiops_buffer"].flush()
+        db.session.remove()
+        db.engine.dispose()
+
+
 @pytest.fixture
 def app(db_url):
     app = make_app(db_url)
     yield app
-    from telemetry.db import db
-
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    dispose_app(app)
 
 
 @pytest.fixture

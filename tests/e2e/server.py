@@ -21,25 +21,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _no_control_socket() -> list[str]:
+    """Newer gunicorn opens a control socket at one fixed path per user; servers started side
+    by side (two instances, parallel test runs) would fight over it, and tests never use it."""
+    from gunicorn import config
+
+    names = {setting.name for setting in config.KNOWN_SETTINGS}
+    return ["--no-control-socket"] if "control_socket_disable" in names else []
+
+
 class GunicornServer:
     """``gunicorn -w N -k gthread 'app:create_app()'`` with the given AIOPS_* environment."""
 
-    def __init__(self, env: dict[str, str], workers: int = 4, threads: int = 8, log_path: Path | None = None):
+    def __init__(self, env: dict[str, str], workers: int = 4, threads: int = 8, log_path: Path | None = None,
+                 extra_args: list[str] | None = None):
         self.env = {**os.environ, **{k: str(v) for k, v in env.items()}}
         self.workers = workers
         self.threads = threads
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> GunicornServer:
         cmd = [
             sys.executable, "-m", "gunicorn", "-w", str(self.workers), "-k", "gthread",
-            "--threads", str(self.threads), "-b", f"127.0.0.1:{self.port}", "app:create_app()",
+            "--threads", str(self.threads), "-b", f"127.0.0.1:{self.port}",
+            *_no_control_socket(), *self.extra_args, "app:create_app()",
         ]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            if self.log_path:
+                out.close()  # the child has its own copy
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

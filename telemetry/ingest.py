@@ -1,0 +1,110 @@
+"""``POST /v1/traces``: OTLP/HTTP trace ingest (the Flask edge of :mod:`telemetry.otlp`).
+
+Point an OpenTelemetry SDK or Collector's ``otlphttp`` exporter here, with
+protobuf or JSON, gzip or not. Status codes follow the OTLP/HTTP spec, since
+exporters decide from them whether to retry:
+
+- 200: the batch is stored. The body is an ``ExportTraceServiceResponse`` in
+  the request's encoding, with ``partial_success`` (``rejected_spans`` and an
+  ``error_message``) when some spans were invalid and dropped.
+- 400: the body cannot be decoded (truncated protobuf, bad JSON or gzip,
+  wrong types, an empty body) or every span in it is invalid. Clients never
+  retry a 400. Nothing is stored.
+- 413: over ``AIOPS_OTLP_MAX_BYTES`` after decompression; the gzip stream is
+  inflated chunk by chunk and abandoned at the limit, so a small "gzip bomb"
+  costs at most the limit in memory (deflate, which the Python exporter
+  offers, is handled the same way). Flask's ``MAX_CONTENT_LENGTH`` is
+  replaced by this limit for this route, so the 413 is in OTLP's format too.
+- 415: a content type other than ``application/x-protobuf`` or
+  ``application/json``, or a content coding other than gzip or deflate.
+- 503 with ``Retry-After``: the database could not store the batch. The
+  exporters retry 503 (not 429), so nothing acknowledged is ever lost.
+
+Error bodies are a ``google.rpc.Status`` in the request's encoding, as the
+spec says. When the content type is not an OTLP one there is no encoding to
+answer in, so that 415 uses the project's JSON error (``{"error", "message"}``).
+
+A batch is written synchronously in one transaction before the answer, never
+through the lossy in-memory span buffer: a 200 means stored. The detection
+cycle reads it by span id like any recorded request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from google.rpc import code_pb2
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from telemetry import otlp
+from telemetry.db import db
+from telemetry.store import insert_spans
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("otlp", __name__)
+
+CHUNK = 64 * 1024
+GZIP_SLACK = 64 * 1024  # gzip may grow incompressible data a little on the wire
+RETRY_AFTER = "2"
+_CODINGS = {"": None, "identity": None, "gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
+
+
+def _status(http_code: int, rpc_code: int, message: str, content_type: str) -> Response:
+    return Response(otlp.status_body(rpc_code, message, content_type), status=http_code,
+                    content_type=content_type)
+
+
+def _chunks(stream) -> Iterator[bytes]:
+    while True:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+@bp.post("/v1/traces")
+def export_traces():
+    content_type = request.mimetype
+    if content_type not in otlp.CONTENT_TYPES:
+        response = jsonify(
+            error="Unsupported Media Type",
+            message=f"Content-Type must be {otlp.PROTOBUF} or {otlp.JSON}, not {content_type or 'none'!r}",
+        )
+        response.status_code = 415
+        return response
+    coding = _CODINGS.get(request.headers.get("Content-Encoding", "").strip().lower(), "?")
+    if coding == "?":
+        return _status(415, code_pb2.INVALID_ARGUMENT,
+                       f"Content-Encoding {request.headers['Content-Encoding']!r} is not supported "
+                       "(use gzip, deflate or none)", content_type)
+
+    limit = current_app.config["AIOPS_OTLP_MAX_BYTES"]
+    too_large = f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)"
+    # Replace MAX_CONTENT_LENGTH for this request (Flask >= 3.1), before the body is touched.
+    request.max_content_length = limit + GZIP_SLACK
+    try:
+        body = otlp.read_body(_chunks(request.stream), coding=coding, limit=limit)
+        message = otlp.parse(body, content_type)
+    except (otlp.PayloadTooLarge, RequestEntityTooLarge):
+        return _status(413, code_pb2.RESOURCE_EXHAUSTED, too_large, content_type)
+    except otlp.OtlpError as exc:
+        return _status(400, code_pb2.INVALID_ARGUMENT, str(exc), content_type)
+
+    mapped = otlp.to_rows(message)
+    if mapped.rejected and not mapped.rows:
+        return _status(400, code_pb2.INVALID_ARGUMENT, mapped.error_message, content_type)
+    try:
+        insert_spans(db.engine, mapped.rows)
+    except Exception:  # noqa: BLE001 - any store failure is retryable for the client
+        log.exception("could not store an OTLP batch of %d spans", len(mapped.rows))
+        response = _status(503, code_pb2.UNAVAILABLE, "the span store is unavailable; retry later",
+                           content_type)
+        response.headers["Retry-After"] = RETRY_AFTER
+        return response
+    if mapped.rejected:
+        log.info("OTLP batch: stored %d spans, %s", len(mapped.rows), mapped.error_message)
+    return Response(otlp.encode(otlp.export_response(mapped), content_type), status=200,
+                    content_type=content_type)

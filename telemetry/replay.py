@@ -1,0 +1,216 @@
+"""Replaying OTLP/JSON lines files into the store, with detection on the data's own clock.
+
+The input is what the OpenTelemetry Collector's file exporter writes: one
+``ExportTraceServiceRequest`` in OTLP/JSON per line, optionally gzipped
+(recognised by its magic bytes, whatever the file is called).
+
+Files are replayed one after the other, in the order given. Inside a file,
+lines need not be in time order (exporters batch per service, so one line can
+cover minutes), so spans are first grouped into detection windows of
+``interval`` seconds of *span start time*: window ``w`` holds the spans that
+started in ``[w * interval, (w + 1) * interval)``. When the file is read, the
+windows are replayed oldest first: insert the window's spans, then run one
+detection cycle with ``now`` at the window's end, exactly what the live
+scheduler would have seen. Empty windows between two busy ones get empty
+cycles too (at most ``max_idle_cycles`` in a row: enough for quiet incidents to
+resolve, not a million cycles over a gap of days).
+
+Memory is bounded by ``max_pending`` spans: past it, the oldest windows are
+replayed early, and a span that arrives later for a window already replayed
+goes into the next open window (counted as ``late``; detection reads spans by
+arrival, so it is still analysed, one cycle later). Each file starts a new
+clock, so a file older than the previous one (a fault case after normal
+traffic, say) replays as its own period.
+
+A malformed line is reported with its file and line number and skipped; the
+rest of the file still replays. Pure logic: the caller passes the functions
+that insert rows and run a cycle, so this module knows nothing of Flask.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from telemetry import otlp
+from telemetry.models import SPAN_FIELDS
+
+Insert = Callable[[Sequence[tuple]], None]
+Cycle = Callable[[float], dict | None]
+Progress = Callable[[int], None]
+
+START = SPAN_FIELDS.index("start_time")
+INSERT_CHUNK = 20_000
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass
+class ReplayStats:
+    files: int = 0
+    lines: int = 0
+    bad_lines: int = 0
+    spans: int = 0
+    rejected: int = 0
+    late: int = 0
+    cycles: int = 0
+    idle_cycles: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+    @property
+    def spans_per_second(self) -> float:
+        return self.spans / self.seconds if self.seconds > 0 else 0.0
+
+
+class Replay:
+    def __init__(
+        self,
+        insert: Insert,
+        cycle: Cycle,
+        interval: float,
+        *,
+        max_pending: int = 500_000,
+        max_idle_cycles: int = 3,
+        warn: Callable[[str], None] = lambda message: None,
+    ):
+        if interval <= 0:
+            raise ValueError("the detection interval must be positive")
+        self.insert = insert
+        self.cycle = cycle
+        self.interval = float(interval)
+        self.max_pending = max(1, max_pending)
+        self.max_idle_cycles = max_idle_cycles
+        self.warn = warn
+        self.stats = ReplayStats()
+        self.summaries: list[dict] = []
+        self._pending: dict[int, list[tuple]] = {}
+        self._pending_count = 0
+        self._last_window: int | None = None  # last window replayed (any file)
+        self._file_window: int | None = None  # last window replayed from the current file
+
+    # -- reading ------------------------------------------------------------------
+
+    def read_file(self, path: str | Path, progress: Progress | None = None) -> None:
+        """Read one file's spans into windows (replaying early only under memory pressure).
+
+        ``progress`` is called with the number of file bytes consumed since its last call.
+        """
+        started = time.perf_counter()
+        path = Path(path)
+        self.stats.files += 1
+        self._file_window = None
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+            reported = 0
+            lineno = 0
+            try:
+                for lineno, line in enumerate(stream, 1):  # noqa: B007 - used after the loop
+                    self._line(path, lineno, line)
+                    if progress is not None:
+                        pos = raw.tell()
+                        progress(pos - reported)
+                        reported = pos
+            except (OSError, EOFError, zlib.error) as exc:  # a corrupt or truncated .gz
+                self.stats.bad_lines += 1
+                self.warn(f"{path}:{lineno + 1}: cannot read further ({exc}); "
+                          "the rest of the file is skipped")
+            self.stats.bytes_read += raw.tell()
+            if progress is not None:
+                progress(raw.tell() - reported)
+        self.stats.seconds += time.perf_counter() - started
+
+    def _line(self, path: Path, lineno: int, line: bytes) -> None:
+        if not line.strip():
+            return
+        self.stats.lines += 1
+        try:
+            mapped = otlp.to_rows(otlp.parse_json(line))
+        except otlp.OtlpError as exc:
+            self.stats.bad_lines += 1
+            self.warn(f"{path}:{lineno}: skipped: {exc}")
+            return
+        if mapped.rejected:
+            self.stats.rejected += mapped.rejected
+            self.warn(f"{path}:{lineno}: {mapped.error_message}")
+        for row in mapped.rows:
+            self._add(row)
+        if self._pending_count > self.max_pending:
+            self._replay_oldest(self.max_pending // 2)
+
+    def _add(self, row: tuple) -> None:
+        window = math.floor(row[START] / self.interval)
+        if self._file_window is not None and window <= self._file_window:
+            window = self._file_window + 1
+            self.stats.late += 1
+        self._pending.setdefault(window, []).append(row)
+        self._pending_count += 1
+        self.stats.spans += 1
+
+    # -- replaying ----------------------------------------------------------------
+
+    def pending_cycles(self) -> int:
+        """How many cycles :meth:`flush` will run (busy windows and the idle ones between)."""
+        return len(self._plan(sorted(self._pending)))
+
+    def flush(self, on_cycle: Callable[[], None] | None = None) -> None:
+        """Replay every window read so far, oldest first (call after each file)."""
+        started = time.perf_counter()
+        self._replay(sorted(self._pending), on_cycle)
+        self.stats.seconds += time.perf_counter() - started
+
+    def _replay_oldest(self, keep: int) -> None:
+        windows = []
+        left = self._pending_count
+        for window in sorted(self._pending):
+            if left <= keep:
+                break
+            windows.append(window)
+            left -= len(self._pending[window])
+        self._replay(windows, None)
+
+    def _plan(self, windows: list[int]) -> list[tuple[int, bool]]:
+        """(window, busy) in replay order, with capped idle windows filling gaps."""
+        plan: list[tuple[int, bool]] = []
+        last = self._last_window
+        for window in windows:
+            if last is not None and window > last + 1:
+                for idle in range(last + 1, min(window, last + 1 + self.max_idle_cycles)):
+                    plan.append((idle, False))
+            plan.append((window, True))
+            last = window
+        return plan
+
+    def _replay(self, windows: list[int], on_cycle: Callable[[], None] | None) -> None:
+        for window, busy in self._plan(windows):
+            if busy:
+                rows = self._pending.pop(window)
+                self._pending_count -= len(rows)
+                rows.sort(key=lambda r: r[START])
+                for i in range(0, len(rows), INSERT_CHUNK):
+                    self.insert(rows[i : i + INSERT_CHUNK])
+                self._file_window = window
+            else:
+                self.stats.idle_cycles += 1
+            summary = self.cycle((window + 1) * self.interval)
+            self.stats.cycles += 1
+            if summary is not None:
+                self.summaries.append(summary)
+            self._last_window = window
+            if on_cycle is not None:
+                on_cycle()
+
+    def incident_ids(self) -> list[str]:
+        """Incidents the replay's cycles opened or updated, in the order first seen."""
+        seen: dict[str, None] = {}
+        for summary in self.summaries:
+            for key in ("incidents_opened", "incidents_updated"):
+                for incident_id in summary.get(key, ()):
+                    seen.setdefault(incident_id, None)
+        return list(seen)

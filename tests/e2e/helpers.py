@@ -1,0 +1,190 @@
+"""Shared pieces of the end-to-end scenarios: a demo server's environment, traffic, assertions.
+
+Every scenario runs a real gunicorn (4 gthread workers) on loopback against a
+real database, drives ``POST /checkout`` from several client threads (checkout
+calls payment and inventory over real HTTP), injects faults through
+``/simulate/*`` and triggers detection with ``POST /aiops/analyze``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from tests.e2e.server import GunicornServer
+
+DEMO_ENDPOINTS = ("checkout", "payment", "inventory")
+
+# Make the app's own INFO logs (scheduler start, cycle summaries) reach the
+# server log next to gunicorn's; access lines stay off to keep the log short.
+LOG_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["error_console"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+    },
+}
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'aiops.db'}"
+
+
+def shop_env(db_url: str, **overrides) -> dict[str, str]:
+    """The environment of a demo server: simulation on, scheduler off (tests trigger cycles)."""
+    env = {
+        "AIOPS_DATABASE_URL": db_url,
+        "AIOPS_ENABLE_SIMULATION": "1",
+        "AIOPS_SCHEDULER": "0",
+        "AIOPS_RECORDER": "lean",
+        "AIOPS_FLUSH_INTERVAL": "0.1",
+        "AIOPS_MIN_BASELINE_SAMPLES": "20",
+        "AIOPS_API_TOKEN": "",
+    }
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+@contextmanager
+def running(tmp_path: Path, env: dict[str, str], name: str = "server", workers: int = 4):
+    """A started GunicornServer logging to ``tmp_path/<name>.log``; stopped on exit."""
+    log_config = tmp_path / "gunicorn-logging.json"
+    log_config.write_text(json.dumps(LOG_CONFIG))
+    server = GunicornServer(env, workers=workers, log_path=tmp_path / f"{name}.log",
+                            extra_args=["--log-config-json", str(log_config)])
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def checkouts(url: str, count: int, threads: int, timeout: float = 30.0) -> collections.Counter:
+    """Send exactly ``count`` ``POST /checkout`` from ``threads`` concurrent clients.
+
+    Returns a tally of status codes (or exception names) so a test can see
+    what the traffic experienced.
+    """
+    tally: collections.Counter = collections.Counter()
+    lock = threading.Lock()
+    remaining = [count]
+
+    def client() -> None:
+        session = requests.Session()
+        while True:
+            with lock:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+            try:
+                response = session.post(url + "/checkout", json={"amount": 10}, timeout=timeout)
+                code: int | str = response.status_code
+            except requests.RequestException as exc:
+                code = type(exc).__name__
+            with lock:
+                tally[code] += 1
+
+    pool = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return tally
+
+
+def analyze(server: GunicornServer) -> dict:
+    response = server.post("/aiops/analyze", timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def incidents(server: GunicornServer) -> dict:
+    response = server.get("/aiops/incidents")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def metrics(server: GunicornServer) -> dict:
+    response = server.get("/aiops/metrics")
+    assert response.status_code == 200, response.text
+    return response.json()["metrics"]
+
+
+def inject(server: GunicornServer, kind: str, **params) -> dict:
+    response = server.post(f"/simulate/{kind}", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()["injected"]
+
+
+def warm_up(server: GunicornServer, rounds: int = 2, per_round: int = 30, threads: int = 6) -> dict:
+    """Normal traffic and a cycle per round, until every demo endpoint has a ready baseline."""
+    for _ in range(rounds):
+        tally = checkouts(server.url, per_round, threads)
+        assert tally == {200: per_round}, f"warm-up traffic failed: {dict(tally)}"
+        summary = analyze(server)
+        assert summary["anomalies"] == [], f"false alarm during warm-up: {summary}"
+    current = metrics(server)
+    for name in DEMO_ENDPOINTS:
+        assert current[name]["baseline_latency_ms"] is not None, f"no baseline for {name}: {current}"
+    assert incidents(server)["active_incidents"] == []
+    return current
+
+
+def only_incident(server: GunicornServer) -> dict:
+    """The single active incident (asserting there is exactly one, and none resolved)."""
+    data = incidents(server)
+    active = data["active_incidents"]
+    summary = [(i["id"], i["root_cause"], i["affected_endpoints"]) for i in active]
+    assert len(active) == 1, f"expected exactly one active incident, got {summary}"
+    assert data["resolved_incidents"] == [], data["resolved_incidents"]
+    return active[0]
+
+
+def assert_root(incident: dict, endpoint: str, service: str = "shop") -> None:
+    root = incident["root_cause"]
+    assert (root["service"], root["endpoint"]) == (service, endpoint), incident
+    best = incident["root_cause_candidates"][0]
+    assert (best["service"], best["endpoint"]) == (service, endpoint), incident["root_cause_candidates"]
+    assert incident["status"] == "open"
+    assert incident["affected_endpoints"][0] == endpoint, incident["affected_endpoints"]
+    assert incident["trace_correlation"]["trace_id"], incident
+
+
+def wait_for(condition, what: str, timeout: float = 20.0, every: float = 0.2) -> None:
+    """Poll ``condition`` until true: for events no API call can trigger (a hung request ending)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def reach_every_worker(server: GunicornServer, served, workers: int, rounds: int = 50) -> None:
+    """Send bursts of requests on fresh connections until ``served()`` names ``workers`` pids.
+
+    Keep-alive clients stick to the worker that accepted their connection, so
+    steady traffic can leave a worker idle; new connections spread over them.
+    """
+    def hit() -> None:
+        try:
+            requests.get(server.url + "/health", headers={"Connection": "close"}, timeout=10)
+        except requests.RequestException:
+            pass
+
+    for _ in range(rounds):
+        if len(served()) >= workers:
+            return
+        burst = [threading.Thread(target=hit) for _ in range(16)]
+        for t in burst:
+            t.start()
+        for t in burst:
+            t.join()
+    assert len(served()) >= workers, f"only workers {sorted(served())} were reached"

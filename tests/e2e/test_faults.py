@@ -1,0 +1,117 @@
+"""Injected faults end to end: one incident per fault, blamed on the endpoint that caused it.
+
+Each test starts gunicorn (4 gthread workers) on a fresh database, learns
+baselines from normal checkout traffic, injects one fault through
+``/simulate/*``, drives concurrent checkouts through it and triggers detection
+with ``POST /aiops/analyze``. The incident must name the faulty endpoint as
+its root cause even though checkout (its caller) is just as visibly broken.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e import helpers as h
+
+pytestmark = pytest.mark.e2e
+
+RECORDERS = ["lean", "otel"]
+
+
+def _assert_single(server, root: str, affected: set[str]) -> dict:
+    incident = h.only_incident(server)
+    h.assert_root(incident, root)
+    assert set(incident["affected_endpoints"]) == affected, incident["affected_endpoints"]
+    assert len(incident["affected_endpoints"]) == len(affected), "duplicates in affected_endpoints"
+    return incident
+
+
+@pytest.mark.parametrize("recorder", RECORDERS)
+def test_payment_delay_blames_payment(tmp_path, recorder):
+    env = h.shop_env(h.sqlite_url(tmp_path), AIOPS_RECORDER=recorder)
+    with h.running(tmp_path, env) as server:
+        before = h.warm_up(server)
+        h.inject(server, "delay", endpoint="payment", duration=3000)
+
+        tally = h.checkouts(server.url, 10, threads=10)
+        assert tally == {200: 10}, tally  # slow, not failing: 3 s is within checkout's timeout
+        summary = h.analyze(server)
+        flagged = {(a["endpoint"], a["type"]) for a in summary["anomalies"]}
+        assert {("payment", "latency"), ("checkout", "latency")} <= flagged, summary
+        assert len(summary["incidents_opened"]) == 1, summary
+        h.analyze(server)  # a quiet follow-up cycle changes nothing
+
+        incident = _assert_single(server, "payment", {"payment", "checkout"})
+        assert incident["id"] == summary["incidents_opened"][0]
+        payment = [a for a in incident["anomalies"] if a["endpoint"] == "payment"]
+        assert payment and payment[0]["type"] == "latency"
+        assert payment[0]["observed"] >= 3000
+        assert payment[0]["baseline"] == pytest.approx(before["payment"]["baseline_latency_ms"], rel=0.05)
+
+
+@pytest.mark.parametrize("recorder", RECORDERS)
+def test_inventory_errors_blame_inventory(tmp_path, recorder):
+    env = h.shop_env(h.sqlite_url(tmp_path), AIOPS_RECORDER=recorder)
+    with h.running(tmp_path, env) as server:
+        h.warm_up(server)
+        h.inject(server, "error", endpoint="inventory", rate=0.8)
+
+        tally = h.checkouts(server.url, 40, threads=8)
+        assert tally[502] >= 20 and set(tally) <= {200, 502}, tally  # inventory 500 -> checkout 502
+        summary = h.analyze(server)
+        assert len(summary["incidents_opened"]) == 1, summary
+        h.analyze(server)
+
+        incident = _assert_single(server, "inventory", {"inventory", "checkout"})
+        types = {(a["endpoint"], a["type"]) for a in incident["anomalies"]}
+        assert {("inventory", "error"), ("checkout", "error")} <= types, types
+        assert "InjectedFault" in incident["root_cause"]["issue"], incident["root_cause"]
+
+
+@pytest.mark.parametrize("recorder", RECORDERS)
+def test_payment_errors_blame_payment(tmp_path, db_url, recorder):
+    env = h.shop_env(db_url, AIOPS_RECORDER=recorder)
+    with h.running(tmp_path, env) as server:
+        h.warm_up(server)
+        h.inject(server, "error", endpoint="payment", rate=1.0)
+
+        tally = h.checkouts(server.url, 30, threads=8)
+        assert tally == {502: 30}, tally
+        summary = h.analyze(server)
+        assert len(summary["incidents_opened"]) == 1, summary
+        h.analyze(server)
+
+        incident = _assert_single(server, "payment", {"payment", "checkout"})
+        assert incident["severity"] in ("high", "critical"), incident["severity"]
+        assert set(incident["trace_correlation"]["correlated_failures"]) >= {
+            "payment_error", "checkout_error"
+        }, incident["trace_correlation"]
+        one = server.get(f"/aiops/incidents/{incident['id']}")
+        assert one.status_code == 200 and one.json()["root_cause"] == incident["root_cause"]
+
+
+@pytest.mark.parametrize("recorder", RECORDERS)
+def test_inventory_timeout_blames_inventory(tmp_path, recorder):
+    # Checkout gives up on inventory after AIOPS_DEMO_TIMEOUT; inventory hangs one second longer.
+    env = h.shop_env(h.sqlite_url(tmp_path), AIOPS_RECORDER=recorder, AIOPS_DEMO_TIMEOUT=1)
+    with h.running(tmp_path, env) as server:
+        h.warm_up(server)
+        h.inject(server, "timeout", endpoint="inventory")
+
+        tally = h.checkouts(server.url, 16, threads=8)
+        assert tally == {504: 16}, tally
+        first = h.analyze(server)
+        assert len(first["incidents_opened"]) == 1, first
+
+        # The hung inventory requests finish (and are recorded) after their
+        # callers gave up; the cycle that reads them must not open a second incident.
+        h.wait_for(lambda: h.metrics(server)["inventory"]["request_count"] >= 60 + 16,
+                   what="the hung inventory requests to be recorded")
+        second = h.analyze(server)
+        assert second["incidents_opened"] == [], second
+
+        incident = _assert_single(server, "inventory", {"inventory", "checkout"})
+        types = {(a["endpoint"], a["type"]) for a in incident["anomalies"]}
+        assert ("inventory", "timeout") in types, types
+        assert ("checkout", "timeout") in types, types
+        assert "payment" not in incident["affected_endpoints"]

@@ -1,0 +1,275 @@
+"""The HTTP contract of ``/aiops/*`` and ``/simulate/*`` through the Flask test client.
+
+Every test runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import dispose_app, make_app
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def app(db_url):
+    # Production error handling: an unhandled exception is a 500 response, not a test crash.
+    app = make_app(db_url, PROPAGATE_EXCEPTIONS=False)
+    yield app
+    dispose_app(app)
+
+
+@pytest.fixture
+def app_factory(db_url):
+    made = []
+
+    def factory(**config):
+        made.append(make_app(db_url, **config))
+        return made[-1]
+
+    yield factory
+    for app in made:
+        dispose_app(app)
+
+
+def assert_json_error(response, status: int, name: str) -> dict:
+    assert response.status_code == status
+    assert response.is_json, response.data[:200]
+    body = response.get_json()
+    assert body["error"] == name
+    assert isinstance(body["message"], str) and body["message"]
+    return body
+
+
+def faults(client) -> list[dict]:
+    r = client.get("/simulate/faults")
+    assert r.status_code == 200
+    return r.get_json()["faults"]
+
+
+# -- errors ------------------------------------------------------------------
+
+
+def test_unknown_incident_is_a_json_404(client):
+    body = assert_json_error(client.get("/aiops/incidents/INC-0-404"), 404, "Not Found")
+    assert "INC-0-404" in body["message"]
+
+
+@pytest.mark.parametrize("path", ["/aiops/nope", "/aiops/incidents/x/y/z", "/simulate/nope"])
+def test_unknown_api_route_is_a_json_404(client, path):
+    assert_json_error(client.get(path), 404, "Not Found")
+
+
+def test_html_pages_get_an_html_error(client):
+    """The same 404 is HTML on a page route and JSON under /aiops."""
+    r = client.get("/incidents/INC-0-404")
+    assert r.status_code == 404 and r.mimetype == "text/html"
+    assert client.get("/aiops/incidents/INC-0-404").mimetype == "application/json"
+
+
+def test_wrong_method_is_a_json_405(client):
+    assert_json_error(client.get("/aiops/analyze"), 405, "Method Not Allowed")
+    assert_json_error(client.get("/simulate/clear"), 405, "Method Not Allowed")
+
+
+def test_incident_lists_start_empty(client):
+    r = client.get("/aiops/incidents")
+    assert r.status_code == 200
+    assert r.get_json() == {"active_incidents": [], "resolved_incidents": []}
+
+
+# -- /simulate ---------------------------------------------------------------
+
+
+def test_simulation_disabled_is_a_json_404_and_changes_nothing(app_factory):
+    app = app_factory(AIOPS_ENABLE_SIMULATION=False)
+    client = app.test_client()
+    for path in ("/simulate/delay?endpoint=payment&duration=100", "/simulate/error?endpoint=payment&rate=1",
+                 "/simulate/timeout?endpoint=payment", "/simulate/clear"):
+        body = assert_json_error(client.post(path), 404, "Not Found")
+        assert "AIOPS_ENABLE_SIMULATION" in body["message"]
+    assert_json_error(client.get("/simulate/faults"), 404, "Not Found")
+
+    from simulation.faults import active
+
+    with app.app_context():
+        assert active() == []
+    assert client.post("/payment").status_code == 200  # the shop itself still works
+
+
+BAD_FAULTS = [
+    ("/simulate/delay?endpoint=nope&duration=100", None),
+    ("/simulate/error?endpoint=nope&rate=0.5", None),
+    ("/simulate/timeout?endpoint=nope", None),
+    ("/simulate/delay?endpoint=payment&duration=-5", None),
+    ("/simulate/delay?endpoint=payment&duration=999999999", None),
+    ("/simulate/delay?endpoint=payment&duration=NaN", None),
+    ("/simulate/delay?endpoint=payment&duration=inf", None),
+    ("/simulate/error?endpoint=payment&rate=1.5", None),
+    ("/simulate/error?endpoint=payment&rate=-0.1", None),
+    ("/simulate/error?endpoint=payment&rate=abc", None),
+    ("/simulate/error?endpoint=payment&rate=nan", None),
+    ("/simulate/error?endpoint=payment&rate=", None),
+    ("/simulate/error?endpoint=payment", None),
+    ("/simulate/error?rate=0.5", None),
+    ("/simulate/delay", None),
+    ("/simulate/timeout", None),
+    ("/simulate/error", {"endpoint": "payment", "rate": "lots"}),
+    ("/simulate/error", {"endpoint": ["payment"], "rate": 0.5}),
+    ("/simulate/delay", {"endpoint": "payment", "duration": None}),
+    ("/simulate/delay", {"endpoint": "payment", "duration": [1]}),
+]
+
+
+def test_bad_fault_parameters_are_a_400_and_change_nothing(client, subtests):
+    """One app for all cases (a fresh database each would be slow); each case is a subtest."""
+    assert client.post("/simulate/delay?endpoint=inventory&duration=250").status_code == 200
+    before = faults(client)
+    assert before
+    for path, body in BAD_FAULTS:
+        with subtests.test(path=path, body=body):
+            r = client.post(path, json=body) if body is not None else client.post(path)
+            assert_json_error(r, 400, "Bad Request")
+            assert faults(client) == before
+
+
+def test_fault_injection_is_visible_and_cleared(client):
+    r = client.post("/simulate/error?endpoint=inventory&rate=0.5")
+    assert r.status_code == 200
+    assert r.get_json()["injected"] == {"endpoint": "inventory", "delay_ms": 0.0, "error_rate": 0.5,
+                                        "timeout": False}
+    assert client.post("/simulate/delay", json={"endpoint": "payment", "duration": 250}).status_code == 200
+    assert client.post("/simulate/timeout?endpoint=inventory").status_code == 200
+    assert faults(client) == [
+        {"endpoint": "inventory", "delay_ms": 0.0, "error_rate": 0.5, "timeout": True},
+        {"endpoint": "payment", "delay_ms": 250.0, "error_rate": 0.0, "timeout": False},
+    ]
+    r = client.post("/simulate/clear")
+    assert r.status_code == 200 and r.get_json() == {"cleared": 2}
+    assert faults(client) == []
+
+
+def test_injected_error_makes_the_endpoint_fail_with_json(client):
+    client.post("/simulate/error?endpoint=payment&rate=1")
+    body = assert_json_error(client.post("/payment"), 500, "Internal Server Error")
+    assert "injected error on payment" in body["message"]
+    client.post("/simulate/clear")
+    assert client.post("/payment").status_code == 200
+
+
+# -- token -------------------------------------------------------------------
+
+MUTATING = [
+    "/simulate/delay?endpoint=payment&duration=10",
+    "/simulate/error?endpoint=payment&rate=0.1",
+    "/simulate/timeout?endpoint=payment",
+    "/simulate/clear",
+    "/aiops/analyze",
+]
+
+
+@pytest.mark.parametrize("path", MUTATING)
+def test_api_token_is_enforced_on_mutating_calls(app_factory, path):
+    app = app_factory(AIOPS_API_TOKEN=TOKEN)
+    client = app.test_client()
+    assert_json_error(client.post(path), 401, "Unauthorized")
+    assert_json_error(client.post(path, headers={"Authorization": "Bearer wrong"}), 401, "Unauthorized")
+    assert_json_error(client.post(path, headers={"Authorization": TOKEN}), 401, "Unauthorized")
+    assert faults(client) == []  # refused calls changed nothing
+    assert client.post(path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_reads_need_no_token(app_factory):
+    client = app_factory(AIOPS_API_TOKEN=TOKEN).test_client()
+    for path in ("/aiops/incidents", "/aiops/metrics", "/simulate/faults"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_token_is_checked_before_parameters(app_factory):
+    """An unauthenticated caller learns nothing about valid parameters."""
+    client = app_factory(AIOPS_API_TOKEN=TOKEN).test_client()
+    assert_json_error(client.post("/simulate/delay?endpoint=nope"), 401, "Unauthorized")
+
+
+# -- metrics -----------------------------------------------------------------
+
+
+def flush(app):
+    with app.app_context():
+        app.extensions["aiops_buffer"].flush()
+
+
+def test_metrics_shape(app, client):
+    for _ in range(3):
+        assert client.post("/payment", json={"amount": 1}).status_code == 200
+    client.post("/simulate/error?endpoint=inventory&rate=1")
+    for _ in range(2):
+        assert client.get("/inventory").status_code == 500
+    assert client.get("/health").status_code == 200
+    client.get("/aiops/incidents")  # the product's own routes are not endpoints of the shop
+    flush(app)
+
+    r = client.get("/aiops/metrics")
+    assert r.status_code == 200
+    metrics = r.get_json()["metrics"]
+    assert set(metrics) == {"payment", "inventory", "health"}
+    for m in metrics.values():
+        assert {"avg_latency_ms", "baseline_latency_ms", "error_rate", "request_count",
+                "status_distribution"} <= set(m)
+        assert m["avg_latency_ms"] >= 0 and m["baseline_latency_ms"] is None
+    assert metrics["payment"]["request_count"] == 3
+    assert metrics["payment"]["status_distribution"] == {"200": 3}
+    assert metrics["payment"]["error_rate"] == 0.0
+    assert metrics["payment"]["avg_latency_ms"] > 0
+    assert metrics["inventory"]["status_distribution"] == {"500": 2}
+    assert metrics["inventory"]["error_rate"] == 1.0
+    assert metrics["health"]["request_count"] == 1
+
+    # After a cycle the healthy endpoints have a (seeded) baseline; the failing one does not.
+    assert client.post("/aiops/analyze").status_code == 200
+    metrics = client.get("/aiops/metrics").get_json()["metrics"]
+    assert metrics["payment"]["baseline_latency_ms"] == pytest.approx(metrics["payment"]["avg_latency_ms"],
+                                                                      abs=0.01)
+    assert metrics["inventory"]["baseline_latency_ms"] is None
+
+
+# -- analyze -----------------------------------------------------------------
+
+
+def test_analyze_opens_one_incident_for_an_injected_error_spike(app, client):
+    warmup = app.config["AIOPS_MIN_BASELINE_SAMPLES"] + 5
+    for _ in range(warmup):
+        assert client.post("/payment").status_code == 200
+    r = client.post("/aiops/analyze")
+    assert r.status_code == 200
+    summary = r.get_json()
+    assert {"spans", "endpoints", "anomalies", "incidents_opened", "incidents_updated",
+            "incidents_resolved", "duration_ms"} <= set(summary)
+    assert summary["anomalies"] == [] and summary["incidents_opened"] == []
+    assert summary["spans"] >= warmup
+
+    client.post("/simulate/error?endpoint=payment&rate=1")
+    for _ in range(10):
+        assert client.post("/payment").status_code == 500
+    summary = client.post("/aiops/analyze").get_json()
+    assert [(a["endpoint"], a["type"]) for a in summary["anomalies"]] == [("payment", "error")]
+    assert len(summary["incidents_opened"]) == 1
+
+    listing = client.get("/aiops/incidents").get_json()
+    assert listing["resolved_incidents"] == []
+    [incident] = listing["active_incidents"]
+    assert incident["id"] == summary["incidents_opened"][0]
+    assert incident["root_cause"]["service"] == "shop"
+    assert incident["root_cause"]["endpoint"] == "payment"
+    assert incident["root_cause"]["issue"].startswith("Error spike: 100% of 10 requests failed")
+    assert incident["severity"] == "critical"
+    assert incident["trace_correlation"]["trace_id"] in incident["anomalies"][0]["trace_ids"]
+    assert client.get(f"/aiops/incidents/{incident['id']}").get_json() == incident
+
+    # The fault goes on: the next cycle updates the same incident.
+    for _ in range(10):
+        client.post("/payment")
+    summary = client.post("/aiops/analyze").get_json()
+    assert summary["incidents_opened"] == [] and summary["incidents_updated"] == [incident["id"]]
+    assert len(client.get("/aiops/incidents").get_json()["active_incidents"]) == 1
