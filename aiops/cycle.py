@@ -19,12 +19,14 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import baseline as bl
-from aiops.detect import Thresholds, detect, window_stats
+from aiops import selftime as st
+from aiops.detect import Thresholds, detect, self_time, window_stats
 from aiops.incidents import apply_groups, resolve_quiet
-from aiops.models import Baseline, DetectionCycle, DetectionState
+from aiops.models import Baseline, DetectionCycle, DetectionState, SelfTimeBaseline
 from aiops.rca import analyse
 from telemetry import store
 from telemetry.db import begin_write, db
+from telemetry.rows import span_key
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,20 @@ def _ensure_state() -> None:
         db.session.rollback()
 
 
-def claim(now: float, interval: float, lease: float, force: bool = False) -> bool:
-    """Atomically take this interval's cycle; False if another process has it."""
+def claim(now: float | None, interval: float, lease: float, force: bool = False) -> float | None:
+    """Atomically take this interval's cycle: the claim time, or None if another process has it.
+
+    With ``now=None`` the clock is read once the state row is locked: a time
+    read before waiting for the lock would be stale, and the next claim,
+    measured against it, could then start a cycle less than an interval later.
+    """
     _ensure_state()
+    begin_write()  # SQLite: BEGIN IMMEDIATE takes the write lock
+    db.session.execute(  # PostgreSQL: lock the row (FOR UPDATE is a no-op on SQLite)
+        select(DetectionState.id).where(DetectionState.id == STATE_ID).with_for_update()
+    )
+    if now is None:
+        now = time.time()
     cond = [
         DetectionState.id == STATE_ID,
         (DetectionState.lease_until.is_(None)) | (DetectionState.lease_until < now),
@@ -61,14 +74,13 @@ def claim(now: float, interval: float, lease: float, force: bool = False) -> boo
             DetectionState.last_cycle_at.is_(None)
             | (DetectionState.last_cycle_at <= now - 0.9 * interval)
         )
-    begin_write()
     result = db.session.execute(
         update(DetectionState)
         .where(*cond)
         .values(last_cycle_at=now, lease_until=now + lease, lease_owner=owner_name())
     )
     db.session.commit()
-    return result.rowcount == 1
+    return now if result.rowcount == 1 else None
 
 
 def _baselines() -> dict:
@@ -78,16 +90,38 @@ def _baselines() -> dict:
     }
 
 
+def _self_baselines() -> dict:
+    return {
+        (b.service, b.endpoint): st.SelfBaseline(b.mean_log, b.var_log, b.samples, b.windows)
+        for b in db.session.scalars(select(SelfTimeBaseline))
+    }
+
+
+def _learn_self(values: dict, baselines: dict, skip: set, rules: st.SelfRules,
+                alpha: float, now: float) -> None:
+    for key, samples in values.items():
+        current = baselines.get(key)
+        if key in skip or not st.learnable(samples, current, rules):
+            continue  # learn from normal windows only
+        learned = st.learn(current, samples, alpha)
+        row = db.session.get(SelfTimeBaseline, key) or SelfTimeBaseline(service=key[0], endpoint=key[1])
+        row.mean_log, row.var_log = learned.mean_log, learned.var_log
+        row.samples, row.windows, row.updated_at = learned.samples, learned.windows, now
+        db.session.add(row)
+
+
 def _ignored(config: Mapping) -> list[str]:
     return [s.strip() for s in config["AIOPS_IGNORE_SERVICES"].split(",") if s.strip()]
 
 
-def run_cycle(config: Mapping, now: float | None = None) -> dict:
+def run_cycle(config: Mapping, now: float | None = None, started_at: float | None = None) -> dict:
     """Run one cycle over the spans since the last one (the caller holds the claim).
 
     ``now`` is the cycle's clock: wall time live, the data's own time in replay.
+    ``started_at`` is when the cycle was claimed (the time the one-per-interval
+    rule is measured by); the cycle history records it as the cycle's start.
     """
-    wall_start = time.time()
+    wall_start = time.time() if started_at is None else started_at
     th = Thresholds.from_config(config)
     state = db.session.get(DetectionState, STATE_ID)
     cursor = state.cursor if state else 0
@@ -95,10 +129,16 @@ def run_cycle(config: Mapping, now: float | None = None) -> dict:
     window = store.spans_after(cursor, upto)
     if now is None:
         now = wall_start
-    stats = window_stats(window, _ignored(config))
+    ignored = _ignored(config)
+    stats = window_stats(window, ignored)
     baselines = _baselines()
     anomalies = detect(stats, baselines, th)
-    groups = analyse(anomalies, window, store.trace_spans, baselines, th)
+    rules = st.SelfRules()
+    self_baselines = _self_baselines()
+    verdicts, self_values = st.shifts(st.SpanIndex(window), self_baselines, rules, now, ignored)
+    anomalies += self_time(verdicts, rules, anomalies)
+    shift_scores = {k: v.score for k, v in verdicts.items() if v.significant(rules)}
+    groups = analyse(anomalies, window, store.trace_spans, baselines, th, shift_scores)
 
     # Everything the cycle decided is written in one transaction.
     db.session.rollback()
@@ -115,6 +155,9 @@ def run_cycle(config: Mapping, now: float | None = None) -> dict:
         row.latency_ms, row.error_rate = learned.latency_ms, learned.error_rate
         row.samples, row.windows, row.updated_at = learned.samples, learned.windows, now
         db.session.add(row)
+    slow_keys = {span_key(span) for v in verdicts.values() if v.significant(rules)
+                 for span, *_ in v.strong}
+    _learn_self(self_values, self_baselines, slow_keys, rules, config["AIOPS_EWMA_ALPHA"], now)
     state = db.session.get(DetectionState, STATE_ID)
     state.cursor = upto
     state.cycles += 1
@@ -157,10 +200,11 @@ def run_claimed(config: Mapping, *, force: bool, now: float | None = None) -> di
     """Claim and run a cycle; None when another process owns this interval."""
     interval = config["AIOPS_DETECTION_INTERVAL"]
     lease = max(60.0, 4 * interval)
-    if not claim(time.time(), interval, lease, force=force):
+    claimed_at = claim(None, interval, lease, force=force)
+    if claimed_at is None:
         return None
     try:
-        return run_cycle(config, now=now)
+        return run_cycle(config, now=now, started_at=claimed_at)
     except Exception:
         release()
         raise

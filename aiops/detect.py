@@ -8,7 +8,10 @@ Rules (thresholds in :class:`Thresholds`, all configurable):
 - error: 5xx/error share > ``error_rate`` with at least ``min_window_requests``;
 - timeout: at least ``min_slow_requests`` calls that time out (504s,
   ``*Timeout*`` exceptions), counted both
-  on the endpoint that gave up and on the endpoint that stopped answering.
+  on the endpoint that gave up and on the endpoint that stopped answering;
+- self time (see :mod:`aiops.selftime`): an entry whose spans spend far more
+  time in their own work than usual, judged span by span, so it also fires for
+  endpoints too quiet for a window mean.
 
 Latency also needs ``min_slow_requests`` requests in the window.
 """
@@ -20,7 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiops.baseline import BaselineValue
+from aiops.selftime import EntryShift, SelfRules
 from telemetry.models import KIND_CLIENT
+from telemetry.rows import span_key
 
 Key = tuple[str, str]  # (service, endpoint)
 
@@ -88,6 +93,8 @@ class Anomaly:
     request_count: int
     message: str
     trace_ids: list[str] = field(default_factory=list)
+    # Spans that show the fault in the endpoint's own work: RCA blames the endpoint itself.
+    evidence: list = field(default_factory=list)
 
     @property
     def key(self) -> Key:
@@ -111,7 +118,7 @@ def window_stats(spans: Iterable, ignore_services: Iterable[str] = ()) -> dict[K
             continue
         if span.kind == KIND_CLIENT:
             if span.peer and is_timeout(span):
-                stats[(span.service, span.peer)].unanswered += 1
+                stats[span_key(span)].unanswered += 1
             continue
         s = stats[(span.service, span.endpoint)]
         s.count += 1
@@ -157,4 +164,21 @@ def detect(
                 service, endpoint, "latency", s.mean_ms, base.latency_ms, s.count,
                 f"Latency spike: {s.mean_ms:.0f}ms (baseline: {base.latency_ms:.0f}ms)",
             ))
+    return found
+
+
+def self_time(verdicts: Mapping[Key, EntryShift], rules: SelfRules,
+              already: Iterable[Anomaly] = ()) -> list[Anomaly]:
+    """Latency anomalies for entries whose own work got slow (one per entry, none twice)."""
+    taken = {(a.key, a.type) for a in already}
+    found: list[Anomaly] = []
+    for key, v in sorted(verdicts.items()):
+        if not v.significant(rules) or (key, "latency") in taken:
+            continue
+        found.append(Anomaly(
+            key[0], key[1], "latency", v.observed_ms, v.baseline_ms, v.judged,
+            f"Self-time spike: {len(v.strong)} of {v.judged} spans spent {v.observed_ms:.0f}ms "
+            f"in {key[0]}'s own work (baseline: {v.baseline_ms:.0f}ms)",
+            evidence=[span for span, *_ in v.strong],
+        ))
     return found

@@ -31,6 +31,20 @@ class Baseline(db.Model):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
+class SelfTimeBaseline(db.Model):
+    """EWMA of an endpoint's log self time (typical value and spread), from normal windows only."""
+
+    __tablename__ = "self_time_baselines"
+
+    service: Mapped[str] = mapped_column(String(255), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(512), primary_key=True)
+    mean_log: Mapped[float] = mapped_column(Float)
+    var_log: Mapped[float] = mapped_column(Float)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    windows: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
 class DetectionState(db.Model):
     """One row: where the last cycle stopped reading, and the lease that makes cycles exclusive."""
 

@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
-from aiops.rca import span_key
+from telemetry.rows import span_key
 from telemetry.models import KIND_CLIENT
 
 MAX_ROWS = 500

@@ -24,7 +24,7 @@ from telemetry.rows import UNMATCHED, endpoint_for_route, is_error, service_for_
 
 log = logging.getLogger(__name__)
 
-PEER_ATTRIBUTE = "aiops.peer"
+ENDPOINT_ATTRIBUTE = "aiops.endpoint"  # the operation a CLIENT span calls
 
 
 def _exception(span: ReadableSpan) -> tuple[str | None, str | None, str | None]:
@@ -49,7 +49,8 @@ def span_to_row(span: ReadableSpan, own_service: str) -> tuple:
     exc_type, exc_msg, exc_stack = _exception(span)
     if kind == KIND_CLIENT:
         service = own_service
-        endpoint = peer = attrs.get(PEER_ATTRIBUTE) or span.name
+        endpoint = attrs.get(ENDPOINT_ATTRIBUTE) or span.name
+        peer = attrs.get("peer.service") or own_service
     else:
         route = attrs.get("http.route")
         service = service_for_route(route, own_service)
@@ -113,12 +114,16 @@ class OtelRecorder:
             span.set_status(StatusCode.ERROR)
 
     @contextmanager
-    def client_span(self, peer: str, method: str):
+    def client_span(self, endpoint: str, method: str, service: str | None = None):
         result: dict = {"status_code": None}
         with self.tracer.start_as_current_span(
-            f"{method} {peer}",
+            f"{method} {endpoint}",
             kind=SpanKind.CLIENT,
-            attributes={PEER_ATTRIBUTE: peer, "http.request.method": method},
+            attributes={
+                ENDPOINT_ATTRIBUTE: endpoint,
+                "peer.service": service or self.own_service,
+                "http.request.method": method,
+            },
             record_exception=True,
             set_status_on_exception=True,
         ) as span:

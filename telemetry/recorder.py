@@ -122,8 +122,10 @@ class LeanRecorder:
             info["exception"] = exception_fields(exc)
 
     @contextmanager
-    def client_span(self, peer: str, method: str):
-        """Record an outgoing call to ``peer`` as a CLIENT span; yields a dict for the status."""
+    def client_span(self, endpoint: str, method: str, service: str | None = None):
+        """Record a call to ``endpoint`` of ``service`` (default: this app's own) as a
+        CLIENT span; yields a dict for the response status."""
+        peer = service or self.own_service
         parent = trace.get_current_span().get_span_context()
         span_ctx = _new_span_context(parent.trace_id if parent.is_valid else None)
         token = context.attach(trace.set_span_in_context(NonRecordingSpan(span_ctx)))
@@ -146,7 +148,7 @@ class LeanRecorder:
                     format(span_ctx.span_id, "016x"),
                     format(parent.span_id, "016x") if parent.is_valid else None,
                     self.own_service,
-                    peer,
+                    endpoint,
                     KIND_CLIENT,
                     method,
                     code,

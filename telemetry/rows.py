@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import traceback
 
+from telemetry.models import KIND_CLIENT
+
 # Routes of the product itself. Their spans are stored under the service
 # "aiops" so that the dashboard polling itself never raises an incident.
 PRODUCT_SERVICE = "aiops"
@@ -35,3 +37,12 @@ def exception_fields(exc: BaseException) -> tuple[str, str, str]:
 
 def is_error(status_code: int | None, has_exception: bool) -> bool:
     return has_exception or (status_code is not None and status_code >= 500)
+
+
+def span_key(span) -> tuple[str, str]:
+    """The (service, endpoint) a span speaks for. A CLIENT span that names the
+    service it calls (``peer``) speaks for that callee: (peer, called operation),
+    so a callee that never reported (it hung) can still be blamed."""
+    if span.kind == KIND_CLIENT and span.peer:
+        return (span.peer, span.endpoint)
+    return (span.service, span.endpoint)

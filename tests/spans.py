@@ -47,8 +47,9 @@ def span(endpoint: str, duration_ms: float = 10.0, *, trace_id: str | None = Non
 
 
 def client(parent, peer: str, duration_ms: float = 10.0, **kw) -> SimpleNamespace:
-    """A CLIENT span of ``parent``'s service calling ``peer``."""
+    """A CLIENT span of ``parent``'s service calling endpoint ``peer`` of the same service
+    (the ``peer`` column names the callee *service*, as the demo recorders write it)."""
     s = span(peer, duration_ms, parent=parent, service=parent.service, **kw)
     s.kind = KIND_CLIENT
-    s.peer = peer
+    s.peer = parent.service
     return s

@@ -110,6 +110,20 @@ def test_timeout_blames_the_callee_whose_span_never_arrived():
     assert set(groups[0].affected) == {"inventory", "checkout"}
 
 
+def test_hung_callee_in_another_service_is_blamed_by_its_service_name():
+    """OTLP: a CLIENT span names the *service* it calls (peer.service); when that
+    service hangs and never reports, the root is the callee service, not the caller."""
+    traces = []
+    for _ in range(3):
+        root = span("GET /orders", 1005.0, service="orders", status_code=504, exception_type="ReadTimeout")
+        call = client(root, "SELECT orders", 1000.0, status_code=None, exception_type="ReadTimeout")
+        call.peer = "db-service"
+        traces.append([root, call])
+    _, groups, _ = scenario(traces, baselines={})
+    assert [g.root for g in groups] == [("db-service", "SELECT orders")]
+    assert groups[0].candidates[0][0] == ("db-service", "SELECT orders")
+
+
 def test_slow_span_with_healthy_children_is_its_own_root():
     """(d) checkout slow in its own code while payment and inventory are fine."""
     anomalies, groups, _ = scenario([checkout_trace(checkout_extra_ms=800.0) for _ in range(5)])

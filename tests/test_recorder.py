@@ -219,7 +219,7 @@ def test_lean_and_otel_recorders_write_identical_rows(servers):
     assert checkout["exception_type"] == "werkzeug.exceptions.BadGateway"
     assert checkout["exception_message"] == "502 Bad Gateway: inventory answered 500"
     assert (call["peer"], call["status_code"], call["error"], call["parent"]) == (
-        "inventory", 500, True, ("checkout", KIND_SERVER))
+        "shop", 500, True, ("checkout", KIND_SERVER))
     assert (inventory["status_code"], inventory["exception_type"], inventory["parent"]) == (
         500, "simulation.shop.InjectedFault", ("inventory", KIND_CLIENT))
     assert inventory["stack_tail"] == "simulation.shop.InjectedFault: injected error on inventory"

@@ -53,12 +53,22 @@ def shop_env(db_url: str, **overrides) -> dict[str, str]:
     return env
 
 
+# Threads per worker. /checkout calls /payment and /inventory on the same server,
+# and a gthread worker accepts connections even when all its threads are busy:
+# when concurrent checkouts pile onto one worker, the calls they wait on queue
+# behind them until checkout's timeout (a 504 no fault explains). With at most
+# MAX_CLIENTS concurrent checkouts, each checkout and the call it waits on get
+# a thread even if every one of them lands on the same worker.
+THREADS = 16
+MAX_CLIENTS = THREADS // 2
+
+
 @contextmanager
 def running(tmp_path: Path, env: dict[str, str], name: str = "server", workers: int = 4):
     """A started GunicornServer logging to ``tmp_path/<name>.log``; stopped on exit."""
     log_config = tmp_path / "gunicorn-logging.json"
     log_config.write_text(json.dumps(LOG_CONFIG))
-    server = GunicornServer(env, workers=workers, log_path=tmp_path / f"{name}.log",
+    server = GunicornServer(env, workers=workers, threads=THREADS, log_path=tmp_path / f"{name}.log",
                             extra_args=["--log-config-json", str(log_config)])
     server.start()
     try:
@@ -73,6 +83,7 @@ def checkouts(url: str, count: int, threads: int, timeout: float = 30.0) -> coll
     Returns a tally of status codes (or exception names) so a test can see
     what the traffic experienced.
     """
+    assert threads <= MAX_CLIENTS, f"more than {MAX_CLIENTS} concurrent checkouts can starve a worker"
     tally: collections.Counter = collections.Counter()
     lock = threading.Lock()
     remaining = [count]

@@ -126,7 +126,7 @@ def test_every_span_is_read_once_under_concurrent_writers(tmp_path, db_url):
     interval = 0.1
     with h.running(tmp_path, _scheduler_env(db_url, interval), workers=4) as server:
         h.reach_every_worker(server, lambda: _scheduler_pids(server), 4)
-        counts = traffic.run(server.url, rate=80, duration=6, threads=12, quiet=True)
+        counts = traffic.run(server.url, rate=80, duration=6, threads=h.MAX_CLIENTS, quiet=True)
     assert set(counts) == {"200"}, counts
 
     cycles, cursor, spans_read = _read_cycles(db_url)

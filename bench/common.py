@@ -1,0 +1,45 @@
+"""Pieces the benchmarks share: the project on ``sys.path``, a gunicorn on loopback, a table.
+
+Not a benchmark itself. Each ``bench/*.py`` script runs on its own from a fresh
+clone (``.venv/bin/python bench/NAME.py``) and imports this module by path.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.e2e.server import GunicornServer  # noqa: E402  (needs ROOT on sys.path)
+
+__all__ = ["ROOT", "GunicornServer", "cpu_count", "median", "print_table", "verdict"]
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def median(values) -> float:
+    values = list(values)
+    return statistics.median(values) if values else float("nan")
+
+
+def print_table(headers: list[str], rows: list[list]) -> None:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
