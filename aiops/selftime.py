@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from telemetry.models import KIND_CLIENT, KIND_SERVER
+from telemetry.models import KIND_SERVER
 from telemetry.rows import span_key
 
 Key = tuple[str, str]  # (service, endpoint)

@@ -13,8 +13,8 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
-from telemetry.rows import span_key
 from telemetry.models import KIND_CLIENT
+from telemetry.rows import span_key
 
 MAX_ROWS = 500
 MIN_WIDTH = 0.3  # % of the track: a 0 ms span still shows as a sliver
