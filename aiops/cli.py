@@ -18,11 +18,41 @@ from telemetry import ensure_schema
 aiops_cli = AppGroup("aiops", help="AIOps maintenance and analysis commands.")
 
 
-@aiops_cli.command("init-db")
-def init_db():
-    """Create the tables (also done automatically on first request)."""
+@aiops_cli.command("migrate")
+def migrate():
+    """Migrate the database to the newest schema (also done automatically on first start)."""
+    from telemetry import schema
+    from telemetry.db import db
+
+    outcome = ensure_schema()
+    with db.engine.connect() as conn:
+        revision = ", ".join(sorted(schema.current(conn)))
+    click.echo({"current": f"database already at revision {revision}",
+                "upgraded": f"database migrated to revision {revision}",
+                "adopted": f"existing database adopted and migrated to revision {revision}"}[outcome])
+
+
+@aiops_cli.command("init-db", hidden=True)
+@click.pass_context
+def init_db(ctx):
+    """Same as ``migrate`` (kept for older instructions)."""
+    ctx.invoke(migrate)
+
+
+@aiops_cli.command("revision")
+@click.option("-m", "--message", required=True, help="What the schema change is, e.g. 'add span links'.")
+def new_revision(message: str):
+    """Write a new migration script for the models' changes (autogenerate; review it before use).
+
+    Compares the models with the configured database, which must be migrated
+    to the newest revision first.
+    """
+    from telemetry import schema
+    from telemetry.db import db
+
     ensure_schema()
-    click.echo("database ready")
+    path = schema.revision(db.engine, message)
+    click.echo(f"wrote {path}")
 
 
 @aiops_cli.command("analyze")

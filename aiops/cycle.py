@@ -21,10 +21,10 @@ from sqlalchemy.exc import IntegrityError
 from aiops import baseline as bl
 from aiops import selftime as st
 from aiops.detect import Thresholds, detect, self_time, window_stats
-from aiops.incidents import apply_groups, resolve_quiet
+from aiops.incidents import apply_groups, lead_type, resolve_quiet
 from aiops.models import Baseline, DetectionCycle, DetectionState, SelfTimeBaseline
 from aiops.rca import analyse
-from telemetry import store
+from telemetry import selfmetrics, store
 from telemetry.db import begin_write, db
 from telemetry.rows import span_key
 
@@ -145,6 +145,7 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     begin_write()
     opened, updated = apply_groups(groups, now, config["AIOPS_CORRELATION_WINDOW"])
     resolved = resolve_quiet(opened + updated, now, config["AIOPS_RESOLVE_AFTER_CYCLES"])
+    opened_kinds = [(lead_type(i), i.severity) for i in opened]
     anomalous = {a.key for a in anomalies}
     for key, s in stats.items():
         if key in anomalous or not bl.is_normal(s, baselines.get(key), th):
@@ -182,6 +183,7 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
         )
     )
     db.session.commit()
+    selfmetrics.cycle_finished(time.time() - wall_start, [a.type for a in anomalies], opened_kinds)
     summary["duration_ms"] = round((time.time() - wall_start) * 1000, 2)
     return summary
 
@@ -196,16 +198,32 @@ def release() -> None:
     db.session.commit()
 
 
+def lease_seconds(config: Mapping) -> float:
+    """How long a claim holds: ``AIOPS_CYCLE_LEASE``, else max(60 s, 4 intervals).
+
+    It must outlast the longest cycle, or a second process could start one
+    while the first still runs; it is also how long detection pauses when the
+    process running a cycle dies.
+    """
+    lease = config.get("AIOPS_CYCLE_LEASE")
+    if lease is None:
+        return max(60.0, 4 * config["AIOPS_DETECTION_INTERVAL"])
+    if lease <= 0:
+        raise ValueError(f"AIOPS_CYCLE_LEASE must be positive, not {lease!r}")
+    return float(lease)
+
+
 def run_claimed(config: Mapping, *, force: bool, now: float | None = None) -> dict | None:
     """Claim and run a cycle; None when another process owns this interval."""
     interval = config["AIOPS_DETECTION_INTERVAL"]
-    lease = max(60.0, 4 * interval)
+    lease = lease_seconds(config)
     claimed_at = claim(None, interval, lease, force=force)
     if claimed_at is None:
         return None
     try:
         return run_cycle(config, now=now, started_at=claimed_at)
     except Exception:
+        selfmetrics.cycle_failed()
         release()
         raise
 

@@ -57,6 +57,14 @@ def describe(group: Group) -> tuple[str, str]:
     return title, issue
 
 
+def lead_type(incident: Incident) -> str:
+    """The type of the anomaly an incident is about: its root's own, else the first (as in ``describe``)."""
+    root = (incident.root_service, incident.root_endpoint)
+    own = [a for a in incident.anomalies if (a.service, a.endpoint) == root]
+    lead = own or incident.anomalies
+    return lead[0].type if lead else "unknown"
+
+
 def _event(incident: Incident, kind: str, at: float, detail: str, by: str = "aiops") -> None:
     incident.timeline = [*incident.timeline, {"at": iso(at), "event": kind, "by": by, "detail": detail}]
 

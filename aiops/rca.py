@@ -88,6 +88,12 @@ class Blamer:
             longest = max(children, key=lambda c: c.duration_ms)
             if longest.duration_ms > 0.5 * span.duration_ms:
                 bad = [longest]
+        elif len(bad) > 1 and not span.error:
+            # Slow with several slower-than-usual children (a busy host slows them all):
+            # when one of them took most of the time, it alone explains the slowness.
+            heavy = [c for c in bad if c.duration_ms > 0.5 * span.duration_ms]
+            if heavy:
+                bad = heavy
         if not bad:
             return [tree.blame_key(span)]
         keys: list[Key] = []

@@ -16,10 +16,19 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a positive number of seconds")
+    return number
+
+
 # name -> (config key, parser, default)
 _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "AIOPS_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str, None),
     "AIOPS_DETECTION_INTERVAL": ("AIOPS_DETECTION_INTERVAL", float, 30.0),
+    # Seconds a claimed cycle may run before another process may take over (None: max(60, 4 x interval)).
+    "AIOPS_CYCLE_LEASE": ("AIOPS_CYCLE_LEASE", _positive, None),
     "AIOPS_ENABLE_SIMULATION": ("AIOPS_ENABLE_SIMULATION", _bool, False),
     "AIOPS_API_TOKEN": ("AIOPS_API_TOKEN", str, None),
     "AIOPS_RECORD_REQUESTS": ("AIOPS_RECORD_REQUESTS", _bool, True),
@@ -44,6 +53,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "AIOPS_REPLAY_MAX_PENDING": ("AIOPS_REPLAY_MAX_PENDING", int, 500_000),
     "AIOPS_DEMO_TIMEOUT": ("AIOPS_DEMO_TIMEOUT", float, 5.0),
     "AIOPS_DEMO_BASE_URL": ("AIOPS_DEMO_BASE_URL", str, None),
+    "AIOPS_DEMO_WORK": ("AIOPS_DEMO_WORK", float, 1.0),
     "AIOPS_WEBHOOK_URL": ("AIOPS_WEBHOOK_URL", str, None),
     "AIOPS_SLACK_WEBHOOK_URL": ("AIOPS_SLACK_WEBHOOK_URL", str, None),
     "AIOPS_PAGERDUTY_ROUTING_KEY": ("AIOPS_PAGERDUTY_ROUTING_KEY", str, None),

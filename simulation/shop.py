@@ -37,13 +37,15 @@ def _http() -> requests.Session:
 
 
 # Each endpoint's own work, with natural jitter (seconds): a realistic baseline.
+# AIOPS_DEMO_WORK scales it (0: none, for benchmarking the request path itself).
 _WORK = {"checkout": (0.002, 0.008), "payment": (0.010, 0.030), "inventory": (0.003, 0.012)}
 
 
 def _apply_fault(endpoint: str) -> None:
     low, high = _WORK.get(endpoint, (0.0, 0.0))
-    if high:
-        time.sleep(random.uniform(low, high))
+    scale = current_app.config["AIOPS_DEMO_WORK"]
+    if high and scale > 0:
+        time.sleep(random.uniform(low, high) * scale)
     fault = faults.for_endpoint(endpoint)
     if not fault:
         return

@@ -1,8 +1,9 @@
 """Recording requests as spans and storing them.
 
 ``init_app`` wires the database, the span buffer and the configured recorder
-(``lean`` by default, ``otel`` on request) into the app. Nothing here connects
-to the database or starts a thread until the first request or command needs it.
+(``lean`` by default, ``otel`` on request) into the app, and ``GET /metrics``
+(the product's own Prometheus metrics, :mod:`telemetry.selfmetrics`). Nothing
+here connects to the database or starts a thread until the first request or command needs it.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import nullcontext
-from pathlib import Path
 
-from flask import Flask, current_app, request
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from flask import Flask, Response, current_app, request
 
+from telemetry import selfmetrics
 from telemetry.buffer import SpanBuffer
-from telemetry.db import configure_engine, db, write_connection
+from telemetry.db import configure_engine, db
 from telemetry.store import insert_spans
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def init_app(app: Flask) -> None:
         lambda rows: insert_spans(engine, rows),
         flush_interval=app.config["AIOPS_FLUSH_INTERVAL"],
         max_size=app.config["AIOPS_BUFFER_MAX"],
+        on_flush=selfmetrics.buffer_flushed,
     )
     own_service = app.config["AIOPS_SERVICE_NAME"]
     kind = app.config["AIOPS_RECORDER"]
@@ -73,6 +74,7 @@ def init_app(app: Flask) -> None:
     from telemetry.ingest import bp as otlp_bp
 
     app.register_blueprint(otlp_bp)
+    app.add_url_rule("/metrics", "prometheus_metrics", _prometheus_metrics)
     _schema_ready = threading.Event()
 
     @app.before_request
@@ -91,25 +93,21 @@ def init_app(app: Flask) -> None:
                 recorder.record_exception(request.environ, exc)
 
 
-def ensure_schema() -> None:
-    """Create missing tables; safe when several workers race to do it."""
-    database = db.engine.url.database
-    if db.engine.dialect.name == "sqlite" and database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    if db.engine.dialect.name == "sqlite":
-        # A deferred transaction that reads the schema and then creates a table fails at
-        # once ("database is locked") when another worker writes; take the write lock first.
-        with write_connection(db.engine) as conn:
-            db.metadata.create_all(conn)
-        return
-    for _attempt in range(5):
-        try:
-            db.create_all()
-            return
-        except (OperationalError, ProgrammingError) as exc:  # another worker won the race
-            log.info("schema creation raced (%s), retrying", exc.orig)
-            db.session.rollback()
-    db.create_all()
+def _prometheus_metrics() -> Response:
+    """``GET /metrics``: every worker's counters, whichever worker answers."""
+    body, content_type = selfmetrics.render(request.headers.get("Accept"))
+    return Response(body, content_type=content_type)
+
+
+def ensure_schema() -> str:
+    """Migrate the database to the newest schema (see :mod:`telemetry.schema`).
+
+    Cheap when it is current; safe when several workers or instances race to
+    do it (they serialize on a lock, and the losers find the work done).
+    """
+    from telemetry import schema
+
+    return schema.upgrade(db.engine)
 
 
 def active_recorder():

@@ -5,6 +5,8 @@ started on first use so it is born after a gunicorn fork, drains the deque
 every ``flush_interval`` seconds with one ``executemany``. A failed write is
 counted, logged and retried with the next flush; only when the buffer is full
 are new spans dropped (and counted), so the request is never slowed or failed.
+``on_flush``, if given, hears about every flush (for :mod:`telemetry.selfmetrics`):
+the rows queued since the last one and the outcome, so counters move per batch.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from collections.abc import Callable, Sequence
 log = logging.getLogger(__name__)
 
 Writer = Callable[[Sequence[tuple]], None]
+FlushListener = Callable[..., None]  # keywords: fresh, written, dropped, failed, pending
 
 
 class SpanBuffer:
-    def __init__(self, writer: Writer, flush_interval: float = 0.2, max_size: int = 100_000):
+    def __init__(self, writer: Writer, flush_interval: float = 0.2, max_size: int = 100_000,
+                 on_flush: FlushListener | None = None):
         self._writer = writer
+        self._on_flush = on_flush
+        self._dropped_reported = 0
         self._interval = flush_interval
         self._max = max_size
         self._queue: deque[tuple] = deque()
@@ -68,10 +74,12 @@ class SpanBuffer:
         with self._lock:
             batch = self._retry
             self._retry = []
+            retried = len(batch)
             while self._queue:
                 batch.append(self._queue.popleft())
             if not batch:
                 return 0
+            fresh = batch[retried:] if self._on_flush else ()
             try:
                 self._writer(batch)
             except Exception:  # noqa: BLE001 - a store failure must never escape
@@ -84,9 +92,22 @@ class SpanBuffer:
                     self.dropped += overflow
                     batch = batch[overflow:]
                 self._retry = batch
+                self._report(fresh, 0, True)
                 return 0
             self.written += len(batch)
+            self._report(fresh, len(batch), False)
             return len(batch)
+
+    def _report(self, fresh: Sequence[tuple], written: int, failed: bool) -> None:
+        if self._on_flush is None:
+            return
+        dropped = self.dropped - self._dropped_reported
+        self._dropped_reported += dropped
+        try:
+            self._on_flush(fresh=fresh, written=written, dropped=dropped, failed=failed,
+                           pending=len(self._queue) + len(self._retry))
+        except Exception:  # noqa: BLE001 - a listener must not stop the writer
+            log.exception("span buffer flush listener failed")
 
     def stats(self) -> dict[str, int]:
         return {

@@ -23,6 +23,16 @@ db = SQLAlchemy(model_class=Base)
 
 _IMMEDIATE = "aiops_immediate"
 
+# Every SQLite connection's settings. WAL with synchronous=NORMAL is safe from
+# corruption; the busy timeout lets writers of several workers queue.
+SQLITE_PRAGMAS = (
+    "journal_mode=WAL",
+    "synchronous=NORMAL",
+    "busy_timeout=10000",
+    "foreign_keys=ON",
+    "wal_autocheckpoint=10000",
+)
+
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
@@ -40,10 +50,8 @@ def configure_engine(engine: Engine) -> None:
         # "begin" listener decides between BEGIN and BEGIN IMMEDIATE.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=10000")
-        cur.execute("PRAGMA foreign_keys=ON")
+        for pragma in SQLITE_PRAGMAS:
+            cur.execute(f"PRAGMA {pragma}")
         cur.close()
 
     @event.listens_for(engine, "begin")

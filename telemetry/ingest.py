@@ -38,7 +38,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from google.rpc import code_pb2
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from telemetry import otlp
+from telemetry import otlp, selfmetrics
 from telemetry.db import db
 from telemetry.store import insert_spans
 
@@ -95,15 +95,18 @@ def export_traces():
 
     mapped = otlp.to_rows(message)
     if mapped.rejected and not mapped.rows:
+        selfmetrics.otlp_batch(stored=0, rejected=mapped.rejected)
         return _status(400, code_pb2.INVALID_ARGUMENT, mapped.error_message, content_type)
     try:
         insert_spans(db.engine, mapped.rows)
     except Exception:  # noqa: BLE001 - any store failure is retryable for the client
         log.exception("could not store an OTLP batch of %d spans", len(mapped.rows))
+        selfmetrics.otlp_batch(stored=0, rejected=0, failed=True)
         response = _status(503, code_pb2.UNAVAILABLE, "the span store is unavailable; retry later",
                            content_type)
         response.headers["Retry-After"] = RETRY_AFTER
         return response
+    selfmetrics.otlp_batch(stored=len(mapped.rows), rejected=mapped.rejected)
     if mapped.rejected:
         log.info("OTLP batch: stored %d spans, %s", len(mapped.rows), mapped.error_message)
     return Response(otlp.encode(otlp.export_response(mapped), content_type), status=200,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import namedtuple
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Engine, case, delete, func, select, text
@@ -54,23 +55,38 @@ def max_span_id() -> int:
 
 _T = Span.__table__
 
+SpanRow = namedtuple("SpanRow", ("id", *SPAN_FIELDS))
+SpanRow.__doc__ = """A stored span as detection, RCA and the pages read it: a plain named tuple.
 
-def spans_after(cursor: int, upto: int) -> list:
-    """Span rows with ``cursor < id <= upto``: what arrived since the last cycle.
+Its attribute access costs a tenth of SQLAlchemy's ``Row`` (30 ns, not 300),
+and a detection cycle reads each of its thousands of spans dozens of times
+(window stats, self time, entries, RCA): for 10,000 spans that was about
+100 ms of a cycle. Values are the column types' Python values (``error`` a bool).
+"""
+_SPAN_COLUMNS = [_T.c[name] for name in SpanRow._fields]
 
-    Plain rows (attribute access, no ORM identity map): a cycle reads thousands.
+
+def _span_rows(stmt) -> list[SpanRow]:
+    return list(map(SpanRow._make, db.session.execute(stmt).all()))
+
+
+def spans_after(cursor: int, upto: int) -> list[SpanRow]:
+    """Span rows with ``cursor < id <= upto``: what arrived since the last cycle (in id order).
+
+    A range scan of the primary key: its cost follows the new spans, not the history.
     """
-    stmt = select(_T).where(_T.c.id > cursor, _T.c.id <= upto).order_by(_T.c.id)
-    return db.session.execute(stmt).all()
+    return _span_rows(
+        select(*_SPAN_COLUMNS).where(_T.c.id > cursor, _T.c.id <= upto).order_by(_T.c.id)
+    )
 
 
-def trace_spans(trace_ids: Iterable[str]) -> dict[str, list]:
-    """All stored span rows of the given traces, grouped by trace id."""
+def trace_spans(trace_ids: Iterable[str]) -> dict[str, list[SpanRow]]:
+    """All stored span rows of the given traces, grouped by trace id (the ``trace_id`` index)."""
     ids = sorted(set(trace_ids))
     out: dict[str, list] = {t: [] for t in ids}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        for row in db.session.execute(select(_T).where(_T.c.trace_id.in_(chunk))):
+        for row in _span_rows(select(*_SPAN_COLUMNS).where(_T.c.trace_id.in_(chunk))):
             out[row.trace_id].append(row)
     return out
 

@@ -153,8 +153,7 @@ def only_incident(server: GunicornServer) -> dict:
     """The single active incident (asserting there is exactly one, and none resolved)."""
     data = incidents(server)
     active = data["active_incidents"]
-    summary = [(i["id"], i["root_cause"], i["affected_endpoints"]) for i in active]
-    assert len(active) == 1, f"expected exactly one active incident, got {summary}"
+    assert len(active) == 1, f"expected exactly one active incident, got {describe(server)}"
     assert data["resolved_incidents"] == [], data["resolved_incidents"]
     return active[0]
 
@@ -178,8 +177,8 @@ def wait_for(condition, what: str, timeout: float = 20.0, every: float = 0.2) ->
         time.sleep(every)
 
 
-def reach_every_worker(server: GunicornServer, served, workers: int, rounds: int = 50) -> None:
-    """Send bursts of requests on fresh connections until ``served()`` names ``workers`` pids.
+def health_burst(server: GunicornServer, size: int = 16) -> None:
+    """``size`` concurrent ``GET /health``, each on a fresh connection.
 
     Keep-alive clients stick to the worker that accepted their connection, so
     steady traffic can leave a worker idle; new connections spread over them.
@@ -190,12 +189,26 @@ def reach_every_worker(server: GunicornServer, served, workers: int, rounds: int
         except requests.RequestException:
             pass
 
+    burst = [threading.Thread(target=hit) for _ in range(size)]
+    for t in burst:
+        t.start()
+    for t in burst:
+        t.join()
+
+
+def reach_every_worker(server: GunicornServer, served, workers: int, rounds: int = 50) -> None:
+    """Send bursts of requests on fresh connections until ``served()`` names ``workers`` pids."""
     for _ in range(rounds):
         if len(served()) >= workers:
             return
-        burst = [threading.Thread(target=hit) for _ in range(16)]
-        for t in burst:
-            t.start()
-        for t in burst:
-            t.join()
+        health_burst(server)
     assert len(served()) >= workers, f"only workers {sorted(served())} were reached"
+
+
+def describe(server: GunicornServer) -> list:
+    """Incidents in brief, for assertion messages."""
+    data = incidents(server)
+    return [
+        (i["id"], i["status"], i["root_cause"]["endpoint"], i["title"], i["affected_endpoints"])
+        for i in data["active_incidents"] + data["resolved_incidents"]
+    ]

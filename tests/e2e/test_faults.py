@@ -38,7 +38,7 @@ def test_payment_delay_blames_payment(tmp_path, recorder):
         summary = h.analyze(server)
         flagged = {(a["endpoint"], a["type"]) for a in summary["anomalies"]}
         assert {("payment", "latency"), ("checkout", "latency")} <= flagged, summary
-        assert len(summary["incidents_opened"]) == 1, summary
+        assert len(summary["incidents_opened"]) == 1, (summary, h.describe(server))
         h.analyze(server)  # a quiet follow-up cycle changes nothing
 
         incident = _assert_single(server, "payment", {"payment", "checkout"})
@@ -59,7 +59,7 @@ def test_inventory_errors_blame_inventory(tmp_path, recorder):
         tally = h.checkouts(server.url, 40, threads=8)
         assert tally[502] >= 20 and set(tally) <= {200, 502}, tally  # inventory 500 -> checkout 502
         summary = h.analyze(server)
-        assert len(summary["incidents_opened"]) == 1, summary
+        assert len(summary["incidents_opened"]) == 1, (summary, h.describe(server))
         h.analyze(server)
 
         incident = _assert_single(server, "inventory", {"inventory", "checkout"})
@@ -78,7 +78,7 @@ def test_payment_errors_blame_payment(tmp_path, db_url, recorder):
         tally = h.checkouts(server.url, 30, threads=8)
         assert tally == {502: 30}, tally
         summary = h.analyze(server)
-        assert len(summary["incidents_opened"]) == 1, summary
+        assert len(summary["incidents_opened"]) == 1, (summary, h.describe(server))
         h.analyze(server)
 
         incident = _assert_single(server, "payment", {"payment", "checkout"})
@@ -101,17 +101,41 @@ def test_inventory_timeout_blames_inventory(tmp_path, recorder):
         tally = h.checkouts(server.url, 16, threads=8)
         assert tally == {504: 16}, tally
         first = h.analyze(server)
-        assert len(first["incidents_opened"]) == 1, first
+        assert len(first["incidents_opened"]) == 1, (first, h.describe(server))
 
         # The hung inventory requests finish (and are recorded) after their
         # callers gave up; the cycle that reads them must not open a second incident.
         h.wait_for(lambda: h.metrics(server)["inventory"]["request_count"] >= 60 + 16,
                    what="the hung inventory requests to be recorded")
         second = h.analyze(server)
-        assert second["incidents_opened"] == [], second
+        assert second["incidents_opened"] == [], (second, h.describe(server))
 
         incident = _assert_single(server, "inventory", {"inventory", "checkout"})
         types = {(a["endpoint"], a["type"]) for a in incident["anomalies"]}
         assert ("inventory", "timeout") in types, types
         assert ("checkout", "timeout") in types, types
         assert "payment" not in incident["affected_endpoints"]
+
+
+def test_two_faults_are_two_incidents_each_with_its_own_root(tmp_path):
+    """Payment slow (1.5 s) and inventory slow (150 ms) at once: two root causes, two
+    incidents. Checkout is slow because of both, but its time went to payment, so it
+    belongs to payment's incident."""
+    env = h.shop_env(h.sqlite_url(tmp_path))
+    with h.running(tmp_path, env) as server:
+        h.warm_up(server)
+        h.inject(server, "delay", endpoint="payment", duration=1500)
+        h.inject(server, "delay", endpoint="inventory", duration=150)
+
+        assert h.checkouts(server.url, 8, threads=8) == {200: 8}
+        summary = h.analyze(server)
+        assert len(summary["incidents_opened"]) == 2, (summary, h.describe(server))
+
+        data = h.incidents(server)
+        by_root = {i["root_cause"]["endpoint"]: i for i in data["active_incidents"]}
+        assert sorted(by_root) == ["inventory", "payment"], h.describe(server)
+        assert data["resolved_incidents"] == []
+        h.assert_root(by_root["payment"], "payment")
+        h.assert_root(by_root["inventory"], "inventory")
+        assert set(by_root["payment"]["affected_endpoints"]) == {"payment", "checkout"}, h.describe(server)
+        assert by_root["inventory"]["affected_endpoints"] == ["inventory"], h.describe(server)

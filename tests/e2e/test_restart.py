@@ -22,7 +22,7 @@ def test_restart_keeps_incidents_and_baselines(tmp_path, db_url):
         h.inject(server, "delay", endpoint="payment", duration=1500)
         assert h.checkouts(server.url, 8, threads=8) == {200: 8}
         summary = h.analyze(server)
-        assert len(summary["incidents_opened"]) == 1, summary
+        assert len(summary["incidents_opened"]) == 1, (summary, h.describe(server))
         incident = h.only_incident(server)
         h.assert_root(incident, "payment")
         baselines = {name: m["baseline_latency_ms"] for name, m in h.metrics(server).items()}
@@ -41,11 +41,15 @@ def test_restart_keeps_incidents_and_baselines(tmp_path, db_url):
 
         # The fault is still on: the new server's cycle sees it against the old
         # baselines and updates the open incident instead of opening another.
+        # (Fresh workers first: their first requests pay for connections and
+        # caches, which on a CPU-starved machine reads as a latency spike.)
+        for _ in range(3):
+            h.health_burst(server)
         assert h.checkouts(server.url, 8, threads=8) == {200: 8}
         summary = h.analyze(server)
         flagged = {(a["endpoint"], a["type"]) for a in summary["anomalies"]}
         assert ("payment", "latency") in flagged, summary
-        assert summary["incidents_opened"] == [], summary
+        assert summary["incidents_opened"] == [], (summary, h.describe(server))
         assert summary["incidents_updated"] == [incident["id"]], summary
 
         final = h.only_incident(server)

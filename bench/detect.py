@@ -1,0 +1,249 @@
+"""Detection cycle cost against history size: ``python bench/detect.py``.
+
+Builds SQLite stores of synthetic traces (20 services x 10 endpoints = 200
+endpoints; each trace is an entry SERVER span, a CLIENT call, the callee's
+SERVER span, its CLIENT call and a third service's SERVER span, with per-endpoint
+latencies and jitter), with baselines learned by real cycles, then times one
+real detection cycle (``aiops.cycle.run_claimed``: claim, read the new spans,
+window stats, baselines, self-time verdicts, RCA, incidents, learning, commit)
+after appending fresh spans. Cases, alternated over several rounds so drift
+hits them alike:
+
+- ``1M history, 10k new``: the headline (target <= 250 ms);
+- ``100k history, 10k new``: same new spans, 10x less history;
+- ``1M history, 1k new``: same history, 10x fewer new spans;
+- ``1M history, 10k new, fault``: one service 10x slower in the new window,
+  so anomalies, trace lookups (RCA) and an incident are part of the cycle.
+
+The cost should follow the new spans, not the history: the first two should
+match, the third be several times cheaper. The stores are built with raw
+``executemany`` (indexes dropped during the bulk load and rebuilt, as the
+schema defines them), in a temporary folder.
+
+Options: ``--rounds`` (5), ``--history`` (1,000,000), ``--profile`` (cProfile the
+headline case once and print the top functions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median, print_table, verdict  # noqa: E402
+
+TARGET_MS = 250.0
+SERVICES = [f"svc{i:02d}" for i in range(20)]
+ENDPOINTS = [(s, f"GET /api/{s}/op{j}") for s in SERVICES for j in range(10)]
+KIND_SERVER, KIND_CLIENT = 2, 3
+SPANS_PER_TRACE = 5
+RATE = 2000.0  # spans per second of data clock: 1M spans of history is ~8 minutes
+
+
+class TraceMaker:
+    """Deterministic synthetic traces; ``spans(n, t0, rate)`` returns rows in SPAN_FIELDS order."""
+
+    def __init__(self, seed: int = 1):
+        self.rnd = random.Random(seed)
+        # Each endpoint's own work (ms): a typical value and a spread.
+        self.work = {key: (self.rnd.uniform(2, 40), self.rnd.uniform(0.1, 0.3)) for key in ENDPOINTS}
+
+    def _self_ms(self, key, slow: set) -> float:
+        typical, spread = self.work[key]
+        value = self.rnd.lognormvariate(0, spread) * typical
+        return value * 10 if key[0] in slow else value
+
+    def spans(self, count: int, t0: float, rate: float, slow: frozenset = frozenset()) -> list[tuple]:
+        rnd = self.rnd
+        rows: list[tuple] = []
+        traces = count // SPANS_PER_TRACE
+        for n in range(traces):
+            start = t0 + n * SPANS_PER_TRACE / rate
+            trace_id = f"{rnd.getrandbits(128):032x}"
+            a, b, c = rnd.sample(range(len(SERVICES)), 3)
+            ea = ENDPOINTS[a * 10 + rnd.randrange(10)]
+            eb = ENDPOINTS[b * 10 + rnd.randrange(10)]
+            ec = ENDPOINTS[c * 10 + rnd.randrange(10)]
+            ids = [f"{rnd.getrandbits(64):016x}" for _ in range(SPANS_PER_TRACE)]
+            dc = self._self_ms(ec, slow)
+            db_ = self._self_ms(eb, slow) + dc + 1.0
+            da = self._self_ms(ea, slow) + db_ + 1.0
+            lead_a, lead_b = (da - db_ - 1.0) / 2000.0, (db_ - dc - 1.0) / 2000.0
+            rows += [
+                (trace_id, ids[0], None, ea[0], ea[1], KIND_SERVER, "GET", 200, False, start, da,
+                 None, None, None, None),
+                (trace_id, ids[1], ids[0], ea[0], eb[1], KIND_CLIENT, "GET", 200, False, start + lead_a,
+                 db_ + 1.0, eb[0], None, None, None),
+                (trace_id, ids[2], ids[1], eb[0], eb[1], KIND_SERVER, "GET", 200, False,
+                 start + lead_a + 0.0005, db_, None, None, None, None),
+                (trace_id, ids[3], ids[2], eb[0], ec[1], KIND_CLIENT, "GET", 200, False,
+                 start + lead_a + lead_b, dc + 1.0, ec[0], None, None, None),
+                (trace_id, ids[4], ids[3], ec[0], ec[1], KIND_SERVER, "GET", 200, False,
+                 start + lead_a + lead_b + 0.0005, dc, None, None, None, None),
+            ]
+        return rows
+
+
+class Store:
+    """One SQLite store with its own app (and engine); spans are appended with raw sqlite3."""
+
+    def __init__(self, folder: Path, name: str, history: int, maker: TraceMaker):
+        from app import create_app
+        from telemetry import ensure_schema
+        from telemetry.models import SPAN_FIELDS
+
+        self.path = folder / f"{name}.db"
+        self.app = create_app({
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{self.path}",
+            "AIOPS_SCHEDULER": False,
+            "AIOPS_RECORD_REQUESTS": False,
+        })
+        with self.app.app_context():
+            ensure_schema()
+        self.maker = maker
+        marks = ", ".join("?" * len(SPAN_FIELDS))
+        self.sql = f"INSERT INTO spans ({', '.join(SPAN_FIELDS)}) VALUES ({marks})"
+        self.clock = time.time() - history / RATE - 600
+        t0 = time.perf_counter()
+        self._bulk_load(history - 20_000)
+        # Baselines as a running service has them: learned by real cycles over normal windows.
+        for _ in range(2):
+            self.append(10_000)
+            self.cycle()
+        print(f"  {name}: {history:,} spans of history in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    def _bulk_load(self, count: int) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute("PRAGMA cache_size=-500000")
+        indexes = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'spans' "
+            "AND sql IS NOT NULL").fetchall()
+        conn.execute("BEGIN IMMEDIATE")
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        step = 100_000
+        for done in range(0, count, step):
+            n = min(step, count - done)
+            conn.executemany(self.sql, self.maker.spans(n, self.clock, RATE))
+            self.clock += n / RATE
+        for _, sql in indexes:
+            conn.execute(sql)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        with self.app.app_context():
+            from sqlalchemy import text
+
+            from aiops.cycle import STATE_ID, _ensure_state
+            from aiops.models import DetectionState
+            from telemetry.db import begin_write, db
+
+            _ensure_state()
+            begin_write()
+            state = db.session.get(DetectionState, STATE_ID)
+            state.cursor = db.session.execute(text("SELECT max(id) FROM spans")).scalar()
+            db.session.commit()
+            db.session.remove()
+
+    def append(self, count: int, slow: frozenset = frozenset()) -> None:
+        """``count`` new spans that arrived in the last interval (30 s of data clock)."""
+        rate = count / 30.0
+        rows = self.maker.spans(count, self.clock, rate, slow)
+        self.clock += count / rate
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(self.sql, rows)
+        conn.execute("COMMIT")
+        conn.close()
+
+    def cycle(self, profile: cProfile.Profile | None = None) -> tuple[float, float, dict]:
+        """Run one claimed cycle now; (wall ms, CPU ms, summary)."""
+        from aiops.cycle import run_claimed
+        from telemetry.db import db
+
+        with self.app.app_context():
+            t0, c0 = time.perf_counter(), time.process_time()
+            if profile is not None:
+                profile.enable()
+            summary = run_claimed(self.app.config, force=True, now=self.clock)
+            if profile is not None:
+                profile.disable()
+            elapsed, cpu = (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
+            db.session.remove()
+        return elapsed, cpu, summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--history", type=int, default=1_000_000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    big, small = args.history, args.history // 10
+
+    with tempfile.TemporaryDirectory(prefix="aiops-bench-detect-") as tmp:
+        print("building the stores ...", flush=True)
+        stores = {"big": Store(Path(tmp), "big", big, TraceMaker(1)),
+                  "small": Store(Path(tmp), "small", small, TraceMaker(2))}
+        faulty = frozenset({SERVICES[7]})
+        cases = [  # (label, store, new spans, slow services)
+            (f"{big:,} history, 10k new", "big", 10_000, frozenset()),
+            (f"{small:,} history, 10k new", "small", 10_000, frozenset()),
+            (f"{big:,} history, 1k new", "big", 1_000, frozenset()),
+            (f"{big:,} history, 10k new, fault", "big", 10_000, faulty),
+        ]
+        times: dict[str, list[float]] = {label: [] for label, *_ in cases}
+        cpu: dict[str, list[float]] = {label: [] for label, *_ in cases}
+        notes: dict[str, str] = {}
+        for n in range(1, args.rounds + 1):
+            for label, name, new, slow in cases:
+                store = stores[name]
+                store.append(new, slow)
+                ms, cpu_ms, summary = store.cycle()
+                assert summary["spans"] == new, summary
+                times[label].append(ms)
+                cpu[label].append(cpu_ms)
+                notes[label] = (f"{summary['endpoints']} endpoints, {len(summary['anomalies'])} anomalies, "
+                                f"{len(summary['incidents_opened']) + len(summary['incidents_updated'])} "
+                                "incidents")
+            print(f"  round {n}: " + ", ".join(f"{times[label][-1]:.0f}" for label, *_ in cases) + " ms",
+                  flush=True)
+
+        if args.profile:
+            stores["big"].append(10_000)
+            profile = cProfile.Profile()
+            stores["big"].cycle(profile)
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
+            print("\nprofile of one cycle (1M history, 10k new), by cumulative time:")
+            print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
+
+    med = {label: median(values) for label, values in times.items()}
+    print()
+    print_table(["case", "median ms", "min ms", "max ms", "median CPU ms", "last cycle"],
+                [[label, f"{med[label]:.0f}", f"{min(times[label]):.0f}", f"{max(times[label]):.0f}",
+                  f"{median(cpu[label]):.0f}", notes[label]] for label, *_ in cases])
+    headline, small_hist, few_new, fault = (label for label, *_ in cases)
+    print()
+    print(f"history x10 (same 10k new): {med[headline] / med[small_hist]:.2f}x the time "
+          "(1.0 = independent of history)")
+    print(f"new spans /10 (same history): {med[few_new] / med[headline]:.2f}x the time "
+          "(0.1 = proportional to new spans)")
+    ok = med[headline] <= TARGET_MS and med[fault] <= TARGET_MS
+    print(f"target <= {TARGET_MS:.0f} ms per cycle (1M history, 10k new; also with a fault): {verdict(ok)} "
+          f"({med[headline]:.0f} ms, {med[fault]:.0f} ms with a fault)")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("AIOPS_SCHEDULER", "0")
+    sys.exit(main())

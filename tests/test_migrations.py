@@ -1,0 +1,120 @@
+"""Schema migrations: fresh databases, model/migration parity, adopting old databases, racing starts.
+
+Every test runs on SQLite and on a fresh PostgreSQL database (``db_url``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+import aiops.models  # noqa: F401 - register every table on db.metadata
+import simulation.models  # noqa: F401
+import telemetry.models  # noqa: F401
+from telemetry import schema
+from telemetry.db import configure_engine, db
+
+MODEL_TABLES = {"spans", "baselines", "self_time_baselines", "detection_state", "detection_cycles",
+                "incidents", "anomalies", "faults"}
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = sa.create_engine(db_url)
+    configure_engine(engine)
+    yield engine
+    engine.dispose()
+
+
+def _differences(engine) -> list:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(context, db.metadata)
+
+
+def _revision(engine) -> set[str]:
+    with engine.connect() as conn:
+        return schema.current(conn)
+
+
+def test_models_cover_the_expected_tables():
+    assert set(db.metadata.tables) == MODEL_TABLES
+
+
+def test_fresh_database_gets_the_schema_from_migrations(engine):
+    assert schema.upgrade(engine) == "upgraded"
+    inspector = sa.inspect(engine)
+    assert set(inspector.get_table_names()) == MODEL_TABLES | {"alembic_version"}
+    assert _revision(engine) == schema.heads()
+    indexes = {ix["name"] for ix in inspector.get_indexes("spans")}
+    assert indexes == {"ix_spans_trace_id", "ix_spans_start_time"}
+    # Idempotent: the second run finds nothing to do.
+    assert schema.upgrade(engine) == "current"
+
+
+def test_migrated_schema_matches_the_models(engine):
+    """What autogenerate would write for the models against a migrated database: nothing."""
+    schema.upgrade(engine)
+    assert _differences(engine) == []
+
+
+def test_database_made_by_create_all_is_adopted(engine):
+    """A pre-migration database (create_all, older models) keeps its data and gets stamped."""
+    old = sa.MetaData()
+    for name, table in db.metadata.tables.items():
+        if name != "self_time_baselines":  # self-time baselines came later
+            table.to_metadata(old)
+    old.tables["detection_state"].c.cursor.type = sa.Integer()  # the cursor used to be an INTEGER
+    old.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(telemetry.models.Span).values(
+            trace_id="a" * 32, span_id="b" * 16, service="shop", endpoint="payment", kind=2,
+            error=False, start_time=1.0, duration_ms=2.0))
+        conn.execute(sa.insert(aiops.models.DetectionState).values(id=1, cursor=1, cycles=3))
+    assert _revision(engine) == set()
+
+    assert schema.upgrade(engine) == "adopted"
+    assert _revision(engine) == schema.heads()
+    assert _differences(engine) == []
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(telemetry.models.Span)) == 1
+        assert conn.scalar(sa.select(aiops.models.DetectionState.cycles)) == 3
+    assert schema.upgrade(engine) == "current"
+
+
+def _start(url: str, barrier, results) -> None:
+    engine = sa.create_engine(url)
+    try:
+        barrier.wait(timeout=30)
+        results.put(schema.upgrade(engine))
+    except BaseException as exc:  # noqa: BLE001 - report any failure to the parent
+        results.put(f"failed: {exc!r}")
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_first_starts_migrate_once(db_url):
+    """Four processes start on an empty database at the same moment: one migrates, none fails."""
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_start, args=(db_url, barrier, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    outcomes = sorted(results.get(timeout=5) for _ in procs)
+    assert [p.exitcode for p in procs] == [0] * 4
+    assert outcomes == ["current", "current", "current", "upgraded"], outcomes
+
+    engine = sa.create_engine(db_url)
+    try:
+        assert _revision(engine) == schema.heads()
+        assert _differences(engine) == []
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT count(*) FROM alembic_version")) == 1
+    finally:
+        engine.dispose()
