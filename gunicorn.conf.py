@@ -15,7 +15,7 @@ import os
 
 bind = os.environ.get("AIOPS_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 worker_class = "gthread"
-threads = int(os.environ.get("AIOPS_THREADS", "8"))
+threads = int(os.environ.get("AIOPS_THREADS", "16"))
 timeout = 60
 graceful_timeout = 10
 

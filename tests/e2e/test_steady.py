@@ -15,7 +15,7 @@ def test_steady_traffic_raises_no_incident(tmp_path, recorder):
     env = h.shop_env(h.sqlite_url(tmp_path), AIOPS_RECORDER=recorder)
     with h.running(tmp_path, env) as server:
         h.warm_up(server)
-        for _ in range(5):
+        for _ in range(4):
             # Steady checkouts at a modest rate; each endpoint sleeps a random
             # amount per request, so every window's mean differs a little.
             tally = traffic.run(server.url, rate=20, duration=1.5, threads=4, quiet=True)
