@@ -131,7 +131,7 @@ def _trace(start: float, caller_ms: float, callee_ms: float, failing: bool) -> l
              status_code=502 if failing else 200, error=failing, start_time=start,
              duration_ms=caller_ms, exception_type="BadGateway" if failing else None,
              exception_message=f"{XSS_CALLEE} answered 500" if failing else None),
-        _row(**common, span_id=ids[1], parent_span_id=ids[0], endpoint=XSS_CALLEE, peer=XSS_CALLEE,
+        _row(**common, span_id=ids[1], parent_span_id=ids[0], endpoint=XSS_CALLEE, peer=XSS_SERVICE,
              kind=KIND_CLIENT, status_code=500 if failing else 200, error=failing,
              start_time=start + 0.002, duration_ms=callee_ms + 2),
         _row(**common, span_id=ids[2], parent_span_id=ids[1], endpoint=XSS_CALLEE, kind=KIND_SERVER,
