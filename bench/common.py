@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
 
 from tests.e2e.server import GunicornServer  # noqa: E402  (needs ROOT on sys.path)
 
-__all__ = ["ROOT", "GunicornServer", "cpu_count", "median", "print_table", "verdict"]
+__all__ = ["ROOT", "GunicornServer", "cpu_count", "median", "print_table", "process_tree_cpu", "verdict"]
 
 
 def cpu_count() -> int:
@@ -25,6 +25,27 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def process_tree_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by ``pid`` and its children (Linux ``/proc``; else None).
+
+    For a gunicorn master that is the whole server: CPU per unit of work does not
+    depend on what else the machine runs, throughput does.
+    """
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, todo = 0.0, [pid]
+    try:
+        while todo:
+            p = todo.pop()
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(c) for c in f.read().split()]
+    except (OSError, ValueError, IndexError):
+        return None if p == pid else total
+    return total
 
 
 def median(values) -> float:

@@ -4,17 +4,22 @@ Measures spans *stored* per second through ``POST /v1/traces`` (protobuf,
 512-span batches, as the OpenTelemetry SDK's ``BatchSpanProcessor`` sends
 them) on a real gunicorn on loopback with SQLite, and in the same run the
 rate of a plain ``sqlite3`` ``executemany`` of the very same rows into the
-same schema (same indexes, same pragmas, one transaction per 512 rows): the
-ceiling for this machine's disk and SQLite build. Rounds alternate the two,
-and the raw insert writes as many batches as the server stored in that round,
-so both tables grow alike.
+same schema (same indexes, same pragmas, one transaction per 512 rows): what
+this machine's disk and SQLite build allow a plain batched insert. Rounds
+alternate the two, and the raw insert writes as many batches as the server
+stored in that round, so both tables grow alike. The server's CPU time
+(all gunicorn processes, from ``/proc``) is shown too: CPUs busy and CPU per
+span tell whether the server was short of CPU or waiting (for SQLite's one
+write lock).
 
 The batches are made by the real SDK (spans of a two-service app with HTTP
 and database attributes, a few exception events) and encoded by the OTLP
-exporter's own encoder; ids are re-drawn per batch so the trace index sees
-fresh keys. Client threads post them back to back over keep-alive
-connections; a batch counts once the server answered 200 (the ingest route
-commits before it answers) and the stored row count is checked at the end.
+exporter's own encoder; each batch gets fresh trace ids and later times, so
+the trace index sees new keys and the time index appends, as with live
+traffic. Client threads post them back to back over keep-alive connections
+(bodies made before the clock starts); a batch counts once the server
+answered 200 (the ingest route commits before it answers), and the stored
+row count is checked against the acknowledged one at the end.
 
 Target (the issue "Fast enough to leave on"): >= 50,000 spans/s on SQLite.
 
@@ -40,7 +45,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GunicornServer, cpu_count, print_table, verdict  # noqa: E402
+from common import GunicornServer, cpu_count, print_table, process_tree_cpu, verdict  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
@@ -268,7 +273,7 @@ def main() -> int:
               f"{cpu_count()} CPUs", flush=True)
         k = 0
         table = []
-        total_ok = total_live_s = total_raw_s = 0.0
+        total_ok = total_live_s = total_raw_s = total_cpu = 0.0
         failures = 0
         with server:
             warm_ok, warm_failed, _, k = post_batches(server.port, batches, k, args.clients, 1.0)
@@ -276,22 +281,29 @@ def main() -> int:
             failures += warm_failed
             warm = stored_spans(server_db)
             for n in range(1, args.rounds + 1):
+                cpu0 = process_tree_cpu(server.proc.pid)
                 ok, failed, live_s, k = post_batches(server.port, batches, k, args.clients, args.seconds)
+                cpu1 = process_tree_cpu(server.proc.pid)
+                cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else float("nan")
                 raw_s = raw.run(ok)
                 live_rate, raw_rate = ok * BATCH / live_s, ok * BATCH / raw_s
-                table.append([n, f"{live_rate:,.0f}", f"{raw_rate:,.0f}", f"{live_rate / raw_rate:.2f}"])
+                table.append([n, f"{live_rate:,.0f}", f"{raw_rate:,.0f}", f"{live_rate / raw_rate:.2f}",
+                              f"{cpu / live_s:.2f}", f"{cpu / (ok * BATCH) * 1e6:.1f}"])
                 print(f"  round {n}: ingest {live_rate:,.0f} spans/s, raw {raw_rate:,.0f} rows/s", flush=True)
                 total_ok += ok
                 total_live_s += live_s
                 total_raw_s += raw_s
+                total_cpu += cpu
                 failures += failed
             stored = stored_spans(server_db) - warm
         acked = int(total_ok * BATCH)
 
     live, ceiling = acked / total_live_s, acked / total_raw_s
     print()
-    print_table(["round", "OTLP ingest spans/s", "raw executemany rows/s", "ratio"],
-                [*table, ["all", f"{live:,.0f}", f"{ceiling:,.0f}", f"{live / ceiling:.2f}"]])
+    print_table(["round", "OTLP ingest spans/s", "raw executemany rows/s", "ratio", "server CPUs busy",
+                 "server CPU us/span"],
+                [*table, ["all", f"{live:,.0f}", f"{ceiling:,.0f}", f"{live / ceiling:.2f}",
+                          f"{total_cpu / total_live_s:.2f}", f"{total_cpu / acked * 1e6:.1f}"]])
     print()
     print(f"acknowledged {acked:,} spans, stored {stored:,}, failed requests {failures}")
     if stored != acked or failures:

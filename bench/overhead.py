@@ -18,19 +18,22 @@ variants taking turns in a rotating order over several rounds so that drift
   per endpoint) calling ``/inventory`` and ``/payment`` over HTTP, so each
   checkout records 5 spans (3 SERVER, 2 CLIENT) with trace propagation.
 
-Printed: requests/s, median p50/p99 latency over the rounds, and the ratio of
-each recorder's throughput to the unrecorded one (total requests over total
-time; per-round ratios show the spread). Target (issue "Fast enough to leave
-on"): the default recorder >= 0.95 of unrecorded throughput on both endpoints.
-The spans each server stored are counted at the end, to show recording
-really happened (and dropped nothing).
+Printed: requests/s, median p50/p99 latency over the rounds, the ratio of
+each recorder's throughput to the unrecorded one (the median over rounds of
+the ratio within a round: short turns, many rounds, so a burst of other load
+on the machine lands on one turn and not on the verdict), and server CPU time
+per request (all gunicorn processes; it barely depends on other load, and
+off/recorder CPU is what the throughput ratio would be on a saturated, quiet
+machine). Target (issue "Fast enough to leave on"): the default recorder >=
+0.95 of unrecorded throughput on both endpoints. The spans each server stored
+are counted at the end, to show recording really happened and dropped nothing.
 
 Why wrk: a Python load generator on a 2-CPU machine takes a large share of the
 CPU the server is measured on, and its own GIL adds jitter; wrk stays at a few
 percent and reports latency percentiles. Install: ``apt-get install wrk``
 (Debian/Ubuntu) or ``brew install wrk``.
 
-Options: ``--seconds`` per variant per round (8), ``--rounds`` (5),
+Options: ``--seconds`` per variant per round (2), ``--rounds`` (15), ``--verbose``,
 ``--workers`` (CPU count), ``--endpoint`` (``inventory``, ``checkout`` or both).
 """
 
@@ -43,10 +46,11 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GunicornServer, cpu_count, median, print_table, verdict  # noqa: E402
+from common import GunicornServer, cpu_count, median, print_table, process_tree_cpu, verdict  # noqa: E402
 
 TARGET = 0.95
 VARIANTS = {
@@ -112,16 +116,21 @@ def bench_endpoint(name: str, args, tmp: Path) -> dict[str, dict]:
             results[variant]["db"] = db_file
         for server in servers.values():  # warm up: imports, schema, connection pools
             run_wrk(server.url + path, script, connections, 2)
+        time.sleep(1.0)  # let the span buffers write the warm-up's spans
         warm = {v: stored_spans(results[v]["db"]) for v in VARIANTS}
         order = list(VARIANTS)
         for n in range(args.rounds):
             turn = order[n % len(order):] + order[: n % len(order)]
             line = []
             for variant in turn:
+                cpu0 = process_tree_cpu(servers[variant].proc.pid)
                 run = run_wrk(servers[variant].url + path, script, connections, args.seconds)
+                cpu1 = process_tree_cpu(servers[variant].proc.pid)
+                run["cpu_s"] = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else float("nan")
                 results[variant]["runs"].append(run)
                 line.append(f"{variant} {run['requests'] / run['duration_us'] * 1e6:,.0f}")
-            print(f"  {name} round {n + 1}: " + ", ".join(line) + " req/s", flush=True)
+            if args.verbose:
+                print(f"  {name} round {n + 1}: " + ", ".join(line) + " req/s", flush=True)
     finally:
         for server in servers.values():
             server.stop()  # flushes the span buffers on the way out
@@ -132,8 +141,9 @@ def bench_endpoint(name: str, args, tmp: Path) -> dict[str, dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--verbose", action="store_true", help="print every round")
     parser.add_argument("--workers", type=int, default=cpu_count())
     parser.add_argument("--endpoint", choices=[*ENDPOINTS, "both"], default="both")
     args = parser.parse_args()
@@ -150,34 +160,36 @@ def main() -> int:
         for name in names:
             results = bench_endpoint(name, args, Path(tmp))
             method, path = ENDPOINTS[name][:2]
-            rate = {}
+            off = results["off"]["runs"]
             for variant, res in results.items():
                 runs = res["runs"]
-                rate[variant] = sum(r["requests"] for r in runs) / sum(r["duration_us"] for r in runs) * 1e6
-            for variant, res in results.items():
-                runs = res["runs"]
-                failed = sum(r["errors"] + r["non2xx"] for r in runs)
-                ratio = rate[variant] / rate["off"]
                 served = sum(r["requests"] for r in runs)
+                rate = served / sum(r["duration_us"] for r in runs) * 1e6
+                # Per round, against the unrecorded server's turn in the same round.
+                ratio = median(a["requests"] / a["duration_us"] / (b["requests"] / b["duration_us"])
+                               for a, b in zip(runs, off, strict=True))
+                cpu = sum(r["cpu_s"] for r in runs) / served * 1e6
+                failed = sum(r["errors"] + r["non2xx"] for r in runs)
                 expected = served * SPANS_PER_REQUEST[name]
                 spans = "-" if variant == "off" else f"{res['spans']:,} / {expected:,}"
-                table.append([f"{method} {path}", variant, f"{rate[variant]:,.0f}",
+                table.append([f"{method} {path}", variant, f"{rate:,.0f}",
                               f"{median(r['p50_us'] for r in runs) / 1000:.2f}",
                               f"{median(r['p99_us'] for r in runs) / 1000:.2f}",
-                              f"{ratio:.3f}", spans, failed])
+                              f"{ratio:.3f}", f"{cpu:,.0f}", spans, failed])
                 ok = ok and failed == 0
-            for variant in ("lean", "otel"):
-                per_round = [a["requests"] / a["duration_us"] / (b["requests"] / b["duration_us"])
-                             for a, b in zip(results[variant]["runs"], results["off"]["runs"], strict=True)]
-                summary.append((name, variant, rate[variant] / rate["off"], min(per_round), max(per_round)))
+                if variant != "off":
+                    off_cpu = sum(r["cpu_s"] for r in off) / sum(r["requests"] for r in off) * 1e6
+                    summary.append((name, variant, ratio, off_cpu / cpu))
 
     print()
-    print_table(["endpoint", "recorder", "req/s", "p50 ms", "p99 ms", "vs off", "spans stored / expected",
-                 "errors"], table)
+    print_table(["endpoint", "recorder", "req/s", "p50 ms", "p99 ms", "vs off", "server CPU us/req",
+                 "spans stored / expected", "errors"], table)
     print()
-    for name, variant, ratio, low, high in summary:
-        print(f"{name}: {variant}/off throughput ratio {ratio:.3f} (rounds {low:.3f}..{high:.3f})")
-    lean = [ratio for name, variant, ratio, _, _ in summary if variant == "lean"]
+    print("vs off: median over rounds of (throughput / the unrecorded server's in the same round);")
+    print("CPU ratio: unrecorded server CPU per request / this one's (what throughput would be if CPU-bound)")
+    for name, variant, ratio, cpu_ratio in summary:
+        print(f"{name}: {variant}/off throughput ratio {ratio:.3f}, CPU ratio {cpu_ratio:.3f}")
+    lean = [ratio for name, variant, ratio, _ in summary if variant == "lean"]
     met = ok and all(r >= TARGET for r in lean)
     print(f"target: default (lean) recorder >= {TARGET} of unrecorded throughput on every endpoint: "
           f"{verdict(met)}" + ("" if ok else " (some requests failed)"))

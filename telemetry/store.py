@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from sqlalchemy import Engine, case, delete, func, select, text
 
@@ -20,28 +22,56 @@ from telemetry.models import KIND_CLIENT, SPAN_FIELDS, Span
 _SPAN_WRITE_LOCK = 0x41494F7053  # "AIOps"
 
 
-def _insert_sql(dialect) -> str:
-    """The span INSERT in the driver's own placeholder style (``?`` or ``%s``)."""
+_COLUMNS_SQL = ", ".join(SPAN_FIELDS)
+# Rows per multi-row INSERT on SQLite: 256 x 15 = 3,840 parameters, within
+# SQLite's limit (32,766 since 3.32; 999 before, hence the smaller chunk there).
+_SQLITE_CHUNK = 256 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999 // len(SPAN_FIELDS)
+
+
+@lru_cache(maxsize=8)
+def _sqlite_insert(rows: int) -> str:
+    one = "(" + ", ".join("?" * len(SPAN_FIELDS)) + ")"
+    return f"INSERT INTO {Span.__tablename__} ({_COLUMNS_SQL}) VALUES " + ", ".join([one] * rows)
+
+
+def _executemany_insert(dialect) -> str:
+    """One row's INSERT in the driver's placeholder style (``?`` or ``%s``), for ``executemany``."""
     marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(SPAN_FIELDS))
-    return f"INSERT INTO {Span.__tablename__} ({', '.join(SPAN_FIELDS)}) VALUES ({marks})"
+    return f"INSERT INTO {Span.__tablename__} ({_COLUMNS_SQL}) VALUES ({marks})"
 
 
 def insert_spans(engine: Engine, rows: Sequence[tuple]) -> None:
     """Insert span tuples (in ``SPAN_FIELDS`` order) in one write transaction.
 
-    The hot path of recording and OTLP ingest: the tuples go to the driver's
-    ``executemany`` as they are. Core's ``insert()`` with one dict per row cost
-    several times the database's own work (building the dicts, then per-row
-    bind processing); every value here is already a plain str, int, float,
-    bool or None that sqlite3 and psycopg store as is.
+    The hot path of recording and OTLP ingest, so the tuples go to the driver
+    as they are (every value is already a plain str, int, float, bool or None
+    that sqlite3 and psycopg store as is), not through Core's ``insert()``
+    with a dict per row and per-row bind processing.
+
+    On SQLite they go as multi-row ``INSERT ... VALUES (...), (...)`` statements
+    of up to 256 rows rather than ``executemany``: the sqlite3 module releases
+    and retakes the GIL around every statement it steps, so ``executemany``
+    does that once per row, and whenever another thread of the process is
+    busy (a worker thread decoding the next OTLP batch, a request) each retake
+    can wait out the interpreter's 5 ms switch interval while this thread
+    holds the database's only write lock. One statement per 256 rows retakes
+    it once per chunk; alone it is also faster. PostgreSQL keeps psycopg's
+    pipelined ``executemany``.
     """
     if not rows:
         return
-    sql = _insert_sql(engine.dialect)
+    rows = rows if isinstance(rows, list) else list(rows)
     with write_connection(engine) as conn:
-        if conn.dialect.name == "postgresql":
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": _SPAN_WRITE_LOCK})
-        conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
+        if dialect != "sqlite":
+            conn.exec_driver_sql(_executemany_insert(conn.dialect), rows)
+            return
+        for start in range(0, len(rows), _SQLITE_CHUNK):
+            part = rows[start : start + _SQLITE_CHUNK]
+            # A tuple is one parameter set (a list would mean executemany).
+            conn.exec_driver_sql(_sqlite_insert(len(part)), tuple(value for row in part for value in row))
 
 
 def max_span_id() -> int:
