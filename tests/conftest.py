@@ -94,3 +94,17 @@ def app(db_url):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def app_factory(db_url):
+    """Apps on the same throwaway database with different settings (all disposed after)."""
+    made = []
+
+    def factory(**config):
+        made.append(make_app(db_url, **config))
+        return made[-1]
+
+    yield factory
+    for app in made:
+        dispose_app(app)

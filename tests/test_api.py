@@ -20,17 +20,6 @@ def app(db_url):
     dispose_app(app)
 
 
-@pytest.fixture
-def app_factory(db_url):
-    made = []
-
-    def factory(**config):
-        made.append(make_app(db_url, **config))
-        return made[-1]
-
-    yield factory
-    for app in made:
-        dispose_app(app)
 
 
 def assert_json_error(response, status: int, name: str) -> dict:

@@ -13,20 +13,7 @@ from werkzeug.serving import make_server
 from telemetry.buffer import SpanBuffer
 from telemetry.db import db
 from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS, Span
-from tests.conftest import dispose_app, make_app
-
-
-@pytest.fixture
-def app_factory(db_url):
-    made = []
-
-    def factory(**config):
-        made.append(make_app(db_url, **config))
-        return made[-1]
-
-    yield factory
-    for app in made:
-        dispose_app(app)
+from tests.conftest import make_app
 
 
 def stored(app, **where) -> list[Span]:

@@ -12,6 +12,7 @@ import collections
 import json
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,13 +78,13 @@ def running(tmp_path: Path, env: dict[str, str], name: str = "server", workers: 
         server.stop()
 
 
-def checkouts(url: str, count: int, threads: int, timeout: float = 30.0) -> collections.Counter:
-    """Send exactly ``count`` ``POST /checkout`` from ``threads`` concurrent clients.
+def send(count: int, threads: int, request: Callable[[requests.Session], requests.Response]
+         ) -> collections.Counter:
+    """Make exactly ``count`` calls of ``request`` from ``threads`` concurrent clients.
 
     Returns a tally of status codes (or exception names) so a test can see
     what the traffic experienced.
     """
-    assert threads <= MAX_CLIENTS, f"more than {MAX_CLIENTS} concurrent checkouts can starve a worker"
     tally: collections.Counter = collections.Counter()
     lock = threading.Lock()
     remaining = [count]
@@ -96,8 +97,7 @@ def checkouts(url: str, count: int, threads: int, timeout: float = 30.0) -> coll
                     return
                 remaining[0] -= 1
             try:
-                response = session.post(url + "/checkout", json={"amount": 10}, timeout=timeout)
-                code: int | str = response.status_code
+                code: int | str = request(session).status_code
             except requests.RequestException as exc:
                 code = type(exc).__name__
             with lock:
@@ -109,6 +109,13 @@ def checkouts(url: str, count: int, threads: int, timeout: float = 30.0) -> coll
     for t in pool:
         t.join()
     return tally
+
+
+def checkouts(url: str, count: int, threads: int, timeout: float = 30.0) -> collections.Counter:
+    """Send exactly ``count`` ``POST /checkout`` from ``threads`` concurrent clients (kept-alive)."""
+    assert threads <= MAX_CLIENTS, f"more than {MAX_CLIENTS} concurrent checkouts can starve a worker"
+    return send(count, threads,
+                lambda session: session.post(url + "/checkout", json={"amount": 10}, timeout=timeout))
 
 
 def analyze(server: GunicornServer) -> dict:

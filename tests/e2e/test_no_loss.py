@@ -30,30 +30,8 @@ PAYMENT = 60
 
 def _direct(url: str, method: str, path: str, count: int, threads: int) -> collections.Counter:
     """``count`` requests to ``path`` on fresh connections (they spread over the workers)."""
-    tally: collections.Counter = collections.Counter()
-    lock = threading.Lock()
-    remaining = [count]
-
-    def client() -> None:
-        while True:
-            with lock:
-                if remaining[0] <= 0:
-                    return
-                remaining[0] -= 1
-            try:
-                code: int | str = requests.request(method, url + path, headers={"Connection": "close"},
-                                                   json={"amount": 1}, timeout=30).status_code
-            except requests.RequestException as exc:
-                code = type(exc).__name__
-            with lock:
-                tally[code] += 1
-
-    pool = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    return tally
+    return h.send(count, threads, lambda _session: requests.request(
+        method, url + path, headers={"Connection": "close"}, json={"amount": 1}, timeout=30))
 
 
 def _query(db_url: str, sql: str) -> list[tuple]:
