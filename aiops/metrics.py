@@ -50,7 +50,7 @@ def summarise(rows: Iterable[Mapping], baselines: Mapping, own_service: str) -> 
 
 def current(config: Mapping, now: float | None = None) -> dict:
     now = time.time() if now is None else now
-    ignored = [s.strip() for s in config["AIOPS_IGNORE_SERVICES"].split(",") if s.strip()]
+    ignored = config["AIOPS_IGNORE_SERVICES"]
     rows = store.endpoint_stats(now - config["AIOPS_METRICS_WINDOW"], ignored)
     baselines = {(b.service, b.endpoint): b.latency_ms for b in db.session.scalars(select(Baseline))}
     return summarise(rows, baselines, config["AIOPS_SERVICE_NAME"])

@@ -23,6 +23,11 @@ def _positive(value: str) -> float:
     return number
 
 
+def _names(value: str) -> tuple[str, ...]:
+    """``"aiops, batch"`` -> ``("aiops", "batch")``."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
 # name -> (config key, parser, default)
 _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "AIOPS_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str, None),
@@ -48,7 +53,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "AIOPS_RESOLVE_AFTER_CYCLES": ("AIOPS_RESOLVE_AFTER_CYCLES", int, 3),
     "AIOPS_RETENTION_HOURS": ("AIOPS_RETENTION_HOURS", float, 24.0),
     "AIOPS_METRICS_WINDOW": ("AIOPS_METRICS_WINDOW", float, 300.0),
-    "AIOPS_IGNORE_SERVICES": ("AIOPS_IGNORE_SERVICES", str, "aiops"),
+    "AIOPS_IGNORE_SERVICES": ("AIOPS_IGNORE_SERVICES", _names, ("aiops",)),
     "AIOPS_OTLP_MAX_BYTES": ("AIOPS_OTLP_MAX_BYTES", int, 8 * 1024 * 1024),
     "AIOPS_REPLAY_MAX_PENDING": ("AIOPS_REPLAY_MAX_PENDING", int, 500_000),
     "AIOPS_DEMO_TIMEOUT": ("AIOPS_DEMO_TIMEOUT", float, 5.0),
