@@ -8,15 +8,17 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from sqlalchemy import select
 
 import telemetry
-from aiops import metrics
+from aiops import delivery, metrics
 from aiops.auth import require_token
 from aiops.cycle import run_claimed
-from aiops.incidents import TransitionError, transition
+from aiops.incidents import TransitionError
 from aiops.models import Incident
+from aiops.notify import human_transition
 from telemetry.db import begin_write, db
 
 bp = Blueprint("aiops", __name__, url_prefix="/aiops")
 ANALYZE_WAIT = 15.0  # seconds to wait for a running cycle to finish
+NOTIFICATION_STATUSES = ("pending", "delivered", "failed", "superseded")
 
 
 def list_incidents(limit: int = 100) -> tuple[list[Incident], list[Incident]]:
@@ -30,8 +32,9 @@ def list_incidents(limit: int = 100) -> tuple[list[Incident], list[Incident]]:
     return active, resolved
 
 
-def get_incident_or_404(incident_id: str) -> Incident:
-    incident = db.session.get(Incident, incident_id)
+def get_incident_or_404(incident_id: str, lock: bool = False) -> Incident:
+    """The incident; ``lock`` for a write transaction that changes it (PostgreSQL row lock)."""
+    incident = db.session.get(Incident, incident_id, with_for_update=lock)
     if incident is None:
         abort(404, description=f"no incident {incident_id!r}")
     return incident
@@ -67,9 +70,9 @@ def _actor() -> tuple[str, str]:
 def _transition(incident_id: str, action: str):
     by, comment = _actor()
     begin_write()
-    incident = get_incident_or_404(incident_id)
+    incident = get_incident_or_404(incident_id, lock=True)
     try:
-        transition(incident, action, time.time(), by, comment)
+        human_transition(incident, action, time.time(), by, comment, current_app.config)
     except TransitionError as exc:
         db.session.rollback()
         abort(409, description=str(exc))
@@ -87,6 +90,27 @@ def acknowledge(incident_id: str):
 @require_token
 def resolve(incident_id: str):
     return _transition(incident_id, "resolve")
+
+
+@bp.get("/notifications")
+def notifications():
+    """Delivery history (newest first; ``?incident=``, ``?status=``, ``?channel=``, ``?limit=``)
+    and per-channel stats, the circuit breaker's state among them."""
+    args = request.args
+    try:
+        limit = int(args.get("limit", 100))
+    except ValueError:
+        abort(400, description="'limit' must be an integer")
+    if not 1 <= limit <= 1000:
+        abort(400, description="'limit' must be between 1 and 1000")
+    status = args.get("status")
+    if status is not None and status not in NOTIFICATION_STATUSES:
+        abort(400, description=f"'status' must be one of {', '.join(NOTIFICATION_STATUSES)}")
+    return jsonify(
+        channels=delivery.stats(current_app.config),
+        notifications=delivery.history(limit, incident_id=args.get("incident"), status=status,
+                                       channel=args.get("channel")),
+    )
 
 
 @bp.get("/metrics")

@@ -120,6 +120,7 @@ def replay(files: tuple[Path, ...], report: Path | None):
     from telemetry.store import insert_spans
 
     config = current_app.config
+    config["AIOPS_NOTIFICATIONS"] = False  # past incidents page nobody and run no hooks
     ensure_schema()
     err = sys.stderr  # progress and warnings; the incident table goes to stdout
     engine = db.engine

@@ -19,9 +19,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import baseline as bl
+from aiops import notify
 from aiops import selftime as st
 from aiops.detect import Thresholds, detect, self_time, window_stats
-from aiops.incidents import apply_groups, lead_type, resolve_quiet
+from aiops.incidents import Policy, apply_groups, lead_type, resolve_quiet
 from aiops.models import Baseline, DetectionCycle, DetectionState, SelfTimeBaseline
 from aiops.rca import analyse
 from telemetry import selfmetrics, store
@@ -145,8 +146,12 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     # Everything the cycle decided is written in one transaction.
     db.session.rollback()
     begin_write()
-    opened, updated = apply_groups(groups, now, config["AIOPS_CORRELATION_WINDOW"])
-    resolved = resolve_quiet(opened + updated, now, config["AIOPS_RESOLVE_AFTER_CYCLES"])
+    policy = Policy.from_config(config)
+    # Traffic = requests entering the system (root spans) not of ignored services.
+    total_requests = sum(1 for sp in window if sp.parent_span_id is None and sp.service not in ignored)
+    changes = resolve_quiet(apply_groups(groups, now, policy, total_requests), now, policy)
+    queued = notify.dispatch(changes, now, config)
+    opened, updated, resolved = changes.opened, changes.updated + changes.reopened, changes.resolved
     opened_kinds = [(lead_type(i), i.severity) for i in opened]
     anomalous = {a.key for a in anomalies}
     baseline_rows = _rows_by_key(Baseline)
@@ -176,7 +181,9 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
         ],
         "incidents_opened": [i.id for i in opened],
         "incidents_updated": [i.id for i in updated],
+        "incidents_reopened": [i.id for i in changes.reopened],
         "incidents_resolved": [i.id for i in resolved],
+        "notifications_queued": queued,
     }
     db.session.add(
         DetectionCycle(

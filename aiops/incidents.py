@@ -1,15 +1,23 @@
-"""Turning RCA groups into deduplicated incidents, and resolving quiet ones.
+"""Turning RCA groups into deduplicated incidents, and their lifecycle.
 
 One incident per root cause: a group whose root already has an open incident
 updates it (``last_seen``, anomalies, affected endpoints). A group whose root
 is already part of an open incident seen within the correlation window (say
 checkout, when the incident's root is payment) joins that incident too, so a
 trace that arrives a cycle late never opens a second incident.
+
+Lifecycle (all in the cycle's transaction; the caller queues what
+:class:`Changes` says must go out): an incident notifies only once it was seen
+in ``notify_after_cycles`` cycles (flap suppression); it resolves after
+``resolve_after_cycles`` quiet cycles; a recurrence within the cooldown reopens
+it, a later one opens a new incident linked to it; severity follows impact and
+escalates when the incident keeps recurring or lasts too long, never dropping.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
@@ -19,10 +27,54 @@ from aiops.rca import Group
 from telemetry.db import db
 
 SEVERITIES = ("low", "medium", "high", "critical")
+MINOR_SHARE = 0.05  # an endpoint carrying less of the traffic than this is a step less severe
 
 
-def severity(anomalies: Iterable[Anomaly], affected: int) -> str:
-    """Impact-based severity: failures outrank slowness; spreading raises it a step."""
+@dataclass(frozen=True)
+class Policy:
+    """The lifecycle settings a cycle applies (see the README's "Incident lifecycle")."""
+
+    correlation_window: float = 300.0
+    resolve_after_cycles: int = 3
+    notify_after_cycles: int = 2
+    reopen_cooldown: float = 1800.0
+    escalate_after: float = 3600.0
+    escalate_reopens: int = 2
+    verify_after: float = 30.0  # a remediation is judged by a cycle whose window starts after it ran
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> Policy:
+        return cls(
+            correlation_window=config["AIOPS_CORRELATION_WINDOW"],
+            resolve_after_cycles=config["AIOPS_RESOLVE_AFTER_CYCLES"],
+            notify_after_cycles=max(1, config["AIOPS_NOTIFY_AFTER_CYCLES"]),
+            reopen_cooldown=config["AIOPS_REOPEN_COOLDOWN"],
+            escalate_after=config["AIOPS_ESCALATE_AFTER"],
+            escalate_reopens=max(1, config["AIOPS_ESCALATE_REOPENS"]),
+            verify_after=config["AIOPS_DETECTION_INTERVAL"],
+        )
+
+
+@dataclass
+class Changes:
+    """What a cycle did to incidents, and what must go out because of it."""
+
+    opened: list[Incident] = field(default_factory=list)
+    updated: list[Incident] = field(default_factory=list)
+    reopened: list[Incident] = field(default_factory=list)
+    resolved: list[Incident] = field(default_factory=list)
+    # (incident, event) for the notification outbox: trigger, update, resolve.
+    notify: list[tuple[Incident, str]] = field(default_factory=list)
+    remediate: list[Incident] = field(default_factory=list)
+
+    @property
+    def touched(self) -> list[Incident]:
+        return self.opened + self.updated + self.reopened
+
+
+def severity(anomalies: Iterable[Anomaly], affected: int, share: float | None = None) -> str:
+    """Impact-based severity: failures outrank slowness; spreading raises it a step,
+    an endpoint that carries under 5% of the traffic lowers it one."""
     level = 0
     for a in anomalies:
         if a.type == "timeout":
@@ -34,7 +86,23 @@ def severity(anomalies: Iterable[Anomaly], affected: int) -> str:
             level = max(level, 2 if ratio >= 5 else 1)
     if affected >= 3:
         level = min(level + 1, 3)
+    if share is not None and share < MINOR_SHARE:
+        level = max(level - 1, 0)
     return SEVERITIES[level]
+
+
+def escalation(incident: Incident, now: float, policy: Policy) -> tuple[int, list[str]]:
+    """Steps to add for an incident that keeps recurring or lasts too long, and why."""
+    steps, why = 0, []
+    recurrences = incident.reopen_count // policy.escalate_reopens
+    if recurrences:
+        steps += recurrences
+        why.append(f"recurred {incident.reopen_count} times")
+    long_open = int((now - incident.first_detected) // policy.escalate_after)
+    if long_open:
+        steps += long_open
+        why.append(f"open for {round((now - incident.first_detected) / 60)} min")
+    return steps, why
 
 
 def describe(group: Group) -> tuple[str, str]:
@@ -64,13 +132,14 @@ def lead_type(incident: Incident) -> str:
     lead = own or incident.anomalies
     return lead[0].type if lead else "unknown"
 
-
-def _event(incident: Incident, kind: str, at: float, detail: str, by: str = "aiops") -> None:
+def add_event(incident: Incident, kind: str, at: float, detail: str, by: str = "aiops") -> None:
     incident.timeline = [*incident.timeline, {"at": iso(at), "event": kind, "by": by, "detail": detail}]
 
 
 def open_incidents() -> list[Incident]:
-    return list(db.session.scalars(select(Incident).where(Incident.status != "resolved")))
+    """Locked for the caller's write transaction (PostgreSQL; SQLite's write lock covers it):
+    the delivery worker appends to the same timelines."""
+    return list(db.session.scalars(select(Incident).where(Incident.status != "resolved").with_for_update()))
 
 
 def _matching(group: Group, open_ones: list[Incident], now: float, window: float) -> Incident | None:
@@ -84,86 +153,175 @@ def _matching(group: Group, open_ones: list[Incident], now: float, window: float
     return None
 
 
+def _last_resolved(root: tuple[str, str]) -> Incident | None:
+    """The most recently resolved incident about the same root cause."""
+    return db.session.scalars(
+        select(Incident)
+        .where(Incident.status == "resolved", Incident.root_service == root[0],
+               Incident.root_endpoint == root[1])
+        .order_by(Incident.resolved_at.desc())
+        .limit(1)
+        .with_for_update()
+    ).first()
+
+
+def _reopen(incident: Incident, now: float) -> None:
+    quiet = now - (incident.resolved_at or now)
+    incident.status = "open"
+    incident.resolved_at = None
+    incident.clean_cycles = 0
+    incident.seen_cycles = 0
+    incident.confirmed_at = None  # a recurrence must persist again before it notifies
+    incident.reopen_count += 1
+    add_event(incident, "reopened", now, f"recurred {round(quiet / 60)} min after it was resolved "
+                                      f"(recurrence {incident.reopen_count})")
+
+
 def _candidates_json(group: Group) -> list[dict]:
     return [{"service": s, "endpoint": e, "score": score} for (s, e), score in group.candidates]
 
 
-def apply_groups(groups: list[Group], now: float, correlation_window: float) -> tuple[list, list]:
-    """Open or update incidents for this cycle's groups (caller commits). Returns (opened, updated)."""
+def _share(group: Group, total_requests: int | None) -> float | None:
+    """Share of the requests entering the system that the busiest endpoint the group names served."""
+    if not total_requests:
+        return None
+    return min(1.0, max((a.request_count for a in group.anomalies), default=0) / total_requests)
+
+
+def _new_incident(group: Group, now: float, number: int, previous: Incident | None) -> Incident:
+    title, issue = describe(group)
+    incident = Incident(
+        id=f"INC-{int(now)}-{number}", status="open", severity="low", title=title,
+        root_service=group.root[0], root_endpoint=group.root[1], root_issue=issue,
+        candidates=_candidates_json(group), affected=group.affected, trace_id=group.example_trace,
+        correlated_failures=[a.label for a in group.anomalies], first_detected=now, last_seen=now,
+        clean_cycles=0, seen_cycles=0, reopen_count=0, timeline=[],
+        related_to=previous.id if previous is not None else None,
+    )
+    detail = title if previous is None else f"{title} (recurrence of {previous.id})"
+    add_event(incident, "detected", now, detail)
+    return incident
+
+
+def _merge(incident: Incident, group: Group, now: float) -> None:
+    """A group's news for an incident already open: endpoints, failures, candidates."""
+    incident.last_seen = now
+    incident.clean_cycles = 0
+    labels = [a.label for a in group.anomalies]
+    new_endpoints = [e for e in group.affected if e not in incident.affected]
+    new_labels = [lab for lab in labels if lab not in incident.correlated_failures]
+    incident.affected = incident.affected + new_endpoints
+    incident.correlated_failures = incident.correlated_failures + new_labels
+    if new_endpoints or new_labels:
+        add_event(incident, "updated", now, "now also: " + ", ".join(new_labels or new_endpoints))
+    if (incident.root_service, incident.root_endpoint) == group.root:
+        incident.candidates = _candidates_json(group)
+    incident.trace_id = incident.trace_id or group.example_trace
+
+
+def _record(incident: Incident, group: Group, now: float) -> None:
+    for a in group.anomalies:
+        incident.anomalies.append(
+            AnomalyRecord(
+                service=a.service, endpoint=a.endpoint, type=a.type, observed=a.observed,
+                baseline=a.baseline, request_count=a.request_count, message=a.message,
+                detected_at=now, trace_ids=a.trace_ids[:5],
+            )
+        )
+
+
+def _settle(incident: Incident, impact: str, now: float, policy: Policy, changes: Changes) -> None:
+    """Once per cycle for each incident seen: persistence, confirmation, escalation.
+
+    Severity never drops while an incident lives: a page that went out as
+    critical is not quietly downgraded because one cycle looked milder.
+    """
+    incident.seen_cycles += 1
+    steps, why = escalation(incident, now, policy)
+    level = max(SEVERITIES.index(incident.severity), min(SEVERITIES.index(impact) + steps, 3))
+    new_severity = SEVERITIES[level]
+    raised = new_severity != incident.severity and incident not in changes.opened
+    if raised:
+        reasons = why or ([f"spread to {len(incident.affected)} endpoints"] if len(incident.affected) >= 3
+                          else ["impact grew"])
+        add_event(incident, "escalated", now, f"{incident.severity} -> {new_severity}: " + ", ".join(reasons))
+    incident.severity = new_severity
+    if incident.confirmed_at is None:
+        if incident.seen_cycles >= policy.notify_after_cycles:
+            incident.confirmed_at = now
+            add_event(incident, "confirmed", now,
+                   f"anomalous in {incident.seen_cycles} cycle{'s' if incident.seen_cycles > 1 else ''}")
+            if incident.status == "open":  # an acknowledged one already has someone on it
+                changes.notify.append((incident, "trigger"))
+                changes.remediate.append(incident)
+    elif raised:
+        changes.notify.append((incident, "update"))
+
+
+def apply_groups(groups: list[Group], now: float, policy: Policy,
+                 total_requests: int | None = None) -> Changes:
+    """Open, reopen or update incidents for this cycle's groups (caller commits).
+
+    A group whose root cause was resolved less than ``policy.reopen_cooldown``
+    ago reopens that incident; later it opens a new one linked to it.
+    """
     open_ones = open_incidents()
-    opened, updated = [], []
+    changes = Changes()
+    impacts: dict[str, str] = {}
     # Cycles never overlap (the lease), so numbering from the count is unique.
     number = db.session.scalar(select(func.count()).select_from(Incident)) or 0
     for group in groups:
-        incident = _matching(group, open_ones, now, correlation_window)
-        labels = [a.label for a in group.anomalies]
+        incident = _matching(group, open_ones, now, policy.correlation_window)
         if incident is None:
-            title, issue = describe(group)
-            number += 1
-            incident = Incident(
-                id=f"INC-{int(now)}-{number}",
-                status="open",
-                severity=severity(group.anomalies, len(group.affected)),
-                title=title,
-                root_service=group.root[0],
-                root_endpoint=group.root[1],
-                root_issue=issue,
-                candidates=_candidates_json(group),
-                affected=group.affected,
-                trace_id=group.example_trace,
-                correlated_failures=labels,
-                first_detected=now,
-                last_seen=now,
-                clean_cycles=0,
-                timeline=[],
-            )
-            _event(incident, "detected", now, title)
-            db.session.add(incident)
+            previous = _last_resolved(group.root)
+            if previous is not None and now - (previous.resolved_at or 0) <= policy.reopen_cooldown:
+                incident = previous
+                _reopen(incident, now)
+                _merge(incident, group, now)
+                changes.reopened.append(incident)
+            else:
+                number += 1
+                incident = _new_incident(group, now, number, previous)
+                db.session.add(incident)
+                changes.opened.append(incident)
             open_ones.append(incident)
-            opened.append(incident)
         else:
-            incident.last_seen = now
-            incident.clean_cycles = 0
-            new_endpoints = [e for e in group.affected if e not in incident.affected]
-            new_labels = [lab for lab in labels if lab not in incident.correlated_failures]
-            incident.affected = incident.affected + new_endpoints
-            incident.correlated_failures = incident.correlated_failures + new_labels
-            if new_endpoints or new_labels:
-                _event(incident, "updated", now, "now also: " + ", ".join(new_labels or new_endpoints))
-            if (incident.root_service, incident.root_endpoint) == group.root:
-                incident.candidates = _candidates_json(group)
-            incident.trace_id = incident.trace_id or group.example_trace
-            new_severity = severity(group.anomalies, len(incident.affected))
-            if SEVERITIES.index(new_severity) > SEVERITIES.index(incident.severity):
-                _event(incident, "escalated", now, f"{incident.severity} -> {new_severity}")
-                incident.severity = new_severity
-            if incident not in updated and incident not in opened:
-                updated.append(incident)
-        for a in group.anomalies:
-            incident.anomalies.append(
-                AnomalyRecord(
-                    service=a.service, endpoint=a.endpoint, type=a.type, observed=a.observed,
-                    baseline=a.baseline, request_count=a.request_count, message=a.message,
-                    detected_at=now, trace_ids=a.trace_ids[:5],
-                )
-            )
-    return opened, updated
+            _merge(incident, group, now)
+            if incident not in changes.touched:
+                changes.updated.append(incident)
+        _record(incident, group, now)
+        impact = severity(group.anomalies, len(incident.affected), _share(group, total_requests))
+        best = impacts.get(incident.id, "low")
+        impacts[incident.id] = max(best, impact, key=SEVERITIES.index)
+    for incident in changes.touched:
+        _settle(incident, impacts[incident.id], now, policy, changes)
+    return changes
 
 
-def resolve_quiet(touched: Iterable[Incident], now: float, after_cycles: int) -> list[Incident]:
-    """Count a clean cycle for every open incident not touched; resolve after ``after_cycles``."""
-    touched_ids = {i.id for i in touched}
-    resolved = []
+def resolve_quiet(changes: Changes, now: float, policy: Policy) -> Changes:
+    """Count a clean cycle for every open incident not touched; resolve after the quiet period.
+
+    Also judges remediation hooks that ran at least one interval ago: did the
+    anomaly clear (the incident was quiet this cycle) or not.
+    """
+    touched_ids = {i.id for i in changes.touched}
     for incident in open_incidents():
-        if incident.id in touched_ids:
+        quiet = incident.id not in touched_ids
+        if incident.remediation == "ran" and now - (incident.remediation_at or now) >= policy.verify_after:
+            incident.remediation = "cleared" if quiet else "persisting"
+            add_event(incident, "remediation", now, "the anomaly cleared after the remediation hook ran"
+                   if quiet else "the anomaly persists after the remediation hook ran")
+        if not quiet:
             continue
         incident.clean_cycles += 1
-        if incident.clean_cycles >= after_cycles:
+        if incident.clean_cycles >= policy.resolve_after_cycles:
             incident.status = "resolved"
             incident.resolved_at = now
-            _event(incident, "resolved", now, f"no anomaly for {incident.clean_cycles} cycles")
-            resolved.append(incident)
-    return resolved
+            add_event(incident, "resolved", now, f"no anomaly for {incident.clean_cycles} cycles")
+            changes.resolved.append(incident)
+            if incident.confirmed_at is not None:
+                changes.notify.append((incident, "resolve"))
+    return changes
 
 
 class TransitionError(ValueError):
@@ -181,5 +339,5 @@ def transition(incident: Incident, action: str, now: float, by: str, comment: st
     else:
         incident.status = "resolved"
         incident.resolved_at = now
-    _event(incident, f"{action}d", now, comment, by=by)
+    add_event(incident, f"{action}d", now, comment, by=by)
     return incident

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from aiops import reports
 from telemetry.db import db
 
 
@@ -93,6 +94,17 @@ class Incident(db.Model):
     resolved_at: Mapped[float | None] = mapped_column(Float)
     clean_cycles: Mapped[int] = mapped_column(Integer, default=0)
     timeline: Mapped[list] = mapped_column(JSON, default=list)
+    # Lifecycle (issue 5): cycles the anomaly was seen in while open (flap
+    # suppression), when it was confirmed (first notified), recurrences, the
+    # earlier incident this one recurs after, when the last trigger-class
+    # notification was queued (rate limits), and the remediation hook's state.
+    seen_cycles: Mapped[int] = mapped_column(Integer, default=0)
+    confirmed_at: Mapped[float | None] = mapped_column(Float)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    related_to: Mapped[str | None] = mapped_column(String(64))
+    last_notified_at: Mapped[float | None] = mapped_column(Float)
+    remediation: Mapped[str | None] = mapped_column(String(16))
+    remediation_at: Mapped[float | None] = mapped_column(Float)
 
     anomalies: Mapped[list[AnomalyRecord]] = relationship(
         back_populates="incident", order_by="AnomalyRecord.id", cascade="all, delete-orphan"
@@ -103,7 +115,8 @@ class Incident(db.Model):
         return self.status != "resolved"
 
     def to_dict(self) -> dict:
-        return {
+        """The contract's incident JSON, plus lifecycle fields and a plain-language report."""
+        data = {
             "id": self.id,
             "status": self.status,
             "severity": self.severity,
@@ -124,7 +137,14 @@ class Incident(db.Model):
             },
             "anomalies": [a.to_dict() for a in self.anomalies],
             "timeline": self.timeline,
+            "confirmed": self.confirmed_at is not None,
+            "seen_cycles": self.seen_cycles,
+            "reopen_count": self.reopen_count,
+            "related_to": self.related_to,
+            "remediation": self.remediation,
         }
+        data["report"] = reports.report(data)
+        return data
 
 
 class AnomalyRecord(db.Model):
@@ -156,3 +176,65 @@ class AnomalyRecord(db.Model):
             "detected_at": iso(self.detected_at),
             "trace_ids": self.trace_ids,
         }
+
+
+class Notification(db.Model):
+    """The outbox: one message for one channel, written in the incident change's transaction.
+
+    A background worker delivers ``pending`` rows whose ``next_attempt_at`` has
+    come (claiming each with a lease, so one process sends it), and ends them as
+    ``delivered``, ``failed`` (a permanent 4xx, or out of attempts) or
+    ``superseded`` (a newer message for the same incident and channel replaced
+    it before it went out: the receiver only needs the latest state).
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(32), index=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    event: Mapped[str] = mapped_column(String(16))
+    dedup_key: Mapped[str] = mapped_column(String(255))
+    severity: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    next_attempt_at: Mapped[float] = mapped_column(Float, index=True)
+    delivered_at: Mapped[float | None] = mapped_column(Float)
+    lease_until: Mapped[float | None] = mapped_column(Float)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "incident_id": self.incident_id,
+            "event": self.event,
+            "dedup_key": self.dedup_key,
+            "severity": self.severity,
+            "status": self.status,
+            "attempts": self.attempts,
+            "created_at": iso(self.created_at),
+            "next_attempt_at": iso(self.next_attempt_at) if self.status == "pending" else None,
+            "delivered_at": iso(self.delivered_at),
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+        }
+
+
+class ChannelState(db.Model):
+    """Per channel, shared by every process: the circuit breaker and delivery counters."""
+
+    __tablename__ = "notification_channels"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    open_until: Mapped[float | None] = mapped_column(Float)
+    delivered: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text)

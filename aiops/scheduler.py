@@ -16,6 +16,7 @@ import time
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from aiops import delivery
 from aiops.cycle import prune_cycles, run_claimed
 from telemetry import store
 from telemetry.db import db
@@ -72,6 +73,7 @@ def start(app: Flask) -> BackgroundScheduler | None:
             tick, "interval", args=[app], seconds=app.config["AIOPS_DETECTION_INTERVAL"],
             id="aiops-detection", max_instances=1, coalesce=True, misfire_grace_time=None,
         )
+        delivery.add_job(scheduler, app)  # the outbox: claims keep each message to one sender
         scheduler.start()
         app.extensions["aiops_scheduler"] = (os.getpid(), scheduler)
         log.info("detection scheduler started in pid %d (every %ss)", os.getpid(),

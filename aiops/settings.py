@@ -28,6 +28,27 @@ def _names(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+SEVERITY_NAMES = ("critical", "high", "medium", "low")
+
+
+def _rate_limits(value: str) -> dict[str, float]:
+    """``"critical=0,high=300"`` -> seconds between notifications per severity (others keep defaults)."""
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        name, sep, seconds = part.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in SEVERITY_NAMES:
+            raise ValueError(f"expected severity=seconds with a severity in {', '.join(SEVERITY_NAMES)}")
+        number = float(seconds)
+        if number < 0:
+            raise ValueError("seconds must not be negative")
+        limits[name] = number
+    return limits
+
+
+DEFAULT_RATE_LIMITS = {"critical": 0.0, "high": 300.0, "medium": 900.0, "low": 3600.0}
+INCIDENT_KINDS = ("latency", "errors", "timeout", "cascading")
+
 # name -> (config key, parser, default)
 _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "AIOPS_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str, None),
@@ -51,6 +72,13 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "AIOPS_MIN_SLOW_REQUESTS": ("AIOPS_MIN_SLOW_REQUESTS", int, 3),
     "AIOPS_CORRELATION_WINDOW": ("AIOPS_CORRELATION_WINDOW", float, 300.0),
     "AIOPS_RESOLVE_AFTER_CYCLES": ("AIOPS_RESOLVE_AFTER_CYCLES", int, 3),
+    # Lifecycle: cycles an anomaly must persist before it notifies (flap suppression),
+    # the cooldown within which a recurrence reopens the resolved incident, and when
+    # severity escalates (open this long; every N recurrences).
+    "AIOPS_NOTIFY_AFTER_CYCLES": ("AIOPS_NOTIFY_AFTER_CYCLES", int, 2),
+    "AIOPS_REOPEN_COOLDOWN": ("AIOPS_REOPEN_COOLDOWN", float, 1800.0),
+    "AIOPS_ESCALATE_AFTER": ("AIOPS_ESCALATE_AFTER", _positive, 3600.0),
+    "AIOPS_ESCALATE_REOPENS": ("AIOPS_ESCALATE_REOPENS", int, 2),
     "AIOPS_RETENTION_HOURS": ("AIOPS_RETENTION_HOURS", float, 24.0),
     "AIOPS_METRICS_WINDOW": ("AIOPS_METRICS_WINDOW", float, 300.0),
     "AIOPS_IGNORE_SERVICES": ("AIOPS_IGNORE_SERVICES", _names, ("aiops",)),
@@ -67,12 +95,30 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
         str,
         "https://events.pagerduty.com/v2/enqueue",
     ),
+    # Outbound calls (notifications and remediation hooks); replay turns them off.
+    "AIOPS_NOTIFICATIONS": ("AIOPS_NOTIFICATIONS", _bool, True),
+    "AIOPS_PUBLIC_URL": ("AIOPS_PUBLIC_URL", str, None),
+    "AIOPS_NOTIFY_RATE_LIMITS": ("AIOPS_NOTIFY_RATE_LIMITS", _rate_limits, dict(DEFAULT_RATE_LIMITS)),
+    "AIOPS_NOTIFY_POLL": ("AIOPS_NOTIFY_POLL", _positive, 1.0),
+    "AIOPS_NOTIFY_TIMEOUT": ("AIOPS_NOTIFY_TIMEOUT", _positive, 5.0),
+    "AIOPS_NOTIFY_BACKOFF": ("AIOPS_NOTIFY_BACKOFF", _positive, 2.0),
+    "AIOPS_NOTIFY_BACKOFF_MAX": ("AIOPS_NOTIFY_BACKOFF_MAX", _positive, 300.0),
+    "AIOPS_NOTIFY_MAX_ATTEMPTS": ("AIOPS_NOTIFY_MAX_ATTEMPTS", int, 10),
+    "AIOPS_BREAKER_THRESHOLD": ("AIOPS_BREAKER_THRESHOLD", int, 5),
+    "AIOPS_BREAKER_COOLDOWN": ("AIOPS_BREAKER_COOLDOWN", _positive, 60.0),
+    # Remediation hooks, off unless a URL is set: one per incident kind.
+    **{
+        f"AIOPS_REMEDIATION_{kind.upper()}_URL": (f"AIOPS_REMEDIATION_{kind.upper()}_URL", str, None)
+        for kind in INCIDENT_KINDS
+    },
+    "AIOPS_REMEDIATION_TOKEN": ("AIOPS_REMEDIATION_TOKEN", str, None),
 }
 
 
 def defaults() -> dict[str, Any]:
     """Every setting at its default value (the database URL is filled in by the app)."""
-    return {key: default for key, _, default in _SETTINGS.values()}
+    return {key: (dict(default) if isinstance(default, dict) else default)
+            for key, _, default in _SETTINGS.values()}
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -33,13 +33,21 @@ REFERENCE = {
 }
 
 
+def raised_at(incident: dict, inject_time: str) -> str | None:
+    """When the incident was first raised at/after the injection: detected, or reopened (a recurrence)."""
+    if (incident.get("first_detected") or "") >= inject_time:
+        return incident["first_detected"]
+    reopened = [e["at"] for e in incident.get("timeline", [])
+                if e.get("event") == "reopened" and e["at"] >= inject_time]
+    return min(reopened, default=None)
+
+
 def ranked_services(incidents: list[dict], inject_time: str) -> list[str]:
-    """Services of the candidates of incidents first detected at/after the injection."""
-    after = [i for i in incidents if (i.get("first_detected") or "") >= inject_time]
-    after.sort(key=lambda i: (i["first_detected"], -max((c["score"] for c in i["root_cause_candidates"]),
-                                                        default=0)))
+    """Services of the candidates of incidents raised (detected or reopened) at/after the injection."""
+    after = [(at, i) for i in incidents if (at := raised_at(i, inject_time)) is not None]
+    after.sort(key=lambda p: (p[0], -max((c["score"] for c in p[1]["root_cause_candidates"]), default=0)))
     services: list[str] = []
-    for incident in after:
+    for _, incident in after:
         for cand in incident["root_cause_candidates"]:
             if cand["service"] not in services:
                 services.append(cand["service"])

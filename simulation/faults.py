@@ -48,8 +48,11 @@ def parse_error(params: Mapping) -> tuple[str, float]:
     return _endpoint(params), _number(params, "rate", 0, 1)
 
 
-def parse_timeout(params: Mapping) -> str:
+def parse_endpoint(params: Mapping) -> str:
     return _endpoint(params)
+
+
+parse_timeout = parse_endpoint  # a timeout takes nothing but the endpoint
 
 
 def _upsert(endpoint: str, **changes) -> Fault:
@@ -75,11 +78,22 @@ def set_timeout(endpoint: str) -> Fault:
     return _upsert(endpoint, timeout=True)
 
 
-def clear() -> int:
+def clear(endpoints: tuple[str, ...] | None = None) -> int:
+    """Remove every fault, or only those on ``endpoints``."""
     begin_write()
-    removed = db.session.execute(delete(Fault)).rowcount
+    query = delete(Fault) if endpoints is None else delete(Fault).where(Fault.endpoint.in_(endpoints))
+    removed = db.session.execute(query).rowcount
     db.session.commit()
     return removed or 0
+
+
+def remediation_targets(payload: object) -> tuple[str, ...]:
+    """The demo endpoints a remediation hook's payload names as root cause (the fault to clear)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("incident"), dict):
+        raise FaultError('expected the remediation payload {"kind": ..., "incident": {...}}')
+    root = payload["incident"].get("root_cause")
+    endpoint = root.get("endpoint") if isinstance(root, dict) else None
+    return (endpoint,) if endpoint in DEMO_ENDPOINTS else ()
 
 
 def active() -> list[Fault]:

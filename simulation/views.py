@@ -55,7 +55,27 @@ def timeout():
 @bp.post("/clear")
 @require_token
 def clear():
+    """All faults, or one endpoint's with ``?endpoint=``."""
+    if "endpoint" in request.args:
+        endpoint = _checked(faults.parse_endpoint)
+        return jsonify(cleared=faults.clear((endpoint,)))
     return jsonify(cleared=faults.clear())
+
+
+@bp.post("/remediate")
+@require_token
+def remediate():
+    """The demo's remediation hook: clears the fault on the incident's root-cause endpoint.
+
+    Point ``AIOPS_REMEDIATION_<KIND>_URL`` here to watch the loop close: the
+    incident opens, the hook clears the fault, the next cycle sees it cleared.
+    """
+    try:
+        targets = faults.remediation_targets(request.get_json(silent=True))
+    except faults.FaultError as exc:
+        abort(400, description=str(exc))
+    removed = faults.clear(targets) if targets else 0
+    return jsonify(endpoints=list(targets), cleared=removed)
 
 
 @bp.get("/faults")

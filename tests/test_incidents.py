@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
 
 from aiops.cycle import run_claimed
 from aiops.detect import Anomaly
-from aiops.incidents import apply_groups, resolve_quiet, severity
+from aiops.incidents import Changes, Policy, apply_groups, resolve_quiet, severity
 from aiops.models import AnomalyRecord, Incident
 from aiops.rca import Group
 from telemetry.db import begin_write, db
 
 WINDOW = 300.0
+POLICY = Policy(correlation_window=WINDOW)
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -42,17 +44,17 @@ def apply(groups, now):
     """As a cycle does: one write transaction, committed."""
     db.session.rollback()
     begin_write()
-    result = apply_groups(groups, now, WINDOW)
+    changes = apply_groups(groups, now, POLICY)
     db.session.commit()
-    return result
+    return changes.opened, changes.updated + changes.reopened
 
 
 def resolve(now, after=3, touched=()):
     db.session.rollback()
     begin_write()
-    resolved = resolve_quiet(list(touched), now, after)
+    changes = resolve_quiet(Changes(updated=list(touched)), now, replace(POLICY, resolve_after_cycles=after))
     db.session.commit()
-    return resolved
+    return changes.resolved
 
 
 def incidents():
@@ -163,12 +165,12 @@ def test_touched_incidents_are_not_counted_as_clean(app):
         assert incidents()[0].status == "open"
 
 
-def test_a_resolved_root_that_fails_again_opens_a_new_incident(app):
+def test_a_resolved_root_that_fails_again_after_the_cooldown_opens_a_new_incident(app):
     with app.app_context():
         [first], _ = apply([group("payment", latency("payment"))], now=1_000.0)
         resolve(1_030.0, after=1)
-        [second], _ = apply([group("payment", latency("payment"))], now=1_060.0)
-        assert second.id != first.id
+        [second], _ = apply([group("payment", latency("payment"))], now=1_030.0 + POLICY.reopen_cooldown + 1)
+        assert second.id != first.id and second.related_to == first.id
         assert [i.status for i in incidents()] == ["resolved", "open"]
 
 

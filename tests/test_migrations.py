@@ -19,7 +19,7 @@ from telemetry import schema
 from telemetry.db import configure_engine, db
 
 MODEL_TABLES = {"spans", "baselines", "self_time_baselines", "detection_state", "detection_cycles",
-                "incidents", "anomalies", "faults"}
+                "incidents", "anomalies", "faults", "notifications", "notification_channels"}
 
 
 @pytest.fixture
