@@ -17,7 +17,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(pages_bp)
     app.cli.add_command(aiops_cli)
 
-    if app.config["AIOPS_SCHEDULER"]:
+    if app.config["AIOPS_SCHEDULER"] or scheduler.outbound(app.config):
 
         @app.before_request
         def _start_scheduler():

@@ -1,4 +1,4 @@
-"""The in-process APScheduler job that runs detection every interval.
+"""The in-process APScheduler jobs: detection every interval, and outbox delivery.
 
 Every worker may start one (gunicorn forks several); :func:`aiops.cycle.claim`
 makes sure only one of them runs each interval's cycle. The scheduler starts
@@ -60,22 +60,34 @@ def _maybe_prune(app: Flask) -> None:
         log.exception("retention pass failed")
 
 
+def outbound(config) -> bool:
+    """Whether this process must deliver the outbox: notifications on and something to send to."""
+    return bool(config.get("AIOPS_NOTIFICATIONS", True)) and any(
+        delivery.configured(config, channel) for channel in delivery.CHANNELS)
+
+
 def start(app: Flask) -> BackgroundScheduler | None:
-    """Start this process's scheduler once (a no-op when disabled or already running)."""
-    if not app.config["AIOPS_SCHEDULER"]:
+    """Start this process's scheduler once: the detection job (``AIOPS_SCHEDULER``) and the
+    outbox delivery job (whenever a channel or hook is configured). A no-op when neither
+    is wanted or it already runs in this process."""
+    detection, deliver = app.config["AIOPS_SCHEDULER"], outbound(app.config)
+    if not (detection or deliver):
         return None
     with _lock:
         running = app.extensions.get("aiops_scheduler")
         if running is not None and running[0] == os.getpid():
             return running[1]
         scheduler = BackgroundScheduler(daemon=True)
-        scheduler.add_job(
-            tick, "interval", args=[app], seconds=app.config["AIOPS_DETECTION_INTERVAL"],
-            id="aiops-detection", max_instances=1, coalesce=True, misfire_grace_time=None,
-        )
-        delivery.add_job(scheduler, app)  # the outbox: claims keep each message to one sender
+        if detection:
+            scheduler.add_job(
+                tick, "interval", args=[app], seconds=app.config["AIOPS_DETECTION_INTERVAL"],
+                id="aiops-detection", max_instances=1, coalesce=True, misfire_grace_time=None,
+            )
+        if deliver:
+            delivery.add_job(scheduler, app)  # claims keep each message to one sender
         scheduler.start()
         app.extensions["aiops_scheduler"] = (os.getpid(), scheduler)
-        log.info("detection scheduler started in pid %d (every %ss)", os.getpid(),
-                 app.config["AIOPS_DETECTION_INTERVAL"])
+        log.info("scheduler started in pid %d (detection %s, notification delivery %s)", os.getpid(),
+                 f"every {app.config['AIOPS_DETECTION_INTERVAL']}s" if detection else "off",
+                 "on" if deliver else "off")
         return scheduler

@@ -106,6 +106,8 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "AIOPS_NOTIFY_MAX_ATTEMPTS": ("AIOPS_NOTIFY_MAX_ATTEMPTS", int, 10),
     "AIOPS_BREAKER_THRESHOLD": ("AIOPS_BREAKER_THRESHOLD", int, 5),
     "AIOPS_BREAKER_COOLDOWN": ("AIOPS_BREAKER_COOLDOWN", _positive, 60.0),
+    # Seconds a claimed message is one sender's (None: max(60, 4 x AIOPS_NOTIFY_TIMEOUT)).
+    "AIOPS_NOTIFY_LEASE": ("AIOPS_NOTIFY_LEASE", _positive, None),
     # Remediation hooks, off unless a URL is set: one per incident kind.
     **{
         f"AIOPS_REMEDIATION_{kind.upper()}_URL": (f"AIOPS_REMEDIATION_{kind.upper()}_URL", str, None)
