@@ -151,3 +151,18 @@ def test_remediation_hook_is_queued_for_the_kind(app):
         assert row.incident_id == iid and row.payload["kind"] == "latency"
         assert row.payload["incident"]["id"] == iid
         assert db.session.get(Incident, iid).remediation == "requested"
+
+
+def test_notifications_api_filters_and_rejects_bad_parameters(app, client):
+    app.config.update(CHANNELS)
+    with app.app_context():
+        iid = confirmed(app)
+    body = client.get("/aiops/notifications", query_string={"incident": iid, "channel": "webhook"}).json
+    assert [(n["channel"], n["event"], n["status"]) for n in body["notifications"]] == [
+        ("webhook", "trigger", "pending")]
+    assert body["channels"]["webhook"]["configured"] and body["channels"]["webhook"]["pending"] == 1
+    assert client.get("/aiops/notifications", query_string={"incident": "INC-none"}).json["notifications"] == []
+    for params in ({"limit": "x"}, {"limit": "0"}, {"limit": "5000"}, {"status": "lost"}):
+        r = client.get("/aiops/notifications", query_string=params)
+        assert r.status_code == 400 and r.json["error"] == "Bad Request", params
+    assert "R0UTING" not in client.get("/aiops/notifications").get_data(as_text=True)
