@@ -18,6 +18,7 @@ from telemetry.db import begin_write, db
 
 bp = Blueprint("aiops", __name__, url_prefix="/aiops")
 ANALYZE_WAIT = 15.0  # seconds to wait for a running cycle to finish
+MAX_BY, MAX_COMMENT = 200, 2000  # characters of "by" and "comment" on an acknowledge or resolve
 NOTIFICATION_STATUSES = ("pending", "delivered", "failed", "superseded")
 
 
@@ -62,13 +63,18 @@ def _actor() -> tuple[str, str]:
     if not isinstance(body, dict):
         abort(400, description='the body must be a JSON object like {"by": "alice", "comment": "..."}')
     by, comment = body.get("by", "api"), body.get("comment", "")
-    if not isinstance(by, str) or not isinstance(comment, str) or len(by) > 200 or len(comment) > 2000:
-        abort(400, description="'by' (at most 200 characters) and 'comment' (at most 2000) must be strings")
+    if not isinstance(by, str) or not isinstance(comment, str) or len(by) > MAX_BY \
+            or len(comment) > MAX_COMMENT:
+        abort(400, description=f"'by' (at most {MAX_BY} characters) and 'comment' (at most {MAX_COMMENT}) "
+                               "must be strings")
     return by or "api", comment
 
 
-def _transition(incident_id: str, action: str):
-    by, comment = _actor()
+def apply_transition(incident_id: str, action: str, by: str, comment: str) -> Incident:
+    """Acknowledge or resolve by hand in one write transaction (404 unknown, 409 not allowed now).
+
+    Shared by this API and the incident page's forms (``aiops.pages``).
+    """
     begin_write()
     incident = get_incident_or_404(incident_id, lock=True)
     try:
@@ -77,7 +83,12 @@ def _transition(incident_id: str, action: str):
         db.session.rollback()
         abort(409, description=str(exc))
     db.session.commit()
-    return jsonify(incident.to_dict())
+    return incident
+
+
+def _transition(incident_id: str, action: str):
+    by, comment = _actor()
+    return jsonify(apply_transition(incident_id, action, by, comment).to_dict())
 
 
 @bp.post("/incidents/<incident_id>/acknowledge")

@@ -6,6 +6,12 @@ and anomaly messages, incident titles) and is hostile. The templates are
 no HTML is built in Python; ``style`` attributes only ever get numbers, which
 the templates format with ``%d``/``%.2f`` (a string there is a render error,
 not markup).
+
+The incident page's Acknowledge and Resolve buttons are plain HTML forms (no
+script needed) that post to ``/incidents/<id>/<action>``; those routes make
+the same transition as the JSON API, guarded by a same-origin check, a
+double-submit CSRF cookie and, when ``AIOPS_API_TOKEN`` is set, the token in
+a password field (see ``aiops.auth``). They answer 303 to the incident page.
 """
 
 from __future__ import annotations
@@ -14,10 +20,10 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 
-from aiops import metrics, waterfall
-from aiops.api import get_incident_or_404, list_incidents
+from aiops import auth, metrics, waterfall
+from aiops.api import MAX_BY, MAX_COMMENT, apply_transition, get_incident_or_404, list_incidents
 from aiops.detect import Thresholds
 from telemetry import store
 
@@ -25,6 +31,9 @@ bp = Blueprint("pages", __name__)
 
 REFRESH_SECONDS = 30  # the dashboard reloads itself this often (``?refresh=0`` pauses)
 MAX_ANOMALY_ROWS = 50  # raw observations listed on an incident page
+FORM_ACTOR = "web"  # "by" on the timeline when the form's name field is left empty
+# ?done=<value> after a form post: the notice shown (only these; the value is never echoed).
+NOTICES = {"acknowledged": "Incident acknowledged.", "resolved": "Incident resolved."}
 
 
 # -- pure helpers (plain data in and out) -------------------------------------------
@@ -177,7 +186,8 @@ def incident_page(incident_id: str):
         spans = store.trace_spans([incident.trace_id]).get(incident.trace_id, [])
     rows = waterfall.layout(spans, highlight=root)
     total = waterfall.total_ms(rows)
-    return render_template(
+    csrf = auth.csrf_token()
+    html = render_template(
         "incident.html",
         incident=incident,
         data=data,
@@ -188,4 +198,34 @@ def incident_page(incident_id: str):
         trace_ms=total,
         ticks=waterfall.ticks(total),
         now=time.time(),
+        csrf_token=csrf,
+        token_required=bool(current_app.config.get("AIOPS_API_TOKEN")),
+        notice=NOTICES.get(request.args.get("done", "")),
     )
+    response = make_response(html)
+    response.headers["Cache-Control"] = "no-store"  # the page carries this browser's CSRF token
+    return auth.set_csrf_cookie(response, csrf)
+
+
+def _form_action(incident_id: str, action: str):
+    """The form's post: guards, then the transition, then back to the page (303)."""
+    auth.check_csrf()
+    token = current_app.config.get("AIOPS_API_TOKEN")
+    if token and not auth.secret_equal(request.form.get("token", ""), token):
+        abort(401, description="the API token is missing or wrong (the server has AIOPS_API_TOKEN set)")
+    by = request.form.get("by", "").strip()
+    comment = request.form.get("comment", "").strip()
+    if len(by) > MAX_BY or len(comment) > MAX_COMMENT:
+        abort(400, description=f"the name takes at most {MAX_BY} characters and the comment {MAX_COMMENT}")
+    apply_transition(incident_id, action, by or FORM_ACTOR, comment)
+    return redirect(url_for("pages.incident_page", incident_id=incident_id, done=f"{action}d"), 303)
+
+
+@bp.post("/incidents/<incident_id>/acknowledge")
+def acknowledge(incident_id: str):
+    return _form_action(incident_id, "acknowledge")
+
+
+@bp.post("/incidents/<incident_id>/resolve")
+def resolve(incident_id: str):
+    return _form_action(incident_id, "resolve")

@@ -161,7 +161,8 @@ def test_notifications_api_filters_and_rejects_bad_parameters(app, client):
     assert [(n["channel"], n["event"], n["status"]) for n in body["notifications"]] == [
         ("webhook", "trigger", "pending")]
     assert body["channels"]["webhook"]["configured"] and body["channels"]["webhook"]["pending"] == 1
-    assert client.get("/aiops/notifications", query_string={"incident": "INC-none"}).json["notifications"] == []
+    none = client.get("/aiops/notifications", query_string={"incident": "INC-none"}).json
+    assert none["notifications"] == []
     for params in ({"limit": "x"}, {"limit": "0"}, {"limit": "5000"}, {"status": "lost"}):
         r = client.get("/aiops/notifications", query_string=params)
         assert r.status_code == 400 and r.json["error"] == "Bad Request", params

@@ -13,7 +13,9 @@ import re
 import time
 import uuid
 from html.parser import HTMLParser
+from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import unquote
 
 import pytest
 from markupsafe import escape
@@ -259,7 +261,7 @@ def _known_trace(start: float) -> list:
 def _open_incident(app, spans: list) -> str:
     """Store ``spans`` and open an incident for them with the real incident service."""
     from aiops.detect import Anomaly
-    from aiops.incidents import apply_groups
+    from aiops.incidents import Policy, apply_groups
     from aiops.rca import Group
     from telemetry.db import begin_write, db
 
@@ -271,7 +273,7 @@ def _open_incident(app, spans: list) -> str:
                   example_trace=spans[0].trace_id)
     with app.app_context():
         begin_write()
-        opened, _ = apply_groups([group], time.time(), 300.0)
+        opened = apply_groups([group], time.time(), Policy()).opened
         incident_id = opened[0].id
         db.session.commit()
     return incident_id
@@ -319,6 +321,78 @@ def test_incident_page_without_a_stored_trace(app, client):
         db.session.commit()
     html = client.get(f"/incidents/{incident_id}").get_data(as_text=True)
     assert "is no longer stored" in html and 'id="waterfall"' not in html
+
+
+def _bare_incident(app, incident_id: str, timeline: list | None = None) -> str:
+    from aiops.models import Incident
+    from telemetry.db import db
+
+    now = time.time()
+    with app.app_context():
+        db.session.add(Incident(
+            id=incident_id, status="open", severity="high", title="payment errors", root_service="shop",
+            root_endpoint="payment", root_issue="Error spike", candidates=[], affected=["payment"],
+            correlated_failures=[], first_detected=now, last_seen=now, clean_cycles=0,
+            timeline=timeline or [],
+        ))
+        db.session.commit()
+    return incident_id
+
+
+def _with_fields(monkeypatch, **fields) -> None:
+    """The incident JSON grows keys (report, related_to, reopen_count): the page shows them if there."""
+    from aiops.models import Incident
+
+    original = Incident.to_dict
+    monkeypatch.setattr(Incident, "to_dict", lambda self: {**original(self), **fields})
+
+
+def test_incident_page_report_card_and_lifecycle_lines(app, client, monkeypatch):
+    iid = _bare_incident(app, "INC-2-1")
+    related = "INC-1-<img src=x onerror=\"document.title='pwned-related'\">"
+    report = {"kind": XSS_SERVICE, "summary": f"payment is failing: {XSS_EXC_MESSAGE}",
+              "recommendations": ["Roll back the last deploy of payment", XSS_CALLEE, XSS_CALLER]}
+    _with_fields(monkeypatch, report=report, related_to=related, reopen_count=2)
+    html = client.get(f"/incidents/{iid}").get_data(as_text=True)
+    doc = assert_inert(html)
+    card = doc.text_of(id="report")
+    assert card.startswith("Report " + XSS_SERVICE) and report["summary"] in card
+    recommendations = re.search(r'<ol class="recommendations">(.*?)</ol>', html, re.S).group(1)
+    assert Page(recommendations).text_in("li") == report["recommendations"]
+    link = [a for t, a in doc.tags if t == "a" and a.get("id") == "related-to"]
+    assert len(link) == 1 and unquote(link[0]["href"]) == "/incidents/" + related
+    assert not set(link[0]["href"]) & set('<>" ')  # (a ' stays, escaped by Jinja in the attribute)
+    assert doc.text_of(id="related-to") == related
+    assert doc.text_of(id="reopen-count") == "reopened 2 times"
+
+    _with_fields(monkeypatch, report=None, related_to=None, reopen_count=1)
+    html = client.get(f"/incidents/{iid}").get_data(as_text=True)
+    assert 'id="report"' not in html and 'id="related-to"' not in html
+    assert Page(html).text_of(id="reopen-count") == "reopened 1 time"
+    _with_fields(monkeypatch, report={"kind": "latency", "summary": "", "recommendations": "not a list"},
+                 reopen_count=0)
+    doc = assert_inert(client.get(f"/incidents/{iid}").get_data(as_text=True))
+    assert doc.text_of(id="report") == "Report latency"  # nothing else to show, and no crash
+    assert "reopened" not in doc.plain
+
+
+def test_timeline_events_get_their_own_classes(app, client):
+    names = ["detected", "confirmed", "notified", "escalated", "acknowledged", "remediation", "resolved",
+             "reopened"]
+    timeline = [{"at": "2026-01-20T10:30:15Z", "event": name, "by": "aiops", "detail": f"{name} detail"}
+                for name in names]
+    timeline.append({"at": "2026-01-20T10:31:15Z", "event": "notified", "by": XSS_SERVICE,
+                     "detail": XSS_EXC_MESSAGE, "comment": XSS_CALLER})
+    iid = _bare_incident(app, "INC-2-2", timeline=timeline)
+    doc = assert_inert(client.get(f"/incidents/{iid}").get_data(as_text=True))
+    classes = [a["class"] for _, a in doc.elements_with_class("event")]
+    assert classes == [f"event event-{n}" for n in [*names, "notified"]]
+    text = doc.text_of(id="timeline")
+    assert "2026-01-20T10:30:15Z reopened by aiops: reopened detail" in text
+    assert f"notified by {XSS_SERVICE}: {XSS_EXC_MESSAGE}" in text and XSS_CALLER in text
+    css = (Path(__file__).resolve().parent.parent / "static" / "style.css").read_text()
+    for name in names:
+        assert f".event-{name} " in css, name
 
 
 def test_dashboard_lists_endpoints_and_refreshes(app, client):
