@@ -39,6 +39,7 @@ from sqlalchemy.orm import aliased
 
 from aiops.cycle import owner_name
 from aiops.models import ChannelState, Incident, Notification, iso
+from telemetry import selfmetrics
 from telemetry.db import begin_write, db, is_sqlite
 
 log = logging.getLogger(__name__)
@@ -536,6 +537,7 @@ def _record(claim: _Claim, answer: Answer | None, problem: str | None, now: floa
     if incident is not None and final is not None:
         _note(incident, claim, row, answer, problem, final, gave_up, now)
     db.session.commit()
+    selfmetrics.notification_attempted(claim.channel, final or "retry")
     return breaker_open
 
 

@@ -167,6 +167,9 @@ class _Metrics:
         self.anomalies = Counter("aiops_anomalies", "Anomalies detected, by type", ["type"], registry=None)
         self.incidents = Counter("aiops_incidents_opened", "Incidents opened, by the type of the "
                                  "anomaly that opened them and severity", ["type", "severity"], registry=None)
+        self.notifications = Counter("aiops_notification_attempts", "Outbox sends this server made, by "
+                                     "channel and outcome (delivered, retry, failed)", ["channel", "outcome"],
+                                     registry=None)
         for kind in ANOMALY_TYPES:  # export zeros, so rate() works from the first scrape
             self.anomalies.labels(kind)
         for source in STORE_SOURCES:
@@ -242,6 +245,12 @@ def cycle_finished(seconds: float, anomaly_types: Iterable[str], opened: Iterabl
         m.anomalies.labels(kind).inc(count)
     for (kind, severity), count in Tally(opened).items():
         m.incidents.labels(kind, severity).inc(count)
+
+
+@_never_raise
+def notification_attempted(channel: str, outcome: str) -> None:
+    """One outbox send (or a row failed unsent): ``delivered``, ``retry`` or ``failed``."""
+    metrics().notifications.labels(channel, outcome).inc()
 
 
 @_never_raise

@@ -52,10 +52,11 @@ def test_every_family_is_exported_and_parses(client):
         "aiops_spans_ingested": "counter", "aiops_spans_rejected": "counter",
         "aiops_store_errors": "counter", "aiops_detection_cycle_duration_seconds": "histogram",
         "aiops_detection_cycle_failures": "counter", "aiops_anomalies": "counter",
-        "aiops_incidents_opened": "counter",
+        "aiops_incidents_opened": "counter", "aiops_notification_attempts": "counter",
     }
     # A labelled family appears with its first sample (incidents: once one is opened).
-    assert {"aiops_spans_recorded", "aiops_incidents_opened"} | set(families) == set(expected)
+    labelled = {"aiops_spans_recorded", "aiops_incidents_opened", "aiops_notification_attempts"}
+    assert labelled | set(families) == set(expected)
     assert all(expected[name] == kind for name, kind in families.items())
     openmetrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
     assert openmetrics.mimetype == "application/openmetrics-text"
@@ -237,3 +238,23 @@ def test_gunicorn_workers_without_the_config_agree_on_their_masters_directory():
     assert f"gunicorn-{os.getppid()}-" in path and os.path.isdir(path)
     assert env["AIOPS_METRICS_DIR_OWNER"] == str(os.getppid())
     os.rmdir(path)
+
+
+def test_outbox_sends_are_counted_by_channel_and_outcome(app, client):
+    from aiops.delivery import deliver_due
+    from tests.receivers import Receiver
+    from tests.test_delivery import T0, add_incident, add_row, row
+
+    before = scrape(client)
+    with Receiver([503], default=202) as hook:
+        app.config["AIOPS_WEBHOOK_URL"] = hook.url("/hook")
+        with app.app_context():
+            add_incident()
+            rid = add_row("webhook")
+            deliver_due(app.config, now=T0)
+            deliver_due(app.config, now=row(rid).next_attempt_at)
+            assert row(rid).status == "delivered"
+    after = scrape(client)
+    for outcome, count in (("retry", 1), ("delivered", 1), ("failed", 0)):
+        assert delta(before, after, "aiops_notification_attempts_total", channel="webhook",
+                     outcome=outcome) == count, outcome
