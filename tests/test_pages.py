@@ -551,3 +551,18 @@ def test_formatting_helpers():
     assert pages.fmt_observed("error", 0.583) == "58.3%"
     assert pages.fmt_observed("timeout", 4.0) == "4 calls"
     assert pages.fmt_observed("latency", None) == "-"
+
+
+def test_dashboard_marks_incidents_not_yet_confirmed(app, client):
+    from aiops.models import Incident
+    from telemetry.db import begin_write, db
+
+    incident_id = _open_incident(app, _known_trace(time.time() - 5))
+    doc = assert_inert(client.get("/").get_data(as_text=True))
+    assert doc.texts_of_class("unconfirmed") == ["unconfirmed"]
+    with app.app_context():
+        begin_write()
+        db.session.get(Incident, incident_id).confirmed_at = time.time()  # seen again: confirmed
+        db.session.commit()
+    doc = assert_inert(client.get("/").get_data(as_text=True))
+    assert doc.texts_of_class("unconfirmed") == []
