@@ -50,7 +50,7 @@ def _due(incident: Incident, event: str, now: float, config: Mapping) -> float:
     incident.last_notified_at = due
     if due > now:
         add_event(incident, "rate-limited", now,
-               f"{event} held until {iso(due)} ({incident.severity}: one per {limit:g} s)")
+                  f"{event} held until {iso(due)} ({incident.severity}: one per {limit:g} s)")
     return due
 
 
