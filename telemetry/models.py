@@ -62,7 +62,9 @@ class Span(db.Model):
     exception_stack: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        Index("ix_spans_trace_id", "trace_id"),
+        # Trace lookups (RCA, pages) use its trace_id prefix; unique, so a span sent twice
+        # (a client retrying a batch we stored, or a collector repeating it) is stored once.
+        Index("ux_spans_trace_span", "trace_id", "span_id", unique=True),
         Index("ix_spans_start_time", "start_time"),
     )
 

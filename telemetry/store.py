@@ -31,17 +31,21 @@ _SQLITE_CHUNK = 256 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999 // len
 @lru_cache(maxsize=8)
 def _sqlite_insert(rows: int) -> str:
     one = "(" + ", ".join("?" * len(SPAN_FIELDS)) + ")"
-    return f"INSERT INTO {Span.__tablename__} ({_COLUMNS_SQL}) VALUES " + ", ".join([one] * rows)
+    return (f"INSERT OR IGNORE INTO {Span.__tablename__} ({_COLUMNS_SQL}) VALUES "
+            + ", ".join([one] * rows))
 
 
 def _executemany_insert(dialect) -> str:
     """One row's INSERT in the driver's placeholder style (``?`` or ``%s``), for ``executemany``."""
     marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(SPAN_FIELDS))
-    return f"INSERT INTO {Span.__tablename__} ({_COLUMNS_SQL}) VALUES ({marks})"
+    return f"INSERT INTO {Span.__tablename__} ({_COLUMNS_SQL}) VALUES ({marks}) ON CONFLICT DO NOTHING"
 
 
 def insert_spans(engine: Engine, rows: Sequence[tuple]) -> None:
     """Insert span tuples (in ``SPAN_FIELDS`` order) in one write transaction.
+
+    A span already stored (same trace and span id) is skipped, not stored twice:
+    OTLP clients retry whole batches, and some exporters repeat spans.
 
     The hot path of recording and OTLP ingest, so the tuples go to the driver
     as they are (every value is already a plain str, int, float, bool or None

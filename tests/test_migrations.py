@@ -51,7 +51,7 @@ def test_fresh_database_gets_the_schema_from_migrations(engine):
     assert set(inspector.get_table_names()) == MODEL_TABLES | {"alembic_version"}
     assert _revision(engine) == schema.heads()
     indexes = {ix["name"] for ix in inspector.get_indexes("spans")}
-    assert indexes == {"ix_spans_trace_id", "ix_spans_start_time"}
+    assert indexes == {"ux_spans_trace_span", "ix_spans_start_time"}
     # Idempotent: the second run finds nothing to do.
     assert schema.upgrade(engine) == "current"
 
@@ -118,3 +118,25 @@ def test_concurrent_first_starts_migrate_once(db_url):
             assert conn.scalar(sa.text("SELECT count(*) FROM alembic_version")) == 1
     finally:
         engine.dispose()
+
+
+def test_upgrade_removes_duplicate_spans_keeping_the_first(engine):
+    """Before 0003 a repeated span was stored twice; the upgrade keeps its first copy."""
+    from alembic import command
+
+    from telemetry.db import write_connection
+
+    with write_connection(engine) as conn:
+        command.upgrade(schema.alembic_config(conn), "0002")
+    columns = "trace_id, span_id, service, endpoint, kind, start_time, duration_ms, error"
+    rows = [("t1", "s1", "first"), ("t1", "s1", "repeat"), ("t1", "s2", "other"), ("t2", "s1", "other trace")]
+    with engine.begin() as conn:
+        for trace, span, endpoint in rows:
+            conn.execute(sa.text(f"INSERT INTO spans ({columns}) VALUES (:t, :s, 'svc', :e, 2, 0, 1, false)"),
+                         {"t": trace, "s": span, "e": endpoint})
+    assert schema.upgrade(engine) == "upgraded"
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT trace_id, span_id, endpoint FROM spans ORDER BY id")).all()
+    assert [tuple(r) for r in kept] == [
+        ("t1", "s1", "first"), ("t1", "s2", "other"), ("t2", "s1", "other trace")]
+    assert _differences(engine) == []

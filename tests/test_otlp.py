@@ -308,6 +308,16 @@ def test_partial_success_stores_the_valid_spans(app, client, content_type):
     assert [s.span_id for s in stored(app)] == ["0000000000000001", "0000000000000003"]
 
 
+def test_a_retried_batch_and_repeated_spans_are_stored_once(app, client):
+    """Clients retry whole batches (a lost 200), and some exporters repeat spans: one row each."""
+    body = good_request(3).SerializeToString()
+    for _ in range(2):
+        assert post(client, body, PB).status_code == 200
+    repeated = make_request({"orders": [make_span(4), make_span(4), make_span(5)]}).SerializeToString()
+    assert post(client, repeated, PB).status_code == 200
+    assert [s.span_id for s in stored(app)] == [f"{n:016x}" for n in (1, 2, 3, 4, 5)]
+
+
 def _bad_id_json() -> bytes:
     doc = otlp.to_json_dict(good_request(2))
     for span in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]:
