@@ -38,7 +38,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 
 from aiops.cycle import owner_name
+from aiops.incidents import add_event
 from aiops.models import ChannelState, Incident, Notification, iso
+from aiops.settings import INCIDENT_KINDS, remediation_key
 from telemetry import selfmetrics
 from telemetry.db import begin_write, db, is_sqlite
 
@@ -221,11 +223,6 @@ def _secrets_of(url: str | None, *more: str | None) -> tuple[str, ...]:
     return tuple(sorted({p for p in parts if p}, key=len, reverse=True))
 
 
-def remediation_key(kind: str) -> str:
-    """``latency`` -> ``AIOPS_REMEDIATION_LATENCY_URL`` (the same name aiops.notify checks)."""
-    return f"AIOPS_REMEDIATION_{kind.upper()}_URL"
-
-
 def _url_problem(setting: str, url: str | None) -> str | None:
     """Why a configured URL cannot be used (named by its setting: the URL itself is a secret)."""
     if not url:
@@ -267,8 +264,7 @@ def target(config: Mapping, channel: str, payload: dict) -> Target:
 def configured(config: Mapping, channel: str) -> bool:
     """Whether a channel can send at all (remediation: any hook URL is set)."""
     if channel == "remediation":
-        return any(key.startswith("AIOPS_REMEDIATION_") and key.endswith("_URL") and _text(config, key)
-                   for key in config)
+        return any(_text(config, remediation_key(kind)) for kind in INCIDENT_KINDS)
     if channel == "pagerduty":
         return bool(_text(config, "AIOPS_PAGERDUTY_ROUTING_KEY"))
     return target(config, channel, {}).problem is None
@@ -457,12 +453,6 @@ def _claim(row_id: int, channel: str, now: float, lease: float, use_breaker: boo
     return _Claim(row_id, channel, row.event, row.incident_id, row.payload or {}, now + lease, owner, probe)
 
 
-def _timeline(incident: Incident, kind: str, at: float, detail: str, by: str) -> None:
-    """Same entry shape as aiops.incidents; a new list, so the JSON column sees the change."""
-    entry = {"at": iso(at), "event": kind, "by": by, "detail": detail}
-    incident.timeline = [*(incident.timeline or []), entry]
-
-
 def _lock_one(model, *where):
     """The row, locked until commit on PostgreSQL (SQLite: BEGIN IMMEDIATE already serialises)."""
     return db.session.execute(
@@ -551,14 +541,14 @@ def _note(incident: Incident, claim: _Claim, row: Notification, answer: Answer |
         if final == "delivered":
             incident.remediation = "ran"
             incident.remediation_at = now
-            _timeline(incident, "remediation", now,
+            add_event(incident, "remediation", now,
                       f"POST hook for {kind} answered {answer.status}: {answer.body[:DETAIL_CHARS]}",
                       "remediation")
         else:
             incident.remediation = "failed"
             why = problem if answer is None else (
                 f"gave up after {attempts} attempts: {answer.summary}" if gave_up else answer.summary)
-            _timeline(incident, "remediation", now, f"POST hook for {kind} failed: {why}", "remediation")
+            add_event(incident, "remediation", now, f"POST hook for {kind} failed: {why}", "remediation")
         return
     label = f"{claim.channel} {claim.event}"
     if final == "delivered":
@@ -569,7 +559,7 @@ def _note(incident: Incident, claim: _Claim, row: Notification, answer: Answer |
         kind, detail = "notify-failed", f"{label} gave up after {attempts} attempts: {answer.summary}"
     else:
         kind, detail = "notify-failed", f"{label} failed: {answer.summary}"
-    _timeline(incident, kind, now, detail, claim.channel)
+    add_event(incident, kind, now, detail, claim.channel)
 
 
 def deliver_due(config: Mapping, now: float | None = None, limit: int = 50) -> int:

@@ -22,6 +22,7 @@ from sqlalchemy import update
 from aiops import channels
 from aiops.incidents import Changes, add_event, transition
 from aiops.models import Incident, Notification, iso
+from aiops.settings import remediation_key
 from telemetry.db import db
 
 TRIGGER_CLASS = ("trigger", "update")
@@ -77,15 +78,11 @@ def enqueue(incident: Incident, event: str, now: float, config: Mapping,
     return rows
 
 
-def remediation_url(kind: str, config: Mapping) -> str | None:
-    return config.get(f"AIOPS_REMEDIATION_{kind.upper()}_URL")
-
-
 def enqueue_remediation(incident: Incident, now: float, config: Mapping) -> Notification | None:
     """Queue the incident kind's remediation hook, if one is configured (off by default)."""
     data = incident.to_dict()
     kind = data["report"]["kind"]
-    if not _enabled(config) or not remediation_url(kind, config):
+    if not _enabled(config) or not config.get(remediation_key(kind)):
         return None
     db.session.flush()
     incident.remediation = "requested"

@@ -49,6 +49,11 @@ def _rate_limits(value: str) -> dict[str, float]:
 DEFAULT_RATE_LIMITS = {"critical": 0.0, "high": 300.0, "medium": 900.0, "low": 3600.0}
 INCIDENT_KINDS = ("latency", "errors", "timeout", "cascading")
 
+
+def remediation_key(kind: str) -> str:
+    """``latency`` -> ``AIOPS_REMEDIATION_LATENCY_URL``: the hook setting of an incident kind."""
+    return f"AIOPS_REMEDIATION_{kind.upper()}_URL"
+
 # name -> (config key, parser, default)
 _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "AIOPS_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str, None),
@@ -109,10 +114,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     # Seconds a claimed message is one sender's (None: max(60, 4 x AIOPS_NOTIFY_TIMEOUT)).
     "AIOPS_NOTIFY_LEASE": ("AIOPS_NOTIFY_LEASE", _positive, None),
     # Remediation hooks, off unless a URL is set: one per incident kind.
-    **{
-        f"AIOPS_REMEDIATION_{kind.upper()}_URL": (f"AIOPS_REMEDIATION_{kind.upper()}_URL", str, None)
-        for kind in INCIDENT_KINDS
-    },
+    **{remediation_key(kind): (remediation_key(kind), str, None) for kind in INCIDENT_KINDS},
     "AIOPS_REMEDIATION_TOKEN": ("AIOPS_REMEDIATION_TOKEN", str, None),
 }
 
