@@ -150,15 +150,20 @@ def test_severity_counts_the_share_of_traffic(app):
         assert busy.severity == "high" and rare.severity == "medium"  # 10 of 1000 requests: a step less
 
 
+def remediated_at(at: float) -> None:
+    """A confirmed payment incident whose hook ran at ``at`` (as the delivery worker records it)."""
+    cycle(1000.0, payment_slow())
+    [inc] = cycle(1030.0, payment_slow()).remediate
+    db.session.rollback()
+    begin_write()
+    stored = db.session.get(Incident, inc.id)
+    stored.remediation, stored.remediation_at = "ran", at
+    db.session.commit()
+
+
 def test_remediation_is_judged_by_the_next_full_cycle(app):
     with app.app_context():
-        cycle(1000.0, payment_slow())
-        [inc] = cycle(1030.0, payment_slow()).remediate
-        db.session.rollback()
-        begin_write()
-        inc = db.session.get(Incident, inc.id)
-        inc.remediation, inc.remediation_at = "ran", 1031.0  # what the delivery worker records
-        db.session.commit()
+        remediated_at(1031.0)
         cycle(1060.0)  # only 29 s after the hook: its window still held faulty spans
         assert all_incidents()[0].remediation == "ran"
         cycle(1090.0)
@@ -169,12 +174,6 @@ def test_remediation_is_judged_by_the_next_full_cycle(app):
 
 def test_remediation_that_did_not_help_is_recorded(app):
     with app.app_context():
-        cycle(1000.0, payment_slow())
-        [inc] = cycle(1030.0, payment_slow()).remediate
-        db.session.rollback()
-        begin_write()
-        db.session.get(Incident, inc.id).remediation_at = 1031.0
-        db.session.get(Incident, inc.id).remediation = "ran"
-        db.session.commit()
+        remediated_at(1031.0)
         cycle(1070.0, payment_slow())
         assert all_incidents()[0].remediation == "persisting"
