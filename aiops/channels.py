@@ -60,7 +60,7 @@ SLACK_RECOMMENDATIONS = 3  # the first few "look here first" items; the rest are
 
 def configured(config: Mapping) -> list[str]:
     """The channels whose setting is present and not blank, in :data:`CHANNELS` order."""
-    return [channel for channel in CHANNELS if _setting(config, CHANNEL_SETTINGS[channel])]
+    return [channel for channel in CHANNELS if setting(config, CHANNEL_SETTINGS[channel])]
 
 
 def target_url(channel: str, config: Mapping) -> str | None:
@@ -69,8 +69,8 @@ def target_url(channel: str, config: Mapping) -> str | None:
     if channel not in configured(config):
         return None
     if channel == "pagerduty":
-        return _setting(config, "AIOPS_PAGERDUTY_URL") or PAGERDUTY_URL
-    return _setting(config, CHANNEL_SETTINGS[channel])
+        return setting(config, "AIOPS_PAGERDUTY_URL") or PAGERDUTY_URL
+    return setting(config, CHANNEL_SETTINGS[channel])
 
 
 def dedup_key(incident: dict) -> str:
@@ -80,7 +80,7 @@ def dedup_key(incident: dict) -> str:
 
 def incident_url(incident: dict, config: Mapping) -> str | None:
     """The incident page under ``AIOPS_PUBLIC_URL``, or None when no public URL is configured."""
-    base = _setting(config, "AIOPS_PUBLIC_URL")
+    base = setting(config, "AIOPS_PUBLIC_URL")
     if not base:
         return None
     return f"{base.rstrip('/')}/incidents/{quote(str(incident['id']), safe='')}"
@@ -112,7 +112,8 @@ def render(
 # -- helpers -----------------------------------------------------------------------------------------
 
 
-def _setting(config: Mapping, key: str) -> str | None:
+def setting(config: Mapping, key: str) -> str | None:
+    """A string setting, stripped; unset, None and blank all mean None (delivery reads them so too)."""
     value = config.get(key)
     if value is None:
         return None
@@ -168,7 +169,7 @@ def _webhook(event: str, incident: dict, config: Mapping, actor: str | None, com
 
 def _pagerduty(event: str, incident: dict, config: Mapping) -> dict:
     """Events API v2: trigger (also for updates: same dedup_key updates the alert), acknowledge, resolve."""
-    base = {"routing_key": _setting(config, "AIOPS_PAGERDUTY_ROUTING_KEY")}
+    base = {"routing_key": setting(config, "AIOPS_PAGERDUTY_ROUTING_KEY")}
     if event in ("acknowledge", "resolve"):
         return {**base, "event_action": event, "dedup_key": dedup_key(incident)}
     root = _root(incident)

@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 
+from aiops import channels
 from aiops.cycle import owner_name
 from aiops.incidents import add_event
 from aiops.models import ChannelState, Incident, Notification, iso
@@ -49,8 +50,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["delivered", "retry", "permanent"]
 BreakerState = Literal["closed", "open", "half-open"]
 
-CHANNELS = ("webhook", "slack", "pagerduty", "remediation")
-DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+CHANNELS = (*channels.CHANNELS, "remediation")
 USER_AGENT = "aiops-notifier"
 RETRY_AFTER_MAX = 3600.0  # a receiver asking for more than an hour is not taken at its word
 ERROR_CHARS = 1000  # how much of a response body is kept as last_error
@@ -162,13 +162,6 @@ def _setting(config: Mapping, key: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def _text(config: Mapping, key: str) -> str | None:
-    """A string setting, stripped; blank counts as unset (as in aiops.channels)."""
-    value = config.get(key)
-    value = None if value is None else str(value).strip()
-    return value or None
-
-
 @dataclass(frozen=True)
 class Settings:
     timeout: float = 5.0
@@ -237,12 +230,12 @@ def target(config: Mapping, channel: str, payload: dict) -> Target:
     """Resolve a row's URL, headers and final payload; ``problem`` says why not, if unconfigured."""
     payload = payload if isinstance(payload, dict) else {}
     if channel in ("webhook", "slack"):
-        setting = "AIOPS_WEBHOOK_URL" if channel == "webhook" else "AIOPS_SLACK_WEBHOOK_URL"
-        url = _text(config, setting)
-        return Target(url, payload, problem=_url_problem(setting, url), secrets=_secrets_of(url))
+        name = channels.CHANNEL_SETTINGS[channel]
+        url = channels.target_url(channel, config)
+        return Target(url, payload, problem=_url_problem(name, url), secrets=_secrets_of(url))
     if channel == "pagerduty":
-        key = _text(config, "AIOPS_PAGERDUTY_ROUTING_KEY")
-        url = _text(config, "AIOPS_PAGERDUTY_URL") or DEFAULT_PAGERDUTY_URL
+        key = channels.setting(config, "AIOPS_PAGERDUTY_ROUTING_KEY")
+        url = channels.target_url(channel, config)
         if not key:
             return Target(None, payload, problem="AIOPS_PAGERDUTY_ROUTING_KEY is not set")
         # The key is a secret too: it is added here, whatever the stored payload says.
@@ -252,11 +245,11 @@ def target(config: Mapping, channel: str, payload: dict) -> Target:
         kind = payload.get("kind")
         if not kind or not isinstance(kind, str):
             return Target(None, payload, problem="remediation payload has no kind")
-        setting = remediation_key(kind)
-        url = _text(config, setting)
-        token = _text(config, "AIOPS_REMEDIATION_TOKEN")
+        name = remediation_key(kind)
+        url = channels.setting(config, name)
+        token = channels.setting(config, "AIOPS_REMEDIATION_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return Target(url, payload, headers, problem=_url_problem(setting, url),
+        return Target(url, payload, headers, problem=_url_problem(name, url),
                       secrets=_secrets_of(url, token))
     return Target(None, payload, problem=f"unknown channel {channel!r}")
 
@@ -264,9 +257,9 @@ def target(config: Mapping, channel: str, payload: dict) -> Target:
 def configured(config: Mapping, channel: str) -> bool:
     """Whether a channel can send at all (remediation: any hook URL is set)."""
     if channel == "remediation":
-        return any(_text(config, remediation_key(kind)) for kind in INCIDENT_KINDS)
+        return any(channels.setting(config, remediation_key(kind)) for kind in INCIDENT_KINDS)
     if channel == "pagerduty":
-        return bool(_text(config, "AIOPS_PAGERDUTY_ROUTING_KEY"))
+        return bool(channels.setting(config, "AIOPS_PAGERDUTY_ROUTING_KEY"))
     return target(config, channel, {}).problem is None
 
 
