@@ -77,6 +77,9 @@ def start(app: Flask) -> BackgroundScheduler | None:
         running = app.extensions.get("aiops_scheduler")
         if running is not None and running[0] == os.getpid():
             return running[1]
+        # APScheduler logs every job run at INFO: with delivery polling each second in every
+        # worker that floods the log. Its warnings and errors (misfires, failures) still show.
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         scheduler = BackgroundScheduler(daemon=True)
         if detection:
             scheduler.add_job(

@@ -9,6 +9,7 @@ not arrived (it is still hanging).
 
 from __future__ import annotations
 
+import http.client
 import random
 import threading
 import time
@@ -58,6 +59,35 @@ def _apply_fault(endpoint: str) -> None:
         raise InjectedFault(f"injected error on {endpoint}")
 
 
+def _dropped(exc: requests.ConnectionError) -> bool:
+    """Whether the server closed a kept-alive connection before answering (it was idle too long).
+
+    gunicorn closes idle keep-alive connections after a few seconds; a pooled
+    connection reused just then fails at once with a reset or "remote end
+    closed", before the other endpoint ever saw the request.
+    """
+    seen, todo = set(), [exc]
+    while todo:  # requests and urllib3 keep the socket's error in args and in the chain
+        err = todo.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, ConnectionResetError | BrokenPipeError | http.client.RemoteDisconnected):
+            return True
+        todo += [e for e in (err.__cause__, err.__context__, *err.args) if isinstance(e, BaseException)]
+    return False
+
+
+def _send(method: str, url: str, json, headers: dict, timeout: float) -> requests.Response:
+    """One call, sent again once if a stale kept-alive connection dropped it (never after a timeout)."""
+    try:
+        return _http().request(method, url, json=json, headers=headers, timeout=timeout)
+    except requests.ConnectionError as exc:
+        if isinstance(exc, requests.Timeout) or not _dropped(exc):
+            raise
+    return _http().request(method, url, json=json, headers=headers, timeout=timeout)
+
+
 def _call(method: str, endpoint: str, json=None) -> dict:
     """Call another demo endpoint; raise 504 on timeout and 502 on any other failure."""
     base = current_app.config["AIOPS_DEMO_BASE_URL"] or request.host_url
@@ -66,9 +96,7 @@ def _call(method: str, endpoint: str, json=None) -> dict:
         with telemetry.active_recorder().client_span(endpoint, method) as call:
             headers: dict[str, str] = {}
             propagate.inject(headers)
-            response = _http().request(
-                method, base.rstrip("/") + "/" + endpoint, json=json, headers=headers, timeout=timeout
-            )
+            response = _send(method, base.rstrip("/") + "/" + endpoint, json, headers, timeout)
             call["status_code"] = response.status_code
     except requests.Timeout as exc:
         telemetry.record_exception(exc)
