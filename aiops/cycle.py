@@ -19,15 +19,14 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import baseline as bl
-from aiops import notify
-from aiops import selftime as st
-from aiops.detect import Thresholds, detect, self_time, window_stats
+from aiops import evidence, notify
+from aiops import logbaseline as lb
+from aiops.detect import Thresholds, detect, network, shifted, window_stats
 from aiops.incidents import Policy, apply_groups, lead_type, resolve_quiet
-from aiops.models import Baseline, DetectionCycle, DetectionState, SelfTimeBaseline
+from aiops.models import Baseline, DetectionCycle, DetectionState, SignalBaseline
 from aiops.rca import analyse
 from telemetry import selfmetrics, store
 from telemetry.db import begin_write, db
-from telemetry.rows import span_key
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +90,10 @@ def _baselines() -> dict:
     }
 
 
-def _self_baselines() -> dict:
+def _signal_baselines() -> dict:
     return {
-        (b.service, b.endpoint): st.SelfBaseline(b.mean_log, b.var_log, b.samples, b.windows)
-        for b in db.session.scalars(select(SelfTimeBaseline))
+        (b.signal, b.source, b.target): lb.LogBaseline(b.center, b.var, b.tail, b.samples, b.windows)
+        for b in db.session.scalars(select(SignalBaseline))
     }
 
 
@@ -103,16 +102,17 @@ def _rows_by_key(model) -> dict:
     return {(row.service, row.endpoint): row for row in db.session.scalars(select(model))}
 
 
-def _learn_self(values: dict, baselines: dict, skip: set, rules: st.SelfRules,
-                alpha: float, now: float) -> None:
-    rows = _rows_by_key(SelfTimeBaseline)
+def _learn_signals(values: dict, baselines: dict, skip: set, rules: lb.Rules,
+                   alpha: float, now: float) -> None:
+    """Fold this window's values into every series that stayed normal."""
+    rows = {(r.signal, r.source, r.target): r for r in db.session.scalars(select(SignalBaseline))}
     for key, samples in values.items():
         current = baselines.get(key)
-        if key in skip or not st.learnable(samples, current, rules):
+        if key in skip or not lb.learnable(samples, current, rules):
             continue  # learn from normal windows only
-        learned = st.learn(current, samples, alpha)
-        row = rows.get(key) or SelfTimeBaseline(service=key[0], endpoint=key[1])
-        row.mean_log, row.var_log = learned.mean_log, learned.var_log
+        learned = lb.learn(current, samples, alpha, rules)
+        row = rows.get(key) or SignalBaseline(signal=key[0], source=key[1], target=key[2])
+        row.center, row.var, row.tail = learned.center, learned.var, learned.tail
         row.samples, row.windows, row.updated_at = learned.samples, learned.windows, now
         db.session.add(row)
 
@@ -136,12 +136,13 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     stats = window_stats(window, ignored)
     baselines = _baselines()
     anomalies = detect(stats, baselines, th)
-    rules = st.SelfRules()
-    self_baselines = _self_baselines()
-    verdicts, self_values = st.shifts(st.SpanIndex(window), self_baselines, rules, now, ignored)
-    anomalies += self_time(verdicts, rules, anomalies)
-    shift_scores = {k: v.score for k, v in verdicts.items() if v.significant(rules)}
-    groups = analyse(anomalies, window, store.trace_spans, baselines, th, shift_scores)
+    rules = lb.Rules()
+    signal_baselines = _signal_baselines()
+    seen = evidence.assess(window, signal_baselines, rules, now, ignored)
+    anomalies += shifted(seen.own, rules, "self", anomalies)
+    anomalies += network(seen.suspects, anomalies)
+    anomalies += shifted(seen.whole, rules, "duration", anomalies)
+    groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects)
 
     # Everything the cycle decided is written in one transaction.
     db.session.rollback()
@@ -164,9 +165,7 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
         row.latency_ms, row.error_rate = learned.latency_ms, learned.error_rate
         row.samples, row.windows, row.updated_at = learned.samples, learned.windows, now
         db.session.add(row)
-    slow_keys = {span_key(span) for v in verdicts.values() if v.significant(rules)
-                 for span, *_ in v.strong}
-    _learn_self(self_values, self_baselines, slow_keys, rules, config["AIOPS_EWMA_ALPHA"], now)
+    _learn_signals(seen.values, signal_baselines, seen.skip, rules, config["AIOPS_EWMA_ALPHA"], now)
     state = db.session.get(DetectionState, STATE_ID)
     state.cursor = upto
     state.cycles += 1

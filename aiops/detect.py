@@ -11,7 +11,11 @@ Rules (thresholds in :class:`Thresholds`, all configurable):
   on the endpoint that gave up and on the endpoint that stopped answering;
 - self time (see :mod:`aiops.selftime`): an entry whose spans spend far more
   time in their own work than usual, judged span by span, so it also fires for
-  endpoints too quiet for a window mean.
+  endpoints too quiet for a window mean;
+- latency shift: an endpoint whose durations moved against its robust log
+  baseline (:mod:`aiops.logbaseline`), for shifts the mean rule misses;
+- network (see :mod:`aiops.edges`): calls into a service spending longer
+  outside its own spans.
 
 Latency also needs ``min_slow_requests`` requests in the window.
 """
@@ -23,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiops.baseline import BaselineValue
-from aiops.selftime import EntryShift, SelfRules
+from aiops.logbaseline import Rules, Shift
 from telemetry.models import KIND_CLIENT
 from telemetry.rows import span_key
 
@@ -95,6 +99,7 @@ class Anomaly:
     trace_ids: list[str] = field(default_factory=list)
     # Spans that show the fault in the endpoint's own work: RCA blames the endpoint itself.
     evidence: list = field(default_factory=list)
+    onset: float | None = None  # start of the earliest span that showed it
 
     @property
     def key(self) -> Key:
@@ -167,18 +172,56 @@ def detect(
     return found
 
 
-def self_time(verdicts: Mapping[Key, EntryShift], rules: SelfRules,
-              already: Iterable[Anomaly] = ()) -> list[Anomaly]:
-    """Latency anomalies for entries whose own work got slow (one per entry, none twice)."""
+def _onset(spans: Iterable) -> float | None:
+    return min((s.start_time for s in spans), default=None)
+
+
+def shifted(verdicts: Mapping[Key, Shift], rules: Rules, what: str,
+            already: Iterable[Anomaly] = ()) -> list[Anomaly]:
+    """Latency anomalies for series whose values shifted (one per key, none twice).
+
+    ``what`` says which series: ``self`` (an entry's own work) or ``duration``
+    (an endpoint's whole spans, to catch moderate shifts the mean rule misses).
+    """
     taken = {(a.key, a.type) for a in already}
     found: list[Anomaly] = []
     for key, v in sorted(verdicts.items()):
         if not v.significant(rules) or (key, "latency") in taken:
             continue
+        if what == "self":
+            message = (f"Self-time spike: {len(v.strong)} of {v.judged} spans spent {v.observed_ms:.0f}ms "
+                       f"in {key[0]}'s own work (baseline: {v.baseline_ms:.0f}ms)")
+        else:
+            message = (f"Latency shift: {len(v.strong)} of {v.judged} requests took {v.observed_ms:.0f}ms "
+                       f"(baseline: {v.baseline_ms:.0f}ms)")
+        found.append(Anomaly(key[0], key[1], "latency", v.observed_ms, v.baseline_ms, v.judged,
+                             message, evidence=v.spans() if what == "self" else [],
+                             onset=v.onset))
+    return found
+
+
+def network(suspects: Iterable, already: Iterable[Anomaly] = ()) -> list[Anomaly]:
+    """A latency anomaly per service whose incoming calls shifted outside its own spans.
+
+    Such a service may show nothing in its own spans, so no other rule would
+    name it: the evidence spans are its callers' CLIENT spans.
+    """
+    taken = {(a.key, a.type) for a in already}
+    found: list[Anomaly] = []
+    for suspect in suspects:
+        ins = [s for s in suspect.signals if s.kind == "network-in"]
+        if not ins:
+            continue
+        lead = max(ins, key=lambda s: s.score)
+        key = (suspect.service, lead.endpoint)
+        if (key, "latency") in taken:
+            continue
+        shift = lead.shift
+        callers = ", ".join(sorted({s.peer for s in ins}))
         found.append(Anomaly(
-            key[0], key[1], "latency", v.observed_ms, v.baseline_ms, v.judged,
-            f"Self-time spike: {len(v.strong)} of {v.judged} spans spent {v.observed_ms:.0f}ms "
-            f"in {key[0]}'s own work (baseline: {v.baseline_ms:.0f}ms)",
-            evidence=[span for span, *_ in v.strong],
+            key[0], key[1], "latency", shift.observed_ms, shift.baseline_ms, shift.judged,
+            f"Network: {len(shift.strong)} of {shift.judged} calls from {callers} took "
+            f"{shift.observed_ms:.0f}ms outside {key[0]}'s own spans (baseline: {shift.baseline_ms:.0f}ms)",
+            evidence=[sp for s in ins for sp in s.shift.spans()], onset=suspect.onset,
         ))
     return found

@@ -181,6 +181,16 @@ def _candidates_json(group: Group) -> list[dict]:
     return [{"service": s, "endpoint": e, "score": score} for (s, e), score in group.candidates]
 
 
+def _path_json(group: Group, earlier: list[dict] | None = None) -> list[dict]:
+    """The group's propagation path, merged into an incident's: a hop keeps its first onset."""
+    hops = {(h["service"], h["endpoint"], h["signal"]): h for h in earlier or []}
+    for hop in group.path:
+        key = (hop["service"], hop["endpoint"], hop["signal"])
+        onset = hops[key]["onset"] if key in hops else iso(hop["onset"])
+        hops[key] = {**hop, "onset": onset}
+    return list(hops.values())
+
+
 def _share(group: Group, total_requests: int | None) -> float | None:
     """Share of the requests entering the system that the busiest endpoint the group names served."""
     if not total_requests:
@@ -196,7 +206,7 @@ def _new_incident(group: Group, now: float, number: int, previous: Incident | No
         candidates=_candidates_json(group), affected=group.affected, trace_id=group.example_trace,
         correlated_failures=[a.label for a in group.anomalies], first_detected=now, last_seen=now,
         clean_cycles=0, seen_cycles=0, reopen_count=0, timeline=[],
-        related_to=previous.id if previous is not None else None,
+        related_to=previous.id if previous is not None else None, propagation=_path_json(group),
     )
     detail = title if previous is None else f"{title} (recurrence of {previous.id})"
     add_event(incident, "detected", now, detail)
@@ -216,6 +226,7 @@ def _merge(incident: Incident, group: Group, now: float) -> None:
         add_event(incident, "updated", now, "now also: " + ", ".join(new_labels or new_endpoints))
     if (incident.root_service, incident.root_endpoint) == group.root:
         incident.candidates = _candidates_json(group)
+        incident.propagation = _path_json(group, incident.propagation)
     incident.trace_id = incident.trace_id or group.example_trace
 
 

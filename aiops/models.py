@@ -32,17 +32,21 @@ class Baseline(db.Model):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
-class SelfTimeBaseline(db.Model):
-    """EWMA of an endpoint's log self time (typical value and spread), from normal windows only."""
+class SignalBaseline(db.Model):
+    """Robust baseline of one series of log durations (see :mod:`aiops.logbaseline`), from normal
+    windows only: ``("self" | "duration", service, endpoint)`` or ``("call" | "server" | "gap",
+    caller service, callee service)``."""
 
-    __tablename__ = "self_time_baselines"
+    __tablename__ = "signal_baselines"
 
-    service: Mapped[str] = mapped_column(String(255), primary_key=True)
-    endpoint: Mapped[str] = mapped_column(String(512), primary_key=True)
-    mean_log: Mapped[float] = mapped_column(Float)
-    var_log: Mapped[float] = mapped_column(Float)
-    samples: Mapped[int] = mapped_column(Integer, default=0)
-    windows: Mapped[int] = mapped_column(Integer, default=0)
+    signal: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source: Mapped[str] = mapped_column(String(255), primary_key=True)
+    target: Mapped[str] = mapped_column(String(512), primary_key=True)
+    center: Mapped[float] = mapped_column(Float)
+    var: Mapped[float] = mapped_column(Float)
+    tail: Mapped[float] = mapped_column(Float)
+    samples: Mapped[int] = mapped_column(Integer)
+    windows: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[float] = mapped_column(Float)
 
 
@@ -105,6 +109,8 @@ class Incident(db.Model):
     last_notified_at: Mapped[float | None] = mapped_column(Float)
     remediation: Mapped[str | None] = mapped_column(String(16))
     remediation_at: Mapped[float | None] = mapped_column(Float)
+    # The hops from the root cause to its symptoms (see aiops.rca.propagation_path).
+    propagation: Mapped[list | None] = mapped_column(JSON)
 
     anomalies: Mapped[list[AnomalyRecord]] = relationship(
         back_populates="incident", order_by="AnomalyRecord.id", cascade="all, delete-orphan"
@@ -127,6 +133,7 @@ class Incident(db.Model):
                 "issue": self.root_issue,
             },
             "root_cause_candidates": self.candidates,
+            "propagation_path": self.propagation or [],
             "affected_endpoints": self.affected,
             "first_detected": iso(self.first_detected),
             "last_seen": iso(self.last_seen),

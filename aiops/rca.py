@@ -12,25 +12,30 @@ endpoint become one group: one incident per root cause.
 
 Blame lands on the culprit span's *entry* (its service's SERVER span above
 it), so the internal operations of one faulty service form one root, not one
-per method. An anomaly found in an endpoint's own work (self time) brings its
-evidence and blames the endpoint itself. Entries whose self time shifted in
-the window (``shift_scores``) are added to every group's candidates, so the
-ranking still names them when the traces' blame points elsewhere.
+per method. An anomaly found in an endpoint's own work (self time) or in the
+calls into a service (network) brings its evidence and blames that directly.
+
+The walk alone blames depth; :func:`analyse` therefore blends it with the
+evidence ranking of :mod:`aiops.evidence` (who added time itself), and each
+group gets a propagation path: the root's evidence, then its symptoms.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiops.baseline import BaselineValue
 from aiops.detect import Anomaly, Key, Thresholds, is_timeout
+from aiops.evidence import Suspect
 from aiops.selftime import SpanIndex
 from telemetry.models import KIND_CLIENT
 from telemetry.rows import span_key
 
 MAX_TRACES_PER_ANOMALY = 20
+# How much an anomaly of each type trusts the evidence ranking over the trace walk.
+EVIDENCE_TRUST = {"latency": 0.8, "error": 0.3, "timeout": 0.3}
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Group:
     anomalies: list[Anomaly]
     candidates: list[tuple[Key, float]]
     example_trace: str | None = None
+    path: list[dict] = field(default_factory=list)
 
     @property
     def affected(self) -> list[str]:
@@ -118,14 +124,33 @@ def evidence_spans(anomaly: Anomaly, window: Iterable, blamer: Blamer) -> list:
     return found
 
 
-def _self_time_leads(anomalies: list[Anomaly]) -> dict[Key, Key]:
-    """Self-time anomalies of one service blame its most affected entry: one root per service,
-    since a starved process slows all of its endpoints at once."""
+def _evidence_leads(anomalies: list[Anomaly]) -> dict[Key, Key]:
+    """Anomalies that bring their evidence blame a key directly. Self-time ones blame their
+    service's most affected entry: one root per service, since a starved process slows all of
+    its endpoints at once. Network ones blame the service they name."""
     best: dict[str, Anomaly] = {}
     for a in anomalies:
         if a.evidence and (a.service not in best or len(a.evidence) > len(best[a.service].evidence)):
             best[a.service] = a
-    return {a.key: best[a.service].key for a in anomalies if a.evidence}
+    return {a.key: (a.key if a.message.startswith("Network") else best[a.service].key)
+            for a in anomalies if a.evidence}
+
+
+def _normalised(weights: Mapping[Key, float]) -> dict[Key, float]:
+    total = sum(weights.values())
+    return {k: w / total for k, w in weights.items()} if total > 0 else {}
+
+
+def _below(span, tree: TraceTree) -> set[str]:
+    """Services of ``span`` and everything it called: where its trouble can come from."""
+    found, todo = set(), [span]
+    while todo and len(found) < 1000:
+        current = todo.pop()
+        found.add(current.service)
+        if current.kind == KIND_CLIENT and current.peer:
+            found.add(current.peer)
+        todo.extend(tree.children.get(current.span_id, ()))
+    return found
 
 
 def analyse(
@@ -134,9 +159,16 @@ def analyse(
     load_traces: Callable[[Iterable[str]], Mapping[str, list]],
     baselines: Mapping[Key, BaselineValue],
     th: Thresholds,
-    shift_scores: Mapping[Key, float] | None = None,
+    suspects: Iterable[Suspect] = (),
 ) -> list[Group]:
-    """Group ``anomalies`` by the root cause their traces point to."""
+    """Group ``anomalies`` by the root cause that explains them.
+
+    Each anomaly weighs two opinions: the trace walk's (who is at the bottom of
+    its abnormal spans) and the evidence ranking's (:mod:`aiops.evidence`:
+    which service below it added time itself). Slowness trusts the evidence
+    most, since the walk tends to blame depth; errors and timeouts trust the
+    walk, since an error is raised where it starts.
+    """
     blamer = Blamer(baselines, th)
     per_anomaly: list[tuple[Anomaly, list]] = []
     wanted: set[str] = set()
@@ -150,52 +182,112 @@ def analyse(
             if len(chosen) >= MAX_TRACES_PER_ANOMALY:
                 break
         anomaly.trace_ids = [s.trace_id for s in chosen]
+        if anomaly.onset is None and chosen:
+            anomaly.onset = min(s.start_time for s in chosen)
         wanted.update(anomaly.trace_ids)
         per_anomaly.append((anomaly, chosen))
 
     trees = {tid: TraceTree(spans) for tid, spans in load_traces(wanted).items()}
-    lead = _self_time_leads(anomalies)
+    lead = _evidence_leads(anomalies)
+    by_service = {s.service: s for s in suspects}
     roots: dict[Key, Group] = {}
     weights: dict[Key, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
     examples: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for anomaly, spans in per_anomaly:
         blame: dict[Key, float] = defaultdict(float)
         trace_blame: dict[str, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
+        related = {anomaly.service}
         for span in spans:
             tree = trees.get(span.trace_id) or TraceTree([span])
+            related |= _below(span, tree)
             keys = [lead[anomaly.key]] if anomaly.evidence else blamer.culprits(span, tree)
             for key in keys:
+                key = by_service[key[0]].key if key[0] in by_service else key
                 blame[key] += 1.0 / len(keys)
                 trace_blame[span.trace_id][key] += 1.0 / len(keys)
         if not blame:
             blame[anomaly.key] = 1.0
-        root = max(blame.items(), key=lambda kv: (kv[1], kv[0] == anomaly.key))[0]
+        evidence = {by_service[s].key: by_service[s].score for s in related if s in by_service}
+        trust = EVIDENCE_TRUST.get(anomaly.type, 0.5) if evidence else 0.0
+        opinion: dict[Key, float] = defaultdict(float)
+        for key, w in _normalised(evidence).items():
+            opinion[key] += trust * w
+        for key, w in _normalised(blame).items():
+            opinion[key] += (1 - trust) * w
+        root = max(opinion.items(), key=lambda kv: (kv[1], kv[0] == anomaly.key))[0]
         group = roots.setdefault(root, Group(root=root, anomalies=[], candidates=[]))
         group.anomalies.append(anomaly)
-        for key, w in blame.items():
+        for key, w in opinion.items():
             weights[root][key] += w
         for tid, per_key in trace_blame.items():
             size = len(trees[tid].spans) if tid in trees else 0
             examples[root][tid] += per_key.get(root, 0.0) + 0.001 * size  # prefer fuller traces
 
-    shifted = dict(shift_scores or {})
-    shift_total = sum(shifted.values()) or 1.0
     groups = []
     for root, group in roots.items():
-        total = sum(weights[root].values()) or 1.0
-        blended: dict[Key, float] = defaultdict(float)
-        for k, w in weights[root].items():
-            blended[k] += (w / total) * (0.5 if shifted else 1.0)
-        for k, w in shifted.items():
-            blended[k] += 0.5 * w / shift_total
         group.candidates = sorted(
-            ((k, round(w, 4)) for k, w in blended.items()),
+            ((k, round(w, 4)) for k, w in _normalised(weights[root]).items()),
             key=lambda kv: (-kv[1], kv[0] != root, kv[0]),
         )
         # The root's own anomalies first: they describe the cause.
         group.anomalies.sort(key=lambda a: (a.key != root, a.endpoint, a.type))
         if examples[root]:
             group.example_trace = max(examples[root].items(), key=lambda kv: kv[1])[0]
+        group.path = propagation_path(group, by_service.get(root[0]), trees.get(group.example_trace or ""))
         groups.append(group)
     groups.sort(key=lambda g: g.root)
     return groups
+
+
+def _hop(service: str, endpoint: str, signal: str, observed: float, baseline: float | None,
+         onset: float | None, detail: str) -> dict:
+    deviation = observed / baseline if baseline else None
+    return {"service": service, "endpoint": endpoint, "signal": signal,
+            "observed_ms": round(observed, 2),
+            "baseline_ms": None if baseline is None else round(baseline, 2),
+            "deviation": None if deviation is None else round(deviation, 2),
+            "onset": onset, "detail": detail}
+
+
+def _depths(tree: TraceTree | None) -> dict[Key, int]:
+    """How deep each endpoint first sits in the example trace (its root span is 0)."""
+    if tree is None:
+        return {}
+    depths: dict[Key, int] = {}
+    todo = [(s, 0) for s in tree.children.get(None, [])] or [(s, 0) for s in tree.spans[:1]]
+    while todo:
+        span, depth = todo.pop(0)
+        depths.setdefault((span.service, span.endpoint), depth)
+        if span.kind == KIND_CLIENT and span.peer:
+            depths.setdefault(span_key(span), depth + 1)
+        todo.extend((c, depth + 1) for c in tree.children.get(span.span_id, ()) if depth < 64)
+    return depths
+
+
+def propagation_path(group: Group, suspect: Suspect | None, tree: TraceTree | None) -> list[dict]:
+    """The hops from the root cause to its symptoms, each with its deviation and onset, in time order.
+
+    The root's own evidence comes first (its self time, the calls into it);
+    then each symptom, ordered by when it began and, within the same second,
+    from the deepest call (nearest the root) to the entry point.
+    """
+    hops: list[dict] = []
+    if suspect is not None:
+        for sig in sorted(suspect.signals, key=lambda s: -s.score):
+            sh = sig.shift
+            signal = {"self": "self-time", "network-in": "network", "network-out": "network-out"}[sig.kind]
+            hops.append(_hop(sig.service, sig.endpoint, signal, sh.observed_ms, sh.baseline_ms,
+                             sh.onset, sig.describe()))
+    seen = {(h["service"], h["endpoint"]) for h in hops}
+    depths = _depths(tree)
+    symptoms = []
+    for a in group.anomalies:
+        if (a.service, a.endpoint) in seen and a.key != group.root:
+            continue
+        if a.key == group.root and hops:
+            continue  # the root's evidence already says it
+        seen.add(a.key)
+        symptoms.append(_hop(a.service, a.endpoint, a.type, a.observed if a.type == "latency" else 0.0,
+                             a.baseline if a.type == "latency" else None, a.onset, a.message))
+    symptoms.sort(key=lambda h: (int(h["onset"] or 0), -depths.get((h["service"], h["endpoint"]), 0)))
+    return hops + symptoms

@@ -18,7 +18,7 @@ import telemetry.models  # noqa: F401
 from telemetry import schema
 from telemetry.db import configure_engine, db
 
-MODEL_TABLES = {"spans", "baselines", "self_time_baselines", "detection_state", "detection_cycles",
+MODEL_TABLES = {"spans", "baselines", "signal_baselines", "detection_state", "detection_cycles",
                 "incidents", "anomalies", "faults", "notifications", "notification_channels"}
 
 
@@ -66,7 +66,7 @@ def test_database_made_by_create_all_is_adopted(engine):
     """A pre-migration database (create_all, older models) keeps its data and gets stamped."""
     old = sa.MetaData()
     for name, table in db.metadata.tables.items():
-        if name != "self_time_baselines":  # self-time baselines came later
+        if name != "signal_baselines":  # signal baselines came later
             table.to_metadata(old)
     old.tables["detection_state"].c.cursor.type = sa.Integer()  # the cursor used to be an INTEGER
     old.create_all(engine)

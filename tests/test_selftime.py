@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 
+from aiops import logbaseline as lb
 from aiops import selftime as st
-from aiops.detect import self_time
-from telemetry.models import KIND_INTERNAL
+from aiops.detect import shifted
+from telemetry.models import KIND_CLIENT, KIND_INTERNAL
 from tests.spans import span
 
-RULES = st.SelfRules()
+RULES = lb.Rules()
 
 
 def internal(endpoint, duration_ms, parent, start_time, service="svc"):
@@ -37,11 +38,25 @@ def test_internal_spans_count_for_their_service_entry():
 
 
 def test_learn_seeds_then_moves_slowly():
-    first = st.learn(None, [10.0, 10.0], alpha=0.1)
+    first = lb.learn(None, [10.0, 10.0], alpha=0.1, rules=RULES)
     assert first.samples == 2 and abs(first.typical_ms - 10.0) < 1e-9
-    moved = st.learn(first, [1000.0], alpha=0.1)
-    assert first.mean_log < moved.mean_log < first.mean_log + 1 and moved.var_log > 0
-    assert not st.learnable([1000.0] * 3, st.SelfBaseline(first.mean_log, 0.01, 50, 5), RULES)
+    for _ in range(RULES.warmup_windows):
+        first = lb.learn(first, [10.0] * 10, alpha=0.1, rules=RULES)
+    moved = lb.learn(first, [1000.0], alpha=0.1, rules=RULES)
+    assert first.center < moved.center < first.center + 1 and moved.var > 0
+    assert not lb.learnable([1000.0] * 3, lb.LogBaseline(first.center, 0.01, 0.0, 50, 5), RULES)
+
+
+def test_a_call_to_a_known_callee_is_an_edge_not_the_callers_own_work():
+    root = span("/order", 500.0, service="svc", start_time=1000.0)
+    call = span("HTTP GET", 480.0, parent=root, service="svc", start_time=1000.01)
+    call.kind = KIND_CLIENT
+    callee = span("/price", 10.0, service="other", parent=call, start_time=1000.2)
+    index = st.SpanIndex([root, call, callee])
+    assert st.is_edge(index, call)
+    _, values = st.shifts(index, {}, RULES)
+    assert ("self", "svc", "HTTP GET") not in values  # the 470 ms outside /price is the network's
+    assert [round(v, 6) for v in values[("self", "svc", "/order")]] == [20.0]
 
 
 def _window(self_ms: float, n: int):
@@ -53,22 +68,22 @@ def _window(self_ms: float, n: int):
 
 
 def test_a_starved_entry_is_one_self_time_anomaly_and_jitter_is_none():
-    base = {("svc", "/contacts"): st.SelfBaseline(*_log_stats(10.0), samples=50, windows=5),
-            ("svc", "SELECT"): st.SelfBaseline(*_log_stats(5.0), samples=50, windows=5)}
+    base = {("self", "svc", "/contacts"): lb.LogBaseline(*_log_stats(10.0), 0.0, 50, 5),
+            ("self", "svc", "SELECT"): lb.LogBaseline(*_log_stats(5.0), 0.0, 50, 5)}
     verdicts, values = st.shifts(_window(12.0, 6), base, RULES, now=2000.0)
-    assert self_time(verdicts, RULES) == []
-    assert len(values[("svc", "/contacts")]) == 6
+    assert shifted(verdicts, RULES, "self") == []
+    assert len(values[("self", "svc", "/contacts")]) == 6
 
     verdicts, _ = st.shifts(_window(300.0, 6), base, RULES, now=2000.0)
-    found = self_time(verdicts, RULES)
+    found = shifted(verdicts, RULES, "self")
     assert [(a.key, a.type) for a in found] == [(("svc", "/contacts"), "latency")]
     assert len(found[0].evidence) == 6 and found[0].observed > 250
 
 
 def test_spans_still_running_at_the_cycle_are_not_judged():
-    base = {("svc", "/contacts"): st.SelfBaseline(*_log_stats(10.0), samples=50, windows=5)}
+    base = {("self", "svc", "/contacts"): lb.LogBaseline(*_log_stats(10.0), 0.0, 50, 5)}
     verdicts, values = st.shifts(_window(300.0, 3), base, RULES, now=1000.1)
-    assert verdicts == {} and ("svc", "/contacts") not in values
+    assert verdicts == {} and ("self", "svc", "/contacts") not in values
 
 
 def _log_stats(ms: float) -> tuple[float, float]:

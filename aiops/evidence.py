@@ -1,0 +1,174 @@
+"""Ranking services by the evidence around them, not by how deep they sit. Pure logic.
+
+A fault adds time (or errors) in one place and every caller upstream shows it
+as symptoms. Symptoms are not evidence: a caller's longer duration is
+explained by what it waited for. Evidence is what a service added *itself*:
+
+- **self**: its spans spent longer in their own work (CPU hog, slow code);
+- **network in**: calls *into* it spent longer outside its own spans (the gap
+  between a caller's CLIENT span and its SERVER span, or the whole call when
+  it never answered): its pod's network, or its queue;
+- **network out**: its calls *to others* spent longer outside their spans. An
+  edge A -> B that shifted is explained either by B (answers delayed) or by A
+  (all of A's traffic delayed). B is credited in full; A half as much, and
+  only in proportion to the share of A's edges that shifted. So a delay on
+  B's answers ranks B first even when A calls only B, and a delay on all of
+  A's traffic ranks A first because its incoming edges and several outgoing
+  ones shift together.
+
+Incoming evidence is weighted by the share of the service's incoming edges
+that shifted: one slow caller among many is more likely that caller's own
+problem. Each signal's strength is its :attr:`Shift.score` (how many calls
+were how many spreads slower), so a quiet service with a few enormous shifts
+competes with a busy one with many moderate shifts: rank by how much, not by
+whether.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from aiops import edges
+from aiops import selftime as st
+from aiops.edges import EdgeKey
+from aiops.logbaseline import LogBaseline, Rules, Shift
+from telemetry.rows import span_key
+
+Key = tuple[str, str]  # (service, endpoint)
+
+IN_BASE = 0.5  # share of incoming evidence kept when only some incoming edges shifted
+OUT_WEIGHT = 0.5  # outgoing evidence counts half: the callee is the likelier culprit
+
+
+@dataclass
+class Signal:
+    kind: str  # self | network-in | network-out
+    service: str  # whom it speaks for
+    endpoint: str  # the operation it names
+    peer: str | None  # the other side of an edge
+    shift: Shift
+    weight: float
+
+    @property
+    def score(self) -> float:
+        return self.shift.score * self.weight
+
+    def describe(self) -> str:
+        s = self.shift
+        if self.kind == "self":
+            what = f"own work in {self.endpoint}"
+        elif self.kind == "network-in":
+            what = f"calls from {self.peer} outside {self.service}'s own spans"
+        else:
+            what = f"calls to {self.peer} outside {self.peer}'s own spans"
+        return (f"{len(s.strong)} of {s.judged} {what} took {s.observed_ms:.0f}ms "
+                f"(baseline {s.baseline_ms:.0f}ms)")
+
+
+@dataclass
+class Suspect:
+    service: str
+    signals: list[Signal] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return sum(s.score for s in self.signals)
+
+    @property
+    def lead(self) -> Signal:
+        return max(self.signals, key=lambda s: s.score)
+
+    @property
+    def key(self) -> Key:
+        """The endpoint to name as root: the one its strongest signal is about."""
+        return (self.service, self.lead.endpoint)
+
+    @property
+    def onset(self) -> float | None:
+        return min((s.shift.onset for s in self.signals if s.shift.onset is not None), default=None)
+
+
+def _most_common(names: Iterable[str]) -> str:
+    counts = Counter(names)
+    return min(counts, key=lambda n: (-counts[n], n)) if counts else "?"
+
+
+def _edge_shifts(edge_shifts: Mapping[EdgeKey, Shift]) -> dict[tuple[str, str], Shift]:
+    """Per (caller, callee), the series that speaks for the network: the gap, else the whole call."""
+    chosen: dict[tuple[str, str], Shift] = {}
+    for (signal, caller, callee), shift in edge_shifts.items():
+        if signal == "gap" or (signal == "call" and (caller, callee) not in chosen):
+            chosen[(caller, callee)] = shift
+    return chosen
+
+
+def rank(
+    self_shifts: Mapping[Key, Shift],
+    edge_shifts: Mapping[EdgeKey, Shift],
+    significant: set,
+    endpoints: Mapping[tuple[str, str], str],
+    entry: Callable[[object], Key],
+) -> list[Suspect]:
+    """Suspects best first. ``*_shifts`` hold every judged series; ``significant`` names the keys
+    (entry keys and edge keys) that passed the evidence gate; ``endpoints`` names the callee
+    operation of each CLIENT span and ``entry`` the caller's endpoint it ran under."""
+    suspects: dict[str, Suspect] = {}
+
+    def add(service: str, signal: Signal) -> None:
+        if signal.weight > 0:
+            suspects.setdefault(service, Suspect(service)).signals.append(signal)
+
+    for key, shift in self_shifts.items():
+        if key in significant:
+            add(key[0], Signal("self", key[0], key[1], None, shift, 1.0))
+
+    edges = _edge_shifts(edge_shifts)
+    shifted = {pair for pair, shift in edges.items() if shift.key in significant}
+    ins: dict[str, list] = defaultdict(list)
+    outs: dict[str, list] = defaultdict(list)
+    for caller, callee in edges:
+        ins[callee].append((caller, callee))
+        outs[caller].append((caller, callee))
+
+    def share(pairs: list) -> float:
+        return sum(1 for p in pairs if p in shifted) / len(pairs) if pairs else 0.0
+
+    for caller, callee in sorted(shifted):
+        shift = edges[(caller, callee)]
+        endpoint = _most_common(endpoints.get((s.trace_id, s.span_id), "?") for s in shift.spans())
+        add(callee, Signal("network-in", callee, endpoint, caller, shift,
+                           IN_BASE + (1 - IN_BASE) * share(ins[callee])))
+        own = _most_common(entry(s)[1] for s in shift.spans())
+        add(caller, Signal("network-out", caller, own, callee, shift,
+                           OUT_WEIGHT * share(outs[caller])))
+    return sorted(suspects.values(), key=lambda s: (-s.score, s.service))
+
+
+@dataclass
+class Assessment:
+    """Everything the robust series say about one window."""
+
+    own: dict[Key, Shift]  # self time, per entry
+    whole: dict[Key, Shift]  # whole SERVER durations, per endpoint
+    suspects: list[Suspect]
+    values: dict[tuple, list[float]]  # per series, to learn from
+    skip: set[tuple]  # series that must not learn from this window
+
+
+def assess(window: list, baselines: Mapping[tuple, LogBaseline], rules: Rules,
+           now: float | None = None, ignored: Iterable[str] = ()) -> Assessment:
+    """Judge every series of the window (self time, durations, edges) and rank the suspects."""
+    index = st.SpanIndex(window)
+    own, own_values = st.shifts(index, baselines, rules, now, ignored)
+    whole, whole_values = st.durations(index, baselines, rules, now, ignored)
+    calls = edges.calls(index, now, ignored)
+    edge, edge_values = edges.shifts(calls, baselines, rules)
+    significant = {k for verdicts in (own, edge) for k, v in verdicts.items() if v.significant(rules)}
+    suspects = rank(own, edge, significant, edges.callee_endpoints(calls), index.entry)
+    # A series whose values were strongly slow in a significant verdict must not learn them.
+    skip = {("self", *span_key(sp)) for k in significant if k in own for sp in own[k].spans()}
+    skip |= {k for k in significant if k in edge}
+    skip |= {("duration", *k) for k, v in whole.items() if v.significant(rules)}
+    return Assessment(own, whole, suspects, {**own_values, **whole_values, **edge_values}, skip)

@@ -1,0 +1,213 @@
+"""Robust baselines of log durations, and the evidence gate that judges a window against them.
+
+Pure logic. Why log durations: latency is multiplicative (a 3 ms call and a
+300 ms call jitter by a similar *factor*), so one spread fits every series.
+Why robust statistics: a window's median and MAD ignore the odd 700 ms
+outlier that a mean would chase. Why a learned tail rate: some series are
+heavy-tailed by nature (a pooled connection opened now and then), so the gate
+asks whether a window has *more* strongly slow values than the series
+usually has, not merely whether it has any.
+
+One :class:`LogBaseline` per series: an endpoint's self time, an edge's
+network gap, an edge's call duration. A window is judged value by value
+(z = spreads above the typical log value), and a :class:`Shift` collects the
+strongly slow ones. It is significant when (see :class:`Rules`):
+
+- the strong values are at least ``min_strong`` and their capped z add up to
+  ``min_evidence`` (two calls 100x slower count, one GC pause does not),
+- their median excess over typical is at least ``min_excess_ms``,
+- and so many strong values are unlikely under the series' own tail rate
+  (Poisson tail below ``max_p``): three slow calls out of three are news,
+  three out of three thousand are not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+MAX_Z = 10.0  # one extreme value must not outvote many moderate ones
+
+
+@dataclass(frozen=True)
+class Rules:
+    z: float = 3.0  # a value is strongly slow at this many spreads above typical
+    min_spread: float = 0.35  # floor of the spread (log units): x1.4 is never "strongly" slow
+    min_samples: int = 8  # baseline samples before values are judged
+    min_strong: int = 2  # strongly slow values a shift needs
+    min_evidence: float = 12.0  # and the sum of their capped z
+    min_excess_ms: float = 20.0  # and their median excess over typical (jitter is not a fault)
+    max_p: float = 1e-3  # chance of that many strong values under the series' own tail rate
+    min_tail: float = 0.005  # floor of a series' tail rate: no series is perfectly clean
+    warmup_windows: int = 10  # windows averaged equally before the EWMA takes over
+
+
+@dataclass(frozen=True)
+class LogBaseline:
+    """Typical log(1 + ms) of a series, its robust spread, and its usual share of strong values."""
+
+    center: float
+    var: float
+    tail: float = 0.0
+    samples: int = 0
+    windows: int = 0
+
+    @property
+    def typical_ms(self) -> float:
+        return math.expm1(self.center)
+
+    def spread(self, rules: Rules) -> float:
+        return max(math.sqrt(self.var), rules.min_spread)
+
+    def z(self, value_ms: float, rules: Rules) -> float:
+        return (math.log1p(max(value_ms, 0.0)) - self.center) / self.spread(rules)
+
+    def ready(self, rules: Rules) -> bool:
+        return self.samples >= rules.min_samples
+
+
+def _median(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def learn(current: LogBaseline | None, values_ms: list[float], alpha: float,
+          rules: Rules) -> LogBaseline | None:
+    """Fold one normal window into the baseline: its median, MAD and share of strong values.
+
+    The first ``warmup_windows`` windows are averaged with equal weight per
+    value, so a short normal period teaches as much as it can; then the EWMA
+    (``alpha``, scaled down for windows with few values) follows slow drift.
+    """
+    if not values_ms:
+        return current
+    logs = [math.log1p(max(v, 0.0)) for v in values_ms]
+    center = _median(logs)
+    mad_var = (1.4826 * _median([abs(x - center) for x in logs])) ** 2
+    n = len(logs)
+    if current is None or current.windows == 0:
+        return LogBaseline(center, mad_var, 0.0, n, 1)
+    strong = sum(1 for v in values_ms if current.z(v, rules) >= rules.z) / n
+    if current.windows < rules.warmup_windows:
+        a = n / (current.samples + n)
+    else:
+        a = alpha * min(1.0, n / 20)
+    # Between-window drift counts as spread too, so a wandering series gets a wide band.
+    delta = center - current.center
+    return LogBaseline(
+        center=current.center + a * delta,
+        var=(1 - a) * (current.var + a * delta * delta) + a * mad_var,
+        tail=(1 - a) * current.tail + a * strong,
+        samples=current.samples + n,
+        windows=current.windows + 1,
+    )
+
+
+def learnable(values_ms: list[float], current: LogBaseline | None, rules: Rules) -> bool:
+    """May this window teach the baseline? Not if its median is well above typical, even
+    when too few values were strongly slow for a verdict: a fault must never become normal."""
+    if not values_ms:
+        return False
+    if current is None or not current.ready(rules):
+        return True
+    return current.z(_median(values_ms), rules) < rules.z / 2
+
+
+def poisson_tail(k: int, lam: float) -> float:
+    """P(X >= k) for X ~ Poisson(lam): the chance of k strong values by the series' usual tail."""
+    if k <= 0:
+        return 1.0
+    if lam <= 0:
+        return 0.0
+    term = math.exp(-lam)
+    below = 0.0
+    for i in range(k):
+        below += term
+        term *= lam / (i + 1)
+    if below < 0.999:
+        return max(0.0, 1.0 - below)
+    # Far in the tail: sum the upper terms directly (1 - below loses every digit).
+    total, term = 0.0, math.exp(k * math.log(lam) - lam - math.lgamma(k + 1))
+    for i in range(k, k + 200):
+        total += term
+        term *= lam / (i + 1)
+        if term < total * 1e-12:
+            break
+    return total
+
+
+@dataclass
+class Shift:
+    """One series' verdict for a window (or an entry's, over the series of its spans)."""
+
+    key: tuple
+    judged: int = 0
+    expected: float = 0.0  # strong values the tail rates predict
+    strong: list = field(default_factory=list)  # (span, value_ms, typical_ms, z)
+
+    def judge(self, span, value_ms: float, base: LogBaseline, rules: Rules) -> float:
+        z = base.z(value_ms, rules)
+        self.judged += 1
+        self.expected += max(base.tail, rules.min_tail)
+        if z >= rules.z:
+            self.strong.append((span, value_ms, base.typical_ms, min(z, MAX_Z)))
+        return z
+
+    @property
+    def score(self) -> float:
+        """Sum of the strong values' capped z: how many calls were how much slower."""
+        return sum(z for *_, z in self.strong)
+
+    @property
+    def observed_ms(self) -> float:
+        return _median([v for _, v, _, _ in self.strong])
+
+    @property
+    def baseline_ms(self) -> float:
+        return _median([t for _, _, t, _ in self.strong])
+
+    @property
+    def excess_ms(self) -> float:
+        return _median([v - t for _, v, t, _ in self.strong])
+
+    @property
+    def onset(self) -> float | None:
+        """Start of the earliest strongly slow span: when the shift began in this window."""
+        return min((s.start_time for s, *_ in self.strong), default=None)
+
+    @property
+    def p_value(self) -> float:
+        return poisson_tail(len(self.strong), self.expected)
+
+    def significant(self, rules: Rules) -> bool:
+        n = len(self.strong)
+        return (
+            n >= rules.min_strong
+            and self.score >= rules.min_evidence
+            and self.excess_ms >= rules.min_excess_ms
+            and self.p_value <= rules.max_p
+        )
+
+    def spans(self) -> list:
+        return [s for s, *_ in self.strong]
+
+
+def judge_all(items: Iterable[tuple], baselines: Mapping, rules: Rules) -> tuple[dict, dict]:
+    """Judge ``(baseline key, verdict key, span, value_ms)`` items: (verdicts, values per baseline key).
+
+    The two keys differ where many series add up to one verdict (the
+    operations of one service entry); values are kept for learning.
+    """
+    verdicts: dict = {}
+    values: dict = defaultdict(list)
+    for base_key, verdict_key, span, value in items:
+        values[base_key].append(value)
+        base = baselines.get(base_key)
+        if base is not None and base.ready(rules):
+            verdicts.setdefault(verdict_key, Shift(verdict_key)).judge(span, value, base, rules)
+    return verdicts, dict(values)
