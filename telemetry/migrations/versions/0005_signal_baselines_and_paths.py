@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"  # TEMP until 0004 lands
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
