@@ -205,6 +205,10 @@ def test_hostile_telemetry_is_escaped_on_the_incident_page(app, client):
     assert any(XSS_EXC_MESSAGE in attrs["title"] for attrs in titles)  # attribute text, not markup
     # The waterfall shows the example trace's three spans.
     assert len(doc.elements_with_class("wf-span")) == 3
+    # The propagation path starts at the root and names it, as text.
+    path = data["propagation_path"]
+    assert path and (path[0]["service"], path[0]["endpoint"]) == (XSS_SERVICE, XSS_CALLEE), path
+    assert XSS_CALLEE in doc.text_of("propagation")
 
 
 def test_hostile_telemetry_is_escaped_on_the_dashboard(app, client):
