@@ -16,9 +16,18 @@ strongly slow ones. It is significant when (see :class:`Rules`):
 - the strong values are at least ``min_strong`` and their capped z add up to
   ``min_evidence`` (two calls 100x slower count, one GC pause does not),
 - their median excess over typical is at least ``min_excess_ms``,
-- and so many strong values are unlikely under the series' own tail rate
+- and so many values *this* slow are unlikely under the series' own tail
   (Poisson tail below ``max_p``): three slow calls out of three are news,
   three out of three thousand are not.
+
+The tail is learned at two levels, the share of values at ``z`` or more and
+at ``2 z`` or more; beyond ``z`` rarity falls off as the power law those two
+fix (between ``1`` and ``max_power``): a clean series' far tail is very thin,
+a series whose outliers are all huge keeps a fat one. So two calls 100x slower
+on a clean series pass the gate where two calls 2x slower do not: the gate
+weighs the size of a shift, not only the count. The test is run at the k-th
+largest z for a few k and corrected for trying them. ``max_p`` is small
+because hundreds of series are tested every cycle.
 """
 
 from __future__ import annotations
@@ -39,18 +48,21 @@ class Rules:
     min_strong: int = 2  # strongly slow values a shift needs
     min_evidence: float = 12.0  # and the sum of their capped z
     min_excess_ms: float = 20.0  # and their median excess over typical (jitter is not a fault)
-    max_p: float = 1e-3  # chance of that many strong values under the series' own tail rate
-    min_tail: float = 0.005  # floor of a series' tail rate: no series is perfectly clean
+    max_p: float = 1e-6  # chance of that many values that slow under the series' own tail
+    min_tail: float = 0.005  # floor of a series' tail rate at z: no series is perfectly clean
+    max_power: float = 4.0  # steepest fall of rarity beyond z: P(Z >= x) = tail * (z / x) ** power
     warmup_windows: int = 10  # windows averaged equally before the EWMA takes over
 
 
 @dataclass(frozen=True)
 class LogBaseline:
-    """Typical log(1 + ms) of a series, its robust spread, and its usual share of strong values."""
+    """Typical log(1 + ms) of a series, its robust spread, and its usual shares of values at
+    ``z`` (``tail``) and ``2 z`` (``far``) spreads or more above typical."""
 
     center: float
     var: float
     tail: float = 0.0
+    far: float = 0.0
     samples: int = 0
     windows: int = 0
 
@@ -66,6 +78,17 @@ class LogBaseline:
 
     def ready(self, rules: Rules) -> bool:
         return self.samples >= rules.min_samples
+
+    def rarity(self, rules: Rules) -> tuple[float, float]:
+        """(share at ``z`` or more, power of the fall beyond): ``P(Z >= x) = share * (z / x) ** power``."""
+        tail = max(self.tail, rules.min_tail)
+        far = min(tail, max(self.far, tail / 2 ** rules.max_power))
+        return tail, max(1.0, math.log2(tail / far))
+
+
+def _shares(logs: list[float], center: float, spread: float, rules: Rules) -> tuple[float, float]:
+    near, far = center + rules.z * spread, center + 2 * rules.z * spread
+    return sum(1 for x in logs if x >= near) / len(logs), sum(1 for x in logs if x >= far) / len(logs)
 
 
 def _median(values: list[float]) -> float:
@@ -90,9 +113,10 @@ def learn(current: LogBaseline | None, values_ms: list[float], alpha: float,
     center = _median(logs)
     mad_var = (1.4826 * _median([abs(x - center) for x in logs])) ** 2
     n = len(logs)
-    if current is None or current.windows == 0:
-        return LogBaseline(center, mad_var, 0.0, n, 1)
-    strong = sum(1 for v in values_ms if current.z(v, rules) >= rules.z) / n
+    if current is None or current.windows == 0:  # the first window seeds it all, its own yardstick
+        tail, far = _shares(logs, center, max(math.sqrt(mad_var), rules.min_spread), rules)
+        return LogBaseline(center, mad_var, tail, far, n, 1)
+    tail, far = _shares(logs, current.center, current.spread(rules), rules)
     if current.windows < rules.warmup_windows:
         a = n / (current.samples + n)
     else:
@@ -102,7 +126,8 @@ def learn(current: LogBaseline | None, values_ms: list[float], alpha: float,
     return LogBaseline(
         center=current.center + a * delta,
         var=(1 - a) * (current.var + a * delta * delta) + a * mad_var,
-        tail=(1 - a) * current.tail + a * strong,
+        tail=(1 - a) * current.tail + a * tail,
+        far=(1 - a) * current.far + a * far,
         samples=current.samples + n,
         windows=current.windows + 1,
     )
@@ -148,15 +173,8 @@ class Shift:
     key: tuple
     judged: int = 0
     expected: float = 0.0  # strong values the tail rates predict
+    power: float = 0.0  # sum of the judged values' tail powers (the mean is used)
     strong: list = field(default_factory=list)  # (span, value_ms, typical_ms, z)
-
-    def judge(self, span, value_ms: float, base: LogBaseline, rules: Rules) -> float:
-        z = base.z(value_ms, rules)
-        self.judged += 1
-        self.expected += max(base.tail, rules.min_tail)
-        if z >= rules.z:
-            self.strong.append((span, value_ms, base.typical_ms, min(z, MAX_Z)))
-        return z
 
     @property
     def score(self) -> float:
@@ -180,9 +198,16 @@ class Shift:
         """Start of the earliest strongly slow span: when the shift began in this window."""
         return min((s.start_time for s, *_ in self.strong), default=None)
 
-    @property
-    def p_value(self) -> float:
-        return poisson_tail(len(self.strong), self.expected)
+    def p_value(self, rules: Rules) -> float:
+        """Chance of values this slow this often under the tails (min over k, corrected)."""
+        zs = sorted((z for *_, z in self.strong), reverse=True)
+        ks = sorted({min(len(zs), math.ceil(1.5 ** j)) for j in range(64) if 1.5 ** j < 2 * len(zs)})
+        power = self.power / self.judged if self.judged else 1.0
+        best = 1.0
+        for k in ks:
+            lam = self.expected * (rules.z / zs[k - 1]) ** power
+            best = min(best, poisson_tail(k, lam))
+        return min(1.0, best * len(ks))
 
     def significant(self, rules: Rules) -> bool:
         n = len(self.strong)
@@ -190,7 +215,7 @@ class Shift:
             n >= rules.min_strong
             and self.score >= rules.min_evidence
             and self.excess_ms >= rules.min_excess_ms
-            and self.p_value <= rules.max_p
+            and self.p_value(rules) <= rules.max_p
         )
 
     def spans(self) -> list:
@@ -201,13 +226,30 @@ def judge_all(items: Iterable[tuple], baselines: Mapping, rules: Rules) -> tuple
     """Judge ``(baseline key, verdict key, span, value_ms)`` items: (verdicts, values per baseline key).
 
     The two keys differ where many series add up to one verdict (the
-    operations of one service entry); values are kept for learning.
+    operations of one service entry); values are kept for learning. This runs
+    over every span of every cycle, so each series' cut-off is computed once
+    and most values cost one comparison.
     """
-    verdicts: dict = {}
-    values: dict = defaultdict(list)
+    pending: dict = defaultdict(list)
     for base_key, verdict_key, span, value in items:
-        values[base_key].append(value)
+        pending[base_key].append((verdict_key, span, value))
+    verdicts: dict = {}
+    for base_key, entries in pending.items():
         base = baselines.get(base_key)
-        if base is not None and base.ready(rules):
-            verdicts.setdefault(verdict_key, Shift(verdict_key)).judge(span, value, base, rules)
-    return verdicts, dict(values)
+        if base is None or not base.ready(rules):
+            continue
+        center, spread, typical = base.center, base.spread(rules), base.typical_ms
+        cutoff = math.expm1(center + rules.z * spread)
+        tail, power = base.rarity(rules)
+        for verdict_key, span, value in entries:
+            verdict = verdicts.get(verdict_key)
+            if verdict is None:
+                verdict = verdicts[verdict_key] = Shift(verdict_key)
+            verdict.judged += 1
+            verdict.expected += tail
+            verdict.power += power
+            if value >= cutoff:
+                z = (math.log1p(value) - center) / spread
+                verdict.strong.append((span, value, typical, min(z, MAX_Z)))
+    values = {key: [v for _, _, v in entries] for key, entries in pending.items()}
+    return verdicts, values

@@ -45,6 +45,7 @@ class SignalBaseline(db.Model):
     center: Mapped[float] = mapped_column(Float)
     var: Mapped[float] = mapped_column(Float)
     tail: Mapped[float] = mapped_column(Float)
+    far: Mapped[float] = mapped_column(Float)
     samples: Mapped[int] = mapped_column(Integer)
     windows: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[float] = mapped_column(Float)

@@ -23,10 +23,10 @@ def _normal(rng: random.Random, typical: float, n: int, jitter: float = 0.25) ->
 
 
 def _judge(base: lb.LogBaseline, values: list[float]) -> lb.Shift:
-    shift = lb.Shift(("svc", "/x"))
-    for i, v in enumerate(values):
-        shift.judge(span("/x", v, start_time=1000.0 + i), v, base, RULES)
-    return shift
+    items = [("x", ("svc", "/x"), span("/x", v, start_time=1000.0 + i), v) for i, v in enumerate(values)]
+    verdicts, learned = lb.judge_all(items, {"x": base}, RULES)
+    assert learned == {"x": values}
+    return verdicts[("svc", "/x")]
 
 
 def test_median_and_mad_ignore_outliers_in_a_normal_window():
@@ -41,7 +41,7 @@ def test_a_consistent_100ms_on_a_20ms_call_for_a_fraction_of_calls_is_significan
     base = _learned([_normal(rng, 20.0, 60) for _ in range(8)])
     values = _normal(rng, 20.0, 70) + [v + 100.0 for v in _normal(rng, 20.0, 30)]
     shift = _judge(base, values)
-    assert shift.significant(RULES), (len(shift.strong), shift.score, shift.p_value)
+    assert shift.significant(RULES), (len(shift.strong), shift.score, shift.p_value(RULES))
     assert 100.0 < shift.observed_ms < 150.0 and 80.0 < shift.excess_ms < 130.0
 
 

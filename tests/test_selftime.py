@@ -44,7 +44,7 @@ def test_learn_seeds_then_moves_slowly():
         first = lb.learn(first, [10.0] * 10, alpha=0.1, rules=RULES)
     moved = lb.learn(first, [1000.0], alpha=0.1, rules=RULES)
     assert first.center < moved.center < first.center + 1 and moved.var > 0
-    assert not lb.learnable([1000.0] * 3, lb.LogBaseline(first.center, 0.01, 0.0, 50, 5), RULES)
+    assert not lb.learnable([1000.0] * 3, lb.LogBaseline(first.center, 0.01, 0.0, 0.0, 50, 5), RULES)
 
 
 def test_a_call_to_a_known_callee_is_an_edge_not_the_callers_own_work():
@@ -68,8 +68,8 @@ def _window(self_ms: float, n: int):
 
 
 def test_a_starved_entry_is_one_self_time_anomaly_and_jitter_is_none():
-    base = {("self", "svc", "/contacts"): lb.LogBaseline(*_log_stats(10.0), 0.0, 50, 5),
-            ("self", "svc", "SELECT"): lb.LogBaseline(*_log_stats(5.0), 0.0, 50, 5)}
+    base = {("self", "svc", "/contacts"): lb.LogBaseline(*_log_stats(10.0), 0.0, 0.0, 50, 5),
+            ("self", "svc", "SELECT"): lb.LogBaseline(*_log_stats(5.0), 0.0, 0.0, 50, 5)}
     verdicts, values = st.shifts(_window(12.0, 6), base, RULES, now=2000.0)
     assert shifted(verdicts, RULES, "self") == []
     assert len(values[("self", "svc", "/contacts")]) == 6
@@ -81,7 +81,7 @@ def test_a_starved_entry_is_one_self_time_anomaly_and_jitter_is_none():
 
 
 def test_spans_still_running_at_the_cycle_are_not_judged():
-    base = {("self", "svc", "/contacts"): lb.LogBaseline(*_log_stats(10.0), 0.0, 50, 5)}
+    base = {("self", "svc", "/contacts"): lb.LogBaseline(*_log_stats(10.0), 0.0, 0.0, 50, 5)}
     verdicts, values = st.shifts(_window(300.0, 3), base, RULES, now=1000.1)
     assert verdicts == {} and ("self", "svc", "/contacts") not in values
 

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("center", sa.Float(), nullable=False),
         sa.Column("var", sa.Float(), nullable=False),
         sa.Column("tail", sa.Float(), nullable=False),
+        sa.Column("far", sa.Float(), nullable=False),
         sa.Column("samples", sa.Integer(), nullable=False),
         sa.Column("windows", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.Float(), nullable=False),
