@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from aiops import baseline as bl
 from aiops import evidence, notify
 from aiops import logbaseline as lb
+from aiops import selftime as st
 from aiops.detect import Thresholds, detect, network, shifted, window_stats
 from aiops.incidents import Policy, apply_groups, lead_type, resolve_quiet
 from aiops.models import Baseline, DetectionCycle, DetectionState, SignalBaseline
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 STATE_ID = 1
 MAX_SPANS_PER_CYCLE = 500_000
+MAX_CONTEXT_TRACES = 5_000  # traces whose earlier SERVER spans a cycle looks up for its calls
 
 
 def owner_name() -> str:
@@ -149,7 +151,9 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     anomalies = detect(stats, baselines, th)
     rules = lb.Rules()
     signal_baselines = _signal_baselines()
-    seen = evidence.assess(window, signal_baselines, rules, now, ignored)
+    traces = sorted(st.unmatched_calls(window))[:MAX_CONTEXT_TRACES]
+    context = store.server_spans(traces, cursor) if traces else []
+    seen = evidence.assess(window, signal_baselines, rules, now, ignored, context)
     anomalies += shifted(seen.own, rules, "self", anomalies)
     anomalies += network(seen.suspects, anomalies)
     anomalies += shifted(seen.whole, rules, "duration", anomalies)

@@ -158,9 +158,12 @@ class Assessment:
 
 
 def assess(window: list, baselines: Mapping[tuple, LogBaseline], rules: Rules,
-           now: float | None = None, ignored: Iterable[str] = ()) -> Assessment:
-    """Judge every series of the window (self time, durations, edges) and rank the suspects."""
-    index = st.SpanIndex(window)
+           now: float | None = None, ignored: Iterable[str] = (), context: Iterable = ()) -> Assessment:
+    """Judge every series of the window (self time, durations, edges) and rank the suspects.
+
+    ``context``: earlier spans of the window's traces, linked but not judged again.
+    """
+    index = st.SpanIndex(window, context)
     own, own_values = st.shifts(index, baselines, rules, now, ignored)
     whole, whole_values = st.durations(index, baselines, rules, now, ignored)
     calls = edges.calls(index, now, ignored)

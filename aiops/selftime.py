@@ -48,16 +48,23 @@ def _covered_ms(start: float, end: float, children: Iterable) -> float:
 
 
 class SpanIndex:
-    """Parent/child links of a set of spans (any number of traces)."""
+    """Parent/child links of a set of spans (any number of traces).
 
-    def __init__(self, spans: Iterable):
+    ``context`` spans (stored by earlier cycles) are linked but not judged: a
+    callee's SERVER span often arrives a batch before its caller's CLIENT span.
+    """
+
+    def __init__(self, spans: Iterable, context: Iterable = ()):
         self.spans = list(spans)
         self.by_id: dict[SpanRef, object] = {}
         self.children: dict[SpanRef, list] = defaultdict(list)
-        for s in self.spans:
+        for s in (*context, *self.spans):
+            if (s.trace_id, s.span_id) in self.by_id:
+                continue
             self.by_id[(s.trace_id, s.span_id)] = s
             if s.parent_span_id:
                 self.children[(s.trace_id, s.parent_span_id)].append(s)
+
 
     def self_ms(self, span) -> float:
         start = span.start_time
@@ -75,6 +82,13 @@ class SpanIndex:
                 break
             current = parent
         return span_key(current)
+
+
+def unmatched_calls(spans: Iterable) -> set[str]:
+    """Trace ids of CLIENT spans with no SERVER child among ``spans``: where to look for context."""
+    spans = list(spans)
+    called = {(s.trace_id, s.parent_span_id) for s in spans if s.kind == KIND_SERVER}
+    return {s.trace_id for s in spans if s.kind == KIND_CLIENT and (s.trace_id, s.span_id) not in called}
 
 
 def is_edge(index: SpanIndex, span) -> bool:

@@ -11,7 +11,7 @@ from functools import lru_cache
 from sqlalchemy import Engine, case, delete, func, select, text
 
 from telemetry.db import db, write_connection
-from telemetry.models import KIND_CLIENT, SPAN_FIELDS, Span
+from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS, Span
 
 # PostgreSQL hands out ids at INSERT but shows the rows at COMMIT, so concurrent
 # writers can commit out of id order: a cycle that read up to max(id) would then
@@ -123,6 +123,17 @@ def trace_spans(trace_ids: Iterable[str]) -> dict[str, list[SpanRow]]:
         for row in _span_rows(select(*_SPAN_COLUMNS).where(_T.c.trace_id.in_(chunk))):
             out[row.trace_id].append(row)
     return out
+
+
+def server_spans(trace_ids: Iterable[str], upto: int) -> list[SpanRow]:
+    """The SERVER span rows of the given traces stored up to id ``upto`` (the ``trace_id`` index)."""
+    ids = sorted(set(trace_ids))
+    rows: list[SpanRow] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows += _span_rows(select(*_SPAN_COLUMNS).where(
+            _T.c.trace_id.in_(chunk), _T.c.id <= upto, _T.c.kind == KIND_SERVER))
+    return rows
 
 
 def endpoint_stats(since: float, ignore_services: Sequence[str] = ()) -> list[dict]:

@@ -147,3 +147,14 @@ def test_rca_groups_the_symptoms_under_the_network_root_with_a_path_in_time_orde
     assert order.index("api") < order.index("front"), order  # deepest symptom first
     onsets = [h["onset"] for h in path]
     assert all(isinstance(t, float) for t in onsets)
+
+
+def test_a_callee_span_stored_by_an_earlier_cycle_still_makes_the_call_an_edge():
+    faulty = window(40, 5000.0, 18, gap={"pay": 300.0})
+    callee_spans = [s for s in faulty if s.service == "pay" and s.endpoint == "/pay"]
+    rest = [s for s in faulty if s not in callee_spans]
+    without = evidence.assess(rest, BASE, RULES)
+    assert "pay" not in names(without.suspects)[:1]  # no callee span: no gap to judge
+    with_context = evidence.assess(rest, BASE, RULES, context=callee_spans)
+    assert names(with_context.suspects)[0] == "pay"
+    assert not any(k[0] == "duration" and k[1] == "pay" for k in with_context.values)  # not judged twice
