@@ -8,17 +8,19 @@ explained by what it waited for. Evidence is what a service added *itself*:
 - **network in**: calls *into* it spent longer outside its own spans (the gap
   between a caller's CLIENT span and its SERVER span, or the whole call when
   it never answered): its pod's network, or its queue;
-- **network out**: its calls *to others* spent longer outside their spans. An
-  edge A -> B that shifted is explained either by B (answers delayed) or by A
-  (all of A's traffic delayed). B is credited in full; A half as much, and
-  only in proportion to the share of A's edges that shifted. So a delay on
-  B's answers ranks B first even when A calls only B, and a delay on all of
-  A's traffic ranks A first because its incoming edges and several outgoing
-  ones shift together.
+- **network out**: its calls *to others* spent longer outside their spans.
 
-Incoming evidence is weighted by the share of the service's incoming edges
-that shifted: one slow caller among many is more likely that caller's own
-problem. Each signal's strength is its :attr:`Shift.score` (how many calls
+A shifted edge A -> B is explained either by B (its answers are delayed) or
+by A (all of A's traffic is delayed, or A is too starved to read its
+answers). Its score is split between them in proportion to how consistently
+each side shifted: the share of B's incoming edges that shifted, against
+``OUT_PRIOR`` times the share of A's outgoing edges that did (the callee is
+the likelier culprit: a delay on answers is the common fault). So B's delayed answers, seen by all
+its callers, rank B first even when A calls only B; and a starved or delayed
+A, whose calls to several callees all shifted while those callees' other
+callers saw nothing, ranks A first.
+
+Each signal's strength is its :attr:`Shift.score` (how many calls
 were how many spreads slower), so a quiet service with a few enormous shifts
 competes with a busy one with many moderate shifts: rank by how much, not by
 whether.
@@ -38,8 +40,10 @@ from telemetry.rows import span_key
 
 Key = tuple[str, str]  # (service, endpoint)
 
-IN_BASE = 0.5  # share of incoming evidence kept when only some incoming edges shifted
-OUT_WEIGHT = 0.5  # outgoing evidence counts half: the callee is the likelier culprit
+# A caller's claim on a shifted edge, against the callee's: below 1, as the callee is the
+# likelier culprit, but above 1/2, so one caller whose calls to two callees shifted outranks
+# each of them (one cause for two shifts beats two causes for one each).
+OUT_PRIOR = 0.6
 
 
 @dataclass
@@ -137,12 +141,12 @@ def rank(
 
     for caller, callee in sorted(shifted):
         shift = edges[(caller, callee)]
+        by_callee, by_caller = share(ins[callee]), OUT_PRIOR * share(outs[caller])
         endpoint = _most_common(endpoints.get((s.trace_id, s.span_id), "?") for s in shift.spans())
-        add(callee, Signal("network-in", callee, endpoint, caller, shift,
-                           IN_BASE + (1 - IN_BASE) * share(ins[callee])))
+        total = by_callee + by_caller
+        add(callee, Signal("network-in", callee, endpoint, caller, shift, by_callee / total))
         own = _most_common(entry(s)[1] for s in shift.spans())
-        add(caller, Signal("network-out", caller, own, callee, shift,
-                           OUT_WEIGHT * share(outs[caller])))
+        add(caller, Signal("network-out", caller, own, callee, shift, by_caller / total))
     return sorted(suspects.values(), key=lambda s: (-s.score, s.service))
 
 

@@ -102,6 +102,13 @@ def test_all_traffic_delayed_blames_the_service_whose_in_and_out_edges_shifted()
     assert {s.kind for s in found[0].signals} == {"network-in", "network-out"}
 
 
+def test_a_caller_whose_calls_to_several_callees_all_slowed_is_the_one_cause():
+    """A starved caller reads its answers late: every call it makes grows, its callers see little."""
+    found = suspects(window(40, 5000.0, 19, gap={("out", "api"): 300.0}))
+    assert names(found)[0] == "api", [(s.service, s.score) for s in found]
+    assert {s.kind for s in found[0].signals} == {"network-out"}
+
+
 def test_an_only_callee_still_outranks_its_caller_for_delayed_answers():
     found = suspects(window(40, 5000.0, 14, gap={"bank": 300.0}))  # pay calls only bank
     assert names(found)[0] == "bank"
