@@ -106,16 +106,34 @@ def _rows_by_key(model) -> dict:
     return {(row.service, row.endpoint): row for row in db.session.scalars(select(model))}
 
 
+def _learn_means(stats: dict, baselines: dict, anomalous: set, th: Thresholds, alpha: float,
+                 now: float, fresh: bool) -> None:
+    """Fold normal windows into the EWMA baselines of the mean rules (``fresh``: start them anew)."""
+    rows = _rows_by_key(Baseline)
+    for key, s in stats.items():
+        current = None if fresh else baselines.get(key)
+        if not fresh and (key in anomalous or not bl.is_normal(s, current, th)):
+            continue  # learn from normal windows only
+        learned = bl.learn(current, s.mean_ms, s.error_rate, s.count, alpha)
+        row = rows.get(key) or Baseline(service=key[0], endpoint=key[1])
+        row.latency_ms, row.error_rate = learned.latency_ms, learned.error_rate
+        row.samples, row.windows, row.updated_at = learned.samples, learned.windows, now
+        db.session.add(row)
+
+
 def _learn_signals(values: dict, baselines: dict, skip: set, rules: lb.Rules,
-                   alpha: float, now: float) -> None:
-    """Fold this window's values into every series that stayed normal: one UPDATE and one INSERT
-    statement for all of them."""
+                   alpha: float, now: float, fresh: bool) -> None:
+    """Fold this window's values into every series that stayed normal (``fresh``: every series
+    seen, started anew): one UPDATE and one INSERT statement for all of them."""
     changed, added = [], []
     for key, samples in values.items():
         current = baselines.get(key)
-        if key in skip or not lb.learnable(samples, current, rules):
+        if fresh:
+            b = lb.reseed(current, samples, rules)
+        elif key in skip or not lb.learnable(samples, current, rules):
             continue  # learn from normal windows only
-        b = lb.learn(current, samples, alpha, rules)
+        else:
+            b = lb.learn(current, samples, alpha, rules)
         row = {"signal": key[0], "source": key[1], "target": key[2], "center": b.center, "var": b.var,
                "tail": b.tail, "far": b.far, "samples": b.samples, "windows": b.windows, "updated_at": now}
         (changed if current is not None else added).append(row)
@@ -148,15 +166,21 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     ignored = config["AIOPS_IGNORE_SERVICES"]
     stats = window_stats(window, ignored)
     baselines = _baselines()
-    anomalies = detect(stats, baselines, th)
     rules = lb.Rules()
     signal_baselines = _signal_baselines()
     traces = sorted(st.unmatched_calls(window))[:MAX_CONTEXT_TRACES]
     context = store.server_spans(traces, cursor) if traces else []
     seen = evidence.assess(window, signal_baselines, rules, now, ignored, context)
-    anomalies += shifted(seen.own, rules, "self", anomalies)
-    anomalies += network(seen.suspects, anomalies)
-    anomalies += shifted(seen.whole, rules, "duration", anomalies)
+    last_data = state.last_data_at if state else None
+    stale = bool(window) and last_data is not None and abs(now - last_data) > config["AIOPS_REBASELINE_AFTER"]
+    anomalies = [] if stale else detect(stats, baselines, th)
+    if not stale:
+        anomalies += shifted(seen.own, rules, "self", anomalies)
+        anomalies += network(seen.suspects, anomalies)
+        anomalies += shifted(seen.whole, rules, "duration", anomalies)
+    else:
+        log.info("data resumed %.0f s after the last window: baselines are relearned from this one",
+                 now - last_data)
     groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects)
 
     # Everything the cycle decided is written in one transaction.
@@ -169,22 +193,14 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     queued = notify.dispatch(changes, now, config)
     opened, updated, resolved = changes.opened, changes.updated + changes.reopened, changes.resolved
     opened_kinds = [(lead_type(i), i.severity) for i in opened]
-    anomalous = {a.key for a in anomalies}
-    baseline_rows = _rows_by_key(Baseline)
-    for key, s in stats.items():
-        if key in anomalous or not bl.is_normal(s, baselines.get(key), th):
-            continue  # learn from normal windows only
-        learned = bl.learn(baselines.get(key), s.mean_ms, s.error_rate, s.count,
-                           config["AIOPS_EWMA_ALPHA"])
-        row = baseline_rows.get(key) or Baseline(service=key[0], endpoint=key[1])
-        row.latency_ms, row.error_rate = learned.latency_ms, learned.error_rate
-        row.samples, row.windows, row.updated_at = learned.samples, learned.windows, now
-        db.session.add(row)
-    _learn_signals(seen.values, signal_baselines, seen.skip, rules, config["AIOPS_EWMA_ALPHA"], now)
+    _learn_means(stats, baselines, {a.key for a in anomalies}, th, config["AIOPS_EWMA_ALPHA"], now, stale)
+    _learn_signals(seen.values, signal_baselines, seen.skip, rules, config["AIOPS_EWMA_ALPHA"], now, stale)
     state = db.session.get(DetectionState, STATE_ID)
     state.cursor = upto
     state.cycles += 1
     state.lease_until = None
+    if window:
+        state.last_data_at = now
     summary = {
         "started_at": wall_start,
         "spans": len(window),
@@ -193,6 +209,7 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
             {"service": a.service, "endpoint": a.endpoint, "type": a.type, "message": a.message}
             for a in anomalies
         ],
+        "rebaselined": stale,
         "incidents_opened": [i.id for i in opened],
         "incidents_updated": [i.id for i in updated],
         "incidents_reopened": [i.id for i in changes.reopened],

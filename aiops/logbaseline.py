@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 MAX_Z = 10.0  # one extreme value must not outvote many moderate ones
 
@@ -131,6 +131,13 @@ def learn(current: LogBaseline | None, values_ms: list[float], alpha: float,
         samples=current.samples + n,
         windows=current.windows + 1,
     )
+
+
+def reseed(current: LogBaseline | None, values_ms: list[float], rules: Rules) -> LogBaseline:
+    """Start a series anew from this window, keeping its sample count (so it is judged at once):
+    after a long silence the old baseline describes a system that may no longer exist."""
+    fresh = learn(None, values_ms, 0.0, rules)
+    return replace(fresh, samples=fresh.samples + (current.samples if current else 0))
 
 
 def learnable(values_ms: list[float], current: LogBaseline | None, rules: Rules) -> bool:

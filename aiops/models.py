@@ -62,6 +62,9 @@ class DetectionState(db.Model):
     lease_until: Mapped[float | None] = mapped_column(Float)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     cycles: Mapped[int] = mapped_column(Integer, default=0)
+    # Data clock of the last window that had spans: a long silence before the next makes the
+    # baselines stale (AIOPS_REBASELINE_AFTER).
+    last_data_at: Mapped[float | None] = mapped_column(Float)
 
 
 class DetectionCycle(db.Model):

@@ -1,4 +1,5 @@
-"""Robust baselines for every series (self time, durations, edges) and incidents' propagation paths.
+"""Robust baselines for every series (self time, durations, edges), incidents' propagation paths,
+and the data clock of the last window (stale baselines after a long silence).
 
 ``signal_baselines`` replaces ``self_time_baselines``: one row per series,
 keyed (signal, source, target): ``("self", service, endpoint)``,
@@ -29,6 +30,9 @@ def upgrade() -> None:
     if "propagation" not in {c["name"] for c in inspector.get_columns("incidents")}:
         with op.batch_alter_table("incidents") as batch:
             batch.add_column(sa.Column("propagation", sa.JSON(), nullable=True))
+    if "last_data_at" not in {c["name"] for c in inspector.get_columns("detection_state")}:
+        with op.batch_alter_table("detection_state") as batch:
+            batch.add_column(sa.Column("last_data_at", sa.Float(), nullable=True))
     if inspector.has_table("self_time_baselines"):
         op.drop_table("self_time_baselines")
     if inspector.has_table("signal_baselines"):
@@ -49,6 +53,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("detection_state") as batch:
+        batch.drop_column("last_data_at")
     with op.batch_alter_table("incidents") as batch:
         batch.drop_column("propagation")
     op.create_table(
