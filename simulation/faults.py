@@ -11,6 +11,9 @@ from simulation.models import Fault
 from telemetry.db import begin_write, db
 
 DEMO_ENDPOINTS = ("checkout", "payment", "inventory", "health")
+# The endpoints the demo calls over the network (checkout calls them). Nothing
+# calls checkout or health that way, so a network fault on them would do nothing.
+NETWORK_ENDPOINTS = ("payment", "inventory")
 MAX_DELAY_MS = 600_000
 
 
@@ -31,6 +34,8 @@ def _number(params: Mapping, name: str, low: float, high: float) -> float:
     raw = params.get(name)
     if raw is None or raw == "":
         raise FaultError(f"'{name}' is required")
+    if isinstance(raw, bool):
+        raise FaultError(f"'{name}' must be a number, not {raw!r}")
     try:
         value = float(raw)
     except (TypeError, ValueError):
@@ -38,6 +43,13 @@ def _number(params: Mapping, name: str, low: float, high: float) -> float:
     if not low <= value <= high:  # also rejects NaN
         raise FaultError(f"'{name}' must be between {low:g} and {high:g}, not {value:g}")
     return value
+
+
+def _only(params: Mapping, *names: str) -> None:
+    """Refuse unknown parameters: a typo (``duration`` for ``delay_ms``) must not pass as a default."""
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise FaultError(f"unknown parameter {unknown[0]!r} (expected {', '.join(names)})")
 
 
 def parse_delay(params: Mapping) -> tuple[str, float]:
@@ -53,6 +65,15 @@ def parse_endpoint(params: Mapping) -> str:
 
 
 parse_timeout = parse_endpoint  # a timeout takes nothing but the endpoint
+
+
+def parse_network(params: Mapping) -> tuple[str, float]:
+    _only(params, "endpoint", "delay_ms")
+    endpoint = _endpoint(params)
+    if endpoint not in NETWORK_ENDPOINTS:
+        raise FaultError(f"nothing calls {endpoint!r} over the network in the demo; "
+                         f"a network fault applies to {', '.join(NETWORK_ENDPOINTS)}")
+    return endpoint, _number(params, "delay_ms", 0, MAX_DELAY_MS)
 
 
 def _upsert(endpoint: str, **changes) -> Fault:
@@ -76,6 +97,10 @@ def set_error(endpoint: str, rate: float) -> Fault:
 
 def set_timeout(endpoint: str) -> Fault:
     return _upsert(endpoint, timeout=True)
+
+
+def set_network(endpoint: str, delay_ms: float) -> Fault:
+    return _upsert(endpoint, network_delay_ms=delay_ms)
 
 
 def clear(endpoints: tuple[str, ...] | None = None) -> int:
@@ -106,3 +131,9 @@ def for_endpoint(endpoint: str) -> dict | None:
     data = fault.to_dict() if fault is not None else None
     db.session.close()
     return data
+
+
+def network_delay_ms(endpoint: str) -> float:
+    """The delay the callers of ``endpoint`` add to their calls (0: none)."""
+    fault = for_endpoint(endpoint)
+    return fault["network_delay_ms"] if fault else 0.0

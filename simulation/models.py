@@ -1,4 +1,4 @@
-"""Injected faults, one row per demo endpoint.
+"""Injected faults, one row per demo endpoint, and one (``*``) for the whole process.
 
 They live in the database, not in process memory, so that every gunicorn
 worker and every instance sees an injected fault on its next request.
@@ -6,9 +6,10 @@ worker and every instance sees an injected fault on its next request.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, String
+from sqlalchemy import Boolean, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from aiops.models import iso
 from telemetry.db import db
 
 
@@ -19,6 +20,11 @@ class Fault(db.Model):
     delay_ms: Mapped[float] = mapped_column(Float, default=0.0)
     error_rate: Mapped[float] = mapped_column(Float, default=0.0)
     timeout: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Added by the callers of this endpoint inside their CLIENT span: a slow network.
+    network_delay_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    # Only on the process row (``*``): busy threads per process, and until when (None: until cleared).
+    cpu_threads: Mapped[int] = mapped_column(Integer, default=0)
+    cpu_until: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 
     def to_dict(self) -> dict:
@@ -27,4 +33,8 @@ class Fault(db.Model):
             "delay_ms": self.delay_ms,
             "error_rate": self.error_rate,
             "timeout": self.timeout,
+            "network_delay_ms": self.network_delay_ms,
+            "cpu_threads": self.cpu_threads,
+            "cpu_until": iso(self.cpu_until),
         }
+

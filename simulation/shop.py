@@ -88,12 +88,24 @@ def _send(method: str, url: str, json, headers: dict, timeout: float) -> request
     return _http().request(method, url, json=json, headers=headers, timeout=timeout)
 
 
+def _slow_network(endpoint: str, timeout: float) -> None:
+    """The network fault on ``endpoint``, inside the caller's CLIENT span: the call takes longer
+    while the callee's own SERVER span stays normal. A delay past the timeout is a timeout."""
+    delay = faults.network_delay_ms(endpoint) / 1000.0
+    if delay >= timeout:
+        time.sleep(timeout)
+        raise requests.ConnectTimeout(f"network delay to {endpoint} ({delay:g}s) exceeds the timeout")
+    if delay:
+        time.sleep(delay)
+
+
 def _call(method: str, endpoint: str, json=None) -> dict:
     """Call another demo endpoint; raise 504 on timeout and 502 on any other failure."""
     base = current_app.config["AIOPS_DEMO_BASE_URL"] or request.host_url
     timeout = current_app.config["AIOPS_DEMO_TIMEOUT"]
     try:
         with telemetry.active_recorder().client_span(endpoint, method) as call:
+            _slow_network(endpoint, timeout)
             headers: dict[str, str] = {}
             propagate.inject(headers)
             response = _send(method, base.rstrip("/") + "/" + endpoint, json, headers, timeout)

@@ -52,6 +52,14 @@ def timeout():
     return jsonify(injected=faults.set_timeout(endpoint).to_dict())
 
 
+@bp.post("/network")
+@require_token
+def network():
+    """A slow network to ``endpoint``: its callers wait inside their CLIENT span, it never knows."""
+    endpoint, delay_ms = _checked(faults.parse_network)
+    return jsonify(injected=faults.set_network(endpoint, delay_ms).to_dict())
+
+
 @bp.post("/clear")
 @require_token
 def clear():

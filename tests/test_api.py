@@ -75,7 +75,8 @@ def test_simulation_disabled_is_a_json_404_and_changes_nothing(app_factory):
     app = app_factory(AIOPS_ENABLE_SIMULATION=False)
     client = app.test_client()
     for path in ("/simulate/delay?endpoint=payment&duration=100", "/simulate/error?endpoint=payment&rate=1",
-                 "/simulate/timeout?endpoint=payment", "/simulate/clear"):
+                 "/simulate/timeout?endpoint=payment", "/simulate/network?endpoint=payment&delay_ms=100",
+                 "/simulate/clear"):
         body = assert_json_error(client.post(path), 404, "Not Found")
         assert "AIOPS_ENABLE_SIMULATION" in body["message"]
     assert_json_error(client.get("/simulate/faults"), 404, "Not Found")
@@ -108,6 +109,25 @@ BAD_FAULTS = [
     ("/simulate/error", {"endpoint": ["payment"], "rate": 0.5}),
     ("/simulate/delay", {"endpoint": "payment", "duration": None}),
     ("/simulate/delay", {"endpoint": "payment", "duration": [1]}),
+    ("/simulate/error", {"endpoint": "payment", "rate": True}),
+    # network: only the endpoints the demo calls over the network, delay_ms 0..600000
+    ("/simulate/network?endpoint=checkout&delay_ms=100", None),
+    ("/simulate/network?endpoint=health&delay_ms=100", None),
+    ("/simulate/network?endpoint=nope&delay_ms=100", None),
+    ("/simulate/network?delay_ms=100", None),
+    ("/simulate/network?endpoint=payment", None),
+    ("/simulate/network?endpoint=payment&delay_ms=", None),
+    ("/simulate/network?endpoint=payment&delay_ms=-1", None),
+    ("/simulate/network?endpoint=payment&delay_ms=600001", None),
+    ("/simulate/network?endpoint=payment&delay_ms=nan", None),
+    ("/simulate/network?endpoint=payment&delay_ms=slow", None),
+    ("/simulate/network?endpoint=payment&duration=100", None),  # the delay parameter is delay_ms
+    ("/simulate/network?endpoint=payment&delay_ms=100&rate=1", None),
+    ("/simulate/network", {"endpoint": "payment", "delay_ms": None}),
+    ("/simulate/network", {"endpoint": "payment", "delay_ms": [100]}),
+    ("/simulate/network", {"endpoint": "payment", "delay_ms": False}),
+    ("/simulate/clear?endpoint=nope", None),
+    ("/simulate/clear?endpoint=", None),
 ]
 
 
@@ -123,16 +143,32 @@ def test_bad_fault_parameters_are_a_400_and_change_nothing(client, subtests):
             assert faults(client) == before
 
 
+def test_bad_network_faults_say_what_is_wrong(client):
+    r = client.post("/simulate/network?endpoint=checkout&delay_ms=100")
+    body = assert_json_error(r, 400, "Bad Request")
+    assert "over the network" in body["message"] and "payment, inventory" in body["message"]
+    r = client.post("/simulate/network?endpoint=payment&duration=100")
+    body = assert_json_error(r, 400, "Bad Request")
+    assert "'duration'" in body["message"] and "delay_ms" in body["message"]
+
+
+NO_FAULT = {"delay_ms": 0.0, "error_rate": 0.0, "timeout": False, "network_delay_ms": 0.0, "cpu_threads": 0,
+            "cpu_until": None}
+
+
 def test_fault_injection_is_visible_and_cleared(client):
     r = client.post("/simulate/error?endpoint=inventory&rate=0.5")
     assert r.status_code == 200
-    assert r.get_json()["injected"] == {"endpoint": "inventory", "delay_ms": 0.0, "error_rate": 0.5,
-                                        "timeout": False}
+    assert r.get_json()["injected"] == {**NO_FAULT, "endpoint": "inventory", "error_rate": 0.5}
     assert client.post("/simulate/delay", json={"endpoint": "payment", "duration": 250}).status_code == 200
     assert client.post("/simulate/timeout?endpoint=inventory").status_code == 200
+    r = client.post("/simulate/network", json={"endpoint": "payment", "delay_ms": 400})
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["injected"] == {**NO_FAULT, "endpoint": "payment", "delay_ms": 250.0,
+                                        "network_delay_ms": 400.0}
     assert faults(client) == [
-        {"endpoint": "inventory", "delay_ms": 0.0, "error_rate": 0.5, "timeout": True},
-        {"endpoint": "payment", "delay_ms": 250.0, "error_rate": 0.0, "timeout": False},
+        {**NO_FAULT, "endpoint": "inventory", "error_rate": 0.5, "timeout": True},
+        {**NO_FAULT, "endpoint": "payment", "delay_ms": 250.0, "network_delay_ms": 400.0},
     ]
     r = client.post("/simulate/clear")
     assert r.status_code == 200 and r.get_json() == {"cleared": 2}
@@ -153,6 +189,7 @@ MUTATING = [
     "/simulate/delay?endpoint=payment&duration=10",
     "/simulate/error?endpoint=payment&rate=0.1",
     "/simulate/timeout?endpoint=payment",
+    "/simulate/network?endpoint=payment&delay_ms=10",
     "/simulate/clear",
     "/aiops/analyze",
 ]
