@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from functools import partial
 
+from flask import Flask
 from sqlalchemy import delete, select
 
+from simulation.cpuhog import hog
 from simulation.models import Fault
 from telemetry.db import begin_write, db
 
 DEMO_ENDPOINTS = ("checkout", "payment", "inventory", "health")
+# The row of faults on the whole process rather than one endpoint (the CPU hog).
+PROCESS = "*"
 # The endpoints the demo calls over the network (checkout calls them). Nothing
 # calls checkout or health that way, so a network fault on them would do nothing.
 NETWORK_ENDPOINTS = ("payment", "inventory")
 MAX_DELAY_MS = 600_000
+MAX_CPU_THREADS = 4  # per process: enough to slow it, few enough to stay a demo
+MAX_CPU_SECONDS = 3600
 
 
 class FaultError(ValueError):
@@ -76,6 +83,21 @@ def parse_network(params: Mapping) -> tuple[str, float]:
     return endpoint, _number(params, "delay_ms", 0, MAX_DELAY_MS)
 
 
+def parse_cpu(params: Mapping) -> tuple[int, float | None]:
+    """``threads`` busy threads per process (default 1), for ``duration`` seconds (default: until cleared)."""
+    _only(params, "threads", "duration")
+    threads = _number(params, "threads", 1, MAX_CPU_THREADS) if "threads" in params else 1
+    if threads != int(threads):
+        raise FaultError(f"'threads' must be a whole number, not {threads:g}")
+    duration = _number(params, "duration", 1, MAX_CPU_SECONDS) if "duration" in params else None
+    return int(threads), duration
+
+
+def parse_clear(params: Mapping) -> str:
+    """One endpoint, or ``*`` for the process-wide faults (the CPU hog)."""
+    return PROCESS if params.get("endpoint") == PROCESS else _endpoint(params)
+
+
 def _upsert(endpoint: str, **changes) -> Fault:
     begin_write()
     fault = db.session.get(Fault, endpoint) or Fault(endpoint=endpoint)
@@ -103,6 +125,11 @@ def set_network(endpoint: str, delay_ms: float) -> Fault:
     return _upsert(endpoint, network_delay_ms=delay_ms)
 
 
+def set_cpu(threads: int, duration_s: float | None) -> Fault:
+    until = None if duration_s is None else time.time() + duration_s
+    return _upsert(PROCESS, cpu_threads=threads, cpu_until=until)
+
+
 def clear(endpoints: tuple[str, ...] | None = None) -> int:
     """Remove every fault, or only those on ``endpoints``."""
     begin_write()
@@ -113,16 +140,20 @@ def clear(endpoints: tuple[str, ...] | None = None) -> int:
 
 
 def remediation_targets(payload: object) -> tuple[str, ...]:
-    """The demo endpoints a remediation hook's payload names as root cause (the fault to clear)."""
+    """The faults a remediation hook's payload points at: its root-cause endpoint's, and the
+    process-wide CPU hog's (which slows that endpoint too)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("incident"), dict):
         raise FaultError('expected the remediation payload {"kind": ..., "incident": {...}}')
     root = payload["incident"].get("root_cause")
     endpoint = root.get("endpoint") if isinstance(root, dict) else None
-    return (endpoint,) if endpoint in DEMO_ENDPOINTS else ()
+    return (endpoint, PROCESS) if endpoint in DEMO_ENDPOINTS else ()
 
 
 def active() -> list[Fault]:
-    return list(db.session.scalars(select(Fault).order_by(Fault.endpoint)))
+    """Every stored fault, but not a CPU hog whose duration has ended."""
+    now = time.time()
+    return [f for f in db.session.scalars(select(Fault).order_by(Fault.endpoint))
+            if not (f.endpoint == PROCESS and f.cpu_until is not None and f.cpu_until <= now)]
 
 
 def for_endpoint(endpoint: str) -> dict | None:
@@ -137,3 +168,19 @@ def network_delay_ms(endpoint: str) -> float:
     """The delay the callers of ``endpoint`` add to their calls (0: none)."""
     fault = for_endpoint(endpoint)
     return fault["network_delay_ms"] if fault else 0.0
+
+
+def follow_cpu(app: Flask, force: bool = False) -> None:
+    """Start or stop this process's CPU hog to match the stored fault (at most once a second
+    unless ``force``); see :mod:`simulation.cpuhog`."""
+    hog.refresh(partial(_cpu_setting, app), force)
+
+
+def _cpu_setting(app: Flask) -> tuple[int, float | None]:
+    """The stored ``(threads, until)``, in an app context of its own (the hog's watcher has none)."""
+    with app.app_context():
+        try:
+            fault = db.session.get(Fault, PROCESS)
+            return (fault.cpu_threads, fault.cpu_until) if fault else (0, None)
+        finally:
+            db.session.remove()

@@ -43,6 +43,7 @@ _WORK = {"checkout": (0.002, 0.008), "payment": (0.010, 0.030), "inventory": (0.
 
 
 def _apply_fault(endpoint: str) -> None:
+    faults.follow_cpu(current_app._get_current_object())  # a CPU hog injected through another worker
     low, high = _WORK.get(endpoint, (0.0, 0.0))
     scale = current_app.config["AIOPS_DEMO_WORK"]
     if high and scale > 0:

@@ -60,14 +60,26 @@ def network():
     return jsonify(injected=faults.set_network(endpoint, delay_ms).to_dict())
 
 
+@bp.post("/cpu")
+@require_token
+def cpu():
+    """Busy threads in every process of the service (each starts its own on its next request)."""
+    threads, duration = _checked(faults.parse_cpu)
+    fault = faults.set_cpu(threads, duration).to_dict()
+    faults.follow_cpu(current_app._get_current_object(), force=True)  # this process: now
+    return jsonify(injected=fault)
+
+
 @bp.post("/clear")
 @require_token
 def clear():
-    """All faults, or one endpoint's with ``?endpoint=``."""
+    """All faults, or one endpoint's with ``?endpoint=`` (``*``: the CPU hog)."""
     if "endpoint" in request.args:
-        endpoint = _checked(faults.parse_endpoint)
-        return jsonify(cleared=faults.clear((endpoint,)))
-    return jsonify(cleared=faults.clear())
+        removed = faults.clear((_checked(faults.parse_clear),))
+    else:
+        removed = faults.clear()
+    faults.follow_cpu(current_app._get_current_object(), force=True)  # the other processes within a second
+    return jsonify(cleared=removed)
 
 
 @bp.post("/remediate")
@@ -83,6 +95,7 @@ def remediate():
     except faults.FaultError as exc:
         abort(400, description=str(exc))
     removed = faults.clear(targets) if targets else 0
+    faults.follow_cpu(current_app._get_current_object(), force=True)
     return jsonify(endpoints=list(targets), cleared=removed)
 
 

@@ -22,6 +22,15 @@ def app(db_url):
 
 
 
+@pytest.fixture(autouse=True)
+def _no_cpu_hog_left():
+    """A test that injected a CPU hog (and did not clear it) leaves no busy thread behind."""
+    yield
+    from simulation.cpuhog import hog
+
+    hog.stop()
+
+
 def assert_json_error(response, status: int, name: str) -> dict:
     assert response.status_code == status
     assert response.is_json, response.data[:200]
@@ -76,7 +85,7 @@ def test_simulation_disabled_is_a_json_404_and_changes_nothing(app_factory):
     client = app.test_client()
     for path in ("/simulate/delay?endpoint=payment&duration=100", "/simulate/error?endpoint=payment&rate=1",
                  "/simulate/timeout?endpoint=payment", "/simulate/network?endpoint=payment&delay_ms=100",
-                 "/simulate/clear"):
+                 "/simulate/cpu", "/simulate/clear"):
         body = assert_json_error(client.post(path), 404, "Not Found")
         assert "AIOPS_ENABLE_SIMULATION" in body["message"]
     assert_json_error(client.get("/simulate/faults"), 404, "Not Found")
@@ -126,6 +135,23 @@ BAD_FAULTS = [
     ("/simulate/network", {"endpoint": "payment", "delay_ms": None}),
     ("/simulate/network", {"endpoint": "payment", "delay_ms": [100]}),
     ("/simulate/network", {"endpoint": "payment", "delay_ms": False}),
+    # cpu: threads a whole number 1..4, duration 1..3600 s, nothing else
+    ("/simulate/cpu?threads=0", None),
+    ("/simulate/cpu?threads=5", None),
+    ("/simulate/cpu?threads=1.5", None),
+    ("/simulate/cpu?threads=many", None),
+    ("/simulate/cpu?threads=", None),
+    ("/simulate/cpu?threads=inf", None),
+    ("/simulate/cpu?duration=0", None),
+    ("/simulate/cpu?duration=0.5", None),
+    ("/simulate/cpu?duration=3601", None),
+    ("/simulate/cpu?duration=nan", None),
+    ("/simulate/cpu?duration=", None),
+    ("/simulate/cpu?endpoint=payment", None),  # the hog slows the whole process
+    ("/simulate/cpu?thread=2", None),
+    ("/simulate/cpu", {"threads": True}),
+    ("/simulate/cpu", {"threads": None}),
+    ("/simulate/cpu", {"duration": [10]}),
     ("/simulate/clear?endpoint=nope", None),
     ("/simulate/clear?endpoint=", None),
 ]
@@ -133,6 +159,8 @@ BAD_FAULTS = [
 
 def test_bad_fault_parameters_are_a_400_and_change_nothing(client, subtests):
     """One app for all cases (a fresh database each would be slow); each case is a subtest."""
+    from simulation.cpuhog import hog
+
     assert client.post("/simulate/delay?endpoint=inventory&duration=250").status_code == 200
     before = faults(client)
     assert before
@@ -141,15 +169,20 @@ def test_bad_fault_parameters_are_a_400_and_change_nothing(client, subtests):
             r = client.post(path, json=body) if body is not None else client.post(path)
             assert_json_error(r, 400, "Bad Request")
             assert faults(client) == before
+            assert hog.running() == 0
 
 
-def test_bad_network_faults_say_what_is_wrong(client):
+def test_bad_network_and_cpu_faults_say_what_is_wrong(client):
     r = client.post("/simulate/network?endpoint=checkout&delay_ms=100")
     body = assert_json_error(r, 400, "Bad Request")
     assert "over the network" in body["message"] and "payment, inventory" in body["message"]
     r = client.post("/simulate/network?endpoint=payment&duration=100")
     body = assert_json_error(r, 400, "Bad Request")
     assert "'duration'" in body["message"] and "delay_ms" in body["message"]
+    body = assert_json_error(client.post("/simulate/cpu?threads=9"), 400, "Bad Request")
+    assert body["message"] == "'threads' must be between 1 and 4, not 9"
+    body = assert_json_error(client.post("/simulate/cpu?threads=2.5"), 400, "Bad Request")
+    assert body["message"] == "'threads' must be a whole number, not 2.5"
 
 
 NO_FAULT = {"delay_ms": 0.0, "error_rate": 0.0, "timeout": False, "network_delay_ms": 0.0, "cpu_threads": 0,
@@ -175,6 +208,24 @@ def test_fault_injection_is_visible_and_cleared(client):
     assert faults(client) == []
 
 
+def test_cpu_fault_is_one_row_for_the_whole_process(client):
+    r = client.post("/simulate/cpu?threads=2&duration=600")
+    assert r.status_code == 200, r.get_json()
+    injected = r.get_json()["injected"]
+    assert {**injected, "cpu_until": None} == {**NO_FAULT, "endpoint": "*", "cpu_threads": 2}
+    assert injected["cpu_until"].endswith("Z")
+    r = client.post("/simulate/cpu")
+    assert r.get_json()["injected"] == {**NO_FAULT, "endpoint": "*", "cpu_threads": 1}
+    assert client.post("/simulate/network?endpoint=inventory&delay_ms=0").status_code == 200
+    assert [f["endpoint"] for f in faults(client)] == ["*", "inventory"]
+
+    # Clearing one endpoint keeps the hog; "*" clears the hog alone.
+    assert client.post("/simulate/clear?endpoint=inventory").get_json() == {"cleared": 1}
+    assert [f["endpoint"] for f in faults(client)] == ["*"]
+    assert client.post("/simulate/clear?endpoint=*").get_json() == {"cleared": 1}
+    assert faults(client) == []
+
+
 def test_injected_error_makes_the_endpoint_fail_with_json(client):
     client.post("/simulate/error?endpoint=payment&rate=1")
     body = assert_json_error(client.post("/payment"), 500, "Internal Server Error")
@@ -190,6 +241,7 @@ MUTATING = [
     "/simulate/error?endpoint=payment&rate=0.1",
     "/simulate/timeout?endpoint=payment",
     "/simulate/network?endpoint=payment&delay_ms=10",
+    "/simulate/cpu?duration=1",
     "/simulate/clear",
     "/aiops/analyze",
 ]

@@ -1,18 +1,49 @@
-"""The network fault of the demo, in a real process: where its delay lands.
+"""The network and CPU faults of the demo, in a real process: where the delay lands, and the hog's threads.
 
 A network fault must show as a slower call (the caller's CLIENT span) to a
-callee whose own SERVER span is untouched.
+callee whose own SERVER span is untouched. A CPU hog is busy threads in each
+process, started and stopped to follow the stored fault, including when
+another worker changed it, and never left running after a test.
 
 Every test runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import requests
+import sqlalchemy as sa
 
+from simulation import faults
+from simulation.cpuhog import CpuHog, hog
+from simulation.models import Fault
 from telemetry.models import KIND_CLIENT, KIND_SERVER
 from tests.test_recorder import LoopbackServer, stored
+
+
+def hog_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("cpu-hog")]
+
+
+def wait_for(condition, what: str, timeout: float = 10.0) -> None:
+    """For what no call can trigger: a duration running out, a watcher's next look."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def no_hog_left_behind(monkeypatch):
+    """Each test starts without busy threads and must leave none (watchers included)."""
+    monkeypatch.setattr(hog, "check_every", 0.1)  # the watcher looks often; tests wait less
+    assert hog_threads() == []
+    yield
+    hog.stop()
+    wait_for(lambda: hog_threads() == [], "every cpu-hog thread to end")
 
 
 @pytest.fixture
@@ -60,3 +91,78 @@ def test_network_delay_past_the_callers_timeout_is_a_504_the_callee_never_sees(s
 
     assert client.post("/simulate/clear?endpoint=inventory").get_json() == {"cleared": 1}
     assert requests.post(server.url + "/checkout", timeout=10).status_code == 200
+
+
+# -- cpu -------------------------------------------------------------------------
+
+
+def test_cpu_hog_runs_its_threads_until_cleared(client):
+    r = client.post("/simulate/cpu?threads=2")
+    assert r.status_code == 200
+    assert hog.running() == 2
+    assert {t.name for t in hog_threads()} == {"cpu-hog-0", "cpu-hog-1", "cpu-hog-watch"}
+    assert client.get("/health").status_code == 200  # slower, still served
+
+    # A new setting replaces the running one, never adds to it.
+    assert client.post("/simulate/cpu?threads=1").status_code == 200
+    assert hog.running() == 1
+
+    assert client.post("/simulate/clear").get_json() == {"cleared": 1}
+    assert hog.running() == 0  # this process stops at once; its watcher ends within a look
+    wait_for(lambda: hog_threads() == [], "the watcher to end")
+
+
+def test_cpu_hog_follows_what_another_worker_stored(app, client, db_url):
+    """Another worker injects and clears through the database; this process follows each time."""
+    other = sa.create_engine(db_url)
+    try:
+        with other.begin() as conn:
+            conn.execute(sa.insert(Fault).values(endpoint="*", cpu_threads=1, updated_at=time.time()))
+        assert hog.running() == 0
+        time.sleep(hog.check_every)  # the request path looks at most once per check_every
+        assert client.get("/health").status_code == 200  # the next request of this process starts it
+        assert hog.running() == 1
+
+        with other.begin() as conn:  # cleared by another worker: no request needed here
+            conn.execute(sa.delete(Fault))
+        wait_for(lambda: hog.running() == 0, "the watcher to stop the hog")
+    finally:
+        other.dispose()
+
+
+def test_cpu_hog_ends_by_itself_when_its_duration_is_over(client):
+    assert client.post("/simulate/cpu?duration=1").status_code == 200
+    assert hog.running() == 1
+    assert [f["endpoint"] for f in client.get("/simulate/faults").get_json()["faults"]] == ["*"]
+    wait_for(lambda: hog_threads() == [], "the hog and its watcher to end")
+    assert client.get("/simulate/faults").get_json()["faults"] == []
+
+
+def test_remediation_of_a_shop_incident_stops_the_hog(client):
+    assert client.post("/simulate/cpu").status_code == 200
+    assert client.post("/simulate/network?endpoint=payment&delay_ms=100").status_code == 200
+    incident = {"root_cause": {"service": "shop", "endpoint": "payment"}}
+    r = client.post("/simulate/remediate", json={"kind": "latency", "incident": incident})
+    assert r.status_code == 200 and r.get_json() == {"endpoints": ["payment", "*"], "cleared": 2}
+    assert hog.running() == 0
+    assert client.get("/simulate/faults").get_json()["faults"] == []
+
+
+def test_an_unreadable_fault_stops_the_hog():
+    """The database went away (a dropped test database, an outage): stop rather than burn unchecked."""
+    mine = CpuHog(check_every=0.05)
+    mine.apply(1, None, read=lambda: (1, None))
+    assert mine.running() == 1
+
+    def broken():
+        raise RuntimeError("no database")
+
+    mine.refresh(broken, force=True)
+    assert mine.running() == 0
+
+
+def test_parse_cpu_defaults_and_types():
+    assert faults.parse_cpu({}) == (1, None)
+    assert faults.parse_cpu({"threads": "3", "duration": "30"}) == (3, 30.0)
+    assert faults.parse_cpu({"threads": 2, "duration": 1.5}) == (2, 1.5)
+    assert faults.parse_network({"endpoint": "inventory", "delay_ms": "0"}) == ("inventory", 0.0)

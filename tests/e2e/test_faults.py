@@ -9,8 +9,14 @@ its root cause even though checkout (its caller) is just as visibly broken.
 
 from __future__ import annotations
 
-import pytest
+import re
+import statistics
+import time
 
+import pytest
+import sqlalchemy as sa
+
+from telemetry.models import KIND_CLIENT, KIND_SERVER, Span
 from tests.e2e import helpers as h
 
 pytestmark = pytest.mark.e2e
@@ -140,3 +146,104 @@ def test_two_faults_are_two_incidents_each_with_its_own_root(tmp_path):
         h.assert_root(by_root["inventory"], "inventory")
         assert set(by_root["payment"]["affected_endpoints"]) == {"payment", "checkout"}, h.describe(server)
         assert by_root["inventory"]["affected_endpoints"] == ["inventory"], h.describe(server)
+
+
+def _durations(db_url: str, kind: int, endpoint: str, since: float, until: float) -> list[float]:
+    """Durations (ms) of the shop's stored spans of one kind and endpoint that started in [since, until)."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.scalars(sa.select(Span.duration_ms).where(
+                Span.service == "shop", Span.kind == kind, Span.endpoint == endpoint,
+                Span.start_time >= since, Span.start_time < until)))
+    finally:
+        engine.dispose()
+
+
+def _incident_in_brief(server) -> list:
+    data = h.incidents(server)
+    return [{"root_cause": i["root_cause"], "candidates": i["root_cause_candidates"],
+             "affected": i["affected_endpoints"], "title": i["title"]}
+            for i in data["active_incidents"] + data["resolved_incidents"]]
+
+
+def _network_fault_on_payment(server, delay: int) -> tuple[float, float]:
+    """Warm up, inject ``delay`` ms on the network to payment, drive checkouts through it
+    and run a cycle; returns (before, after) the injection, as epoch seconds."""
+    h.warm_up(server)
+    injected = time.time()
+    h.inject(server, "network", endpoint="payment", delay_ms=delay)
+    tally = h.checkouts(server.url, 8, threads=8)
+    assert tally == {200: 8}, tally  # slow, not failing: the delay is within checkout's timeout
+    h.analyze(server)  # also flushes every worker's spans
+    return injected, time.time()
+
+
+@pytest.mark.parametrize("recorder", RECORDERS)
+def test_network_delay_to_payment_grows_the_calls_not_payment(tmp_path, recorder):
+    """Checkout's CLIENT spans to payment grow by the delay; payment's own SERVER spans do not."""
+    delay = 1000
+    db_url = h.sqlite_url(tmp_path)
+    with h.running(tmp_path, h.shop_env(db_url, AIOPS_RECORDER=recorder)) as server:
+        started = time.time()
+        injected, now = _network_fault_on_payment(server, delay)
+    calls = [statistics.median(_durations(db_url, KIND_CLIENT, "payment", a, b))
+             for a, b in ((started, injected), (injected, now))]
+    served = [statistics.median(_durations(db_url, KIND_SERVER, "payment", a, b))
+              for a, b in ((started, injected), (injected, now))]
+    assert 0.9 * delay <= calls[1] - calls[0] < 1.5 * delay, (calls, served)  # the call: by the delay
+    assert served[1] < served[0] + 0.25 * delay, (calls, served)  # payment itself: not by the delay
+
+
+@pytest.mark.xfail(reason="needs edge-gap RCA (issue 9)", strict=False)
+def test_network_delay_to_payment_blames_payment(tmp_path):
+    """The slow edge into payment is payment's incident, though only checkout's timings moved.
+
+    Today's RCA blames payment in most runs (checkout's slow span passes the blame
+    to the call that took its time) but sometimes checkout (a self-time spike:
+    the time between the CLIENT span and payment's SERVER span counts as checkout's own).
+    """
+    with h.running(tmp_path, h.shop_env(h.sqlite_url(tmp_path))) as server:
+        _network_fault_on_payment(server, delay=1000)
+        incidents = _incident_in_brief(server)
+        assert len(incidents) == 1, incidents
+        assert incidents[0]["root_cause"]["endpoint"] == "payment", incidents
+        h.assert_root(h.only_incident(server), "payment")
+
+
+HOG_LINE = re.compile(r"cpu hog: \d+ busy thread\(s\) (started|stopped) in pid (\d+)")
+
+
+def _hogs(server) -> dict[str, str]:
+    """Per worker pid, what its CPU hog did last ("started" or "stopped"), from the server log."""
+    last: dict[str, str] = {}
+    for what, pid in HOG_LINE.findall(server.log_path.read_text(errors="replace")):
+        last[pid] = what
+    return last
+
+
+def test_cpu_hog_slows_the_shop_and_ends_on_clear(tmp_path):
+    """Busy threads in every worker: a latency incident on the shop; after clear no hog runs."""
+    with h.running(tmp_path, h.shop_env(h.sqlite_url(tmp_path))) as server:
+        h.warm_up(server)
+        # Four busy threads per worker: with two, detection missed the slowdown in 2 of 4 runs here.
+        h.inject(server, "cpu", threads=4, duration=300)
+        # Each worker starts its own hog on its next request.
+        h.reach_every_worker(server, lambda: {p for p, what in _hogs(server).items() if what == "started"}, 4)
+
+        tally = h.checkouts(server.url, 16, threads=8)
+        assert tally == {200: 16}, tally  # slower, not failing
+        summary = h.analyze(server)
+        incidents = _incident_in_brief(server)
+        assert summary["incidents_opened"], (summary["anomalies"], incidents)
+        latency = [i for i in h.incidents(server)["active_incidents"]
+                   if any(a["type"] == "latency" for a in i["anomalies"])]
+        assert latency, incidents
+        assert {i["root_cause"]["service"] for i in latency} == {"shop"}, incidents
+
+        cleared = server.post("/simulate/clear")
+        assert cleared.status_code == 200 and cleared.json() == {"cleared": 1}
+        # The worker that served the clear stops at once; the others' watchers within a second.
+        h.wait_for(lambda: set(_hogs(server).values()) == {"stopped"}, "every worker's hog to stop")
+        assert len(_hogs(server)) >= 4
+        assert server.get("/simulate/faults").json()["faults"] == []
