@@ -37,4 +37,3 @@ class Fault(db.Model):
             "cpu_threads": self.cpu_threads,
             "cpu_until": iso(self.cpu_until),
         }
-
