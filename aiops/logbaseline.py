@@ -134,10 +134,15 @@ def learn(current: LogBaseline | None, values_ms: list[float], alpha: float,
 
 
 def reseed(current: LogBaseline | None, values_ms: list[float], rules: Rules) -> LogBaseline:
-    """Start a series anew from this window, keeping its sample count (so it is judged at once):
-    after a long silence the old baseline describes a system that may no longer exist."""
+    """Re-centre a series on this window after a long silence, when the old level may describe a
+    system that no longer exists. Its spread and tails are kept where wider: one window is too
+    short to see a series' rare slow values (its garbage collector's pauses, say), and they are a
+    property of the service, not of the hour. The sample count is kept so it is judged at once."""
     fresh = learn(None, values_ms, 0.0, rules)
-    return replace(fresh, samples=fresh.samples + (current.samples if current else 0))
+    if current is None:
+        return fresh
+    return replace(fresh, var=max(fresh.var, current.var), tail=max(fresh.tail, current.tail),
+                   far=max(fresh.far, current.far), samples=fresh.samples + current.samples)
 
 
 def learnable(values_ms: list[float], current: LogBaseline | None, rules: Rules) -> bool:

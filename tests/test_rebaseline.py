@@ -1,0 +1,73 @@
+"""Baselines after a long silence (AIOPS_REBASELINE_AFTER): relearned from the first window, which
+raises nothing; the next windows are judged against the new level."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import pytest
+
+from aiops import logbaseline as lb
+from aiops.cycle import run_claimed
+from telemetry import store
+from telemetry.db import db
+from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS
+
+RULES = lb.Rules()
+
+
+def _rows(start: float, n: int, work_ms: float, gap_ms: float = 1.0, seed: int = 0) -> list[tuple]:
+    """``n`` calls front -> back; back's own work is ``work_ms`` (x jitter)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        t, trace = start + i * 0.25, uuid.uuid4().hex
+        ids = [uuid.uuid4().hex[:16] for _ in range(3)]
+        back = work_ms * rng.uniform(0.8, 1.2)
+        call = back + gap_ms * rng.uniform(0.8, 1.2)
+        values = [
+            dict(span_id=ids[0], parent_span_id=None, service="front", endpoint="/home", kind=KIND_SERVER,
+                 start_time=t, duration_ms=call + 3.0),
+            dict(span_id=ids[1], parent_span_id=ids[0], service="front", endpoint="GET", kind=KIND_CLIENT,
+                 start_time=t + 0.001, duration_ms=call, peer="back"),
+            dict(span_id=ids[2], parent_span_id=ids[1], service="back", endpoint="/data", kind=KIND_SERVER,
+                 start_time=t + 0.001 + gap_ms / 2000, duration_ms=back),
+        ]
+        for v in values:
+            row = {**dict.fromkeys(SPAN_FIELDS), "trace_id": trace, "method": "GET", "status_code": 200,
+                   "error": False, **v}
+            rows.append(tuple(row[f] for f in SPAN_FIELDS))
+    return rows
+
+
+def _cycle(app, rows, now):
+    with app.app_context():
+        store.insert_spans(db.engine, rows)
+        return run_claimed(app.config, force=True, now=now)
+
+
+@pytest.mark.parametrize("gap_hours, raises", [(0.1, True), (5.0, False)])
+def test_the_first_window_after_a_long_silence_teaches_and_raises_nothing(app, gap_hours, raises):
+    t = 1_000_000.0
+    for w in range(6):
+        assert _cycle(app, _rows(t + 30 * w, 100, 20.0, seed=w), t + 30 * (w + 1))["anomalies"] == []
+    later = t + 180 + gap_hours * 3600
+    first = _cycle(app, _rows(later, 100, 200.0, seed=10), later + 30)  # 10x slower
+    assert first["rebaselined"] is (not raises)
+    assert bool(first["anomalies"]) is raises
+    assert bool(first["incidents_opened"]) is raises
+    if raises:
+        return
+    # The new level is the new normal; a fault on top of it is still seen.
+    assert _cycle(app, _rows(later + 30, 100, 200.0, seed=11), later + 60)["anomalies"] == []
+    shifted = _cycle(app, _rows(later + 60, 100, 2000.0, seed=12), later + 90)
+    assert {a["service"] for a in shifted["anomalies"]} >= {"back"}, shifted
+
+
+def test_reseed_recentres_but_keeps_the_tails_it_knew():
+    old = lb.LogBaseline(center=1.0, var=0.2, tail=0.05, far=0.04, samples=500, windows=20)
+    new = lb.reseed(old, [100.0] * 30, RULES)
+    assert abs(new.typical_ms - 100.0) < 1e-9
+    assert (new.var, new.tail, new.far) == (0.2, 0.05, 0.04)
+    assert new.samples == 530 and new.windows == 1
