@@ -32,7 +32,9 @@ per variant and per delay; per-case lines go to stderr.
 Options: ``--dataset DIR``, ``--cases N`` (default 24), ``--seed S`` (default 1),
 ``--jobs N`` (parallel replays, default 2), ``--json OUT`` (per-case results),
 ``--root DIR`` (the checkout whose code replays; default this one), ``--keep DIR``
-(keep the modified trace files there).
+(keep the modified trace files there), ``--control`` (also replay each background
+unmodified and score it against the same targets: what RCA ranks with no fault at
+all, the floor to read the figures against).
 """
 
 from __future__ import annotations
@@ -271,8 +273,22 @@ def run_synthetic(case: dict, dataset: Path, normal: str, workdir: Path, root: P
     late = ranked_services(incidents, case["inject_time"])
     return {**case, **stats, "truth": truth, "rank": rank, "top3": ranking[:3],
             "rank_from_inject": late.index(truth) + 1 if truth in late else None,
-            "top3_from_inject": late[:3],
-            "incidents": len(incidents), "seconds": round(elapsed, 1)}
+            "top3_from_inject": late[:3], "incidents": len(incidents),
+            "incident_keys": incident_keys(incidents), "seconds": round(elapsed, 1)}
+
+
+def incident_keys(incidents: list[dict]) -> list[list]:
+    """What a report's incidents were, to compare with the fault-free control run."""
+    return sorted([i["first_detected"] or "", i["title"], [c["service"] for c in i["root_cause_candidates"]]]
+                  for i in incidents)
+
+
+def with_control(result: dict, control: list[dict]) -> dict:
+    """Score the control run (the background unmodified) against the same target: the noise floor."""
+    ranking = ranked_services(control, result["since"])
+    truth = result["truth"]
+    return {**result, "rank_control": ranking.index(truth) + 1 if truth in ranking else None,
+            "top3_control": ranking[:3], "same_as_control": result["incident_keys"] == incident_keys(control)}
 
 
 def print_tables(results: list[dict]) -> None:
@@ -290,9 +306,16 @@ def print_tables(results: list[dict]) -> None:
         if rs:
             s = scores(rs)
             print(f"{name:40} {s['n']:>5} {s['AC@1']:>7.2%} {s['AC@3']:>7.2%} {s['Avg@5']:>7.2%}")
-    late = scores([{**r, "rank": r["rank_from_inject"]} for r in results])
-    print(f"{'(all, scored from inject_time instead)':40} {late['n']:>5} {late['AC@1']:>7.2%} "
-          f"{late['AC@3']:>7.2%} {late['Avg@5']:>7.2%}")
+    extra = [("(all, scored from inject_time instead)", "rank_from_inject")]
+    if results and "rank_control" in results[0]:
+        extra.append(("control: no fault, same targets", "rank_control"))
+    for name, key in extra:
+        s = scores([{**r, "rank": r[key]} for r in results])
+        print(f"{name:40} {s['n']:>5} {s['AC@1']:>7.2%} {s['AC@3']:>7.2%} {s['Avg@5']:>7.2%}")
+    if results and "same_as_control" in results[0]:
+        same = sum(r["same_as_control"] for r in results)
+        print(f"cases whose incidents equal the fault-free control run's (fault not seen at all): "
+              f"{same} of {len(results)}")
     print(f"\n{'variant x delay: AC@1 (AC@3)':40} " + " ".join(f"{f'{d} ms':>13}" for d in DELAYS_MS))
     for variant in VARIANTS:
         cells = []
@@ -312,6 +335,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose code replays")
     parser.add_argument("--keep", type=Path, default=None, help="keep the modified trace files here")
+    parser.add_argument("--control", action="store_true",
+                        help="also replay each background unmodified and score it against the same targets")
     args = parser.parse_args()
 
     meta = json.loads((args.dataset / "cases.json").read_text())
@@ -322,14 +347,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aiops-synth-") as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
+        normal = args.dataset / meta["normal_traffic"]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            controls = {}
+            if args.control:
+                for c in plan:
+                    if c["background"] not in controls:
+                        controls[c["background"]] = pool.submit(
+                            replay_incidents, [normal, args.dataset / c["background_file"]],
+                            f"control {c['background']}", args.root)
             futures = [pool.submit(run_synthetic, c, args.dataset, meta["normal_traffic"], workdir, args.root)
                        for c in plan]
             for i, fut in enumerate(futures, 1):
                 r = fut.result()
+                ctl = ""
+                if args.control:
+                    r = with_control(r, controls[r["background"]].result()[0])
+                    ctl = f" ctl={r['rank_control']!s:<4}{' unseen' if r['same_as_control'] else ''}"
                 results.append(r)
                 print(f"[{i:2}/{len(plan)}] {r['target']:<30} {r['variant']:<7} {r['delay_ms']:>5}ms "
-                      f"{r['calls_per_min']:>6}/min {r['delayed_calls']:>4} calls rank={r['rank']!s:<4} "
+                      f"{r['calls_per_min']:>6}/min {r['delayed_calls']:>4} calls rank={r['rank']!s:<4}{ctl} "
                       f"top3={r['top3']} ({r['incidents']} incidents, {r['seconds']}s; bg {r['background']})",
                       file=sys.stderr)
     print_tables(results)
