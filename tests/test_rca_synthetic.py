@@ -201,3 +201,35 @@ def test_written_file_keeps_everything_but_the_times(tmp_path, chain):
         return out
 
     assert strip(back) == strip(original)
+
+
+def test_plan_spreads_targets_and_the_grid_deterministically(tmp_path):
+    # Two `return` backgrounds and one other case; A calls B, C and D (D once: a quiet service).
+    spans = [
+        ("A", "a", "", SERVER, 0, 100),
+        ("A", "ab", "a", CLIENT, 10, 20), ("B", "b", "ab", SERVER, 11, 19),
+        ("A", "ac", "a", CLIENT, 30, 40), ("C", "c", "ac", SERVER, 31, 39),
+        ("C", "cc", "c", INTERNAL, 32, 38),
+    ]
+    quiet = spans + [("A", "ad", "a", CLIENT, 50, 60), ("D", "d", "ad", SERVER, 51, 59)]
+    cases = []
+    for n, root_cause in enumerate(["B", "C", "D"]):
+        name = f"case{n}"
+        traces = {f"{name}-t{i}": (T0 + i * 10_000 * MS, quiet if i == 5 else spans) for i in range(12)}
+        synth.write_requests(request(traces), tmp_path / f"{name}.otlp.jsonl.gz")
+        cases.append({"case": name, "file": f"{name}.otlp.jsonl.gz", "inject_time": "2023-01-29T08:30:10Z",
+                      "root_cause_service": root_cause, "fault": "return" if n < 2 else "exception"})
+    meta = {"normal_traffic": "normal.otlp.jsonl.gz", "cases": cases}
+
+    plan = synth.plan_cases(meta, tmp_path, 8, seed=3)
+    assert plan == synth.plan_cases(meta, tmp_path, 8, seed=3)
+    assert plan != synth.plan_cases(meta, tmp_path, 8, seed=4)
+    assert {c["background"] for c in plan} == {"case0", "case1"}  # only `return` cases
+    by_bg = {c["case"]: c["root_cause_service"] for c in cases}
+    for c in plan:
+        assert c["target"] in {"B", "C", "D"}  # services with a caller in another service; never A
+        assert c["target"] != by_bg[c["background"]]
+        assert c["since"] == "2023-01-29T08:30:00Z"  # the file's first span
+    assert "D" in {c["target"] for c in plan[:3]}  # every service once before any repeats
+    assert sorted((c["variant"], c["delay_ms"]) for c in plan) == sorted(
+        (v, d) for v in synth.VARIANTS for d in synth.DELAYS_MS)
