@@ -89,15 +89,24 @@ def _service(resource: dict) -> str:
     return ""
 
 
-def traces_of(requests: list[dict]) -> dict[str, Trace]:
-    """traceId -> spanId -> (service, span), in the order traces first appear."""
+def traces_of(requests: list[dict], duplicates: dict[tuple[str, str], list[Span]] | None = None
+              ) -> dict[str, Trace]:
+    """traceId -> spanId -> (service, span), in the order traces first appear.
+
+    A span repeated in the file (same trace and span id; exporters resend) is
+    indexed by its first copy; the later copies go into ``duplicates``, if given.
+    """
     traces: dict[str, Trace] = {}
     for request in requests:
         for rs in request.get("resourceSpans", ()):
             service = _service(rs.get("resource", {}))
             for ss in rs.get("scopeSpans", ()):
                 for span in ss.get("spans", ()):
-                    traces.setdefault(span["traceId"], {})[span["spanId"]] = (service, span)
+                    trace = traces.setdefault(span["traceId"], {})
+                    if span["spanId"] not in trace:
+                        trace[span["spanId"]] = (service, span)
+                    elif duplicates is not None:
+                        duplicates.setdefault((span["traceId"], span["spanId"]), []).append(span)
     return traces
 
 
@@ -166,12 +175,19 @@ def inject_network_fault(requests: list[dict], target: str, variant: str, inject
     first appear in the file, calls by end time), so a seeded draw is reproducible.
     """
     calls = traces = 0
-    for trace in traces_of(requests).values():
+    duplicates: dict[tuple[str, str], list[Span]] = {}
+    indexed = traces_of(requests, duplicates)
+    for trace in indexed.values():
         delayed = delayed_calls(trace, target, variant, inject_ns)
         if delayed:
             retime_trace(trace, delayed, delay_ns)
             calls += len(delayed)
             traces += 1
+    for (trace_id, span_id), copies in duplicates.items():  # a repeated span keeps matching its first copy
+        first = indexed[trace_id][span_id][1]
+        for span in copies:
+            span["startTimeUnixNano"] = first["startTimeUnixNano"]
+            span["endTimeUnixNano"] = first["endTimeUnixNano"]
     return {"delayed_calls": calls, "traces": traces}
 
 

@@ -160,6 +160,19 @@ def test_several_delayed_calls_in_one_trace_add_up():
     assert shift["root"] == (0, 1000)
 
 
+def test_a_repeated_span_is_retimed_like_its_first_copy(chain):
+    # Exporters resend: the same span (trace and span id) can appear twice in a file.
+    resent = copy.deepcopy(chain[0])  # service A's spans again, as a second line
+    chain.append(resent)
+    inject(chain, "B", "answers")
+    first = {s["spanId"]: s for s in chain[0]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+             if s["traceId"] == "t_after"}
+    again = {s["spanId"]: s for s in resent["resourceSpans"][0]["scopeSpans"][0]["spans"]
+             if s["traceId"] == "t_after"}
+    assert again == first
+    assert int(again["a_cli_b"]["endTimeUnixNano"]) - int(again["a_cli_b"]["startTimeUnixNano"]) == 540 * MS
+
+
 def test_other_services_and_unrelated_traces_keep_their_times(chain):
     original = copy.deepcopy(chain)
     stats = inject(chain, "Z", "all")  # no such service: nothing is delayed
