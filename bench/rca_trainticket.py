@@ -54,20 +54,28 @@ def ranked_services(incidents: list[dict], inject_time: str) -> list[str]:
     return services
 
 
-def run_case(case: dict, dataset: Path, normal: str) -> dict:
+def replay_incidents(files: list[Path], name: str, root: Path = ROOT) -> tuple[list[dict], float]:
+    """Replay ``files`` in order into a fresh SQLite DB with the real CLI of the checkout at ``root``.
+
+    Returns the report's incidents and the seconds the replay took.
+    """
     with tempfile.TemporaryDirectory(prefix="aiops-rca-") as tmp:
         report = Path(tmp) / "report.json"
         env = {**os.environ, "AIOPS_DATABASE_URL": f"sqlite:///{tmp}/aiops.db"}
         started = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "flask", "--app", "app", "aiops", "replay",
-             str(dataset / normal), str(dataset / case["file"]), "--report", str(report)],
-            cwd=ROOT, env=env, capture_output=True, text=True,
+             *map(str, files), "--report", str(report)],
+            cwd=root, env=env, capture_output=True, text=True,
         )
         elapsed = time.perf_counter() - started
         if proc.returncode != 0:
-            raise RuntimeError(f"replay of {case['case']} failed:\n{proc.stderr[-2000:]}")
-        incidents = json.loads(report.read_text())["incidents"]
+            raise RuntimeError(f"replay of {name} failed:\n{proc.stderr[-2000:]}")
+        return json.loads(report.read_text())["incidents"], elapsed
+
+
+def run_case(case: dict, dataset: Path, normal: str) -> dict:
+    incidents, elapsed = replay_incidents([dataset / normal, dataset / case["file"]], case["case"])
     ranking = ranked_services(incidents, case["inject_time"])
     truth = case["root_cause_service"]
     rank = ranking.index(truth) + 1 if truth in ranking else None
