@@ -13,10 +13,12 @@ network gap, an edge's call duration. A window is judged value by value
 (z = spreads above the typical log value), and a :class:`Shift` collects the
 strongly slow ones. It is significant when (see :class:`Rules`):
 
-- the strong values are at least ``min_strong`` and their capped z add up to
-  ``min_evidence`` (two calls 100x slower count, one GC pause does not),
+- the strong values are at least ``min_strong``, at as many distinct moments
+  (a garbage-collection pause slows every request in flight at once: one
+  piece of evidence, however many spans), and their capped z add up to
+  ``min_evidence`` (two calls 100x slower count),
 - their median excess over typical is at least ``min_excess_ms``,
-- and so many values *this* slow are unlikely under the series' own tail
+- and so many moments *this* slow are unlikely under the series' own tail
   (Poisson tail below ``max_p``): three slow calls out of three are news,
   three out of three thousand are not.
 
@@ -45,7 +47,8 @@ class Rules:
     z: float = 3.0  # a value is strongly slow at this many spreads above typical
     min_spread: float = 0.35  # floor of the spread (log units): x1.4 is never "strongly" slow
     min_samples: int = 8  # baseline samples before values are judged
-    min_strong: int = 2  # strongly slow values a shift needs
+    min_strong: int = 2  # strongly slow values a shift needs, at as many distinct moments
+    moment_s: float = 1.0  # values starting within one such second may share one cause (a pause)
     min_evidence: float = 12.0  # and the sum of their capped z
     min_excess_ms: float = 20.0  # and their median excess over typical (jitter is not a fault)
     max_p: float = 1e-6  # chance of that many values that slow under the series' own tail
@@ -210,9 +213,22 @@ class Shift:
         """Start of the earliest strongly slow span: when the shift began in this window."""
         return min((s.start_time for s, *_ in self.strong), default=None)
 
+    def moments(self, rules: Rules) -> list[float]:
+        """The strongest z of each moment (``moment_s`` of start time) with strong values.
+
+        Values slowed by one event at one instant (a garbage-collection pause
+        stalls every request in flight) are one piece of evidence, not many;
+        a fault shows at many moments.
+        """
+        best: dict[int, float] = {}
+        for span, _, _, z in self.strong:
+            moment = int(span.start_time // rules.moment_s)
+            best[moment] = max(z, best.get(moment, 0.0))
+        return sorted(best.values(), reverse=True)
+
     def p_value(self, rules: Rules) -> float:
-        """Chance of values this slow this often under the tails (min over k, corrected)."""
-        zs = sorted((z for *_, z in self.strong), reverse=True)
+        """Chance of this many moments this slow under the tails (min over k, corrected)."""
+        zs = self.moments(rules)
         ks = sorted({min(len(zs), math.ceil(1.5 ** j)) for j in range(64) if 1.5 ** j < 2 * len(zs)})
         power = self.power / self.judged if self.judged else 1.0
         best = 1.0
@@ -222,11 +238,11 @@ class Shift:
         return min(1.0, best * len(ks))
 
     def significant(self, rules: Rules) -> bool:
-        n = len(self.strong)
         return (
-            n >= rules.min_strong
+            len(self.strong) >= rules.min_strong
             and self.score >= rules.min_evidence
             and self.excess_ms >= rules.min_excess_ms
+            and len(self.moments(rules)) >= rules.min_strong
             and self.p_value(rules) <= rules.max_p
         )
 

@@ -50,11 +50,11 @@ def _build(service, parent, start, rng, gap, own, down, out):
     return start + server.duration_ms / 1000
 
 
-def window(n, start, seed, gap=None, own=None, down=()):
+def window(n, start, seed, gap=None, own=None, down=(), every=0.1):
     rng = random.Random(seed)
     spans = []
     for i in range(n):
-        _build("front", None, start + i * 0.1, rng, gap or {}, own or {}, set(down), spans)
+        _build("front", None, start + i * every, rng, gap or {}, own or {}, set(down), spans)
     return spans
 
 
@@ -92,7 +92,7 @@ def test_delayed_answers_blame_the_callee_not_its_waiting_callers():
 
 
 def test_a_quiet_callee_with_few_huge_delays_is_found():
-    found = suspects(window(3, 5000.0, 12, gap={"bank": 600.0}))
+    found = suspects(window(3, 5000.0, 12, gap={"bank": 600.0}, every=10.0))
     assert names(found)[:1] == ["bank"]
 
 

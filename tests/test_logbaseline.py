@@ -65,6 +65,17 @@ def test_few_calls_with_an_enormous_shift_are_evidence():
     assert _judge(base, [503.0, 610.0, 498.0]).significant(RULES)
 
 
+def test_one_pause_that_stalls_many_requests_at_once_is_one_piece_of_evidence():
+    """A garbage-collection pause: every request in flight in that second is 100 ms late."""
+    rng = random.Random(9)
+    base = _learned([_normal(rng, 3.0, 100) for _ in range(8)])
+    items = [("x", "k", span("/x", 3.0, start_time=1000.0 + i * 0.3), 3.0) for i in range(100)]
+    items += [("x", "k", span("/x", 100.0, start_time=1050.0 + i * 0.05), 100.0) for i in range(6)]
+    verdicts, _ = lb.judge_all(items, {"x": base}, RULES)
+    assert len(verdicts["k"].strong) == 6 and len(verdicts["k"].moments(RULES)) == 1
+    assert not verdicts["k"].significant(RULES)
+
+
 def test_a_small_absolute_shift_is_jitter_however_many_spreads():
     rng = random.Random(6)
     base = _learned([_normal(rng, 1.0, 60, jitter=0.05) for _ in range(8)])
