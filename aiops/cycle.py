@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 STATE_ID = 1
 MAX_SPANS_PER_CYCLE = 500_000
 MAX_CONTEXT_TRACES = 5_000  # traces whose earlier SERVER spans a cycle looks up for its calls
+MAX_PENDING, MAX_PENDING_SPANS = 500, 20  # series whose evidence is carried, and spans per series
+PENDING_WINDOWS = 4  # evidence adds up over at most this many detection intervals
 
 
 def owner_name() -> str:
@@ -106,6 +108,35 @@ def _rows_by_key(model) -> dict:
     return {(row.service, row.endpoint): row for row in db.session.scalars(select(model))}
 
 
+def _pending_in(saved: list | None, now: float, horizon: float) -> tuple[dict, dict]:
+    """The evidence carried from the last windows, its spans read back from the store:
+    (verdicts by series, callee operation by CLIENT span). Older than ``horizon``: dropped."""
+    entries = [e for e in saved or [] if now - e["since"] <= horizon]
+    refs = {(t, sid) for e in entries for t, sid, *_ in e["strong"]}
+    rows = {(r.trace_id, r.span_id): r
+            for spans in store.trace_spans({t for t, _ in refs}).values() for r in spans
+            if (r.trace_id, r.span_id) in refs}
+    verdicts, names = {}, {}
+    for e in entries:
+        strong = [(rows[(t, sid)], v, typ, z) for t, sid, v, typ, z, _ in e["strong"] if (t, sid) in rows]
+        names.update({(t, sid): name for t, sid, *_, name in e["strong"] if name})
+        key = tuple(e["key"])
+        verdicts[key] = lb.Shift(key, e["judged"], e["expected"], e["power"], strong)
+    return verdicts, names
+
+
+def _pending_out(pending: dict, names: dict, saved: list | None, now: float) -> list:
+    """What to carry to the next window: the strongest unfinished verdicts, bounded."""
+    since = {tuple(e["key"]): e["since"] for e in saved or []}
+    kept = sorted(pending.items(), key=lambda kv: -kv[1].score)[:MAX_PENDING]
+    return [{
+        "key": list(key), "since": min(since.get(key, now), v.onset or now),
+        "judged": v.judged, "expected": v.expected, "power": v.power,
+        "strong": [[s.trace_id, s.span_id, value, typical, z, names.get((s.trace_id, s.span_id))]
+                   for s, value, typical, z in v.strong[-MAX_PENDING_SPANS:]],
+    } for key, v in kept]
+
+
 def _learn_means(stats: dict, baselines: dict, anomalous: set, th: Thresholds, alpha: float,
                  now: float, fresh: bool) -> None:
     """Fold normal windows into the EWMA baselines of the mean rules (``fresh``: start them anew)."""
@@ -170,7 +201,10 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     signal_baselines = _signal_baselines()
     traces = sorted(st.unmatched_calls(window))[:MAX_CONTEXT_TRACES]
     context = store.server_spans(traces, cursor) if traces else []
-    seen = evidence.assess(window, signal_baselines, rules, now, ignored, context)
+    horizon = PENDING_WINDOWS * config["AIOPS_DETECTION_INTERVAL"]
+    saved = state.pending if state else None
+    earlier, names = _pending_in(saved, now, horizon)
+    seen = evidence.assess(window, signal_baselines, rules, now, ignored, context, earlier, names)
     last_data = state.last_data_at if state else None
     stale = bool(window) and last_data is not None and abs(now - last_data) > config["AIOPS_REBASELINE_AFTER"]
     anomalies = [] if stale else detect(stats, baselines, th)
@@ -201,6 +235,7 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     state.lease_until = None
     if window:
         state.last_data_at = now
+    state.pending = [] if stale else _pending_out(seen.pending, seen.names, saved, now)
     summary = {
         "started_at": wall_start,
         "spans": len(window),

@@ -159,23 +159,37 @@ class Assessment:
     suspects: list[Suspect]
     values: dict[tuple, list[float]]  # per series, to learn from
     skip: set[tuple]  # series that must not learn from this window
+    pending: dict[tuple, Shift]  # verdicts with some evidence but not enough yet: for the next window
+    names: dict[tuple[str, str], str]  # callee operation of each judged CLIENT span
 
 
 def assess(window: list, baselines: Mapping[tuple, LogBaseline], rules: Rules,
-           now: float | None = None, ignored: Iterable[str] = (), context: Iterable = ()) -> Assessment:
+           now: float | None = None, ignored: Iterable[str] = (), context: Iterable = (),
+           earlier: Mapping[tuple, Shift] | None = None,
+           earlier_names: Mapping[tuple[str, str], str] | None = None) -> Assessment:
     """Judge every series of the window (self time, durations, edges) and rank the suspects.
 
-    ``context``: earlier spans of the window's traces, linked but not judged again.
+    ``context``: earlier spans of the window's traces, linked but not judged
+    again. ``earlier``: the evidence of verdicts that were not significant in
+    the last windows (``pending``), added to this window's before the gate;
+    ``earlier_names``: the callee operations of their CLIENT spans.
     """
     index = st.SpanIndex(window, context)
     own, own_values = st.shifts(index, baselines, rules, now, ignored)
     whole, whole_values = st.durations(index, baselines, rules, now, ignored)
     calls = edges.calls(index, now, ignored)
     edge, edge_values = edges.shifts(calls, baselines, rules)
+    for key, shift in (earlier or {}).items():
+        verdicts = edge if len(key) == 3 else own
+        verdicts[key] = verdicts[key].merge(shift) if key in verdicts else shift
     significant = {k for verdicts in (own, edge) for k, v in verdicts.items() if v.significant(rules)}
-    suspects = rank(own, edge, significant, edges.callee_endpoints(calls), index.entry)
+    names = {**(earlier_names or {}), **edges.callee_endpoints(calls)}
+    suspects = rank(own, edge, significant, names, index.entry)
     # A series whose values were strongly slow in a significant verdict must not learn them.
     skip = {("self", *span_key(sp)) for k in significant if k in own for sp in own[k].spans()}
     skip |= {k for k in significant if k in edge}
     skip |= {("duration", *k) for k, v in whole.items() if v.significant(rules)}
-    return Assessment(own, whole, suspects, {**own_values, **whole_values, **edge_values}, skip)
+    pending = {k: v for verdicts in (own, edge) for k, v in verdicts.items()
+               if v.strong and k not in significant}
+    return Assessment(own, whole, suspects, {**own_values, **whole_values, **edge_values}, skip, pending,
+                      names)

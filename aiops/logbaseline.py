@@ -246,6 +246,15 @@ class Shift:
             and self.p_value(rules) <= rules.max_p
         )
 
+    def merge(self, earlier: Shift) -> Shift:
+        """This window's verdict with an earlier window's evidence added (a quiet series
+        shows one slow call per window: its evidence adds up over a few)."""
+        self.judged += earlier.judged
+        self.expected += earlier.expected
+        self.power += earlier.power
+        self.strong = earlier.strong + self.strong
+        return self
+
     def spans(self) -> list:
         return [s for s, *_ in self.strong]
 

@@ -165,3 +165,15 @@ def test_a_callee_span_stored_by_an_earlier_cycle_still_makes_the_call_an_edge()
     with_context = evidence.assess(rest, BASE, RULES, context=callee_spans)
     assert names(with_context.suspects)[0] == "pay"
     assert not any(k[0] == "duration" and k[1] == "pay" for k in with_context.values)  # not judged twice
+
+
+def test_a_quiet_callee_slowed_once_per_window_adds_up_over_windows():
+    """One delayed call per window is never enough alone; carried over windows it is."""
+    pending, names_ = {}, {}
+    found = []
+    for w in range(2):
+        spans = window(1, 6000.0 + 30 * w, 30 + w, gap={"bank": 900.0})
+        seen = evidence.assess(spans, BASE, RULES, earlier=pending, earlier_names=names_)
+        found.append(names(seen.suspects))
+        pending, names_ = seen.pending, seen.names
+    assert found[0] == [] and found[1][:1] == ["bank"], found

@@ -1,5 +1,6 @@
 """Robust baselines for every series (self time, durations, edges), incidents' propagation paths,
-and the data clock of the last window (stale baselines after a long silence).
+the data clock of the last window (stale baselines after a long silence) and the
+evidence carried between windows.
 
 ``signal_baselines`` replaces ``self_time_baselines``: one row per series,
 keyed (signal, source, target): ``("self", service, endpoint)``,
@@ -30,9 +31,11 @@ def upgrade() -> None:
     if "propagation" not in {c["name"] for c in inspector.get_columns("incidents")}:
         with op.batch_alter_table("incidents") as batch:
             batch.add_column(sa.Column("propagation", sa.JSON(), nullable=True))
-    if "last_data_at" not in {c["name"] for c in inspector.get_columns("detection_state")}:
+    state = {c["name"] for c in inspector.get_columns("detection_state")}
+    if "last_data_at" not in state:
         with op.batch_alter_table("detection_state") as batch:
             batch.add_column(sa.Column("last_data_at", sa.Float(), nullable=True))
+            batch.add_column(sa.Column("pending", sa.JSON(), nullable=True))
     if inspector.has_table("self_time_baselines"):
         op.drop_table("self_time_baselines")
     if inspector.has_table("signal_baselines"):
@@ -54,6 +57,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("detection_state") as batch:
+        batch.drop_column("pending")
         batch.drop_column("last_data_at")
     with op.batch_alter_table("incidents") as batch:
         batch.drop_column("propagation")
