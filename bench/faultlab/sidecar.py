@@ -203,9 +203,10 @@ class Sidecar:
     async def control(self, reader, writer) -> None:
         try:
             line = await reader.readline()
-            writer.write(control.answer(self.handle_sync, line))
+            reply = control.answer(self.handle_sync, line)
+            await self.apply_refusal()  # before answering: once the lab hears "ok", the fault is on
+            writer.write(reply)
             await writer.drain()
-            await self.apply_refusal()
         except (OSError, ValueError):
             pass
         finally:
