@@ -91,22 +91,36 @@ class Faults:
         return None
 
     def _start_hog(self, duty: float, threads: int) -> None:
-        """Busy threads that compute ``duty`` of every 50 ms and sleep the rest: they hold the GIL
-        (so this process's requests wait) and at most one core (so the machine stays usable)."""
+        """Busy threads that compute ``duty`` of every 100 ms and sleep the rest, bounded to one core.
+
+        They compute in slices of about 10 ms that never let go of the GIL (a C loop
+        checks no switch interval), so this process's request threads wait for
+        the CPU the way a container's threads wait when a hog eats its CPU quota:
+        every endpoint slows, self time grows, and the machine keeps its other core.
+        """
         duty = min(max(duty, 0.05), 0.95)
         self.hog_stop = stop = threading.Event()
+        n = _slice_size(0.010)
 
         def burn() -> None:
             while not stop.is_set():
-                end = time.perf_counter() + 0.05 * duty
-                x = 0
+                end = time.perf_counter() + 0.1 * duty
                 while time.perf_counter() < end:
-                    x += 1
-                stop.wait(0.05 * (1 - duty))
+                    sum(range(n))  # one slice, GIL held throughout
+                stop.wait(0.1 * (1 - duty))
 
         self.hogs = [threading.Thread(target=burn, daemon=True) for _ in range(min(max(threads, 1), 4))]
         for t in self.hogs:
             t.start()
+
+
+def _slice_size(seconds: float) -> int:
+    """How many numbers ``sum(range(n))`` adds in about ``seconds`` on this machine."""
+    n = 100_000
+    start = time.perf_counter()
+    sum(range(n))
+    took = max(time.perf_counter() - start, 1e-6)
+    return max(int(n * seconds / took), 1000)
 
 
 def compute(ms: float) -> None:
