@@ -197,6 +197,12 @@ def tracing(name: str, otlp: str, egress: dict[str, int]) -> TracerProvider:
     provider = TracerProvider(resource=Resource.create({"service.name": name}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp, timeout=10),
                                                    schedule_delay_millis=500, max_queue_size=8192))
+    trace_calls(provider, egress)
+    return provider
+
+
+def trace_calls(provider: TracerProvider, egress: dict[str, int]) -> None:
+    """CLIENT spans and ``traceparent`` for every ``requests`` call, ``peer.service`` from the port."""
     callee_of_port = {port: callee for callee, port in egress.items()}
 
     def name_the_peer(span, request) -> None:
@@ -205,7 +211,6 @@ def tracing(name: str, otlp: str, egress: dict[str, int]) -> TracerProvider:
             span.set_attribute("peer.service", callee_of_port[port])
 
     RequestsInstrumentor().instrument(tracer_provider=provider, request_hook=name_the_peer)
-    return provider
 
 
 class QuietHandler(WSGIRequestHandler):
