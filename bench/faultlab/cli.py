@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+import requests
+
 from bench.common import print_table, verdict
 from bench.faultlab import faults
 from bench.faultlab.run import Config, execute
@@ -104,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except (RuntimeError, OSError, requests.RequestException) as exc:  # a child died, a port was taken ...
+        print(f"faultlab: {exc}", file=sys.stderr)
+        return 1
     print_report(report)
     print(f"\nreport: {config.report}   ground truth: {report['ground_truth']}")
     json.dumps(report)  # the report was written by execute(); fail loudly here if it is not JSON

@@ -233,8 +233,8 @@ def execute(config: Config) -> dict:
     try:
         lab.start()
         return lab.run()
-    except KeyboardInterrupt:
-        say("interrupted: stopping every process, writing what was scored so far")
+    except (KeyboardInterrupt, Exception) as exc:
+        say(f"stopped early ({type(exc).__name__}): writing what was scored so far to {config.report}")
         lab.report([], interrupted=True)
         raise
     finally:

@@ -238,8 +238,11 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app(topology, args.name, Caller(topology, mine["egress"]), faults)
     app.logger.disabled = True  # the exception is on the span; a traceback per request would flood the log
     FlaskInstrumentor().instrument_app(app, tracer_provider=provider, excluded_urls="healthz")
-    server = make_server("127.0.0.1", mine["app"], app, threaded=True, request_handler=QuietHandler)
-    control.serve_in_thread(mine["control"], faults.handle)
+    try:
+        server = make_server("127.0.0.1", mine["app"], app, threaded=True, request_handler=QuietHandler)
+        control.serve_in_thread(mine["control"], faults.handle)
+    except OSError as exc:
+        sys.exit(f"{args.name}: cannot listen on port {mine['app']} or {mine['control']}: {exc}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the finally below flushes the spans
     try:
         server.serve_forever()

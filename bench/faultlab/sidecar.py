@@ -37,6 +37,7 @@ import random
 import signal
 import socket
 import struct
+import sys
 
 from bench.faultlab import control, ports
 
@@ -252,7 +253,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", required=True)
     args = parser.parse_args(argv)
     plan = ports.read(args.plan)
-    asyncio.run(run(plan[args.name], plan))
+    try:
+        asyncio.run(run(plan[args.name], plan))
+    except OSError as exc:
+        mine = plan[args.name]
+        taken = [mine["ingress"], mine["sidecar_control"], *mine["egress"].values()]
+        sys.exit(f"sidecar of {args.name}: cannot listen on one of ports {taken}: {exc}")
 
 
 if __name__ == "__main__":
