@@ -13,6 +13,7 @@ cleared.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -49,6 +50,14 @@ class Config:
 
 def say(message: str) -> None:
     print(f"[faultlab {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load_avg() -> float | None:
+    """The host's 1-minute load average (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 1)
+    except OSError:
+        return None
 
 
 def truth_path(report: Path) -> Path:
@@ -151,7 +160,8 @@ class Lab:
         if c.fault_free > 0:
             start = time.time()
             self.wait(c.fault_free, "fault-free period")
-            self.periods.append({"after": "fault-free", "start": start, "end": time.time()})
+            self.periods.append({"after": "fault-free", "start": start, "end": time.time(),
+                                 "load_avg": load_avg()})
         for fault in self.plan:
             self.one_fault(fault)
         self.refresh()
@@ -172,6 +182,7 @@ class Lab:
             self._write_truth(record)
         self.wait(c.interval, f"fault {fault.id} cleared, grace")
         row = scoring.score_fault(record, self.refresh(), c.interval)
+        row["load_avg"] = load_avg()  # the machine is shared: a busy host explains noisy timings
         self.rows.append(row)
         say(f"fault {fault.id} scored: detected={row['detected']} after {row['detection_s']} s, "
             f"rank of {fault.target} = {row['rank']}, ranking {row['ranking']}")
@@ -179,7 +190,7 @@ class Lab:
         self.wait(c.gap, f"fault-free gap after fault {fault.id}")
         self.wait(max(c.settle_cap - c.gap, 0), "waiting for open incidents to resolve",
                   self.no_open_incident)
-        self.periods.append({"after": fault.type, "start": start, "end": time.time()})
+        self.periods.append({"after": fault.type, "start": start, "end": time.time(), "load_avg": load_avg()})
 
     def _write_truth(self, record: dict) -> None:
         line = {**record, "injected": scoring.iso(record["injected_at"]),
@@ -197,7 +208,8 @@ class Lab:
             false_by_type[period["after"]] = false_by_type.get(period["after"], 0) + len(found)
             periods.append({"after": period["after"], "start": scoring.iso(period["start"]),
                             "end": scoring.iso(period["end"]),
-                            "seconds": round(period["end"] - period["start"]), "false_incidents": found})
+                            "seconds": round(period["end"] - period["start"]),
+                            "load_avg": period.get("load_avg"), "false_incidents": found})
         summary = scoring.summarize(self.rows, {k: v for k, v in false_by_type.items() if k != "fault-free"})
         fault_free = [p for p in periods if p["after"] == "fault-free"]
         report = {
