@@ -1,0 +1,3 @@
+from bench.faultlab.cli import main
+
+raise SystemExit(main())
