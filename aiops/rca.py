@@ -34,6 +34,7 @@ from telemetry.models import KIND_CLIENT
 from telemetry.rows import span_key
 
 MAX_TRACES_PER_ANOMALY = 20
+ANSWER_SHARE = 0.6  # blame on the callee whose answer a span failed right after (see Blamer)
 # How much an anomaly of each type trusts the evidence ranking over the trace walk.
 EVIDENCE_TRUST = {"latency": 0.8, "error": 0.3, "timeout": 0.3}
 
@@ -83,11 +84,12 @@ class Blamer:
     def slow(self, span) -> bool:
         return self.th.is_slow(span.duration_ms, self.baselines.get(span_key(span)))
 
-    def culprits(self, span, tree: TraceTree, depth: int = 0) -> list[Key]:
-        """Endpoints to blame for ``span`` being abnormal (deepest abnormal spans)."""
+    def culprits(self, span, tree: TraceTree, depth: int = 0) -> dict[Key, float]:
+        """Endpoints to blame for ``span`` being abnormal (deepest abnormal spans), with weights
+        that add up to 1."""
         children = tree.children.get(span.span_id, [])
         if depth > 64 or not children:
-            return [tree.blame_key(span)]
+            return {tree.blame_key(span): 1.0}
         bad = [c for c in children if self.abnormal(c)]
         if not bad and not span.error:
             # Slow with healthy children: blame a child only if the time went there.
@@ -101,13 +103,28 @@ class Blamer:
             if heavy:
                 bad = heavy
         if not bad:
-            return [tree.blame_key(span)]
-        keys: list[Key] = []
+            return self._failed_after_answer(span, children, tree) or {tree.blame_key(span): 1.0}
+        keys: dict[Key, float] = defaultdict(float)
         for child in bad:
-            for key in self.culprits(child, tree, depth + 1):
-                if key not in keys:
-                    keys.append(key)
-        return keys
+            for key, w in self.culprits(child, tree, depth + 1).items():
+                keys[key] += w / len(bad)
+        return dict(keys)
+
+    def _failed_after_answer(self, span, children: list, tree: TraceTree) -> dict[Key, float] | None:
+        """A span that failed right after a healthy call returned, its last act: the answer it
+        just got is the likelier trigger (a wrong response), its own code the other."""
+        if not span.error:
+            return None
+        end = span.start_time + span.duration_ms / 1000.0
+        last = max(children, key=lambda c: c.start_time + c.duration_ms / 1000.0)
+        slack = max(0.005, 0.1 * span.duration_ms / 1000.0)
+        if last.kind != KIND_CLIENT or end - (last.start_time + last.duration_ms / 1000.0) > slack:
+            return None
+        answered = [c for c in tree.children.get(last.span_id, ()) if c.service != span.service]
+        callee = tree.blame_key(answered[0]) if answered else (span_key(last) if last.peer else None)
+        if callee is None or callee == tree.blame_key(span):
+            return None
+        return {callee: ANSWER_SHARE, tree.blame_key(span): 1.0 - ANSWER_SHARE}
 
 
 def evidence_spans(anomaly: Anomaly, window: Iterable, blamer: Blamer) -> list:
@@ -200,11 +217,11 @@ def analyse(
         for span in spans:
             tree = trees.get(span.trace_id) or TraceTree([span])
             related |= _below(span, tree)
-            keys = [lead[anomaly.key]] if anomaly.evidence else blamer.culprits(span, tree)
-            for key in keys:
+            keys = {lead[anomaly.key]: 1.0} if anomaly.evidence else blamer.culprits(span, tree)
+            for key, w in keys.items():
                 key = by_service[key[0]].key if key[0] in by_service else key
-                blame[key] += 1.0 / len(keys)
-                trace_blame[span.trace_id][key] += 1.0 / len(keys)
+                blame[key] += w
+                trace_blame[span.trace_id][key] += w
         if not blame:
             blame[anomaly.key] = 1.0
         evidence = {by_service[s].key: by_service[s].score for s in related if s in by_service}

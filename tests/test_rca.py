@@ -185,3 +185,25 @@ def test_traces_missing_from_the_store_blame_the_anomalous_endpoint_itself():
     anomalies = detect(window_stats(window), BASELINES, TH)
     groups = analyse(anomalies, window, lambda ids: {}, BASELINES, TH)
     assert [g.root for g in groups] == [("shop", "payment")]
+
+
+def _failing_after_call(fail_after_ms: float, start: float):
+    """orders calls stock (a healthy 200), then fails ``fail_after_ms`` later."""
+    root = span("GET /orders", 25.0 + fail_after_ms, service="orders", status_code=500,
+                exception_type="KeyError", exception_message="'items'", start_time=start)
+    call = client(root, "GET", 20.0, start_time=start + 0.005)
+    call.peer = None
+    answer = span("/items", 15.0, service="stock", parent=call, start_time=start + 0.007)
+    return [root, call, answer]
+
+
+def test_a_span_failing_right_after_a_healthy_answer_blames_the_answer_first():
+    """A wrong response: the callee's span is a healthy 200, the caller fails on what it got."""
+    _, groups, _ = scenario([_failing_after_call(1.0, 1000.0 + i) for i in range(6)], baselines={})
+    assert [g.root for g in groups] == [("stock", "/items")]
+    assert [k for k, _ in groups[0].candidates] == [("stock", "/items"), ("orders", "GET /orders")]
+
+
+def test_a_span_failing_well_after_its_calls_blames_itself():
+    _, groups, _ = scenario([_failing_after_call(60.0, 1000.0 + i) for i in range(6)], baselines={})
+    assert [g.root for g in groups] == [("orders", "GET /orders")]
