@@ -36,6 +36,7 @@ MAX_SPANS_PER_CYCLE = 500_000
 MAX_CONTEXT_TRACES = 5_000  # traces whose earlier SERVER spans a cycle looks up for its calls
 MAX_PENDING, MAX_PENDING_SPANS = 500, 20  # series whose evidence is carried, and spans per series
 PENDING_WINDOWS = 4  # evidence adds up over at most this many detection intervals
+RELEARN_WEIGHT = 0.5  # weight of each window while relearning after a silence
 
 
 def owner_name() -> str:
@@ -137,15 +138,32 @@ def _pending_out(pending: dict, names: dict, saved: list | None, now: float) -> 
     } for key, v in kept]
 
 
+def _learning_mode(state, window: list, now: float, config: Mapping) -> tuple[str, float | None]:
+    """``normal``; or, when data resumes after ``AIOPS_REBASELINE_AFTER`` of silence, ``reseed``
+    for that window and ``relearn`` for ``AIOPS_RELEARN_FOR`` seconds after it: the baselines
+    describe a system that may no longer exist, so they are learned anew and nothing is raised.
+    Returns the mode and the end of the relearning period."""
+    last = state.last_data_at if state else None
+    until = state.relearn_until if state else None
+    if window and last is not None and abs(now - last) > config["AIOPS_REBASELINE_AFTER"]:
+        log.info("data resumed %.0f s after the last window: relearning the baselines", now - last)
+        return "reseed", now + config["AIOPS_RELEARN_FOR"]
+    if until is not None and now <= until:
+        return "relearn", until
+    return "normal", None
+
+
 def _learn_means(stats: dict, baselines: dict, anomalous: set, th: Thresholds, alpha: float,
-                 now: float, fresh: bool) -> None:
-    """Fold normal windows into the EWMA baselines of the mean rules (``fresh``: start them anew)."""
+                 now: float, mode: str) -> None:
+    """Fold normal windows into the EWMA baselines of the mean rules (see :func:`_learn_signals`
+    for ``mode``)."""
     rows = _rows_by_key(Baseline)
     for key, s in stats.items():
-        current = None if fresh else baselines.get(key)
-        if not fresh and (key in anomalous or not bl.is_normal(s, current, th)):
+        current = None if mode == "reseed" else baselines.get(key)
+        if mode == "normal" and (key in anomalous or not bl.is_normal(s, current, th)):
             continue  # learn from normal windows only
-        learned = bl.learn(current, s.mean_ms, s.error_rate, s.count, alpha)
+        learned = bl.learn(current, s.mean_ms, s.error_rate, s.count,
+                           RELEARN_WEIGHT if mode == "relearn" else alpha)
         row = rows.get(key) or Baseline(service=key[0], endpoint=key[1])
         row.latency_ms, row.error_rate = learned.latency_ms, learned.error_rate
         row.samples, row.windows, row.updated_at = learned.samples, learned.windows, now
@@ -153,14 +171,17 @@ def _learn_means(stats: dict, baselines: dict, anomalous: set, th: Thresholds, a
 
 
 def _learn_signals(values: dict, baselines: dict, skip: set, rules: lb.Rules,
-                   alpha: float, now: float, fresh: bool) -> None:
-    """Fold this window's values into every series that stayed normal (``fresh``: every series
-    seen, started anew): one UPDATE and one INSERT statement for all of them."""
+                   alpha: float, now: float, mode: str) -> None:
+    """Fold this window's values into every series that stayed normal: one UPDATE and one
+    INSERT statement for all of them. After a silence, ``mode`` is ``reseed`` (the first window:
+    every series seen starts anew) and then ``relearn`` (every series learns, half weight)."""
     changed, added = [], []
     for key, samples in values.items():
         current = baselines.get(key)
-        if fresh:
+        if mode == "reseed":
             b = lb.reseed(current, samples, rules)
+        elif mode == "relearn":
+            b = lb.learn(current, samples, alpha, rules, weight=RELEARN_WEIGHT)
         elif key in skip or not lb.learnable(samples, current, rules):
             continue  # learn from normal windows only
         else:
@@ -205,16 +226,12 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     saved = state.pending if state else None
     earlier, names = _pending_in(saved, now, horizon)
     seen = evidence.assess(window, signal_baselines, rules, now, ignored, context, earlier, names)
-    last_data = state.last_data_at if state else None
-    stale = bool(window) and last_data is not None and abs(now - last_data) > config["AIOPS_REBASELINE_AFTER"]
-    anomalies = [] if stale else detect(stats, baselines, th)
-    if not stale:
+    mode, relearn_until = _learning_mode(state, window, now, config)
+    anomalies = [] if mode != "normal" else detect(stats, baselines, th)
+    if mode == "normal":
         anomalies += shifted(seen.own, rules, "self", anomalies)
         anomalies += network(seen.suspects, anomalies)
         anomalies += shifted(seen.whole, rules, "duration", anomalies)
-    else:
-        log.info("data resumed %.0f s after the last window: baselines are relearned from this one",
-                 now - last_data)
     groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects)
 
     # Everything the cycle decided is written in one transaction.
@@ -227,15 +244,16 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     queued = notify.dispatch(changes, now, config)
     opened, updated, resolved = changes.opened, changes.updated + changes.reopened, changes.resolved
     opened_kinds = [(lead_type(i), i.severity) for i in opened]
-    _learn_means(stats, baselines, {a.key for a in anomalies}, th, config["AIOPS_EWMA_ALPHA"], now, stale)
-    _learn_signals(seen.values, signal_baselines, seen.skip, rules, config["AIOPS_EWMA_ALPHA"], now, stale)
+    _learn_means(stats, baselines, {a.key for a in anomalies}, th, config["AIOPS_EWMA_ALPHA"], now, mode)
+    _learn_signals(seen.values, signal_baselines, seen.skip, rules, config["AIOPS_EWMA_ALPHA"], now, mode)
     state = db.session.get(DetectionState, STATE_ID)
     state.cursor = upto
     state.cycles += 1
     state.lease_until = None
     if window:
         state.last_data_at = now
-    state.pending = [] if stale else _pending_out(seen.pending, seen.names, saved, now)
+    state.relearn_until = relearn_until
+    state.pending = [] if mode != "normal" else _pending_out(seen.pending, seen.names, saved, now)
     summary = {
         "started_at": wall_start,
         "spans": len(window),
@@ -244,7 +262,7 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
             {"service": a.service, "endpoint": a.endpoint, "type": a.type, "message": a.message}
             for a in anomalies
         ],
-        "rebaselined": stale,
+        "learning": mode,
         "incidents_opened": [i.id for i in opened],
         "incidents_updated": [i.id for i in updated],
         "incidents_reopened": [i.id for i in changes.reopened],

@@ -103,12 +103,13 @@ def _median(values: list[float]) -> float:
 
 
 def learn(current: LogBaseline | None, values_ms: list[float], alpha: float,
-          rules: Rules) -> LogBaseline | None:
+          rules: Rules, weight: float | None = None) -> LogBaseline | None:
     """Fold one normal window into the baseline: its median, MAD and share of strong values.
 
     The first ``warmup_windows`` windows are averaged with equal weight per
     value, so a short normal period teaches as much as it can; then the EWMA
     (``alpha``, scaled down for windows with few values) follows slow drift.
+    ``weight`` overrides both (relearning after a silence).
     """
     if not values_ms:
         return current
@@ -120,7 +121,9 @@ def learn(current: LogBaseline | None, values_ms: list[float], alpha: float,
         tail, far = _shares(logs, center, max(math.sqrt(mad_var), rules.min_spread), rules)
         return LogBaseline(center, mad_var, tail, far, n, 1)
     tail, far = _shares(logs, current.center, current.spread(rules), rules)
-    if current.windows < rules.warmup_windows:
+    if weight is not None:
+        a = weight
+    elif current.windows < rules.warmup_windows:
         a = n / (current.samples + n)
     else:
         a = alpha * min(1.0, n / 20)

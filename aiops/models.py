@@ -65,6 +65,7 @@ class DetectionState(db.Model):
     # Data clock of the last window that had spans: a long silence before the next makes the
     # baselines stale (AIOPS_REBASELINE_AFTER).
     last_data_at: Mapped[float | None] = mapped_column(Float)
+    relearn_until: Mapped[float | None] = mapped_column(Float)  # ... and relearn until then
     # Evidence of verdicts not yet significant, carried to the next windows (aiops.cycle).
     pending: Mapped[list | None] = mapped_column(JSON)
 

@@ -78,8 +78,9 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "AIOPS_CORRELATION_WINDOW": ("AIOPS_CORRELATION_WINDOW", float, 300.0),
     "AIOPS_RESOLVE_AFTER_CYCLES": ("AIOPS_RESOLVE_AFTER_CYCLES", int, 3),
     # Seconds of silence (no spans at all, on the data's clock) after which the baselines are
-    # stale: the first window after it teaches them anew and raises nothing.
+    # stale: they are learned anew, raising nothing, for AIOPS_RELEARN_FOR seconds of data.
     "AIOPS_REBASELINE_AFTER": ("AIOPS_REBASELINE_AFTER", _positive, 3600.0),
+    "AIOPS_RELEARN_FOR": ("AIOPS_RELEARN_FOR", float, 60.0),
     # Lifecycle: cycles an anomaly must persist before it notifies (flap suppression),
     # the cooldown within which a recurrence reopens the resolved incident, and when
     # severity escalates (open this long; every N recurrences).

@@ -1,5 +1,5 @@
-"""Baselines after a long silence (AIOPS_REBASELINE_AFTER): relearned from the first window, which
-raises nothing; the next windows are judged against the new level."""
+"""Baselines after a long silence (AIOPS_REBASELINE_AFTER): re-centred on the first window and
+relearned for AIOPS_RELEARN_FOR seconds, raising nothing; then judged against the new level."""
 
 from __future__ import annotations
 
@@ -54,14 +54,17 @@ def test_the_first_window_after_a_long_silence_teaches_and_raises_nothing(app, g
         assert _cycle(app, _rows(t + 30 * w, 100, 20.0, seed=w), t + 30 * (w + 1))["anomalies"] == []
     later = t + 180 + gap_hours * 3600
     first = _cycle(app, _rows(later, 100, 200.0, seed=10), later + 30)  # 10x slower
-    assert first["rebaselined"] is (not raises)
+    assert first["learning"] == ("normal" if raises else "reseed")
     assert bool(first["anomalies"]) is raises
     assert bool(first["incidents_opened"]) is raises
     if raises:
         return
+    second = _cycle(app, _rows(later + 30, 100, 200.0, seed=11), later + 60)  # within AIOPS_RELEARN_FOR
+    assert second["learning"] == "relearn" and second["anomalies"] == []
     # The new level is the new normal; a fault on top of it is still seen.
-    assert _cycle(app, _rows(later + 30, 100, 200.0, seed=11), later + 60)["anomalies"] == []
-    shifted = _cycle(app, _rows(later + 60, 100, 2000.0, seed=12), later + 90)
+    third = _cycle(app, _rows(later + 60, 100, 200.0, seed=12), later + 120)
+    assert third["learning"] == "normal" and third["anomalies"] == [], third
+    shifted = _cycle(app, _rows(later + 120, 100, 2000.0, seed=13), later + 150)
     assert {a["service"] for a in shifted["anomalies"]} >= {"back"}, shifted
 
 

@@ -35,6 +35,7 @@ def upgrade() -> None:
     if "last_data_at" not in state:
         with op.batch_alter_table("detection_state") as batch:
             batch.add_column(sa.Column("last_data_at", sa.Float(), nullable=True))
+            batch.add_column(sa.Column("relearn_until", sa.Float(), nullable=True))
             batch.add_column(sa.Column("pending", sa.JSON(), nullable=True))
     if inspector.has_table("self_time_baselines"):
         op.drop_table("self_time_baselines")
@@ -58,6 +59,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("detection_state") as batch:
         batch.drop_column("pending")
+        batch.drop_column("relearn_until")
         batch.drop_column("last_data_at")
     with op.batch_alter_table("incidents") as batch:
         batch.drop_column("propagation")
