@@ -80,7 +80,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     # Seconds of silence (no spans at all, on the data's clock) after which the baselines are
     # stale: they are learned anew, raising nothing, for AIOPS_RELEARN_FOR seconds of data.
     "AIOPS_REBASELINE_AFTER": ("AIOPS_REBASELINE_AFTER", _positive, 3600.0),
-    "AIOPS_RELEARN_FOR": ("AIOPS_RELEARN_FOR", float, 60.0),
+    "AIOPS_RELEARN_FOR": ("AIOPS_RELEARN_FOR", float, 30.0),
     # Lifecycle: cycles an anomaly must persist before it notifies (flap suppression),
     # the cooldown within which a recurrence reopens the resolved incident, and when
     # severity escalates (open this long; every N recurrences).
