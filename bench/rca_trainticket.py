@@ -3,10 +3,13 @@
 For each case of ``../shared/datasets/trainticket/cases.json`` this replays the
 normal traffic and then the case into a fresh SQLite database with the real
 CLI (``flask --app app aiops replay normal case --report out.json``), takes the
-incidents first detected at or after the fault's ``inject_time`` (in the order
-they were detected), and ranks the services of their ``root_cause_candidates``
-best first without repeats. It prints AC@1, AC@3 and Avg@5 overall and per
-fault type next to the dataset README's reference figures.
+incidents that show the fault as the dataset README scores them (opened,
+reopened or given new anomalies from the case file's first span on, earliest
+first), and ranks the services of their ``root_cause_candidates`` best first
+without repeats. It prints AC@1, AC@3 and Avg@5 overall and per fault type
+next to the dataset README's reference figures, and the overall figures when
+the window opens at the recorded ``inject_time`` instead (which can lag the
+fault).
 
 Options: ``--dataset DIR``, ``--cases N`` (first N only), ``--jobs N`` (parallel
 replays, default 2), ``--json OUT`` (per-case results).
@@ -15,6 +18,7 @@ replays, default 2), ``--json OUT`` (per-case results).
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import subprocess
@@ -23,6 +27,7 @@ import tempfile
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,18 +38,32 @@ REFERENCE = {
 }
 
 
-def raised_at(incident: dict, inject_time: str) -> str | None:
-    """When the incident was first raised at/after the injection: detected, or reopened (a recurrence)."""
-    if (incident.get("first_detected") or "") >= inject_time:
+def raised_at(incident: dict, since: str) -> str | None:
+    """When the incident first showed the fault at/after ``since``: detected, reopened (a
+    recurrence) or given new anomalies (updated), as the dataset README scores it."""
+    if (incident.get("first_detected") or "") >= since:
         return incident["first_detected"]
-    reopened = [e["at"] for e in incident.get("timeline", [])
-                if e.get("event") == "reopened" and e["at"] >= inject_time]
-    return min(reopened, default=None)
+    later = [e["at"] for e in incident.get("timeline", [])
+             if e.get("event") in ("reopened", "updated") and e["at"] >= since]
+    return min(later, default=None)
 
 
-def ranked_services(incidents: list[dict], inject_time: str) -> list[str]:
-    """Services of the candidates of incidents raised (detected or reopened) at/after the injection."""
-    after = [(at, i) for i in incidents if (at := raised_at(i, inject_time)) is not None]
+def file_start(path: Path) -> str:
+    """The case file's first span start (ISO UTC): where the dataset README opens the scoring window."""
+    first = None
+    with gzip.open(path, "rt") as lines:
+        for line in lines:
+            for rs in json.loads(line).get("resourceSpans", []):
+                for ss in rs.get("scopeSpans", []):
+                    for span in ss.get("spans", []):
+                        t = int(span["startTimeUnixNano"])
+                        first = t if first is None or t < first else first
+    return datetime.fromtimestamp((first or 0) / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ranked_services(incidents: list[dict], since: str) -> list[str]:
+    """Services of the candidates of incidents raised at/after ``since``, earliest first."""
+    after = [(at, i) for i in incidents if (at := raised_at(i, since)) is not None]
     after.sort(key=lambda p: (p[0], -max((c["score"] for c in p[1]["root_cause_candidates"]), default=0)))
     services: list[str] = []
     for _, incident in after:
@@ -76,10 +95,12 @@ def replay_incidents(files: list[Path], name: str, root: Path = ROOT) -> tuple[l
 
 def run_case(case: dict, dataset: Path, normal: str) -> dict:
     incidents, elapsed = replay_incidents([dataset / normal, dataset / case["file"]], case["case"])
-    ranking = ranked_services(incidents, case["inject_time"])
     truth = case["root_cause_service"]
-    rank = ranking.index(truth) + 1 if truth in ranking else None
-    return {"case": case["case"], "fault": case["fault"], "truth": truth, "rank": rank,
+    ranking = ranked_services(incidents, file_start(dataset / case["file"]))
+    late = ranked_services(incidents, case["inject_time"])
+    return {"case": case["case"], "fault": case["fault"], "truth": truth,
+            "rank": ranking.index(truth) + 1 if truth in ranking else None,
+            "rank_from_inject": late.index(truth) + 1 if truth in late else None,
             "top3": ranking[:3], "incidents": len(incidents), "seconds": round(elapsed, 1)}
 
 
@@ -117,6 +138,9 @@ def main() -> None:
     rows += [(f"this project: {fault}", scores(rs)) for fault, rs in sorted(by_fault.items())]
     for name, s in rows:
         print(f"{name:40} {s['n']:>5} {s['AC@1']:>7.2%} {s['AC@3']:>7.2%} {s['Avg@5']:>7.2%}")
+    late = scores([{**r, "rank": r["rank_from_inject"]} for r in results])
+    print(f"{'(all, window from inject_time)':40} {late['n']:>5} {late['AC@1']:>7.2%} {late['AC@3']:>7.2%} "
+          f"{late['Avg@5']:>7.2%}")
     for name, ref in REFERENCE.items():
         print(f"{name:40} {'':>5} {ref['AC@1']:>7.2%} {ref['AC@3']:>7.2%} {'':>7}")
     if args.json:
