@@ -91,7 +91,7 @@ def claim(now: float | None, interval: float, lease: float, force: bool = False)
 def _baselines() -> dict:
     return {
         (b.service, b.endpoint): bl.BaselineValue(b.latency_ms, b.error_rate, b.samples, b.windows)
-        for b in db.session.scalars(select(Baseline))
+        for b in db.session.execute(select(Baseline.__table__))
     }
 
 
@@ -102,11 +102,6 @@ def _signal_baselines() -> dict:
         (r.signal, r.source, r.target): lb.LogBaseline(r.center, r.var, r.tail, r.far, r.samples, r.windows)
         for r in db.session.execute(select(table))
     }
-
-
-def _rows_by_key(model) -> dict:
-    """All baseline rows in one query: a get() per endpoint costs a SELECT plus an autoflush each."""
-    return {(row.service, row.endpoint): row for row in db.session.scalars(select(model))}
 
 
 def _pending_in(saved: list | None, now: float, horizon: float) -> tuple[dict, dict]:
@@ -157,17 +152,28 @@ def _learn_means(stats: dict, baselines: dict, anomalous: set, th: Thresholds, a
                  now: float, mode: str) -> None:
     """Fold normal windows into the EWMA baselines of the mean rules (see :func:`_learn_signals`
     for ``mode``)."""
-    rows = _rows_by_key(Baseline)
+    changed, added = [], []
     for key, s in stats.items():
         current = None if mode == "reseed" else baselines.get(key)
         if mode == "normal" and (key in anomalous or not bl.is_normal(s, current, th)):
             continue  # learn from normal windows only
-        learned = bl.learn(current, s.mean_ms, s.error_rate, s.count,
-                           RELEARN_WEIGHT if mode == "relearn" else alpha)
-        row = rows.get(key) or Baseline(service=key[0], endpoint=key[1])
-        row.latency_ms, row.error_rate = learned.latency_ms, learned.error_rate
-        row.samples, row.windows, row.updated_at = learned.samples, learned.windows, now
-        db.session.add(row)
+        b = bl.learn(current, s.mean_ms, s.error_rate, s.count,
+                     RELEARN_WEIGHT if mode == "relearn" else alpha)
+        row = {"service": key[0], "endpoint": key[1], "latency_ms": b.latency_ms,
+               "error_rate": b.error_rate, "samples": b.samples, "windows": b.windows, "updated_at": now}
+        (changed if key in baselines else added).append(row)
+    _write_rows(Baseline.__table__, ("service", "endpoint"), changed, added)
+
+
+def _write_rows(table, keys: tuple[str, ...], changed: list[dict], added: list[dict]) -> None:
+    """One UPDATE (by primary key) for the changed rows and one INSERT for the new ones."""
+    if changed:
+        db.session.execute(
+            update(table).where(*[table.c[k] == bindparam(f"k_{k}") for k in keys]),
+            [{**r, **{f"k_{k}": r[k] for k in keys}} for r in changed],
+        )
+    if added:
+        db.session.execute(insert(table), added)
 
 
 def _learn_signals(values: dict, baselines: dict, skip: set, rules: lb.Rules,
@@ -189,15 +195,7 @@ def _learn_signals(values: dict, baselines: dict, skip: set, rules: lb.Rules,
         row = {"signal": key[0], "source": key[1], "target": key[2], "center": b.center, "var": b.var,
                "tail": b.tail, "far": b.far, "samples": b.samples, "windows": b.windows, "updated_at": now}
         (changed if current is not None else added).append(row)
-    table = SignalBaseline.__table__
-    if changed:
-        same = [table.c[name] == bindparam(f"k_{name}") for name in ("signal", "source", "target")]
-        db.session.execute(
-            update(table).where(*same),
-            [{**r, **{f"k_{name}": r[name] for name in ("signal", "source", "target")}} for r in changed],
-        )
-    if added:
-        db.session.execute(insert(table), added)
+    _write_rows(SignalBaseline.__table__, ("signal", "source", "target"), changed, added)
 
 
 def run_cycle(config: Mapping, now: float | None = None, started_at: float | None = None) -> dict:
