@@ -12,7 +12,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from aiops.cycle import run_claimed
+from aiops.cycle import forget_last_data, run_claimed
 from telemetry import ensure_schema
 
 aiops_cli = AppGroup("aiops", help="AIOps maintenance and analysis commands.")
@@ -111,8 +111,10 @@ def replay(files: tuple[Path, ...], report: Path | None):
 
     Each line is one ExportTraceServiceRequest, as the Collector's file
     exporter writes it. Files replay in the order given; cycles run every
-    AIOPS_DETECTION_INTERVAL seconds of span time. Malformed lines are
-    reported (file:line) and skipped. Prints the incidents found.
+    AIOPS_DETECTION_INTERVAL seconds of span time. Each file after the first
+    is a separate recording: its first windows relearn the baselines, as after
+    a silence (AIOPS_RELEARN_FOR). Malformed lines are reported (file:line)
+    and skipped. Prints the incidents found.
     """
     from aiops.models import Incident
     from telemetry.db import db
@@ -132,7 +134,9 @@ def replay(files: tuple[Path, ...], report: Path | None):
         max_idle_cycles=config["AIOPS_RESOLVE_AFTER_CYCLES"],
         warn=lambda message: click.echo(message, file=err),
     )
-    for path in files:
+    for number, path in enumerate(files):
+        if number:
+            forget_last_data()  # a new recording: the silence before it is unknown
         with click.progressbar(length=path.stat().st_size, label=f"reading {path.name}", file=err) as bar:
             player.read_file(path, progress=bar.update)
         with click.progressbar(length=player.pending_cycles(), label=f"detecting {path.name}",

@@ -107,7 +107,7 @@ def _signal_baselines() -> dict:
 def _pending_in(saved: list | None, now: float, horizon: float) -> tuple[dict, dict]:
     """The evidence carried from the last windows, its spans read back from the store:
     (verdicts by series, callee operation by CLIENT span). Older than ``horizon``: dropped."""
-    entries = [e for e in saved or [] if now - e["since"] <= horizon]
+    entries = [e for e in saved or [] if 0 <= now - e["since"] <= horizon]
     refs = {(t, sid) for e in entries for t, sid, *_ in e["strong"]}
     rows = {(r.trace_id, r.span_id): r
             for spans in store.trace_spans({t for t, _ in refs}).values() for r in spans
@@ -278,6 +278,16 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     selfmetrics.cycle_finished(time.time() - wall_start, [a.type for a in anomalies], opened_kinds)
     summary["duration_ms"] = round((time.time() - wall_start) * 1000, 2)
     return summary
+
+
+def forget_last_data() -> None:
+    """Make the next window with spans count as data resuming after a silence (its baselines are
+    relearned): the replay does this between files, which are separate recordings with an
+    unknown gap between them."""
+    _ensure_state()
+    begin_write()
+    db.session.execute(update(DetectionState).where(DetectionState.id == STATE_ID).values(last_data_at=0.0))
+    db.session.commit()
 
 
 def release() -> None:
