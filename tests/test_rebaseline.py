@@ -74,3 +74,16 @@ def test_reseed_recentres_but_keeps_the_tails_it_knew():
     assert abs(new.typical_ms - 100.0) < 1e-9
     assert (new.var, new.tail, new.far) == (0.2, 0.05, 0.04)
     assert new.samples == 530 and new.windows == 1
+
+
+def test_after_forget_last_data_the_next_window_relearns(app):
+    """What the replay does between files: the next recording starts like data after a silence."""
+    from aiops.cycle import forget_last_data
+
+    t = 2_000_000.0
+    for w in range(4):
+        _cycle(app, _rows(t + 30 * w, 60, 20.0, seed=w), t + 30 * (w + 1))
+    with app.app_context():
+        forget_last_data()
+    resumed = _cycle(app, _rows(t + 120, 60, 200.0, seed=9), t + 150)
+    assert resumed["learning"] == "reseed" and resumed["anomalies"] == []
