@@ -147,7 +147,22 @@ def rank(
         add(callee, Signal("network-in", callee, endpoint, caller, shift, by_callee / total))
         own = _most_common(entry(s)[1] for s in shift.spans())
         add(caller, Signal("network-out", caller, own, callee, shift, by_caller / total))
-    return sorted(suspects.values(), key=lambda s: (-s.score, s.service))
+    return _explain_away(sorted(suspects.values(), key=lambda s: (-s.score, s.service)))
+
+
+def _explain_away(ranked: list[Suspect]) -> list[Suspect]:
+    """A suspect whose only evidence is its edges with a stronger suspect is explained by it.
+
+    One shifted edge is one fact, not two causes: when A also has evidence of
+    its own (its other edges, its self time) and outranks B, B's claim on
+    their shared edge is explained by A, and B drops out (and the reverse).
+    """
+    kept: list[Suspect] = []
+    for suspect in ranked:
+        peers = {sig.peer for sig in suspect.signals}
+        if not any(None not in peers and peers == {k.service} for k in kept):
+            kept.append(suspect)
+    return kept
 
 
 @dataclass

@@ -100,6 +100,8 @@ def test_all_traffic_delayed_blames_the_service_whose_in_and_out_edges_shifted()
     found = suspects(window(40, 5000.0, 13, gap={"api": 300.0, ("out", "api"): 300.0}))
     assert names(found)[0] == "api", [(s.service, s.score) for s in found]
     assert {s.kind for s in found[0].signals} == {"network-in", "network-out"}
+    # Its callees' and caller's only evidence is their edge with api: explained away by it.
+    assert names(found) == ["api"]
 
 
 def test_a_caller_whose_calls_to_several_callees_all_slowed_is_the_one_cause():
