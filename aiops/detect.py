@@ -99,6 +99,8 @@ class Anomaly:
     trace_ids: list[str] = field(default_factory=list)
     # Spans that show the fault in the endpoint's own work: RCA blames the endpoint itself.
     evidence: list = field(default_factory=list)
+    # Spans that show it, for RCA to follow (when no baseline of the mean rules can pick them).
+    shown_by: list = field(default_factory=list)
     onset: float | None = None  # start of the earliest span that showed it
 
     @property
@@ -196,6 +198,7 @@ def shifted(verdicts: Mapping[Key, Shift], rules: Rules, what: str,
                        f"(baseline: {v.baseline_ms:.0f}ms)")
         found.append(Anomaly(key[0], key[1], "latency", v.observed_ms, v.baseline_ms, v.judged,
                              message, evidence=v.spans() if what == "self" else [],
+                             shown_by=v.spans(),
                              onset=v.onset))
     return found
 

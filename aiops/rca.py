@@ -30,7 +30,7 @@ from aiops.baseline import BaselineValue
 from aiops.detect import Anomaly, Key, Thresholds, is_timeout
 from aiops.evidence import Suspect
 from aiops.selftime import SpanIndex
-from telemetry.models import KIND_CLIENT
+from telemetry.models import KIND_CLIENT, KIND_SERVER
 from telemetry.rows import span_key
 
 MAX_TRACES_PER_ANOMALY = 20
@@ -67,9 +67,15 @@ class TraceTree:
         self.index = SpanIndex(self.spans)
 
     def blame_key(self, span) -> Key:
-        """The endpoint to blame for ``span``: a CLIENT span's named callee, else its entry."""
-        if span.kind == KIND_CLIENT and span.peer:
-            return span_key(span)
+        """The endpoint to blame for ``span``: a CLIENT span's callee (the SERVER span that answered
+        it, else the service it names), else its entry. A call slow outside its callee's span is
+        slow on the way into the callee: a network fault shows on the edges into a service."""
+        if span.kind == KIND_CLIENT:
+            answered = [c for c in self.children.get(span.span_id, ()) if c.kind == KIND_SERVER]
+            if answered:
+                return self.index.entry(answered[0])
+            if span.peer:
+                return span_key(span)
         return self.index.entry(span)
 
 
@@ -190,7 +196,7 @@ def analyse(
     per_anomaly: list[tuple[Anomaly, list]] = []
     wanted: set[str] = set()
     for anomaly in anomalies:
-        spans = anomaly.evidence or evidence_spans(anomaly, window, blamer)
+        spans = anomaly.evidence or anomaly.shown_by or evidence_spans(anomaly, window, blamer)
         chosen, seen = [], set()
         for s in spans:
             if s.trace_id not in seen:
