@@ -11,12 +11,9 @@ from collections.abc import Mapping
 
 from flask import Blueprint, current_app, jsonify
 
+from telemetry.ingest import ingest_token
+
 bp = Blueprint("health", __name__)
-
-
-def ingest_token(config: Mapping) -> str | None:
-    """The token ``/v1/*`` requires: ``AIOPS_INGEST_TOKEN``, else ``AIOPS_API_TOKEN``, else none (open)."""
-    return config.get("AIOPS_INGEST_TOKEN") or config.get("AIOPS_API_TOKEN") or None
 
 
 def exposure(config: Mapping) -> dict:

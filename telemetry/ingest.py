@@ -31,14 +31,16 @@ cycle reads it by span id like any recorded request.
 
 from __future__ import annotations
 
+import hmac
 import logging
+import time
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from google.rpc import code_pb2
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from telemetry import otlp, selfmetrics
+from telemetry import otlp, otlp_limits, selfmetrics
 from telemetry.db import db
 from telemetry.store import insert_spans
 
@@ -49,6 +51,7 @@ bp = Blueprint("otlp", __name__)
 CHUNK = 64 * 1024
 GZIP_SLACK = 64 * 1024  # gzip may grow incompressible data a little on the wire
 RETRY_AFTER = "2"
+TOKEN_HEADER = "X-AIOps-Token"
 _CODINGS = {"": None, "identity": None, "gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
 
 
@@ -65,6 +68,65 @@ def _chunks(stream) -> Iterator[bytes]:
         yield chunk
 
 
+def ingest_token(config) -> str | None:
+    """The token ``/v1/*`` requires: ``AIOPS_INGEST_TOKEN``, else ``AIOPS_API_TOKEN``, else none (open)."""
+    return config.get("AIOPS_INGEST_TOKEN") or config.get("AIOPS_API_TOKEN") or None
+
+
+def authorized(headers, token: str) -> bool:
+    """``Authorization: Bearer <token>`` (what an exporter's OTLP ``headers`` setting sends as
+    ``authorization=Bearer <token>``), or ``X-AIOps-Token: <token>``."""
+    given = headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
+        return True
+    other = headers.get(TOKEN_HEADER)
+    return other is not None and hmac.compare_digest(other.strip().encode(), token.encode())
+
+
+def span_checks(config) -> otlp.SpanChecks:
+    """The live-ingest rules for this request (now, skew, size, the product's own service names)."""
+    return otlp.SpanChecks(
+        now=time.time(),
+        max_age=config["AIOPS_OTLP_MAX_AGE"],
+        max_ahead=config["AIOPS_OTLP_MAX_AHEAD"],
+        max_duration=config["AIOPS_OTLP_MAX_DURATION"],
+        max_attributes=config["AIOPS_OTLP_MAX_ATTRIBUTES"],
+        max_events=config["AIOPS_OTLP_MAX_EVENTS"],
+        own_services=frozenset({config["AIOPS_SERVICE_NAME"]}),
+    )
+
+
+def _decode(content_type: str, coding: str | None, config, budget: otlp_limits.InflightBudget):
+    """Read, decompress, bound and decode the body; returns (message, bytes reserved)."""
+    reserved = [0]
+
+    def reserve(amount: int) -> bool:
+        if budget.take(amount):
+            reserved[0] += amount
+            return True
+        return False
+
+    limits = otlp_limits.Limits.from_config(config)
+    try:
+        body = otlp.read_body(_chunks(request.stream), coding=coding, limit=config["AIOPS_OTLP_MAX_BYTES"],
+                              reserve=reserve)
+        if not body:
+            return otlp.parse(body, content_type), reserved
+        if content_type == otlp.JSON:
+            hook = otlp_limits.json_object_counter(limits)
+            if not reserve(len(body) * otlp_limits.JSON_FACTOR):
+                raise otlp.Overloaded("the server is decoding all it can at once; retry later")
+            return otlp.parse_json(body, object_hook=hook), reserved
+        items = otlp_limits.scan_protobuf(body, limits)
+        if not reserve(items * otlp_limits.ITEM_BYTES):
+            raise otlp.Overloaded("the server is decoding all it can at once; retry later")
+        return otlp.parse(body, content_type), reserved
+    except BaseException:
+        budget.give(reserved[0])
+        raise
+
+
 @bp.post("/v1/traces")
 def export_traces():
     content_type = request.mimetype
@@ -75,25 +137,47 @@ def export_traces():
         )
         response.status_code = 415
         return response
+    config = current_app.config
+    token = ingest_token(config)
+    if token and not authorized(request.headers, token):
+        response = _status(401, code_pb2.UNAUTHENTICATED,
+                           "this server needs 'Authorization: Bearer <AIOPS_INGEST_TOKEN>'", content_type)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="otlp"'
+        return response
     coding = _CODINGS.get(request.headers.get("Content-Encoding", "").strip().lower(), "?")
     if coding == "?":
         return _status(415, code_pb2.INVALID_ARGUMENT,
                        f"Content-Encoding {request.headers['Content-Encoding']!r} is not supported "
                        "(use gzip, deflate or none)", content_type)
 
-    limit = current_app.config["AIOPS_OTLP_MAX_BYTES"]
-    too_large = f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)"
+    limit = config["AIOPS_OTLP_MAX_BYTES"]
     # Replace MAX_CONTENT_LENGTH for this request (Flask >= 3.1), before the body is touched.
     request.max_content_length = limit + GZIP_SLACK
+    budget = current_app.extensions["aiops_otlp_budget"]
     try:
-        body = otlp.read_body(_chunks(request.stream), coding=coding, limit=limit)
-        message = otlp.parse(body, content_type)
-    except (otlp.PayloadTooLarge, RequestEntityTooLarge):
-        return _status(413, code_pb2.RESOURCE_EXHAUSTED, too_large, content_type)
+        message, reserved = _decode(content_type, coding, config, budget)
+    except RequestEntityTooLarge:
+        return _status(413, code_pb2.RESOURCE_EXHAUSTED,
+                       f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)", content_type)
+    except otlp.PayloadTooLarge as exc:
+        message_text = str(exc) if "AIOPS_" in str(exc) else \
+            f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)"
+        return _status(413, code_pb2.RESOURCE_EXHAUSTED, message_text, content_type)
+    except otlp.Overloaded as exc:
+        response = _status(503, code_pb2.UNAVAILABLE, str(exc), content_type)
+        response.headers["Retry-After"] = RETRY_AFTER
+        return response
     except otlp.OtlpError as exc:
         return _status(400, code_pb2.INVALID_ARGUMENT, str(exc), content_type)
+    try:
+        mapped = otlp.to_rows(message, span_checks(config))
+        del message  # the rows are all that is kept
+        return _store(mapped, content_type)
+    finally:
+        budget.give(reserved[0])
 
-    mapped = otlp.to_rows(message)
+
+def _store(mapped: otlp.Mapped, content_type: str) -> Response:
     if mapped.rejected and not mapped.rows:
         selfmetrics.otlp_batch(stored=0, rejected=mapped.rejected)
         return _status(400, code_pb2.INVALID_ARGUMENT, mapped.error_message, content_type)
