@@ -19,10 +19,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import baseline as bl
-from aiops import notify
+from aiops import notify, storm
 from aiops import selftime as st
 from aiops.detect import Thresholds, detect, self_time, window_stats
-from aiops.incidents import Policy, apply_groups, lead_type, resolve_quiet
+from aiops.incidents import Policy, apply_groups, lead_type, open_incidents, resolve_quiet
 from aiops.models import Baseline, DetectionCycle, DetectionState, SelfTimeBaseline
 from aiops.rca import analyse
 from telemetry import selfmetrics, store
@@ -149,6 +149,9 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     policy = Policy.from_config(config)
     # Traffic = requests entering the system (root spans) not of ignored services.
     total_requests = sum(1 for sp in window if sp.parent_span_id is None and sp.service not in ignored)
+    # A flood of new root causes (forged or broken telemetry) opens one storm incident, not thousands.
+    open_roots = {(i.root_service, i.root_endpoint) for i in open_incidents()}
+    groups, stormed = storm.cap(groups, open_roots, config["AIOPS_MAX_NEW_INCIDENTS"])
     changes = resolve_quiet(apply_groups(groups, now, policy, total_requests), now, policy)
     queued = notify.dispatch(changes, now, config)
     opened, updated, resolved = changes.opened, changes.updated + changes.reopened, changes.resolved
@@ -184,6 +187,7 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
         "incidents_reopened": [i.id for i in changes.reopened],
         "incidents_resolved": [i.id for i in resolved],
         "notifications_queued": queued,
+        "groups_merged_into_storm": stormed,
     }
     db.session.add(
         DetectionCycle(
@@ -193,7 +197,7 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
         )
     )
     db.session.commit()
-    selfmetrics.cycle_finished(time.time() - wall_start, [a.type for a in anomalies], opened_kinds)
+    selfmetrics.cycle_finished(time.time() - wall_start, [a.type for a in anomalies], opened_kinds, stormed)
     summary["duration_ms"] = round((time.time() - wall_start) * 1000, 2)
     return summary
 
