@@ -6,12 +6,15 @@ way the review did, and each failed on the code before the fix.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
+import zlib
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -77,6 +80,141 @@ def victim():
         yield v
     finally:
         v.close()
+
+
+# -- 1. Unauthenticated ingest drives the whole alerting chain ----------------------------
+
+
+def spans_of(server, service: str) -> int:
+    with sqlite3.connect(server.db_path) as conn:
+        return conn.execute("SELECT count(*) FROM spans WHERE service = ?", (service,)).fetchone()[0]
+
+
+def otlp_post(server, body: bytes, token: str | None = TOKEN, **headers) -> requests.Response:
+    headers = {"Content-Type": "application/x-protobuf", **headers}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return requests.post(server.url + "/v1/traces", data=body, headers=headers, timeout=60)
+
+
+def test_ingest_needs_the_token(exposed):
+    body = _forged_errors("nocreds", 3)
+    assert otlp_post(exposed, body, token=None).status_code == 401
+    assert otlp_post(exposed, body, token="guess").status_code == 401
+    assert spans_of(exposed, "nocreds") == 0
+    assert otlp_post(exposed, body).status_code == 200
+    assert spans_of(exposed, "nocreds") == 15
+
+
+def test_ingest_refuses_the_products_own_service(exposed):
+    before = spans_of(exposed, "shop")
+    r = otlp_post(exposed, _forged_errors("shop", 2, names=("payment",)))
+    assert r.status_code == 400 and "own" in r.text
+    assert spans_of(exposed, "shop") == before
+
+
+def test_a_forged_flood_opens_a_bounded_number_of_incidents(exposed):
+    assert otlp_post(exposed, _forged_errors("flood", 60)).status_code == 200
+    summary = exposed.post("/aiops/analyze", headers=AUTH, timeout=60).json()
+    assert len(summary["incidents_opened"]) <= 11, summary["incidents_opened"]
+    assert summary["groups_merged_into_storm"] >= 49
+    active = exposed.get("/aiops/incidents").json()["active_incidents"]
+    assert sum(i["root_cause"]["endpoint"] == "incident storm" for i in active) == 1
+
+
+# -- 4. Decoding cost bounded by items ----------------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _worker_peak_rss_kb(server) -> int:
+    """Peak resident memory of the (single) gunicorn worker."""
+    master = server.proc.pid
+    children = open(f"/proc/{master}/task/{master}/children").read().split()
+    assert len(children) == 1, children
+    for line in open(f"/proc/{children[0]}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_small_gzip_of_millions_of_spans_costs_little(exposed):
+    scope = b"\x12\x00" * 4_190_000  # empty spans, 2 bytes each
+    resource = b"\x12" + _varint(len(scope)) + scope
+    bomb = gzip.compress(b"\x0a" + _varint(len(resource)) + resource, compresslevel=9)
+    assert len(bomb) < 16 * 1024
+    before = _worker_peak_rss_kb(exposed)
+    results: list[int] = []
+
+    def one():
+        results.append(otlp_post(exposed, bomb, **{"Content-Encoding": "gzip"}).status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [413] * 8
+    grown_mb = (_worker_peak_rss_kb(exposed) - before) / 1024
+    assert grown_mb < 250, f"eight decoding bombs grew the worker by {grown_mb:.0f} MB"
+    assert exposed.get("/health").status_code == 200
+
+
+# -- 7. Timestamps without sanity bounds --------------------------------------------------
+
+
+def test_spans_from_1970_to_2554_are_rejected(exposed):
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    from tests.test_otlp import make_request, make_span
+
+    ancient = make_span(1, trace="ab" * 16, name="checkout", start_ns=1, dur_ms=584 * 365 * 86400 * 1e3,
+                        kind=trace_pb2.Span.SPAN_KIND_SERVER)
+    r = otlp_post(exposed, make_request({"timewarp": [ancient] * 6}).SerializeToString())
+    assert r.status_code == 400 and "AIOPS_OTLP_MAX_AGE" in r.text
+    assert spans_of(exposed, "timewarp") == 0
+    exposed.post("/aiops/analyze", headers=AUTH, timeout=60)
+    everything = exposed.get("/aiops/incidents").json()
+    assert not [i for i in everything["active_incidents"] if i["root_cause"]["service"] == "timewarp"]
+
+
+# -- 8. One bad string loses the whole batch ----------------------------------------------
+
+
+def test_one_bad_string_does_not_lose_the_batch(exposed):
+    from tests.test_otlp import make_request, make_span
+
+    now = time.time_ns()
+    spans = [make_span(1, trace="cd" * 16, name="AAAAok", start_ns=now),
+             make_span(2, trace="cd" * 16, name="BBBBok", start_ns=now)]
+    body = make_request({"badstrings": spans}).SerializeToString().replace(b"AAAAok", b"AA\xff\xfeok")
+    assert otlp_post(exposed, body).status_code == 200
+    assert spans_of(exposed, "badstrings") == 2
+
+
+def _forged_errors(service: str, endpoints: int, names: tuple[str, ...] = ()) -> bytes:
+    """Five failing SERVER spans (one trace each) for each of ``endpoints`` endpoints of ``service``."""
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    from tests.test_otlp import make_request, make_span
+
+    now = time.time_ns()
+    spans = []
+    for e in range(endpoints):
+        for _ in range(5):
+            n = len(spans) + 1
+            spans.append(make_span(n, trace=f"{zlib.crc32(service.encode()):08x}{n:024x}",
+                                   name=names[e] if e < len(names) else f"op{e}",
+                                   kind=trace_pb2.Span.SPAN_KIND_SERVER, status=2,
+                                   start_ns=now - 1_000_000_000 + n, attrs={"http.response.status_code": 500}))
+    return make_request({service: spans}).SerializeToString()
 
 
 # -- 2. SSRF through the Host header ------------------------------------------------------
