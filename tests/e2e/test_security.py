@@ -213,7 +213,8 @@ def _forged_errors(service: str, endpoints: int, names: tuple[str, ...] = ()) ->
             spans.append(make_span(n, trace=f"{zlib.crc32(service.encode()):08x}{n:024x}",
                                    name=names[e] if e < len(names) else f"op{e}",
                                    kind=trace_pb2.Span.SPAN_KIND_SERVER, status=2,
-                                   start_ns=now - 1_000_000_000 + n, attrs={"http.response.status_code": 500}))
+                                   start_ns=now - 1_000_000_000 + n,
+                                   attrs={"http.response.status_code": 500}))
     return make_request({service: spans}).SerializeToString()
 
 
