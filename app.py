@@ -17,6 +17,7 @@ import aiops
 import simulation
 import telemetry
 from aiops import settings
+from aiops.health import exposure
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -53,6 +54,8 @@ def main() -> None:
     print(f"AIOps demo on http://127.0.0.1:{port}/  (detection every "
           f"{app.config['AIOPS_DETECTION_INTERVAL']:g}s, "
           f"database {settings.masked_url(app.config['SQLALCHEMY_DATABASE_URI'])})")
+    for warning in exposure(app.config)["warnings"]:
+        print(f"  note: {warning} (fine for a demo on loopback; see README, Security)")
     app.run(host=os.environ.get("HOST", "127.0.0.1"), port=port, threaded=True, use_reloader=False)
 
 
