@@ -30,36 +30,35 @@ A span that cannot be stored is *rejected* (counted, with a reason) while the
 rest of its batch is kept: a trace id that is not 16 bytes (32 hex digits) or
 is all zero, a span id that is not 8 bytes or is all zero, a parent span id
 that is neither empty nor 8 bytes, a missing start time, an end before the
-start. Strings are cut to their column sizes and NUL characters dropped, so a
-batch that decoded never fails in the database for its content.
+start. Live ingest adds :class:`SpanChecks` (times far from now, absurd
+durations, too many attributes or events, the product's own service name);
+replay does not. Strings are cut to their column sizes and NUL characters
+dropped, and invalid UTF-8 or lone surrogates become U+FFFD
+(:mod:`telemetry.otlp_strings`), so a batch that decoded never fails in the
+database for its content, and one bad string never costs its batch.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
-import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
-from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry.models import KIND_CLIENT, KIND_CONSUMER, KIND_SERVER, KIND_UNSPECIFIED
+from telemetry.otlp_strings import SURROGATE_ESCAPE, repair_surrogates, repair_utf8
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -173,64 +172,13 @@ def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
         return ExportTraceServiceRequest.FromString(body)
     except (DecodeError, RecursionError, ValueError) as exc:
         error = exc
-    repaired = _repair_utf8(body)
+    repaired = repair_utf8(body)
     if repaired is not None:
         try:
             return ExportTraceServiceRequest.FromString(repaired)
         except (DecodeError, RecursionError, ValueError):
             pass
     raise OtlpError(f"body is not a valid ExportTraceServiceRequest (protobuf): {error}") from None
-
-
-@functools.cache
-def _lenient_request():
-    """The request message with every ``string`` field declared ``bytes`` (same wire format),
-    and the full names of those fields: decoding it never checks UTF-8."""
-    pool = descriptor_pool.DescriptorPool()
-    strings: set[str] = set()
-
-    def loosen(messages, prefix: str) -> None:
-        for message in messages:
-            for fd in message.field:
-                if fd.type == descriptor_pb2.FieldDescriptorProto.TYPE_STRING:
-                    fd.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-                    strings.add(f"{prefix}.{message.name}.{fd.name}")
-            loosen(message.nested_type, f"{prefix}.{message.name}")
-
-    for module in (common_pb2, resource_pb2, trace_pb2, trace_service_pb2):
-        proto = descriptor_pb2.FileDescriptorProto()
-        module.DESCRIPTOR.CopyToProto(proto)
-        loosen(proto.message_type, proto.package)
-        pool.Add(proto)
-    name = ExportTraceServiceRequest.DESCRIPTOR.full_name
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(name)), frozenset(strings)
-
-
-def _repair_utf8(body: bytes) -> bytes | None:
-    """``body`` with every invalid UTF-8 sequence in a string field replaced by U+FFFD (None if
-    it is not even a well-formed message)."""
-    lenient, strings = _lenient_request()
-    try:
-        message = lenient.FromString(body)
-    except (DecodeError, RecursionError, ValueError):
-        return None
-    todo = [message]
-    while todo:
-        msg = todo.pop()
-        for fd, value in msg.ListFields():
-            if fd.message_type is not None:
-                todo.extend(value if _repeated(fd) else (value,))
-            elif fd.full_name in strings:
-                if _repeated(fd):
-                    value[:] = [v.decode("utf-8", "replace").encode() for v in value]
-                else:
-                    setattr(msg, fd.name, value.decode("utf-8", "replace").encode())
-    return message.SerializeToString()
-
-
-def _repeated(fd) -> bool:
-    repeated = getattr(fd, "is_repeated", None)  # protobuf >= 5.29; ``label`` before (gone in 7)
-    return repeated if repeated is not None else fd.label == fd.LABEL_REPEATED
 
 
 def parse_json(body: bytes | str, object_hook=None) -> ExportTraceServiceRequest:
@@ -248,8 +196,8 @@ def parse_json(body: bytes | str, object_hook=None) -> ExportTraceServiceRequest
         raise
     except (ValueError, RecursionError) as exc:
         raise OtlpError(f"body is not valid JSON: {exc}") from None
-    if _SURROGATE_ESCAPE.search(body):
-        doc = _repair_surrogates(doc)
+    if SURROGATE_ESCAPE.search(body):
+        doc = repair_surrogates(doc)
     if not isinstance(doc, dict):
         raise OtlpError("body must be a JSON object (an ExportTraceServiceRequest)")
     _hex_ids_to_base64(doc)
@@ -259,21 +207,6 @@ def parse_json(body: bytes | str, object_hook=None) -> ExportTraceServiceRequest
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise OtlpError(f"body is not a valid ExportTraceServiceRequest (JSON): {exc}") from None
     return message
-
-
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _repair_surrogates(node):
-    """Every string in a decoded JSON document with lone surrogates replaced by U+FFFD."""
-    if isinstance(node, str):
-        return _SURROGATE.sub("\ufffd", node)
-    if isinstance(node, list):
-        return [_repair_surrogates(item) for item in node]
-    if isinstance(node, dict):
-        return {_repair_surrogates(k): _repair_surrogates(v) for k, v in node.items()}
-    return node
 
 
 def parse(body: bytes, content_type: str) -> ExportTraceServiceRequest:
