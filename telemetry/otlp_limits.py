@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from telemetry.otlp import OtlpError, PayloadTooLarge
 
 ITEM_BYTES = 200  # a decoded message's rough size in memory (upb message + Python wrapper share)
+MAX_DEPTH = 100  # nesting the protobuf decoder accepts (its recursion limit)
 JSON_FACTOR = 8  # a JSON body's decoded objects (dicts, then messages) per byte of text, roughly
 
 # Message kinds of the trace request, and which of their fields hold messages we count.
@@ -48,17 +49,15 @@ _CHILDREN: dict[int, dict[int, int]] = {
 
 @dataclass(frozen=True)
 class Limits:
-    """Per request: spans, attributes and events of one span, and decoded items in all."""
+    """Per request: spans, and decoded items in all (the per-span caps are
+    :class:`telemetry.otlp.SpanChecks`': they reject a span, not the request)."""
 
     max_spans: int = 50_000
-    max_attributes: int = 1_000
-    max_events: int = 1_000
     max_items: int = 500_000
 
     @classmethod
     def from_config(cls, config: Mapping) -> Limits:
-        return cls(config["AIOPS_OTLP_MAX_SPANS"], config["AIOPS_OTLP_MAX_ATTRIBUTES"],
-                   config["AIOPS_OTLP_MAX_EVENTS"], config["AIOPS_OTLP_MAX_ITEMS"])
+        return cls(config["AIOPS_OTLP_MAX_SPANS"], config["AIOPS_OTLP_MAX_ITEMS"])
 
 
 class _Truncated(Exception):
@@ -78,70 +77,110 @@ def _varint(buf, pos: int) -> tuple[int, int]:
             raise _Truncated
 
 
+_SCALAR_TAGS = frozenset({0x0A, 0x10, 0x18, 0x21, 0x3A})  # AnyValue string, bool, int, double, bytes
+
+
+def _plain_kv(buf, start: int, end: int) -> bool:
+    """Whether ``buf[start:end]`` is the common attribute: ``key`` (field 1, a short string)
+    then ``value`` (field 2), an AnyValue of exactly one scalar field. Lets the scan count an
+    attribute without walking into it; anything else is walked field by field."""
+    if end - start < 4 or buf[start] != 0x0A or buf[start + 1] >= 0x80:
+        return False
+    pos = start + 2 + buf[start + 1]
+    if pos + 2 > end or buf[pos] != 0x12 or buf[pos + 1] >= 0x80 or pos + 2 + buf[pos + 1] != end:
+        return False
+    pos += 2
+    if pos == end:
+        return True
+    tag = buf[pos]
+    if tag not in _SCALAR_TAGS or pos + 1 >= end:
+        return False
+    if tag == 0x21:
+        return pos + 9 == end
+    if tag in (0x10, 0x18):
+        pos += 1
+        while pos < end and buf[pos] >= 0x80:
+            pos += 1
+        return pos + 1 == end
+    size = buf[pos + 1]
+    return size < 0x80 and pos + 2 + size == end
+
+
 def scan_protobuf(body: bytes, limits: Limits) -> int:
     """Count the messages decoding ``body`` would create; raise before building any.
 
     Raises :class:`PayloadTooLarge` over ``limits.max_spans`` or
     ``limits.max_items``, :class:`OtlpError` for a wire format that is not
-    well formed. Returns the count of items. (Varints are read inline, one
-    byte being the common case: this loop runs once per field of the batch.)
+    well formed or nests deeper than the decoder would. Returns the count of
+    items. The walk is depth first and keeps only the chain of open parents,
+    so it allocates nothing that grows with the body. (Varints are read
+    inline, one byte being the common case: this loop runs once per field.)
     """
     items = spans = 0
     max_items, max_spans = limits.max_items, limits.max_spans
     children = _CHILDREN
-    stack = [(_REQ, 0, len(body))]
     buf = body
+    parents: list[tuple[int, int, int]] = []
+    kind, pos, end = _REQ, 0, len(buf)
+    wanted = children[kind]
     try:
-        while stack:
-            kind, pos, end = stack.pop()
-            wanted = children[kind]
-            while pos < end:
-                key = buf[pos]
-                pos += 1
-                if key >= 0x80:
-                    key, pos = _varint(buf, pos - 1)
-                wire = key & 7
-                if wire == 2:
-                    length = buf[pos]
-                    pos += 1
-                    if length >= 0x80:
-                        length, pos = _varint(buf, pos - 1)
-                    start = pos
-                    pos += length
-                    if pos > end:
-                        raise _Truncated
-                    child = wanted.get(key >> 3)
-                    if child is None:
-                        continue
-                    items += 1
-                    if child == _SPAN:
-                        spans += 1
-                        if spans > max_spans:
-                            raise PayloadTooLarge(f"more than {max_spans} spans in one request "
-                                                  "(AIOPS_OTLP_MAX_SPANS): send smaller batches")
-                    elif items > max_items:
-                        break
-                    if length:
-                        stack.append((child, start, pos))
-                elif wire == 0:
-                    while buf[pos] >= 0x80:
-                        pos += 1
-                    pos += 1
-                elif wire == 1:
-                    pos += 8
-                elif wire == 5:
-                    pos += 4
-                else:
+        while True:
+            if pos >= end:
+                if pos != end:
                     raise _Truncated
-            if items > max_items:
-                raise PayloadTooLarge(f"more than {max_items} decoded items in one request "
-                                      "(AIOPS_OTLP_MAX_ITEMS): send smaller batches")
-            if pos != end:
+                if not parents:
+                    return items
+                kind, pos, end = parents.pop()
+                wanted = children[kind]
+                continue
+            key = buf[pos]
+            pos += 1
+            if key >= 0x80:
+                key, pos = _varint(buf, pos - 1)
+            wire = key & 7
+            if wire == 2:
+                length = buf[pos]
+                pos += 1
+                if length >= 0x80:
+                    length, pos = _varint(buf, pos - 1)
+                start = pos
+                pos += length
+                if pos > end:
+                    raise _Truncated
+                child = wanted.get(key >> 3)
+                if child is None:
+                    continue
+                items += 1
+                if items > max_items:
+                    raise PayloadTooLarge(f"more than {max_items} decoded items in one request "
+                                          "(AIOPS_OTLP_MAX_ITEMS): send smaller batches")
+                if child == _SPAN:
+                    spans += 1
+                    if spans > max_spans:
+                        raise PayloadTooLarge(f"more than {max_spans} spans in one request "
+                                              "(AIOPS_OTLP_MAX_SPANS): send smaller batches")
+                if child == _KV and _plain_kv(buf, start, pos):
+                    items += 1  # its AnyValue
+                    continue
+                if length and children[child]:
+                    if len(parents) >= MAX_DEPTH:
+                        raise _Truncated
+                    parents.append((kind, pos, end))
+                    kind, pos, end = child, start, pos
+                    wanted = children[kind]
+            elif wire == 0:
+                while buf[pos] >= 0x80:
+                    pos += 1
+                pos += 1
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            else:
                 raise _Truncated
     except (_Truncated, IndexError):
         raise OtlpError("body is not a valid ExportTraceServiceRequest (protobuf): "
-                        "malformed or truncated wire data") from None
-    return items
+                        "malformed, truncated or nested too deep") from None
 
 
 def json_object_counter(limits: Limits):
