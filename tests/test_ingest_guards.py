@@ -115,6 +115,25 @@ def test_scan_refuses_before_decoding():
         otlp_limits.scan_protobuf(empty_spans(10)[:-1], otlp_limits.Limits())
 
 
+def _nested_arrays(depth: int) -> bytes:
+    """A request whose one span has one attribute holding arrays ``depth`` deep."""
+    value = b""
+    for _ in range(depth):
+        array = b"\x0a" + _varint(len(value)) + value  # ArrayValue.values
+        value = b"\x2a" + _varint(len(array)) + array  # AnyValue.array_value
+    kv = b"\x0a\x01k\x12" + _varint(len(value)) + value
+    span = b"\x4a" + _varint(len(kv)) + kv
+    scope = b"\x12" + _varint(len(span)) + span
+    resource = b"\x12" + _varint(len(scope)) + scope
+    return b"\x0a" + _varint(len(resource)) + resource
+
+
+def test_scan_refuses_nesting_deeper_than_the_decoder_takes():
+    assert otlp_limits.scan_protobuf(_nested_arrays(10), otlp_limits.Limits()) == 3 + 1 + 1 + 2 * 10
+    with pytest.raises(otlp.OtlpError, match="too deep"):
+        otlp_limits.scan_protobuf(_nested_arrays(200), otlp_limits.Limits())
+
+
 def test_a_small_gzip_of_millions_of_empty_spans_is_413(app, client):
     bomb = gzip.compress(empty_spans(4_000_000), compresslevel=9)
     assert len(bomb) < 64 * 1024
