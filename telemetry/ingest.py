@@ -6,19 +6,26 @@ exporters decide from them whether to retry:
 
 - 200: the batch is stored. The body is an ``ExportTraceServiceResponse`` in
   the request's encoding, with ``partial_success`` (``rejected_spans`` and an
-  ``error_message``) when some spans were invalid and dropped.
+  ``error_message``) when some spans were invalid or refused (bad ids, times
+  far from now, too many attributes, the product's own service name; see
+  :class:`telemetry.otlp.SpanChecks`) and dropped.
 - 400: the body cannot be decoded (truncated protobuf, bad JSON or gzip,
   wrong types, an empty body) or every span in it is invalid. Clients never
-  retry a 400. Nothing is stored.
+  retry a 400. Nothing is stored. Invalid UTF-8 is repaired, not a 400.
+- 401: ``AIOPS_INGEST_TOKEN`` (else ``AIOPS_API_TOKEN``) is set and the
+  request does not carry it; checked before the body is read.
 - 413: over ``AIOPS_OTLP_MAX_BYTES`` after decompression; the gzip stream is
   inflated chunk by chunk and abandoned at the limit, so a small "gzip bomb"
   costs at most the limit in memory (deflate, which the Python exporter
   offers, is handled the same way). Flask's ``MAX_CONTENT_LENGTH`` is
   replaced by this limit for this route, so the 413 is in OTLP's format too.
+  Also over ``AIOPS_OTLP_MAX_SPANS`` or ``AIOPS_OTLP_MAX_ITEMS``, found by
+  :mod:`telemetry.otlp_limits` before anything is decoded.
 - 415: a content type other than ``application/x-protobuf`` or
   ``application/json``, or a content coding other than gzip or deflate.
-- 503 with ``Retry-After``: the database could not store the batch. The
-  exporters retry 503 (not 429), so nothing acknowledged is ever lost.
+- 503 with ``Retry-After``: the database could not store the batch, or the
+  process is already decoding ``AIOPS_OTLP_INFLIGHT_BYTES``. The exporters
+  retry 503 (not 429), so nothing acknowledged is ever lost.
 
 Error bodies are a ``google.rpc.Status`` in the request's encoding, as the
 spec says. When the content type is not an OTLP one there is no encoding to
@@ -98,7 +105,12 @@ def span_checks(config) -> otlp.SpanChecks:
 
 
 def _decode(content_type: str, coding: str | None, config, budget: otlp_limits.InflightBudget):
-    """Read, decompress, bound and decode the body; returns (message, bytes reserved)."""
+    """Read, decompress, bound and decode the body: (message, bytes reserved in ``budget``).
+
+    The body's bytes are reserved as they arrive; then what decoding will
+    build (counted by the scan for protobuf, estimated for JSON). On any
+    failure the reservation is given back here; on success, by the caller.
+    """
     reserved = [0]
 
     def reserve(amount: int) -> bool:
@@ -114,13 +126,13 @@ def _decode(content_type: str, coding: str | None, config, budget: otlp_limits.I
         if not body:
             return otlp.parse(body, content_type), reserved
         if content_type == otlp.JSON:
-            hook = otlp_limits.json_object_counter(limits)
-            if not reserve(len(body) * otlp_limits.JSON_FACTOR):
-                raise otlp.Overloaded("the server is decoding all it can at once; retry later")
-            return otlp.parse_json(body, object_hook=hook), reserved
-        items = otlp_limits.scan_protobuf(body, limits)
-        if not reserve(items * otlp_limits.ITEM_BYTES):
-            raise otlp.Overloaded("the server is decoding all it can at once; retry later")
+            expected = len(body) * otlp_limits.JSON_FACTOR
+        else:
+            expected = otlp_limits.scan_protobuf(body, limits) * otlp_limits.ITEM_BYTES
+        if not reserve(expected):
+            raise otlp.Overloaded(otlp.OVERLOADED)
+        if content_type == otlp.JSON:
+            return otlp.parse_json(body, object_hook=otlp_limits.json_object_counter(limits)), reserved
         return otlp.parse(body, content_type), reserved
     except BaseException:
         budget.give(reserved[0])
@@ -160,9 +172,7 @@ def export_traces():
         return _status(413, code_pb2.RESOURCE_EXHAUSTED,
                        f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)", content_type)
     except otlp.PayloadTooLarge as exc:
-        message_text = str(exc) if "AIOPS_" in str(exc) else \
-            f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)"
-        return _status(413, code_pb2.RESOURCE_EXHAUSTED, message_text, content_type)
+        return _status(413, code_pb2.RESOURCE_EXHAUSTED, str(exc), content_type)
     except otlp.Overloaded as exc:
         response = _status(503, code_pb2.UNAVAILABLE, str(exc), content_type)
         response.headers["Retry-After"] = RETRY_AFTER

@@ -96,6 +96,9 @@ class Overloaded(OtlpError):
     """The process is decoding all it may at once (HTTP 503: the exporter retries later)."""
 
 
+OVERLOADED = "the server is decoding all it may at once (AIOPS_OTLP_INFLIGHT_BYTES); retry later"
+
+
 # -- bodies -------------------------------------------------------------------------
 
 
@@ -116,7 +119,7 @@ def read_body(chunks: Iterable[bytes], *, coding: str | None, limit: int,
         for chunk in chunks:
             out.add(chunk)
             if len(out.data) > limit:
-                raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+                raise PayloadTooLarge(f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)")
         return bytes(out.data)
 
     wbits = _WBITS[coding]
@@ -130,7 +133,8 @@ def read_body(chunks: Iterable[bytes], *, coding: str | None, limit: int,
                 # max_length caps what one call may produce (never 0: 0 means no cap).
                 out.add(inflater.decompress(data, limit + 1 - len(out.data)))
                 if len(out.data) > limit:
-                    raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
+                    raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes "
+                                          "(AIOPS_OTLP_MAX_BYTES)")
                 if inflater.eof:
                     data = inflater.unused_data
                     if data:  # another member follows (concatenated gzip is valid gzip)
@@ -155,7 +159,7 @@ class _Growing:
 
     def add(self, piece: bytes) -> None:
         if self.reserve is not None and piece and not self.reserve(len(piece)):
-            raise Overloaded("the server is decoding all it can at once; retry later")
+            raise Overloaded(OVERLOADED)
         self.data += piece
 
 
