@@ -20,7 +20,10 @@ import json
 import os
 import resource
 import string
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -273,6 +276,29 @@ def test_otlp_ingest(fuzz_app, body, content_type, coding):
         headers["Content-Encoding"] = coding
     r = fuzz_app.test_client().post("/v1/traces", data=body, headers=headers)
     _assert_sound(fuzz_app, r, before)
+
+
+def test_atheris_finds_nothing(tmp_path):
+    """Coverage-guided fuzzing of the decoders (tests/fuzz_otlp_atheris.py), bounded to seconds,
+    starting from valid protobuf, JSON and gzip bodies."""
+    pytest.importorskip("atheris")
+    from tests.test_otlp import good_request
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    pb = good_request(2).SerializeToString()
+    js = json.dumps(otlp.to_json_dict(good_request(2))).encode()
+    for i, seed in enumerate((b"\x00\x00" + pb, b"\x01\x00" + js, b"\x00\x01" + gzip.compress(pb),
+                              b"\x01\x02" + zlib.compress(js))):
+        (corpus / f"seed{i}").write_bytes(seed)
+    harness = Path(__file__).with_name("fuzz_otlp_atheris.py")
+    result = subprocess.run(
+        [sys.executable, str(harness), str(corpus), "-runs=30000", "-max_len=8192", "-seed=1",
+         f"-artifact_prefix={tmp_path}/"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "DONE" in result.stderr
 
 
 def test_the_process_stayed_bounded_and_healthy(fuzz_app):
