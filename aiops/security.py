@@ -8,9 +8,9 @@ Every request passes three checks, in order, before its view runs:
   server and talks to it "same-origin" (its ``Host`` and ``Origin`` both name
   the attacker's domain, so the origin check alone cannot tell).
 - **Body limit**: ``AIOPS_API_MAX_BODY_BYTES`` for the JSON API and the page
-  forms, ``AIOPS_MAX_BODY_BYTES`` elsewhere (``/v1/*`` sets its own, after
-  decompression, in :mod:`telemetry.ingest`). A larger body is a 413 before
-  anything reads it.
+  forms, ``AIOPS_OTLP_MAX_BYTES`` for ``/v1/*`` (whose views also cap the
+  decompressed size, :mod:`telemetry.ingest`), ``AIOPS_MAX_BODY_BYTES``
+  elsewhere. A larger body is a 413 before anything reads it.
 - **Protected reads** (``AIOPS_PROTECT_READS=1``): every route but
   ``/health``, ``/static``, ``/v1/*`` (it has the ingest token) and the demo
   shop's services needs the API token, as ``Authorization: Bearer`` or as the
@@ -87,7 +87,9 @@ def host_allowed(host: str, trusted: tuple[str, ...]) -> bool:
 
 
 def body_limit(path: str, config) -> int:
-    """The largest request body ``path`` accepts."""
+    """The largest request body ``path`` accepts (on the wire: ``/v1/*`` also caps it decompressed)."""
+    if path.startswith("/v1/"):
+        return config["AIOPS_OTLP_MAX_BYTES"] + 64 * 1024  # gzip may grow incompressible data a little
     if path.startswith(API_PREFIXES):
         return config["AIOPS_API_MAX_BODY_BYTES"]
     return config["AIOPS_MAX_BODY_BYTES"]
@@ -121,8 +123,7 @@ def _guard() -> None:
     config = current_app.config
     if not host_allowed(request.host, tuple(config["AIOPS_TRUSTED_HOSTS"])):
         raise BadRequest("this host name is not served here (see AIOPS_TRUSTED_HOSTS)")
-    if not request.path.startswith("/v1/"):
-        request.max_content_length = body_limit(request.path, config)
+    request.max_content_length = body_limit(request.path, config)
     if config["AIOPS_PROTECT_READS"] and not _open_to_all():
         token = config.get("AIOPS_API_TOKEN") or ""
         if not token_presented(request.headers.get("Authorization", ""), token):
