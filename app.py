@@ -17,6 +17,7 @@ import aiops
 import simulation
 import telemetry
 from aiops import settings
+from aiops.health import exposure
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -28,7 +29,10 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         db_file = Path(app.instance_path) / "aiops.db"
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{db_file}"
-    app.config.setdefault("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+    # Assigned, not setdefault: Flask's defaults already hold MAX_CONTENT_LENGTH = None (no limit).
+    # /v1/* replaces it with AIOPS_OTLP_MAX_BYTES for its own requests (telemetry.ingest).
+    if config is None or "MAX_CONTENT_LENGTH" not in config:
+        app.config["MAX_CONTENT_LENGTH"] = app.config["AIOPS_MAX_BODY_BYTES"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
 
     telemetry.init_app(app)
@@ -48,7 +52,10 @@ def main() -> None:
     aiops.scheduler.start(app)
     port = int(os.environ.get("PORT", "5000"))
     print(f"AIOps demo on http://127.0.0.1:{port}/  (detection every "
-          f"{app.config['AIOPS_DETECTION_INTERVAL']:g}s, database {app.config['SQLALCHEMY_DATABASE_URI']})")
+          f"{app.config['AIOPS_DETECTION_INTERVAL']:g}s, "
+          f"database {settings.masked_url(app.config['SQLALCHEMY_DATABASE_URI'])})")
+    for warning in exposure(app.config)["warnings"]:
+        print(f"  note: {warning} (fine for a demo on loopback; see README, Security)")
     app.run(host=os.environ.get("HOST", "127.0.0.1"), port=port, threaded=True, use_reloader=False)
 
 

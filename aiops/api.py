@@ -108,10 +108,10 @@ def notifications():
     """Delivery history (newest first; ``?incident=``, ``?status=``, ``?channel=``, ``?limit=``)
     and per-channel stats, the circuit breaker's state among them."""
     args = request.args
-    try:
-        limit = int(args.get("limit", 100))
-    except ValueError:
+    raw = args.get("limit", "100")
+    if not (raw.isascii() and raw.isdigit()):  # int() would also take "1_000", " 5" and "+5"
         abort(400, description="'limit' must be an integer")
+    limit = int(raw)
     if not 1 <= limit <= 1000:
         abort(400, description="'limit' must be between 1 and 1000")
     status = args.get("status")

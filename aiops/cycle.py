@@ -19,11 +19,11 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import baseline as bl
-from aiops import evidence, notify
+from aiops import evidence, notify, storm
 from aiops import logbaseline as lb
 from aiops import selftime as st
 from aiops.detect import Thresholds, detect, network, shifted, window_stats
-from aiops.incidents import Policy, apply_groups, lead_type, resolve_quiet
+from aiops.incidents import Policy, apply_groups, lead_type, open_incidents, resolve_quiet
 from aiops.models import Baseline, DetectionCycle, DetectionState, SignalBaseline
 from aiops.rca import analyse
 from telemetry import selfmetrics, store
@@ -238,6 +238,9 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     policy = Policy.from_config(config)
     # Traffic = requests entering the system (root spans) not of ignored services.
     total_requests = sum(1 for sp in window if sp.parent_span_id is None and sp.service not in ignored)
+    # A flood of new root causes (forged or broken telemetry) opens one storm incident, not thousands.
+    open_roots = {(i.root_service, i.root_endpoint) for i in open_incidents()}
+    groups, stormed = storm.cap(groups, open_roots, config["AIOPS_MAX_NEW_INCIDENTS"])
     changes = resolve_quiet(apply_groups(groups, now, policy, total_requests), now, policy)
     queued = notify.dispatch(changes, now, config)
     opened, updated, resolved = changes.opened, changes.updated + changes.reopened, changes.resolved
@@ -266,6 +269,7 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
         "incidents_reopened": [i.id for i in changes.reopened],
         "incidents_resolved": [i.id for i in resolved],
         "notifications_queued": queued,
+        "groups_merged_into_storm": stormed,
     }
     db.session.add(
         DetectionCycle(
@@ -275,7 +279,7 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
         )
     )
     db.session.commit()
-    selfmetrics.cycle_finished(time.time() - wall_start, [a.type for a in anomalies], opened_kinds)
+    selfmetrics.cycle_finished(time.time() - wall_start, [a.type for a in anomalies], opened_kinds, stormed)
     summary["duration_ms"] = round((time.time() - wall_start) * 1000, 2)
     return summary
 

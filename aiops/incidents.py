@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from aiops import storm
 from aiops.detect import Anomaly
 from aiops.models import AnomalyRecord, Incident, iso
 from aiops.rca import Group
@@ -107,6 +108,8 @@ def escalation(incident: Incident, now: float, policy: Policy) -> tuple[int, lis
 
 def describe(group: Group) -> tuple[str, str]:
     """(title, issue) from the root's own anomaly, or the first one it explains."""
+    if group.root == storm.ROOT:
+        return storm.describe(group)
     own = [a for a in group.anomalies if a.key == group.root]
     lead = own[0] if own else group.anomalies[0]
     endpoint = group.root[1]

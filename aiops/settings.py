@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 
 def _bool(value: str) -> bool:
@@ -21,6 +22,14 @@ def _positive(value: str) -> float:
     if not number > 0:
         raise ValueError("must be a positive number of seconds")
     return number
+
+
+def _count(value: str) -> int:
+    """A positive integer written plainly: ``1_000``, ``1e3`` and ``true`` are errors."""
+    value = value.strip()
+    if not value.isdigit() or not value.isascii() or int(value) <= 0:
+        raise ValueError("must be a positive integer")
+    return int(value)
 
 
 def _names(value: str) -> tuple[str, ...]:
@@ -48,6 +57,29 @@ def _rate_limits(value: str) -> dict[str, float]:
 
 DEFAULT_RATE_LIMITS = {"critical": 0.0, "high": 300.0, "medium": 900.0, "low": 3600.0}
 INCIDENT_KINDS = ("latency", "errors", "timeout", "cascading")
+
+
+def masked_url(url: str | None) -> str:
+    """A URL safe to print: its password, query and fragment replaced by ``***``.
+
+    ``postgresql+psycopg://aiops:pw@db:5432/aiops`` -> ``postgresql+psycopg://aiops:***@db:5432/aiops``.
+    Anything unparsable is masked whole.
+    """
+    if not url:
+        return str(url)
+    text = str(url)
+    head, hashmark, _ = text.partition("#")
+    head, question, _ = head.partition("?")
+    tail = ("?***" if question else "") + ("#***" if hashmark else "")
+    try:
+        netloc = urlsplit(head).netloc
+    except ValueError:
+        return "***"
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        head = head.replace(netloc, f"{user}:***@{hostport}" if colon else f"***@{hostport}", 1)
+    return head + tail
 
 
 def remediation_key(kind: str) -> str:
@@ -91,7 +123,25 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "AIOPS_RETENTION_HOURS": ("AIOPS_RETENTION_HOURS", float, 24.0),
     "AIOPS_METRICS_WINDOW": ("AIOPS_METRICS_WINDOW", float, 300.0),
     "AIOPS_IGNORE_SERVICES": ("AIOPS_IGNORE_SERVICES", _names, ("aiops",)),
-    "AIOPS_OTLP_MAX_BYTES": ("AIOPS_OTLP_MAX_BYTES", int, 8 * 1024 * 1024),
+    "AIOPS_OTLP_MAX_BYTES": ("AIOPS_OTLP_MAX_BYTES", _count, 8 * 1024 * 1024),
+    # Exposure: see the README's Security section.
+    "AIOPS_INGEST_TOKEN": ("AIOPS_INGEST_TOKEN", str, None),
+    "AIOPS_TRUSTED_HOSTS": ("AIOPS_TRUSTED_HOSTS", _names, ("127.0.0.1", "localhost", "::1")),
+    "AIOPS_PROTECT_READS": ("AIOPS_PROTECT_READS", _bool, False),
+    "AIOPS_MAX_BODY_BYTES": ("AIOPS_MAX_BODY_BYTES", _count, 1024 * 1024),
+    "AIOPS_API_MAX_BODY_BYTES": ("AIOPS_API_MAX_BODY_BYTES", _count, 64 * 1024),
+    "AIOPS_MAX_NEW_INCIDENTS": ("AIOPS_MAX_NEW_INCIDENTS", _count, 10),
+    # OTLP decoding limits (per request) and the bytes all requests of a process may decode at once.
+    "AIOPS_OTLP_MAX_SPANS": ("AIOPS_OTLP_MAX_SPANS", _count, 50_000),
+    "AIOPS_OTLP_MAX_ATTRIBUTES": ("AIOPS_OTLP_MAX_ATTRIBUTES", _count, 1_000),
+    "AIOPS_OTLP_MAX_EVENTS": ("AIOPS_OTLP_MAX_EVENTS", _count, 1_000),
+    "AIOPS_OTLP_MAX_ITEMS": ("AIOPS_OTLP_MAX_ITEMS", _count, 500_000),
+    "AIOPS_OTLP_INFLIGHT_BYTES": ("AIOPS_OTLP_INFLIGHT_BYTES", _count, 256 * 1024 * 1024),
+    # Live ingest only (replay keeps its data's own clock): seconds a span may start before
+    # or after now, and the longest duration it may have.
+    "AIOPS_OTLP_MAX_AGE": ("AIOPS_OTLP_MAX_AGE", _positive, 7 * 86400.0),
+    "AIOPS_OTLP_MAX_AHEAD": ("AIOPS_OTLP_MAX_AHEAD", _positive, 3600.0),
+    "AIOPS_OTLP_MAX_DURATION": ("AIOPS_OTLP_MAX_DURATION", _positive, 86400.0),
     "AIOPS_REPLAY_MAX_PENDING": ("AIOPS_REPLAY_MAX_PENDING", int, 500_000),
     "AIOPS_DEMO_TIMEOUT": ("AIOPS_DEMO_TIMEOUT", float, 5.0),
     "AIOPS_DEMO_BASE_URL": ("AIOPS_DEMO_BASE_URL", str, None),

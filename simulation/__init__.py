@@ -6,7 +6,11 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from simulation import models  # noqa: F401 - register the table
+    """The demo's routes exist only when the demo is on (``AIOPS_ENABLE_SIMULATION=1``)."""
+    from simulation import models  # noqa: F401 - register the table (migrations know it either way)
+
+    if not app.config["AIOPS_ENABLE_SIMULATION"]:
+        return
     from simulation.shop import bp as shop_bp
     from simulation.views import bp as simulate_bp
 

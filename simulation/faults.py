@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from functools import partial
@@ -37,16 +38,28 @@ def _endpoint(params: Mapping) -> str:
     return endpoint
 
 
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _plain_number(raw) -> float | None:
+    """A JSON number or a decimal string; None for booleans, ``1_000``, ``inf``, ``0x10`` and the rest
+    that Python's ``float()`` would take but no client means."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str) and _NUMBER.fullmatch(raw):
+        return float(raw)
+    return None
+
+
 def _number(params: Mapping, name: str, low: float, high: float) -> float:
     raw = params.get(name)
     if raw is None or raw == "":
         raise FaultError(f"'{name}' is required")
-    if isinstance(raw, bool):
+    value = _plain_number(raw)
+    if value is None:
         raise FaultError(f"'{name}' must be a number, not {raw!r}")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise FaultError(f"'{name}' must be a number, not {raw!r}") from None
     if not low <= value <= high:  # also rejects NaN
         raise FaultError(f"'{name}' must be between {low:g} and {high:g}, not {value:g}")
     return value

@@ -29,6 +29,8 @@ _local = threading.local()
 class InjectedFault(RuntimeError):
     """Raised by an endpoint that ``/simulate/error`` told to fail."""
 
+    expose = True  # its text is the demo's own, safe to show in the 500 (aiops.errors)
+
 
 def _http() -> requests.Session:
     session = getattr(_local, "session", None)
@@ -100,9 +102,37 @@ def _slow_network(endpoint: str, timeout: float) -> None:
         time.sleep(delay)
 
 
+def own_address(environ: dict) -> str | None:
+    """``http://host:port`` of the socket this request arrived on: the server's own bind address.
+
+    gunicorn and Werkzeug's server put the connection in the environ. Its
+    local address is one this server listens on, whatever the client wrote in
+    ``Host`` (which, used as the base URL, would let any caller make the demo
+    call any host:port and hand back the answer: SSRF). None for a unix
+    socket or a server that does not expose the connection.
+    """
+    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    try:
+        name = sock.getsockname() if sock is not None else None
+    except OSError:
+        return None
+    if not isinstance(name, tuple) or len(name) < 2:
+        return None
+    host, port = name[0], name[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def demo_base_url() -> str:
+    """Where the demo calls its own services: ``AIOPS_DEMO_BASE_URL``, else its own bind address."""
+    base = current_app.config["AIOPS_DEMO_BASE_URL"] or own_address(request.environ)
+    if not base:
+        raise BadGateway("the demo cannot tell its own address here: set AIOPS_DEMO_BASE_URL")
+    return base
+
+
 def _call(method: str, endpoint: str, json=None) -> dict:
     """Call another demo endpoint; raise 504 on timeout and 502 on any other failure."""
-    base = current_app.config["AIOPS_DEMO_BASE_URL"] or request.host_url
+    base = demo_base_url()
     timeout = current_app.config["AIOPS_DEMO_TIMEOUT"]
     try:
         with telemetry.active_recorder().client_span(endpoint, method) as call:
@@ -122,12 +152,6 @@ def _call(method: str, endpoint: str, json=None) -> dict:
         telemetry.record_exception(err)
         raise err
     return response.json()
-
-
-@bp.get("/health")
-def health():
-    _apply_fault("health")
-    return jsonify(status="ok")
 
 
 @bp.post("/checkout")

@@ -17,6 +17,7 @@ from flask import Flask, Response, current_app, request
 from telemetry import selfmetrics
 from telemetry.buffer import SpanBuffer
 from telemetry.db import configure_engine, db
+from telemetry.otlp_limits import InflightBudget
 from telemetry.store import insert_spans
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,11 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = recorder
 
     app.extensions["aiops_buffer"] = buffer
+    inflight = app.config["AIOPS_OTLP_INFLIGHT_BYTES"]
+    if inflight < app.config["AIOPS_OTLP_MAX_BYTES"]:
+        raise ValueError("AIOPS_OTLP_INFLIGHT_BYTES must be at least AIOPS_OTLP_MAX_BYTES "
+                         "(or no request of the largest allowed size could ever be decoded)")
+    app.extensions["aiops_otlp_budget"] = InflightBudget(inflight)
     app.extensions["aiops_recorder"] = recorder
 
     from telemetry.ingest import bp as otlp_bp

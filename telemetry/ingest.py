@@ -6,19 +6,26 @@ exporters decide from them whether to retry:
 
 - 200: the batch is stored. The body is an ``ExportTraceServiceResponse`` in
   the request's encoding, with ``partial_success`` (``rejected_spans`` and an
-  ``error_message``) when some spans were invalid and dropped.
+  ``error_message``) when some spans were invalid or refused (bad ids, times
+  far from now, too many attributes, the product's own service name; see
+  :class:`telemetry.otlp.SpanChecks`) and dropped.
 - 400: the body cannot be decoded (truncated protobuf, bad JSON or gzip,
   wrong types, an empty body) or every span in it is invalid. Clients never
-  retry a 400. Nothing is stored.
+  retry a 400. Nothing is stored. Invalid UTF-8 is repaired, not a 400.
+- 401: ``AIOPS_INGEST_TOKEN`` (else ``AIOPS_API_TOKEN``) is set and the
+  request does not carry it; checked before the body is read.
 - 413: over ``AIOPS_OTLP_MAX_BYTES`` after decompression; the gzip stream is
   inflated chunk by chunk and abandoned at the limit, so a small "gzip bomb"
   costs at most the limit in memory (deflate, which the Python exporter
   offers, is handled the same way). Flask's ``MAX_CONTENT_LENGTH`` is
   replaced by this limit for this route, so the 413 is in OTLP's format too.
+  Also over ``AIOPS_OTLP_MAX_SPANS`` or ``AIOPS_OTLP_MAX_ITEMS``, found by
+  :mod:`telemetry.otlp_limits` before anything is decoded.
 - 415: a content type other than ``application/x-protobuf`` or
   ``application/json``, or a content coding other than gzip or deflate.
-- 503 with ``Retry-After``: the database could not store the batch. The
-  exporters retry 503 (not 429), so nothing acknowledged is ever lost.
+- 503 with ``Retry-After``: the database could not store the batch, or the
+  process is already decoding ``AIOPS_OTLP_INFLIGHT_BYTES``. The exporters
+  retry 503 (not 429), so nothing acknowledged is ever lost.
 
 Error bodies are a ``google.rpc.Status`` in the request's encoding, as the
 spec says. When the content type is not an OTLP one there is no encoding to
@@ -31,14 +38,16 @@ cycle reads it by span id like any recorded request.
 
 from __future__ import annotations
 
+import hmac
 import logging
+import time
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from google.rpc import code_pb2
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from telemetry import otlp, selfmetrics
+from telemetry import otlp, otlp_limits, selfmetrics
 from telemetry.db import db
 from telemetry.store import insert_spans
 
@@ -49,6 +58,7 @@ bp = Blueprint("otlp", __name__)
 CHUNK = 64 * 1024
 GZIP_SLACK = 64 * 1024  # gzip may grow incompressible data a little on the wire
 RETRY_AFTER = "2"
+TOKEN_HEADER = "X-AIOps-Token"
 _CODINGS = {"": None, "identity": None, "gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
 
 
@@ -65,6 +75,70 @@ def _chunks(stream) -> Iterator[bytes]:
         yield chunk
 
 
+def ingest_token(config) -> str | None:
+    """The token ``/v1/*`` requires: ``AIOPS_INGEST_TOKEN``, else ``AIOPS_API_TOKEN``, else none (open)."""
+    return config.get("AIOPS_INGEST_TOKEN") or config.get("AIOPS_API_TOKEN") or None
+
+
+def authorized(headers, token: str) -> bool:
+    """``Authorization: Bearer <token>`` (what an exporter's OTLP ``headers`` setting sends as
+    ``authorization=Bearer <token>``), or ``X-AIOps-Token: <token>``."""
+    given = headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
+        return True
+    other = headers.get(TOKEN_HEADER)
+    return other is not None and hmac.compare_digest(other.strip().encode(), token.encode())
+
+
+def span_checks(config) -> otlp.SpanChecks:
+    """The live-ingest rules for this request (now, skew, size, the product's own service names)."""
+    return otlp.SpanChecks(
+        now=time.time(),
+        max_age=config["AIOPS_OTLP_MAX_AGE"],
+        max_ahead=config["AIOPS_OTLP_MAX_AHEAD"],
+        max_duration=config["AIOPS_OTLP_MAX_DURATION"],
+        max_attributes=config["AIOPS_OTLP_MAX_ATTRIBUTES"],
+        max_events=config["AIOPS_OTLP_MAX_EVENTS"],
+        own_services=frozenset({config["AIOPS_SERVICE_NAME"]}),
+    )
+
+
+def _decode(content_type: str, coding: str | None, config, budget: otlp_limits.InflightBudget):
+    """Read, decompress, bound and decode the body: (message, bytes reserved in ``budget``).
+
+    The body's bytes are reserved as they arrive; then what decoding will
+    build (counted by the scan for protobuf, estimated for JSON). On any
+    failure the reservation is given back here; on success, by the caller.
+    """
+    reserved = [0]
+
+    def reserve(amount: int) -> bool:
+        if budget.take(amount):
+            reserved[0] += amount
+            return True
+        return False
+
+    limits = otlp_limits.Limits.from_config(config)
+    try:
+        body = otlp.read_body(_chunks(request.stream), coding=coding, limit=config["AIOPS_OTLP_MAX_BYTES"],
+                              reserve=reserve)
+        if not body:
+            return otlp.parse(body, content_type), reserved
+        if content_type == otlp.JSON:
+            expected = len(body) * otlp_limits.JSON_FACTOR
+        else:
+            expected = otlp_limits.scan_protobuf(body, limits) * otlp_limits.ITEM_BYTES
+        if not reserve(expected):
+            raise otlp.Overloaded(otlp.OVERLOADED)
+        if content_type == otlp.JSON:
+            return otlp.parse_json(body, object_hook=otlp_limits.json_object_counter(limits)), reserved
+        return otlp.parse(body, content_type), reserved
+    except BaseException:
+        budget.give(reserved[0])
+        raise
+
+
 @bp.post("/v1/traces")
 def export_traces():
     content_type = request.mimetype
@@ -75,25 +149,45 @@ def export_traces():
         )
         response.status_code = 415
         return response
+    config = current_app.config
+    token = ingest_token(config)
+    if token and not authorized(request.headers, token):
+        response = _status(401, code_pb2.UNAUTHENTICATED,
+                           "this server needs 'Authorization: Bearer <AIOPS_INGEST_TOKEN>'", content_type)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="otlp"'
+        return response
     coding = _CODINGS.get(request.headers.get("Content-Encoding", "").strip().lower(), "?")
     if coding == "?":
         return _status(415, code_pb2.INVALID_ARGUMENT,
                        f"Content-Encoding {request.headers['Content-Encoding']!r} is not supported "
                        "(use gzip, deflate or none)", content_type)
 
-    limit = current_app.config["AIOPS_OTLP_MAX_BYTES"]
-    too_large = f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)"
+    limit = config["AIOPS_OTLP_MAX_BYTES"]
     # Replace MAX_CONTENT_LENGTH for this request (Flask >= 3.1), before the body is touched.
     request.max_content_length = limit + GZIP_SLACK
+    budget = current_app.extensions["aiops_otlp_budget"]
     try:
-        body = otlp.read_body(_chunks(request.stream), coding=coding, limit=limit)
-        message = otlp.parse(body, content_type)
-    except (otlp.PayloadTooLarge, RequestEntityTooLarge):
-        return _status(413, code_pb2.RESOURCE_EXHAUSTED, too_large, content_type)
+        message, reserved = _decode(content_type, coding, config, budget)
+    except RequestEntityTooLarge:
+        return _status(413, code_pb2.RESOURCE_EXHAUSTED,
+                       f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)", content_type)
+    except otlp.PayloadTooLarge as exc:
+        return _status(413, code_pb2.RESOURCE_EXHAUSTED, str(exc), content_type)
+    except otlp.Overloaded as exc:
+        response = _status(503, code_pb2.UNAVAILABLE, str(exc), content_type)
+        response.headers["Retry-After"] = RETRY_AFTER
+        return response
     except otlp.OtlpError as exc:
         return _status(400, code_pb2.INVALID_ARGUMENT, str(exc), content_type)
+    try:
+        mapped = otlp.to_rows(message, span_checks(config))
+        del message  # the rows are all that is kept
+        return _store(mapped, content_type)
+    finally:
+        budget.give(reserved[0])
 
-    mapped = otlp.to_rows(message)
+
+def _store(mapped: otlp.Mapped, content_type: str) -> Response:
     if mapped.rejected and not mapped.rows:
         selfmetrics.otlp_batch(stored=0, rejected=mapped.rejected)
         return _status(400, code_pb2.INVALID_ARGUMENT, mapped.error_message, content_type)

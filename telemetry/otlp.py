@@ -30,8 +30,12 @@ A span that cannot be stored is *rejected* (counted, with a reason) while the
 rest of its batch is kept: a trace id that is not 16 bytes (32 hex digits) or
 is all zero, a span id that is not 8 bytes or is all zero, a parent span id
 that is neither empty nor 8 bytes, a missing start time, an end before the
-start. Strings are cut to their column sizes and NUL characters dropped, so a
-batch that decoded never fails in the database for its content.
+start. Live ingest adds :class:`SpanChecks` (times far from now, absurd
+durations, too many attributes or events, the product's own service name);
+replay does not. Strings are cut to their column sizes and NUL characters
+dropped, and invalid UTF-8 or lone surrogates become U+FFFD
+(:mod:`telemetry.otlp_strings`), so a batch that decoded never fails in the
+database for its content, and one bad string never costs its batch.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import binascii
 import json
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from google.protobuf import json_format
@@ -54,6 +58,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from telemetry.models import KIND_CLIENT, KIND_CONSUMER, KIND_SERVER, KIND_UNSPECIFIED
+from telemetry.otlp_strings import SURROGATE_ESCAPE, repair_surrogates, repair_utf8
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -87,25 +92,35 @@ class PayloadTooLarge(OtlpError):
     """The (decompressed) payload is over the configured limit (HTTP 413)."""
 
 
+class Overloaded(OtlpError):
+    """The process is decoding all it may at once (HTTP 503: the exporter retries later)."""
+
+
+OVERLOADED = "the server is decoding all it may at once (AIOPS_OTLP_INFLIGHT_BYTES); retry later"
+
+
 # -- bodies -------------------------------------------------------------------------
 
 
-def read_body(chunks: Iterable[bytes], *, coding: str | None, limit: int) -> bytes:
+def read_body(chunks: Iterable[bytes], *, coding: str | None, limit: int,
+              reserve: Callable[[int], bool] | None = None) -> bytes:
     """Join a body read in chunks, decompressing it on the way, at most ``limit`` bytes.
 
     ``coding`` is the Content-Encoding: ``gzip``, ``deflate`` (zlib format, as
     HTTP defines it and the Python exporter sends it) or None. The limit
     applies to the decompressed size and is checked as the data streams, so a
     small "gzip bomb" stops at ``limit`` bytes of output, never fully inflated.
+    ``reserve(n)`` is asked for every ``n`` bytes the body grows by (the
+    process's in-flight budget); a False raises :class:`Overloaded`.
     Raises :class:`PayloadTooLarge` or :class:`OtlpError`.
     """
-    out = bytearray()
+    out = _Growing(reserve)
     if coding is None:
         for chunk in chunks:
-            out += chunk
-            if len(out) > limit:
-                raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        return bytes(out)
+            out.add(chunk)
+            if len(out.data) > limit:
+                raise PayloadTooLarge(f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)")
+        return bytes(out.data)
 
     wbits = _WBITS[coding]
     inflater = zlib.decompressobj(wbits)
@@ -116,9 +131,10 @@ def read_body(chunks: Iterable[bytes], *, coding: str | None, limit: int) -> byt
             seen_input = seen_input or bool(chunk)
             while data:
                 # max_length caps what one call may produce (never 0: 0 means no cap).
-                out += inflater.decompress(data, limit + 1 - len(out))
-                if len(out) > limit:
-                    raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
+                out.add(inflater.decompress(data, limit + 1 - len(out.data)))
+                if len(out.data) > limit:
+                    raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes "
+                                          "(AIOPS_OTLP_MAX_BYTES)")
                 if inflater.eof:
                     data = inflater.unused_data
                     if data:  # another member follows (concatenated gzip is valid gzip)
@@ -131,25 +147,61 @@ def read_body(chunks: Iterable[bytes], *, coding: str | None, limit: int) -> byt
         raise OtlpError(f"body is not valid {coding}: {exc}") from None
     if seen_input and not inflater.eof:
         raise OtlpError(f"body is not valid {coding}: the stream is truncated")
-    return bytes(out)
+    return bytes(out.data)
+
+
+class _Growing:
+    """A body being read, asking the in-flight budget for each piece before keeping it."""
+
+    def __init__(self, reserve: Callable[[int], bool] | None):
+        self.data = bytearray()
+        self.reserve = reserve
+
+    def add(self, piece: bytes) -> None:
+        if self.reserve is not None and piece and not self.reserve(len(piece)):
+            raise Overloaded(OVERLOADED)
+        self.data += piece
 
 
 # -- decoding -----------------------------------------------------------------------
 
 
 def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
+    """Decode protobuf; a string that is not valid UTF-8 is repaired (U+FFFD), not fatal.
+
+    The strict decoder refuses the whole batch for one bad string, and a 400
+    is never retried, so the valid spans beside it would be lost.
+    """
     try:
         return ExportTraceServiceRequest.FromString(body)
     except (DecodeError, RecursionError, ValueError) as exc:
-        raise OtlpError(f"body is not a valid ExportTraceServiceRequest (protobuf): {exc}") from None
+        error = exc
+    repaired = repair_utf8(body)
+    if repaired is not None:
+        try:
+            return ExportTraceServiceRequest.FromString(repaired)
+        except (DecodeError, RecursionError, ValueError):
+            pass
+    raise OtlpError(f"body is not a valid ExportTraceServiceRequest (protobuf): {error}") from None
 
 
-def parse_json(body: bytes | str) -> ExportTraceServiceRequest:
-    """Decode OTLP/JSON (hex ids, enums as integers or names, int64 as strings or numbers)."""
+def parse_json(body: bytes | str, object_hook=None) -> ExportTraceServiceRequest:
+    """Decode OTLP/JSON (hex ids, enums as integers or names, int64 as strings or numbers).
+
+    Invalid UTF-8 and lone surrogates (``"\\ud800"``) become U+FFFD instead of
+    failing the whole batch. ``object_hook`` sees every object as it is
+    built (the decoding limits count them).
+    """
+    if isinstance(body, bytes | bytearray):
+        body = bytes(body).decode("utf-8", "replace")
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        doc = json.loads(body, object_hook=object_hook)
+    except OtlpError:  # the object hook's limit
+        raise
+    except (ValueError, RecursionError) as exc:
         raise OtlpError(f"body is not valid JSON: {exc}") from None
+    if SURROGATE_ESCAPE.search(body):
+        doc = repair_surrogates(doc)
     if not isinstance(doc, dict):
         raise OtlpError("body must be a JSON object (an ExportTraceServiceRequest)")
     _hex_ids_to_base64(doc)
@@ -379,11 +431,48 @@ def iter_spans(request: ExportTraceServiceRequest) -> Iterator[tuple[str, object
                 yield service, span
 
 
-def to_rows(request: ExportTraceServiceRequest) -> Mapped:
+@dataclass(frozen=True)
+class SpanChecks:
+    """What live ingest also refuses, span by span (replay applies none: its data keeps its own clock).
+
+    A span from 1970 or 2554 would open a latency incident of centuries and
+    escape retention; a span under the product's own service name would let
+    anyone forge the demo's telemetry; a span with a million attributes costs
+    memory for nothing. Each is rejected alone (partial success), never its batch.
+    """
+
+    now: float
+    max_age: float = 7 * 86400.0
+    max_ahead: float = 3600.0
+    max_duration: float = 86400.0
+    max_attributes: int = 1_000
+    max_events: int = 1_000
+    own_services: frozenset[str] = frozenset()
+
+    def why(self, service: str, span) -> str | None:
+        if service in self.own_services:
+            return f"service.name {service!r} is this product's own (only its recorder writes it)"
+        if len(span.attributes) > self.max_attributes:
+            return f"more than {self.max_attributes} attributes (AIOPS_OTLP_MAX_ATTRIBUTES)"
+        if len(span.events) > self.max_events:
+            return f"more than {self.max_events} events (AIOPS_OTLP_MAX_EVENTS)"
+        start = span.start_time_unix_nano / 1e9
+        if start < self.now - self.max_age:
+            return f"start time more than {self.max_age:g}s before now (AIOPS_OTLP_MAX_AGE)"
+        if start > self.now + self.max_ahead:
+            return f"start time more than {self.max_ahead:g}s after now (AIOPS_OTLP_MAX_AHEAD)"
+        if (span.end_time_unix_nano - span.start_time_unix_nano) / 1e9 > self.max_duration:
+            return f"duration over {self.max_duration:g}s (AIOPS_OTLP_MAX_DURATION)"
+        return None
+
+
+def to_rows(request: ExportTraceServiceRequest, checks: SpanChecks | None = None) -> Mapped:
     """Map every span of ``request``; invalid ones are counted, not raised."""
     result = Mapped()
     for service, span in iter_spans(request):
         reason = _invalid(span)
+        if reason is None and checks is not None:
+            reason = checks.why(service, span)
         if reason is not None:
             result.rejected += 1
             result.reasons[reason] += 1

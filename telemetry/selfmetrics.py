@@ -167,6 +167,8 @@ class _Metrics:
         self.anomalies = Counter("aiops_anomalies", "Anomalies detected, by type", ["type"], registry=None)
         self.incidents = Counter("aiops_incidents_opened", "Incidents opened, by the type of the "
                                  "anomaly that opened them and severity", ["type", "severity"], registry=None)
+        self.stormed = Counter("aiops_incident_storm_groups", "New root causes merged into an incident "
+                               "storm because a cycle found more than AIOPS_MAX_NEW_INCIDENTS", registry=None)
         self.notifications = Counter("aiops_notification_attempts", "Outbox sends this server made, by "
                                      "channel and outcome (delivered, retry, failed)", ["channel", "outcome"],
                                      registry=None)
@@ -237,10 +239,14 @@ def otlp_batch(*, stored: int, rejected: int, failed: bool = False) -> None:
 
 
 @_never_raise
-def cycle_finished(seconds: float, anomaly_types: Iterable[str], opened: Iterable[tuple[str, str]]) -> None:
-    """A committed detection cycle: its duration, anomaly types and (type, severity) of new incidents."""
+def cycle_finished(seconds: float, anomaly_types: Iterable[str], opened: Iterable[tuple[str, str]],
+                   stormed: int = 0) -> None:
+    """A committed detection cycle: its duration, anomaly types, (type, severity) of new incidents,
+    and how many new root causes went into an incident storm."""
     m = metrics()
     m.cycle.observe(seconds)
+    if stormed:
+        m.stormed.inc(stormed)
     for kind, count in Tally(anomaly_types).items():
         m.anomalies.labels(kind).inc(count)
     for (kind, severity), count in Tally(opened).items():

@@ -80,21 +80,23 @@ def test_incident_lists_start_empty(client):
 # -- /simulate ---------------------------------------------------------------
 
 
-def test_simulation_disabled_is_a_json_404_and_changes_nothing(app_factory):
+def test_demo_disabled_has_no_demo_routes_and_changes_nothing(app_factory):
+    """With the demo off, neither fault injection nor the shop exists; /health is the product's."""
     app = app_factory(AIOPS_ENABLE_SIMULATION=False)
     client = app.test_client()
     for path in ("/simulate/delay?endpoint=payment&duration=100", "/simulate/error?endpoint=payment&rate=1",
                  "/simulate/timeout?endpoint=payment", "/simulate/network?endpoint=payment&delay_ms=100",
-                 "/simulate/cpu", "/simulate/clear"):
-        body = assert_json_error(client.post(path), 404, "Not Found")
-        assert "AIOPS_ENABLE_SIMULATION" in body["message"]
+                 "/simulate/cpu", "/simulate/clear", "/checkout", "/payment"):
+        assert_json_error(client.post(path), 404, "Not Found")
     assert_json_error(client.get("/simulate/faults"), 404, "Not Found")
+    assert_json_error(client.get("/inventory"), 404, "Not Found")
 
     from simulation.faults import active
 
     with app.app_context():
         assert active() == []
-    assert client.post("/payment").status_code == 200  # the shop itself still works
+    health = client.get("/health")
+    assert health.status_code == 200 and health.get_json()["status"] == "ok"
 
 
 BAD_FAULTS = [
@@ -154,6 +156,16 @@ BAD_FAULTS = [
     ("/simulate/cpu", {"duration": [10]}),
     ("/simulate/clear?endpoint=nope", None),
     ("/simulate/clear?endpoint=", None),
+    # Strict numbers: what float() takes but no client means is a 400, not a fault.
+    ("/simulate/delay?endpoint=payment&duration=true", None),
+    ("/simulate/delay?endpoint=payment&duration=1_000", None),
+    ("/simulate/delay?endpoint=payment&duration=%201000", None),
+    ("/simulate/delay?endpoint=payment&duration=infinity", None),
+    ("/simulate/error?endpoint=payment&rate=0x1", None),
+    ("/simulate/delay", {"endpoint": "payment", "duration": True}),
+    ("/simulate/error", {"endpoint": "payment", "rate": False}),
+    ("/simulate/delay", {"endpoint": "payment", "duration": "1_000"}),
+    ("/simulate/delay", {"endpoint": {"a": 1}, "duration": 5}),
 ]
 
 

@@ -163,7 +163,8 @@ def test_notifications_api_filters_and_rejects_bad_parameters(app, client):
     assert body["channels"]["webhook"]["configured"] and body["channels"]["webhook"]["pending"] == 1
     none = client.get("/aiops/notifications", query_string={"incident": "INC-none"}).json
     assert none["notifications"] == []
-    for params in ({"limit": "x"}, {"limit": "0"}, {"limit": "5000"}, {"status": "lost"}):
+    for params in ({"limit": "x"}, {"limit": "0"}, {"limit": "5000"}, {"status": "lost"}, {"limit": "1_0"},
+                   {"limit": "true"}, {"limit": " 5"}, {"limit": "+5"}, {"limit": "５"}):
         r = client.get("/aiops/notifications", query_string=params)
         assert r.status_code == 400 and r.json["error"] == "Bad Request", params
     assert "R0UTING" not in client.get("/aiops/notifications").get_data(as_text=True)

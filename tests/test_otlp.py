@@ -24,7 +24,7 @@ from telemetry.models import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, SPAN_FIELD
 from tests.conftest import make_app
 
 PB, JS = otlp.PROTOBUF, otlp.JSON
-T0 = 1_700_000_000_000_000_000  # ns
+T0 = (int(time.time()) - 600) * 1_000_000_000  # ns: ten minutes ago (live ingest refuses old spans)
 
 
 # -- building requests ----------------------------------------------------------------

@@ -53,6 +53,7 @@ def test_every_family_is_exported_and_parses(client):
         "aiops_store_errors": "counter", "aiops_detection_cycle_duration_seconds": "histogram",
         "aiops_detection_cycle_failures": "counter", "aiops_anomalies": "counter",
         "aiops_incidents_opened": "counter", "aiops_notification_attempts": "counter",
+        "aiops_incident_storm_groups": "counter",
     }
     # A labelled family appears with its first sample (incidents: once one is opened).
     labelled = {"aiops_spans_recorded", "aiops_incidents_opened", "aiops_notification_attempts"}

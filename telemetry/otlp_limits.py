@@ -1,0 +1,220 @@
+"""Bounds on what one OTLP request may cost to decode. Pure logic (no Flask).
+
+Bytes alone do not bound the cost: an empty span is 2 bytes of protobuf, so
+an 8 MB body (an 8 KB gzip) can carry 4 million spans, and decoding those
+into messages takes hundreds of MB. So before the official decoder builds a
+single message, :func:`scan_protobuf` walks the wire format of an
+``ExportTraceServiceRequest`` (tags and lengths only, nothing allocated) and
+counts what decoding would create: spans, and every message inside them
+(attributes, events, links, nested array and key-value values). Over
+``max_spans`` or ``max_items`` the request is a 413 before it costs memory.
+For OTLP/JSON, :func:`json_object_counter` counts objects as ``json.loads``
+builds them and stops it at the limit.
+
+:class:`InflightBudget` bounds the total a process decodes at once: each
+request reserves its decompressed bytes (and its items' estimated size) as it
+goes, and waits for nothing: over the budget it is refused with a retryable
+503, so a burst of large requests costs at most the budget, not one body each.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from telemetry.otlp import OtlpError, PayloadTooLarge
+
+ITEM_BYTES = 200  # a decoded message's rough size in memory (upb message + Python wrapper share)
+MAX_DEPTH = 100  # nesting the protobuf decoder accepts (its recursion limit)
+JSON_FACTOR = 8  # a JSON body's decoded objects (dicts, then messages) per byte of text, roughly
+
+# Message kinds of the trace request, and which of their fields hold messages we count.
+_REQ, _RS, _RES, _SS, _SCOPE, _SPAN, _EVENT, _LINK, _KV, _ANY, _ARR, _KVL = range(12)
+_CHILDREN: dict[int, dict[int, int]] = {
+    _REQ: {1: _RS},
+    _RS: {1: _RES, 2: _SS},
+    _RES: {1: _KV},
+    _SS: {1: _SCOPE, 2: _SPAN},
+    _SCOPE: {3: _KV},
+    _SPAN: {9: _KV, 11: _EVENT, 13: _LINK},
+    _EVENT: {3: _KV},
+    _LINK: {4: _KV},
+    _KV: {2: _ANY},
+    _ANY: {5: _ARR, 6: _KVL},
+    _ARR: {1: _ANY},
+    _KVL: {1: _KV},
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per request: spans, and decoded items in all (the per-span caps are
+    :class:`telemetry.otlp.SpanChecks`': they reject a span, not the request)."""
+
+    max_spans: int = 50_000
+    max_items: int = 500_000
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> Limits:
+        return cls(config["AIOPS_OTLP_MAX_SPANS"], config["AIOPS_OTLP_MAX_ITEMS"])
+
+
+class _Truncated(Exception):
+    pass
+
+
+def _varint(buf, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = buf[pos]  # IndexError: truncated
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise _Truncated
+
+
+_SCALAR_TAGS = frozenset({0x0A, 0x10, 0x18, 0x21, 0x3A})  # AnyValue string, bool, int, double, bytes
+
+
+def _plain_kv(buf, start: int, end: int) -> bool:
+    """Whether ``buf[start:end]`` is the common attribute: ``key`` (field 1, a short string)
+    then ``value`` (field 2), an AnyValue of exactly one scalar field. Lets the scan count an
+    attribute without walking into it; anything else is walked field by field."""
+    if end - start < 4 or buf[start] != 0x0A or buf[start + 1] >= 0x80:
+        return False
+    pos = start + 2 + buf[start + 1]
+    if pos + 2 > end or buf[pos] != 0x12 or buf[pos + 1] >= 0x80 or pos + 2 + buf[pos + 1] != end:
+        return False
+    pos += 2
+    if pos == end:
+        return True
+    tag = buf[pos]
+    if tag not in _SCALAR_TAGS or pos + 1 >= end:
+        return False
+    if tag == 0x21:
+        return pos + 9 == end
+    if tag in (0x10, 0x18):
+        pos += 1
+        while pos < end and buf[pos] >= 0x80:
+            pos += 1
+        return pos + 1 == end
+    size = buf[pos + 1]
+    return size < 0x80 and pos + 2 + size == end
+
+
+def scan_protobuf(body: bytes, limits: Limits) -> int:
+    """Count the messages decoding ``body`` would create; raise before building any.
+
+    Raises :class:`PayloadTooLarge` over ``limits.max_spans`` or
+    ``limits.max_items``, :class:`OtlpError` for a wire format that is not
+    well formed or nests deeper than the decoder would. Returns the count of
+    items. The walk is depth first and keeps only the chain of open parents,
+    so it allocates nothing that grows with the body. (Varints are read
+    inline, one byte being the common case: this loop runs once per field.)
+    """
+    items = spans = 0
+    max_items, max_spans = limits.max_items, limits.max_spans
+    children = _CHILDREN
+    buf = body
+    parents: list[tuple[int, int, int]] = []
+    kind, pos, end = _REQ, 0, len(buf)
+    wanted = children[kind]
+    try:
+        while True:
+            if pos >= end:
+                if pos != end:
+                    raise _Truncated
+                if not parents:
+                    return items
+                kind, pos, end = parents.pop()
+                wanted = children[kind]
+                continue
+            key = buf[pos]
+            pos += 1
+            if key >= 0x80:
+                key, pos = _varint(buf, pos - 1)
+            wire = key & 7
+            if wire == 2:
+                length = buf[pos]
+                pos += 1
+                if length >= 0x80:
+                    length, pos = _varint(buf, pos - 1)
+                start = pos
+                pos += length
+                if pos > end:
+                    raise _Truncated
+                child = wanted.get(key >> 3)
+                if child is None:
+                    continue
+                items += 1
+                if items > max_items:
+                    raise PayloadTooLarge(f"more than {max_items} decoded items in one request "
+                                          "(AIOPS_OTLP_MAX_ITEMS): send smaller batches")
+                if child == _SPAN:
+                    spans += 1
+                    if spans > max_spans:
+                        raise PayloadTooLarge(f"more than {max_spans} spans in one request "
+                                              "(AIOPS_OTLP_MAX_SPANS): send smaller batches")
+                if child == _KV and _plain_kv(buf, start, pos):
+                    items += 1  # its AnyValue
+                    continue
+                if length and children[child]:
+                    if len(parents) >= MAX_DEPTH:
+                        raise _Truncated
+                    parents.append((kind, pos, end))
+                    kind, pos, end = child, start, pos
+                    wanted = children[kind]
+            elif wire == 0:
+                while buf[pos] >= 0x80:
+                    pos += 1
+                pos += 1
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            else:
+                raise _Truncated
+    except (_Truncated, IndexError):
+        raise OtlpError("body is not a valid ExportTraceServiceRequest (protobuf): "
+                        "malformed, truncated or nested too deep") from None
+
+
+def json_object_counter(limits: Limits):
+    """An ``object_hook`` for ``json.loads`` that stops it past ``limits.max_items`` objects."""
+    count = [0]
+    max_items = limits.max_items
+
+    def hook(obj: dict) -> dict:
+        count[0] += 1
+        if count[0] > max_items:
+            raise PayloadTooLarge(f"more than {max_items} decoded items in one request "
+                                  "(AIOPS_OTLP_MAX_ITEMS): send smaller batches")
+        return obj
+
+    hook.count = count  # type: ignore[attr-defined]
+    return hook
+
+
+class InflightBudget:
+    """Bytes all requests of this process may hold for decoding at once (thread-safe)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, amount: int) -> bool:
+        """Reserve ``amount`` bytes; False (nothing reserved) when that would pass the limit."""
+        with self._lock:
+            if self.used + amount > self.limit:
+                return False
+            self.used += amount
+            return True
+
+    def give(self, amount: int) -> None:
+        with self._lock:
+            self.used = max(0, self.used - amount)
