@@ -120,7 +120,7 @@ def test_cpu_hog_follows_what_another_worker_stored(app, client, db_url):
             conn.execute(sa.insert(Fault).values(endpoint="*", cpu_threads=1, updated_at=time.time()))
         assert hog.running() == 0
         time.sleep(hog.check_every)  # the request path looks at most once per check_every
-        assert client.get("/health").status_code == 200  # the next request of this process starts it
+        assert client.get("/inventory").status_code == 200  # the next shop request of this process starts it
         assert hog.running() == 1
 
         with other.begin() as conn:  # cleared by another worker: no request needed here
