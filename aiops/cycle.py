@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 STATE_ID = 1
 MAX_SPANS_PER_CYCLE = 500_000
 MAX_CONTEXT_TRACES = 5_000  # traces whose earlier SERVER spans a cycle looks up for its calls
-MAX_PENDING, MAX_PENDING_SPANS = 500, 20  # series whose evidence is carried, and spans per series
+MAX_PENDING, MAX_PENDING_SPANS = 200, 20  # series whose evidence is carried, and spans per series
 PENDING_WINDOWS = 4  # evidence adds up over at most this many detection intervals
 RELEARN_WEIGHT = 0.5  # weight of each window while relearning after a silence
 
@@ -108,27 +108,26 @@ def _pending_in(saved: list | None, now: float, horizon: float) -> tuple[dict, d
     """The evidence carried from the last windows, its spans read back from the store:
     (verdicts by series, callee operation by CLIENT span). Older than ``horizon``: dropped."""
     entries = [e for e in saved or [] if 0 <= now - e["since"] <= horizon]
-    refs = {(t, sid) for e in entries for t, sid, *_ in e["strong"]}
-    rows = {(r.trace_id, r.span_id): r
-            for spans in store.trace_spans({t for t, _ in refs}).values() for r in spans
-            if (r.trace_id, r.span_id) in refs}
+    rows = store.spans_by_id(ident for e in entries for ident, *_ in e["strong"])
     verdicts, names = {}, {}
     for e in entries:
-        strong = [(rows[(t, sid)], v, typ, z) for t, sid, v, typ, z, _ in e["strong"] if (t, sid) in rows]
-        names.update({(t, sid): name for t, sid, *_, name in e["strong"] if name})
+        strong = [(rows[i], v, typ, z) for i, v, typ, z, _ in e["strong"] if i in rows]
+        names.update({(rows[i].trace_id, rows[i].span_id): name
+                      for i, *_, name in e["strong"] if name and i in rows})
         key = tuple(e["key"])
         verdicts[key] = lb.Shift(key, e["judged"], e["expected"], e["power"], strong)
     return verdicts, names
 
 
 def _pending_out(pending: dict, names: dict, saved: list | None, now: float) -> list:
-    """What to carry to the next window: the strongest unfinished verdicts, bounded."""
+    """What to carry to the next window: the strongest unfinished verdicts, bounded; spans by
+    their row id."""
     since = {tuple(e["key"]): e["since"] for e in saved or []}
     kept = sorted(pending.items(), key=lambda kv: -kv[1].score)[:MAX_PENDING]
     return [{
         "key": list(key), "since": min(since.get(key, now), v.onset or now),
         "judged": v.judged, "expected": v.expected, "power": v.power,
-        "strong": [[s.trace_id, s.span_id, value, typical, z, names.get((s.trace_id, s.span_id))]
+        "strong": [[s.id, value, typical, z, names.get((s.trace_id, s.span_id))]
                    for s, value, typical, z in v.strong[-MAX_PENDING_SPANS:]],
     } for key, v in kept]
 

@@ -44,6 +44,7 @@ Key = tuple[str, str]  # (service, endpoint)
 # likelier culprit, but above 1/2, so one caller whose calls to two callees shifted outranks
 # each of them (one cause for two shifts beats two causes for one each).
 OUT_PRIOR = 0.6
+QUIET_SERIES = 20  # values a series may have judged (over its windows) to have its evidence carried
 
 
 @dataclass
@@ -174,7 +175,7 @@ class Assessment:
     suspects: list[Suspect]
     values: dict[tuple, list[float]]  # per series, to learn from
     skip: set[tuple]  # series that must not learn from this window
-    pending: dict[tuple, Shift]  # verdicts with some evidence but not enough yet: for the next window
+    pending: dict[tuple, Shift]  # quiet verdicts with some evidence but not enough yet: for the next window
     names: dict[tuple[str, str], str]  # callee operation of each judged CLIENT span
 
 
@@ -204,7 +205,10 @@ def assess(window: list, baselines: Mapping[tuple, LogBaseline], rules: Rules,
     skip = {("self", *span_key(sp)) for k in significant if k in own for sp in own[k].spans()}
     skip |= {k for k in significant if k in edge}
     skip |= {("duration", *k) for k, v in whole.items() if v.significant(rules)}
+    # A quiet series' few slow values may be the start of a fault: carried, and not learned meanwhile.
     pending = {k: v for verdicts in (own, edge) for k, v in verdicts.items()
-               if v.strong and k not in significant}
+               if v.strong and k not in significant and v.judged <= QUIET_SERIES}
+    skip |= {k for k in pending if k in edge}
+    skip |= {("self", *span_key(sp)) for k in pending if k in own for sp in own[k].spans()}
     return Assessment(own, whole, suspects, {**own_values, **whole_values, **edge_values}, skip, pending,
                       names)

@@ -232,7 +232,8 @@ class Shift:
     def p_value(self, rules: Rules) -> float:
         """Chance of this many moments this slow under the tails (min over k, corrected)."""
         zs = self.moments(rules)
-        ks = sorted({min(len(zs), math.ceil(1.5 ** j)) for j in range(64) if 1.5 ** j < 2 * len(zs)})
+        ks = sorted({min(len(zs), max(rules.min_strong, math.ceil(1.5 ** j)))
+                     for j in range(64) if 1.5 ** j < 2 * len(zs)})
         power = self.power / self.judged if self.judged else 1.0
         best = 1.0
         for k in ks:

@@ -125,6 +125,16 @@ def trace_spans(trace_ids: Iterable[str]) -> dict[str, list[SpanRow]]:
     return out
 
 
+def spans_by_id(ids: Iterable[int]) -> dict[int, SpanRow]:
+    """Span rows by primary key (a few, remembered by an earlier cycle)."""
+    wanted = sorted(set(ids))
+    rows: dict[int, SpanRow] = {}
+    for start in range(0, len(wanted), 500):
+        for row in _span_rows(select(*_SPAN_COLUMNS).where(_T.c.id.in_(wanted[start : start + 500]))):
+            rows[row.id] = row
+    return rows
+
+
 def server_spans(trace_ids: Iterable[str], upto: int) -> list[SpanRow]:
     """The SERVER span rows of the given traces stored up to id ``upto`` (the ``trace_id`` index)."""
     ids = sorted(set(trace_ids))

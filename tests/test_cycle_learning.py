@@ -1,5 +1,6 @@
-"""Baselines after a long silence (AIOPS_REBASELINE_AFTER): re-centred on the first window and
-relearned for AIOPS_RELEARN_FOR seconds, raising nothing; then judged against the new level."""
+"""How cycles learn and carry evidence, through the database: baselines after a long silence
+(AIOPS_REBASELINE_AFTER: re-centred on the first window and relearned for AIOPS_RELEARN_FOR
+seconds, raising nothing), and a quiet series' evidence carried from window to window."""
 
 from __future__ import annotations
 
@@ -87,3 +88,17 @@ def test_after_forget_last_data_the_next_window_relearns(app):
         forget_last_data()
     resumed = _cycle(app, _rows(t + 120, 60, 200.0, seed=9), t + 150)
     assert resumed["learning"] == "reseed" and resumed["anomalies"] == []
+
+
+def test_a_quiet_callee_delayed_once_per_window_is_found_in_the_second(app):
+    t = 3_000_000.0
+    for w in range(8):
+        assert _cycle(app, _rows(t + 30 * w, 10, 20.0, seed=w), t + 30 * (w + 1))["anomalies"] == []
+    found = []
+    for w in range(8, 10):
+        start = t + 30 * w
+        rows = _rows(start, 12, 20.0, seed=w) + _rows(start + 7 + w, 1, 20.0, gap_ms=400.0, seed=w)
+        found.append(_cycle(app, rows, start + 30)["anomalies"])
+    assert found[0] == [], found  # one slow call: not enough alone
+    network = [a for a in found[1] if a["message"].startswith("Network")]
+    assert [(a["service"], a["endpoint"]) for a in network] == [("back", "/data")], found[1]
