@@ -133,8 +133,8 @@ class Blamer:
         return {callee: ANSWER_SHARE, tree.blame_key(span): 1.0 - ANSWER_SHARE}
 
 
-def evidence_spans(anomaly: Anomaly, window: Iterable, blamer: Blamer) -> list:
-    """The window's spans that show ``anomaly``, newest first."""
+def evidence_spans(anomaly: Anomaly, spans: Iterable, blamer: Blamer) -> list:
+    """The spans (the window's, of the anomaly's endpoint) that show ``anomaly``, newest first."""
     test: Callable
     if anomaly.type == "error":
         test = lambda s: s.error  # noqa: E731
@@ -142,7 +142,7 @@ def evidence_spans(anomaly: Anomaly, window: Iterable, blamer: Blamer) -> list:
         test = is_timeout
     else:
         test = blamer.slow
-    found = [s for s in window if span_key(s) == anomaly.key and test(s)]
+    found = [s for s in spans if span_key(s) == anomaly.key and test(s)]
     found.sort(key=lambda s: s.start_time, reverse=True)
     return found
 
@@ -195,8 +195,11 @@ def analyse(
     blamer = Blamer(baselines, th)
     per_anomaly: list[tuple[Anomaly, list]] = []
     wanted: set[str] = set()
+    by_key: dict[Key, list] = defaultdict(list)
+    for span in window if anomalies else ():
+        by_key[span_key(span)].append(span)
     for anomaly in anomalies:
-        spans = anomaly.evidence or anomaly.shown_by or evidence_spans(anomaly, window, blamer)
+        spans = anomaly.evidence or anomaly.shown_by or evidence_spans(anomaly, by_key[anomaly.key], blamer)
         chosen, seen = [], set()
         for s in spans:
             if s.trace_id not in seen:
