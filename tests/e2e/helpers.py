@@ -184,15 +184,15 @@ def wait_for(condition, what: str, timeout: float = 20.0, every: float = 0.2) ->
         time.sleep(every)
 
 
-def health_burst(server: GunicornServer, size: int = 16) -> None:
-    """``size`` concurrent ``GET /health``, each on a fresh connection.
+def health_burst(server: GunicornServer, size: int = 16, path: str = "/health") -> None:
+    """``size`` concurrent ``GET path`` (``/health``), each on a fresh connection.
 
     Keep-alive clients stick to the worker that accepted their connection, so
     steady traffic can leave a worker idle; new connections spread over them.
     """
     def hit() -> None:
         try:
-            requests.get(server.url + "/health", headers={"Connection": "close"}, timeout=10)
+            requests.get(server.url + path, headers={"Connection": "close"}, timeout=10)
         except requests.RequestException:
             pass
 
@@ -203,12 +203,13 @@ def health_burst(server: GunicornServer, size: int = 16) -> None:
         t.join()
 
 
-def reach_every_worker(server: GunicornServer, served, workers: int, rounds: int = 50) -> None:
-    """Send bursts of requests on fresh connections until ``served()`` names ``workers`` pids."""
+def reach_every_worker(server: GunicornServer, served, workers: int, rounds: int = 50,
+                       path: str = "/health") -> None:
+    """Send bursts of ``GET path`` on fresh connections until ``served()`` names ``workers`` pids."""
     for _ in range(rounds):
         if len(served()) >= workers:
             return
-        health_burst(server)
+        health_burst(server, path=path)
     assert len(served()) >= workers, f"only workers {sorted(served())} were reached"
 
 
