@@ -173,7 +173,9 @@ def _network_fault_on_payment(server, delay: int) -> tuple[float, float]:
     h.warm_up(server)
     injected = time.time()
     h.inject(server, "network", endpoint="payment", delay_ms=delay)
-    tally = h.checkouts(server.url, 8, threads=8)
+    # Two at a time, so the slow calls start at several distinct seconds as real traffic's do
+    # (one burst of simultaneous calls is one piece of evidence, like one pause).
+    tally = h.checkouts(server.url, 8, threads=2)
     assert tally == {200: 8}, tally  # slow, not failing: the delay is within checkout's timeout
     h.analyze(server)  # also flushes every worker's spans
     return injected, time.time()
@@ -197,7 +199,8 @@ def test_network_delay_to_payment_grows_the_calls_not_payment(tmp_path, recorder
 
 def test_network_delay_to_payment_blames_payment(tmp_path):
     """The slow edge into payment is payment's incident, though only checkout's timings moved:
-    the gap between checkout's call and payment's span is the network into payment."""
+    the gap between checkout's call and payment's span is the network into payment, and the
+    propagation path starts there."""
     with h.running(tmp_path, h.shop_env(h.sqlite_url(tmp_path))) as server:
         _network_fault_on_payment(server, delay=1000)
         incidents = _incident_in_brief(server)
@@ -205,7 +208,9 @@ def test_network_delay_to_payment_blames_payment(tmp_path):
         assert incidents[0]["root_cause"]["endpoint"] == "payment", incidents
         incident = h.only_incident(server)
         h.assert_root(incident, "payment")
-        assert incident["propagation_path"], incident
+        first = incident["propagation_path"][0]
+        assert (first["endpoint"], first["signal"]) == ("payment", "network"), incident["propagation_path"]
+        assert first["observed_ms"] > 500 and first["baseline_ms"] < 100, first
 
 
 HOG_LINE = re.compile(r"cpu hog: \d+ busy thread\(s\) (started|stopped) in pid (\d+)")
