@@ -123,13 +123,18 @@ def test_slow_code_path_adds_to_the_endpoints_own_time(lab):
     assert (back_span.end_time - back_span.start_time) / 1e6 >= 300
 
 
+def _hog_threads() -> list[threading.Thread]:
+    """The hog's own threads (other tests' threads may come and go meanwhile)."""
+    return [t for t in threading.enumerate() if t.name.startswith("faultlab-cpu-hog-")]
+
+
 def test_cpu_hog_runs_bounded_threads_until_cleared(lab):
     _, back, _ = lab
-    before = threading.active_count()
+    assert _hog_threads() == []
     back.handle({"op": "set", "kind": "cpu", "params": {"duty": 0.5, "threads": 9}})
-    assert threading.active_count() == before + 4  # capped
+    assert len(_hog_threads()) == 4  # capped
     back.clear()
-    assert threading.active_count() == before
+    assert _hog_threads() == []
 
 
 def test_unknown_faults_are_refused(lab):

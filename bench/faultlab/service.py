@@ -109,7 +109,8 @@ class Faults:
                     sum(range(n))  # one slice, GIL held throughout
                 stop.wait(0.1 * (1 - duty))
 
-        self.hogs = [threading.Thread(target=burn, daemon=True) for _ in range(min(max(threads, 1), 4))]
+        self.hogs = [threading.Thread(target=burn, name=f"faultlab-cpu-hog-{i}", daemon=True)
+                     for i in range(min(max(threads, 1), 4))]
         for t in self.hogs:
             t.start()
 
