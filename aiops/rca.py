@@ -3,8 +3,11 @@
 For each anomaly we take the spans that show it (the slow, failed or timed-out
 ones) and walk down their traces: from an abnormal span we follow its abnormal
 children; where no child is abnormal, the span itself is to blame (its own
-behaviour explains the trace). A CLIENT span whose callee never reported (it
-hung, or is not instrumented) blames the callee it names. A slow span with no
+behaviour explains the trace). A CLIENT span slow outside its callee's span
+blames the callee (the network into it), and one whose callee never reported
+(it hung, or is not instrumented) blames the callee it names. A span that
+failed right after a healthy call returned blames that answer first (a wrong
+response) and itself next. A slow span with no
 abnormal child still passes the blame to a child that took most of its time,
 so a missing baseline does not stop the walk. Blame is counted over many
 traces, which ranks the candidates; anomalies whose traces blame the same
