@@ -26,7 +26,6 @@ from aiops.logbaseline import LogBaseline, Rules, Shift, judge_all
 from aiops.selftime import SpanIndex, finished
 from telemetry.models import KIND_CLIENT, KIND_SERVER
 
-SIGNALS = ("call", "server", "gap")
 EdgeKey = tuple[str, str, str]  # (signal, caller service, callee service)
 
 

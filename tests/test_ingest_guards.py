@@ -17,24 +17,9 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from telemetry import otlp, otlp_limits
 from tests.conftest import dispose_app, make_app
 from tests.test_otlp import JS, PB, decode, encoded, good_request, make_request, make_span, post, stored
+from tests.wire import empty_spans, varint
 
 NS = 1_000_000_000
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def empty_spans(count: int) -> bytes:
-    """An ExportTraceServiceRequest of ``count`` empty spans: 2 bytes each on the wire."""
-    scope = b"\x12\x00" * count
-    resource = b"\x12" + _varint(len(scope)) + scope
-    return b"\x0a" + _varint(len(resource)) + resource
 
 
 @pytest.fixture
@@ -119,13 +104,13 @@ def _nested_arrays(depth: int) -> bytes:
     """A request whose one span has one attribute holding arrays ``depth`` deep."""
     value = b""
     for _ in range(depth):
-        array = b"\x0a" + _varint(len(value)) + value  # ArrayValue.values
-        value = b"\x2a" + _varint(len(array)) + array  # AnyValue.array_value
-    kv = b"\x0a\x01k\x12" + _varint(len(value)) + value
-    span = b"\x4a" + _varint(len(kv)) + kv
-    scope = b"\x12" + _varint(len(span)) + span
-    resource = b"\x12" + _varint(len(scope)) + scope
-    return b"\x0a" + _varint(len(resource)) + resource
+        array = b"\x0a" + varint(len(value)) + value  # ArrayValue.values
+        value = b"\x2a" + varint(len(array)) + array  # AnyValue.array_value
+    kv = b"\x0a\x01k\x12" + varint(len(value)) + value
+    span = b"\x4a" + varint(len(kv)) + kv
+    scope = b"\x12" + varint(len(span)) + span
+    resource = b"\x12" + varint(len(scope)) + scope
+    return b"\x0a" + varint(len(resource)) + resource
 
 
 def test_scan_refuses_nesting_deeper_than_the_decoder_takes():

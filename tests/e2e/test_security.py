@@ -24,6 +24,7 @@ import requests
 from tests import databases
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT, free_port
+from tests.wire import empty_spans
 
 pytestmark = pytest.mark.e2e
 
@@ -125,15 +126,6 @@ def test_a_forged_flood_opens_a_bounded_number_of_incidents(exposed):
 # -- 4. Decoding cost bounded by items ----------------------------------------------------
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _worker_peak_rss_kb(server) -> int:
     """Peak resident memory of the (single) gunicorn worker."""
     master = server.proc.pid
@@ -146,9 +138,7 @@ def _worker_peak_rss_kb(server) -> int:
 
 
 def test_a_small_gzip_of_millions_of_spans_costs_little(exposed):
-    scope = b"\x12\x00" * 4_190_000  # empty spans, 2 bytes each
-    resource = b"\x12" + _varint(len(scope)) + scope
-    bomb = gzip.compress(b"\x0a" + _varint(len(resource)) + resource, compresslevel=9)
+    bomb = gzip.compress(empty_spans(4_190_000), compresslevel=9)
     assert len(bomb) < 16 * 1024
     before = _worker_peak_rss_kb(exposed)
     results: list[int] = []
