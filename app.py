@@ -1,8 +1,12 @@
 """The AIOps service: ``create_app`` factory, and ``python app.py`` for the demo.
 
 ``create_app`` only wires things together: it opens no connection and starts
-no thread, so gunicorn can call it in every worker after the fork. The span
-writer and the detection scheduler start on a worker's first request.
+no thread, so gunicorn can call it in every worker after the fork. Web
+workers only serve: the scheduled work runs in ``flask --app app aiops worker``
+(:mod:`aiops.worker`), and the schema is migrated before serving
+(``flask --app app aiops migrate``, gunicorn.conf.py, the worker). ``python
+app.py`` is the whole demo in one process: it migrates, then runs the worker in
+a thread beside the development server.
 """
 
 from __future__ import annotations
@@ -16,26 +20,30 @@ from flask import Flask
 import aiops
 import simulation
 import telemetry
-from aiops import settings
+from aiops import settings, worker
 from aiops.health import exposure
+from aiops.schema import ensure_schema
+from aiops.settings import Settings
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app; ``config`` overrides the environment (tests use it)."""
     app = Flask(__name__, instance_relative_config=True)
-    app.config.update(settings.defaults())
-    app.config.update(settings.from_env())
-    app.config.update(config or {})
+    # A test configuration replaces the environment (as in Flask's tutorial): no test reads the shell.
+    overrides = dict(config or {})
+    conf = Settings.load(os.environ if config is None else {}, overrides)
+    settings.install(app, conf)
+    app.config.update({k: v for k, v in overrides.items() if not settings.is_setting(k)})
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         db_file = Path(app.instance_path) / "aiops.db"
-        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{db_file}"
+        app.config["SQLALCHEMY_DATABASE_URI"] = conf.database_url or f"sqlite:///{db_file}"
     # Assigned, not setdefault: Flask's defaults already hold MAX_CONTENT_LENGTH = None (no limit).
     # /v1/* replaces it with AIOPS_OTLP_MAX_BYTES for its own requests (telemetry.ingest).
-    if config is None or "MAX_CONTENT_LENGTH" not in config:
-        app.config["MAX_CONTENT_LENGTH"] = app.config["AIOPS_MAX_BODY_BYTES"]
+    if "MAX_CONTENT_LENGTH" not in overrides:
+        app.config["MAX_CONTENT_LENGTH"] = conf.max_body_bytes
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
 
-    telemetry.init_app(app)
+    telemetry.init_app(app, conf)
     aiops.init_app(app)
     simulation.init_app(app)
     return app
@@ -48,15 +56,14 @@ def main() -> None:
     app = create_app()
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     with app.app_context():
-        telemetry.ensure_schema()
-    aiops.scheduler.start(app)
-    port = int(os.environ.get("PORT", "5000"))
-    print(f"AIOps demo on http://127.0.0.1:{port}/  (detection every "
-          f"{app.config['AIOPS_DETECTION_INTERVAL']:g}s, "
+        ensure_schema()
+    conf = settings.settings_of(app)
+    worker.start(app)  # the demo is one process: it is its own worker
+    print(f"AIOps demo on http://{conf.host}:{conf.port}/  (detection every {conf.detection_interval:g}s, "
           f"database {settings.masked_url(app.config['SQLALCHEMY_DATABASE_URI'])})")
-    for warning in exposure(app.config)["warnings"]:
-        print(f"  note: {warning} (fine for a demo on loopback; see README, Security)")
-    app.run(host=os.environ.get("HOST", "127.0.0.1"), port=port, threaded=True, use_reloader=False)
+    for warning in exposure(conf)["warnings"]:
+        print(f"  note: {warning} (fine for a demo on loopback; see docs/security.md)")
+    app.run(host=conf.host, port=conf.port, threaded=True, use_reloader=False)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,20 @@ itself. The app itself is created in each worker after the fork (no
 mode, see :mod:`telemetry.selfmetrics`). The hooks give this server its own
 metrics directory: ``PROMETHEUS_MULTIPROC_DIR`` if set (emptied at start), else
 a fresh temporary one exported to the workers and removed on exit.
+
+The master migrates the database before it forks (``on_starting``), so no
+request ever does; the scheduled work runs in ``flask --app app aiops worker``
+beside this server, never in its workers.
 """
 
 import os
 
-bind = os.environ.get("AIOPS_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+from aiops.settings import Settings
+
+_settings = Settings.from_env({"port": int(os.environ.get("PORT", "8000"))})  # gunicorn's port: 8000
+bind = _settings.bind or f"127.0.0.1:{_settings.port}"
 worker_class = "gthread"
-threads = int(os.environ.get("AIOPS_THREADS", "16"))
+threads = _settings.threads
 timeout = 60
 graceful_timeout = 10
 
@@ -26,6 +33,19 @@ def on_starting(server):
 
     path = selfmetrics.prepare_master(os.environ, os.getpid())
     server.log.info("metrics directory %s", path)
+    _migrate(server)
+
+
+def _migrate(server):
+    """Bring the schema up to date once, before serving; the master keeps no connection."""
+    from app import create_app
+    from aiops.schema import ensure_schema
+    from telemetry.db import db
+
+    app = create_app()
+    with app.app_context():
+        server.log.info("database schema %s", ensure_schema())
+        db.engine.dispose()
 
 
 def child_exit(server, worker):

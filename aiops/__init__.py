@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from aiops import errors, models, scheduler, security  # noqa: F401 - models register tables
+    from aiops import errors, models, security  # noqa: F401 - models register tables
     from aiops.api import bp as api_bp
     from aiops.cli import aiops_cli
     from aiops.health import bp as health_bp
@@ -20,10 +20,3 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(pages_bp)
     app.cli.add_command(aiops_cli)
 
-    if app.config["AIOPS_SCHEDULER"] or scheduler.outbound(app.config):
-
-        @app.before_request
-        def _start_scheduler():
-            # After the fork, in the worker that serves a request; then a no-op.
-            if "aiops_scheduler" not in app.extensions:
-                scheduler.start(app)

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from sqlalchemy import select
 
 import telemetry
-from aiops import delivery, metrics
+from aiops import delivery, metrics, on_demand
 from aiops.auth import require_token
 from aiops.cycle import run_claimed
 from aiops.incidents import TransitionError
 from aiops.models import Incident
 from aiops.notify import human_transition
+from aiops.settings import current_settings
 from telemetry.db import begin_write, db
 
 bp = Blueprint("aiops", __name__, url_prefix="/aiops")
-ANALYZE_WAIT = 15.0  # seconds to wait for a running cycle to finish
+ANALYZE_WAIT = 60.0  # seconds to wait for the worker's answer (a cycle running already, then ours)
 MAX_BY, MAX_COMMENT = 200, 2000  # characters of "by" and "comment" on an acknowledge or resolve
 NOTIFICATION_STATUSES = ("pending", "delivered", "failed", "superseded")
 
@@ -78,7 +79,7 @@ def apply_transition(incident_id: str, action: str, by: str, comment: str) -> In
     begin_write()
     incident = get_incident_or_404(incident_id, lock=True)
     try:
-        human_transition(incident, action, time.time(), by, comment, current_app.config)
+        human_transition(incident, action, time.time(), by, comment, current_settings())
     except TransitionError as exc:
         db.session.rollback()
         abort(409, description=str(exc))
@@ -118,7 +119,7 @@ def notifications():
     if status is not None and status not in NOTIFICATION_STATUSES:
         abort(400, description=f"'status' must be one of {', '.join(NOTIFICATION_STATUSES)}")
     return jsonify(
-        channels=delivery.stats(current_app.config),
+        channels=delivery.stats(current_settings()),
         notifications=delivery.history(limit, incident_id=args.get("incident"), status=status,
                                        channel=args.get("channel")),
     )
@@ -126,22 +127,25 @@ def notifications():
 
 @bp.get("/metrics")
 def endpoint_metrics():
-    return jsonify(metrics=metrics.current(current_app.config))
+    return jsonify(metrics=metrics.current(current_settings()))
 
 
 @bp.post("/analyze")
 @require_token
 def analyze():
-    """Run one detection cycle now (waits for a cycle already running elsewhere)."""
-    # Spans recorded before this call may still sit in a worker's buffer: flush
-    # ours, and give the other workers one flush interval to write theirs.
-    telemetry.span_buffer().flush()
-    time.sleep(current_app.config["AIOPS_FLUSH_INTERVAL"] * 1.5)
-    deadline = time.monotonic() + ANALYZE_WAIT
-    while True:
-        summary = run_claimed(current_app.config, force=True)
-        if summary is not None:
-            return jsonify(summary)
-        if time.monotonic() > deadline:
-            abort(409, description="another detection cycle is still running; try again")
-        time.sleep(0.2)
+    """Run one detection cycle now and return its summary.
+
+    The worker process runs it when one is alive (this request waits on the
+    doorbell for its answer); with no worker (a single-process app), this
+    process runs it.
+    """
+    telemetry.span_buffer().flush()  # what this process recorded so far is in the cycle
+    if on_demand.worker_alive():
+        summary = on_demand.ask(ANALYZE_WAIT)
+        if summary is None:
+            abort(503, description=f"the worker did not answer within {ANALYZE_WAIT:g} s; try again")
+        return jsonify(summary)
+    summary = run_claimed(current_settings(), force=True)
+    if summary is None:
+        abort(409, description="another detection cycle is still running; try again")
+    return jsonify(summary)

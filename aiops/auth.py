@@ -24,7 +24,9 @@ import secrets
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, request
+from flask import abort, g, request
+
+from aiops.settings import current_settings
 
 CSRF_COOKIE = "aiops_csrf"
 CSRF_FIELD = "csrf"
@@ -77,7 +79,7 @@ def require_token(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         same_origin()
-        token = current_app.config.get("AIOPS_API_TOKEN")
+        token = current_settings().api_token
         if token and not secret_equal(request.headers.get("Authorization", ""), f"Bearer {token}"):
             abort(401, description="this call needs 'Authorization: Bearer <AIOPS_API_TOKEN>'")
         return view(*args, **kwargs)

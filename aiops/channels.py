@@ -1,6 +1,6 @@
 """Notification payloads per channel: a generic JSON webhook, Slack, PagerDuty Events API v2.
 
-Pure logic: the incident JSON (``Incident.to_dict()``) and the app's config in,
+Pure logic: the incident JSON (``Incident.to_dict()``) and the app's settings in,
 the JSON body to POST out. The outbox stores these bodies when an incident
 changes and a worker delivers them later, so rendering must not depend on the
 clock or on anything but its arguments.
@@ -14,21 +14,21 @@ alert.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from urllib.parse import quote
 
+from aiops.kinds import Channel
 from aiops.reports import report
+from aiops.settings import Settings
 
-CHANNELS = ("webhook", "slack", "pagerduty")
+CHANNELS = Channel.notifications()
 EVENTS = ("trigger", "update", "acknowledge", "resolve")
 
-# Config key that turns a channel on (the channel is configured when it is set and not blank).
+# The setting that turns a channel on (the channel is configured when it is set and not blank).
 CHANNEL_SETTINGS = {
-    "webhook": "AIOPS_WEBHOOK_URL",
-    "slack": "AIOPS_SLACK_WEBHOOK_URL",
-    "pagerduty": "AIOPS_PAGERDUTY_ROUTING_KEY",
+    Channel.WEBHOOK: "webhook_url",
+    Channel.SLACK: "slack_webhook_url",
+    Channel.PAGERDUTY: "pagerduty_routing_key",
 }
-PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 WEBHOOK_VERSION = 1  # bump when the webhook body changes incompatibly, so receivers can tell
 # Left out of the webhook's incident: the anomaly list (sent as a count) and an attached report (sent once).
 _WEBHOOK_DROPS = ("anomalies", "report")
@@ -58,19 +58,19 @@ SLACK_FIELD_MAX = 2000
 SLACK_RECOMMENDATIONS = 3  # the first few "look here first" items; the rest are on the incident page
 
 
-def configured(config: Mapping) -> list[str]:
+def configured(settings: Settings) -> list[str]:
     """The channels whose setting is present and not blank, in :data:`CHANNELS` order."""
-    return [channel for channel in CHANNELS if setting(config, CHANNEL_SETTINGS[channel])]
+    return [channel for channel in CHANNELS if settings.text(CHANNEL_SETTINGS[channel])]
 
 
-def target_url(channel: str, config: Mapping) -> str | None:
+def target_url(channel: str, settings: Settings) -> str | None:
     """Where ``channel`` posts to, or None when it is not configured."""
     _check_channel(channel)
-    if channel not in configured(config):
+    if channel not in configured(settings):
         return None
     if channel == "pagerduty":
-        return setting(config, "AIOPS_PAGERDUTY_URL") or PAGERDUTY_URL
-    return setting(config, CHANNEL_SETTINGS[channel])
+        return settings.text("pagerduty_url") or Settings.pagerduty_url
+    return settings.text(CHANNEL_SETTINGS[channel])
 
 
 def dedup_key(incident: dict) -> str:
@@ -78,9 +78,9 @@ def dedup_key(incident: dict) -> str:
     return str(incident["id"])[:DEDUP_KEY_MAX]
 
 
-def incident_url(incident: dict, config: Mapping) -> str | None:
+def incident_url(incident: dict, settings: Settings) -> str | None:
     """The incident page under ``AIOPS_PUBLIC_URL``, or None when no public URL is configured."""
-    base = setting(config, "AIOPS_PUBLIC_URL")
+    base = settings.text("public_url")
     if not base:
         return None
     return f"{base.rstrip('/')}/incidents/{quote(str(incident['id']), safe='')}"
@@ -90,7 +90,7 @@ def render(
     channel: str,
     event: str,
     incident: dict,
-    config: Mapping,
+    settings: Settings,
     actor: str | None = None,
     comment: str | None = None,
 ) -> dict:
@@ -103,22 +103,13 @@ def render(
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
     if channel == "webhook":
-        return _webhook(event, incident, config, actor, comment)
+        return _webhook(event, incident, settings, actor, comment)
     if channel == "slack":
-        return _slack(event, incident, config, actor, comment)
-    return _pagerduty(event, incident, config)
+        return _slack(event, incident, settings, actor, comment)
+    return _pagerduty(event, incident, settings)
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-
-def setting(config: Mapping, key: str) -> str | None:
-    """A string setting, stripped; unset, None and blank all mean None (delivery reads them so too)."""
-    value = config.get(key)
-    if value is None:
-        return None
-    value = str(value).strip()
-    return value or None
 
 
 def _check_channel(channel: str) -> None:
@@ -148,7 +139,7 @@ def _report(incident: dict) -> dict:
 # -- webhook -----------------------------------------------------------------------------------------
 
 
-def _webhook(event: str, incident: dict, config: Mapping, actor: str | None, comment: str | None) -> dict:
+def _webhook(event: str, incident: dict, settings: Settings, actor: str | None, comment: str | None) -> dict:
     """Everything a receiver needs but the anomaly list (it grows every cycle): we send its size."""
     body = copy.deepcopy({key: value for key, value in incident.items() if key not in _WEBHOOK_DROPS})
     body["anomaly_count"] = len(incident.get("anomalies") or [])
@@ -158,7 +149,7 @@ def _webhook(event: str, incident: dict, config: Mapping, actor: str | None, com
         "dedup_key": dedup_key(incident),
         "incident": body,
         "report": _report(incident),
-        "link": incident_url(incident, config),
+        "link": incident_url(incident, settings),
         "actor": actor,
         "comment": comment,
     }
@@ -167,9 +158,9 @@ def _webhook(event: str, incident: dict, config: Mapping, actor: str | None, com
 # -- PagerDuty -------------------------------------------------------------------------------------
 
 
-def _pagerduty(event: str, incident: dict, config: Mapping) -> dict:
+def _pagerduty(event: str, incident: dict, settings: Settings) -> dict:
     """Events API v2: trigger (also for updates: same dedup_key updates the alert), acknowledge, resolve."""
-    base = {"routing_key": setting(config, "AIOPS_PAGERDUTY_ROUTING_KEY")}
+    base = {"routing_key": settings.text("pagerduty_routing_key")}
     if event in ("acknowledge", "resolve"):
         return {**base, "event_action": event, "dedup_key": dedup_key(incident)}
     root = _root(incident)
@@ -195,7 +186,7 @@ def _pagerduty(event: str, incident: dict, config: Mapping) -> dict:
         payload["timestamp"] = incident["first_detected"]
     body = {**base, "event_action": "trigger", "dedup_key": dedup_key(incident), "payload": payload,
             "client": "aiops"}
-    url = incident_url(incident, config)
+    url = incident_url(incident, settings)
     if url:
         body["links"] = [{"href": url, "text": "Incident page"}]
         body["client_url"] = url
@@ -246,7 +237,7 @@ def _headline(event: str, incident: dict, actor: str | None) -> tuple[str, str]:
     return emoji, "reopened" if incident.get("reopen_count") else "opened"
 
 
-def _slack(event: str, incident: dict, config: Mapping, actor: str | None, comment: str | None) -> dict:
+def _slack(event: str, incident: dict, settings: Settings, actor: str | None, comment: str | None) -> dict:
     severity = str(incident.get("severity") or "unknown")
     title = incident.get("title") or ""
     root = _root(incident)
@@ -292,7 +283,7 @@ def _slack(event: str, incident: dict, config: Mapping, actor: str | None, comme
             note += ": " + slack_escape(comment)
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": _slack_clip(note, SLACK_FIELD_MAX)}]})
-    url = incident_url(incident, config)
+    url = incident_url(incident, settings)
     if url:
         blocks.append({"type": "actions", "elements": [{
             "type": "button",

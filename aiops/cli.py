@@ -13,15 +13,16 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from aiops.cycle import forget_last_data, run_claimed
-from telemetry import ensure_schema
+from aiops.schema import ensure_schema
+from aiops.settings import current_settings
 
 aiops_cli = AppGroup("aiops", help="AIOps maintenance and analysis commands.")
 
 
 @aiops_cli.command("migrate")
 def migrate():
-    """Migrate the database to the newest schema (also done automatically on first start)."""
-    from telemetry import schema
+    """Migrate the database to the newest schema (run it before serving; the worker does too)."""
+    from aiops import schema
     from telemetry.db import db
 
     outcome = ensure_schema()
@@ -30,6 +31,30 @@ def migrate():
     click.echo({"current": f"database already at revision {revision}",
                 "upgraded": f"database migrated to revision {revision}",
                 "adopted": f"existing database adopted and migrated to revision {revision}"}[outcome])
+
+
+@aiops_cli.command("worker")
+def worker():
+    """Run the scheduled work: detection, outbox delivery, retention, and cycles asked for by
+    ``POST /aiops/analyze``. Web workers only serve; run one of these beside them (more are
+    standbys: the database leases give each cycle and message to one). Stops on SIGTERM/Ctrl-C
+    after the running job."""
+    import signal
+    import threading
+
+    from aiops import worker as worker_process
+
+    outcome = ensure_schema()
+    click.echo(f"database schema {outcome}", err=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    running = worker_process.start(current_app._get_current_object())
+    click.echo(f"worker {running.name} started (detection every {running.settings.detection_interval:g}s)",
+               err=True)
+    stop.wait()
+    click.echo("stopping: letting the running job finish", err=True)
+    running.stop()
 
 
 @aiops_cli.command("init-db", hidden=True)
@@ -47,11 +72,11 @@ def new_revision(message: str):
     Compares the models with the configured database, which must be migrated
     to the newest revision first.
     """
-    from telemetry import schema
+    from aiops import schema
     from telemetry.db import db
 
     ensure_schema()
-    path = schema.revision(db.engine, message)
+    path = schema.revision(db.engine, db.metadata, message)
     click.echo(f"wrote {path}")
 
 
@@ -59,7 +84,7 @@ def new_revision(message: str):
 def analyze():
     """Run one detection cycle now and print its summary as JSON."""
     ensure_schema()
-    summary = run_claimed(current_app.config, force=True)
+    summary = run_claimed(current_settings(), force=True)
     if summary is None:
         raise click.ClickException("another detection cycle is running; try again")
     click.echo(json.dumps(summary, indent=2))
@@ -68,13 +93,13 @@ def analyze():
 CLAIM_WAIT = 60.0  # seconds to wait for a live cycle holding the lease
 
 
-def _claimed_cycle(config) -> Callable[[float], dict]:
+def _claimed_cycle(settings) -> Callable[[float], dict]:
     """Run a cycle at a given (data) clock, waiting out a cycle another process is running."""
 
     def cycle(now: float) -> dict:
         deadline = time.monotonic() + CLAIM_WAIT
         while True:
-            summary = run_claimed(config, force=True, now=now)
+            summary = run_claimed(settings, force=True, now=now)
             if summary is not None:
                 return summary
             if time.monotonic() > deadline:
@@ -121,17 +146,16 @@ def replay(files: tuple[Path, ...], report: Path | None):
     from telemetry.replay import Replay
     from telemetry.store import insert_spans
 
-    config = current_app.config
-    config["AIOPS_NOTIFICATIONS"] = False  # past incidents page nobody and run no hooks
+    settings = current_settings().replace(notifications=False)  # past incidents page nobody, run no hooks
     ensure_schema()
     err = sys.stderr  # progress and warnings; the incident table goes to stdout
     engine = db.engine
     player = Replay(
         lambda rows: insert_spans(engine, rows),
-        _claimed_cycle(config),
-        config["AIOPS_DETECTION_INTERVAL"],
-        max_pending=config["AIOPS_REPLAY_MAX_PENDING"],
-        max_idle_cycles=config["AIOPS_RESOLVE_AFTER_CYCLES"],
+        _claimed_cycle(settings),
+        settings.detection_interval,
+        max_pending=settings.replay_max_pending,
+        max_idle_cycles=settings.resolve_after_cycles,
         warn=lambda message: click.echo(message, file=err),
     )
     for number, path in enumerate(files):

@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
 from contextlib import contextmanager
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -28,6 +27,7 @@ from aiops.detect import Thresholds, detect, network, shifted, window_stats
 from aiops.incidents import Policy, apply_groups, lead_type, open_incidents, resolve_quiet
 from aiops.models import Baseline, DetectionCycle, DetectionState, SignalBaseline
 from aiops.rca import analyse
+from aiops.settings import Settings
 from telemetry import selfmetrics, store
 from telemetry.db import begin_write, db
 
@@ -134,16 +134,16 @@ def _pending_out(pending: dict, names: dict, saved: list | None, now: float) -> 
     } for key, v in kept]
 
 
-def _learning_mode(state, window: list, now: float, config: Mapping) -> tuple[str, float | None]:
+def _learning_mode(state, window: list, now: float, settings: Settings) -> tuple[str, float | None]:
     """``normal``; or, when data resumes after ``AIOPS_REBASELINE_AFTER`` of silence, ``reseed``
     for that window and ``relearn`` for ``AIOPS_RELEARN_FOR`` seconds after it: the baselines
     describe a system that may no longer exist, so they are learned anew and nothing is raised.
     Returns the mode and the end of the relearning period."""
     last = state.last_data_at if state else None
     until = state.relearn_until if state else None
-    if window and last is not None and abs(now - last) > config["AIOPS_REBASELINE_AFTER"]:
+    if window and last is not None and abs(now - last) > settings.rebaseline_after:
         log.info("data resumed %.0f s after the last window: relearning the baselines", now - last)
-        return "reseed", now + config["AIOPS_RELEARN_FOR"]
+        return "reseed", now + settings.relearn_for
     if until is not None and now <= until:
         return "relearn", until
     return "normal", None
@@ -213,7 +213,7 @@ def _without_gc():
             gc.enable()
 
 
-def run_cycle(config: Mapping, now: float | None = None, started_at: float | None = None) -> dict:
+def run_cycle(settings: Settings, now: float | None = None, started_at: float | None = None) -> dict:
     """Run one cycle over the spans since the last one (the caller holds the claim).
 
     ``now`` is the cycle's clock: wall time live, the data's own time in replay.
@@ -221,30 +221,30 @@ def run_cycle(config: Mapping, now: float | None = None, started_at: float | Non
     rule is measured by); the cycle history records it as the cycle's start.
     """
     with _without_gc():
-        return _run_cycle(config, now, started_at)
+        return _run_cycle(settings, now, started_at)
 
 
-def _run_cycle(config: Mapping, now: float | None, started_at: float | None) -> dict:
+def _run_cycle(settings: Settings, now: float | None, started_at: float | None) -> dict:
     wall_start = time.time() if started_at is None else started_at
-    th = Thresholds.from_config(config)
+    th = Thresholds.from_settings(settings)
     state = db.session.get(DetectionState, STATE_ID)
     cursor = state.cursor if state else 0
     upto = min(store.max_span_id(), cursor + MAX_SPANS_PER_CYCLE)
     window = store.spans_after(cursor, upto)
     if now is None:
         now = wall_start
-    ignored = config["AIOPS_IGNORE_SERVICES"]
+    ignored = settings.ignore_services
     stats = window_stats(window, ignored)
     baselines = _baselines()
     rules = lb.Rules()
     signal_baselines = _signal_baselines()
     traces = sorted(st.unmatched_calls(window))[:MAX_CONTEXT_TRACES]
     context = store.server_spans(traces, cursor) if traces else []
-    horizon = PENDING_WINDOWS * config["AIOPS_DETECTION_INTERVAL"]
+    horizon = PENDING_WINDOWS * settings.detection_interval
     saved = state.pending if state else None
     earlier, names = _pending_in(saved, now, horizon)
     seen = evidence.assess(window, signal_baselines, rules, now, ignored, context, earlier, names)
-    mode, relearn_until = _learning_mode(state, window, now, config)
+    mode, relearn_until = _learning_mode(state, window, now, settings)
     anomalies = [] if mode != "normal" else detect(stats, baselines, th)
     if mode == "normal":
         anomalies += shifted(seen.own, rules, "self", anomalies)
@@ -255,18 +255,18 @@ def _run_cycle(config: Mapping, now: float | None, started_at: float | None) -> 
     # Everything the cycle decided is written in one transaction.
     db.session.rollback()
     begin_write()
-    policy = Policy.from_config(config)
+    policy = Policy.from_settings(settings)
     # Traffic = requests entering the system (root spans) not of ignored services.
     total_requests = sum(1 for sp in window if sp.parent_span_id is None and sp.service not in ignored)
     # A flood of new root causes (forged or broken telemetry) opens one storm incident, not thousands.
     open_roots = {(i.root_service, i.root_endpoint) for i in open_incidents()}
-    groups, stormed = storm.cap(groups, open_roots, config["AIOPS_MAX_NEW_INCIDENTS"])
+    groups, stormed = storm.cap(groups, open_roots, settings.max_new_incidents)
     changes = resolve_quiet(apply_groups(groups, now, policy, total_requests), now, policy)
-    queued = notify.dispatch(changes, now, config)
+    queued = notify.dispatch(changes, now, settings)
     opened, updated, resolved = changes.opened, changes.updated + changes.reopened, changes.resolved
     opened_kinds = [(lead_type(i), i.severity) for i in opened]
-    _learn_means(stats, baselines, {a.key for a in anomalies}, th, config["AIOPS_EWMA_ALPHA"], now, mode)
-    _learn_signals(seen.values, signal_baselines, seen.skip, rules, config["AIOPS_EWMA_ALPHA"], now, mode)
+    _learn_means(stats, baselines, {a.key for a in anomalies}, th, settings.ewma_alpha, now, mode)
+    _learn_signals(seen.values, signal_baselines, seen.skip, rules, settings.ewma_alpha, now, mode)
     state = db.session.get(DetectionState, STATE_ID)
     state.cursor = upto
     state.cycles += 1
@@ -324,30 +324,15 @@ def release() -> None:
     db.session.commit()
 
 
-def lease_seconds(config: Mapping) -> float:
-    """How long a claim holds: ``AIOPS_CYCLE_LEASE``, else max(60 s, 4 intervals).
-
-    It must outlast the longest cycle, or a second process could start one
-    while the first still runs; it is also how long detection pauses when the
-    process running a cycle dies.
-    """
-    lease = config.get("AIOPS_CYCLE_LEASE")
-    if lease is None:
-        return max(60.0, 4 * config["AIOPS_DETECTION_INTERVAL"])
-    if lease <= 0:
-        raise ValueError(f"AIOPS_CYCLE_LEASE must be positive, not {lease!r}")
-    return float(lease)
-
-
-def run_claimed(config: Mapping, *, force: bool, now: float | None = None) -> dict | None:
+def run_claimed(settings: Settings, *, force: bool, now: float | None = None) -> dict | None:
     """Claim and run a cycle; None when another process owns this interval."""
-    interval = config["AIOPS_DETECTION_INTERVAL"]
-    lease = lease_seconds(config)
+    interval = settings.detection_interval
+    lease = settings.cycle_lease_seconds
     claimed_at = claim(None, interval, lease, force=force)
     if claimed_at is None:
         return None
     try:
-        return run_cycle(config, now=now, started_at=claimed_at)
+        return run_cycle(settings, now=now, started_at=claimed_at)
     except Exception:
         selfmetrics.cycle_failed()
         release()

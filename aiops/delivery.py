@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -40,8 +40,9 @@ from sqlalchemy.orm import aliased
 from aiops import channels
 from aiops.cycle import owner_name
 from aiops.incidents import add_event
+from aiops.kinds import Channel, IncidentKind
 from aiops.models import ChannelState, Incident, Notification, iso
-from aiops.settings import INCIDENT_KINDS, remediation_key
+from aiops.settings import Settings, env_name, remediation_field, settings_of
 from telemetry import selfmetrics
 from telemetry.db import begin_write, db, is_sqlite
 
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["delivered", "retry", "permanent"]
 BreakerState = Literal["closed", "open", "half-open"]
 
-CHANNELS = (*channels.CHANNELS, "remediation")
+CHANNELS = tuple(Channel)
 USER_AGENT = "aiops-notifier"
 RETRY_AFTER_MAX = 3600.0  # a receiver asking for more than an hour is not taken at its word
 ERROR_CHARS = 1000  # how much of a response body is kept as last_error
@@ -153,42 +154,6 @@ def breaker_after(
     return failures, open_until
 
 
-# --- Configuration -------------------------------------------------------------------------------
-
-
-def _setting(config: Mapping, key: str, default: Any) -> Any:
-    """``config.get`` where an explicit None (settings' "unset") also means the default."""
-    value = config.get(key)
-    return default if value is None else value
-
-
-@dataclass(frozen=True)
-class Settings:
-    timeout: float = 5.0
-    backoff: float = 2.0
-    backoff_max: float = 300.0
-    max_attempts: int = 10
-    breaker_threshold: int = 5
-    breaker_cooldown: float = 60.0
-    lease: float = 60.0
-    poll: float = 1.0
-
-    @classmethod
-    def from_config(cls, config: Mapping) -> Settings:
-        timeout = float(_setting(config, "AIOPS_NOTIFY_TIMEOUT", 5.0))
-        return cls(
-            timeout=timeout,
-            backoff=float(_setting(config, "AIOPS_NOTIFY_BACKOFF", 2.0)),
-            backoff_max=float(_setting(config, "AIOPS_NOTIFY_BACKOFF_MAX", 300.0)),
-            max_attempts=max(1, int(_setting(config, "AIOPS_NOTIFY_MAX_ATTEMPTS", 10))),
-            breaker_threshold=max(1, int(_setting(config, "AIOPS_BREAKER_THRESHOLD", 5))),
-            breaker_cooldown=float(_setting(config, "AIOPS_BREAKER_COOLDOWN", 60.0)),
-            # A claim must outlast one send (connect + read timeouts, and then some).
-            lease=float(_setting(config, "AIOPS_NOTIFY_LEASE", max(60.0, 4 * timeout))),
-            poll=float(_setting(config, "AIOPS_NOTIFY_POLL", 1.0)),
-        )
-
-
 @dataclass(frozen=True)
 class Target:
     """Where and how one row goes, from the configuration at send time (never stored)."""
@@ -226,16 +191,16 @@ def _url_problem(setting: str, url: str | None) -> str | None:
     return None
 
 
-def target(config: Mapping, channel: str, payload: dict) -> Target:
+def target(settings: Settings, channel: str, payload: dict) -> Target:
     """Resolve a row's URL, headers and final payload; ``problem`` says why not, if unconfigured."""
     payload = payload if isinstance(payload, dict) else {}
     if channel in ("webhook", "slack"):
-        name = channels.CHANNEL_SETTINGS[channel]
-        url = channels.target_url(channel, config)
+        name = env_name(channels.CHANNEL_SETTINGS[channel])
+        url = channels.target_url(channel, settings)
         return Target(url, payload, problem=_url_problem(name, url), secrets=_secrets_of(url))
     if channel == "pagerduty":
-        key = channels.setting(config, "AIOPS_PAGERDUTY_ROUTING_KEY")
-        url = channels.target_url(channel, config)
+        key = settings.text("pagerduty_routing_key")
+        url = channels.target_url(channel, settings)
         if not key:
             return Target(None, payload, problem="AIOPS_PAGERDUTY_ROUTING_KEY is not set")
         # The key is a secret too: it is added here, whatever the stored payload says.
@@ -245,22 +210,22 @@ def target(config: Mapping, channel: str, payload: dict) -> Target:
         kind = payload.get("kind")
         if not kind or not isinstance(kind, str):
             return Target(None, payload, problem="remediation payload has no kind")
-        name = remediation_key(kind)
-        url = channels.setting(config, name)
-        token = channels.setting(config, "AIOPS_REMEDIATION_TOKEN")
+        url = settings.remediation_url(kind)
+        name = env_name(remediation_field(kind)) if kind in set(IncidentKind) else f"no hook for kind {kind!r}"
+        token = settings.text("remediation_token")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return Target(url, payload, headers, problem=_url_problem(name, url),
                       secrets=_secrets_of(url, token))
     return Target(None, payload, problem=f"unknown channel {channel!r}")
 
 
-def configured(config: Mapping, channel: str) -> bool:
+def configured(settings: Settings, channel: str) -> bool:
     """Whether a channel can send at all (remediation: any hook URL is set)."""
     if channel == "remediation":
-        return any(channels.setting(config, remediation_key(kind)) for kind in INCIDENT_KINDS)
+        return any(settings.remediation_url(kind) for kind in IncidentKind)
     if channel == "pagerduty":
-        return bool(channels.setting(config, "AIOPS_PAGERDUTY_ROUTING_KEY"))
-    return target(config, channel, {}).problem is None
+        return bool(settings.text("pagerduty_routing_key"))
+    return target(settings, channel, {}).problem is None
 
 
 # --- HTTP (no database) --------------------------------------------------------------------------
@@ -488,8 +453,8 @@ def _record(claim: _Claim, answer: Answer | None, problem: str | None, now: floa
                 final = row.status = "failed"
         else:
             error = (answer.body or f"HTTP {answer.status}") if answer.status is not None else answer.error
-            wait = backoff(row.attempts, s.backoff, s.backoff_max)
-            when = next_attempt(row.attempts, s.max_attempts, now, wait, retry_after(answer.retry_after, now))
+            wait = backoff(row.attempts, s.notify_backoff, s.notify_backoff_max)
+            when = next_attempt(row.attempts, s.notify_max_attempts, now, wait, retry_after(answer.retry_after, now))
             if when is None:
                 gave_up = True
                 row.last_error = f"gave up after {row.attempts} attempts: {answer.summary}"[:ERROR_CHARS]
@@ -555,7 +520,7 @@ def _note(incident: Incident, claim: _Claim, row: Notification, answer: Answer |
     add_event(incident, kind, now, detail, claim.channel)
 
 
-def deliver_due(config: Mapping, now: float | None = None, limit: int = 50) -> int:
+def deliver_due(settings: Settings, now: float | None = None, limit: int = 50) -> int:
     """Send the rows that are due (call inside an app context); returns how many it took.
 
     A row "taken" was claimed by this call and then sent (or failed at once because its
@@ -564,10 +529,10 @@ def deliver_due(config: Mapping, now: float | None = None, limit: int = 50) -> i
     pending and not counted; a half-open channel gets one row per call.
     """
     clock = _clock(now)
-    s = Settings.from_config(config)
+    s = settings
     t = clock()
     states = _channel_states()
-    unconfigured = {ch for ch in CHANNELS if not configured(config, ch)}
+    unconfigured = {ch for ch in CHANNELS if not configured(settings, ch)}
     skip = {name for name, (_, open_until) in states.items()
             if name not in unconfigured and breaker_state(open_until, t) == "open"}
     rows = _candidates(t, limit, skip)
@@ -579,18 +544,18 @@ def deliver_due(config: Mapping, now: float | None = None, limit: int = 50) -> i
             continue
         # The row's target decides whether its breaker matters: an unconfigured row fails now.
         use_breaker = channel in CHANNELS and channel not in unconfigured
-        claim = _claim(row_id, channel, clock(), s.lease, use_breaker)
+        claim = _claim(row_id, channel, clock(), s.notify_lease_seconds, use_breaker)
         if claim is _SKIP_CHANNEL:
             done.add(channel)
             continue
         if claim is None:
             continue
         taken += 1
-        to = target(config, channel, claim.payload)
+        to = target(settings, channel, claim.payload)
         if to.problem is not None:
             _record(claim, None, to.problem, clock(), s)
             continue
-        answer = send(to, s.timeout, {"X-AIOps-Notification-Id": str(claim.id)})
+        answer = send(to, s.notify_timeout, {"X-AIOps-Notification-Id": str(claim.id)})
         if _record(claim, answer, None, clock(), s) or claim.probe:
             done.add(channel)
     return taken
@@ -599,7 +564,7 @@ def deliver_due(config: Mapping, now: float | None = None, limit: int = 50) -> i
 # --- Reading: GET /aiops/notifications ------------------------------------------------------------
 
 
-def stats(config: Mapping, now: float | None = None) -> dict:
+def stats(settings: Settings, now: float | None = None) -> dict:
     """Per channel: configured?, row counts by status, and the breaker as every process sees it."""
     now = time.time() if now is None else now
     counts: dict[str, dict[str, int]] = {}
@@ -615,7 +580,7 @@ def stats(config: Mapping, now: float | None = None) -> dict:
         by_status = counts.get(name, {})
         open_until = c.open_until if c else None
         result[name] = {
-            "configured": configured(config, name),
+            "configured": configured(settings, name),
             "pending": by_status.get("pending", 0),
             "delivered": by_status.get("delivered", 0),
             "failed": by_status.get("failed", 0),
@@ -652,18 +617,10 @@ def tick(app) -> int:
     """The job body: one deliver_due pass; exceptions are logged (the next tick tries again)."""
     with app.app_context():
         try:
-            return deliver_due(app.config)
+            return deliver_due(settings_of(app))
         except Exception:
             log.exception("notification delivery failed")
             db.session.rollback()
             return 0
         finally:
             db.session.remove()
-
-
-def add_job(scheduler, app) -> None:
-    """Add the delivery job to an existing (APScheduler 3.x) scheduler, e.g. the detection one."""
-    scheduler.add_job(
-        tick, "interval", args=[app], seconds=Settings.from_config(app.config).poll, id=JOB_ID,
-        max_instances=1, coalesce=True, misfire_grace_time=None, replace_existing=True,
-    )

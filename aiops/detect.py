@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from aiops.baseline import BaselineValue
 from aiops.logbaseline import Rules, Shift
+from aiops.settings import Settings
 from telemetry.models import KIND_CLIENT
 from telemetry.rows import span_key
 
@@ -36,22 +37,24 @@ Key = tuple[str, str]  # (service, endpoint)
 
 @dataclass(frozen=True)
 class Thresholds:
-    latency_factor: float = 3.0
-    latency_min_delta_ms: float = 50.0
-    error_rate: float = 0.2
-    min_window_requests: int = 5
-    min_baseline_samples: int = 20
-    min_slow_requests: int = 3  # slow or timed-out requests needed for a latency/timeout verdict
+    """The detection rules' settings (their defaults and meaning: :class:`aiops.settings.Settings`)."""
+
+    latency_factor: float
+    latency_min_delta_ms: float
+    error_rate: float
+    min_window_requests: int
+    min_baseline_samples: int
+    min_slow_requests: int  # slow or timed-out requests needed for a latency/timeout verdict
 
     @classmethod
-    def from_config(cls, config: Mapping) -> Thresholds:
+    def from_settings(cls, settings: Settings) -> Thresholds:
         return cls(
-            latency_factor=config["AIOPS_LATENCY_FACTOR"],
-            latency_min_delta_ms=config["AIOPS_LATENCY_MIN_DELTA_MS"],
-            error_rate=config["AIOPS_ERROR_RATE_THRESHOLD"],
-            min_window_requests=config["AIOPS_MIN_WINDOW_REQUESTS"],
-            min_baseline_samples=config["AIOPS_MIN_BASELINE_SAMPLES"],
-            min_slow_requests=config["AIOPS_MIN_SLOW_REQUESTS"],
+            latency_factor=settings.latency_factor,
+            latency_min_delta_ms=settings.latency_min_delta_ms,
+            error_rate=settings.error_rate_threshold,
+            min_window_requests=settings.min_window_requests,
+            min_baseline_samples=settings.min_baseline_samples,
+            min_slow_requests=settings.min_slow_requests,
         )
 
     def is_slow(self, duration_ms: float, baseline: BaselineValue | None) -> bool:

@@ -7,19 +7,17 @@ incidents) and whether the state-changing API is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from flask import Blueprint, jsonify
 
-from flask import Blueprint, current_app, jsonify
-
-from telemetry.ingest import ingest_token
+from aiops.settings import Settings, current_settings
 
 bp = Blueprint("health", __name__)
 
 
-def exposure(config: Mapping) -> dict:
+def exposure(settings: Settings) -> dict:
     """What is open to anyone who can reach the server, with a warning per open door."""
-    ingest_open = ingest_token(config) is None
-    api_open = not config.get("AIOPS_API_TOKEN")
+    ingest_open = settings.ingest_token_required is None
+    api_open = not settings.api_token
     warnings = []
     if ingest_open:
         warnings.append("OTLP ingest is open: set AIOPS_INGEST_TOKEN before exposing this service")
@@ -28,11 +26,11 @@ def exposure(config: Mapping) -> dict:
     return {
         "ingest": "open" if ingest_open else "token",
         "api": "open" if api_open else "token",
-        "reads": "token" if config.get("AIOPS_PROTECT_READS") else "open",
+        "reads": "token" if settings.protect_reads else "open",
         "warnings": warnings,
     }
 
 
 @bp.get("/health")
 def health():
-    return jsonify(status="ok", security=exposure(current_app.config))
+    return jsonify(status="ok", security=exposure(current_settings()))

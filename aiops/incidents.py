@@ -16,7 +16,7 @@ escalates when the incident keeps recurring or lasts too long, never dropping.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -25,6 +25,7 @@ from aiops import storm
 from aiops.detect import Anomaly
 from aiops.models import AnomalyRecord, Incident, iso
 from aiops.rca import Group
+from aiops.settings import Settings
 from telemetry.db import db
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -33,26 +34,26 @@ MINOR_SHARE = 0.05  # an endpoint carrying less of the traffic than this is a st
 
 @dataclass(frozen=True)
 class Policy:
-    """The lifecycle settings a cycle applies (see the README's "Incident lifecycle")."""
+    """The lifecycle settings a cycle applies (defaults and meaning: :class:`aiops.settings.Settings`)."""
 
-    correlation_window: float = 300.0
-    resolve_after_cycles: int = 3
-    notify_after_cycles: int = 2
-    reopen_cooldown: float = 1800.0
-    escalate_after: float = 3600.0
-    escalate_reopens: int = 2
-    verify_after: float = 30.0  # a remediation is judged by a cycle whose window starts after it ran
+    correlation_window: float
+    resolve_after_cycles: int
+    notify_after_cycles: int
+    reopen_cooldown: float
+    escalate_after: float
+    escalate_reopens: int
+    verify_after: float  # a remediation is judged by a cycle whose window starts after it ran
 
     @classmethod
-    def from_config(cls, config: Mapping) -> Policy:
+    def from_settings(cls, settings: Settings) -> Policy:
         return cls(
-            correlation_window=config["AIOPS_CORRELATION_WINDOW"],
-            resolve_after_cycles=config["AIOPS_RESOLVE_AFTER_CYCLES"],
-            notify_after_cycles=max(1, config["AIOPS_NOTIFY_AFTER_CYCLES"]),
-            reopen_cooldown=config["AIOPS_REOPEN_COOLDOWN"],
-            escalate_after=config["AIOPS_ESCALATE_AFTER"],
-            escalate_reopens=max(1, config["AIOPS_ESCALATE_REOPENS"]),
-            verify_after=config["AIOPS_DETECTION_INTERVAL"],
+            correlation_window=settings.correlation_window,
+            resolve_after_cycles=settings.resolve_after_cycles,
+            notify_after_cycles=max(1, settings.notify_after_cycles),
+            reopen_cooldown=settings.reopen_cooldown,
+            escalate_after=settings.escalate_after,
+            escalate_reopens=max(1, settings.escalate_reopens),
+            verify_after=settings.detection_interval,
         )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import select
 
 from aiops.models import Baseline
+from aiops.settings import Settings
 from telemetry import store
 from telemetry.db import db
 
@@ -48,9 +49,9 @@ def summarise(rows: Iterable[Mapping], baselines: Mapping, own_service: str) -> 
     return dict(sorted(out.items()))
 
 
-def current(config: Mapping, now: float | None = None) -> dict:
+def current(settings: Settings, now: float | None = None) -> dict:
     now = time.time() if now is None else now
-    ignored = config["AIOPS_IGNORE_SERVICES"]
-    rows = store.endpoint_stats(now - config["AIOPS_METRICS_WINDOW"], ignored)
+    ignored = settings.ignore_services
+    rows = store.endpoint_stats(now - settings.metrics_window, ignored)
     baselines = {(b.service, b.endpoint): b.latency_ms for b in db.session.scalars(select(Baseline))}
-    return summarise(rows, baselines, config["AIOPS_SERVICE_NAME"])
+    return summarise(rows, baselines, settings.service_name)

@@ -86,6 +86,28 @@ class DetectionCycle(db.Model):
     incidents_resolved: Mapped[int] = mapped_column(Integer)
 
 
+class CycleRequest(db.Model):
+    """A cycle asked for by ``POST /aiops/analyze``; the worker that runs it writes the answer here."""
+
+    __tablename__ = "cycle_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    requested_at: Mapped[float] = mapped_column(Float, index=True)
+    answered_at: Mapped[float | None] = mapped_column(Float)
+    answered_by: Mapped[str | None] = mapped_column(String(128))
+    summary: Mapped[dict | None] = mapped_column(JSON)
+
+
+class Worker(db.Model):
+    """A running ``flask aiops worker`` (or demo scheduler): its heartbeat says it can answer."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[float] = mapped_column(Float)
+    seen_at: Mapped[float] = mapped_column(Float)
+
+
 class Incident(db.Model):
     __tablename__ = "incidents"
 

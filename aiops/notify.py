@@ -15,21 +15,20 @@ page and must not wait behind one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from sqlalchemy import update
 
 from aiops import channels
 from aiops.incidents import Changes, add_event, transition
+from aiops.kinds import Channel
 from aiops.models import Incident, Notification, iso
-from aiops.settings import remediation_key
+from aiops.settings import Settings
 from telemetry.db import db
 
 TRIGGER_CLASS = ("trigger", "update")
 
 
-def _enabled(config: Mapping) -> bool:
-    return bool(config.get("AIOPS_NOTIFICATIONS", True))
+def _enabled(settings: Settings) -> bool:
+    return bool(settings.notifications)
 
 
 def _supersede(incident_id: str, channel: str) -> None:
@@ -41,11 +40,11 @@ def _supersede(incident_id: str, channel: str) -> None:
     )
 
 
-def _due(incident: Incident, event: str, now: float, config: Mapping) -> float:
+def _due(incident: Incident, event: str, now: float, settings: Settings) -> float:
     """When a message may go: now, or held until the severity's rate limit has passed."""
     if event not in TRIGGER_CLASS:
         return now
-    limit = config["AIOPS_NOTIFY_RATE_LIMITS"].get(incident.severity, 0.0)
+    limit = settings.notify_rate_limits.get(incident.severity, 0.0)
     last = incident.last_notified_at
     due = now if last is None or now - last >= limit else last + limit
     incident.last_notified_at = due
@@ -55,19 +54,19 @@ def _due(incident: Incident, event: str, now: float, config: Mapping) -> float:
     return due
 
 
-def enqueue(incident: Incident, event: str, now: float, config: Mapping,
+def enqueue(incident: Incident, event: str, now: float, settings: Settings,
             actor: str | None = None, comment: str | None = None) -> list[Notification]:
     """Queue ``event`` for the incident on every configured channel (caller commits)."""
-    names = channels.configured(config) if _enabled(config) else []
+    names = channels.configured(settings) if _enabled(settings) else []
     if not names:
         return []
     db.session.flush()  # the incident row must exist before rows that name it
-    due = _due(incident, event, now, config)
+    due = _due(incident, event, now, settings)
     data = incident.to_dict()
     rows = []
     for name in names:
         _supersede(incident.id, name)
-        payload = channels.render(name, event, data, config, actor, comment)
+        payload = channels.render(name, event, data, settings, actor, comment)
         payload.pop("routing_key", None)  # a secret: delivery adds the configured one when it sends
         rows.append(Notification(
             channel=name, incident_id=incident.id, event=event, dedup_key=channels.dedup_key(data),
@@ -78,17 +77,17 @@ def enqueue(incident: Incident, event: str, now: float, config: Mapping,
     return rows
 
 
-def enqueue_remediation(incident: Incident, now: float, config: Mapping) -> Notification | None:
+def enqueue_remediation(incident: Incident, now: float, settings: Settings) -> Notification | None:
     """Queue the incident kind's remediation hook, if one is configured (off by default)."""
     data = incident.to_dict()
     kind = data["report"]["kind"]
-    if not _enabled(config) or not config.get(remediation_key(kind)):
+    if not _enabled(settings) or not settings.remediation_url(kind):
         return None
     db.session.flush()
     incident.remediation = "requested"
     add_event(incident, "remediation", now, f"{kind} remediation hook requested")
     row = Notification(
-        channel="remediation", incident_id=incident.id, event="remediate", dedup_key=incident.id[:255],
+        channel=Channel.REMEDIATION, incident_id=incident.id, event="remediate", dedup_key=incident.id[:255],
         severity=incident.severity, status="pending", attempts=0, created_at=now, next_attempt_at=now,
         payload={"kind": kind, "incident": data},
     )
@@ -96,20 +95,20 @@ def enqueue_remediation(incident: Incident, now: float, config: Mapping) -> Noti
     return row
 
 
-def dispatch(changes: Changes, now: float, config: Mapping) -> int:
+def dispatch(changes: Changes, now: float, settings: Settings) -> int:
     """Queue what a cycle's incident changes call for; returns how many rows were queued."""
     queued = 0
     for incident, event in changes.notify:
-        queued += len(enqueue(incident, event, now, config))
+        queued += len(enqueue(incident, event, now, settings))
     for incident in changes.remediate:
-        queued += enqueue_remediation(incident, now, config) is not None
+        queued += enqueue_remediation(incident, now, settings) is not None
     return queued
 
 
 def human_transition(incident: Incident, action: str, now: float, by: str, comment: str,
-                     config: Mapping) -> Incident:
+                     settings: Settings) -> Incident:
     """Acknowledge or resolve by hand and tell the channels, if they were told of it (caller commits)."""
     transition(incident, action, now, by, comment)
     if incident.confirmed_at is not None:
-        enqueue(incident, action, now, config, actor=by, comment=comment)
+        enqueue(incident, action, now, settings, actor=by, comment=comment)
     return incident

@@ -20,11 +20,12 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 
 from aiops import auth, metrics, waterfall
 from aiops.api import MAX_BY, MAX_COMMENT, apply_transition, get_incident_or_404, list_incidents
 from aiops.detect import Thresholds
+from aiops.settings import current_settings
 from telemetry import store
 
 bp = Blueprint("pages", __name__)
@@ -160,17 +161,18 @@ def _observed(kind, value):
 
 @bp.get("/")
 def dashboard():
-    config = current_app.config
+    settings = current_settings()
     now = time.time()
     active, resolved = list_incidents(limit=20)
-    endpoints = metrics.current(config, now=now)
+    endpoints = metrics.current(settings, now=now)
     return render_template(
         "dashboard.html",
         endpoints=endpoints,
-        health=endpoint_health(endpoints, Thresholds.from_config(config), active),
+        health=endpoint_health(endpoints, Thresholds.from_settings(settings), active),
         active=active,
         resolved=resolved,
-        window_s=config["AIOPS_METRICS_WINDOW"],
+        window_s=settings.metrics_window,
+        settings=settings,
         now=now,
         refresh=_refresh_seconds(),
     )
@@ -199,7 +201,7 @@ def incident_page(incident_id: str):
         ticks=waterfall.ticks(total),
         now=time.time(),
         csrf_token=csrf,
-        token_required=bool(current_app.config.get("AIOPS_API_TOKEN")),
+        token_required=bool(current_settings().api_token),
         notice=NOTICES.get(request.args.get("done", "")),
     )
     response = make_response(html)
@@ -210,7 +212,7 @@ def incident_page(incident_id: str):
 def _form_action(incident_id: str, action: str):
     """The form's post: guards, then the transition, then back to the page (303)."""
     auth.check_csrf()
-    token = current_app.config.get("AIOPS_API_TOKEN")
+    token = current_settings().api_token
     if token and not auth.secret_equal(request.form.get("token", ""), token):
         abort(401, description="the API token is missing or wrong (the server has AIOPS_API_TOKEN set)")
     by = request.form.get("by", "").strip()

@@ -25,11 +25,12 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import BadRequest, Unauthorized
 
 from aiops.auth import secret_equal
+from aiops.settings import Settings, current_settings, settings_of
 
 CSP = "; ".join((
     "default-src 'none'",
@@ -86,13 +87,13 @@ def host_allowed(host: str, trusted: tuple[str, ...]) -> bool:
     return False
 
 
-def body_limit(path: str, config) -> int:
+def body_limit(path: str, settings: Settings) -> int:
     """The largest request body ``path`` accepts (on the wire: ``/v1/*`` also caps it decompressed)."""
     if path.startswith("/v1/"):
-        return config["AIOPS_OTLP_MAX_BYTES"] + 64 * 1024  # gzip may grow incompressible data a little
+        return settings.otlp_max_bytes + 64 * 1024  # gzip may grow incompressible data a little
     if path.startswith(API_PREFIXES):
-        return config["AIOPS_API_MAX_BODY_BYTES"]
-    return config["AIOPS_MAX_BODY_BYTES"]
+        return settings.api_max_body_bytes
+    return settings.max_body_bytes
 
 
 def token_presented(authorization: str, token: str) -> bool:
@@ -120,12 +121,12 @@ def _open_to_all() -> bool:
 
 
 def _guard() -> None:
-    config = current_app.config
-    if not host_allowed(request.host, tuple(config["AIOPS_TRUSTED_HOSTS"])):
+    settings = current_settings()
+    if not host_allowed(request.host, tuple(settings.trusted_hosts)):
         raise BadRequest("this host name is not served here (see AIOPS_TRUSTED_HOSTS)")
-    request.max_content_length = body_limit(request.path, config)
-    if config["AIOPS_PROTECT_READS"] and not _open_to_all():
-        token = config.get("AIOPS_API_TOKEN") or ""
+    request.max_content_length = body_limit(request.path, settings)
+    if settings.protect_reads and not _open_to_all():
+        token = settings.api_token or ""
         if not token_presented(request.headers.get("Authorization", ""), token):
             raise Unauthorized(
                 "this server protects reads: send 'Authorization: Bearer <AIOPS_API_TOKEN>'",
@@ -140,7 +141,7 @@ def _headers(response):
 
 
 def init_app(app: Flask) -> None:
-    if app.config["AIOPS_PROTECT_READS"] and not app.config.get("AIOPS_API_TOKEN"):
+    if settings_of(app).protect_reads and not settings_of(app).api_token:
         raise ValueError("AIOPS_PROTECT_READS=1 needs AIOPS_API_TOKEN: reads are protected by that token")
     app.before_request(_guard)
     app.after_request(_headers)

@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from aiops.settings import settings_of
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median, print_table, verdict  # noqa: E402
 
@@ -97,8 +99,8 @@ class Store:
     """One SQLite store with its own app (and engine); spans are appended with raw sqlite3."""
 
     def __init__(self, folder: Path, name: str, history: int, maker: TraceMaker):
+        from aiops.schema import ensure_schema
         from app import create_app
-        from telemetry import ensure_schema
         from telemetry.models import SPAN_FIELDS
 
         self.path = folder / f"{name}.db"
@@ -174,7 +176,7 @@ class Store:
             t0, c0 = time.perf_counter(), time.process_time()
             if profile is not None:
                 profile.enable()
-            summary = run_claimed(self.app.config, force=True, now=self.clock)
+            summary = run_claimed(settings_of(self.app), force=True, now=self.clock)
             if profile is not None:
                 profile.disable()
             elapsed, cpu = (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from flask import Flask
 
+from aiops.settings import settings_of
+
 
 def init_app(app: Flask) -> None:
     """The demo's routes exist only when the demo is on (``AIOPS_ENABLE_SIMULATION=1``)."""
     from simulation import models  # noqa: F401 - register the table (migrations know it either way)
 
-    if not app.config["AIOPS_ENABLE_SIMULATION"]:
+    if not settings_of(app).enable_simulation:
         return
     from simulation.shop import bp as shop_bp
     from simulation.views import bp as simulate_bp

@@ -20,6 +20,7 @@ from opentelemetry import propagate
 from werkzeug.exceptions import BadGateway, GatewayTimeout
 
 import telemetry
+from aiops.settings import current_settings
 from simulation import faults
 
 bp = Blueprint("shop", __name__)
@@ -47,7 +48,7 @@ _WORK = {"checkout": (0.002, 0.008), "payment": (0.010, 0.030), "inventory": (0.
 def _apply_fault(endpoint: str) -> None:
     faults.follow_cpu(current_app._get_current_object())  # a CPU hog injected through another worker
     low, high = _WORK.get(endpoint, (0.0, 0.0))
-    scale = current_app.config["AIOPS_DEMO_WORK"]
+    scale = current_settings().demo_work
     if high and scale > 0:
         time.sleep(random.uniform(low, high) * scale)
     fault = faults.for_endpoint(endpoint)
@@ -55,7 +56,7 @@ def _apply_fault(endpoint: str) -> None:
         return
     if fault["timeout"]:
         # Hang past any caller's timeout, as a stuck dependency would.
-        time.sleep(current_app.config["AIOPS_DEMO_TIMEOUT"] + 1.0)
+        time.sleep(current_settings().demo_timeout + 1.0)
     if fault["delay_ms"]:
         time.sleep(fault["delay_ms"] / 1000.0)
     if fault["error_rate"] and random.random() < fault["error_rate"]:
@@ -124,7 +125,7 @@ def own_address(environ: dict) -> str | None:
 
 def demo_base_url() -> str:
     """Where the demo calls its own services: ``AIOPS_DEMO_BASE_URL``, else its own bind address."""
-    base = current_app.config["AIOPS_DEMO_BASE_URL"] or own_address(request.environ)
+    base = current_settings().demo_base_url or own_address(request.environ)
     if not base:
         raise BadGateway("the demo cannot tell its own address here: set AIOPS_DEMO_BASE_URL")
     return base
@@ -133,7 +134,7 @@ def demo_base_url() -> str:
 def _call(method: str, endpoint: str, json=None) -> dict:
     """Call another demo endpoint; raise 504 on timeout and 502 on any other failure."""
     base = demo_base_url()
-    timeout = current_app.config["AIOPS_DEMO_TIMEOUT"]
+    timeout = current_settings().demo_timeout
     try:
         with telemetry.active_recorder().client_span(endpoint, method) as call:
             _slow_network(endpoint, timeout)

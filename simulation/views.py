@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from aiops.auth import require_token
+from aiops.settings import current_settings
 from simulation import faults
 
 bp = Blueprint("simulation", __name__, url_prefix="/simulate")
@@ -12,7 +13,7 @@ bp = Blueprint("simulation", __name__, url_prefix="/simulate")
 
 @bp.before_request
 def _enabled():
-    if not current_app.config["AIOPS_ENABLE_SIMULATION"]:
+    if not current_settings().enable_simulation:
         abort(404, description="fault injection is disabled; start with AIOPS_ENABLE_SIMULATION=1")
 
 

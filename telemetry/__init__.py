@@ -9,7 +9,6 @@ here connects to the database or starts a thread until the first request or comm
 from __future__ import annotations
 
 import logging
-import threading
 from contextlib import nullcontext
 
 from flask import Flask, Response, current_app, request
@@ -40,7 +39,16 @@ class _Nothing:
         return nullcontext({"status_code": None, "exception": None})
 
 
-def init_app(app: Flask) -> None:
+SETTINGS_EXTENSION = "settings"  # app.extensions key of the app's settings object (installed by create_app)
+
+
+def app_settings(app: Flask | None = None):
+    """The settings object the app was built with (its type lives with the product, not here:
+    telemetry reads the values it is handed)."""
+    return (app or current_app).extensions[SETTINGS_EXTENSION]
+
+
+def init_app(app: Flask, settings) -> None:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
@@ -48,16 +56,14 @@ def init_app(app: Flask) -> None:
 
     buffer = SpanBuffer(
         lambda rows: insert_spans(engine, rows),
-        flush_interval=app.config["AIOPS_FLUSH_INTERVAL"],
-        max_size=app.config["AIOPS_BUFFER_MAX"],
+        flush_interval=settings.flush_interval,
+        max_size=settings.buffer_max,
         on_flush=selfmetrics.buffer_flushed,
     )
-    own_service = app.config["AIOPS_SERVICE_NAME"]
-    kind = app.config["AIOPS_RECORDER"]
-    if kind not in ("lean", "otel"):
-        raise ValueError(f"AIOPS_RECORDER must be 'lean' or 'otel', not {kind!r}")
+    own_service = settings.service_name
+    kind = settings.recorder
 
-    if not app.config["AIOPS_RECORD_REQUESTS"]:
+    if not settings.record_requests:
         recorder = _Nothing()
     elif kind == "otel":
         from telemetry.otel_recorder import OtelRecorder
@@ -70,8 +76,8 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = recorder
 
     app.extensions["aiops_buffer"] = buffer
-    inflight = app.config["AIOPS_OTLP_INFLIGHT_BYTES"]
-    if inflight < app.config["AIOPS_OTLP_MAX_BYTES"]:
+    inflight = settings.otlp_inflight_bytes
+    if inflight < settings.otlp_max_bytes:
         raise ValueError("AIOPS_OTLP_INFLIGHT_BYTES must be at least AIOPS_OTLP_MAX_BYTES "
                          "(or no request of the largest allowed size could ever be decoded)")
     app.extensions["aiops_otlp_budget"] = InflightBudget(inflight)
@@ -81,13 +87,8 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(otlp_bp)
     app.add_url_rule("/metrics", "prometheus_metrics", _prometheus_metrics)
-    _schema_ready = threading.Event()
-
     @app.before_request
     def _note_route():
-        if not _schema_ready.is_set():
-            ensure_schema()
-            _schema_ready.set()
         rule = request.url_rule
         recorder.note_route(request.environ, rule.rule if rule is not None else None)
 
@@ -103,17 +104,6 @@ def _prometheus_metrics() -> Response:
     """``GET /metrics``: every worker's counters, whichever worker answers."""
     body, content_type = selfmetrics.render(request.headers.get("Accept"))
     return Response(body, content_type=content_type)
-
-
-def ensure_schema() -> str:
-    """Migrate the database to the newest schema (see :mod:`telemetry.schema`).
-
-    Cheap when it is current; safe when several workers or instances race to
-    do it (they serialize on a lock, and the losers find the work done).
-    """
-    from telemetry import schema
-
-    return schema.upgrade(db.engine)
 
 
 def active_recorder():

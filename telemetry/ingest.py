@@ -47,7 +47,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from google.rpc import code_pb2
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from telemetry import otlp, otlp_limits, selfmetrics
+from telemetry import app_settings, otlp, otlp_limits, selfmetrics
 from telemetry.db import db
 from telemetry.store import insert_spans
 
@@ -75,11 +75,6 @@ def _chunks(stream) -> Iterator[bytes]:
         yield chunk
 
 
-def ingest_token(config) -> str | None:
-    """The token ``/v1/*`` requires: ``AIOPS_INGEST_TOKEN``, else ``AIOPS_API_TOKEN``, else none (open)."""
-    return config.get("AIOPS_INGEST_TOKEN") or config.get("AIOPS_API_TOKEN") or None
-
-
 def authorized(headers, token: str) -> bool:
     """``Authorization: Bearer <token>`` (what an exporter's OTLP ``headers`` setting sends as
     ``authorization=Bearer <token>``), or ``X-AIOps-Token: <token>``."""
@@ -91,20 +86,20 @@ def authorized(headers, token: str) -> bool:
     return other is not None and hmac.compare_digest(other.strip().encode(), token.encode())
 
 
-def span_checks(config) -> otlp.SpanChecks:
+def span_checks(settings) -> otlp.SpanChecks:
     """The live-ingest rules for this request (now, skew, size, the product's own service names)."""
     return otlp.SpanChecks(
         now=time.time(),
-        max_age=config["AIOPS_OTLP_MAX_AGE"],
-        max_ahead=config["AIOPS_OTLP_MAX_AHEAD"],
-        max_duration=config["AIOPS_OTLP_MAX_DURATION"],
-        max_attributes=config["AIOPS_OTLP_MAX_ATTRIBUTES"],
-        max_events=config["AIOPS_OTLP_MAX_EVENTS"],
-        own_services=frozenset({config["AIOPS_SERVICE_NAME"]}),
+        max_age=settings.otlp_max_age,
+        max_ahead=settings.otlp_max_ahead,
+        max_duration=settings.otlp_max_duration,
+        max_attributes=settings.otlp_max_attributes,
+        max_events=settings.otlp_max_events,
+        own_services=frozenset({settings.service_name}),
     )
 
 
-def _decode(content_type: str, coding: str | None, config, budget: otlp_limits.InflightBudget):
+def _decode(content_type: str, coding: str | None, settings, budget: otlp_limits.InflightBudget):
     """Read, decompress, bound and decode the body: (message, bytes reserved in ``budget``).
 
     The body's bytes are reserved as they arrive; then what decoding will
@@ -119,9 +114,9 @@ def _decode(content_type: str, coding: str | None, config, budget: otlp_limits.I
             return True
         return False
 
-    limits = otlp_limits.Limits.from_config(config)
+    limits = otlp_limits.Limits(settings.otlp_max_spans, settings.otlp_max_items)
     try:
-        body = otlp.read_body(_chunks(request.stream), coding=coding, limit=config["AIOPS_OTLP_MAX_BYTES"],
+        body = otlp.read_body(_chunks(request.stream), coding=coding, limit=settings.otlp_max_bytes,
                               reserve=reserve)
         if not body:
             return otlp.parse(body, content_type), reserved
@@ -149,8 +144,8 @@ def export_traces():
         )
         response.status_code = 415
         return response
-    config = current_app.config
-    token = ingest_token(config)
+    settings = app_settings()
+    token = settings.ingest_token_required
     if token and not authorized(request.headers, token):
         response = _status(401, code_pb2.UNAUTHENTICATED,
                            "this server needs 'Authorization: Bearer <AIOPS_INGEST_TOKEN>'", content_type)
@@ -162,12 +157,12 @@ def export_traces():
                        f"Content-Encoding {request.headers['Content-Encoding']!r} is not supported "
                        "(use gzip, deflate or none)", content_type)
 
-    limit = config["AIOPS_OTLP_MAX_BYTES"]
+    limit = settings.otlp_max_bytes
     # Replace MAX_CONTENT_LENGTH for this request (Flask >= 3.1), before the body is touched.
     request.max_content_length = limit + GZIP_SLACK
     budget = current_app.extensions["aiops_otlp_budget"]
     try:
-        message, reserved = _decode(content_type, coding, config, budget)
+        message, reserved = _decode(content_type, coding, settings, budget)
     except RequestEntityTooLarge:
         return _status(413, code_pb2.RESOURCE_EXHAUSTED,
                        f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)", content_type)
@@ -180,7 +175,7 @@ def export_traces():
     except otlp.OtlpError as exc:
         return _status(400, code_pb2.INVALID_ARGUMENT, str(exc), content_type)
     try:
-        mapped = otlp.to_rows(message, span_checks(config))
+        mapped = otlp.to_rows(message, span_checks(settings))
         del message  # the rows are all that is kept
         return _store(mapped, content_type)
     finally:

@@ -20,7 +20,6 @@ goes, and waits for nothing: over the budget it is refused with a retryable
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from telemetry.otlp import OtlpError, PayloadTooLarge
@@ -52,12 +51,8 @@ class Limits:
     """Per request: spans, and decoded items in all (the per-span caps are
     :class:`telemetry.otlp.SpanChecks`': they reject a span, not the request)."""
 
-    max_spans: int = 50_000
-    max_items: int = 500_000
-
-    @classmethod
-    def from_config(cls, config: Mapping) -> Limits:
-        return cls(config["AIOPS_OTLP_MAX_SPANS"], config["AIOPS_OTLP_MAX_ITEMS"])
+    max_spans: int
+    max_items: int
 
 
 class _Truncated(Exception):

@@ -63,7 +63,7 @@ def make_app(db_url: str, **config):
     }
     base.update(config)
     app = create_app(base)
-    from telemetry import ensure_schema
+    from aiops.schema import ensure_schema
 
     with app.app_context():
         ensure_schema()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from aiops.settings import settings_of
 from tests.conftest import dispose_app, make_app
 
 TOKEN = "s3cret-token"
@@ -328,7 +329,7 @@ def test_metrics_shape(app, client):
 
 
 def test_analyze_opens_one_incident_for_an_injected_error_spike(app, client):
-    warmup = app.config["AIOPS_MIN_BASELINE_SAMPLES"] + 5
+    warmup = settings_of(app).min_baseline_samples + 5
     for _ in range(warmup):
         assert client.post("/payment").status_code == 200
     r = client.post("/aiops/analyze")

@@ -13,7 +13,6 @@ import pytest
 
 from aiops.channels import (
     CHANNELS,
-    PAGERDUTY_URL,
     configured,
     dedup_key,
     incident_url,
@@ -22,6 +21,7 @@ from aiops.channels import (
     target_url,
 )
 from aiops.reports import report
+from aiops.settings import Settings
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 ROUTING_KEY = "R0UT1NGKEY0123456789012345678901"
@@ -75,11 +75,11 @@ def config(**overrides):
         "AIOPS_WEBHOOK_URL": "https://hooks.example/aiops",
         "AIOPS_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/XXXX",
         "AIOPS_PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
-        "AIOPS_PAGERDUTY_URL": PAGERDUTY_URL,
+        "AIOPS_PAGERDUTY_URL": Settings.pagerduty_url,
         "AIOPS_PUBLIC_URL": None,
     }
     base.update(overrides)
-    return base
+    return Settings.load(overrides=base)
 
 
 # -- configuration ---------------------------------------------------------------------------------
@@ -87,18 +87,18 @@ def config(**overrides):
 
 def test_configured_lists_channels_with_settings_in_fixed_order():
     assert configured(config()) == ["webhook", "slack", "pagerduty"]
-    assert configured({}) == []
-    assert configured({"AIOPS_PAGERDUTY_ROUTING_KEY": ROUTING_KEY}) == ["pagerduty"]
+    assert configured(Settings.load(overrides={})) == []
+    assert configured(Settings.load(overrides={"AIOPS_PAGERDUTY_ROUTING_KEY": ROUTING_KEY})) == ["pagerduty"]
     two = {"AIOPS_SLACK_WEBHOOK_URL": "https://hooks.slack.com/x", "AIOPS_WEBHOOK_URL": "http://h"}
-    assert configured(two) == ["webhook", "slack"]
+    assert configured(Settings.load(overrides=two)) == ["webhook", "slack"]
 
 
 def test_blank_or_none_settings_mean_unset():
     # An exported-but-empty environment variable must not turn a channel on.
     cfg = {"AIOPS_WEBHOOK_URL": "", "AIOPS_SLACK_WEBHOOK_URL": "   ", "AIOPS_PAGERDUTY_ROUTING_KEY": None}
-    assert configured(cfg) == []
+    assert configured(Settings.load(overrides=cfg)) == []
     # A PagerDuty URL alone is not a configured channel: the routing key is what turns it on.
-    assert configured({"AIOPS_PAGERDUTY_URL": PAGERDUTY_URL}) == []
+    assert configured(Settings.load(overrides={"AIOPS_PAGERDUTY_URL": Settings.pagerduty_url})) == []
 
 
 def test_target_urls():
@@ -109,15 +109,15 @@ def test_target_urls():
 
 
 def test_pagerduty_url_defaults_and_can_be_overridden():
-    assert target_url("pagerduty", {"AIOPS_PAGERDUTY_ROUTING_KEY": ROUTING_KEY}) == PAGERDUTY_URL
-    assert target_url("pagerduty", config(AIOPS_PAGERDUTY_URL="")) == PAGERDUTY_URL
+    assert target_url("pagerduty", Settings.load(overrides={"AIOPS_PAGERDUTY_ROUTING_KEY": ROUTING_KEY})) == Settings.pagerduty_url
+    assert target_url("pagerduty", config(AIOPS_PAGERDUTY_URL="")) == Settings.pagerduty_url
     custom = config(AIOPS_PAGERDUTY_URL="https://events.eu.pagerduty.com/v2/enqueue")
     assert target_url("pagerduty", custom) == "https://events.eu.pagerduty.com/v2/enqueue"
 
 
 def test_unconfigured_channel_has_no_target():
     for channel in CHANNELS:
-        assert target_url(channel, {}) is None
+        assert target_url(channel, Settings()) is None
 
 
 def test_unknown_channel_or_event_is_an_error():
@@ -142,7 +142,7 @@ def test_dedup_key_is_the_incident_id_cut_to_255():
 def test_incident_url_only_with_public_url():
     inc = make_incident()
     assert incident_url(inc, config()) is None
-    assert incident_url(inc, {}) is None
+    assert incident_url(inc, Settings()) is None
     assert incident_url(inc, config(AIOPS_PUBLIC_URL=PUBLIC)) == f"{PUBLIC}/incidents/INC-1768905015-1"
     assert incident_url(inc, config(AIOPS_PUBLIC_URL=PUBLIC + "/")) == f"{PUBLIC}/incidents/INC-1768905015-1"
     odd = make_incident(id="INC-1/../x?y")

@@ -14,6 +14,7 @@ import pytest
 
 from aiops.auth import CSRF_COOKIE, origin_matches
 from aiops.models import Incident
+from aiops.settings import reconfigure
 from telemetry.db import db
 from tests.test_pages import Page, assert_inert
 
@@ -184,14 +185,14 @@ def test_foreign_origin_is_refused_by_the_json_api(app, client):
     response = client.post(f"/aiops/incidents/{iid}/resolve")
     assert response.status_code == 200 and response.get_json()["status"] == "resolved"
     # The origin check comes before the token check: a cross-site request is 403 even with the token.
-    app.config["AIOPS_API_TOKEN"] = "s3cret"
+    reconfigure(app, api_token="s3cret")
     response = client.post("/simulate/clear", headers={**evil, "Authorization": "Bearer s3cret"})
     assert response.status_code == 403
 
 
 def test_with_an_api_token_the_form_needs_it(app, client):
     iid = add_incident(app)
-    app.config["AIOPS_API_TOKEN"] = "s3cret ü"
+    reconfigure(app, api_token="s3cret ü")
     doc, token = open_page(client, iid)
     secret = [a for t, a in doc.tags if t == "input" and a.get("name") == "token"]
     assert len(secret) == 1 and secret[0]["type"] == "password"

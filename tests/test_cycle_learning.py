@@ -11,6 +11,7 @@ import pytest
 
 from aiops import logbaseline as lb
 from aiops.cycle import run_claimed
+from aiops.settings import settings_of
 from telemetry import store
 from telemetry.db import db
 from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS
@@ -45,7 +46,7 @@ def _rows(start: float, n: int, work_ms: float, gap_ms: float = 1.0, seed: int =
 def _cycle(app, rows, now):
     with app.app_context():
         store.insert_spans(db.engine, rows)
-        return run_claimed(app.config, force=True, now=now)
+        return run_claimed(settings_of(app), force=True, now=now)
 
 
 @pytest.mark.parametrize("gap_hours, raises", [(0.1, True), (5.0, False)])

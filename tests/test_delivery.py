@@ -15,7 +15,6 @@ from sqlalchemy import select, update
 
 from aiops import delivery
 from aiops.delivery import (
-    Settings,
     backoff,
     breaker_after,
     breaker_state,
@@ -26,6 +25,7 @@ from aiops.delivery import (
     stats,
 )
 from aiops.models import ChannelState, Incident, Notification
+from aiops.settings import Settings, reconfigure, settings_of
 from telemetry.db import begin_write, db
 from tests.receivers import Receiver, Reply
 
@@ -80,7 +80,7 @@ def channel(name: str) -> ChannelState:
 def drive(app, row_id: int, now: float, rounds: int) -> float:
     """Call deliver_due ``rounds`` times, each time at the row's next attempt; the last ``now``."""
     for _ in range(rounds):
-        deliver_due(app.config, now=now)
+        deliver_due(settings_of(app), now=now)
         current = row(row_id)
         if current.status != "pending":
             break
@@ -136,9 +136,10 @@ def test_breaker_decisions():
     assert breaker_after(3, 150.0, "permanent", probe=True, **rules) == (3, None)  # receiver is up
 
 
-def test_settings_treat_none_as_unset():
-    s = Settings.from_config({"AIOPS_NOTIFY_TIMEOUT": None, "AIOPS_NOTIFY_MAX_ATTEMPTS": 3})
-    assert (s.timeout, s.max_attempts, s.backoff, s.breaker_threshold) == (5.0, 3, 2.0, 5)
+def test_notify_lease_outlasts_a_send_unless_set():
+    assert Settings().notify_lease_seconds == 60.0
+    assert Settings(notify_timeout=30.0).notify_lease_seconds == 120.0
+    assert Settings(notify_timeout=30.0, notify_lease=10.0).notify_lease_seconds == 10.0
 
 
 # --- delivery over real HTTP ---------------------------------------------------------------------
@@ -146,11 +147,11 @@ def test_settings_treat_none_as_unset():
 
 def test_pagerduty_202_is_delivered_with_a_timeline_entry(app, receiver):
     receiver.script(202)
-    app.config.update(AIOPS_PAGERDUTY_URL=receiver.url("/v2/enqueue"), AIOPS_PAGERDUTY_ROUTING_KEY="rk-1")
+    reconfigure(app, pagerduty_url=receiver.url("/v2/enqueue"), pagerduty_routing_key="rk-1")
     with app.app_context():
         add_incident()
         rid = add_row("pagerduty", payload={"event_action": "trigger", "dedup_key": "aiops-INC-1"})
-        assert deliver_due(app.config, now=T0) == 1
+        assert deliver_due(settings_of(app), now=T0) == 1
         sent = receiver.requests[0]
         assert sent.path == "/v2/enqueue" and sent.method == "POST"
         assert sent.json == {"event_action": "trigger", "dedup_key": "aiops-INC-1", "routing_key": "rk-1"}
@@ -163,31 +164,31 @@ def test_pagerduty_202_is_delivered_with_a_timeline_entry(app, receiver):
         assert entry["event"] == "notified" and entry["by"] == "pagerduty"
         assert entry["detail"] == "pagerduty trigger delivered (HTTP 202)"
         assert (channel("pagerduty").delivered, channel("pagerduty").attempts) == (1, 1)
-        assert deliver_due(app.config, now=T0 + 600) == 0
+        assert deliver_due(settings_of(app), now=T0 + 600) == 0
     assert receiver.count == 1
 
 
 def test_retries_until_the_receiver_recovers(app, receiver):
     receiver.script(500, 503, Reply(429, headers={"Retry-After": "1"}), 202)
-    app.config.update(AIOPS_WEBHOOK_URL=receiver.url("/hook"))
+    reconfigure(app, webhook_url=receiver.url("/hook"))
     with app.app_context():
         add_incident()
         rid = add_row("webhook")
         now = T0
         for expected_attempts in (1, 2, 3):
-            assert deliver_due(app.config, now=now) == 1
+            assert deliver_due(settings_of(app), now=now) == 1
             pending = row(rid)
             assert (pending.status, pending.attempts) == ("pending", expected_attempts)
             assert pending.next_attempt_at > now
-            assert deliver_due(app.config, now=pending.next_attempt_at - 0.001) == 0  # not due yet
+            assert deliver_due(settings_of(app), now=pending.next_attempt_at - 0.001) == 0  # not due yet
             now = pending.next_attempt_at
-        assert deliver_due(app.config, now=now) == 1
+        assert deliver_due(settings_of(app), now=now) == 1
         done = row(rid)
         assert (done.status, done.attempts, done.last_status, done.last_error) == ("delivered", 4, 202, None)
         notified = [e for e in timeline() if e["event"] == "notified"]
         assert [e["detail"] for e in notified] == ["webhook trigger delivered (HTTP 202) after 4 attempts"]
         assert channel("webhook").consecutive_failures == 0
-        assert deliver_due(app.config, now=now + 3600) == 0
+        assert deliver_due(settings_of(app), now=now + 3600) == 0
     assert [r.status for r in receiver.requests] == [500, 503, 429, 202]
     assert {r.json["dedup_key"] for r in receiver.requests} == {"aiops-INC-1"}
     assert len({r.headers["x-aiops-notification-id"] for r in receiver.requests}) == 1
@@ -196,25 +197,25 @@ def test_retries_until_the_receiver_recovers(app, receiver):
 def test_retry_after_is_honoured(app, receiver):
     receiver.script(Reply(503, body="maintenance", headers={"Retry-After": "120"}),
                     Reply(429, headers={"Retry-After": formatdate(T0 + 1000, usegmt=True)}))
-    app.config.update(AIOPS_WEBHOOK_URL=receiver.url("/hook"), AIOPS_NOTIFY_BACKOFF=0.5)
+    reconfigure(app, webhook_url=receiver.url("/hook"), notify_backoff=0.5)
     with app.app_context():
         rid = add_row("webhook")
-        deliver_due(app.config, now=T0)
+        deliver_due(settings_of(app), now=T0)
         first = row(rid)
         assert first.next_attempt_at >= T0 + 120 and first.last_error == "maintenance"
         now = first.next_attempt_at
-        deliver_due(app.config, now=now)
+        deliver_due(settings_of(app), now=now)
         assert row(rid).next_attempt_at >= T0 + 1000
 
 
 def test_400_fails_at_once_with_the_response_recorded(app, receiver):
     body = "invalid event: " + "x" * 2000
     receiver.script(Reply(400, body=body))
-    app.config.update(AIOPS_WEBHOOK_URL=receiver.url("/hook"))
+    reconfigure(app, webhook_url=receiver.url("/hook"))
     with app.app_context():
         add_incident()
         rid = add_row("webhook")
-        assert deliver_due(app.config, now=T0) == 1
+        assert deliver_due(settings_of(app), now=T0) == 1
         failed = row(rid)
         assert (failed.status, failed.attempts, failed.last_status) == ("failed", 1, 400)
         assert failed.last_error.startswith("invalid event: xxx") and 900 <= len(failed.last_error) <= 1000
@@ -223,46 +224,46 @@ def test_400_fails_at_once_with_the_response_recorded(app, receiver):
         assert "HTTP 400" in entry["detail"]
         state = channel("webhook")
         assert (state.failed, state.consecutive_failures, state.open_until) == (1, 0, None)
-        assert deliver_due(app.config, now=T0 + 3600) == 0
+        assert deliver_due(settings_of(app), now=T0 + 3600) == 0
     assert receiver.count == 1
 
 
 def test_breaker_opens_skips_probes_once_and_closes(app, receiver):
     receiver.script(default=Reply(503, body="down"))
-    app.config.update(AIOPS_WEBHOOK_URL=receiver.url("/hook"), AIOPS_BREAKER_THRESHOLD=3,
-                      AIOPS_BREAKER_COOLDOWN=60.0, AIOPS_NOTIFY_BACKOFF=1.0, AIOPS_NOTIFY_BACKOFF_MAX=1.0)
+    reconfigure(app, webhook_url=receiver.url("/hook"), breaker_threshold=3,
+                      breaker_cooldown=60.0, notify_backoff=1.0, notify_backoff_max=1.0)
     with app.app_context():
         ids = [add_row("webhook", incident_id=f"INC-{i}", at=T0 + i * 0.001) for i in range(6)]
         # Three failures open it; the other rows are not attempted in this call.
-        assert deliver_due(app.config, now=T0 + 1) == 3
+        assert deliver_due(settings_of(app), now=T0 + 1) == 3
         state = channel("webhook")
         assert (state.consecutive_failures, state.open_until) == (3, T0 + 61)
-        assert stats(app.config, now=T0 + 2)["webhook"]["breaker"] == "open"
+        assert stats(settings_of(app), now=T0 + 2)["webhook"]["breaker"] == "open"
         assert [row(i).attempts for i in ids] == [1, 1, 1, 0, 0, 0]
         # Open: nothing goes, nothing is counted, everything stays pending.
-        assert deliver_due(app.config, now=T0 + 30) == 0
+        assert deliver_due(settings_of(app), now=T0 + 30) == 0
         assert receiver.count == 3
         assert {row(i).status for i in ids} == {"pending"}
         # Half-open: one probe per call; it fails, so the breaker opens again.
-        assert stats(app.config, now=T0 + 62)["webhook"]["breaker"] == "half-open"
-        assert deliver_due(app.config, now=T0 + 62) == 1
+        assert stats(settings_of(app), now=T0 + 62)["webhook"]["breaker"] == "half-open"
+        assert deliver_due(settings_of(app), now=T0 + 62) == 1
         assert channel("webhook").open_until == T0 + 122
-        assert deliver_due(app.config, now=T0 + 100) == 0
+        assert deliver_due(settings_of(app), now=T0 + 100) == 0
         # The next probe succeeds and closes it; the call after that sends the rest.
         receiver.script(default=202)
-        assert deliver_due(app.config, now=T0 + 123) == 1
+        assert deliver_due(settings_of(app), now=T0 + 123) == 1
         state = channel("webhook")
         assert (state.consecutive_failures, state.open_until) == (0, None)
-        assert deliver_due(app.config, now=T0 + 124) == 5
+        assert deliver_due(settings_of(app), now=T0 + 124) == 5
         assert {row(i).status for i in ids} == {"delivered"}
-        summary = stats(app.config, now=T0 + 124)["webhook"]
+        summary = stats(settings_of(app), now=T0 + 124)["webhook"]
         assert (summary["breaker"], summary["delivered"], summary["pending"]) == ("closed", 6, 0)
     assert receiver.count == 3 + 1 + 1 + 5
 
 
 def test_gives_up_after_max_attempts(app, receiver):
     receiver.script(default=Reply(502, body="bad gateway"))
-    app.config.update(AIOPS_WEBHOOK_URL=receiver.url("/hook"), AIOPS_NOTIFY_MAX_ATTEMPTS=3)
+    reconfigure(app, webhook_url=receiver.url("/hook"), notify_max_attempts=3)
     with app.app_context():
         add_incident()
         rid = add_row("webhook")
@@ -278,23 +279,23 @@ def test_gives_up_after_max_attempts(app, receiver):
 def test_network_errors_are_retried_and_keep_the_url_out_of_errors(app):
     with Receiver() as gone:
         url = gone.url("/services/T0000/B0000/XXXXXXXXsecretpath")
-    app.config.update(AIOPS_SLACK_WEBHOOK_URL=url)  # nothing listens there any more
+    reconfigure(app, slack_webhook_url=url)  # nothing listens there any more
     with app.app_context():
         rid = add_row("slack")
-        assert deliver_due(app.config, now=T0) == 1
+        assert deliver_due(settings_of(app), now=T0) == 1
         pending = row(rid)
         assert (pending.status, pending.attempts, pending.last_status) == ("pending", 1, None)
         assert "connection failed" in pending.last_error
-        for text in (pending.last_error, channel("slack").last_error, str(stats(app.config)), str(history())):
+        for text in (pending.last_error, channel("slack").last_error, str(stats(settings_of(app))), str(history())):
             assert "secretpath" not in text and url.split("/services")[0] not in text
 
 
 def test_timeouts_are_retried(app, receiver):
     receiver.script(Reply(200, delay=1.0))
-    app.config.update(AIOPS_WEBHOOK_URL=receiver.url("/hook"), AIOPS_NOTIFY_TIMEOUT=0.2)
+    reconfigure(app, webhook_url=receiver.url("/hook"), notify_timeout=0.2)
     with app.app_context():
         rid = add_row("webhook")
-        deliver_due(app.config, now=T0)
+        deliver_due(settings_of(app), now=T0)
         pending = row(rid)
         assert pending.status == "pending" and "timed out" in pending.last_error
 
@@ -304,30 +305,30 @@ def test_a_channel_no_longer_configured_fails_with_a_clear_message(app, receiver
         add_incident()
         rid = add_row("slack")
         pd = add_row("pagerduty")
-        assert deliver_due(app.config, now=T0) == 2
+        assert deliver_due(settings_of(app), now=T0) == 2
         assert (row(rid).status, row(rid).last_error) == ("failed", "AIOPS_SLACK_WEBHOOK_URL is not set")
         assert (row(pd).status, row(pd).last_error) == ("failed", "AIOPS_PAGERDUTY_ROUTING_KEY is not set")
         assert row(rid).attempts == 0
         assert any("not sent: AIOPS_SLACK_WEBHOOK_URL is not set" in e["detail"] for e in timeline())
-        assert stats(app.config)["slack"]["configured"] is False
-        app.config.update(AIOPS_WEBHOOK_URL="hooks.example.com/T0/secret-token")  # no scheme
+        assert stats(settings_of(app))["slack"]["configured"] is False
+        reconfigure(app, webhook_url="hooks.example.com/T0/secret-token")  # no scheme
         bad = add_row("webhook", at=T0 + 1)
-        assert deliver_due(app.config, now=T0 + 1) == 1
+        assert deliver_due(settings_of(app), now=T0 + 1) == 1
         assert (row(bad).status, row(bad).last_error) == ("failed", "AIOPS_WEBHOOK_URL is not an http(s) URL")
     assert receiver.count == 0
 
 
 def test_remediation_hook_runs_with_the_token(app, receiver):
     receiver.script(Reply(200, body="restarted payment"), Reply(404, body="no such hook"))
-    app.config.update(AIOPS_REMEDIATION_LATENCY_URL=receiver.url("/latency"),
-                      AIOPS_REMEDIATION_ERRORS_URL=receiver.url("/errors"), AIOPS_REMEDIATION_TOKEN="tok")
+    reconfigure(app, remediation_latency_url=receiver.url("/latency"),
+                      remediation_errors_url=receiver.url("/errors"), remediation_token="tok")
     with app.app_context():
         add_incident("INC-1")
         add_incident("INC-2")
         ok = add_row("remediation", "INC-1", "remediate", {"kind": "latency", "incident": {"id": "INC-1"}})
         bad = add_row("remediation", "INC-2", "remediate", {"kind": "errors", "incident": {"id": "INC-2"}},
                       at=T0 + 1)
-        assert deliver_due(app.config, now=T0 + 2) == 2
+        assert deliver_due(settings_of(app), now=T0 + 2) == 2
         assert [r.path for r in receiver.requests] == ["/latency", "/errors"]
         assert {r.headers["authorization"] for r in receiver.requests} == {"Bearer tok"}
         assert receiver.requests[0].json == {"kind": "latency", "incident": {"id": "INC-1"}}
@@ -342,11 +343,11 @@ def test_remediation_hook_runs_with_the_token(app, receiver):
 
 
 def test_remediation_without_a_hook_for_its_kind_fails(app, receiver):
-    app.config.update(AIOPS_REMEDIATION_LATENCY_URL=receiver.url("/latency"))
+    reconfigure(app, remediation_latency_url=receiver.url("/latency"))
     with app.app_context():
         add_incident()
         rid = add_row("remediation", payload={"kind": "timeout", "incident": {}})
-        deliver_due(app.config, now=T0)
+        deliver_due(settings_of(app), now=T0)
         assert row(rid).last_error == "AIOPS_REMEDIATION_TIMEOUT_URL is not set"
         assert db.session.get(Incident, "INC-1").remediation == "failed"
     assert receiver.count == 0
@@ -365,22 +366,22 @@ def test_sends_outside_transactions_and_superseded_rows_still_record_delivery(ap
 
     monkeypatch.setattr(delivery, "send", superseding_send)
     receiver.script(202, 500)
-    app.config.update(AIOPS_WEBHOOK_URL=receiver.url("/hook"))
+    reconfigure(app, webhook_url=receiver.url("/hook"))
     with app.app_context():
         add_incident()
         sent = add_row("webhook")
-        assert deliver_due(app.config, now=T0) == 1
+        assert deliver_due(settings_of(app), now=T0) == 1
         assert (row(sent).status, row(sent).lease_until) == ("delivered", None)
         assert timeline()[-1]["event"] == "notified"
         failing = add_row("webhook", at=T0 + 1)
-        assert deliver_due(app.config, now=T0 + 1) == 1
+        assert deliver_due(settings_of(app), now=T0 + 1) == 1
         left = row(failing)
         assert (left.status, left.lease_until, left.last_status) == ("superseded", None, 500)
     assert seen == [False, False]
 
 
 def test_a_newer_row_waits_while_an_older_one_for_the_incident_is_in_flight(app, receiver):
-    app.config.update(AIOPS_WEBHOOK_URL=receiver.url("/hook"))
+    reconfigure(app, webhook_url=receiver.url("/hook"))
     with app.app_context():
         older = add_row("webhook", event="trigger")
         newer = add_row("webhook", event="resolve", at=T0 + 1)
@@ -388,16 +389,16 @@ def test_a_newer_row_waits_while_an_older_one_for_the_incident_is_in_flight(app,
         db.session.execute(update(Notification).where(Notification.id == older)
                            .values(lease_until=T0 + 60, lease_owner="elsewhere:1"))
         db.session.commit()
-        assert deliver_due(app.config, now=T0 + 2) == 0
+        assert deliver_due(settings_of(app), now=T0 + 2) == 0
         assert row(newer).status == "pending"
         # The lease runs out: the trigger is resent first, then the resolve.
-        assert deliver_due(app.config, now=T0 + 61) == 2
+        assert deliver_due(settings_of(app), now=T0 + 61) == 2
     assert [r.json["event"] for r in receiver.requests] == ["trigger", "resolve"]
 
 
 def test_concurrent_callers_send_each_row_once(app, receiver):
     receiver.script(default=Reply(202, delay=0.005))
-    app.config.update(AIOPS_WEBHOOK_URL=receiver.url("/hook"))
+    reconfigure(app, webhook_url=receiver.url("/hook"))
     with app.app_context():
         ids = [add_row("webhook", incident_id=f"INC-{i}", at=T0 + i * 0.001) for i in range(20)]
     start = threading.Barrier(3)
@@ -407,7 +408,7 @@ def test_concurrent_callers_send_each_row_once(app, receiver):
         with app.app_context():
             try:
                 start.wait()
-                taken.append(deliver_due(app.config, now=T0 + 1))
+                taken.append(deliver_due(settings_of(app), now=T0 + 1))
             except Exception as exc:  # pragma: no cover - reported below
                 errors.append(exc)
             finally:
@@ -429,7 +430,7 @@ def test_concurrent_callers_send_each_row_once(app, receiver):
 
 def test_stats_and_history(app, receiver):
     receiver.script(202, Reply(400, body="nope"))
-    app.config.update(AIOPS_WEBHOOK_URL=receiver.url("/hook"))
+    reconfigure(app, webhook_url=receiver.url("/hook"))
     with app.app_context():
         first = add_row("webhook", incident_id="INC-1")
         second = add_row("webhook", incident_id="INC-2", at=T0 + 1)
@@ -439,8 +440,8 @@ def test_stats_and_history(app, receiver):
             channel="webhook", incident_id="INC-3", event="trigger", dedup_key="k", severity="low",
             payload={}, status="superseded", attempts=0, created_at=T0 + 3, next_attempt_at=T0 + 3))
         db.session.commit()
-        deliver_due(app.config, now=T0 + 1)  # the slack row is not due yet
-        summary = stats(app.config, now=T0 + 1)
+        deliver_due(settings_of(app), now=T0 + 1)  # the slack row is not due yet
+        summary = stats(settings_of(app), now=T0 + 1)
         assert set(summary) >= {"webhook", "slack", "pagerduty", "remediation"}
         web = summary["webhook"]
         assert {k: web[k] for k in ("configured", "pending", "delivered", "failed", "superseded")} == {
@@ -465,14 +466,12 @@ def test_channel_rows_are_created_once(app):
 
 
 def test_worker_job(app, receiver):
-    from apscheduler.schedulers.background import BackgroundScheduler
+    from aiops import worker
 
-    app.config.update(AIOPS_WEBHOOK_URL=receiver.url("/hook"), AIOPS_NOTIFY_POLL=0.5)
-    scheduler = BackgroundScheduler()
-    delivery.add_job(scheduler, app)
-    job = scheduler.get_job(delivery.JOB_ID)
-    assert job.trigger.interval.total_seconds() == 0.5
-    assert (job.max_instances, job.coalesce) == (1, True)
+    reconfigure(app, webhook_url=receiver.url("/hook"), notify_poll=0.5)
+    job = next(j for j in worker.jobs(settings_of(app)) if j.id == delivery.JOB_ID)
+    assert job.seconds == 0.5
+    assert delivery.JOB_ID not in {j.id for j in worker.jobs(Settings())}  # nowhere to send: no job
     with app.app_context():
         add_row("webhook", at=0.0)  # long due by the wall clock
     assert delivery.tick(app) == 1

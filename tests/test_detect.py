@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from aiops import settings
 from aiops.baseline import BaselineValue
 from aiops.detect import Thresholds, detect, window_stats
+from aiops.settings import Settings
 from tests.spans import client, span
 
-TH = Thresholds()  # the documented defaults
+TH = Thresholds.from_settings(Settings())  # the documented defaults
 PAYMENT = ("shop", "payment")
 READY = BaselineValue(latency_ms=100.0, samples=100, windows=10)
 
@@ -20,11 +20,9 @@ def kinds(anomalies):
     return sorted((a.endpoint, a.type) for a in anomalies)
 
 
-def test_thresholds_come_from_config():
-    config = {**settings.defaults(), "AIOPS_LATENCY_FACTOR": 5.0, "AIOPS_MIN_WINDOW_REQUESTS": 9}
-    th = Thresholds.from_config(config)
+def test_thresholds_come_from_settings():
+    th = Thresholds.from_settings(Settings.load({"AIOPS_LATENCY_FACTOR": "5", "AIOPS_MIN_WINDOW_REQUESTS": "9"}))
     assert th.latency_factor == 5.0 and th.min_window_requests == 9
-    assert Thresholds.from_config(settings.defaults()) == Thresholds()
 
 
 # -- latency -----------------------------------------------------------------

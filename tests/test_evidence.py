@@ -15,6 +15,7 @@ from aiops import logbaseline as lb
 from aiops.baseline import BaselineValue
 from aiops.detect import Thresholds, detect, network, shifted, window_stats
 from aiops.rca import analyse
+from aiops.settings import Settings
 from telemetry.models import KIND_CLIENT
 from tests.spans import new_trace_id, span
 
@@ -132,7 +133,7 @@ def test_a_callee_that_never_answers_is_evidence_through_the_named_call():
 
 def test_rca_groups_the_symptoms_under_the_network_root_with_a_path_in_time_order():
     base_spans = [s for w in range(8) for s in window(40, 1000.0 + 30 * w, w)]
-    th = Thresholds(min_baseline_samples=1)
+    th = Thresholds.from_settings(Settings(min_baseline_samples=1))
     stats = window_stats(base_spans)
     baselines = {k: BaselineValue(v.mean_ms, 0.0, 400, 8) for k, v in stats.items()}
     faulty = window(40, 5000.0, 17, gap={"pay": 300.0})

@@ -18,10 +18,11 @@ from aiops.detect import Anomaly
 from aiops.incidents import Changes, Policy, apply_groups, resolve_quiet, severity
 from aiops.models import AnomalyRecord, Incident
 from aiops.rca import Group
+from aiops.settings import Settings, reconfigure, settings_of
 from telemetry.db import begin_write, db
 
 WINDOW = 300.0
-POLICY = Policy(correlation_window=WINDOW)
+POLICY = Policy.from_settings(Settings(correlation_window=WINDOW))
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -176,12 +177,12 @@ def test_a_resolved_root_that_fails_again_after_the_cooldown_opens_a_new_inciden
 
 def test_detection_cycles_resolve_after_configured_clean_cycles(app):
     """AIOPS_RESOLVE_AFTER_CYCLES is what the real cycle uses (here 2, not the default 3)."""
-    app.config["AIOPS_RESOLVE_AFTER_CYCLES"] = 2
+    reconfigure(app, resolve_after_cycles=2)
     with app.app_context():
         [inc], _ = apply([group("payment", latency("payment"))], now=1_000.0)
-        first = run_claimed(app.config, force=True)
+        first = run_claimed(settings_of(app), force=True)
         assert first["incidents_resolved"] == [] and first["spans"] == 0
-        second = run_claimed(app.config, force=True)
+        second = run_claimed(settings_of(app), force=True)
         assert second["incidents_resolved"] == [inc.id]
         assert incidents()[0].status == "resolved"
 

@@ -14,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from aiops.settings import Settings
 from telemetry import otlp, otlp_limits
 from tests.conftest import dispose_app, make_app
 from tests.test_otlp import JS, PB, decode, encoded, good_request, make_request, make_span, post, stored
@@ -45,6 +46,8 @@ def test_ingest_needs_the_token_when_one_is_set(guarded, content_type):
     assert post(client, body, content_type, Authorization="Bearer ingest-t").status_code == 200
     assert post(client, body, content_type, **{"X-AIOps-Token": "ingest-t"}).status_code == 200
     assert len(stored(guarded)) == 2
+
+LIMITS = otlp_limits.Limits(Settings().otlp_max_spans, Settings().otlp_max_items)  # the defaults
 
 
 def test_the_api_token_guards_ingest_when_it_is_the_only_one(app_factory):
@@ -88,16 +91,16 @@ def test_scan_counts_what_the_decoder_builds():
     span.events.append(trace_pb2.Span.Event(name="exception", attributes=span.attributes))
     span.attributes[0].value.array_value.values.add().kvlist_value.values.add(key="k").value.int_value = 1
     body = request.SerializeToString()
-    assert otlp_limits.scan_protobuf(body, otlp_limits.Limits()) == decoded_items(request) == 52
+    assert otlp_limits.scan_protobuf(body, LIMITS) == decoded_items(request) == 52
 
 
 def test_scan_refuses_before_decoding():
     with pytest.raises(otlp.PayloadTooLarge, match="AIOPS_OTLP_MAX_SPANS"):
-        otlp_limits.scan_protobuf(empty_spans(101), otlp_limits.Limits(max_spans=100))
+        otlp_limits.scan_protobuf(empty_spans(101), otlp_limits.Limits(max_spans=100, max_items=LIMITS.max_items))
     with pytest.raises(otlp.PayloadTooLarge, match="AIOPS_OTLP_MAX_ITEMS"):
-        otlp_limits.scan_protobuf(empty_spans(101), otlp_limits.Limits(max_items=100))
+        otlp_limits.scan_protobuf(empty_spans(101), otlp_limits.Limits(max_spans=LIMITS.max_spans, max_items=100))
     with pytest.raises(otlp.OtlpError):
-        otlp_limits.scan_protobuf(empty_spans(10)[:-1], otlp_limits.Limits())
+        otlp_limits.scan_protobuf(empty_spans(10)[:-1], LIMITS)
 
 
 def _nested_arrays(depth: int) -> bytes:
@@ -114,9 +117,9 @@ def _nested_arrays(depth: int) -> bytes:
 
 
 def test_scan_refuses_nesting_deeper_than_the_decoder_takes():
-    assert otlp_limits.scan_protobuf(_nested_arrays(10), otlp_limits.Limits()) == 3 + 1 + 1 + 2 * 10
+    assert otlp_limits.scan_protobuf(_nested_arrays(10), LIMITS) == 3 + 1 + 1 + 2 * 10
     with pytest.raises(otlp.OtlpError, match="too deep"):
-        otlp_limits.scan_protobuf(_nested_arrays(200), otlp_limits.Limits())
+        otlp_limits.scan_protobuf(_nested_arrays(200), LIMITS)
 
 
 def test_a_small_gzip_of_millions_of_empty_spans_is_413(app, client):

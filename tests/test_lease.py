@@ -10,36 +10,36 @@ import time
 
 import pytest
 
-from aiops import settings
-from aiops.cycle import claim, lease_seconds, run_claimed
+from aiops.cycle import claim, run_claimed
 from aiops.models import DetectionCycle, DetectionState
+from aiops.settings import Settings, reconfigure, settings_of
 from telemetry.db import db
 
 
 def test_default_lease_is_at_least_a_minute_and_four_intervals():
-    assert lease_seconds({"AIOPS_DETECTION_INTERVAL": 1.0, "AIOPS_CYCLE_LEASE": None}) == 60.0
-    assert lease_seconds({"AIOPS_DETECTION_INTERVAL": 30.0, "AIOPS_CYCLE_LEASE": None}) == 120.0
-    assert lease_seconds({"AIOPS_DETECTION_INTERVAL": 1.0, "AIOPS_CYCLE_LEASE": 2.5}) == 2.5
+    assert Settings(detection_interval=1.0).cycle_lease_seconds == 60.0
+    assert Settings(detection_interval=30.0).cycle_lease_seconds == 120.0
+    assert Settings(detection_interval=1.0, cycle_lease=2.5).cycle_lease_seconds == 2.5
 
 
 def test_lease_setting_must_be_positive():
-    assert settings.from_env({"AIOPS_CYCLE_LEASE": "7.5"}) == {"AIOPS_CYCLE_LEASE": 7.5}
+    assert Settings.load({"AIOPS_CYCLE_LEASE": "7.5"}).cycle_lease == 7.5
     for bad in ("0", "-1", "soon"):
         with pytest.raises(ValueError, match="AIOPS_CYCLE_LEASE"):
-            settings.from_env({"AIOPS_CYCLE_LEASE": bad})
+            Settings.load({"AIOPS_CYCLE_LEASE": bad})
 
 
 def test_an_abandoned_lease_blocks_cycles_until_it_expires(app):
     """A claim whose process died (no cycle row, lease left behind) holds until the lease runs out."""
-    app.config.update(AIOPS_DETECTION_INTERVAL=0.01, AIOPS_CYCLE_LEASE=0.5)
+    reconfigure(app, detection_interval=0.01, cycle_lease=0.5)
     with app.app_context():
-        assert claim(None, 0.01, lease_seconds(app.config)) is not None  # ... and then "dies"
+        assert claim(None, 0.01, settings_of(app).cycle_lease_seconds) is not None  # ... and then "dies"
         abandoned = db.session.get(DetectionState, 1).lease_until
         db.session.rollback()
-        assert run_claimed(app.config, force=False) is None
-        assert run_claimed(app.config, force=True) is None  # not even a forced cycle
+        assert run_claimed(settings_of(app), force=False) is None
+        assert run_claimed(settings_of(app), force=True) is None  # not even a forced cycle
         time.sleep(max(0.0, abandoned - time.time()) + 0.05)
-        summary = run_claimed(app.config, force=False)
+        summary = run_claimed(settings_of(app), force=False)
         assert summary is not None and summary["started_at"] >= abandoned
         assert db.session.get(DetectionState, 1).lease_until is None
         assert db.session.query(DetectionCycle).count() == 1

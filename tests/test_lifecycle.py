@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from aiops.models import Incident
+from aiops.settings import reconfigure
 from telemetry.db import db
 
 
@@ -53,7 +54,7 @@ def test_bad_bodies_are_400_and_unknown_incident_404(app, client):
 
 def test_token_guards_transitions(app, client):
     iid = _incident(app)
-    app.config["AIOPS_API_TOKEN"] = "s3cret"
+    reconfigure(app, api_token="s3cret")
     assert client.post(f"/aiops/incidents/{iid}/acknowledge").status_code == 401
     r = client.post(f"/aiops/incidents/{iid}/acknowledge", headers={"Authorization": "Bearer s3cret"})
     assert r.status_code == 200

@@ -15,11 +15,12 @@ from alembic.runtime.migration import MigrationContext
 import aiops.models  # noqa: F401 - register every table on db.metadata
 import simulation.models  # noqa: F401
 import telemetry.models  # noqa: F401
-from telemetry import schema
+from aiops import schema
 from telemetry.db import configure_engine, db
 
 MODEL_TABLES = {"spans", "baselines", "signal_baselines", "detection_state", "detection_cycles",
-                "incidents", "anomalies", "faults", "notifications", "notification_channels"}
+                "incidents", "anomalies", "faults", "notifications", "notification_channels",
+                "cycle_requests", "workers"}
 
 
 @pytest.fixture

@@ -10,14 +10,15 @@ from sqlalchemy import select
 
 from aiops import notify
 from aiops.models import Incident, Notification
+from aiops.settings import reconfigure, settings_of
 from telemetry.db import begin_write, db
 from tests.test_incident_lifecycle import cycle, payment_slow
 
 CHANNELS = {
-    "AIOPS_WEBHOOK_URL": "http://127.0.0.1:9/hook",
-    "AIOPS_SLACK_WEBHOOK_URL": "http://127.0.0.1:9/slack",
-    "AIOPS_PAGERDUTY_ROUTING_KEY": "R0UTING",
-    "AIOPS_PAGERDUTY_URL": "http://127.0.0.1:9/v2/enqueue",
+    "webhook_url": "http://127.0.0.1:9/hook",
+    "slack_webhook_url": "http://127.0.0.1:9/slack",
+    "pagerduty_routing_key": "R0UTING",
+    "pagerduty_url": "http://127.0.0.1:9/v2/enqueue",
 }
 
 
@@ -35,13 +36,13 @@ def confirmed(app, now=1000.0):
     changes = cycle(now + 30, payment_slow())
     [incident] = changes.touched
     begin_write()
-    notify.dispatch(changes, now + 30, app.config)
+    notify.dispatch(changes, now + 30, settings_of(app))
     db.session.commit()
     return incident.id
 
 
 def test_a_trigger_goes_to_every_configured_channel_with_the_incident_id_as_dedup_key(app):
-    app.config.update(CHANNELS)
+    reconfigure(app, **CHANNELS)
     with app.app_context():
         iid = confirmed(app)
         queued = rows()
@@ -59,32 +60,32 @@ def test_nothing_is_queued_without_channels(app):
 
 
 def test_nothing_is_queued_when_turned_off(app):
-    app.config.update(CHANNELS, AIOPS_NOTIFICATIONS=False)
+    reconfigure(app, **CHANNELS, notifications=False)
     with app.app_context():
         confirmed(app)
         assert rows() == []
 
 
 def test_queued_rows_commit_or_roll_back_with_the_incident_change(app):
-    app.config.update(CHANNELS)
+    reconfigure(app, **CHANNELS)
     with app.app_context():
         iid = confirmed(app)
         before = len(rows())
         begin_write()
         incident = db.session.get(Incident, iid)
-        notify.human_transition(incident, "acknowledge", 1100.0, "alice", "on it", app.config)
+        notify.human_transition(incident, "acknowledge", 1100.0, "alice", "on it", settings_of(app))
         db.session.rollback()  # the change failed: neither it nor its messages exist
         assert len(rows()) == before
         assert db.session.get(Incident, iid).status == "open"
 
 
 def test_acknowledge_supersedes_a_pending_trigger_and_carries_who(app):
-    app.config.update(CHANNELS)
+    reconfigure(app, **CHANNELS)
     with app.app_context():
         iid = confirmed(app)
         begin_write()
         notify.human_transition(db.session.get(Incident, iid), "acknowledge", 1100.0, "alice", "on it",
-                                app.config)
+                                settings_of(app))
         db.session.commit()
         pd = rows(channel="pagerduty")
         assert [(r.event, r.status) for r in pd] == [("trigger", "superseded"), ("acknowledge", "pending")]
@@ -94,57 +95,57 @@ def test_acknowledge_supersedes_a_pending_trigger_and_carries_who(app):
 
 
 def test_an_unconfirmed_incident_acknowledged_by_hand_tells_nobody(app):
-    app.config.update(CHANNELS)
+    reconfigure(app, **CHANNELS)
     with app.app_context():
         [incident] = cycle(1000.0, payment_slow()).opened
         begin_write()
         notify.human_transition(db.session.get(Incident, incident.id), "resolve", 1010.0, "bob", "",
-                                app.config)
+                                settings_of(app))
         db.session.commit()
         assert rows() == []
 
 
 def test_trigger_class_messages_are_rate_limited_per_severity(app):
-    app.config.update(CHANNELS, AIOPS_WEBHOOK_URL=None, AIOPS_SLACK_WEBHOOK_URL=None)
-    app.config["AIOPS_NOTIFY_RATE_LIMITS"] = {"critical": 0.0, "high": 300.0, "medium": 900.0, "low": 3600.0}
+    reconfigure(app, **{**CHANNELS, "webhook_url": None, "slack_webhook_url": None})
+    reconfigure(app, notify_rate_limits={"critical": 0.0, "high": 300.0, "medium": 900.0, "low": 3600.0})
     with app.app_context():
         iid = confirmed(app)  # high (45x latency): one per 300 s
         begin_write()
         incident = db.session.get(Incident, iid)
-        notify.enqueue(incident, "update", 1100.0, app.config)
+        notify.enqueue(incident, "update", 1100.0, settings_of(app))
         db.session.commit()
         first, held = rows()
         assert first.next_attempt_at == 1030.0 and first.status == "superseded"
         assert held.event == "update" and held.next_attempt_at == 1030.0 + 300.0
         assert incident.timeline[-1]["event"] == "rate-limited"
         begin_write()
-        notify.enqueue(incident, "resolve", 1120.0, app.config)  # never held, and replaces the held one
+        notify.enqueue(incident, "resolve", 1120.0, settings_of(app))  # never held, and replaces the held one
         db.session.commit()
         assert [(r.event, r.status, r.next_attempt_at) for r in rows()][1:] == [
             ("update", "superseded", 1330.0), ("resolve", "pending", 1120.0)]
 
 
 def test_critical_is_never_held(app):
-    app.config.update(CHANNELS, AIOPS_WEBHOOK_URL=None, AIOPS_SLACK_WEBHOOK_URL=None)
+    reconfigure(app, **{**CHANNELS, "webhook_url": None, "slack_webhook_url": None})
     with app.app_context():
         iid = confirmed(app)
         begin_write()
         incident = db.session.get(Incident, iid)
         incident.severity = "critical"
-        notify.enqueue(incident, "update", 1031.0, app.config)
+        notify.enqueue(incident, "update", 1031.0, settings_of(app))
         db.session.commit()
         assert rows()[-1].next_attempt_at == 1031.0
 
 
 def test_no_remediation_without_a_hook_for_the_kind(app):
-    app.config["AIOPS_REMEDIATION_ERRORS_URL"] = "http://127.0.0.1:9/fix"
+    reconfigure(app, remediation_errors_url="http://127.0.0.1:9/fix")
     with app.app_context():
         confirmed(app)  # a latency incident: no latency hook configured
         assert rows(channel="remediation") == []
 
 
 def test_remediation_hook_is_queued_for_the_kind(app):
-    app.config["AIOPS_REMEDIATION_LATENCY_URL"] = "http://127.0.0.1:9/fix"
+    reconfigure(app, remediation_latency_url="http://127.0.0.1:9/fix")
     with app.app_context():
         iid = confirmed(app)
         [row] = rows(channel="remediation")
@@ -154,7 +155,7 @@ def test_remediation_hook_is_queued_for_the_kind(app):
 
 
 def test_notifications_api_filters_and_rejects_bad_parameters(app, client):
-    app.config.update(CHANNELS)
+    reconfigure(app, **CHANNELS)
     with app.app_context():
         iid = confirmed(app)
     body = client.get("/aiops/notifications", query_string={"incident": iid, "channel": "webhook"}).json

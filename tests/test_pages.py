@@ -22,6 +22,7 @@ from markupsafe import escape
 
 from aiops import pages, waterfall
 from aiops.detect import Thresholds
+from aiops.settings import Settings
 from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS
 from tests.spans import client as client_span
 from tests.spans import span
@@ -277,7 +278,7 @@ def _open_incident(app, spans: list) -> str:
                   example_trace=spans[0].trace_id)
     with app.app_context():
         begin_write()
-        opened = apply_groups([group], time.time(), Policy()).opened
+        opened = apply_groups([group], time.time(), Policy.from_settings(Settings())).opened
         incident_id = opened[0].id
         db.session.commit()
     return incident_id
@@ -505,7 +506,7 @@ def test_layout_deep_chain_is_not_recursive():
 
 
 def test_endpoint_health_states():
-    th = Thresholds()
+    th = Thresholds.from_settings(Settings())
     inc = SimpleNamespace(root_service="shop", root_endpoint="payment", affected=["payment", "checkout"])
     endpoints = {
         "payment": {"service": "shop", "endpoint": "payment", "avg_latency_ms": 900.0,

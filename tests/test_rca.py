@@ -13,9 +13,10 @@ import pytest
 from aiops.baseline import BaselineValue
 from aiops.detect import Thresholds, detect, window_stats
 from aiops.rca import analyse
+from aiops.settings import Settings
 from tests.spans import client, span
 
-TH = Thresholds()
+TH = Thresholds.from_settings(Settings())
 BASELINES = {
     ("shop", "checkout"): BaselineValue(60.0, samples=200, windows=20),
     ("shop", "payment"): BaselineValue(20.0, samples=200, windows=20),

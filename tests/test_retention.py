@@ -7,8 +7,9 @@ import uuid
 
 from sqlalchemy import func, select
 
-from aiops import scheduler
+from aiops import worker
 from aiops.models import DetectionCycle
+from aiops.settings import reconfigure
 from telemetry import store
 from telemetry.db import db
 from telemetry.models import KIND_SERVER, SPAN_FIELDS, Span
@@ -40,7 +41,7 @@ def test_prune_removes_only_spans_older_than_the_cutoff_in_batches(app):
 
 
 def test_the_scheduled_tick_applies_retention_to_spans_and_cycle_history(app):
-    app.config.update(AIOPS_RETENTION_HOURS=1.0)
+    reconfigure(app, retention_hours=1.0)
     now = time.time()
     with app.app_context():
         store.insert_spans(db.engine, _rows(50, now - 7200) + _rows(20, now - 5))
@@ -48,7 +49,8 @@ def test_the_scheduled_tick_applies_retention_to_spans_and_cycle_history(app):
                                       anomalies=0, incidents_opened=0, incidents_updated=0,
                                       incidents_resolved=0))
         db.session.commit()
-    summary = scheduler.tick(app)
+    summary = worker.Worker(app).detect()
+    worker.Worker(app).prune()
     assert summary is not None and summary["spans"] == 70  # the cycle still saw everything new to it
     with app.app_context():
         assert _count(Span) == 20

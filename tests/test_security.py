@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from aiops import security
-from aiops.settings import from_env, masked_url
+from aiops.settings import Settings, masked_url
 from tests.conftest import dispose_app, make_app
 
 TOKEN = "s3cret-token"
@@ -65,7 +65,7 @@ def test_masked_url_hides_passwords_and_queries():
 @pytest.mark.parametrize("raw", ["1_000", "1e3", "true", "-5", "0", " "])
 def test_count_settings_are_plain_positive_integers(raw):
     with pytest.raises(ValueError, match="AIOPS_MAX_BODY_BYTES"):
-        from_env({"AIOPS_MAX_BODY_BYTES": raw})
+        Settings.load({"AIOPS_MAX_BODY_BYTES": raw})
 
 
 # -- the app ----------------------------------------------------------------------------

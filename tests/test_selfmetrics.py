@@ -11,6 +11,7 @@ import os
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aiops.settings import reconfigure, settings_of
 from telemetry import selfmetrics
 from telemetry.buffer import SpanBuffer
 from tests.conftest import dispose_app, make_app
@@ -96,7 +97,7 @@ def test_the_product_route_is_recorded_under_aiops(app, client):
 
 def test_a_cycle_counts_its_duration_anomalies_and_incidents(app, client):
     before = scrape(client)
-    for _ in range(app.config["AIOPS_MIN_BASELINE_SAMPLES"] + 5):
+    for _ in range(settings_of(app).min_baseline_samples + 5):
         client.post("/payment")
     assert client.post("/aiops/analyze").get_json()["incidents_opened"] == []
     client.post("/simulate/error?endpoint=payment&rate=1")
@@ -123,7 +124,7 @@ def test_a_failed_cycle_is_counted(app, client, monkeypatch):
     before = scrape(client)
     monkeypatch.setattr(aiops.cycle, "run_cycle", broken)
     with app.app_context(), pytest.raises(RuntimeError):
-        aiops.cycle.run_claimed(app.config, force=True)
+        aiops.cycle.run_claimed(settings_of(app), force=True)
     after = scrape(client)
     assert delta(before, after, "aiops_detection_cycle_failures_total") == 1
     assert delta(before, after, "aiops_detection_cycle_duration_seconds_count") == 0
@@ -248,12 +249,12 @@ def test_outbox_sends_are_counted_by_channel_and_outcome(app, client):
 
     before = scrape(client)
     with Receiver([503], default=202) as hook:
-        app.config["AIOPS_WEBHOOK_URL"] = hook.url("/hook")
+        reconfigure(app, webhook_url=hook.url("/hook"))
         with app.app_context():
             add_incident()
             rid = add_row("webhook")
-            deliver_due(app.config, now=T0)
-            deliver_due(app.config, now=row(rid).next_attempt_at)
+            deliver_due(settings_of(app), now=T0)
+            deliver_due(settings_of(app), now=row(rid).next_attempt_at)
             assert row(rid).status == "delivered"
     after = scrape(client)
     for outcome, count in (("retry", 1), ("delivered", 1), ("failed", 0)):

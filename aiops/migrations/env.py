@@ -1,28 +1,24 @@
-"""Alembic environment: run migrations on the connection :mod:`telemetry.schema` hands over.
+"""Alembic environment: run migrations on the connection :mod:`aiops.schema` hands over.
 
-``telemetry.schema.upgrade`` opens the connection, takes the migration lock
+``aiops.schema.upgrade`` opens the connection, takes the migration lock
 and begins the transaction; this file only runs the scripts on it, so every
 revision applies in that one locked transaction. Autogenerate compares
-against ``db.metadata`` with every model module imported.
+against the MetaData handed over too: the tables each package's ``init_app``
+registered (this file imports no package's models).
 """
 
 from __future__ import annotations
 
 from alembic import context
 
-import aiops.models  # noqa: F401 - every model module registers its tables
-import simulation.models  # noqa: F401
-import telemetry.models  # noqa: F401
-from telemetry.db import db
-
 config = context.config
 connection = config.attributes.get("connection")
-if connection is None:  # pragma: no cover - always driven through telemetry.schema
+if connection is None:  # pragma: no cover - always driven through aiops.schema
     raise RuntimeError("run migrations with `flask --app app aiops migrate`, not the alembic CLI")
 
 context.configure(
     connection=connection,
-    target_metadata=db.metadata,
+    target_metadata=config.attributes.get("metadata"),
     # SQLite cannot ALTER most things: batch mode copies the table instead.
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,

@@ -2,7 +2,7 @@
 
 Exactly what ``db.create_all()`` made before the project used migrations.
 Such a database (tables, no ``alembic_version``) is *adopted*: with the
-``adopt`` attribute set by :func:`telemetry.schema.upgrade`, tables and
+``adopt`` attribute set by :func:`aiops.schema.upgrade`, tables and
 indexes that exist are left alone, missing ones are created, and the one
 known drift of older databases is fixed (``detection_state.cursor`` was an
 INTEGER before it became a BIGINT).

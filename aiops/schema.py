@@ -1,6 +1,6 @@
 """Database schema migrations (Alembic), applied automatically and safely.
 
-Every schema change is an Alembic revision in ``telemetry/migrations/versions``.
+Every schema change is an Alembic revision in ``aiops/migrations/versions``.
 :func:`upgrade` brings a database to the newest revision. It runs on each
 worker's first request, on ``python app.py`` and every ``flask aiops``
 command, and as ``flask --app app aiops migrate`` by hand, so it must be cheap
@@ -16,7 +16,11 @@ instances) start at once:
   is *adopted*: the initial revision creates only what is missing and records
   itself, instead of failing on "table already exists".
 
-No Flask here: it takes an Engine, so tests and tools can call it directly.
+The functions take an Engine and the models' MetaData, so tests and tools can
+call them directly; :func:`ensure_schema` is the app's shorthand. Each package
+registers its tables on the shared ``db.metadata`` when its ``init_app`` imports
+its models, and the migrations see whatever the app registered: no package
+imports another's models for them.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, MetaData, inspect, text
 
-from telemetry.db import configure_engine, write_connection
+from telemetry.db import configure_engine, db, write_connection
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,7 @@ def _sqlite_dir(engine: Engine) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def upgrade(engine: Engine) -> str:
+def upgrade(engine: Engine, metadata: MetaData | None = None) -> str:
     """Bring the database to the head revision: ``"current"``, ``"upgraded"`` or ``"adopted"``."""
     _sqlite_dir(engine)
     configure_engine(engine)  # SQLite: WAL, busy timeout, BEGIN IMMEDIATE for write_connection
@@ -85,15 +89,21 @@ def upgrade(engine: Engine) -> str:
         if adopt:
             log.warning("database has tables but no migration history: adopting it")
         log.info("migrating database from %s to %s", sorted(found) or "nothing", sorted(target))
-        command.upgrade(alembic_config(conn, adopt=adopt), "head")
+        command.upgrade(alembic_config(conn, adopt=adopt, metadata=metadata), "head")
     return "adopted" if adopt else "upgraded"
 
 
-def revision(engine: Engine, message: str) -> str:
+def revision(engine: Engine, metadata: MetaData, message: str) -> str:
     """Autogenerate a new revision from the models' difference to the (migrated) database."""
     script = ScriptDirectory.from_config(alembic_config())
     head = script.get_current_head()
     rev_id = f"{int(head) + 1:04d}" if head and head.isdigit() else None
     with engine.connect() as conn:
-        made = command.revision(alembic_config(conn), message=message, autogenerate=True, rev_id=rev_id)
+        made = command.revision(alembic_config(conn, metadata=metadata), message=message, autogenerate=True, rev_id=rev_id)
     return made.path if made is not None and not isinstance(made, list) else ""
+
+
+def ensure_schema() -> str:
+    """Migrate the app's database to the newest schema (``flask aiops migrate``, the worker,
+    gunicorn's start and ``python app.py`` call it; a request never does)."""
+    return upgrade(db.engine, db.metadata)

@@ -1,0 +1,59 @@
+"""The product's fixed vocabularies, defined once: severities, incident kinds, anomaly types, channels.
+
+They are ``StrEnum`` so a member is its own JSON and database value
+(``Severity.HIGH == "high"``): stored rows and API payloads keep their strings.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """How bad an incident is, least to most (the declaration order is the ranking)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+    @classmethod
+    def at(cls, rank: int) -> Severity:
+        """The severity ``rank`` steps above low, clamped to the scale."""
+        members = list(cls)
+        return members[max(0, min(rank, len(members) - 1))]
+
+
+class AnomalyType(StrEnum):
+    """What one detection rule saw on one endpoint in one window."""
+
+    LATENCY = "latency"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+class IncidentKind(StrEnum):
+    """What an incident is about; each kind may have its own remediation hook."""
+
+    LATENCY = "latency"
+    ERRORS = "errors"
+    TIMEOUT = "timeout"
+    CASCADING = "cascading"
+
+
+class Channel(StrEnum):
+    """Where the outbox sends: the three notification channels, and the remediation hooks."""
+
+    WEBHOOK = "webhook"
+    SLACK = "slack"
+    PAGERDUTY = "pagerduty"
+    REMEDIATION = "remediation"
+
+    @classmethod
+    def notifications(cls) -> tuple[Channel, ...]:
+        """The channels that tell people (remediation tells a machine)."""
+        return (cls.WEBHOOK, cls.SLACK, cls.PAGERDUTY)
