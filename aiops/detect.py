@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiops.baseline import BaselineValue
+from aiops.kinds import AnomalyType
 from aiops.logbaseline import Rules, Shift
 from aiops.settings import Settings
 from telemetry.models import KIND_CLIENT
@@ -94,7 +95,7 @@ class WindowStats:
 class Anomaly:
     service: str
     endpoint: str
-    type: str  # latency | error | timeout
+    type: AnomalyType
     observed: float
     baseline: float | None
     request_count: int
@@ -158,12 +159,12 @@ def detect(
                 f"{s.unanswered} calls to it timed out" if s.unanswered >= s.timeouts
                 else f"{s.timeouts} of {s.count} requests timed out"
             )
-            found.append(Anomaly(service, endpoint, "timeout", float(timed_out), None,
+            found.append(Anomaly(service, endpoint, AnomalyType.TIMEOUT, float(timed_out), None,
                                  s.count, f"Timeout: {why}"))
         if s.count >= th.min_window_requests and s.error_rate > th.error_rate:
             top = s.top_exception()
             found.append(Anomaly(
-                service, endpoint, "error", s.error_rate,
+                service, endpoint, AnomalyType.ERROR, s.error_rate,
                 base.error_rate if base else None, s.count,
                 f"Error spike: {s.error_rate:.0%} of {s.count} requests failed"
                 + (f" ({top})" if top else ""),
@@ -171,7 +172,7 @@ def detect(
         if s.count >= th.min_slow_requests and th.is_slow(s.mean_ms, base):
             assert base is not None
             found.append(Anomaly(
-                service, endpoint, "latency", s.mean_ms, base.latency_ms, s.count,
+                service, endpoint, AnomalyType.LATENCY, s.mean_ms, base.latency_ms, s.count,
                 f"Latency spike: {s.mean_ms:.0f}ms (baseline: {base.latency_ms:.0f}ms)",
             ))
     return found
@@ -191,7 +192,7 @@ def shifted(verdicts: Mapping[Key, Shift], rules: Rules, what: str,
     taken = {(a.key, a.type) for a in already}
     found: list[Anomaly] = []
     for key, v in sorted(verdicts.items()):
-        if not v.significant(rules) or (key, "latency") in taken:
+        if not v.significant(rules) or (key, AnomalyType.LATENCY) in taken:
             continue
         if what == "self":
             message = (f"Self-time spike: {len(v.strong)} of {v.judged} spans spent {v.observed_ms:.0f}ms "
@@ -199,7 +200,7 @@ def shifted(verdicts: Mapping[Key, Shift], rules: Rules, what: str,
         else:
             message = (f"Latency shift: {len(v.strong)} of {v.judged} requests took {v.observed_ms:.0f}ms "
                        f"(baseline: {v.baseline_ms:.0f}ms)")
-        found.append(Anomaly(key[0], key[1], "latency", v.observed_ms, v.baseline_ms, v.judged,
+        found.append(Anomaly(key[0], key[1], AnomalyType.LATENCY, v.observed_ms, v.baseline_ms, v.judged,
                              message, evidence=v.spans() if what == "self" else [],
                              shown_by=v.spans(),
                              onset=v.onset))
@@ -220,12 +221,12 @@ def network(suspects: Iterable, already: Iterable[Anomaly] = ()) -> list[Anomaly
             continue
         lead = max(ins, key=lambda s: s.score)
         key = (suspect.service, lead.endpoint)
-        if (key, "latency") in taken:
+        if (key, AnomalyType.LATENCY) in taken:
             continue
         shift = lead.shift
         callers = ", ".join(sorted({s.peer for s in ins}))
         found.append(Anomaly(
-            key[0], key[1], "latency", shift.observed_ms, shift.baseline_ms, shift.judged,
+            key[0], key[1], AnomalyType.LATENCY, shift.observed_ms, shift.baseline_ms, shift.judged,
             f"Network: {len(shift.strong)} of {shift.judged} calls from {callers} took "
             f"{shift.observed_ms:.0f}ms outside {key[0]}'s own spans (baseline: {shift.baseline_ms:.0f}ms)",
             evidence=[sp for s in ins for sp in s.shift.spans()], onset=suspect.onset,

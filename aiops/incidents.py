@@ -23,12 +23,12 @@ from sqlalchemy import func, select
 
 from aiops import storm
 from aiops.detect import Anomaly
+from aiops.kinds import AnomalyType, Severity
 from aiops.models import AnomalyRecord, Incident, iso
 from aiops.rca import Group
 from aiops.settings import Settings
 from telemetry.db import db
 
-SEVERITIES = ("low", "medium", "high", "critical")
 MINOR_SHARE = 0.05  # an endpoint carrying less of the traffic than this is a step less severe
 
 
@@ -79,18 +79,18 @@ def severity(anomalies: Iterable[Anomaly], affected: int, share: float | None = 
     an endpoint that carries under 5% of the traffic lowers it one."""
     level = 0
     for a in anomalies:
-        if a.type == "timeout":
+        if a.type == AnomalyType.TIMEOUT:
             level = max(level, 3)
-        elif a.type == "error":
+        elif a.type == AnomalyType.ERROR:
             level = max(level, 3 if a.observed >= 0.5 else 2)
-        elif a.type == "latency" and a.baseline:
+        elif a.type == AnomalyType.LATENCY and a.baseline:
             ratio = a.observed / a.baseline
             level = max(level, 2 if ratio >= 5 else 1)
     if affected >= 3:
         level = min(level + 1, 3)
     if share is not None and share < MINOR_SHARE:
         level = max(level - 1, 0)
-    return SEVERITIES[level]
+    return Severity.at(level)
 
 
 def escalation(incident: Incident, now: float, policy: Policy) -> tuple[int, list[str]]:
@@ -253,8 +253,7 @@ def _settle(incident: Incident, impact: str, now: float, policy: Policy, changes
     """
     incident.seen_cycles += 1
     steps, why = escalation(incident, now, policy)
-    level = max(SEVERITIES.index(incident.severity), min(SEVERITIES.index(impact) + steps, 3))
-    new_severity = SEVERITIES[level]
+    new_severity = Severity.at(max(Severity(incident.severity).rank, Severity(impact).rank + steps))
     raised = new_severity != incident.severity and incident not in changes.opened
     if raised:
         reasons = why or ([f"spread to {len(incident.affected)} endpoints"] if len(incident.affected) >= 3
@@ -306,8 +305,8 @@ def apply_groups(groups: list[Group], now: float, policy: Policy,
                 changes.updated.append(incident)
         _record(incident, group, now)
         impact = severity(group.anomalies, len(incident.affected), _share(group, total_requests))
-        best = impacts.get(incident.id, "low")
-        impacts[incident.id] = max(best, impact, key=SEVERITIES.index)
+        best = impacts.get(incident.id, Severity.LOW)
+        impacts[incident.id] = max(Severity(best), Severity(impact), key=lambda s: s.rank)
     for incident in changes.touched:
         _settle(incident, impacts[incident.id], now, policy, changes)
     return changes

@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-KINDS = ("latency", "errors", "timeout", "cascading", "unknown")
+from aiops.kinds import IncidentKind
+
+KINDS = (*IncidentKind, "unknown")
 
 # Anomaly type -> report kind when the failure did not spread.
 _KIND_OF_TYPE = {"latency": "latency", "error": "errors", "timeout": "timeout"}

@@ -135,8 +135,8 @@ class Settings:
     detection_interval: float = setting(30.0, "AIOPS_DETECTION_INTERVAL",
                                         "seconds between detection cycles", D, _positive)
     scheduler: bool = setting(
-        True, "AIOPS_SCHEDULER", "`0`: `python app.py` runs no scheduler in its process (cycles then run "
-        "only on `POST /aiops/analyze` or `flask aiops analyze`); web workers never schedule", D, _bool)
+        True, "AIOPS_SCHEDULER", "`0`: the worker (or `python app.py`) runs no periodic cycles, only those "
+        "asked for by `POST /aiops/analyze` or `flask aiops analyze`; web workers never schedule", D, _bool)
     cycle_lease: float | None = setting(
         None, "AIOPS_CYCLE_LEASE", "seconds a started cycle holds its claim; if its process dies, detection "
         "resumes elsewhere after this. Keep it above your longest cycle", D, _positive,
@@ -417,7 +417,7 @@ def reference() -> str:
     lines = [
         "# Configuration",
         "",
-        "<!-- Generated from aiops/settings.py by `flask --app app aiops settings --markdown`; do not edit. -->",
+        "<!-- Generated from aiops/settings.py by `python -m aiops.settings > docs/configuration.md`; do not edit. -->",
         "",
         "Every setting is an environment variable, read once when the app is created",
         "(`create_app`). A bad value stops the start with an error naming the variable.",
@@ -461,3 +461,7 @@ def masked_url(url: str | None) -> str:
         user, colon, _ = userinfo.partition(":")
         head = head.replace(netloc, f"{user}:***@{hostport}" if colon else f"***@{hostport}", 1)
     return head + tail
+
+
+if __name__ == "__main__":  # python -m aiops.settings > docs/configuration.md
+    print(reference(), end="")
