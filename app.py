@@ -43,7 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["MAX_CONTENT_LENGTH"] = conf.max_body_bytes
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
 
-    telemetry.init_app(app, conf)
+    telemetry.init_app(app, conf, aiops.service_names(conf.service_name))
     aiops.init_app(app)
     simulation.init_app(app)
     return app

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from flask import Flask
 
+from telemetry.rows import ServiceNames
+
+# The product's own routes: recorded like any request, but under the service "aiops" (which
+# AIOPS_IGNORE_SERVICES leaves out of detection), so the dashboard polling itself raises nothing.
+SERVICE = "aiops"
+ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/metrics", "/openapi.json")
+
+
+def service_names(own_service: str) -> ServiceNames:
+    return ServiceNames(own=own_service, apart_service=SERVICE, apart=ROUTES)
+
 
 def init_app(app: Flask) -> None:
     from aiops import errors, models, security  # noqa: F401 - models register tables

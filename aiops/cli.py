@@ -39,11 +39,14 @@ def worker():
     ``POST /aiops/analyze``. Web workers only serve; run one of these beside them (more are
     standbys: the database leases give each cycle and message to one). Stops on SIGTERM/Ctrl-C
     after the running job."""
+    import logging
     import signal
     import threading
 
     from aiops import worker as worker_process
 
+    if not logging.getLogger().handlers:  # its cycles and deliveries are worth a log line each
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     outcome = ensure_schema()
     click.echo(f"database schema {outcome}", err=True)
     stop = threading.Event()

@@ -17,6 +17,7 @@ from telemetry import selfmetrics
 from telemetry.buffer import SpanBuffer
 from telemetry.db import configure_engine, db
 from telemetry.otlp_limits import InflightBudget
+from telemetry.rows import ServiceNames
 from telemetry.store import insert_spans
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ def app_settings(app: Flask | None = None):
     return (app or current_app).extensions[SETTINGS_EXTENSION]
 
 
-def init_app(app: Flask, settings) -> None:
+def init_app(app: Flask, settings, names: ServiceNames) -> None:
+    """Wire recording and ingest; ``names`` says which routes are the app's own (stored apart)."""
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
@@ -60,7 +62,6 @@ def init_app(app: Flask, settings) -> None:
         max_size=settings.buffer_max,
         on_flush=selfmetrics.buffer_flushed,
     )
-    own_service = settings.service_name
     kind = settings.recorder
 
     if not settings.record_requests:
@@ -68,11 +69,11 @@ def init_app(app: Flask, settings) -> None:
     elif kind == "otel":
         from telemetry.otel_recorder import OtelRecorder
 
-        recorder = OtelRecorder(app, buffer, own_service)
+        recorder = OtelRecorder(app, buffer, names)
     else:
         from telemetry.recorder import LeanRecorder
 
-        recorder = LeanRecorder(app.wsgi_app, buffer, own_service)
+        recorder = LeanRecorder(app.wsgi_app, buffer, names)
         app.wsgi_app = recorder
 
     app.extensions["aiops_buffer"] = buffer

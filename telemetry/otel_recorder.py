@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from telemetry.buffer import SpanBuffer
 from telemetry.models import KIND_CLIENT
-from telemetry.rows import UNMATCHED, endpoint_for_route, is_error, service_for_route
+from telemetry.rows import UNMATCHED, ServiceNames, endpoint_for_route, is_error
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _exception(span: ReadableSpan) -> tuple[str | None, str | None, str | None]:
     return None, None, None
 
 
-def span_to_row(span: ReadableSpan, own_service: str) -> tuple:
+def span_to_row(span: ReadableSpan, names: ServiceNames) -> tuple:
     """Map an SDK span to the row tuple the lean recorder writes for the same request."""
     attrs = span.attributes or {}
     ctx = span.get_span_context()
@@ -48,12 +48,12 @@ def span_to_row(span: ReadableSpan, own_service: str) -> tuple:
     code = int(code) if code is not None else None
     exc_type, exc_msg, exc_stack = _exception(span)
     if kind == KIND_CLIENT:
-        service = own_service
+        service = names.own
         endpoint = attrs.get(ENDPOINT_ATTRIBUTE) or span.name
-        peer = attrs.get("peer.service") or own_service
+        peer = attrs.get("peer.service") or names.own
     else:
         route = attrs.get("http.route")
-        service = service_for_route(route, own_service)
+        service = names.for_route(route)
         endpoint = endpoint_for_route(route) if route is not None else UNMATCHED
         peer = None
     errored = is_error(code, exc_type is not None) or span.status.status_code == StatusCode.ERROR
@@ -79,13 +79,13 @@ def span_to_row(span: ReadableSpan, own_service: str) -> tuple:
 class BufferSpanProcessor(SpanProcessor):
     """Hands each finished span to the span buffer as a row tuple."""
 
-    def __init__(self, buffer: SpanBuffer, own_service: str):
+    def __init__(self, buffer: SpanBuffer, names: ServiceNames):
         self.buffer = buffer
-        self.own_service = own_service
+        self.names = names
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            self.buffer.add(span_to_row(span, self.own_service))
+            self.buffer.add(span_to_row(span, self.names))
         except Exception:  # noqa: BLE001 - recording never fails a request
             log.exception("could not record span")
 
@@ -95,10 +95,10 @@ class OtelRecorder:
 
     name = "otel"
 
-    def __init__(self, app, buffer: SpanBuffer, own_service: str):
-        self.own_service = own_service
-        self.provider = TracerProvider(resource=Resource.create({"service.name": own_service}))
-        self.provider.add_span_processor(BufferSpanProcessor(buffer, own_service))
+    def __init__(self, app, buffer: SpanBuffer, names: ServiceNames):
+        self.own_service = names.own
+        self.provider = TracerProvider(resource=Resource.create({"service.name": names.own}))
+        self.provider.add_span_processor(BufferSpanProcessor(buffer, names))
         self.tracer = self.provider.get_tracer("aiops.demo")
         FlaskInstrumentor().instrument_app(app, tracer_provider=self.provider)
 

@@ -25,10 +25,10 @@ from telemetry.buffer import SpanBuffer
 from telemetry.models import KIND_CLIENT, KIND_SERVER
 from telemetry.rows import (
     UNMATCHED,
+    ServiceNames,
     endpoint_for_route,
     exception_fields,
     is_error,
-    service_for_route,
 )
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,11 @@ class LeanRecorder:
 
     name = "lean"
 
-    def __init__(self, wsgi_app, buffer: SpanBuffer, own_service: str):
+    def __init__(self, wsgi_app, buffer: SpanBuffer, names: ServiceNames):
         self.wsgi_app = wsgi_app
         self.buffer = buffer
-        self.own_service = own_service
+        self.names = names
+        self.own_service = names.own
 
     def __call__(self, environ, start_response):
         parent_ctx = _PROPAGATOR.extract(environ, getter=wsgi_getter)
@@ -90,7 +91,7 @@ class LeanRecorder:
                         format(span_ctx.trace_id, "032x"),
                         format(span_ctx.span_id, "016x"),
                         format(parent.span_id, "016x") if parent.is_valid else None,
-                        service_for_route(route, self.own_service),
+                        self.names.for_route(route),
                         endpoint_for_route(route) if "route" in info else UNMATCHED,
                         KIND_SERVER,
                         environ.get("REQUEST_METHOD"),

@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import traceback
+from dataclasses import dataclass
 
 from telemetry.models import KIND_CLIENT
 
-# Routes of the product itself. Their spans are stored under the service
-# "aiops" so that the dashboard polling itself never raises an incident.
-PRODUCT_SERVICE = "aiops"
-_PRODUCT_PREFIXES = ("/aiops", "/simulate", "/v1/", "/static", "/incidents", "/metrics")
 UNMATCHED = "<unmatched>"
 
 
-def service_for_route(route: str | None, own_service: str) -> str:
-    if route is not None and (route == "/" or route.startswith(_PRODUCT_PREFIXES)):
-        return PRODUCT_SERVICE
-    return own_service
+@dataclass(frozen=True)
+class ServiceNames:
+    """Which service a recorded route belongs to.
+
+    The app hands over its own routes (``apart``: a path ending in ``/`` is a
+    prefix, other paths are exact; ``"/"`` is the root alone) and the service
+    they are stored under (``apart_service``), so its dashboard polling itself
+    never raises an incident; every other route is the recorded service's
+    (``own``). Recording knows no route of any consumer.
+    """
+
+    own: str
+    apart_service: str = ""
+    apart: tuple[str, ...] = ()
+
+    def for_route(self, route: str | None) -> str:
+        if route is None:
+            return self.own
+        for path in self.apart:
+            if route == path or (path != "/" and path.endswith("/") and route.startswith(path)):
+                return self.apart_service
+        return self.own
 
 
 def endpoint_for_route(route: str | None) -> str:

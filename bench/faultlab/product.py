@@ -1,7 +1,8 @@
 """The product under test: started here under gunicorn on a fresh SQLite database, or given by URL.
 
-Started like the e2e tests start it (``gunicorn -k gthread 'app:create_app()'``),
-with the scheduler on (detection is the product's own, every
+Started in the production layout, as the e2e tests start it: gunicorn
+(``gunicorn -k gthread 'app:create_app()'``) and one ``flask aiops worker``
+running the scheduler (detection is the product's own, every
 ``AIOPS_DETECTION_INTERVAL``), the demo and notifications off. Only the
 incident list is read back; the lab never triggers a cycle itself, so
 detection times are what a user would see.
@@ -47,11 +48,15 @@ def start(children: Children, run_dir: Path, interval: float, extra: dict[str, s
                                str(threads), "-b", f"127.0.0.1:{port}", *_no_control_socket(),
                                "app:create_app()"], env)
     url = f"http://127.0.0.1:{port}"
+    started = False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         children.check()
         try:
             if requests.get(url + "/health", timeout=1).status_code == 200:
+                if not started:  # gunicorn's master has migrated the database: the worker may start
+                    children.start("worker", ["-m", "flask", "--app", "app", "aiops", "worker"], env)
+                    started = True
                 return url
         except requests.RequestException:
             pass

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from tests.e2e.server import GunicornServer
+from tests.e2e.server import GunicornServer, WorkerProcess
 
 DEMO_ENDPOINTS = ("checkout", "payment", "inventory")
 
@@ -65,16 +65,25 @@ MAX_CLIENTS = THREADS // 2
 
 
 @contextmanager
-def running(tmp_path: Path, env: dict[str, str], name: str = "server", workers: int = 4):
-    """A started GunicornServer logging to ``tmp_path/<name>.log``; stopped on exit."""
+def running(tmp_path: Path, env: dict[str, str], name: str = "server", workers: int = 4,
+            worker_processes: int = 1):
+    """The production layout: a started GunicornServer (web workers only serve) and
+    ``worker_processes`` ``flask aiops worker`` processes beside it, all logging to
+    ``tmp_path/<name>.log``; stopped on exit. The processes are ``server.worker_processes``."""
     log_config = tmp_path / "gunicorn-logging.json"
     log_config.write_text(json.dumps(LOG_CONFIG))
-    server = GunicornServer(env, workers=workers, threads=THREADS, log_path=tmp_path / f"{name}.log",
+    log_path = tmp_path / f"{name}.log"
+    server = GunicornServer(env, workers=workers, threads=THREADS, log_path=log_path,
                             extra_args=["--log-config-json", str(log_config)])
+    server.worker_processes = []
     server.start()
     try:
+        for _ in range(worker_processes):
+            server.worker_processes.append(WorkerProcess(env, log_path).start())
         yield server
     finally:
+        for process in server.worker_processes:
+            process.stop()
         server.stop()
 
 

@@ -90,3 +90,52 @@ class GunicornServer:
 
     def get(self, path: str, **kw) -> requests.Response:
         return requests.get(self.url + path, timeout=kw.pop("timeout", 30), **kw)
+
+
+class WorkerProcess:
+    """``flask --app app aiops worker``: the scheduled work beside a server (same environment)."""
+
+    STARTED = b" started"
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env = {**os.environ, **{k: str(v) for k, v in env.items()}}
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> WorkerProcess:
+        cmd = [sys.executable, "-m", "flask", "--app", "app", "aiops", "worker"]
+        with open(self.log_path, "ab") as out:
+            start = out.tell()
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        marker = f"worker {socket.gethostname()}:{self.proc.pid} started".encode()
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the worker exited with {self.proc.returncode}; see {self.log_path}")
+            with open(self.log_path, "rb") as log:
+                log.seek(start)
+                if marker in log.read():
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the worker did not start in time; see {self.log_path}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait: the worker finishes its running job and exits 0."""
+        code = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        elif self.proc:
+            code = self.proc.returncode
+        self.proc = None
+        return code

@@ -1,7 +1,7 @@
 """Failover between instances: when the process running a cycle dies, another takes over.
 
-Two gunicorn masters share one database, both serve traffic and both run
-schedulers (``test_scheduler.py`` proves they run one cycle per interval while
+Two instances (gunicorn and a worker process each) share one database, both
+serve traffic and both run schedulers (``test_scheduler.py`` proves they run one cycle per interval while
 both live). Here a burst of bulk spans makes one cycle long enough to catch
 mid-flight; the instance whose worker holds that cycle's lease is killed with
 SIGKILL (master and workers), leaving the lease behind. The survivor must not
@@ -99,8 +99,10 @@ def _long_cycle(engine, since: float) -> tuple[str, float, float]:
 
 
 def _kill_instance(server) -> None:
-    """SIGKILL a gunicorn master and its workers: no graceful exit, no lease given back."""
+    """SIGKILL an instance (gunicorn master, its workers, the worker process): no graceful exit,
+    no lease given back."""
     workers = {int(p) for p in BOOTED.findall(server.log_path.read_text(errors="replace"))}
+    workers |= {process.pid for process in server.worker_processes}
     os.kill(server.proc.pid, signal.SIGKILL)
     for pid in workers:
         try:
@@ -117,8 +119,6 @@ def test_survivor_takes_over_when_the_lease_owner_dies(tmp_path, db_url):
     with h.running(tmp_path, env, name="one", workers=WORKERS) as first, \
             h.running(tmp_path, env, name="two", workers=WORKERS) as second:
         servers = {first.url: first, second.url: second}
-        for server in servers.values():
-            h.reach_every_worker(server, lambda s=server: _scheduler_pids(s), WORKERS)
         traffic = Traffic(list(servers))
         time.sleep(3 * INTERVAL)  # a few ordinary cycles with both instances competing
 

@@ -1,8 +1,8 @@
 """Exactly one detection cycle per interval, however many schedulers compete for it.
 
-Every gunicorn worker starts its own APScheduler on its first request, so with
-4 workers (and with two gunicorn masters on one database) several timers fire
-every interval. The ``detection_cycles`` table, read straight from the
+Web workers never schedule; each ``flask aiops worker`` process runs its own
+APScheduler, so with four worker processes (and with two instances on one
+database) several timers fire every interval. The ``detection_cycles`` table, read straight from the
 database, must show cycles that ran, never two in one interval, never
 overlapping, and together reading every span exactly once.
 """
@@ -84,10 +84,9 @@ def _scheduler_env(db_url: str, interval: float = INTERVAL) -> dict[str, str]:
     return h.shop_env(db_url, AIOPS_SCHEDULER=1, AIOPS_DETECTION_INTERVAL=interval)
 
 
-def test_one_cycle_per_interval_with_four_workers(tmp_path, db_url):
-    with h.running(tmp_path, _scheduler_env(db_url), workers=4) as server:
-        # Each worker starts its own scheduler on its first request: reach them all.
-        h.reach_every_worker(server, lambda: _scheduler_pids(server), 4)
+def test_one_cycle_per_interval_with_four_worker_processes(tmp_path, db_url):
+    with h.running(tmp_path, _scheduler_env(db_url), workers=2, worker_processes=4) as server:
+        assert len(_scheduler_pids(server)) == 4  # four schedulers, none of them in a web worker
         pool, results = _drive([server], TRAFFIC_SECONDS)
         for t in pool:
             t.join()
@@ -100,11 +99,10 @@ def test_one_cycle_per_interval_with_four_workers(tmp_path, db_url):
 
 def test_one_cycle_per_interval_with_two_instances(tmp_path, db_url):
     env = _scheduler_env(db_url)
-    with h.running(tmp_path, env, name="one", workers=2) as first, \
-            h.running(tmp_path, env, name="two", workers=2) as second:
-        # Four schedulers in two gunicorn masters share one database.
-        h.reach_every_worker(first, lambda: _scheduler_pids(first), 2)
-        h.reach_every_worker(second, lambda: _scheduler_pids(second), 2)
+    with h.running(tmp_path, env, name="one", workers=2, worker_processes=2) as first, \
+            h.running(tmp_path, env, name="two", workers=2, worker_processes=2) as second:
+        # Four schedulers in two instances share one database.
+        assert len(_scheduler_pids(first) | _scheduler_pids(second)) == 4
         pool, results = _drive([first, second], TRAFFIC_SECONDS)
         for t in pool:
             t.join()
@@ -124,8 +122,7 @@ def test_every_span_is_read_once_under_concurrent_writers(tmp_path, db_url):
     span that is still being written.
     """
     interval = 0.1
-    with h.running(tmp_path, _scheduler_env(db_url, interval), workers=4) as server:
-        h.reach_every_worker(server, lambda: _scheduler_pids(server), 4)
+    with h.running(tmp_path, _scheduler_env(db_url, interval), workers=4, worker_processes=2) as server:
         counts = traffic.run(server.url, rate=80, duration=5, threads=h.MAX_CLIENTS, quiet=True)
     assert set(counts) == {"200"}, counts
 
