@@ -38,8 +38,8 @@ def on_starting(server):
 
 def _migrate(server):
     """Bring the schema up to date once, before serving; the master keeps no connection."""
-    from app import create_app
     from aiops.schema import ensure_schema
+    from app import create_app
     from telemetry.db import db
 
     app = create_app()

@@ -32,7 +32,8 @@ def beat(name: str, started_at: float, now: float | None = None) -> None:
     insert = sqlite_insert if is_sqlite(db.engine) else pg_insert
     begin_write()
     db.session.execute(
-        insert(Worker).values(name=name, started_at=started_at, seen_at=now)
+        insert(Worker)
+        .values(name=name, started_at=started_at, seen_at=now)
         .on_conflict_do_update(index_elements=[Worker.name], set_={"seen_at": now})
     )
     db.session.commit()
@@ -47,7 +48,9 @@ def leave(name: str) -> None:
 
 def worker_alive(now: float | None = None) -> bool:
     now = time.time() if now is None else now
-    return db.session.scalar(select(Worker.name).where(Worker.seen_at >= now - ALIVE_FOR).limit(1)) is not None
+    return (
+        db.session.scalar(select(Worker.name).where(Worker.seen_at >= now - ALIVE_FOR).limit(1)) is not None
+    )
 
 
 def ask(timeout: float) -> dict | None:
@@ -74,11 +77,13 @@ def ask(timeout: float) -> dict | None:
 
 def waiting(now: float | None = None) -> list[CycleRequest]:
     now = time.time() if now is None else now
-    return list(db.session.scalars(
-        select(CycleRequest).where(CycleRequest.answered_at.is_(None),
-                                   CycleRequest.requested_at >= now - STALE_REQUEST)
-        .order_by(CycleRequest.id)
-    ))
+    return list(
+        db.session.scalars(
+            select(CycleRequest)
+            .where(CycleRequest.answered_at.is_(None), CycleRequest.requested_at >= now - STALE_REQUEST)
+            .order_by(CycleRequest.id)
+        )
+    )
 
 
 def answer(run_cycle: Callable[[], dict | None], name: str, settle: Callable[[float], None]) -> int:
@@ -100,7 +105,8 @@ def answer(run_cycle: Callable[[], dict | None], name: str, settle: Callable[[fl
         return 0
     begin_write()
     db.session.execute(
-        update(CycleRequest).where(CycleRequest.id.in_(ids))
+        update(CycleRequest)
+        .where(CycleRequest.id.in_(ids))
         .values(answered_at=time.time(), answered_by=name, summary=summary)
     )
     db.session.execute(delete(CycleRequest).where(CycleRequest.requested_at < time.time() - STALE_REQUEST))

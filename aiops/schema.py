@@ -99,7 +99,8 @@ def revision(engine: Engine, metadata: MetaData, message: str) -> str:
     head = script.get_current_head()
     rev_id = f"{int(head) + 1:04d}" if head and head.isdigit() else None
     with engine.connect() as conn:
-        made = command.revision(alembic_config(conn, metadata=metadata), message=message, autogenerate=True, rev_id=rev_id)
+        made = command.revision(alembic_config(conn, metadata=metadata), message=message,
+            autogenerate=True, rev_id=rev_id)
     return made.path if made is not None and not isinstance(made, list) else ""
 
 

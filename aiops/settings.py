@@ -118,7 +118,8 @@ class Settings:
     retention_hours: float = setting(
         24.0, "AIOPS_RETENTION_HOURS", "spans older than this are pruned (in batches, by the worker)", S,
         _positive)
-    record_requests: bool = setting(True, "AIOPS_RECORD_REQUESTS", "`0` turns request recording off", S, _bool)
+    record_requests: bool = setting(True, "AIOPS_RECORD_REQUESTS", "`0` turns request recording off", S,
+        _bool)
     recorder: str = setting(
         "lean", "AIOPS_RECORDER", "`lean` (WSGI middleware on the OpenTelemetry API) or `otel` "
         "(the official Flask instrumentation)", S, _recorder)
@@ -154,18 +155,21 @@ class Settings:
     min_window_requests: int = setting(5, "AIOPS_MIN_WINDOW_REQUESTS",
                                        "... with at least this many requests in the window", D, _count)
     min_slow_requests: int = setting(3, "AIOPS_MIN_SLOW_REQUESTS",
-                                     "requests (latency) or timed-out calls (timeout) a verdict needs", D, _count)
+                                     "requests (latency) or timed-out calls (timeout) a verdict needs", D,
+                                         _count)
     rebaseline_after: float = setting(
         3600.0, "AIOPS_REBASELINE_AFTER", "seconds of silence (no spans at all, on the data's clock) after "
         "which the baselines are stale and are learned anew ...", D, _positive)
     relearn_for: float = setting(
-        30.0, "AIOPS_RELEARN_FOR", "... for this many seconds of data, while nothing is raised", D, _non_negative)
+        30.0, "AIOPS_RELEARN_FOR", "... for this many seconds of data, while nothing is raised", D,
+            _non_negative)
     metrics_window: float = setting(300.0, "AIOPS_METRICS_WINDOW",
                                     "seconds covered by `/aiops/metrics` and the dashboard", D, _positive)
 
     # Incidents
     correlation_window: float = setting(300.0, "AIOPS_CORRELATION_WINDOW",
-                                        "seconds within which anomalies join an open incident", INC, _positive)
+                                        "seconds within which anomalies join an open incident", INC,
+                                            _positive)
     resolve_after_cycles: int = setting(3, "AIOPS_RESOLVE_AFTER_CYCLES",
                                         "clean cycles before an incident resolves itself", INC, _count)
     notify_after_cycles: int = setting(2, "AIOPS_NOTIFY_AFTER_CYCLES", "cycles an incident must be seen in "
@@ -177,14 +181,16 @@ class Settings:
     escalate_reopens: int = setting(2, "AIOPS_ESCALATE_REOPENS",
                                     "severity rises a step for every this many recurrences", INC, _count)
     max_new_incidents: int = setting(10, "AIOPS_MAX_NEW_INCIDENTS", "new incidents one detection cycle may "
-                                     "open; more new root causes go into one \"incident storm\" incident", INC,
+                                     "open; more new root causes go into one \"incident storm\" incident",
+                                         INC,
                                      _count)
 
     # Notifications
     notifications: bool = setting(True, "AIOPS_NOTIFICATIONS", "`0` turns off every outbound call "
                                   "(notifications and hooks); replay always does", N, _bool)
     webhook_url: str | None = setting(None, "AIOPS_WEBHOOK_URL", "generic JSON webhook", N, _text)
-    slack_webhook_url: str | None = setting(None, "AIOPS_SLACK_WEBHOOK_URL", "Slack incoming webhook", N, _text)
+    slack_webhook_url: str | None = setting(None, "AIOPS_SLACK_WEBHOOK_URL", "Slack incoming webhook", N,
+        _text)
     pagerduty_routing_key: str | None = setting(None, "AIOPS_PAGERDUTY_ROUTING_KEY",
                                                 "PagerDuty Events API v2 routing (integration) key", N, _text)
     pagerduty_url: str = setting("https://events.pagerduty.com/v2/enqueue", "AIOPS_PAGERDUTY_URL",
@@ -197,10 +203,12 @@ class Settings:
         shown="`critical=0,high=300,medium=900,low=3600`")
     notify_poll: float = setting(1.0, "AIOPS_NOTIFY_POLL", "seconds between outbox delivery passes", N,
                                  _positive)
-    notify_timeout: float = setting(5.0, "AIOPS_NOTIFY_TIMEOUT", "seconds one HTTP send may take", N, _positive)
+    notify_timeout: float = setting(5.0, "AIOPS_NOTIFY_TIMEOUT", "seconds one HTTP send may take", N,
+        _positive)
     notify_backoff: float = setting(2.0, "AIOPS_NOTIFY_BACKOFF", "first retry delay (jittered, doubling)", N,
                                     _positive)
-    notify_backoff_max: float = setting(300.0, "AIOPS_NOTIFY_BACKOFF_MAX", "longest retry delay", N, _positive)
+    notify_backoff_max: float = setting(300.0, "AIOPS_NOTIFY_BACKOFF_MAX", "longest retry delay", N,
+        _positive)
     notify_max_attempts: int = setting(10, "AIOPS_NOTIFY_MAX_ATTEMPTS", "attempts before a message is "
                                        "`failed`", N, _count)
     notify_lease: float | None = setting(None, "AIOPS_NOTIFY_LEASE", "seconds a claimed message is one "
@@ -218,14 +226,16 @@ class Settings:
     remediation_timeout_url: str | None = setting(None, "AIOPS_REMEDIATION_TIMEOUT_URL",
                                                   "hook called for a confirmed timeout incident", R, _text)
     remediation_cascading_url: str | None = setting(None, "AIOPS_REMEDIATION_CASCADING_URL",
-                                                    "hook called for a confirmed cascading incident", R, _text)
+                                                    "hook called for a confirmed cascading incident", R,
+                                                        _text)
     remediation_token: str | None = setting(None, "AIOPS_REMEDIATION_TOKEN",
                                             "bearer token sent to remediation hooks", R, _text)
 
     # Security
     api_token: str | None = setting(
         None, "AIOPS_API_TOKEN", "when set, mutating `/aiops/*` and `/simulate/*` calls need "
-        "`Authorization: Bearer <token>`; it also guards `/v1/*` unless `AIOPS_INGEST_TOKEN` is set", X, _text)
+        "`Authorization: Bearer <token>`; it also guards `/v1/*` unless `AIOPS_INGEST_TOKEN` is set", X,
+            _text)
     ingest_token: str | None = setting(
         None, "AIOPS_INGEST_TOKEN", "token `POST /v1/traces` needs (`Authorization: Bearer` or "
         "`X-AIOps-Token`)", X, _text, shown="the API token, else open")
@@ -244,19 +254,22 @@ class Settings:
                                   "after decompression (413 above)", OTLP, _count)
     otlp_max_spans: int = setting(50_000, "AIOPS_OTLP_MAX_SPANS", "spans in one request (413 above, checked "
                                   "before decoding)", OTLP, _count)
-    otlp_max_items: int = setting(500_000, "AIOPS_OTLP_MAX_ITEMS", "decoded items (spans, attributes, events, "
+    otlp_max_items: int = setting(500_000, "AIOPS_OTLP_MAX_ITEMS",
+        "decoded items (spans, attributes, events, "
                                   "links, nested values) in one request (413 above)", OTLP, _count)
     otlp_max_attributes: int = setting(1_000, "AIOPS_OTLP_MAX_ATTRIBUTES", "attributes per span; a span over "
                                        "it is rejected alone (partial success)", OTLP, _count)
     otlp_max_events: int = setting(1_000, "AIOPS_OTLP_MAX_EVENTS", "events per span; a span over it is "
                                    "rejected alone", OTLP, _count)
     otlp_inflight_bytes: int = setting(256 * 1024 * 1024, "AIOPS_OTLP_INFLIGHT_BYTES", "bytes one process "
-                                       "may decode at once; a request over it gets a retryable 503", OTLP, _count)
+                                       "may decode at once; a request over it gets a retryable 503", OTLP,
+                                           _count)
     otlp_max_age: float = setting(7 * 86400.0, "AIOPS_OTLP_MAX_AGE", "seconds a live span may start before "
                                   "now (not applied by replay)", OTLP, _positive)
     otlp_max_ahead: float = setting(3600.0, "AIOPS_OTLP_MAX_AHEAD", "seconds a live span may start after now",
                                     OTLP, _positive)
-    otlp_max_duration: float = setting(86400.0, "AIOPS_OTLP_MAX_DURATION", "seconds a live span may last", OTLP,
+    otlp_max_duration: float = setting(86400.0, "AIOPS_OTLP_MAX_DURATION", "seconds a live span may last",
+        OTLP,
                                        _positive)
     replay_max_pending: int = setting(500_000, "AIOPS_REPLAY_MAX_PENDING", "spans `flask aiops replay` holds "
                                       "to put a file in time order", OTLP, _count)
@@ -417,7 +430,8 @@ def reference() -> str:
     lines = [
         "# Configuration",
         "",
-        "<!-- Generated from aiops/settings.py by `python -m aiops.settings > docs/configuration.md`; do not edit. -->",
+        "<!-- Generated from aiops/settings.py by `python -m aiops.settings > docs/configuration.md`;"
+        " do not edit. -->",
         "",
         "Every setting is an environment variable, read once when the app is created",
         "(`create_app`). A bad value stops the start with an error naming the variable.",

@@ -43,15 +43,18 @@ class Job:
 def outbound(settings: Settings) -> bool:
     """Whether the outbox has anywhere to send: notifications on and a channel or hook configured."""
     return bool(settings.notifications) and any(
-        delivery.configured(settings, channel) for channel in delivery.CHANNELS)
+        delivery.configured(settings, channel) for channel in delivery.CHANNELS
+    )
 
 
 def jobs(settings: Settings, detection: bool = True) -> list[Job]:
     """The periodic work of a worker process (``detection=False``: no periodic cycles)."""
     found = []
     if detection:
-        found += [Job("aiops-detection", settings.detection_interval, Worker.detect),
-                  Job("aiops-retention", PRUNE_EVERY, Worker.prune)]
+        found += [
+            Job("aiops-detection", settings.detection_interval, Worker.detect),
+            Job("aiops-retention", PRUNE_EVERY, Worker.prune),
+        ]
     if outbound(settings):
         found.append(Job(delivery.JOB_ID, settings.notify_poll, Worker.deliver))
     return found
@@ -83,8 +86,12 @@ class Worker:
             finally:
                 db.session.remove()
         if summary is not None:
-            log.info("detection cycle: %d spans, %d anomalies, opened %s",
-                     summary["spans"], len(summary["anomalies"]), summary["incidents_opened"])
+            log.info(
+                "detection cycle: %d spans, %d anomalies, opened %s",
+                summary["spans"],
+                len(summary["anomalies"]),
+                summary["incidents_opened"],
+            )
         return summary
 
     def detect(self) -> dict | None:
@@ -98,8 +105,9 @@ class Worker:
                 prune_cycles(cutoff)
                 removed = store.prune_spans(db.engine, cutoff)
                 if removed:
-                    log.info("retention: pruned %d spans older than %.1f h", removed,
-                             self.settings.retention_hours)
+                    log.info(
+                        "retention: pruned %d spans older than %.1f h", removed, self.settings.retention_hours
+                    )
             except Exception:
                 log.exception("retention pass failed")
             finally:
@@ -121,8 +129,11 @@ class Worker:
                 while not self.stopping.is_set():
                     try:
                         on_demand.beat(self.name, self.started_at)
-                        on_demand.answer(lambda: self._claimed_cycle(force=True), self.name,
-                                         lambda left: self.stopping.wait(max(0.0, left + settle)))
+                        on_demand.answer(
+                            lambda: self._claimed_cycle(force=True),
+                            self.name,
+                            lambda left: self.stopping.wait(max(0.0, left + settle)),
+                        )
                     except Exception:
                         log.exception("answering cycle requests failed")
                         db.session.rollback()
@@ -142,16 +153,27 @@ class Worker:
         self._scheduler = BackgroundScheduler(daemon=True)
         planned = jobs(self.settings, self.detection)
         for job in planned:
-            self._scheduler.add_job(job.run, "interval", args=[self], seconds=job.seconds, id=job.id,
-                                    max_instances=1, coalesce=True, misfire_grace_time=None,
-                                    replace_existing=True)
+            self._scheduler.add_job(
+                job.run,
+                "interval",
+                args=[self],
+                seconds=job.seconds,
+                id=job.id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                replace_existing=True,
+            )
         self._scheduler.start()
         self._listener = threading.Thread(target=self._serve_requests, name="aiops-on-demand", daemon=True)
         self._listener.start()
         if self.detection:
             # tests/e2e read this line to know which processes run cycles
-            log.info("detection scheduler started in pid %d (every %ss)", os.getpid(),
-                     self.settings.detection_interval)
+            log.info(
+                "detection scheduler started in pid %d (every %ss)",
+                os.getpid(),
+                self.settings.detection_interval,
+            )
         log.info("worker %s runs: %s", self.name, ", ".join(j.id for j in planned) or "nothing")
         return self
 

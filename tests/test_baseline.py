@@ -8,7 +8,8 @@ from aiops.baseline import BaselineValue, is_normal, learn
 from aiops.detect import Thresholds, WindowStats
 from aiops.settings import Settings
 
-TH = Thresholds.from_settings(Settings())  # defaults: 3x and +50 ms for "slow", 20 % errors, 20 samples to be ready
+# The defaults: 3x and +50 ms for "slow", 20 % errors, 20 samples to be ready.
+TH = Thresholds.from_settings(Settings())
 
 
 def window(count: int, mean_ms: float, errors: int = 0) -> WindowStats:

@@ -21,7 +21,8 @@ def kinds(anomalies):
 
 
 def test_thresholds_come_from_settings():
-    th = Thresholds.from_settings(Settings.load({"AIOPS_LATENCY_FACTOR": "5", "AIOPS_MIN_WINDOW_REQUESTS": "9"}))
+    th = Thresholds.from_settings(Settings.load({"AIOPS_LATENCY_FACTOR": "5",
+        "AIOPS_MIN_WINDOW_REQUESTS": "9"}))
     assert th.latency_factor == 5.0 and th.min_window_requests == 9
 
 

@@ -15,7 +15,8 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 def test_the_configuration_reference_is_generated_from_the_settings():
     assert DOC.read_text() == reference(), (
-        "docs/configuration.md is out of date: run `python -m aiops.settings > docs/configuration.md`")
+        "docs/configuration.md is out of date: run `python -m aiops.settings > docs/configuration.md`"
+    )
 
 
 def test_every_setting_is_documented_once_with_its_own_variable():
@@ -37,16 +38,27 @@ def test_every_incident_kind_has_a_remediation_hook_setting():
 
 
 def test_environment_text_is_parsed_and_bad_values_name_their_variable():
-    s = Settings.load({"AIOPS_DETECTION_INTERVAL": "2.5", "AIOPS_IGNORE_SERVICES": "aiops, batch ,",
-                       "AIOPS_PROTECT_READS": "yes", "AIOPS_NOTIFY_RATE_LIMITS": "high=60",
-                       "UNRELATED": "x", "AIOPS_WEBHOOK_URL": ""})
+    s = Settings.load(
+        {
+            "AIOPS_DETECTION_INTERVAL": "2.5",
+            "AIOPS_IGNORE_SERVICES": "aiops, batch ,",
+            "AIOPS_PROTECT_READS": "yes",
+            "AIOPS_NOTIFY_RATE_LIMITS": "high=60",
+            "UNRELATED": "x",
+            "AIOPS_WEBHOOK_URL": "",
+        }
+    )
     assert s.detection_interval == 2.5
     assert s.ignore_services == ("aiops", "batch")
     assert s.protect_reads is True
     assert s.notify_rate_limits == {"critical": 0.0, "high": 60.0, "medium": 900.0, "low": 3600.0}
     assert s.webhook_url is None
-    for name, bad in [("AIOPS_DETECTION_INTERVAL", "0"), ("AIOPS_BUFFER_MAX", "1e3"),
-                      ("AIOPS_NOTIFY_RATE_LIMITS", "urgent=1"), ("AIOPS_RECORDER", "fancy")]:
+    for name, bad in [
+        ("AIOPS_DETECTION_INTERVAL", "0"),
+        ("AIOPS_BUFFER_MAX", "1e3"),
+        ("AIOPS_NOTIFY_RATE_LIMITS", "urgent=1"),
+        ("AIOPS_RECORDER", "fancy"),
+    ]:
         with pytest.raises(ValueError, match=name):
             Settings.load({name: bad})
 
@@ -60,8 +72,8 @@ def test_overrides_win_and_may_name_a_field_or_a_variable():
 
 def test_a_test_configuration_replaces_the_environment(monkeypatch, sqlite_url):
     """A token exported in the developer's shell does not leak into an app built with a configuration."""
-    from app import create_app
     from aiops.settings import settings_of
+    from app import create_app
 
     monkeypatch.setenv("AIOPS_API_TOKEN", "from-the-shell")
     monkeypatch.setenv("AIOPS_DETECTION_INTERVAL", "not a number")

@@ -81,13 +81,18 @@ def test_gunicorn_serves_and_the_worker_process_runs_the_cycles(tmp_path, db_url
 
 def test_python_app_py_is_the_whole_demo_in_one_process(tmp_path, sqlite_url):
     port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")},
-           "PORT": str(port), "AIOPS_DATABASE_URL": sqlite_url, "AIOPS_DETECTION_INTERVAL": "1",
-           "AIOPS_FLUSH_INTERVAL": "0.1"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")},
+        "PORT": str(port),
+        "AIOPS_DATABASE_URL": sqlite_url,
+        "AIOPS_DETECTION_INTERVAL": "1",
+        "AIOPS_FLUSH_INTERVAL": "0.1",
+    }
     log_path = tmp_path / "demo.log"
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         import requests
@@ -100,7 +105,9 @@ def test_python_app_py_is_the_whole_demo_in_one_process(tmp_path, sqlite_url):
         assert response.status_code == 200, response.text
         owners = {c.owner for c in _rows(sqlite_url, DetectionCycle)}
         assert owners == {f"{socket.gethostname()}:{proc.pid}"}
-        assert {r.answered_by for r in _rows(sqlite_url, CycleRequest)} == {f"{socket.gethostname()}:{proc.pid}"}
+        assert {r.answered_by for r in _rows(sqlite_url, CycleRequest)} == {
+            f"{socket.gethostname()}:{proc.pid}"
+        }
         assert sum(c.spans for c in _rows(sqlite_url, DetectionCycle)) >= 30  # checkout, payment, inventory
     finally:
         proc.send_signal(signal.SIGINT)
