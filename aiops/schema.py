@@ -1,11 +1,11 @@
-"""Database schema migrations (Alembic), applied automatically and safely.
+"""Database schema migrations (Alembic), applied before serving, never on a request.
 
 Every schema change is an Alembic revision in ``aiops/migrations/versions``.
-:func:`upgrade` brings a database to the newest revision. It runs on each
-worker's first request, on ``python app.py`` and every ``flask aiops``
-command, and as ``flask --app app aiops migrate`` by hand, so it must be cheap
-when there is nothing to do and safe when several gunicorn workers (or
-instances) start at once:
+:func:`upgrade` brings a database to the newest revision. ``flask --app app
+aiops migrate`` runs it, and so do gunicorn's master before it forks
+(gunicorn.conf.py), the worker process and ``python app.py`` when they start,
+so it must be cheap when there is nothing to do and safe when several
+processes (or instances) start at once:
 
 - a database already at the head revision costs one read, no lock;
 - otherwise the upgrade runs in one transaction that first takes a lock

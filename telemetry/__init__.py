@@ -3,7 +3,7 @@
 ``init_app`` wires the database, the span buffer and the configured recorder
 (``lean`` by default, ``otel`` on request) into the app, and ``GET /metrics``
 (the product's own Prometheus metrics, :mod:`telemetry.selfmetrics`). Nothing
-here connects to the database or starts a thread until the first request or command needs it.
+here connects to the database or starts a thread until a request or command needs it.
 """
 
 from __future__ import annotations

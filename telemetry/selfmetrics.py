@@ -94,9 +94,29 @@ def prepare_master(environ: MutableMapping[str, str], pid: int) -> str:
     if path is None:
         return _export(environ, tempfile.mkdtemp(prefix=f"aiops-metrics-gunicorn-{pid}-"), pid)
     os.makedirs(path, exist_ok=True)
-    for stale in glob.glob(os.path.join(path, "*.db")):  # a previous run's values
-        os.remove(stale)
+    for stale in glob.glob(os.path.join(path, "*.db")):  # a previous run's values ...
+        if not _alive(_file_pid(stale)):  # ... not those of a live process (the worker shares it)
+            os.remove(stale)
     return path
+
+
+def _file_pid(path: str) -> int | None:
+    """``counter_1234.db`` -> 1234 (prometheus_client names each process's files so)."""
+    stem = os.path.basename(path).rsplit(".", 1)[0]
+    tail = stem.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def cleanup_master(environ: MutableMapping[str, str], pid: int) -> None:

@@ -7,6 +7,8 @@ of one gunicorn worker would), so every test compares before and after.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -217,11 +219,15 @@ def test_the_gunicorn_master_prepares_a_fresh_directory_and_removes_it(tmp_path)
 
 
 def test_the_gunicorn_master_empties_an_operator_directory_and_keeps_it(tmp_path):
-    (tmp_path / "counter_1.db").write_bytes(b"old")
+    """A previous run's files go; those of a live process sharing the directory (the worker) stay."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f"counter_{dead.pid}.db").write_bytes(b"old")
+    (tmp_path / f"counter_{os.getppid()}.db").write_bytes(b"live")
     (tmp_path / "notes.txt").write_text("not ours")
     env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     assert selfmetrics.prepare_master(env, 4242) == str(tmp_path)
-    assert os.listdir(tmp_path) == ["notes.txt"]
+    assert sorted(os.listdir(tmp_path)) == sorted([f"counter_{os.getppid()}.db", "notes.txt"])
     selfmetrics.cleanup_master(env, 4242)  # not ours to remove
     assert tmp_path.is_dir()
 
