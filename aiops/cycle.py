@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import socket
 import time
 from contextlib import contextmanager
 
@@ -26,6 +24,7 @@ from aiops import selftime as st
 from aiops.detect import Thresholds, detect, network, shifted, window_stats
 from aiops.incidents import Policy, apply_groups, lead_type, open_incidents, resolve_quiet
 from aiops.models import Baseline, DetectionCycle, DetectionState, SignalBaseline
+from aiops.owner import owner_name
 from aiops.rca import analyse
 from aiops.settings import Settings
 from telemetry import selfmetrics, store
@@ -39,10 +38,6 @@ MAX_CONTEXT_TRACES = 5_000  # traces whose earlier SERVER spans a cycle looks up
 MAX_PENDING, MAX_PENDING_SPANS = 200, 20  # series whose evidence is carried, and spans per series
 PENDING_WINDOWS = 4  # evidence adds up over at most this many detection intervals
 RELEARN_WEIGHT = 0.5  # weight of each window while relearning after a silence
-
-
-def owner_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _ensure_state() -> None:

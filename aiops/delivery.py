@@ -38,10 +38,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 
 from aiops import channels
-from aiops.cycle import owner_name
 from aiops.incidents import add_event
 from aiops.kinds import Channel, IncidentKind
 from aiops.models import ChannelState, Incident, Notification, iso
+from aiops.owner import owner_name
 from aiops.settings import Settings, env_name, remediation_field, settings_of
 from telemetry import selfmetrics
 from telemetry.db import begin_write, db, is_sqlite

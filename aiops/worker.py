@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from flask import Flask
 
 from aiops import delivery, on_demand
 from aiops.cycle import prune_cycles, run_claimed
+from aiops.owner import owner_name
 from aiops.settings import Settings, settings_of
 from telemetry import store
 from telemetry.db import db
@@ -64,7 +64,7 @@ class Worker:
         self.app = app
         self.settings = settings_of(app)
         self.detection = self.settings.scheduler
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = owner_name()
         self.started_at = time.time()
         self.stopping = threading.Event()
         self._cycle = threading.Lock()  # one cycle at a time in this process (scheduled or asked for)
