@@ -8,7 +8,7 @@ from flask import Blueprint, abort, jsonify, request
 from sqlalchemy import select
 
 import telemetry
-from aiops import delivery, metrics, on_demand
+from aiops import metrics, on_demand, outbox
 from aiops.auth import require_token
 from aiops.cycle import run_claimed
 from aiops.incidents import TransitionError
@@ -119,9 +119,9 @@ def notifications():
     if status is not None and status not in NOTIFICATION_STATUSES:
         abort(400, description=f"'status' must be one of {', '.join(NOTIFICATION_STATUSES)}")
     return jsonify(
-        channels=delivery.stats(current_settings()),
-        notifications=delivery.history(limit, incident_id=args.get("incident"), status=status,
-                                       channel=args.get("channel")),
+        channels=outbox.stats(current_settings()),
+        notifications=outbox.history(limit, incident_id=args.get("incident"), status=status,
+                                     channel=args.get("channel")),
     )
 
 

@@ -2,7 +2,7 @@
 
 Everything here runs inside the transaction that changes the incident, so a
 change and the messages it causes are committed together or not at all;
-:mod:`aiops.delivery` sends them later, with retries, from any process.
+:mod:`aiops.outbox` sends them later, with retries, from any process.
 
 Per incident and channel only the newest message matters (they all carry the
 same ``dedup_key`` and the receiver only needs the latest state), so a new

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from aiops import delivery, on_demand
+from aiops import on_demand, outbox
 from aiops.cycle import prune_cycles, run_claimed
 from aiops.owner import owner_name
 from aiops.settings import Settings, settings_of
@@ -43,7 +43,7 @@ class Job:
 def outbound(settings: Settings) -> bool:
     """Whether the outbox has anywhere to send: notifications on and a channel or hook configured."""
     return bool(settings.notifications) and any(
-        delivery.configured(settings, channel) for channel in delivery.CHANNELS)
+        outbox.configured(settings, channel) for channel in outbox.CHANNELS)
 
 
 def jobs(settings: Settings, detection: bool = True) -> list[Job]:
@@ -53,7 +53,7 @@ def jobs(settings: Settings, detection: bool = True) -> list[Job]:
         found += [Job("aiops-detection", settings.detection_interval, Worker.detect),
                   Job("aiops-retention", PRUNE_EVERY, Worker.prune)]
     if outbound(settings):
-        found.append(Job(delivery.JOB_ID, settings.notify_poll, Worker.deliver))
+        found.append(Job(outbox.JOB_ID, settings.notify_poll, Worker.deliver))
     return found
 
 
@@ -106,7 +106,7 @@ class Worker:
                 db.session.remove()
 
     def deliver(self) -> int:
-        return delivery.tick(self.app)
+        return outbox.tick(self.app)
 
     # --- on demand -------------------------------------------------------------------------------
 
