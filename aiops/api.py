@@ -13,7 +13,6 @@ from aiops.auth import require_token
 from aiops.cycle import run_claimed
 from aiops.incidents import TransitionError
 from aiops.models import Incident
-from aiops.notify import human_transition
 from aiops.settings import current_settings
 from telemetry.db import begin_write, db
 
@@ -79,7 +78,7 @@ def apply_transition(incident_id: str, action: str, by: str, comment: str) -> In
     begin_write()
     incident = get_incident_or_404(incident_id, lock=True)
     try:
-        human_transition(incident, action, time.time(), by, comment, current_settings())
+        outbox.human_transition(incident, action, time.time(), by, comment, current_settings())
     except TransitionError as exc:
         db.session.rollback()
         abort(409, description=str(exc))

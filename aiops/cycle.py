@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import baseline as bl
-from aiops import evidence, notify, storm
+from aiops import evidence, outbox, storm
 from aiops import logbaseline as lb
 from aiops import selftime as st
 from aiops.detect import Thresholds, detect, network, shifted, window_stats
@@ -257,7 +257,7 @@ def _run_cycle(settings: Settings, now: float | None, started_at: float | None) 
     open_roots = {(i.root_service, i.root_endpoint) for i in open_incidents()}
     groups, stormed = storm.cap(groups, open_roots, settings.max_new_incidents)
     changes = resolve_quiet(apply_groups(groups, now, policy, total_requests), now, policy)
-    queued = notify.dispatch(changes, now, settings)
+    queued = outbox.dispatch(changes, now, settings)
     opened, updated, resolved = changes.opened, changes.updated + changes.reopened, changes.resolved
     opened_kinds = [(lead_type(i), i.severity) for i in opened]
     _learn_means(stats, baselines, {a.key for a in anomalies}, th, settings.ewma_alpha, now, mode)

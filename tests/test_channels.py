@@ -1,4 +1,4 @@
-"""Notification payloads (aiops.channels): webhook, Slack, PagerDuty Events API v2.
+"""Notification payloads (aiops.outbox.render, aiops.outbox.slack): webhook, Slack, PagerDuty Events v2.
 
 Pure unit tests: literal incident dicts shaped like ``Incident.to_dict()`` and
 plain config dicts; nothing is sent.
@@ -11,15 +11,15 @@ import json
 
 import pytest
 
-from aiops.channels import (
+from aiops.outbox.render import (
     CHANNELS,
     configured,
     dedup_key,
     incident_url,
     render,
-    slack_escape,
     target_url,
 )
+from aiops.outbox.slack import slack_escape
 from aiops.reports import report
 from aiops.settings import Settings
 
@@ -408,7 +408,7 @@ def test_slack_keeps_within_block_limits_without_cutting_an_entity():
 
 @pytest.mark.parametrize("channel", ["webhook", "slack", "pagerduty"])
 def test_a_report_attached_to_the_incident_is_used_not_recomputed(channel):
-    # aiops.notify attaches the report it stored; every channel must tell the same story.
+    # aiops.outbox.enqueue attaches the report it stored; every channel must tell the same story.
     inc = make_incident()
     inc["report"] = {"kind": "errors", "summary": "Attached summary.", "recommendations": ["Attached step."]}
     body = render(channel, "trigger", inc, config())

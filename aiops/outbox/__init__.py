@@ -4,6 +4,8 @@ Rows are written in the same transaction as the incident change that causes
 them; a worker delivers them later, from any process, with retries. Import
 what you need from here; the modules behind it are the outbox's own:
 
+- :mod:`~aiops.outbox.enqueue`: queueing rows in the incident's transaction (supersede, rate limits);
+- :mod:`~aiops.outbox.render`: the JSON body per channel (:mod:`~aiops.outbox.slack` for Slack);
 - :mod:`~aiops.outbox.policy`: pure decisions (what an answer means, backoff, the circuit breaker);
 - :mod:`~aiops.outbox.sender`: where a row goes (from the settings, at send time) and the HTTP POST;
 - :mod:`~aiops.outbox.store`: claiming rows with leases, and the per-channel breaker rows;
@@ -13,6 +15,7 @@ what you need from here; the modules behind it are the outbox's own:
 """
 
 from aiops.outbox.deliver import JOB_ID, deliver_due, tick
+from aiops.outbox.enqueue import dispatch, enqueue, enqueue_remediation, human_transition
 from aiops.outbox.queries import history, stats
 from aiops.outbox.sender import CHANNELS, configured
 
@@ -21,7 +24,11 @@ __all__ = [
     "JOB_ID",
     "configured",
     "deliver_due",
+    "dispatch",
+    "enqueue",
+    "enqueue_remediation",
     "history",
+    "human_transition",
     "stats",
     "tick",
 ]

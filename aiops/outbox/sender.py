@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from aiops import channels
 from aiops.kinds import Channel, IncidentKind
+from aiops.outbox import render
 from aiops.settings import Settings, env_name, remediation_field
 
 CHANNELS = tuple(Channel)
@@ -68,12 +68,12 @@ def target(settings: Settings, channel: str, payload: dict) -> Target:
     """Resolve a row's URL, headers and final payload; ``problem`` says why not, if unconfigured."""
     payload = payload if isinstance(payload, dict) else {}
     if channel in ("webhook", "slack"):
-        name = env_name(channels.CHANNEL_SETTINGS[channel])
-        url = channels.target_url(channel, settings)
+        name = env_name(render.CHANNEL_SETTINGS[channel])
+        url = render.target_url(channel, settings)
         return Target(url, payload, problem=_url_problem(name, url), secrets=_secrets_of(url))
     if channel == "pagerduty":
         key = settings.text("pagerduty_routing_key")
-        url = channels.target_url(channel, settings)
+        url = render.target_url(channel, settings)
         if not key:
             return Target(None, payload, problem="AIOPS_PAGERDUTY_ROUTING_KEY is not set")
         # The key is a secret too: it is added here, whatever the stored payload says.
