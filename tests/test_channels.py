@@ -109,7 +109,8 @@ def test_target_urls():
 
 
 def test_pagerduty_url_defaults_and_can_be_overridden():
-    assert target_url("pagerduty", Settings.load(overrides={"AIOPS_PAGERDUTY_ROUTING_KEY": ROUTING_KEY})) == Settings.pagerduty_url
+    keyed = Settings.load(overrides={"AIOPS_PAGERDUTY_ROUTING_KEY": ROUTING_KEY})
+    assert target_url("pagerduty", keyed) == Settings.pagerduty_url
     assert target_url("pagerduty", config(AIOPS_PAGERDUTY_URL="")) == Settings.pagerduty_url
     custom = config(AIOPS_PAGERDUTY_URL="https://events.eu.pagerduty.com/v2/enqueue")
     assert target_url("pagerduty", custom) == "https://events.eu.pagerduty.com/v2/enqueue"
