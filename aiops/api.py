@@ -8,12 +8,11 @@ from flask import Blueprint, abort, jsonify, request
 from sqlalchemy import select
 
 import telemetry
-from aiops import delivery, metrics, on_demand
+from aiops import metrics, on_demand, outbox
 from aiops.auth import require_token
 from aiops.cycle import run_claimed
 from aiops.incidents import TransitionError
 from aiops.models import Incident
-from aiops.notify import human_transition
 from aiops.settings import current_settings
 from telemetry.db import begin_write, db
 
@@ -79,7 +78,7 @@ def apply_transition(incident_id: str, action: str, by: str, comment: str) -> In
     begin_write()
     incident = get_incident_or_404(incident_id, lock=True)
     try:
-        human_transition(incident, action, time.time(), by, comment, current_settings())
+        outbox.human_transition(incident, action, time.time(), by, comment, current_settings())
     except TransitionError as exc:
         db.session.rollback()
         abort(409, description=str(exc))
@@ -119,9 +118,9 @@ def notifications():
     if status is not None and status not in NOTIFICATION_STATUSES:
         abort(400, description=f"'status' must be one of {', '.join(NOTIFICATION_STATUSES)}")
     return jsonify(
-        channels=delivery.stats(current_settings()),
-        notifications=delivery.history(limit, incident_id=args.get("incident"), status=status,
-                                       channel=args.get("channel")),
+        channels=outbox.stats(current_settings()),
+        notifications=outbox.history(limit, incident_id=args.get("incident"), status=status,
+                                     channel=args.get("channel")),
     )
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import socket
 import time
 from contextlib import contextmanager
 
@@ -20,12 +18,13 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import baseline as bl
-from aiops import evidence, notify, storm
+from aiops import evidence, outbox, storm
 from aiops import logbaseline as lb
 from aiops import selftime as st
 from aiops.detect import Thresholds, detect, network, shifted, window_stats
 from aiops.incidents import Policy, apply_groups, lead_type, open_incidents, resolve_quiet
 from aiops.models import Baseline, DetectionCycle, DetectionState, SignalBaseline
+from aiops.owner import owner_name
 from aiops.rca import analyse
 from aiops.settings import Settings
 from telemetry import selfmetrics, store
@@ -39,10 +38,6 @@ MAX_CONTEXT_TRACES = 5_000  # traces whose earlier SERVER spans a cycle looks up
 MAX_PENDING, MAX_PENDING_SPANS = 200, 20  # series whose evidence is carried, and spans per series
 PENDING_WINDOWS = 4  # evidence adds up over at most this many detection intervals
 RELEARN_WEIGHT = 0.5  # weight of each window while relearning after a silence
-
-
-def owner_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _ensure_state() -> None:
@@ -262,7 +257,7 @@ def _run_cycle(settings: Settings, now: float | None, started_at: float | None) 
     open_roots = {(i.root_service, i.root_endpoint) for i in open_incidents()}
     groups, stormed = storm.cap(groups, open_roots, settings.max_new_incidents)
     changes = resolve_quiet(apply_groups(groups, now, policy, total_requests), now, policy)
-    queued = notify.dispatch(changes, now, settings)
+    queued = outbox.dispatch(changes, now, settings)
     opened, updated, resolved = changes.opened, changes.updated + changes.reopened, changes.resolved
     opened_kinds = [(lead_type(i), i.severity) for i in opened]
     _learn_means(stats, baselines, {a.key for a in anomalies}, th, settings.ewma_alpha, now, mode)

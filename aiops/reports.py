@@ -4,7 +4,7 @@ Pure logic over the incident JSON (``Incident.to_dict()``): a dict in, a dict
 of plain strings out. The same report goes on the incident page and into every
 notification, so an on-call engineer reads the same words wherever they land.
 Everything here comes from telemetry: callers escape it for their medium (the
-templates HTML-escape it, :mod:`aiops.channels` escapes it for Slack).
+templates HTML-escape it, :mod:`aiops.outbox.slack` escapes it for Slack).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,8 +20,9 @@ from dataclasses import dataclass
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from aiops import delivery, on_demand
+from aiops import on_demand, outbox
 from aiops.cycle import prune_cycles, run_claimed
+from aiops.owner import owner_name
 from aiops.settings import Settings, settings_of
 from telemetry import store
 from telemetry.db import db
@@ -43,8 +43,7 @@ class Job:
 def outbound(settings: Settings) -> bool:
     """Whether the outbox has anywhere to send: notifications on and a channel or hook configured."""
     return bool(settings.notifications) and any(
-        delivery.configured(settings, channel) for channel in delivery.CHANNELS
-    )
+        outbox.configured(settings, channel) for channel in outbox.CHANNELS)
 
 
 def jobs(settings: Settings, detection: bool = True) -> list[Job]:
@@ -56,7 +55,7 @@ def jobs(settings: Settings, detection: bool = True) -> list[Job]:
             Job("aiops-retention", PRUNE_EVERY, Worker.prune),
         ]
     if outbound(settings):
-        found.append(Job(delivery.JOB_ID, settings.notify_poll, Worker.deliver))
+        found.append(Job(outbox.JOB_ID, settings.notify_poll, Worker.deliver))
     return found
 
 
@@ -67,7 +66,7 @@ class Worker:
         self.app = app
         self.settings = settings_of(app)
         self.detection = self.settings.scheduler
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = owner_name()
         self.started_at = time.time()
         self.stopping = threading.Event()
         self._cycle = threading.Lock()  # one cycle at a time in this process (scheduled or asked for)
@@ -114,7 +113,7 @@ class Worker:
                 db.session.remove()
 
     def deliver(self) -> int:
-        return delivery.tick(self.app)
+        return outbox.tick(self.app)
 
     # --- on demand -------------------------------------------------------------------------------
 

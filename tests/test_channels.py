@@ -1,4 +1,4 @@
-"""Notification payloads (aiops.channels): webhook, Slack, PagerDuty Events API v2.
+"""Notification payloads (aiops.outbox.render, aiops.outbox.slack): webhook, Slack, PagerDuty Events v2.
 
 Pure unit tests: literal incident dicts shaped like ``Incident.to_dict()`` and
 plain config dicts; nothing is sent.
@@ -11,15 +11,15 @@ import json
 
 import pytest
 
-from aiops.channels import (
+from aiops.outbox.render import (
     CHANNELS,
     configured,
     dedup_key,
     incident_url,
     render,
-    slack_escape,
     target_url,
 )
+from aiops.outbox.slack import slack_escape
 from aiops.reports import report
 from aiops.settings import Settings
 
@@ -109,8 +109,8 @@ def test_target_urls():
 
 
 def test_pagerduty_url_defaults_and_can_be_overridden():
-    assert target_url("pagerduty",
-        Settings.load(overrides={"AIOPS_PAGERDUTY_ROUTING_KEY": ROUTING_KEY})) == Settings.pagerduty_url
+    keyed = Settings.load(overrides={"AIOPS_PAGERDUTY_ROUTING_KEY": ROUTING_KEY})
+    assert target_url("pagerduty", keyed) == Settings.pagerduty_url
     assert target_url("pagerduty", config(AIOPS_PAGERDUTY_URL="")) == Settings.pagerduty_url
     custom = config(AIOPS_PAGERDUTY_URL="https://events.eu.pagerduty.com/v2/enqueue")
     assert target_url("pagerduty", custom) == "https://events.eu.pagerduty.com/v2/enqueue"
@@ -409,7 +409,7 @@ def test_slack_keeps_within_block_limits_without_cutting_an_entity():
 
 @pytest.mark.parametrize("channel", ["webhook", "slack", "pagerduty"])
 def test_a_report_attached_to_the_incident_is_used_not_recomputed(channel):
-    # aiops.notify attaches the report it stored; every channel must tell the same story.
+    # aiops.outbox.enqueue attaches the report it stored; every channel must tell the same story.
     inc = make_incident()
     inc["report"] = {"kind": "errors", "summary": "Attached summary.", "recommendations": ["Attached step."]}
     body = render(channel, "trigger", inc, config())

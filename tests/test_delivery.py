@@ -13,18 +13,10 @@ from email.utils import formatdate
 import pytest
 from sqlalchemy import select, update
 
-from aiops import delivery
-from aiops.delivery import (
-    backoff,
-    breaker_after,
-    breaker_state,
-    classify,
-    deliver_due,
-    history,
-    retry_after,
-    stats,
-)
+from aiops import outbox
 from aiops.models import ChannelState, Incident, Notification
+from aiops.outbox import deliver_due, history, sender, stats, store
+from aiops.outbox.policy import backoff, breaker_after, breaker_state, classify, retry_after
 from aiops.settings import Settings, reconfigure, settings_of
 from telemetry.db import begin_write, db
 from tests.receivers import Receiver, Reply
@@ -286,7 +278,8 @@ def test_network_errors_are_retried_and_keep_the_url_out_of_errors(app):
         pending = row(rid)
         assert (pending.status, pending.attempts, pending.last_status) == ("pending", 1, None)
         assert "connection failed" in pending.last_error
-        for text in (pending.last_error, channel("slack").last_error, str(stats(settings_of(app))), str(history())):
+        shown = (str(stats(settings_of(app))), str(history()))
+        for text in (pending.last_error, channel("slack").last_error, *shown):
             assert "secretpath" not in text and url.split("/services")[0] not in text
 
 
@@ -354,7 +347,7 @@ def test_remediation_without_a_hook_for_its_kind_fails(app, receiver):
 
 
 def test_sends_outside_transactions_and_superseded_rows_still_record_delivery(app, receiver, monkeypatch):
-    real_send = delivery.send
+    real_send = sender.send
     seen = []
 
     def superseding_send(*args, **kwargs):
@@ -364,7 +357,7 @@ def test_sends_outside_transactions_and_superseded_rows_still_record_delivery(ap
         db.session.commit()
         return real_send(*args, **kwargs)
 
-    monkeypatch.setattr(delivery, "send", superseding_send)
+    monkeypatch.setattr(sender, "send", superseding_send)
     receiver.script(202, 500)
     reconfigure(app, webhook_url=receiver.url("/hook"))
     with app.app_context():
@@ -459,8 +452,8 @@ def test_stats_and_history(app, receiver):
 
 def test_channel_rows_are_created_once(app):
     with app.app_context():
-        delivery._ensure_channels(["webhook", "slack"])
-        delivery._ensure_channels(["webhook", "pagerduty"])  # an existing row is left alone
+        store.ensure_channels(["webhook", "slack"])
+        store.ensure_channels(["webhook", "pagerduty"])  # an existing row is left alone
         names = db.session.scalars(select(ChannelState.name).order_by(ChannelState.name)).all()
         assert names == ["pagerduty", "slack", "webhook"]
 
@@ -469,10 +462,10 @@ def test_worker_job(app, receiver):
     from aiops import worker
 
     reconfigure(app, webhook_url=receiver.url("/hook"), notify_poll=0.5)
-    job = next(j for j in worker.jobs(settings_of(app)) if j.id == delivery.JOB_ID)
+    job = next(j for j in worker.jobs(settings_of(app)) if j.id == outbox.JOB_ID)
     assert job.seconds == 0.5
-    assert delivery.JOB_ID not in {j.id for j in worker.jobs(Settings())}  # nowhere to send: no job
+    assert outbox.JOB_ID not in {j.id for j in worker.jobs(Settings())}  # nowhere to send: no job
     with app.app_context():
         add_row("webhook", at=0.0)  # long due by the wall clock
-    assert delivery.tick(app) == 1
+    assert outbox.tick(app) == 1
     assert receiver.count == 1

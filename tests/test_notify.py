@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from aiops import notify
+from aiops import outbox
 from aiops.models import Incident, Notification
 from aiops.settings import reconfigure, settings_of
 from telemetry.db import begin_write, db
@@ -36,7 +36,7 @@ def confirmed(app, now=1000.0):
     changes = cycle(now + 30, payment_slow())
     [incident] = changes.touched
     begin_write()
-    notify.dispatch(changes, now + 30, settings_of(app))
+    outbox.dispatch(changes, now + 30, settings_of(app))
     db.session.commit()
     return incident.id
 
@@ -73,7 +73,7 @@ def test_queued_rows_commit_or_roll_back_with_the_incident_change(app):
         before = len(rows())
         begin_write()
         incident = db.session.get(Incident, iid)
-        notify.human_transition(incident, "acknowledge", 1100.0, "alice", "on it", settings_of(app))
+        outbox.human_transition(incident, "acknowledge", 1100.0, "alice", "on it", settings_of(app))
         db.session.rollback()  # the change failed: neither it nor its messages exist
         assert len(rows()) == before
         assert db.session.get(Incident, iid).status == "open"
@@ -84,7 +84,7 @@ def test_acknowledge_supersedes_a_pending_trigger_and_carries_who(app):
     with app.app_context():
         iid = confirmed(app)
         begin_write()
-        notify.human_transition(db.session.get(Incident, iid), "acknowledge", 1100.0, "alice", "on it",
+        outbox.human_transition(db.session.get(Incident, iid), "acknowledge", 1100.0, "alice", "on it",
                                 settings_of(app))
         db.session.commit()
         pd = rows(channel="pagerduty")
@@ -99,7 +99,7 @@ def test_an_unconfirmed_incident_acknowledged_by_hand_tells_nobody(app):
     with app.app_context():
         [incident] = cycle(1000.0, payment_slow()).opened
         begin_write()
-        notify.human_transition(db.session.get(Incident, incident.id), "resolve", 1010.0, "bob", "",
+        outbox.human_transition(db.session.get(Incident, incident.id), "resolve", 1010.0, "bob", "",
                                 settings_of(app))
         db.session.commit()
         assert rows() == []
@@ -112,14 +112,14 @@ def test_trigger_class_messages_are_rate_limited_per_severity(app):
         iid = confirmed(app)  # high (45x latency): one per 300 s
         begin_write()
         incident = db.session.get(Incident, iid)
-        notify.enqueue(incident, "update", 1100.0, settings_of(app))
+        outbox.enqueue(incident, "update", 1100.0, settings_of(app))
         db.session.commit()
         first, held = rows()
         assert first.next_attempt_at == 1030.0 and first.status == "superseded"
         assert held.event == "update" and held.next_attempt_at == 1030.0 + 300.0
         assert incident.timeline[-1]["event"] == "rate-limited"
         begin_write()
-        notify.enqueue(incident, "resolve", 1120.0, settings_of(app))  # never held, and replaces the held one
+        outbox.enqueue(incident, "resolve", 1120.0, settings_of(app))  # never held, and replaces the held one
         db.session.commit()
         assert [(r.event, r.status, r.next_attempt_at) for r in rows()][1:] == [
             ("update", "superseded", 1330.0), ("resolve", "pending", 1120.0)]
@@ -132,7 +132,7 @@ def test_critical_is_never_held(app):
         begin_write()
         incident = db.session.get(Incident, iid)
         incident.severity = "critical"
-        notify.enqueue(incident, "update", 1031.0, settings_of(app))
+        outbox.enqueue(incident, "update", 1031.0, settings_of(app))
         db.session.commit()
         assert rows()[-1].next_attempt_at == 1031.0
 

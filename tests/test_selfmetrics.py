@@ -249,7 +249,7 @@ def test_gunicorn_workers_without_the_config_agree_on_their_masters_directory():
 
 
 def test_outbox_sends_are_counted_by_channel_and_outcome(app, client):
-    from aiops.delivery import deliver_due
+    from aiops.outbox import deliver_due
     from tests.receivers import Receiver
     from tests.test_delivery import T0, add_incident, add_row, row
 

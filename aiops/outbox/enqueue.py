@@ -1,8 +1,8 @@
-"""Queueing notifications and remediation hooks in the outbox.
+"""Queueing notifications and remediation hooks in the outbox (rendered by :mod:`aiops.outbox.render`).
 
 Everything here runs inside the transaction that changes the incident, so a
 change and the messages it causes are committed together or not at all;
-:mod:`aiops.delivery` sends them later, with retries, from any process.
+:mod:`aiops.outbox.deliver` sends them later, with retries, from any process.
 
 Per incident and channel only the newest message matters (they all carry the
 same ``dedup_key`` and the receiver only needs the latest state), so a new
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from aiops import channels
 from aiops.incidents import Changes, add_event, transition
 from aiops.kinds import Channel
 from aiops.models import Incident, Notification, iso
+from aiops.outbox import render
 from aiops.settings import Settings
 from telemetry.db import db
 
@@ -57,7 +57,7 @@ def _due(incident: Incident, event: str, now: float, settings: Settings) -> floa
 def enqueue(incident: Incident, event: str, now: float, settings: Settings,
             actor: str | None = None, comment: str | None = None) -> list[Notification]:
     """Queue ``event`` for the incident on every configured channel (caller commits)."""
-    names = channels.configured(settings) if _enabled(settings) else []
+    names = render.configured(settings) if _enabled(settings) else []
     if not names:
         return []
     db.session.flush()  # the incident row must exist before rows that name it
@@ -66,10 +66,10 @@ def enqueue(incident: Incident, event: str, now: float, settings: Settings,
     rows = []
     for name in names:
         _supersede(incident.id, name)
-        payload = channels.render(name, event, data, settings, actor, comment)
+        payload = render.render(name, event, data, settings, actor, comment)
         payload.pop("routing_key", None)  # a secret: delivery adds the configured one when it sends
         rows.append(Notification(
-            channel=name, incident_id=incident.id, event=event, dedup_key=channels.dedup_key(data),
+            channel=name, incident_id=incident.id, event=event, dedup_key=render.dedup_key(data),
             severity=incident.severity, status="pending", attempts=0, created_at=now,
             next_attempt_at=due, payload=payload,
         ))
