@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import baseline as bl
-from aiops import evidence, outbox, storm
+from aiops import evidence, outbox, selfmetrics, storm
 from aiops import logbaseline as lb
 from aiops import selftime as st
 from aiops.detect import Thresholds, detect, network, shifted, window_stats
@@ -27,7 +27,7 @@ from aiops.models import Baseline, DetectionCycle, DetectionState, SignalBaselin
 from aiops.owner import owner_name
 from aiops.rca import analyse
 from aiops.settings import Settings
-from telemetry import selfmetrics, store
+from telemetry import store
 from telemetry.db import begin_write, db
 
 log = logging.getLogger(__name__)

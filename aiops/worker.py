@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from aiops import on_demand, outbox
+from aiops import on_demand, outbox, selfmetrics
 from aiops.cycle import prune_cycles, run_claimed
 from aiops.owner import owner_name
 from aiops.settings import Settings, settings_of
@@ -148,6 +148,7 @@ class Worker:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> Worker:
+        selfmetrics.metrics()  # this process's families exist (at zero) from the start
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)  # a line per run
         self._scheduler = BackgroundScheduler(daemon=True)
         planned = jobs(self.settings, self.detection)

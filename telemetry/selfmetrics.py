@@ -52,17 +52,17 @@ import shutil
 import tempfile
 import threading
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from operator import itemgetter
+from typing import TypeVar
 
 from telemetry.models import SPAN_FIELDS
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OWNER_ENV = "AIOPS_METRICS_DIR_OWNER"
-CYCLE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-ANOMALY_TYPES = ("latency", "error", "timeout")
 STORE_SOURCES = ("recorder", "otlp")
 _service_of = itemgetter(SPAN_FIELDS.index("service"))
 
@@ -157,7 +157,7 @@ def choose_dir(environ: MutableMapping[str, str]) -> str:
 
 class _Metrics:
     def __init__(self, path: str):
-        from prometheus_client import Counter, Gauge, Histogram, values
+        from prometheus_client import Counter, Gauge, values
 
         if values.ValueClass is values.MutexValue:
             # Imported before the directory was chosen: use file-backed values from now on.
@@ -180,21 +180,7 @@ class _Metrics:
         self.store_errors = Counter("aiops_store_errors", "Failed writes to the span store: recorder "
                                     "batches (retried) and OTLP batches (answered 503)", ["source"],
                                     registry=None)
-        self.cycle = Histogram("aiops_detection_cycle_duration_seconds", "Duration of detection cycles "
-                               "this server ran", buckets=CYCLE_BUCKETS, registry=None)
-        self.cycle_failures = Counter("aiops_detection_cycle_failures", "Detection cycles that failed",
-                                      registry=None)
-        self.anomalies = Counter("aiops_anomalies", "Anomalies detected, by type", ["type"], registry=None)
-        self.incidents = Counter("aiops_incidents_opened", "Incidents opened, by the type of the "
-                                 "anomaly that opened them and severity", ["type", "severity"], registry=None)
-        self.stormed = Counter("aiops_incident_storm_groups", "New root causes merged into an incident "
-                               "storm because a cycle found more than AIOPS_MAX_NEW_INCIDENTS", registry=None)
-        self.notifications = Counter("aiops_notification_attempts", "Outbox sends this server made, by "
-                                     "channel and outcome (delivered, retry, failed)", ["channel", "outcome"],
-                                     registry=None)
-        for kind in ANOMALY_TYPES:  # export zeros, so rate() works from the first scrape
-            self.anomalies.labels(kind)
-        for source in STORE_SOURCES:
+        for source in STORE_SOURCES:  # export zeros, so rate() works from the first scrape
             self.store_errors.labels(source)
 
 
@@ -212,6 +198,30 @@ def metrics() -> _Metrics:
         if _current is None or _current.pid != os.getpid():
             _current = _Metrics(choose_dir(os.environ))
         return _current
+
+
+def per_process(build: Callable[[], T]) -> Callable[[], T]:
+    """Metric objects another package defines (``build`` makes them with ``registry=None``),
+    made once per process after the shared directory is chosen, like this module's own."""
+    made: dict[int, T] = {}
+    lock = threading.Lock()
+
+    def get() -> T:
+        pid = os.getpid()
+        if pid not in made:
+            with lock:
+                if pid not in made:
+                    metrics()  # chooses the directory, switches the value class
+                    made.clear()
+                    made[pid] = build()
+        return made[pid]
+
+    return get
+
+
+def never_raise(fn: Callable) -> Callable:
+    """Metrics must never break what they measure: a failing hook is logged once, then ignored."""
+    return _never_raise(fn)
 
 
 def _never_raise(fn: Callable) -> Callable:
@@ -256,32 +266,6 @@ def otlp_batch(*, stored: int, rejected: int, failed: bool = False) -> None:
         m.rejected.inc(rejected)
     if failed:
         m.store_errors.labels("otlp").inc()
-
-
-@_never_raise
-def cycle_finished(seconds: float, anomaly_types: Iterable[str], opened: Iterable[tuple[str, str]],
-                   stormed: int = 0) -> None:
-    """A committed detection cycle: its duration, anomaly types, (type, severity) of new incidents,
-    and how many new root causes went into an incident storm."""
-    m = metrics()
-    m.cycle.observe(seconds)
-    if stormed:
-        m.stormed.inc(stormed)
-    for kind, count in Tally(anomaly_types).items():
-        m.anomalies.labels(kind).inc(count)
-    for (kind, severity), count in Tally(opened).items():
-        m.incidents.labels(kind, severity).inc(count)
-
-
-@_never_raise
-def notification_attempted(channel: str, outcome: str) -> None:
-    """One outbox send (or a row failed unsent): ``delivered``, ``retry`` or ``failed``."""
-    metrics().notifications.labels(channel, outcome).inc()
-
-
-@_never_raise
-def cycle_failed() -> None:
-    metrics().cycle_failures.inc()
 
 
 def render(accept: str | None) -> tuple[bytes, str]:

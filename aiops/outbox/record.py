@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from aiops import selfmetrics
 from aiops.incidents import add_event
 from aiops.models import ChannelState, Incident, Notification
 from aiops.outbox.policy import (
@@ -26,7 +27,6 @@ from aiops.outbox.policy import (
 from aiops.outbox.sender import DETAIL_CHARS, ERROR_CHARS, Answer
 from aiops.outbox.store import Claim
 from aiops.settings import Settings
-from telemetry import selfmetrics
 from telemetry.db import begin_write, db
 
 
