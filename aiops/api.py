@@ -144,6 +144,8 @@ def analyze():
         if summary is None:
             abort(503, description=f"the worker did not answer within {ANALYZE_WAIT:g} s; try again")
         return jsonify(summary)
+    # No worker: this process runs it, after one flush interval for the other web workers' buffers.
+    time.sleep(current_settings().flush_interval * 1.5)
     summary = run_claimed(current_settings(), force=True)
     if summary is None:
         abort(409, description="another detection cycle is still running; try again")

@@ -125,6 +125,9 @@ class WorkerProcess:
         assert self.proc is not None
         return self.proc.pid
 
+    def close(self) -> None:
+        self.stop()
+
     def stop(self) -> int | None:
         """SIGTERM and wait: the worker finishes its running job and exits 0."""
         code = None

@@ -9,11 +9,12 @@ receivers to hear about it, never for a fixed time.
 from __future__ import annotations
 
 import collections
+import contextlib
 
 import pytest
 
 from tests.e2e import helpers as h
-from tests.e2e.server import GunicornServer
+from tests.e2e.server import GunicornServer, WorkerProcess
 from tests.receivers import Receiver, Reply
 
 pytestmark = pytest.mark.e2e
@@ -187,7 +188,8 @@ def test_the_demo_remediation_hook_clears_the_fault_and_the_next_cycle_confirms_
                      AIOPS_DETECTION_INTERVAL="0.2")  # a remediation is judged 0.2 s after it ran
     server = GunicornServer(env, workers=4, threads=h.THREADS, log_path=tmp_path / "server.log")
     server.env["AIOPS_REMEDIATION_LATENCY_URL"] = server.url + "/simulate/remediate"
-    with server:
+    with server, contextlib.closing(WorkerProcess(server.env, tmp_path / "server.log").start()) as worker:
+        assert worker.pid  # the worker delivers the hook (web workers only serve)
         h.warm_up(server)
         h.inject(server, "delay", endpoint="payment", duration=1500)
         [iid] = faulty_cycle(server)["incidents_opened"]
