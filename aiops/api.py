@@ -14,6 +14,7 @@ from aiops.cycle import run_claimed
 from aiops.incidents import TransitionError
 from aiops.models import Incident
 from aiops.notify import human_transition
+from aiops.reports import with_report
 from telemetry.db import begin_write, db
 
 bp = Blueprint("aiops", __name__, url_prefix="/aiops")
@@ -45,14 +46,14 @@ def get_incident_or_404(incident_id: str, lock: bool = False) -> Incident:
 def incidents():
     active, resolved = list_incidents()
     return jsonify(
-        active_incidents=[i.to_dict() for i in active],
-        resolved_incidents=[i.to_dict() for i in resolved],
+        active_incidents=[with_report(i.to_dict()) for i in active],
+        resolved_incidents=[with_report(i.to_dict()) for i in resolved],
     )
 
 
 @bp.get("/incidents/<incident_id>")
 def incident(incident_id: str):
-    return jsonify(get_incident_or_404(incident_id).to_dict())
+    return jsonify(with_report(get_incident_or_404(incident_id).to_dict()))
 
 
 def _actor() -> tuple[str, str]:
@@ -88,7 +89,7 @@ def apply_transition(incident_id: str, action: str, by: str, comment: str) -> In
 
 def _transition(incident_id: str, action: str):
     by, comment = _actor()
-    return jsonify(apply_transition(incident_id, action, by, comment).to_dict())
+    return jsonify(with_report(apply_transition(incident_id, action, by, comment).to_dict()))
 
 
 @bp.post("/incidents/<incident_id>/acknowledge")

@@ -22,6 +22,7 @@ from sqlalchemy import update
 from aiops import channels
 from aiops.incidents import Changes, add_event, transition
 from aiops.models import Incident, Notification, iso
+from aiops.reports import with_report
 from aiops.settings import remediation_key
 from telemetry.db import db
 
@@ -63,7 +64,7 @@ def enqueue(incident: Incident, event: str, now: float, config: Mapping,
         return []
     db.session.flush()  # the incident row must exist before rows that name it
     due = _due(incident, event, now, config)
-    data = incident.to_dict()
+    data = with_report(incident.to_dict())
     rows = []
     for name in names:
         _supersede(incident.id, name)
@@ -80,7 +81,7 @@ def enqueue(incident: Incident, event: str, now: float, config: Mapping,
 
 def enqueue_remediation(incident: Incident, now: float, config: Mapping) -> Notification | None:
     """Queue the incident kind's remediation hook, if one is configured (off by default)."""
-    data = incident.to_dict()
+    data = with_report(incident.to_dict())
     kind = data["report"]["kind"]
     if not _enabled(config) or not config.get(remediation_key(kind)):
         return None

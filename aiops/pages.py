@@ -25,6 +25,7 @@ from flask import Blueprint, abort, current_app, make_response, redirect, render
 from aiops import auth, metrics, waterfall
 from aiops.api import MAX_BY, MAX_COMMENT, apply_transition, get_incident_or_404, list_incidents
 from aiops.detect import Thresholds
+from aiops.reports import with_report
 from telemetry import store
 
 bp = Blueprint("pages", __name__)
@@ -179,7 +180,7 @@ def dashboard():
 @bp.get("/incidents/<incident_id>")
 def incident_page(incident_id: str):
     incident = get_incident_or_404(incident_id)
-    data = incident.to_dict()
+    data = with_report(incident.to_dict())
     root = (incident.root_service, incident.root_endpoint)
     spans = []
     if incident.trace_id:
