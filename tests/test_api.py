@@ -74,7 +74,7 @@ def test_wrong_method_is_a_json_405(client):
 def test_incident_lists_start_empty(client):
     r = client.get("/aiops/incidents")
     assert r.status_code == 200
-    assert r.get_json() == {"active_incidents": [], "resolved_incidents": []}
+    assert r.get_json() == {"active_incidents": [], "resolved_incidents": [], "next": None}
 
 
 # -- /simulate ---------------------------------------------------------------
