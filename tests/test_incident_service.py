@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import event
 
 from aiops import incident_service, pagination
-from aiops.models import AnomalyRecord, Incident, Notification
+from aiops.models import Notification
 from telemetry.db import db
 from tests.conftest import dispose_app, make_app
+from tests.incident_rows import add_incidents
 
 TOKEN = "service-token"
 
@@ -24,32 +25,6 @@ def app(db_url):
     app = make_app(db_url, PROPAGATE_EXCEPTIONS=False, AIOPS_RECORD_REQUESTS=False)
     yield app
     dispose_app(app)
-
-
-def add_incidents(app, count: int, start: int = 0, anomalies: int = 3, **fields) -> list[str]:
-    """``count`` incidents with ``anomalies`` anomalies each; incident n was last seen at 1000 + n."""
-    ids = []
-    with app.app_context():
-        for n in range(start, start + count):
-            status = fields.get("status") or ("resolved" if n % 3 == 0 else "open")
-            incident = Incident(
-                id=f"INC-{1000 + n}-{n}", status=status, severity=fields.get("severity", "high"),
-                title=f"payment slow {n}", root_service=fields.get("service", "shop"),
-                root_endpoint="payment", root_issue="Latency spike", candidates=[], affected=["payment"],
-                correlated_failures=[],
-                first_detected=1000.0 + n, last_seen=fields.get("last_seen", 1000.0 + n), clean_cycles=0,
-                timeline=[], resolved_at=1000.0 + n if status == "resolved" else None,
-            )
-            incident.anomalies = [
-                AnomalyRecord(service="shop", endpoint="payment", type="latency", observed=900.0 + k,
-                              baseline=20.0, request_count=10, message="slow", detected_at=1000.0 + n,
-                              trace_ids=[])
-                for k in range(anomalies)
-            ]
-            db.session.add(incident)
-            ids.append(incident.id)
-        db.session.commit()
-    return ids
 
 
 @contextmanager
