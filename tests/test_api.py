@@ -246,6 +246,16 @@ def test_injected_error_makes_the_endpoint_fail_with_json(client):
     assert client.post("/payment").status_code == 200
 
 
+@pytest.mark.parametrize("body", [[1], "lots", {"amount": "lots"}, {"amount": True}, {"amount": None}])
+def test_shop_bodies_other_than_an_order_are_a_400(client, body):
+    """A list once reached ``.get`` (a 500); a string amount was passed on to payment."""
+    for path in ("/payment", "/checkout"):
+        body_json = assert_json_error(client.post(path, json=body), 400, "Bad Request")
+        assert "amount" in body_json["message"]
+    assert client.post("/payment", json={"amount": 5}).get_json() == {"status": "paid", "amount": 5}
+    assert client.post("/payment").get_json() == {"status": "paid", "amount": 0}
+
+
 # -- token -------------------------------------------------------------------
 
 MUTATING = [
