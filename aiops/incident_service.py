@@ -34,8 +34,8 @@ ACTIONS = ("acknowledge", "resolve")
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500  # incidents per list and page
 DEFAULT_NOTIFICATIONS, MAX_NOTIFICATIONS = 100, 1000
 MAX_BY, MAX_COMMENT = 200, 2000  # characters of "by" and "comment" on an acknowledge or resolve
-MAX_ID_CHARS = 64  # an incident id column's width: a longer id names no incident
-MAX_FILTER_CHARS = 512  # a service, channel or incident id to filter on
+# Column widths: a longer id, service or channel names nothing stored, and keeps a URL short.
+MAX_ID_CHARS, MAX_SERVICE_CHARS, MAX_CHANNEL_CHARS = 64, 255, 32
 _LISTS = ("active", "resolved")
 
 
@@ -71,7 +71,7 @@ class IncidentFilter:
         return cls(
             status=_choice(args, "status", STATUSES),
             severity=_choice(args, "severity", SEVERITIES),
-            service=_text(args, "service"),
+            service=_text(args, "service", MAX_SERVICE_CHARS),
         )
 
     def where(self) -> list:
@@ -160,9 +160,9 @@ def notification_history(args: Mapping[str, str]) -> tuple[list[dict], str | Non
     limit = _limit(args, DEFAULT_NOTIFICATIONS, MAX_NOTIFICATIONS)
     status = _choice(args, "status", NOTIFICATION_STATUSES)
     query = select(Notification)
-    for column, value in ((Notification.incident_id, _text(args, "incident")),
+    for column, value in ((Notification.incident_id, _text(args, "incident", MAX_ID_CHARS)),
                           (Notification.status, status),
-                          (Notification.channel, _text(args, "channel"))):
+                          (Notification.channel, _text(args, "channel", MAX_CHANNEL_CHARS))):
         if value is not None:
             query = query.where(column == value)
     raw = args.get("cursor")
@@ -259,9 +259,9 @@ def _choice(args: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str
     return value
 
 
-def _text(args: Mapping[str, str], name: str) -> str | None:
-    """A free-text filter: any printable text of sane length (a NUL byte no database column holds)."""
+def _text(args: Mapping[str, str], name: str, max_chars: int) -> str | None:
+    """A free-text filter: at most a column's width, and no NUL byte (no database column holds one)."""
     value = args.get(name)
-    if value is not None and (len(value) > MAX_FILTER_CHARS or "\x00" in value):
-        raise InvalidInput(f"'{name}' must be at most {MAX_FILTER_CHARS} characters, without NUL")
+    if value is not None and (len(value) > max_chars or "\x00" in value):
+        raise InvalidInput(f"'{name}' must be at most {max_chars} characters, without NUL")
     return value

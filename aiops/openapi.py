@@ -26,9 +26,11 @@ from flask import Blueprint, Flask, current_app, jsonify
 from aiops.incident_service import (
     DEFAULT_LIMIT,
     DEFAULT_NOTIFICATIONS,
-    MAX_FILTER_CHARS,
+    MAX_CHANNEL_CHARS,
+    MAX_ID_CHARS,
     MAX_LIMIT,
     MAX_NOTIFICATIONS,
+    MAX_SERVICE_CHARS,
     NOTIFICATION_STATUSES,
     STATUSES,
 )
@@ -42,6 +44,7 @@ JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
 TEXT = {"schema": {"type": "string"}}
 
+NO_NUL = "^[^\\u0000]*$"  # what no database column holds (a 400)
 ERRORS = {
     400: "Bad parameters or body (the message says which), or a Host not in AIOPS_TRUSTED_HOSTS",
     401: "The token is missing or wrong",
@@ -68,16 +71,30 @@ LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "
                "incidents per list and page")
 CURSOR = query("cursor", {"type": "string", "maxLength": 1024},
                 "the 'next' value of the previous page (same filters); anything else is a 400")
-INCIDENT_ID = {"name": "incident_id", "in": "path", "required": True, "schema": {"type": "string"},
+INCIDENT_ID = {"name": "incident_id", "in": "path", "required": True,
+               "schema": {"type": "string", "maxLength": MAX_ID_CHARS},
                "description": "e.g. INC-1737404800-1"}
 
 
+def _links(source: str, *operations: str) -> dict:
+    """Links from a response to the incident operations (operationId = the Flask endpoint name)."""
+    where = f"$response.body#{source}"
+    return {op.partition(".")[2]: {"operationId": op, "parameters": {"incident_id": where}}
+            for op in operations}
+
+
+def _with_links(response: dict, links: dict) -> dict:
+    return {"200": {**response["200"], "links": links}}
+
+
 def _incident_paths() -> dict:
+    changes = ("aiops.acknowledge", "aiops.resolve")
     transition = {
         "parameters": [INCIDENT_ID],
         "requestBody": {"required": False, "description": "optional; an empty body means by 'api'",
                         "content": {JSON: {"schema": ref("Actor")}}},
-        "responses": {**ok(ref("Incident"), "The incident after the change"), "400": error(400),
+        "responses": {**_with_links(ok(ref("Incident"), "The incident after the change"),
+                                    _links("/id", *changes)), "400": error(400),
                       "404": error(404, "No incident with this id"),
                       "409": error(409, "Already acknowledged, or already resolved")},
         "x-mutation": True,
@@ -91,16 +108,18 @@ def _incident_paths() -> dict:
                 LIMIT,
                 query("status", {"enum": list(STATUSES)}, "only incidents in this state"),
                 query("severity", {"enum": list(SEVERITIES)}, "only incidents of this severity"),
-                query("service", {"type": "string", "maxLength": MAX_FILTER_CHARS},
+                query("service", {"type": "string", "maxLength": MAX_SERVICE_CHARS, "pattern": NO_NUL},
                        "only incidents whose root cause is in this service"),
                 CURSOR,
             ],
-            "responses": {**ok(ref("IncidentList")), "400": error(400)},
+            "responses": {**_with_links(ok(ref("IncidentList")),
+                                        _links("/active_incidents/0/id", "aiops.incident", *changes)),
+                          "400": error(400)},
         }},
         "/aiops/incidents/{incident_id}": {"get": {
             "summary": "One incident",
             "parameters": [INCIDENT_ID],
-            "responses": {**ok(ref("Incident")), "400": error(400),
+            "responses": {**_with_links(ok(ref("Incident")), _links("/id", *changes)), "400": error(400),
                           "404": error(404, "No incident with this id")},
         }},
         "/aiops/incidents/{incident_id}/acknowledge": {"post": {"summary": "Acknowledge", **transition}},
@@ -110,9 +129,11 @@ def _incident_paths() -> dict:
             "parameters": [
                 query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_NOTIFICATIONS,
                                  "default": DEFAULT_NOTIFICATIONS}, "notifications per page"),
-                query("incident", {"type": "string", "maxLength": MAX_FILTER_CHARS}, "only this incident's"),
+                query("incident", {"type": "string", "maxLength": MAX_ID_CHARS, "pattern": NO_NUL},
+                      "only this incident's"),
                 query("status", {"enum": list(NOTIFICATION_STATUSES)}, "only in this state"),
-                query("channel", {"type": "string", "maxLength": MAX_FILTER_CHARS}, "only this channel's"),
+                query("channel", {"type": "string", "maxLength": MAX_CHANNEL_CHARS, "pattern": NO_NUL},
+                      "only this channel's"),
                 {**CURSOR, "description": "the 'next' value of the previous page"},
             ],
             "responses": {**ok(ref("NotificationList")), "400": error(400)},
@@ -152,9 +173,8 @@ def _product_paths() -> dict:
             "summary": "OTLP/HTTP trace ingest (protobuf or JSON, gzip or deflate)",
             "description": "Status codes follow the OTLP/HTTP spec: 400 is never retried, 503 is (with "
                            "Retry-After). Error bodies are a google.rpc.Status in the request's encoding, "
-                           "except a 415 for a content type that is not OTLP's (then the JSON error).",
-            "parameters": [{"name": "Content-Encoding", "in": "header", "required": False,
-                            "schema": {"enum": ["gzip", "x-gzip", "deflate", "identity"]}}],
+                           "except a 415 for a content type that is not OTLP's (then the JSON error). The "
+                           "body may be compressed: Content-Encoding gzip or deflate.",
             "requestBody": {"required": True, "content": {
                 PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
                 JSON: {"schema": ref("OtlpTraces")}}},
@@ -223,11 +243,13 @@ def add_paths(app: Flask, paths: dict, schemas: dict | None = None) -> None:
 def document(app: Flask) -> dict:
     """The document for ``app``: the operations whose routes it has, secured as it is configured."""
     extra = app.extensions.get("aiops_openapi_extra", {"paths": {}, "schemas": {}})
-    routes = {_openapi_path(rule.rule) for rule in app.url_map.iter_rules()}
+    endpoints = {(method.lower(), _openapi_path(rule.rule)): rule.endpoint
+                 for rule in app.url_map.iter_rules() for method in rule.methods}
     paths = {}
     for path, item in {**_product_paths(), **_incident_paths(), **extra["paths"]}.items():
-        if path in routes:
-            paths[path] = {method: _secure(copy.deepcopy(op), app.config) for method, op in item.items()}
+        if all((method, path) in endpoints for method in item):
+            paths[path] = {method: {"operationId": endpoints[method, path],
+                                    **_secure(copy.deepcopy(op), app.config)} for method, op in item.items()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "AIOps", "version": VERSION,

@@ -137,7 +137,8 @@ SCHEMAS: dict[str, dict] = {
     "OtlpTraces": {
         "type": "object",
         "description": "ExportTraceServiceRequest in OTLP/JSON (hex ids, int64 as strings or numbers)",
-        "properties": {"resourceSpans": {"type": "array", "items": {"type": "object"}}},
+        "properties": {"resourceSpans": {"type": ["array", "null"], "items": {"type": "object"},
+                                         "description": "null, as in proto3 JSON, is an empty list"}},
     },
     "OtlpResponse": {
         "type": "object",

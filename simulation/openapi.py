@@ -63,7 +63,8 @@ def paths() -> dict:
             "summary": "The demo's remediation hook: clears the fault on the incident's root cause",
             "requestBody": {"required": True, "content": {JSON: {"schema": {
                 "type": "object", "required": ["incident"],
-                "properties": {"kind": {"type": "string"}, "incident": {"type": "object"}}}}}},
+                "properties": {"kind": {"description": "the incident's kind (not used here)"},
+                               "incident": {"type": "object"}}}}}},
             "responses": {**ok(obj(("endpoints", "cleared"), endpoints={"type": "array", "items": STRING},
                                    cleared=INTEGER)),
                 "400": error(400, "Not a remediation payload")},
