@@ -9,7 +9,7 @@ from telemetry.models import KIND_CLIENT
 # Routes of the product itself. Their spans are stored under the service
 # "aiops" so that the dashboard polling itself never raises an incident.
 PRODUCT_SERVICE = "aiops"
-_PRODUCT_PREFIXES = ("/aiops", "/simulate", "/v1/", "/static", "/incidents", "/metrics")
+_PRODUCT_PREFIXES = ("/aiops", "/simulate", "/v1/", "/static", "/incidents", "/metrics", "/openapi.json")
 UNMATCHED = "<unmatched>"
 
 
