@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
     from aiops.api import bp as api_bp
     from aiops.cli import aiops_cli
     from aiops.health import bp as health_bp
+    from aiops.openapi import bp as openapi_bp
     from aiops.pages import bp as pages_bp
 
     errors.init_app(app)
@@ -29,5 +30,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(openapi_bp)
     app.cli.add_command(aiops_cli)
 

@@ -145,6 +145,7 @@ def replay(files: tuple[Path, ...], report: Path | None):
     and skipped. Prints the incidents found.
     """
     from aiops.models import Incident
+    from aiops.reports import with_report
     from telemetry.db import db
     from telemetry.replay import Replay
     from telemetry.store import insert_spans
@@ -172,7 +173,7 @@ def replay(files: tuple[Path, ...], report: Path | None):
 
     ids = player.incident_ids()
     found = [db.session.get(Incident, i) for i in ids]
-    incidents = sorted((i.to_dict() for i in found if i is not None),
+    incidents = sorted((with_report(i.to_dict()) for i in found if i is not None),
                        key=lambda d: (d["first_detected"] or "", d["id"]))
     s = player.stats
     click.echo(

@@ -1,7 +1,10 @@
 """JSON-or-HTML errors in one place.
 
 API and demo routes answer ``{"error": "<status name>", "message": "..."}``;
-the HTML pages (``/`` and ``/incidents/...``) get an HTML error page.
+the HTML pages (``/`` and ``/incidents/...``) get an HTML error page. The
+service layer's domain errors (:mod:`aiops.incident_service`) carry no HTTP:
+:data:`DOMAIN_STATUS` is where they become a status, for the API and the pages
+alike.
 
 A 5xx tells the user what they can act on and nothing an attacker could use:
 an unexpected exception becomes "internal error" with a ``request_id`` (also
@@ -17,11 +20,18 @@ import logging
 import secrets
 
 from flask import Flask, g, jsonify, make_response, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, Conflict, HTTPException, InternalServerError, NotFound
+
+from aiops.incident_service import IncidentNotFound, InvalidInput, InvalidTransition, ServiceError
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
+DOMAIN_STATUS: dict[type[ServiceError], type[HTTPException]] = {
+    IncidentNotFound: NotFound,
+    InvalidTransition: Conflict,
+    InvalidInput: BadRequest,
+}
 
 
 def wants_html() -> bool:
@@ -67,6 +77,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         return _response(exc)
+
+    @app.errorhandler(ServiceError)
+    def _domain_error(exc: ServiceError):
+        http = next((status for kind, status in DOMAIN_STATUS.items() if isinstance(exc, kind)), BadRequest)
+        return _response(http(description=str(exc)))
 
     @app.errorhandler(InternalServerError)
     def _internal_error(exc: InternalServerError):

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from aiops import reports
 from telemetry.db import db
 
 
@@ -150,8 +149,9 @@ class Incident(db.Model):
         return self.status != "resolved"
 
     def to_dict(self) -> dict:
-        """The contract's incident JSON, plus lifecycle fields and a plain-language report."""
-        data = {
+        """The contract's incident JSON and lifecycle fields; ``aiops.reports.with_report`` adds the
+        plain-language report (the model stores facts, it does not write prose)."""
+        return {
             "id": self.id,
             "status": self.status,
             "severity": self.severity,
@@ -179,8 +179,6 @@ class Incident(db.Model):
             "related_to": self.related_to,
             "remediation": self.remediation,
         }
-        data["report"] = reports.report(data)
-        return data
 
 
 class AnomalyRecord(db.Model):

@@ -22,8 +22,7 @@ from collections.abc import Iterable, Mapping
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 
-from aiops import auth, metrics, waterfall
-from aiops.api import MAX_BY, MAX_COMMENT, apply_transition, get_incident_or_404, list_incidents
+from aiops import auth, incident_service, metrics, waterfall
 from aiops.detect import Thresholds
 from aiops.settings import current_settings
 from telemetry import store
@@ -31,6 +30,7 @@ from telemetry import store
 bp = Blueprint("pages", __name__)
 
 REFRESH_SECONDS = 30  # the dashboard reloads itself this often (``?refresh=0`` pauses)
+DASHBOARD_ACTIVE, DASHBOARD_RESOLVED = 100, 20  # incidents listed (the tile counts every active one)
 MAX_ANOMALY_ROWS = 50  # raw observations listed on an incident page
 FORM_ACTOR = "web"  # "by" on the timeline when the form's name field is left empty
 # ?done=<value> after a form post: the notice shown (only these; the value is never echoed).
@@ -163,13 +163,16 @@ def _observed(kind, value):
 def dashboard():
     settings = current_settings()
     now = time.time()
-    active, resolved = list_incidents(limit=20)
+    page = incident_service.list_incidents(limit=DASHBOARD_ACTIVE, resolved_limit=DASHBOARD_RESOLVED,
+                                           with_anomalies=False)
+    active, resolved = page.active, page.resolved
     endpoints = metrics.current(settings, now=now)
     return render_template(
         "dashboard.html",
         endpoints=endpoints,
         health=endpoint_health(endpoints, Thresholds.from_settings(settings), active),
         active=active,
+        active_total=incident_service.count_active() if len(active) == DASHBOARD_ACTIVE else len(active),
         resolved=resolved,
         window_s=settings.metrics_window,
         settings=settings,
@@ -180,8 +183,8 @@ def dashboard():
 
 @bp.get("/incidents/<incident_id>")
 def incident_page(incident_id: str):
-    incident = get_incident_or_404(incident_id)
-    data = incident.to_dict()
+    incident = incident_service.get(incident_id)
+    data = incident_service.to_json(incident)
     root = (incident.root_service, incident.root_endpoint)
     spans = []
     if incident.trace_id:
@@ -215,11 +218,9 @@ def _form_action(incident_id: str, action: str):
     token = current_settings().api_token
     if token and not auth.secret_equal(request.form.get("token", ""), token):
         abort(401, description="the API token is missing or wrong (the server has AIOPS_API_TOKEN set)")
-    by = request.form.get("by", "").strip()
-    comment = request.form.get("comment", "").strip()
-    if len(by) > MAX_BY or len(comment) > MAX_COMMENT:
-        abort(400, description=f"the name takes at most {MAX_BY} characters and the comment {MAX_COMMENT}")
-    apply_transition(incident_id, action, by or FORM_ACTOR, comment)
+    by, comment = incident_service.check_actor(request.form.get("by", "").strip(),
+                                               request.form.get("comment", "").strip(), FORM_ACTOR)
+    incident_service.change(incident_id, action, by, comment, current_settings())
     return redirect(url_for("pages.incident_page", incident_id=incident_id, done=f"{action}d"), 303)
 
 

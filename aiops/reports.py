@@ -1,8 +1,10 @@
 """Plain-language incident reports: what is wrong, where, how bad, and what to look at first.
 
 Pure logic over the incident JSON (``Incident.to_dict()``): a dict in, a dict
-of plain strings out. The same report goes on the incident page and into every
-notification, so an on-call engineer reads the same words wherever they land.
+of plain strings out; :func:`with_report` is the incident as the API and the
+channels send it (the model only knows its own fields). The same report goes
+on the incident page and into every notification, so an on-call engineer
+reads the same words wherever they land.
 Everything here comes from telemetry: callers escape it for their medium (the
 templates HTML-escape it, :mod:`aiops.outbox.slack` escapes it for Slack).
 """
@@ -59,6 +61,11 @@ def report(incident: dict, now: float | None = None) -> dict:
         "summary": " ".join(s for s in sentences if s),
         "recommendations": _recommend(incident, k)[:MAX_RECOMMENDATIONS],
     }
+
+
+def with_report(incident: dict) -> dict:
+    """The incident JSON with its ``report`` attached: what the API, the pages and the channels show."""
+    return {**incident, "report": report(incident)}
 
 
 # -- reading the incident ---------------------------------------------------------------------------

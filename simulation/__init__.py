@@ -13,8 +13,11 @@ def init_app(app: Flask) -> None:
 
     if not settings_of(app).enable_simulation:
         return
+    from aiops.openapi import add_paths
+    from simulation import openapi
     from simulation.shop import bp as shop_bp
     from simulation.views import bp as simulate_bp
 
     app.register_blueprint(shop_bp)
     app.register_blueprint(simulate_bp)
+    add_paths(app, openapi.paths(), openapi.SCHEMAS)

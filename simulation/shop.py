@@ -17,7 +17,7 @@ import time
 import requests
 from flask import Blueprint, current_app, jsonify, request
 from opentelemetry import propagate
-from werkzeug.exceptions import BadGateway, GatewayTimeout
+from werkzeug.exceptions import BadGateway, BadRequest, GatewayTimeout
 
 import telemetry
 from aiops.settings import current_settings
@@ -155,11 +155,22 @@ def _call(method: str, endpoint: str, json=None) -> dict:
     return response.json()
 
 
+def _amount(default: float) -> float:
+    """The order's optional ``{"amount": <number>}``; any other body is a 400, not a 500 (``[1]``
+    has no ``.get``) nor an amount of ``"lots"`` passed on to payment."""
+    if not request.get_data():
+        return default
+    body = request.get_json(silent=True)
+    amount = body.get("amount", default) if isinstance(body, dict) else None
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        raise BadRequest('the body must be a JSON object like {"amount": 42.0}')
+    return amount
+
+
 @bp.post("/checkout")
 def checkout():
     _apply_fault("checkout")
-    order = request.get_json(silent=True) or {}
-    amount = order.get("amount", 42.0)
+    amount = _amount(42.0)
     stock = _call("GET", "inventory")
     paid = _call("POST", "payment", json={"amount": amount})
     return jsonify(status="ordered", payment=paid, inventory=stock)
@@ -168,8 +179,7 @@ def checkout():
 @bp.post("/payment")
 def payment():
     _apply_fault("payment")
-    body = request.get_json(silent=True) or {}
-    return jsonify(status="paid", amount=body.get("amount", 0))
+    return jsonify(status="paid", amount=_amount(0))
 
 
 @bp.get("/inventory")

@@ -204,6 +204,10 @@ def parse_json(body: bytes | str, object_hook=None) -> ExportTraceServiceRequest
         doc = repair_surrogates(doc)
     if not isinstance(doc, dict):
         raise OtlpError("body must be a JSON object (an ExportTraceServiceRequest)")
+    misplaced = _not_a_message(doc)
+    if misplaced is not None:
+        raise OtlpError(f"body is not a valid ExportTraceServiceRequest (JSON): {misplaced} "
+                        "must be an object")
     _hex_ids_to_base64(doc)
     message = ExportTraceServiceRequest()
     try:
@@ -211,6 +215,34 @@ def parse_json(body: bytes | str, object_hook=None) -> ExportTraceServiceRequest
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise OtlpError(f"body is not a valid ExportTraceServiceRequest (JSON): {exc}") from None
     return message
+
+
+def _not_a_message(doc: dict) -> str | None:
+    """The path of the first value that stands where a message belongs but is not an object.
+
+    ``json_format`` with ``ignore_unknown_fields`` reads a string there as a
+    mapping of its characters, all unknown fields: ``{"resourceSpans": ["x"]}``
+    would be one empty resource and a 200, where a wrong type is a 400.
+    """
+    todo = [(doc, ExportTraceServiceRequest.DESCRIPTOR, "")]
+    while todo:
+        value, descriptor, path = todo.pop()
+        for fd in descriptor.fields:
+            if fd.message_type is None or fd.message_type.GetOptions().map_entry:
+                continue
+            key = fd.json_name if fd.json_name in value else fd.name
+            item = value.get(key)
+            # protobuf 7 has is_repeated and no label; older ones have only label
+            repeated = fd.is_repeated if hasattr(fd, "is_repeated") else fd.label == fd.LABEL_REPEATED
+            if item is None or (repeated and not isinstance(item, list)):  # json_format reports that one
+                continue
+            for i, sub in enumerate(item if repeated else [item]):
+                where = f"{path}.{key}[{i}]" if repeated else f"{path}.{key}"
+                if isinstance(sub, dict):
+                    todo.append((sub, fd.message_type, where))
+                elif sub is not None:
+                    return where.lstrip(".")
+    return None
 
 
 def parse(body: bytes, content_type: str) -> ExportTraceServiceRequest:

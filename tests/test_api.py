@@ -75,7 +75,7 @@ def test_wrong_method_is_a_json_405(client):
 def test_incident_lists_start_empty(client):
     r = client.get("/aiops/incidents")
     assert r.status_code == 200
-    assert r.get_json() == {"active_incidents": [], "resolved_incidents": []}
+    assert r.get_json() == {"active_incidents": [], "resolved_incidents": [], "next": None}
 
 
 # -- /simulate ---------------------------------------------------------------
@@ -247,6 +247,16 @@ def test_injected_error_makes_the_endpoint_fail_with_json(client):
     assert client.post("/payment").status_code == 200
 
 
+@pytest.mark.parametrize("body", [[1], "lots", {"amount": "lots"}, {"amount": True}, {"amount": None}])
+def test_shop_bodies_other_than_an_order_are_a_400(client, body):
+    """A list once reached ``.get`` (a 500); a string amount was passed on to payment."""
+    for path in ("/payment", "/checkout"):
+        body_json = assert_json_error(client.post(path, json=body), 400, "Bad Request")
+        assert "amount" in body_json["message"]
+    assert client.post("/payment", json={"amount": 5}).get_json() == {"status": "paid", "amount": 5}
+    assert client.post("/payment").get_json() == {"status": "paid", "amount": 0}
+
+
 # -- token -------------------------------------------------------------------
 
 MUTATING = [
@@ -299,6 +309,7 @@ def test_metrics_shape(app, client):
         assert client.get("/inventory").status_code == 500
     assert client.get("/health").status_code == 200
     client.get("/aiops/incidents")  # the product's own routes are not endpoints of the shop
+    client.get("/openapi.json")
     flush(app)
 
     r = client.get("/aiops/metrics")

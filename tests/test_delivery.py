@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import select, update
 
 from aiops import outbox
+from aiops.incident_service import notification_history
 from aiops.models import ChannelState, Incident, Notification
-from aiops.outbox import deliver_due, history, sender, stats, store
+from aiops.outbox import deliver_due, sender, stats, store
 from aiops.outbox.policy import backoff, breaker_after, breaker_state, classify, retry_after
 from aiops.settings import Settings, reconfigure, settings_of
 from telemetry.db import begin_write, db
@@ -278,7 +279,7 @@ def test_network_errors_are_retried_and_keep_the_url_out_of_errors(app):
         pending = row(rid)
         assert (pending.status, pending.attempts, pending.last_status) == ("pending", 1, None)
         assert "connection failed" in pending.last_error
-        shown = (str(stats(settings_of(app))), str(history()))
+        shown = (str(stats(settings_of(app))), str(notification_history({})[0]))
         for text in (pending.last_error, channel("slack").last_error, *shown):
             assert "secretpath" not in text and url.split("/services")[0] not in text
 
@@ -443,11 +444,12 @@ def test_stats_and_history(app, receiver):
         assert web["last_error"] == "HTTP 400: nope" and web["last_attempt_at"].endswith("Z")
         assert (summary["slack"]["configured"], summary["slack"]["pending"]) == (False, 1)
         assert summary["pagerduty"]["breaker"] == "closed"
-        newest_first = [n["id"] for n in history()]
+        newest_first = [n["id"] for n in notification_history({})[0]]
         assert newest_first[-2:] == [second, first] and len(newest_first) == 4
-        assert [n["id"] for n in history(incident_id="INC-1", channel="webhook")] == [first]
-        assert [n["status"] for n in history(status="failed")] == ["failed"]
-        assert history(limit=1)[0]["channel"] == "webhook"
+        assert [n["id"] for n in notification_history({"incident": "INC-1",
+                "channel": "webhook"})[0]] == [first]
+        assert [n["status"] for n in notification_history({"status": "failed"})[0]] == ["failed"]
+        assert notification_history({"limit": "1"})[0][0]["channel"] == "webhook"
 
 
 def test_channel_rows_are_created_once(app):

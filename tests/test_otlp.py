@@ -206,6 +206,20 @@ def test_json_non_hex_id_rejects_only_that_span():
     assert (len(mapped.rows), mapped.rejected) == (1, 1)
 
 
+@pytest.mark.parametrize("doc", [
+    {"resourceSpans": ["AAA"]},
+    {"resourceSpans": [{"resource": "abc"}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": ["x"], "scope": {}}]}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"status": "x"}]}]}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"attributes": ["k"]}]}]}]},
+    {"resource_spans": [{"resource": ["attributes"]}]},
+])
+def test_json_string_where_a_message_belongs_is_an_error(doc):
+    """json_format would read the string as an object of unknown fields: an empty resource, a 200."""
+    with pytest.raises(otlp.OtlpError, match="must be an object"):
+        otlp.parse_json(json.dumps(doc))
+
+
 def test_to_json_dict_round_trips():
     request = good_request(2)
     doc = otlp.to_json_dict(request)

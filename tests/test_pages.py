@@ -346,10 +346,10 @@ def _bare_incident(app, incident_id: str, timeline: list | None = None) -> str:
 
 def _with_fields(monkeypatch, **fields) -> None:
     """The incident JSON grows keys (report, related_to, reopen_count): the page shows them if there."""
-    from aiops.models import Incident
+    from aiops import incident_service
 
-    original = Incident.to_dict
-    monkeypatch.setattr(Incident, "to_dict", lambda self: {**original(self), **fields})
+    original = incident_service.to_json
+    monkeypatch.setattr(incident_service, "to_json", lambda incident: {**original(incident), **fields})
 
 
 def test_incident_page_report_card_and_lifecycle_lines(app, client, monkeypatch):

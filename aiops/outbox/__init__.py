@@ -11,12 +11,13 @@ what you need from here; the modules behind it are the outbox's own:
 - :mod:`~aiops.outbox.store`: claiming rows with leases, and the per-channel breaker rows;
 - :mod:`~aiops.outbox.record`: writing an attempt's outcome to the row, the channel and the incident;
 - :mod:`~aiops.outbox.deliver`: one delivery pass (claim, send, record) and the worker's job;
-- :mod:`~aiops.outbox.queries`: stats and history for ``GET /aiops/notifications``.
+- :mod:`~aiops.outbox.queries`: per-channel stats for ``GET /aiops/notifications``
+  (its rows: :mod:`aiops.incident_service`).
 """
 
 from aiops.outbox.deliver import JOB_ID, deliver_due, tick
 from aiops.outbox.enqueue import dispatch, enqueue, enqueue_remediation, human_transition
-from aiops.outbox.queries import history, stats
+from aiops.outbox.queries import stats
 from aiops.outbox.sender import CHANNELS, configured
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "dispatch",
     "enqueue",
     "enqueue_remediation",
-    "history",
     "human_transition",
     "stats",
     "tick",

@@ -21,6 +21,7 @@ from aiops.incidents import Changes, add_event, transition
 from aiops.kinds import Channel
 from aiops.models import Incident, Notification, iso
 from aiops.outbox import render
+from aiops.reports import with_report
 from aiops.settings import Settings
 from telemetry.db import db
 
@@ -62,7 +63,7 @@ def enqueue(incident: Incident, event: str, now: float, settings: Settings,
         return []
     db.session.flush()  # the incident row must exist before rows that name it
     due = _due(incident, event, now, settings)
-    data = incident.to_dict()
+    data = with_report(incident.to_dict())
     rows = []
     for name in names:
         _supersede(incident.id, name)
@@ -79,7 +80,7 @@ def enqueue(incident: Incident, event: str, now: float, settings: Settings,
 
 def enqueue_remediation(incident: Incident, now: float, settings: Settings) -> Notification | None:
     """Queue the incident kind's remediation hook, if one is configured (off by default)."""
-    data = incident.to_dict()
+    data = with_report(incident.to_dict())
     kind = data["report"]["kind"]
     if not _enabled(settings) or not settings.remediation_url(kind):
         return None

@@ -46,16 +46,3 @@ def stats(settings: Settings, now: float | None = None) -> dict:
             "last_attempt_at": iso(c.last_attempt_at) if c else None,
         }
     return result
-
-
-def history(limit: int = 100, incident_id: str | None = None, status: str | None = None,
-            channel: str | None = None) -> list[dict]:
-    """The latest notifications, newest first, optionally for one incident, status or channel."""
-    query = select(Notification).order_by(Notification.created_at.desc(), Notification.id.desc())
-    if incident_id is not None:
-        query = query.where(Notification.incident_id == incident_id)
-    if status is not None:
-        query = query.where(Notification.status == status)
-    if channel is not None:
-        query = query.where(Notification.channel == channel)
-    return [n.to_dict() for n in db.session.scalars(query.limit(limit))]

@@ -1,0 +1,41 @@
+"""Schemathesis hooks for the live run (``tests/e2e/test_openapi_live.py``), loaded by the CLI
+through ``SCHEMATHESIS_HOOKS``; the run's settings come in ``AIOPS_ST_*`` variables.
+
+- A page cursor is opaque: only the server makes valid ones, so any other string is rightly a
+  400. The run draws ``?cursor=`` from cursors the server gave out (positive cases get a 200) and
+  from everything else (negative cases, which must be a 400).
+- Every answer's status is written to ``AIOPS_ST_SEEN`` (``METHOD /path status`` lines).
+- Every fault the run injects is cleared right after the call that injected it, so no request
+  that follows hangs on a timeout fault, burns CPU in a hog, or fails on purpose. The fault
+  endpoints themselves are still exercised with every parameter the document allows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import requests
+import schemathesis
+
+CURSORS = {"/aiops/incidents": "incidents", "/aiops/notifications": "notifications"}
+
+
+@schemathesis.hook
+def before_load_schema(context, raw_schema: dict) -> None:
+    cursors = json.loads(os.environ["AIOPS_ST_CURSORS"])
+    for path, name in CURSORS.items():
+        for parameter in raw_schema["paths"][path]["get"]["parameters"]:
+            if parameter["name"] == "cursor":
+                parameter["schema"] = {"type": "string", "enum": [cursors[name]]}
+
+
+@schemathesis.hook
+def after_call(context, case, response) -> None:
+    with open(os.environ["AIOPS_ST_SEEN"], "a") as seen:  # what the test reports and checks
+        seen.write(f"{case.method.upper()} {case.path} {response.status_code}\n")
+    injected = case.path.startswith("/simulate/") and not case.path.endswith("/clear")
+    if case.method.upper() == "POST" and injected:
+        cleared = requests.post(os.environ["AIOPS_ST_BASE_URL"] + "/simulate/clear", timeout=30,
+                                headers={"Authorization": f"Bearer {os.environ['AIOPS_ST_TOKEN']}"})
+        cleared.raise_for_status()

@@ -1,0 +1,132 @@
+"""Schemathesis against a live server, driven by the server's own ``GET /openapi.json``.
+
+A real gunicorn on loopback with the demo on and an API token, seeded with incidents and
+notifications; the schemathesis CLI runs every phase (examples, coverage, fuzzing, stateful
+through the document's links) with every check: no 5xx, only documented statuses, content
+types, headers and bodies as documented, schema-violating requests refused, schema-valid ones
+accepted, the token enforced. Hooks (``tests/e2e/schemathesis_hooks.py``) clear each injected
+fault after its call and record every status, which this test then holds against the document.
+
+Bounded: at most ``MAX_EXAMPLES`` generated cases per operation and phase, a fixed seed (a
+failure reproduces), one request at a time; about 20 s per backend on a laptop.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from openapi_spec_validator import validate
+
+from aiops.models import Notification
+from telemetry.db import db
+from tests.conftest import dispose_app, make_app
+from tests.e2e import helpers as h
+from tests.e2e.server import ROOT
+from tests.incident_rows import add_incidents
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "schemathesis-token"
+MAX_EXAMPLES = 20
+SEED = 20260120
+RUN_TIMEOUT = 600  # seconds: a hung run fails instead of holding CI
+ST = "import sys; from schemathesis.cli import schemathesis; sys.argv[0] = 'st'; sys.exit(schemathesis())"
+
+
+def seed(db_url: str) -> None:
+    """Incidents in every state (the stateful phase follows links to their ids) and a few
+    notifications, enough for a second page of each list."""
+    app = make_app(db_url, AIOPS_RECORD_REQUESTS=False)
+    try:
+        add_incidents(app, 30)  # 20 open, 10 resolved
+        # Acknowledged ones seen long ago: the newest active incident, which the links pick, is open.
+        add_incidents(app, 2, start=40, status="acknowledged", last_seen=900.0)
+        with app.app_context():
+            for n in range(3):
+                db.session.add(Notification(
+                    channel="webhook", incident_id="INC-1001-1", event="trigger", dedup_key="INC-1001-1",
+                    severity="high", payload={}, status="delivered", attempts=1, created_at=1000.0 + n,
+                    next_attempt_at=1000.0 + n, delivered_at=1001.0 + n, last_status=200,
+                ))
+            db.session.commit()
+    finally:
+        dispose_app(app)
+
+
+def documented(doc: dict) -> dict[str, set[int]]:
+    return {f"{method.upper()} {path}": {int(s) for s in op["responses"]}
+            for path, item in doc["paths"].items() for method, op in item.items()}
+
+
+def test_the_live_server_answers_as_its_document_says(tmp_path, db_url):
+    seed(db_url)
+    env = h.shop_env(db_url, AIOPS_API_TOKEN=TOKEN)
+    with h.running(tmp_path, env, workers=2) as server:
+        doc = server.get("/openapi.json").json()
+        validate(doc)
+        cursors = {"incidents": server.get("/aiops/incidents?limit=1").json()["next"],
+                   "notifications": server.get("/aiops/notifications?limit=1").json()["next"]}
+        assert all(cursors.values()), cursors
+        seen_path = tmp_path / "seen.txt"
+        report = tmp_path / "schemathesis.json"
+        # Run in tmp_path (schemathesis keeps a cache in its working directory), hooks from the checkout.
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        run_env = {**os.environ, "PYTHONPATH": path, "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks",
+                   "AIOPS_ST_CURSORS": json.dumps(cursors), "AIOPS_ST_BASE_URL": server.url,
+                   "AIOPS_ST_TOKEN": TOKEN, "AIOPS_ST_SEEN": str(seen_path), "NO_COLOR": "1"}
+        try:
+            run = subprocess.run(
+                [sys.executable, "-c", ST, "run", f"{server.url}/openapi.json",
+                 "--header", f"Authorization: Bearer {TOKEN}", "--checks", "all",
+                 "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "1",
+                 "--request-timeout", "20", "--report", "json", "--report-json-path", str(report)],
+                cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"schemathesis did not finish in {RUN_TIMEOUT} s")
+        # After the run, before the server stops: the run left no fault behind.
+        assert server.get("/simulate/faults").json()["faults"] == []
+    output = run.stdout + run.stderr
+    (tmp_path / "schemathesis.log").write_text(output)
+    assert run.returncode == 0, output[-12000:]
+
+    expected = documented(doc)
+    seen: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    other_methods = collections.Counter()  # the unsupported_method check's probes
+    for line in seen_path.read_text().splitlines():
+        method, path, status = line.split(" ")
+        if f"{method} {path}" in expected:
+            seen[f"{method} {path}"][int(status)] += 1
+        else:
+            other_methods[method, int(status)] += 1
+    print(f"\nundocumented methods: {dict(other_methods)}")
+    assert {status for (method, status) in other_methods if method != "OPTIONS"} <= {405}
+    print("\noperation: statuses seen (count) / documented but not seen")
+    for operation in sorted(expected):
+        statuses = seen.get(operation, {})
+        counts = ", ".join(f"{s} x{n}" for s, n in sorted(statuses.items()))
+        print(f"  {operation}: {counts or '-'} / {sorted(expected[operation] - set(statuses)) or '-'}")
+
+    # Schemathesis leaves out the operation that serves the document it loaded; this test read it.
+    assert set(seen) == set(expected) - {"GET /openapi.json"}, "every operation is exercised"
+    for operation, statuses in seen.items():
+        assert set(statuses) <= expected[operation], (operation, statuses)
+        assert not [s for s in statuses if s >= 500], (operation, statuses)
+        assert any(200 <= s < 300 for s in statuses), (operation, statuses)
+    # What only a live server with data, a token and links can show: every transition's outcome.
+    for action in ("acknowledge", "resolve"):
+        statuses = seen[f"POST /aiops/incidents/{{incident_id}}/{action}"]
+        assert {200, 401, 404, 409} <= set(statuses), (action, statuses)
+    assert {200, 404} <= set(seen["GET /aiops/incidents/{incident_id}"])
+    for operation in ("GET /aiops/incidents", "GET /aiops/notifications", "POST /simulate/delay",
+                      "POST /v1/traces"):
+        assert 400 in seen[operation], (operation, seen[operation])
+
+    summary = json.loads(report.read_text())
+    assert summary["operations"]["tested"] == len(expected) - 1 and not summary["errors"]
+
