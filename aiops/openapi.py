@@ -144,10 +144,11 @@ def _incident_paths() -> dict:
         }},
         "/aiops/analyze": {"post": {
             "summary": "Run one detection cycle now and return its summary",
-            "description": "The worker runs it and this call waits for its answer (503 if none comes in time); "
-                           "with no worker alive this process runs it (409 if another cycle holds the lease).",
+            "description": "The worker runs it and this call waits for its answer (503 if none comes "
+                           "in time); with no worker alive this process runs it (409 if another cycle "
+                           "holds the lease).",
             "responses": {**ok(ref("CycleSummary")), "400": error(400),
-                          "409": error(409, "No worker is alive and another cycle is still running; try again"),
+                          "409": error(409, "No worker is alive and another cycle is running; try again"),
                           "503": error(503, "The worker did not answer in time; try again")},
             "x-mutation": True,
         }},
