@@ -38,8 +38,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from aiops.settings import settings_of
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median, print_table, verdict  # noqa: E402
 
@@ -100,6 +98,7 @@ class Store:
 
     def __init__(self, folder: Path, name: str, history: int, maker: TraceMaker):
         from aiops.schema import ensure_schema
+        from aiops.settings import settings_of
         from app import create_app
         from telemetry.models import SPAN_FIELDS
 
@@ -111,6 +110,7 @@ class Store:
         })
         with self.app.app_context():
             ensure_schema()
+        self.settings = settings_of(self.app)
         self.maker = maker
         marks = ", ".join("?" * len(SPAN_FIELDS))
         self.sql = f"INSERT INTO spans ({', '.join(SPAN_FIELDS)}) VALUES ({marks})"
@@ -176,7 +176,7 @@ class Store:
             t0, c0 = time.perf_counter(), time.process_time()
             if profile is not None:
                 profile.enable()
-            summary = run_claimed(settings_of(self.app), force=True, now=self.clock)
+            summary = run_claimed(self.settings, force=True, now=self.clock)
             if profile is not None:
                 profile.disable()
             elapsed, cpu = (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
