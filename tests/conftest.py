@@ -2,7 +2,10 @@
 
 Every test that takes ``db_url`` (directly or through ``app``) runs once per
 backend. PostgreSQL variants are skipped when no server answers, unless
-``AIOPS_REQUIRE_POSTGRES=1`` (as in CI), where that is a failure.
+``AIOPS_TEST_REQUIRE_POSTGRES=1`` (as in CI), where that is a failure.
+
+The caller's ``AIOPS_*`` settings (and ``PORT``, ``HOST``...) are removed from
+the environment before anything else runs: see :mod:`tests.environment`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import databases  # noqa: E402
+from tests import databases, environment  # noqa: E402
+
+environment.strip(os.environ)
 
 _PG: bool | None = None
 
@@ -34,8 +39,8 @@ def db_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'aiops.db'}"
         return
     if not _postgres():
-        if os.environ.get("AIOPS_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required (AIOPS_REQUIRE_POSTGRES=1) but not reachable")
+        if environment.flag("REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required (AIOPS_TEST_REQUIRE_POSTGRES=1) but not reachable")
         pytest.skip("PostgreSQL not reachable")
     url = databases.create_postgres_database()
     try:

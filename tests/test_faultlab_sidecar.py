@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from bench.faultlab import control
+from tests import environment
 from tests.e2e.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +75,8 @@ def lab(tmp_path_factory):
     path = tmp_path_factory.mktemp("sidecar") / "ports.json"
     path.write_text(json.dumps(plan))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.faultlab.sidecar", "--plan", str(path), "--name", "svc"], cwd=ROOT)
+        [sys.executable, "-m", "bench.faultlab.sidecar", "--plan", str(path), "--name", "svc"], cwd=ROOT,
+        env=environment.clean())
     port = plan["svc"]["sidecar_control"]
     deadline = time.monotonic() + 20
     while True:

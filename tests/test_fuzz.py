@@ -35,6 +35,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from sqlalchemy import func, select
 
 from telemetry import otlp, otlp_limits
+from tests import environment
 from tests.conftest import dispose_app, make_app
 from tests.test_ingest_guards import decoded_items
 
@@ -295,7 +296,7 @@ def test_atheris_finds_nothing(tmp_path):
     result = subprocess.run(
         [sys.executable, str(harness), str(corpus), "-runs=30000", "-max_len=8192", "-seed=1",
          f"-artifact_prefix={tmp_path}/"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=environment.clean(),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "DONE" in result.stderr

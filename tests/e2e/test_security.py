@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from tests import databases
+from tests import databases, environment
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT, free_port
 from tests.wire import empty_spans
@@ -295,8 +294,8 @@ def test_a_500_carries_a_request_id_and_no_internals(tmp_path):
 
 def _pg_url_with_password() -> str:
     if not databases.postgres_available():
-        if os.environ.get("AIOPS_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required (AIOPS_REQUIRE_POSTGRES=1) but not reachable")
+        if environment.flag("REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required (AIOPS_TEST_REQUIRE_POSTGRES=1) but not reachable")
         pytest.skip("PostgreSQL not reachable")
     url = databases.create_postgres_database()
     return url.replace("postgres@", "postgres:hunter2-db-password@", 1)
@@ -304,8 +303,8 @@ def _pg_url_with_password() -> str:
 
 def test_python_app_py_does_not_print_the_database_password():
     url = _pg_url_with_password()
-    env = {**os.environ, "AIOPS_DATABASE_URL": url, "PORT": str(free_port()), "PYTHONUNBUFFERED": "1",
-           "AIOPS_NOTIFICATIONS": "0"}
+    env = environment.clean(AIOPS_DATABASE_URL=url, PORT=free_port(), PYTHONUNBUFFERED="1",
+                            AIOPS_NOTIFICATIONS="0")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
