@@ -33,6 +33,16 @@ def _postgres() -> bool:
     return _PG
 
 
+E2E = ROOT / "tests" / "e2e"
+
+
+def pytest_collection_modifyitems(items):
+    """Everything under tests/e2e/ is ``e2e``: ``pytest -m "not e2e"`` is the fast loop."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
     if request.param == "sqlite":
