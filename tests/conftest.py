@@ -1,7 +1,8 @@
 """Shared fixtures: an app on a throwaway database (SQLite, and PostgreSQL when reachable).
 
 Every test that takes ``db_url`` (directly or through ``app``) runs once per
-backend. PostgreSQL variants are skipped when no server answers, unless
+backend, on a database already at the newest schema (``empty_db_url``: one with
+nothing in it). PostgreSQL variants are skipped when no server answers, unless
 ``AIOPS_TEST_REQUIRE_POSTGRES=1`` (as in CI), where that is a failure.
 
 The caller's ``AIOPS_*`` settings (and ``PORT``, ``HOST``...) are removed from
@@ -33,6 +34,7 @@ def _postgres() -> bool:
     return _PG
 
 
+BACKENDS = ["sqlite", "postgresql"]
 E2E = ROOT / "tests" / "e2e"
 
 
@@ -43,15 +45,57 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'aiops.db'}"
-        return
+def _require_postgres() -> None:
     if not _postgres():
         if environment.flag("REQUIRE_POSTGRES"):
             pytest.fail("PostgreSQL is required (AIOPS_TEST_REQUIRE_POSTGRES=1) but not reachable")
         pytest.skip("PostgreSQL not reachable")
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory):
+    """``migrated_template(backend)``: a database migrated once per session, for tests to copy.
+
+    Made on first use; the PostgreSQL one is dropped when the session ends.
+    """
+    made: dict[str, object] = {}
+
+    def get(backend: str):
+        if backend not in made:
+            if backend == "sqlite":
+                path = tmp_path_factory.mktemp("template") / "aiops.db"
+                databases.migrate(f"sqlite:///{path}")
+                made[backend] = path
+            else:
+                made[backend] = databases.migrate(databases.create_postgres_database())
+        return made[backend]
+
+    yield get
+    if "postgresql" in made:
+        databases.drop_postgres_database(made["postgresql"])
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path, migrated_template):
+    """A throwaway database at the newest schema (as ``flask aiops migrate`` leaves it), per backend."""
+    if request.param == "sqlite":
+        yield databases.copy_sqlite(migrated_template("sqlite"), tmp_path / "aiops.db")
+        return
+    _require_postgres()
+    url = databases.create_postgres_database(template=migrated_template("postgresql"))
+    try:
+        yield url
+    finally:
+        databases.drop_postgres_database(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db_url(request, tmp_path):
+    """A throwaway database with nothing in it (for tests of the migrations themselves), per backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'aiops.db'}"
+        return
+    _require_postgres()
     url = databases.create_postgres_database()
     try:
         yield url
