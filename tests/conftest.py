@@ -56,9 +56,11 @@ def _require_postgres() -> None:
 def migrated_template(tmp_path_factory):
     """``migrated_template(backend)``: a database migrated once per session, for tests to copy.
 
-    Made on first use; the PostgreSQL one is dropped when the session ends.
+    SQLite: the path of the file. PostgreSQL: :class:`tests.databases.PostgresCopies`
+    of the template database. Made on first use; dropped when the session ends.
     """
     made: dict[str, object] = {}
+    template_url: list[str] = []
 
     def get(backend: str):
         if backend not in made:
@@ -67,12 +69,14 @@ def migrated_template(tmp_path_factory):
                 databases.migrate(f"sqlite:///{path}")
                 made[backend] = path
             else:
-                made[backend] = databases.migrate(databases.create_postgres_database())
+                template_url.append(databases.migrate(databases.create_postgres_database()))
+                made[backend] = databases.PostgresCopies(template_url[0])
         return made[backend]
 
     yield get
     if "postgresql" in made:
-        databases.drop_postgres_database(made["postgresql"])
+        made["postgresql"].close()
+        databases.drop_postgres_database(template_url[0])
 
 
 @pytest.fixture(params=BACKENDS)
@@ -82,11 +86,12 @@ def db_url(request, tmp_path, migrated_template):
         yield databases.copy_sqlite(migrated_template("sqlite"), tmp_path / "aiops.db")
         return
     _require_postgres()
-    url = databases.create_postgres_database(template=migrated_template("postgresql"))
+    copies = migrated_template("postgresql")
+    url = copies.take()
     try:
         yield url
     finally:
-        databases.drop_postgres_database(url)
+        copies.release(url)
 
 
 @pytest.fixture(params=BACKENDS)
