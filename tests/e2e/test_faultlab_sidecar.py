@@ -17,16 +17,14 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import requests
 
 from bench.faultlab import control
 from tests import environment
-from tests.e2e.server import free_port
+from tests.e2e.server import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 DELAY = 0.6  # seconds: far above loopback noise, so "not delayed" is clear-cut
 
 
