@@ -21,7 +21,7 @@ from simulation import faults
 from simulation.cpuhog import CpuHog, hog
 from simulation.models import Fault
 from telemetry.models import KIND_CLIENT, KIND_SERVER
-from tests.test_recorder import LoopbackServer, stored
+from tests.loopback import LoopbackServer, stored
 
 
 def hog_threads() -> list[threading.Thread]:

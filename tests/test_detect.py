@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiops import settings
 from aiops.baseline import BaselineValue
 from aiops.detect import Thresholds, detect, window_stats
-from tests.spans import client, span
+from tests.factories import client, span
 
 TH = Thresholds()  # the documented defaults
 PAYMENT = ("shop", "payment")

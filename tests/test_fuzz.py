@@ -40,7 +40,8 @@ from sqlalchemy import func, select
 from telemetry import otlp, otlp_limits
 from tests import environment
 from tests.conftest import dispose_app, make_app
-from tests.test_ingest_guards import decoded_items
+from tests.factories import add_incident, good_request
+from tests.otlp_http import decoded_items
 
 settings.register_profile("ci", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -246,11 +247,9 @@ def test_simulate_endpoints(fuzz_app, name, query, body):
        st.one_of(st.none(), json_values, st.binary(max_size=64),
                  st.fixed_dictionaries({}, optional={"by": json_values, "comment": json_values})))
 def test_incident_transitions(fuzz_app, action, incident_id, body):
-    from tests.test_csrf import add_incident
-
     client = fuzz_app.test_client()
     if client.get("/aiops/incidents/INC-1-1").status_code == 404:
-        add_incident(fuzz_app)
+        add_incident(fuzz_app, "INC-1-1")
     before = _state(fuzz_app)
     path = f"/aiops/incidents/{incident_id}/{action}"
     r = client.post(path, data=body) if isinstance(body, bytes) else client.post(path, json=body)
@@ -287,8 +286,6 @@ def test_atheris_finds_nothing(tmp_path):
     """Coverage-guided fuzzing of the decoders (tests/fuzz_otlp_atheris.py), bounded to seconds,
     starting from valid protobuf, JSON and gzip bodies."""
     pytest.importorskip("atheris")
-    from tests.test_otlp import good_request
-
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     pb = good_request(2).SerializeToString()

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from aiops import notify
 from aiops.models import Incident, Notification
 from telemetry.db import begin_write, db
-from tests.test_incident_lifecycle import cycle, payment_slow
+from tests.factories import payment_slow
+from tests.incident_cycles import cycle
 
 CHANNELS = {
     "AIOPS_WEBHOOK_URL": "http://127.0.0.1:9/hook",

@@ -13,7 +13,7 @@ import pytest
 from aiops.baseline import BaselineValue
 from aiops.detect import Thresholds, detect, window_stats
 from aiops.rca import analyse
-from tests.spans import client, span
+from tests.factories import client, span
 
 TH = Thresholds()
 BASELINES = {

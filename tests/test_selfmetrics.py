@@ -14,7 +14,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from telemetry import selfmetrics
 from telemetry.buffer import SpanBuffer
 from tests.conftest import dispose_app, make_app
-from tests.test_otlp import PB, good_request, make_request, make_span, post
+from tests.factories import (
+    T0,
+    add_incident,
+    add_notification,
+    good_request,
+    make_request,
+    make_span,
+    notification,
+)
+from tests.otlp_http import PB, post
+from tests.receivers import Receiver
 
 
 @pytest.fixture
@@ -243,18 +253,15 @@ def test_gunicorn_workers_without_the_config_agree_on_their_masters_directory():
 
 def test_outbox_sends_are_counted_by_channel_and_outcome(app, client):
     from aiops.delivery import deliver_due
-    from tests.receivers import Receiver
-    from tests.test_delivery import T0, add_incident, add_row, row
-
     before = scrape(client)
     with Receiver([503], default=202) as hook:
         app.config["AIOPS_WEBHOOK_URL"] = hook.url("/hook")
         with app.app_context():
             add_incident()
-            rid = add_row("webhook")
+            rid = add_notification("webhook")
             deliver_due(app.config, now=T0)
-            deliver_due(app.config, now=row(rid).next_attempt_at)
-            assert row(rid).status == "delivered"
+            deliver_due(app.config, now=notification(rid).next_attempt_at)
+            assert notification(rid).status == "delivered"
     after = scrape(client)
     for outcome, count in (("retry", 1), ("delivered", 1), ("failed", 0)):
         assert delta(before, after, "aiops_notification_attempts_total", channel="webhook",

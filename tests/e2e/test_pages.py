@@ -37,8 +37,10 @@ from markupsafe import escape
 from tests import environment
 from tests.conftest import dispose_app, make_app
 from tests.e2e import helpers as h
-from tests.test_csrf import HOSTILE_NAME, add_incident
-from tests.test_pages import (
+from tests.factories import add_incident
+from tests.hostile_pages import (
+    FORBIDDEN_TAGS,
+    HOSTILE_NAME,
     PAYLOADS,
     XSS_CALLEE,
     XSS_CALLER,
@@ -49,8 +51,6 @@ from tests.test_pages import (
 )
 
 pytestmark = pytest.mark.e2e
-
-FORBIDDEN = {"script", "img", "svg", "iframe", "b", "object", "embed"}
 
 
 def chromium_binary() -> str:
@@ -289,7 +289,7 @@ def title_of(doc: Page) -> str:
 
 def assert_no_payload_elements(doc: Page) -> None:
     for tag, attrs in doc.tags:
-        assert tag not in FORBIDDEN, (tag, attrs)
+        assert tag not in FORBIDDEN_TAGS, (tag, attrs)
         assert not any(name.startswith("on") for name in attrs), (tag, attrs)
     assert not title_of(doc).startswith("pwned")  # what every payload would set it to
 
