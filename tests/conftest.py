@@ -124,6 +124,7 @@ def make_app(db_url: str, **config):
         "AIOPS_ENABLE_SIMULATION": True,
         "AIOPS_FLUSH_INTERVAL": 0.05,
         "AIOPS_DEMO_TIMEOUT": 1.0,
+        "AIOPS_DEMO_WORK": 0.1,
     }
     base.update(config)
     app = create_app(base)
