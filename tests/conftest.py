@@ -25,6 +25,8 @@ from tests import databases, environment  # noqa: E402
 environment.strip(os.environ)
 
 _PG: bool | None = None
+# Databases the db_url fixture copied from the migrated template: make_app need not migrate them.
+_MIGRATED: set[str] = set()
 
 
 def _postgres() -> bool:
@@ -83,14 +85,19 @@ def migrated_template(tmp_path_factory):
 def db_url(request, tmp_path, migrated_template):
     """A throwaway database at the newest schema (as ``flask aiops migrate`` leaves it), per backend."""
     if request.param == "sqlite":
-        yield databases.copy_sqlite(migrated_template("sqlite"), tmp_path / "aiops.db")
+        url = databases.copy_sqlite(migrated_template("sqlite"), tmp_path / "aiops.db")
+        _MIGRATED.add(url)
+        yield url
+        _MIGRATED.discard(url)
         return
     _require_postgres()
     copies = migrated_template("postgresql")
     url = copies.take()
+    _MIGRATED.add(url)
     try:
         yield url
     finally:
+        _MIGRATED.discard(url)
         copies.release(url)
 
 
@@ -115,6 +122,7 @@ def sqlite_url(tmp_path):
 
 
 def make_app(db_url: str, **config):
+    """An app for tests on ``db_url`` (migrated here unless it is a copy of the migrated template)."""
     from app import create_app
 
     base = {
@@ -128,10 +136,11 @@ def make_app(db_url: str, **config):
     }
     base.update(config)
     app = create_app(base)
-    from telemetry import ensure_schema
+    if db_url not in _MIGRATED:
+        from telemetry import ensure_schema
 
-    with app.app_context():
-        ensure_schema()
+        with app.app_context():
+            ensure_schema()
     return app
 
 
