@@ -1,8 +1,12 @@
 """Shared fixtures: an app on a throwaway database (SQLite, and PostgreSQL when reachable).
 
 Every test that takes ``db_url`` (directly or through ``app``) runs once per
-backend. PostgreSQL variants are skipped when no server answers, unless
-``AIOPS_REQUIRE_POSTGRES=1`` (as in CI), where that is a failure.
+backend, on a database already at the newest schema (``empty_db_url``: one with
+nothing in it). PostgreSQL variants are skipped when no server answers, unless
+``AIOPS_TEST_REQUIRE_POSTGRES=1`` (as in CI), where that is a failure.
+
+The caller's ``AIOPS_*`` settings (and ``PORT``, ``HOST``...) are removed from
+the environment before anything else runs: see :mod:`tests.environment`.
 """
 
 from __future__ import annotations
@@ -16,9 +20,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import databases  # noqa: E402
+from tests import databases, environment  # noqa: E402
+
+environment.strip(os.environ)
 
 _PG: bool | None = None
+# Databases the db_url fixture copied from the migrated template: make_app need not migrate them.
+_MIGRATED: set[str] = set()
 
 
 def _postgres() -> bool:
@@ -28,15 +36,78 @@ def _postgres() -> bool:
     return _PG
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
+BACKENDS = ["sqlite", "postgresql"]
+E2E = ROOT / "tests" / "e2e"
+
+
+def pytest_collection_modifyitems(items):
+    """Everything under tests/e2e/ is ``e2e``: ``pytest -m "not e2e"`` is the fast loop."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def _require_postgres() -> None:
+    if not _postgres():
+        if environment.flag("REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required (AIOPS_TEST_REQUIRE_POSTGRES=1) but not reachable")
+        pytest.skip("PostgreSQL not reachable")
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory):
+    """``migrated_template(backend)``: a database migrated once per session, for tests to copy.
+
+    SQLite: the path of the file. PostgreSQL: :class:`tests.databases.PostgresCopies`
+    of the template database. Made on first use; dropped when the session ends.
+    """
+    made: dict[str, object] = {}
+    template_url: list[str] = []
+
+    def get(backend: str):
+        if backend not in made:
+            if backend == "sqlite":
+                path = tmp_path_factory.mktemp("template") / "aiops.db"
+                databases.migrate(f"sqlite:///{path}")
+                made[backend] = path
+            else:
+                template_url.append(databases.migrate(databases.create_postgres_database()))
+                made[backend] = databases.PostgresCopies(template_url[0])
+        return made[backend]
+
+    yield get
+    if "postgresql" in made:
+        made["postgresql"].close()
+        databases.drop_postgres_database(template_url[0])
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path, migrated_template):
+    """A throwaway database at the newest schema (as ``flask aiops migrate`` leaves it), per backend."""
+    if request.param == "sqlite":
+        url = databases.copy_sqlite(migrated_template("sqlite"), tmp_path / "aiops.db")
+        _MIGRATED.add(url)
+        yield url
+        _MIGRATED.discard(url)
+        return
+    _require_postgres()
+    copies = migrated_template("postgresql")
+    url = copies.take()
+    _MIGRATED.add(url)
+    try:
+        yield url
+    finally:
+        _MIGRATED.discard(url)
+        copies.release(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db_url(request, tmp_path):
+    """A throwaway database with nothing in it (for tests of the migrations themselves), per backend."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'aiops.db'}"
         return
-    if not _postgres():
-        if os.environ.get("AIOPS_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required (AIOPS_REQUIRE_POSTGRES=1) but not reachable")
-        pytest.skip("PostgreSQL not reachable")
+    _require_postgres()
     url = databases.create_postgres_database()
     try:
         yield url
@@ -51,6 +122,7 @@ def sqlite_url(tmp_path):
 
 
 def make_app(db_url: str, **config):
+    """An app for tests on ``db_url`` (migrated here unless it is a copy of the migrated template)."""
     from app import create_app
 
     base = {
@@ -60,13 +132,15 @@ def make_app(db_url: str, **config):
         "AIOPS_ENABLE_SIMULATION": True,
         "AIOPS_FLUSH_INTERVAL": 0.05,
         "AIOPS_DEMO_TIMEOUT": 1.0,
+        "AIOPS_DEMO_WORK": 0.1,
     }
     base.update(config)
     app = create_app(base)
-    from aiops.schema import ensure_schema
+    if db_url not in _MIGRATED:
+        from aiops.schema import ensure_schema
 
-    with app.app_context():
-        ensure_schema()
+        with app.app_context():
+            ensure_schema()
     return app
 
 

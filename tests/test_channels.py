@@ -22,52 +22,28 @@ from aiops.outbox.render import (
 from aiops.outbox.slack import slack_escape
 from aiops.reports import report
 from aiops.settings import Settings
+from tests.factories import FIRST, TRACE, anomaly_dict, incident_dict
 
-TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 ROUTING_KEY = "R0UT1NGKEY0123456789012345678901"
 PUBLIC = "http://aiops.example:5000"
 
 
 def make_incident(severity="high", title="payment latency 1242ms (baseline 180ms)", **overrides):
-    inc = {
-        "id": "INC-1768905015-1",
-        "status": "open",
-        "severity": severity,
-        "title": title,
-        "root_cause": {"service": "shop", "endpoint": "payment",
-                       "issue": "Latency spike: 1242ms (baseline: 180ms)"},
-        "root_cause_candidates": [{"service": "shop", "endpoint": "payment", "score": 0.91},
-                                  {"service": "shop", "endpoint": "checkout", "score": 0.09}],
-        "affected_endpoints": ["payment", "checkout"],
-        "first_detected": "2026-01-20T10:30:15Z",
-        "last_seen": "2026-01-20T10:34:15Z",
-        "resolved_at": None,
-        "trace_correlation": {"trace_id": TRACE,
-                              "correlated_failures": ["payment_latency", "checkout_latency"]},
-        "anomalies": [
-            {"service": "shop", "endpoint": "payment", "type": "latency", "observed": 1242.0,
-             "baseline": 180.0, "request_count": 40, "message": "Latency spike: 1242ms (baseline: 180ms)",
-             "detected_at": "2026-01-20T10:30:15Z", "trace_ids": [TRACE]},
-            {"service": "shop", "endpoint": "checkout", "type": "latency", "observed": 1350.0,
-             "baseline": 260.0, "request_count": 40, "message": "Latency spike: 1350ms (baseline: 260ms)",
-             "detected_at": "2026-01-20T10:30:15Z", "trace_ids": [TRACE]},
-            {"service": "shop", "endpoint": "payment", "type": "latency", "observed": 1190.0,
-             "baseline": 180.0, "request_count": 38, "message": "Latency spike: 1190ms (baseline: 180ms)",
-             "detected_at": "2026-01-20T10:34:15Z", "trace_ids": [TRACE]},
-        ],
-        "timeline": [
-            {"at": "2026-01-20T10:30:15Z", "event": "detected", "by": "aiops",
+    """payment slow for two cycles (the second with fewer requests), checkout slow because of it."""
+    return incident_dict(
+        "payment",
+        anomaly_dict("payment", "latency", 1242.0, 180.0),
+        anomaly_dict("checkout", "latency", 1350.0, 260.0),
+        anomaly_dict("payment", "latency", 1190.0, 180.0, count=38, at="2026-01-20T10:34:15Z"),
+        title=title, seen_cycles=2, severity=severity,
+        trace_correlation={"trace_id": TRACE, "correlated_failures": ["payment_latency", "checkout_latency"]},
+        timeline=[
+            {"at": FIRST, "event": "detected", "by": "aiops",
              "detail": "payment latency 1242ms (baseline 180ms)"},
             {"at": "2026-01-20T10:31:15Z", "event": "confirmed", "by": "aiops", "detail": "seen in 2 cycles"},
         ],
-        "confirmed": True,
-        "seen_cycles": 2,
-        "reopen_count": 0,
-        "related_to": None,
-        "remediation": None,
-    }
-    inc.update(overrides)
-    return inc
+        **overrides,
+    )
 
 
 def config(**overrides):

@@ -8,31 +8,13 @@ another host. Flask test client, SQLite and PostgreSQL.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from aiops.auth import CSRF_COOKIE, origin_matches
-from aiops.models import Incident
 from aiops.settings import reconfigure
-from telemetry.db import db
-from tests.test_pages import Page, assert_inert
-
-HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned-name'\">"
-
-
-def add_incident(app, incident_id: str = "INC-1-1", status: str = "open", **extra) -> str:
-    now = time.time()
-    fields = dict(
-        id=incident_id, status=status, severity="high", title="payment errors", root_service="shop",
-        root_endpoint="payment", root_issue="Error spike", candidates=[], affected=["payment"],
-        correlated_failures=[], first_detected=now - 60, last_seen=now, clean_cycles=0, timeline=[],
-        resolved_at=now if status == "resolved" else None,
-    )
-    with app.app_context():
-        db.session.add(Incident(**{**fields, **extra}))
-        db.session.commit()
-    return incident_id
+from tests.factories import add_incident
+from tests.hostile_pages import HOSTILE_NAME, Page, assert_inert
 
 
 def state(client, incident_id: str) -> tuple[str, list]:

@@ -14,7 +14,8 @@ from aiops.cycle import run_claimed
 from aiops.settings import settings_of
 from telemetry import store
 from telemetry.db import db
-from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS
+from telemetry.models import KIND_CLIENT, KIND_SERVER
+from tests.factories import span_row
 
 RULES = lb.Rules()
 
@@ -36,10 +37,7 @@ def _rows(start: float, n: int, work_ms: float, gap_ms: float = 1.0, seed: int =
             dict(span_id=ids[2], parent_span_id=ids[1], service="back", endpoint="/data", kind=KIND_SERVER,
                  start_time=t + 0.001 + gap_ms / 2000, duration_ms=back),
         ]
-        for v in values:
-            row = {**dict.fromkeys(SPAN_FIELDS), "trace_id": trace, "method": "GET", "status_code": 200,
-                   "error": False, **v}
-            rows.append(tuple(row[f] for f in SPAN_FIELDS))
+        rows += [span_row(trace_id=trace, method="GET", status_code=200, error=False, **v) for v in values]
     return rows
 
 

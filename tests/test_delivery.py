@@ -20,44 +20,16 @@ from aiops.outbox import deliver_due, sender, stats, store
 from aiops.outbox.policy import backoff, breaker_after, breaker_state, classify, retry_after
 from aiops.settings import Settings, reconfigure, settings_of
 from telemetry.db import begin_write, db
+from tests.factories import T0, add_incident
+from tests.factories import add_notification as add_row
+from tests.factories import notification as row
 from tests.receivers import Receiver, Reply
-
-T0 = 1_800_000_000.0
 
 
 @pytest.fixture
 def receiver():
     with Receiver() as hook:
         yield hook
-
-
-def add_incident(incident_id: str = "INC-1", at: float = T0) -> None:
-    begin_write()
-    db.session.add(Incident(
-        id=incident_id, status="open", severity="high", title="payment latency", root_service="shop",
-        root_endpoint="payment", root_issue="Latency spike", candidates=[], affected=["payment"],
-        correlated_failures=[], first_detected=at, last_seen=at, timeline=[],
-    ))
-    db.session.commit()
-
-
-def add_row(channel: str = "webhook", incident_id: str = "INC-1", event: str = "trigger",
-            payload: dict | None = None, at: float = T0, dedup_key: str | None = None) -> int:
-    begin_write()
-    dedup_key = dedup_key or f"aiops-{incident_id}"
-    row = Notification(
-        channel=channel, incident_id=incident_id, event=event, dedup_key=dedup_key, severity="high",
-        payload=payload if payload is not None else {"event": event, "dedup_key": dedup_key},
-        status="pending", attempts=0, created_at=at, next_attempt_at=at,
-    )
-    db.session.add(row)
-    db.session.commit()
-    return row.id
-
-
-def row(row_id: int) -> Notification:
-    db.session.rollback()
-    return db.session.get(Notification, row_id)
 
 
 def timeline(incident_id: str = "INC-1") -> list[dict]:
@@ -317,8 +289,8 @@ def test_remediation_hook_runs_with_the_token(app, receiver):
     reconfigure(app, remediation_latency_url=receiver.url("/latency"),
                       remediation_errors_url=receiver.url("/errors"), remediation_token="tok")
     with app.app_context():
-        add_incident("INC-1")
-        add_incident("INC-2")
+        add_incident(incident_id="INC-1")
+        add_incident(incident_id="INC-2")
         ok = add_row("remediation", "INC-1", "remediate", {"kind": "latency", "incident": {"id": "INC-1"}})
         bad = add_row("remediation", "INC-2", "remediate", {"kind": "errors", "incident": {"id": "INC-2"}},
                       at=T0 + 1)

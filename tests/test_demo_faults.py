@@ -21,7 +21,7 @@ from simulation import faults
 from simulation.cpuhog import CpuHog, hog
 from simulation.models import Fault
 from telemetry.models import KIND_CLIENT, KIND_SERVER
-from tests.test_recorder import LoopbackServer, stored
+from tests.loopback import LoopbackServer, stored
 
 
 def hog_threads() -> list[threading.Thread]:
@@ -46,12 +46,22 @@ def no_hog_left_behind(monkeypatch):
     wait_for(lambda: hog_threads() == [], "every cpu-hog thread to end")
 
 
-@pytest.fixture
-def server(app_factory):
+def _served(app_factory, timeout: float):
     """The app behind a real loopback server, so /checkout's calls to payment are real HTTP."""
-    s = LoopbackServer(app_factory(TESTING=False, AIOPS_DEMO_TIMEOUT=2.0))
+    s = LoopbackServer(app_factory(TESTING=False, AIOPS_DEMO_TIMEOUT=timeout))
     yield s
     s.stop()
+
+
+@pytest.fixture
+def server(app_factory):
+    yield from _served(app_factory, 2.0)
+
+
+@pytest.fixture
+def impatient_server(app_factory):
+    """Checkout gives up on a call after 0.75 s: a test of the timeout waits that long, not 2 s."""
+    yield from _served(app_factory, 0.75)
 
 
 # -- network -------------------------------------------------------------------
@@ -77,7 +87,8 @@ def test_network_delay_lands_in_the_callers_client_span_before_the_callee_starts
     assert call.duration_ms >= callee.duration_ms + 300
 
 
-def test_network_delay_past_the_callers_timeout_is_a_504_the_callee_never_sees(server):
+def test_network_delay_past_the_callers_timeout_is_a_504_the_callee_never_sees(impatient_server):
+    server = impatient_server
     client = server.app.test_client()
     assert client.post("/simulate/network?endpoint=inventory&delay_ms=5000").status_code == 200
     r = requests.post(server.url + "/checkout", timeout=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiops.baseline import BaselineValue
 from aiops.detect import Thresholds, detect, window_stats
 from aiops.settings import Settings
-from tests.spans import client, span
+from tests.factories import client, span
 
 TH = Thresholds.from_settings(Settings())  # the documented defaults
 PAYMENT = ("shop", "payment")

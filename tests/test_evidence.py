@@ -17,7 +17,7 @@ from aiops.detect import Thresholds, detect, network, shifted, window_stats
 from aiops.rca import analyse
 from aiops.settings import Settings
 from telemetry.models import KIND_CLIENT
-from tests.spans import new_trace_id, span
+from tests.factories import new_trace_id, span
 
 RULES = lb.Rules()
 TOPOLOGY = {  # service: (endpoint, own work ms, callees)

@@ -11,22 +11,10 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
-from aiops.incidents import Policy, apply_groups, resolve_quiet
 from aiops.models import Incident
 from telemetry.db import begin_write, db
-from tests.test_incidents import error, group, latency
-
-POLICY = Policy(correlation_window=300.0, resolve_after_cycles=2, notify_after_cycles=2,
-                reopen_cooldown=600.0, escalate_after=3600.0, escalate_reopens=2, verify_after=30.0)
-
-
-def cycle(now, *groups, policy=POLICY, total_requests=None):
-    """One cycle's incident work, committed; returns the Changes."""
-    db.session.rollback()
-    begin_write()
-    changes = resolve_quiet(apply_groups(list(groups), now, policy, total_requests), now, policy)
-    db.session.commit()
-    return changes
+from tests.factories import error, group, latency, payment_slow
+from tests.incident_cycles import POLICY, cycle
 
 
 def events(changes):
@@ -36,10 +24,6 @@ def events(changes):
 def all_incidents():
     db.session.expire_all()
     return list(db.session.scalars(select(Incident).order_by(Incident.first_detected)))
-
-
-def payment_slow():
-    return group("payment", latency("payment", 900.0, 20.0))
 
 
 def test_an_anomaly_notifies_only_once_it_persisted(app):

@@ -17,28 +17,13 @@ from aiops.cycle import run_claimed
 from aiops.detect import Anomaly
 from aiops.incidents import Changes, Policy, apply_groups, resolve_quiet, severity
 from aiops.models import AnomalyRecord, Incident
-from aiops.rca import Group
 from aiops.settings import Settings, reconfigure, settings_of
 from telemetry.db import begin_write, db
+from tests.factories import error, group, latency
 
 WINDOW = 300.0
 POLICY = Policy.from_settings(Settings(correlation_window=WINDOW))
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-def latency(endpoint, observed=900.0, baseline=20.0, trace="ab" * 16):
-    return Anomaly("shop", endpoint, "latency", observed, baseline, 10,
-                   f"Latency spike: {observed:.0f}ms (baseline: {baseline:.0f}ms)", [trace])
-
-
-def error(endpoint, rate=1.0, trace="cd" * 16):
-    return Anomaly("shop", endpoint, "error", rate, None, 10,
-                   f"Error spike: {rate:.0%} of 10 requests failed", [trace])
-
-
-def group(root, *anomalies, trace="ab" * 16):
-    return Group(root=("shop", root), anomalies=list(anomalies),
-                 candidates=[(("shop", root), 0.9), (("shop", "checkout"), 0.1)], example_trace=trace)
 
 
 def apply(groups, now):

@@ -17,8 +17,8 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from aiops.settings import Settings
 from telemetry import otlp, otlp_limits
 from tests.conftest import dispose_app, make_app
-from tests.test_otlp import JS, PB, decode, encoded, good_request, make_request, make_span, post, stored
-from tests.wire import empty_spans, varint
+from tests.factories import empty_spans, good_request, make_request, make_span, varint
+from tests.otlp_http import JS, PB, decode, decoded_items, encoded, post, stored
 
 NS = 1_000_000_000
 
@@ -72,17 +72,6 @@ def test_the_products_own_service_name_is_refused(app, client):
 
 
 # -- decoding limits ----------------------------------------------------------------------
-
-
-def decoded_items(message) -> int:
-    """Messages in a decoded request, as the scan counts them (a span's small Status aside)."""
-    count = 0
-    for fd, value in message.ListFields():
-        if fd.message_type is None or fd.message_type.name == "Status":
-            continue
-        for item in (value if not hasattr(value, "ListFields") else [value]):
-            count += 1 + decoded_items(item)
-    return count
 
 
 def test_scan_counts_what_the_decoder_builds():

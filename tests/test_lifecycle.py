@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
-from aiops.models import Incident
 from aiops.settings import reconfigure
-from telemetry.db import db
-
-
-def _incident(app, incident_id="INC-1-1", status="open"):
-    now = time.time()
-    with app.app_context():
-        db.session.add(Incident(
-            id=incident_id, status=status, severity="high", title="payment errors", root_service="shop",
-            root_endpoint="payment", root_issue="Error spike", candidates=[], affected=["payment"],
-            correlated_failures=[], first_detected=now, last_seen=now, clean_cycles=0, timeline=[],
-        ))
-        db.session.commit()
-    return incident_id
+from tests.factories import add_incident
 
 
 def test_acknowledge_then_resolve_records_who_and_why(app, client):
-    iid = _incident(app)
+    iid = add_incident(app)
     r = client.post(f"/aiops/incidents/{iid}/acknowledge", json={"by": "alice", "comment": "looking"})
     assert r.status_code == 200 and r.json["status"] == "acknowledged"
     assert client.get("/aiops/incidents").json["active_incidents"][0]["id"] == iid
@@ -35,7 +20,7 @@ def test_acknowledge_then_resolve_records_who_and_why(app, client):
 
 
 def test_invalid_transitions_are_409_and_change_nothing(app, client):
-    iid = _incident(app, status="resolved")
+    iid = add_incident(app, status="resolved")
     for action in ("acknowledge", "resolve"):
         r = client.post(f"/aiops/incidents/{iid}/{action}")
         assert r.status_code == 409 and r.json["error"] == "Conflict"
@@ -43,7 +28,7 @@ def test_invalid_transitions_are_409_and_change_nothing(app, client):
 
 
 def test_bad_bodies_are_400_and_unknown_incident_404(app, client):
-    iid = _incident(app)
+    iid = add_incident(app)
     for body in ("not json", "[1, 2]", '{"by": 5}', '{"comment": "' + "x" * 2001 + '"}'):
         r = client.post(f"/aiops/incidents/{iid}/acknowledge", data=body, content_type="application/json")
         assert r.status_code == 400, body
@@ -53,7 +38,7 @@ def test_bad_bodies_are_400_and_unknown_incident_404(app, client):
 
 
 def test_token_guards_transitions(app, client):
-    iid = _incident(app)
+    iid = add_incident(app)
     reconfigure(app, api_token="s3cret")
     assert client.post(f"/aiops/incidents/{iid}/acknowledge").status_code == 401
     r = client.post(f"/aiops/incidents/{iid}/acknowledge", headers={"Authorization": "Bearer s3cret"})

@@ -6,7 +6,7 @@ import math
 import random
 
 from aiops import logbaseline as lb
-from tests.spans import span
+from tests.factories import span
 
 RULES = lb.Rules()
 

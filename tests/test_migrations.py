@@ -1,6 +1,6 @@
 """Schema migrations: fresh databases, model/migration parity, adopting old databases, racing starts.
 
-Every test runs on SQLite and on a fresh PostgreSQL database (``db_url``).
+Every test runs on SQLite and on a fresh, empty PostgreSQL database (``empty_db_url``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ MODEL_TABLES = {"spans", "baselines", "signal_baselines", "detection_state", "de
 
 
 @pytest.fixture
-def engine(db_url):
-    engine = sa.create_engine(db_url)
+def engine(empty_db_url):
+    engine = sa.create_engine(empty_db_url)
     configure_engine(engine)
     yield engine
     engine.dispose()
@@ -98,11 +98,11 @@ def _start(url: str, barrier, results) -> None:
         engine.dispose()
 
 
-def test_concurrent_first_starts_migrate_once(db_url):
+def test_concurrent_first_starts_migrate_once(empty_db_url):
     """Four processes start on an empty database at the same moment: one migrates, none fails."""
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_start, args=(db_url, barrier, results)) for _ in range(4)]
+    procs = [ctx.Process(target=_start, args=(empty_db_url, barrier, results)) for _ in range(4)]
     for p in procs:
         p.start()
     for p in procs:
@@ -111,7 +111,7 @@ def test_concurrent_first_starts_migrate_once(db_url):
     assert [p.exitcode for p in procs] == [0] * 4
     assert outcomes == ["current", "current", "current", "upgraded"], outcomes
 
-    engine = sa.create_engine(db_url)
+    engine = sa.create_engine(empty_db_url)
     try:
         assert _revision(engine) == schema.heads()
         assert _differences(engine) == []

@@ -12,7 +12,8 @@ from aiops import outbox
 from aiops.models import Incident, Notification
 from aiops.settings import reconfigure, settings_of
 from telemetry.db import begin_write, db
-from tests.test_incident_lifecycle import cycle, payment_slow
+from tests.factories import payment_slow
+from tests.incident_cycles import cycle
 
 CHANNELS = {
     "webhook_url": "http://127.0.0.1:9/hook",

@@ -8,75 +8,18 @@ import time
 import zlib
 
 import pytest
-from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
-from sqlalchemy import select
 
 from telemetry import otlp
 from telemetry.models import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, SPAN_FIELDS
 from tests.conftest import make_app
-
-PB, JS = otlp.PROTOBUF, otlp.JSON
-T0 = (int(time.time()) - 600) * 1_000_000_000  # ns: ten minutes ago (live ingest refuses old spans)
-
-
-# -- building requests ----------------------------------------------------------------
-
-
-def _any(value) -> common_pb2.AnyValue:
-    if isinstance(value, bool):
-        return common_pb2.AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return common_pb2.AnyValue(int_value=value)
-    if isinstance(value, float):
-        return common_pb2.AnyValue(double_value=value)
-    return common_pb2.AnyValue(string_value=value)
-
-
-def _attrs(d: dict) -> list[common_pb2.KeyValue]:
-    return [common_pb2.KeyValue(key=k, value=_any(v)) for k, v in d.items()]
-
-
-def make_span(n: int = 1, *, trace: str = "0af7651916cd43dd8448eb211c80319c", parent: str | None = None,
-              name: str = "work", kind: int = KIND_INTERNAL, start_ns: int = T0, dur_ms: float = 10.0,
-              attrs: dict | None = None, status: int = 0, events: list | None = None,
-              span_id: bytes | None = None, trace_id: bytes | None = None) -> trace_pb2.Span:
-    return trace_pb2.Span(
-        trace_id=trace_id if trace_id is not None else bytes.fromhex(trace),
-        span_id=span_id if span_id is not None else n.to_bytes(8, "big"),
-        parent_span_id=bytes.fromhex(parent) if parent else b"",
-        name=name, kind=kind, start_time_unix_nano=start_ns,
-        end_time_unix_nano=start_ns + int(dur_ms * 1e6),
-        attributes=_attrs(attrs or {}),
-        status=trace_pb2.Status(code=status),
-        events=events or [],
-    )
-
-
-def make_request(spans_by_service: dict[str, list[trace_pb2.Span]]) -> ExportTraceServiceRequest:
-    return ExportTraceServiceRequest(resource_spans=[
-        trace_pb2.ResourceSpans(
-            resource=resource_pb2.Resource(attributes=_attrs({"service.name": service})),
-            scope_spans=[trace_pb2.ScopeSpans(spans=spans)],
-        )
-        for service, spans in spans_by_service.items()
-    ])
-
-
-def good_request(count: int = 3, service: str = "orders") -> ExportTraceServiceRequest:
-    return make_request({service: [
-        make_span(i + 1, name="GET /orders/{id}", kind=KIND_SERVER, start_ns=T0 + i * 1_000_000,
-                  attrs={"http.route": "/orders/{id}", "http.request.method": "GET",
-                         "http.response.status_code": 200})
-        for i in range(count)
-    ]})
+from tests.factories import RECENT_NS, attributes, good_request, make_request, make_span
+from tests.otlp_http import JS, PB, decode, encoded, post, stored
 
 
 def row(span, service="svc") -> dict:
@@ -97,7 +40,7 @@ def test_server_span_with_route_is_keyed_by_method_and_route():
                                                                                    "GET", 200, False)
     assert r["trace_id"] == "0af7651916cd43dd8448eb211c80319c" and r["span_id"] == "0000000000000001"
     assert r["parent_span_id"] == "00f067aa0ba902b7"
-    assert r["start_time"] == pytest.approx(T0 / 1e9) and r["duration_ms"] == pytest.approx(12.5)
+    assert r["start_time"] == pytest.approx(RECENT_NS / 1e9) and r["duration_ms"] == pytest.approx(12.5)
     assert r["peer"] is None
 
 
@@ -137,9 +80,9 @@ def test_client_peer_order(attrs, peer):
 
 def test_last_exception_event():
     def event(kind):
-        return trace_pb2.Span.Event(name="exception", attributes=_attrs({
+        return trace_pb2.Span.Event(name="exception", attributes=attributes({
             "exception.type": kind, "exception.message": "boom", "exception.stacktrace": "Traceback..."}))
-    other = trace_pb2.Span.Event(name="log", attributes=_attrs({"exception.type": "nope"}))
+    other = trace_pb2.Span.Event(name="log", attributes=attributes({"exception.type": "nope"}))
     r = row(make_span(status=2, events=[event("KeyError"), event("TimeoutError"), other]))
     assert (r["exception_type"], r["exception_message"], r["exception_stack"]) == (
         "TimeoutError", "boom", "Traceback...")
@@ -180,13 +123,14 @@ def test_json_hex_ids_enum_names_or_numbers_and_int64_strings_or_numbers():
         "scopeSpans": [{"scope": {"name": "x"}, "spans": [
             {"traceId": "0AF7651916CD43DD8448EB211C80319C", "spanId": "b7ad6b7169203331",
              "parentSpanId": "", "name": "GET /a", "kind": "SPAN_KIND_SERVER",
-             "startTimeUnixNano": str(T0), "endTimeUnixNano": T0 + 2_000_000,
+             "startTimeUnixNano": str(RECENT_NS), "endTimeUnixNano": RECENT_NS + 2_000_000,
              "status": {"code": "STATUS_CODE_ERROR"}, "unknownField": 1,
              "links": [{"traceId": "not hex", "spanId": "zz"}],
              "attributes": [{"key": "http.response.status_code", "value": {"intValue": "500"}}]},
             {"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203332",
              "parent_span_id": "b7ad6b7169203331", "name": "call", "kind": 3,
-             "start_time_unix_nano": T0, "end_time_unix_nano": str(T0 + 1_000_000), "status": {"code": 1}},
+             "start_time_unix_nano": RECENT_NS, "end_time_unix_nano": str(RECENT_NS + 1_000_000),
+             "status": {"code": 1}},
         ]}],
     }]}
     mapped = otlp.to_rows(otlp.parse_json(json.dumps(doc).encode()))
@@ -258,43 +202,6 @@ def test_gzip_bomb_stops_at_the_limit():
 
 
 # -- POST /v1/traces ------------------------------------------------------------------
-
-
-def stored(app) -> list:
-    """OTLP spans in the store (the ingest requests themselves are recorded as 'aiops')."""
-    from telemetry.db import db
-    from telemetry.models import Span
-
-    with app.app_context():
-        rows = db.session.scalars(select(Span).where(Span.service != "aiops").order_by(Span.id)).all()
-        db.session.remove()
-        return rows
-
-
-def post(client, body: bytes, content_type: str | None, gzipped: bool = False, **headers):
-    if gzipped:
-        body = gzip.compress(body)
-        headers["Content-Encoding"] = "gzip"
-    if content_type is not None:
-        headers["Content-Type"] = content_type
-    return client.post("/v1/traces", data=body, headers=headers)
-
-
-def encoded(request: ExportTraceServiceRequest, content_type: str) -> bytes:
-    if content_type == PB:
-        return request.SerializeToString()
-    return json.dumps(otlp.to_json_dict(request)).encode()
-
-
-def decode(response, message_type):
-    """Decode a response body in the encoding its Content-Type names."""
-    msg = message_type()
-    if response.mimetype == JS:
-        json_format.Parse(response.data, msg)
-    else:
-        assert response.mimetype == PB
-        msg.ParseFromString(response.data)
-    return msg
 
 
 @pytest.mark.parametrize("content_type", [PB, JS])

@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 import re
 import time
-import uuid
-from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import unquote
@@ -23,156 +21,18 @@ from markupsafe import escape
 from aiops import pages, waterfall
 from aiops.detect import Thresholds
 from aiops.settings import Settings
-from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS
-from tests.spans import client as client_span
-from tests.spans import span
-
-# Payloads that would change document.title if they ever ran (the e2e test checks that too).
-XSS_SERVICE = "<svg onload=\"document.title='pwned-service'\">"
-XSS_CALLER = "<script>document.title='pwned-caller'</script>"
-XSS_CALLEE = "pay\"><img src=x onerror=\"document.title='pwned-callee'\">"
-XSS_EXC_TYPE = "<b onmouseover=alert(1)>Boom</b>Error"
-XSS_EXC_MESSAGE = "\"><img src=x onerror=alert(1)><script>document.title='pwned-exc'</script>"
-PAYLOADS = (XSS_SERVICE, XSS_CALLER, XSS_CALLEE, XSS_EXC_TYPE, XSS_EXC_MESSAGE)
-FORBIDDEN_TAGS = {"script", "img", "svg", "iframe", "b", "object", "embed"}
-# What a style attribute on these pages may look like: numbers only.
-STYLE_OK = re.compile(
-    r"^(padding-left: \d+px|margin-left: \d+(\.\d+)?%; width: \d+(\.\d+)?%|"
-    r"left: \d+(\.\d+)?%|width: \d+(\.\d+)?%)$"
+from tests.factories import add_incident, insert_spans, span
+from tests.factories import client as client_span
+from tests.hostile_pages import (
+    XSS_CALLEE,
+    XSS_CALLER,
+    XSS_EXC_MESSAGE,
+    XSS_SERVICE,
+    Page,
+    analyze,
+    assert_inert,
+    seed_hostile_incident,
 )
-
-
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
-        "source", "track", "wbr"}
-
-
-class Page(HTMLParser):
-    """Every element the browser would build from the page, with its attributes and text."""
-
-    def __init__(self, html: str):
-        super().__init__(convert_charrefs=True)
-        self.raw = html
-        self.tags: list[tuple[str, dict]] = []
-        self.elements: list[dict] = []
-        self.text: list[str] = []
-        self._open: list[dict] = []
-        self.feed(html)
-        self.close()
-
-    def handle_starttag(self, tag, attrs):
-        attrs = {name: value or "" for name, value in attrs}
-        self.tags.append((tag, attrs))
-        element = {"tag": tag, "attrs": attrs, "text": []}
-        self.elements.append(element)
-        if tag not in VOID:
-            self._open.append(element)
-
-    def handle_endtag(self, tag):
-        for i in range(len(self._open) - 1, -1, -1):
-            if self._open[i]["tag"] == tag:
-                del self._open[i:]
-                return
-
-    def handle_data(self, data):
-        self.text.append(data)
-        for element in self._open:
-            element["text"].append(data)
-
-    @staticmethod
-    def _text(element: dict) -> str:
-        return " ".join("".join(element["text"]).split())
-
-    @property
-    def plain(self) -> str:
-        return " ".join(" ".join(self.text).split())
-
-    def text_in(self, tag: str) -> list[str]:
-        return [self._text(e) for e in self.elements if e["tag"] == tag]
-
-    def text_of(self, id: str) -> str:
-        found = [e for e in self.elements if e["attrs"].get("id") == id]
-        assert len(found) == 1, f"{len(found)} elements with id {id!r}"
-        return self._text(found[0])
-
-    def elements_with_class(self, name: str) -> list[tuple[str, dict]]:
-        return [(e["tag"], e["attrs"]) for e in self.elements if name in e["attrs"].get("class", "").split()]
-
-    def texts_of_class(self, name: str) -> list[str]:
-        return [self._text(e) for e in self.elements if name in e["attrs"].get("class", "").split()]
-
-
-def assert_inert(html: str) -> Page:
-    """No payload survives as markup; the page has no script, no handler, numeric styles."""
-    for payload in PAYLOADS:
-        assert payload not in html
-    doc = Page(html)
-    for tag, attrs in doc.tags:
-        assert tag not in FORBIDDEN_TAGS, (tag, attrs)
-        for name, value in attrs.items():
-            assert not name.startswith("on"), (tag, attrs)
-            if name == "style":
-                assert STYLE_OK.match(value), value
-            if name in ("href", "src"):
-                assert not (value or "").lower().startswith(("javascript:", "data:text")), value
-    return doc
-
-
-# -- seeding through the real pipeline ------------------------------------------------
-
-
-def _row(**values) -> tuple:
-    return tuple(values.get(name) for name in SPAN_FIELDS)
-
-
-def _trace(start: float, caller_ms: float, callee_ms: float, failing: bool) -> list[tuple]:
-    """caller (SERVER) -> call callee (CLIENT) -> callee (SERVER), all in the hostile service."""
-    trace_id = uuid.uuid4().hex
-    ids = [uuid.uuid4().hex[:16] for _ in range(3)]
-    common = dict(trace_id=trace_id, service=XSS_SERVICE, method="POST")
-    return [
-        _row(**common, span_id=ids[0], parent_span_id=None, endpoint=XSS_CALLER, kind=KIND_SERVER,
-             status_code=502 if failing else 200, error=failing, start_time=start,
-             duration_ms=caller_ms, exception_type="BadGateway" if failing else None,
-             exception_message=f"{XSS_CALLEE} answered 500" if failing else None),
-        _row(**common, span_id=ids[1], parent_span_id=ids[0], endpoint=XSS_CALLEE, peer=XSS_SERVICE,
-             kind=KIND_CLIENT, status_code=500 if failing else 200, error=failing,
-             start_time=start + 0.002, duration_ms=callee_ms + 2),
-        _row(**common, span_id=ids[2], parent_span_id=ids[1], endpoint=XSS_CALLEE, kind=KIND_SERVER,
-             status_code=500 if failing else 200, error=failing, start_time=start + 0.003,
-             duration_ms=callee_ms, exception_type=XSS_EXC_TYPE if failing else None,
-             exception_message=XSS_EXC_MESSAGE if failing else None),
-    ]
-
-
-def insert(app, rows: list[tuple]) -> None:
-    from telemetry import store
-    from telemetry.db import db
-
-    with app.app_context():
-        store.insert_spans(db.engine, rows)
-
-
-def analyze(client) -> dict:
-    response = client.post("/aiops/analyze")
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
-
-
-def seed_hostile_incident(app, client) -> str:
-    """Normal traffic and a cycle (baselines), then a failing, slow callee and a cycle.
-
-    Returns the id of the incident the real pipeline opened.
-    """
-    now = time.time()
-    normal = [r for i in range(25) for r in _trace(now - 120 + i, 100.0, 50.0, failing=False)]
-    insert(app, normal)
-    first = analyze(client)
-    assert first["incidents_opened"] == [], first
-    failing = [r for i in range(10) for r in _trace(now - 30 + i, 1100.0, 1000.0, failing=True)]
-    insert(app, failing)
-    second = analyze(client)
-    assert len(second["incidents_opened"]) == 1, second
-    return second["incidents_opened"][0]
 
 
 def incident_json(client, incident_id: str) -> dict:
@@ -270,7 +130,7 @@ def _open_incident(app, spans: list) -> str:
     from aiops.rca import Group
     from telemetry.db import begin_write, db
 
-    insert(app, [tuple(getattr(s, f) for f in SPAN_FIELDS) for s in spans])
+    insert_spans(app, spans)
     anomaly = Anomaly("shop", "payment", "latency", 55.0, 12.0, 10,
                       "Latency spike: 55ms (baseline: 12ms)", [spans[0].trace_id])
     group = Group(root=("shop", "payment"), anomalies=[anomaly],
@@ -328,22 +188,6 @@ def test_incident_page_without_a_stored_trace(app, client):
     assert "is no longer stored" in html and 'id="waterfall"' not in html
 
 
-def _bare_incident(app, incident_id: str, timeline: list | None = None) -> str:
-    from aiops.models import Incident
-    from telemetry.db import db
-
-    now = time.time()
-    with app.app_context():
-        db.session.add(Incident(
-            id=incident_id, status="open", severity="high", title="payment errors", root_service="shop",
-            root_endpoint="payment", root_issue="Error spike", candidates=[], affected=["payment"],
-            correlated_failures=[], first_detected=now, last_seen=now, clean_cycles=0,
-            timeline=timeline or [],
-        ))
-        db.session.commit()
-    return incident_id
-
-
 def _with_fields(monkeypatch, **fields) -> None:
     """The incident JSON grows keys (report, related_to, reopen_count): the page shows them if there."""
     from aiops import incident_service
@@ -353,7 +197,7 @@ def _with_fields(monkeypatch, **fields) -> None:
 
 
 def test_incident_page_report_card_and_lifecycle_lines(app, client, monkeypatch):
-    iid = _bare_incident(app, "INC-2-1")
+    iid = add_incident(app, "INC-2-1")
     related = "INC-1-<img src=x onerror=\"document.title='pwned-related'\">"
     report = {"kind": XSS_SERVICE, "summary": f"payment is failing: {XSS_EXC_MESSAGE}",
               "recommendations": ["Roll back the last deploy of payment", XSS_CALLEE, XSS_CALLER]}
@@ -388,7 +232,7 @@ def test_timeline_events_get_their_own_classes(app, client):
                 for name in names]
     timeline.append({"at": "2026-01-20T10:31:15Z", "event": "notified", "by": XSS_SERVICE,
                      "detail": XSS_EXC_MESSAGE, "comment": XSS_CALLER})
-    iid = _bare_incident(app, "INC-2-2", timeline=timeline)
+    iid = add_incident(app, "INC-2-2", timeline=timeline)
     doc = assert_inert(client.get(f"/incidents/{iid}").get_data(as_text=True))
     classes = [a["class"] for _, a in doc.elements_with_class("event")]
     assert classes == [f"event event-{n}" for n in [*names, "notified"]]

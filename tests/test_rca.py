@@ -14,7 +14,7 @@ from aiops.baseline import BaselineValue
 from aiops.detect import Thresholds, detect, window_stats
 from aiops.rca import analyse
 from aiops.settings import Settings
-from tests.spans import client, span
+from tests.factories import client, span
 
 TH = Thresholds.from_settings(Settings())
 BASELINES = {

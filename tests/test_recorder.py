@@ -7,23 +7,13 @@ import threading
 
 import pytest
 import requests
-from sqlalchemy import select, text
-from werkzeug.serving import make_server
+from sqlalchemy import text
 
 from telemetry.buffer import SpanBuffer
 from telemetry.db import db
 from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS, Span
 from tests.conftest import make_app
-
-
-def stored(app, **where) -> list[Span]:
-    """Flush the app's buffer and read the span rows back, oldest first."""
-    with app.app_context():
-        app.extensions["aiops_buffer"].flush()
-        stmt = select(Span).filter_by(**where).order_by(Span.id)
-        rows = list(db.session.scalars(stmt))
-        db.session.expunge_all()
-        return rows
+from tests.loopback import LoopbackServer, stored
 
 
 def traceparent() -> tuple[str, str, str]:
@@ -122,22 +112,6 @@ def test_store_failure_is_counted_and_retried_never_a_500(app, client):
 
 
 # -- (d) lean and otel write the same rows -------------------------------------
-
-
-class LoopbackServer:
-    """A real threaded HTTP server on 127.0.0.1, so /checkout's outgoing calls really happen."""
-
-    def __init__(self, app):
-        self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
 
 
 @pytest.fixture

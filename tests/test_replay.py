@@ -14,7 +14,7 @@ from telemetry import otlp
 from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS
 from telemetry.replay import Replay
 from tests.conftest import ROOT
-from tests.test_otlp import make_request, make_span
+from tests.factories import make_request, make_span
 
 INTERVAL = 30.0
 EPOCH = 1_674_982_080  # a multiple of 30 s, in January 2023

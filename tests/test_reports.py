@@ -12,51 +12,11 @@ from datetime import UTC, datetime
 import pytest
 
 from aiops.reports import kind, report
+from tests.factories import FIRST, TRACE
+from tests.factories import anomaly_dict as anomaly
+from tests.factories import incident_dict as incident
 
-TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-FIRST = "2026-01-20T10:30:15Z"
 FIRST_TS = datetime(2026, 1, 20, 10, 30, 15, tzinfo=UTC).timestamp()
-
-
-def anomaly(endpoint, type_, observed, baseline=None, *, service="shop", count=40, message=None,
-            at=FIRST):
-    if message is None:
-        message = {
-            "latency": f"Latency spike: {observed:.0f}ms (baseline: {baseline or 0:.0f}ms)",
-            "error": f"Error spike: {observed:.0%} of {count} requests failed",
-            "timeout": f"Timeout: {observed:.0f} calls to it timed out",
-        }[type_]
-    return {"service": service, "endpoint": endpoint, "type": type_, "observed": observed,
-            "baseline": baseline, "request_count": count, "message": message, "detected_at": at,
-            "trace_ids": [TRACE]}
-
-
-def incident(root="payment", *anomalies, service="shop", affected=None, status="open",
-             last_seen="2026-01-20T10:34:15Z", resolved_at=None, seen_cycles=3, reopen_count=0,
-             related_to=None, title=None, issue=None, trace=TRACE):
-    return {
-        "id": "INC-1768905015-1",
-        "status": status,
-        "severity": "high",
-        "title": title or f"{root} latency 1242ms (baseline 180ms)",
-        "root_cause": {"service": service, "endpoint": root,
-                       "issue": issue or "Latency spike: 1242ms (baseline: 180ms)"},
-        "root_cause_candidates": [{"service": service, "endpoint": root, "score": 0.91},
-                                  {"service": service, "endpoint": "checkout", "score": 0.09}],
-        "affected_endpoints": affected if affected is not None else [root, "checkout"],
-        "first_detected": FIRST,
-        "last_seen": last_seen,
-        "resolved_at": resolved_at,
-        "trace_correlation": {"trace_id": trace,
-                              "correlated_failures": [f"{a['endpoint']}_{a['type']}" for a in anomalies]},
-        "anomalies": list(anomalies),
-        "timeline": [{"at": FIRST, "event": "detected", "by": "aiops", "detail": "payment latency"}],
-        "confirmed": True,
-        "seen_cycles": seen_cycles,
-        "reopen_count": reopen_count,
-        "related_to": related_to,
-        "remediation": None,
-    }
 
 
 def latency_incident(**kw):

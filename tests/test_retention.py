@@ -12,7 +12,8 @@ from aiops.models import DetectionCycle
 from aiops.settings import reconfigure
 from telemetry import store
 from telemetry.db import db
-from telemetry.models import KIND_SERVER, SPAN_FIELDS, Span
+from telemetry.models import KIND_SERVER, Span
+from tests.factories import span_row
 
 
 def _rows(n: int, start: float) -> list[tuple]:
@@ -21,7 +22,7 @@ def _rows(n: int, start: float) -> list[tuple]:
     rows = []
     for i in range(n):
         values.update(trace_id=uuid.uuid4().hex, span_id=uuid.uuid4().hex[:16], start_time=start + i * 0.001)
-        rows.append(tuple(values.get(name) for name in SPAN_FIELDS))
+        rows.append(span_row(**values))
     return rows
 
 

@@ -17,7 +17,17 @@ from aiops.settings import reconfigure, settings_of
 from telemetry import selfmetrics
 from telemetry.buffer import SpanBuffer
 from tests.conftest import dispose_app, make_app
-from tests.test_otlp import PB, good_request, make_request, make_span, post
+from tests.factories import (
+    T0,
+    add_incident,
+    add_notification,
+    good_request,
+    make_request,
+    make_span,
+    notification,
+)
+from tests.otlp_http import PB, post
+from tests.receivers import Receiver
 
 
 @pytest.fixture
@@ -251,18 +261,15 @@ def test_gunicorn_workers_without_the_config_agree_on_their_masters_directory():
 
 def test_outbox_sends_are_counted_by_channel_and_outcome(app, client):
     from aiops.outbox import deliver_due
-    from tests.receivers import Receiver
-    from tests.test_delivery import T0, add_incident, add_row, row
-
     before = scrape(client)
     with Receiver([503], default=202) as hook:
         reconfigure(app, webhook_url=hook.url("/hook"))
         with app.app_context():
             add_incident()
-            rid = add_row("webhook")
+            rid = add_notification("webhook")
             deliver_due(settings_of(app), now=T0)
-            deliver_due(settings_of(app), now=row(rid).next_attempt_at)
-            assert row(rid).status == "delivered"
+            deliver_due(settings_of(app), now=notification(rid).next_attempt_at)
+            assert notification(rid).status == "delivered"
     after = scrape(client)
     for outcome, count in (("retry", 1), ("delivered", 1), ("failed", 0)):
         assert delta(before, after, "aiops_notification_attempts_total", channel="webhook",

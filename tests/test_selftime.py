@@ -8,7 +8,7 @@ from aiops import logbaseline as lb
 from aiops import selftime as st
 from aiops.detect import shifted
 from telemetry.models import KIND_CLIENT, KIND_INTERNAL
-from tests.spans import span
+from tests.factories import span
 
 RULES = lb.Rules()
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from aiops import storm
 from aiops.detect import Anomaly
 from aiops.rca import Group
-from telemetry.models import KIND_SERVER
-from tests.test_otlp import PB, make_request, make_span, post
+from tests.factories import failing_requests
+from tests.otlp_http import PB, post
 
 
 def group(endpoint: str, requests: int = 10) -> Group:
@@ -39,23 +37,10 @@ def test_while_a_storm_is_open_every_new_group_joins_it():
     assert merged == 4 and [g.root for g in kept] == [("svc", "e0"), storm.ROOT]
 
 
-def _forged_errors(endpoints: int, first_id: int = 1) -> bytes:
-    """``endpoints`` distinct endpoints, each failing five requests of its own trace."""
-    now = time.time_ns()
-    spans, n = [], first_id
-    for e in range(endpoints):
-        for _ in range(5):
-            spans.append(make_span(n, trace=f"{n:032x}", name=f"op{e}", kind=KIND_SERVER, status=2,
-                                   start_ns=now - 1_000_000_000 + n * 1000,
-                                   attrs={"http.response.status_code": 500}))
-            n += 1
-    return make_request({"forged": spans}).SerializeToString()
-
-
 def test_a_forged_batch_opens_at_most_the_ceiling_plus_one_storm(app_factory):
     app = app_factory(AIOPS_MAX_NEW_INCIDENTS=4)
     client = app.test_client()
-    assert post(client, _forged_errors(30), PB).status_code == 200
+    assert post(client, failing_requests("forged", 30).SerializeToString(), PB).status_code == 200
     summary = client.post("/aiops/analyze").get_json()
     assert len(summary["incidents_opened"]) == 5 and summary["groups_merged_into_storm"] == 26
     active = client.get("/aiops/incidents").get_json()["active_incidents"]
@@ -63,7 +48,8 @@ def test_a_forged_batch_opens_at_most_the_ceiling_plus_one_storm(app_factory):
     assert len(active) == 5 and len(storms) == 1
     assert "incident storm" in storms[0]["title"]
 
-    assert post(client, _forged_errors(30, first_id=10_000), PB).status_code == 200
+    more = failing_requests("forged", 30, first_id=10_000).SerializeToString()
+    assert post(client, more, PB).status_code == 200
     summary = client.post("/aiops/analyze").get_json()
     assert summary["incidents_opened"] == []  # the storm is open: new roots join it
     assert summary["groups_merged_into_storm"] == 26

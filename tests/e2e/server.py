@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -11,6 +10,8 @@ import time
 from pathlib import Path
 
 import requests
+
+from tests import environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,11 +32,14 @@ def _no_control_socket() -> list[str]:
 
 
 class GunicornServer:
-    """``gunicorn -w N -k gthread 'app:create_app()'`` with the given AIOPS_* environment."""
+    """``gunicorn -w N -k gthread 'app:create_app()'`` with the given AIOPS_* environment.
+
+    Only ``env`` configures the server: the test process's own settings are not inherited.
+    """
 
     def __init__(self, env: dict[str, str], workers: int = 4, threads: int = 8, log_path: Path | None = None,
                  extra_args: list[str] | None = None):
-        self.env = {**os.environ, **{k: str(v) for k, v in env.items()}}
+        self.env = environment.clean(**env)
         self.workers = workers
         self.threads = threads
         self.port = free_port()
@@ -98,7 +102,7 @@ class WorkerProcess:
     STARTED = b" started"
 
     def __init__(self, env: dict[str, str], log_path: Path):
-        self.env = {**os.environ, **{k: str(v) for k, v in env.items()}}
+        self.env = environment.clean(**env)
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import environment
+
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = ROOT / "bench" / "faultlab" / "topologies" / "ci.toml"
 FAULTS = ["exception", "down", "delay-answers"]
@@ -45,7 +47,7 @@ def processes_mentioning(text: str) -> list[int]:
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("faultlab")
     report, workdir = tmp / "report.json", tmp / "work"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIOPS_", "OTEL_"))}
+    env = environment.clean()
     proc = subprocess.run(
         [sys.executable, "-m", "bench.faultlab", "run", "--topology", str(TOPOLOGY), "--quick",
          "--faults", ",".join(FAULTS), "--report", str(report), "--workdir", str(workdir), "--seed", "3"],

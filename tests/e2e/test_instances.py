@@ -28,7 +28,7 @@ from telemetry.db import configure_engine
 from telemetry.models import KIND_SERVER
 from telemetry.store import insert_spans
 from tests.e2e import helpers as h
-from tests.e2e.test_scheduler import _assert_one_per_interval, _read_cycles, _scheduler_pids
+from tests.e2e.cycles import assert_one_per_interval, read_cycles, scheduler_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -128,7 +128,7 @@ def test_survivor_takes_over_when_the_lease_owner_dies(tmp_path, db_url):
         # (A cycle claimed up to an interval earlier may be the one that waited for the insert.)
         owner, lease_until, claimed_at = _long_cycle(engine, inserted_at - INTERVAL)
         owner_pid = owner.rsplit(":", 1)[1]
-        victim = next(s for s in servers.values() if owner_pid in _scheduler_pids(s))
+        victim = next(s for s in servers.values() if owner_pid in scheduler_pids(s))
         survivor = next(s for s in servers.values() if s is not victim)
         _kill_instance(victim)
         killed_at = time.time()
@@ -138,7 +138,7 @@ def test_survivor_takes_over_when_the_lease_owner_dies(tmp_path, db_url):
 
         # The survivor keeps serving and, once the lease expires, keeps detecting.
         def survivor_cycles() -> list[DetectionCycle]:
-            cycles, _, _ = _read_cycles(db_url)
+            cycles, _, _ = read_cycles(db_url)
             return [c for c in cycles if c.started_at > claimed_at]
 
         h.wait_for(lambda: len(survivor_cycles()) >= 5, "five cycles after the failover",
@@ -150,11 +150,11 @@ def test_survivor_takes_over_when_the_lease_owner_dies(tmp_path, db_url):
     after = survivor_cycles()
     # Nobody ran a cycle while the dead owner's lease was valid; then the survivor took over.
     assert after[0].started_at >= lease_until, (after[0].started_at, lease_until)
-    assert {c.owner.rsplit(":", 1)[1] for c in after} <= _scheduler_pids(survivor)
+    assert {c.owner.rsplit(":", 1)[1] for c in after} <= scheduler_pids(survivor)
     # The dead cycle's spans were not lost: the takeover cycle read them.
     assert after[0].spans >= BULK_SPANS, after[0].spans
-    assert owner not in {c.owner for c in _read_cycles(db_url)[0] if c.started_at >= claimed_at}
+    assert owner not in {c.owner for c in read_cycles(db_url)[0] if c.started_at >= claimed_at}
 
     # Over the whole run: one cycle per interval, never overlapping, every span read once.
-    cycles, cursor, spans_read = _read_cycles(db_url)
-    _assert_one_per_interval(cycles, cursor, spans_read, INTERVAL)
+    cycles, cursor, spans_read = read_cycles(db_url)
+    assert_one_per_interval(cycles, cursor, spans_read, INTERVAL)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests import environment
 from tests.e2e.server import GunicornServer
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +46,7 @@ def send(server: GunicornServer, count: int, fault: str, encoding: str, compress
     proc = subprocess.run(
         [sys.executable, str(CLIENT), server.url, "--requests", str(count), "--fault", fault,
          "--encoding", encoding, "--compression", compression],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=environment.clean(),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -10,8 +10,8 @@ DevTools protocol on a pipe (``Browser``: no extra package), typing into the
 form and clicking its button; a page on another origin tries the same with
 forms of its own and is refused.
 
-Skipped when Chromium is not installed, unless ``AIOPS_REQUIRE_CHROMIUM=1``
-(as in CI), where that is a failure. ``AIOPS_CHROMIUM`` points at another binary.
+Skipped when Chromium is not installed, unless ``AIOPS_TEST_REQUIRE_CHROMIUM=1``
+(as in CI), where that is a failure. ``AIOPS_TEST_CHROMIUM`` points at another binary.
 """
 
 from __future__ import annotations
@@ -34,10 +34,13 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
+from tests import environment
 from tests.conftest import dispose_app, make_app
 from tests.e2e import helpers as h
-from tests.test_csrf import HOSTILE_NAME, add_incident
-from tests.test_pages import (
+from tests.factories import add_incident
+from tests.hostile_pages import (
+    FORBIDDEN_TAGS,
+    HOSTILE_NAME,
     PAYLOADS,
     XSS_CALLEE,
     XSS_CALLER,
@@ -49,19 +52,17 @@ from tests.test_pages import (
 
 pytestmark = pytest.mark.e2e
 
-FORBIDDEN = {"script", "img", "svg", "iframe", "b", "object", "embed"}
-
 
 def chromium_binary() -> str:
-    path = os.environ.get("AIOPS_CHROMIUM", "/usr/bin/chromium")
+    path = os.environ.get("AIOPS_TEST_CHROMIUM", "/usr/bin/chromium")
     if Path(path).is_file() and os.access(path, os.X_OK):
         return path
     found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found and "AIOPS_CHROMIUM" not in os.environ:
+    if found and "AIOPS_TEST_CHROMIUM" not in os.environ:
         return found
-    reason = f"Chromium not found at {path} (install Debian's chromium, or set AIOPS_CHROMIUM)"
-    if os.environ.get("AIOPS_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(f"{reason}; AIOPS_REQUIRE_CHROMIUM=1 makes this a failure")
+    reason = f"Chromium not found at {path} (install Debian's chromium, or set AIOPS_TEST_CHROMIUM)"
+    if environment.flag("REQUIRE_CHROMIUM"):
+        pytest.fail(f"{reason}; AIOPS_TEST_REQUIRE_CHROMIUM=1 makes this a failure")
     pytest.skip(reason)
 
 
@@ -288,7 +289,7 @@ def title_of(doc: Page) -> str:
 
 def assert_no_payload_elements(doc: Page) -> None:
     for tag, attrs in doc.tags:
-        assert tag not in FORBIDDEN, (tag, attrs)
+        assert tag not in FORBIDDEN_TAGS, (tag, attrs)
         assert not any(name.startswith("on") for name in attrs), (tag, attrs)
     assert not title_of(doc).startswith("pwned")  # what every payload would set it to
 

@@ -11,7 +11,6 @@ and ``python app.py`` is still the whole demo in one process.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aiops.models import CycleRequest, DetectionCycle, Worker
+from tests import environment
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT, free_port
 
@@ -81,13 +81,8 @@ def test_gunicorn_serves_and_the_worker_process_runs_the_cycles(tmp_path, db_url
 
 def test_python_app_py_is_the_whole_demo_in_one_process(tmp_path, sqlite_url):
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")},
-        "PORT": str(port),
-        "AIOPS_DATABASE_URL": sqlite_url,
-        "AIOPS_DETECTION_INTERVAL": "1",
-        "AIOPS_FLUSH_INTERVAL": "0.1",
-    }
+    env = environment.clean(PORT=port, AIOPS_DATABASE_URL=sqlite_url, AIOPS_DETECTION_INTERVAL=1,
+                            AIOPS_FLUSH_INTERVAL=0.1)
     log_path = tmp_path / "demo.log"
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(

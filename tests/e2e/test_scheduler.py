@@ -9,62 +9,17 @@ overlapping, and together reading every span exactly once.
 
 from __future__ import annotations
 
-import re
 import threading
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from aiops.models import DetectionCycle, DetectionState
 from simulation import traffic
-from telemetry.models import Span
 from tests.e2e import helpers as h
+from tests.e2e.cycles import INTERVAL, assert_one_per_interval, read_cycles, scheduler_pids
 
 pytestmark = pytest.mark.e2e
 
-INTERVAL = 1.0
 TRAFFIC_SECONDS = 5.0
-SCHEDULER_STARTED = re.compile(r"detection scheduler started in pid (\d+)")
-
-
-def _scheduler_pids(server) -> set[str]:
-    return set(SCHEDULER_STARTED.findall(server.log_path.read_text(errors="replace")))
-
-
-def _read_cycles(db_url: str) -> tuple[list[DetectionCycle], int, int]:
-    """(cycles in start order, the state's cursor, spans at or below it), from the database itself."""
-    engine = sa.create_engine(db_url)
-    try:
-        with Session(engine) as session:
-            cycles = list(session.scalars(sa.select(DetectionCycle).order_by(DetectionCycle.started_at)))
-            state = session.get(DetectionState, 1)
-            cursor = state.cursor if state else 0
-            read = session.scalar(sa.select(sa.func.count()).select_from(Span).where(Span.id <= cursor))
-            session.expunge_all()
-            return cycles, cursor, read or 0
-    finally:
-        engine.dispose()
-
-
-def _assert_one_per_interval(cycles: list[DetectionCycle], cursor: int, spans_read: int,
-                             interval: float = INTERVAL, min_share: float = 0.5) -> None:
-    starts = [c.started_at for c in cycles]
-    span = starts[-1] - starts[0] if starts else 0.0
-    # Cycles did run: in at least ``min_share`` of the intervals the scheduler was up for.
-    assert len(cycles) >= 4, f"only {len(cycles)} cycles ran"
-    assert len(cycles) >= min_share * span / interval, (len(cycles), span)
-    gaps = [round(b - a, 3) for a, b in zip(starts, starts[1:], strict=False)]
-    assert min(gaps) >= 0.85 * interval, f"two cycles in one interval: gaps {gaps}"
-    for before, after in zip(cycles, cycles[1:], strict=False):
-        assert after.started_at >= before.finished_at, (
-            f"cycles overlap: {before.owner} ran {before.started_at}-{before.finished_at}, "
-            f"{after.owner} started {after.started_at}"
-        )
-    # Each span was read by exactly one cycle: windows neither overlapped nor repeated.
-    assert cursor > 0 and sum(c.spans for c in cycles) == spans_read, (
-        [c.spans for c in cycles], cursor, spans_read
-    )
 
 
 def _drive(servers, seconds: float) -> tuple[list, list]:
@@ -86,15 +41,15 @@ def _scheduler_env(db_url: str, interval: float = INTERVAL) -> dict[str, str]:
 
 def test_one_cycle_per_interval_with_four_worker_processes(tmp_path, db_url):
     with h.running(tmp_path, _scheduler_env(db_url), workers=2, worker_processes=4) as server:
-        assert len(_scheduler_pids(server)) == 4  # four schedulers, none of them in a web worker
+        assert len(scheduler_pids(server)) == 4  # four schedulers, none of them in a web worker
         pool, results = _drive([server], TRAFFIC_SECONDS)
         for t in pool:
             t.join()
     assert all(set(r) == {"200"} for r in results), results
 
-    cycles, cursor, spans_read = _read_cycles(db_url)
-    _assert_one_per_interval(cycles, cursor, spans_read)
-    assert {c.owner.rsplit(":", 1)[1] for c in cycles} <= _scheduler_pids(server)
+    cycles, cursor, spans_read = read_cycles(db_url)
+    assert_one_per_interval(cycles, cursor, spans_read)
+    assert {c.owner.rsplit(":", 1)[1] for c in cycles} <= scheduler_pids(server)
 
 
 def test_one_cycle_per_interval_with_two_instances(tmp_path, db_url):
@@ -102,16 +57,16 @@ def test_one_cycle_per_interval_with_two_instances(tmp_path, db_url):
     with h.running(tmp_path, env, name="one", workers=2, worker_processes=2) as first, \
             h.running(tmp_path, env, name="two", workers=2, worker_processes=2) as second:
         # Four schedulers in two instances share one database.
-        assert len(_scheduler_pids(first) | _scheduler_pids(second)) == 4
+        assert len(scheduler_pids(first) | scheduler_pids(second)) == 4
         pool, results = _drive([first, second], TRAFFIC_SECONDS)
         for t in pool:
             t.join()
     assert all(set(r) == {"200"} for r in results), results
 
-    cycles, cursor, spans_read = _read_cycles(db_url)
-    _assert_one_per_interval(cycles, cursor, spans_read)
+    cycles, cursor, spans_read = read_cycles(db_url)
+    assert_one_per_interval(cycles, cursor, spans_read)
     owners = {c.owner.rsplit(":", 1)[1] for c in cycles}
-    assert owners <= _scheduler_pids(first) | _scheduler_pids(second)
+    assert owners <= scheduler_pids(first) | scheduler_pids(second)
 
 
 def test_every_span_is_read_once_under_concurrent_writers(tmp_path, db_url):
@@ -126,7 +81,7 @@ def test_every_span_is_read_once_under_concurrent_writers(tmp_path, db_url):
         counts = traffic.run(server.url, rate=80, duration=5, threads=h.MAX_CLIENTS, quiet=True)
     assert set(counts) == {"200"}, counts
 
-    cycles, cursor, spans_read = _read_cycles(db_url)
+    cycles, cursor, spans_read = read_cycles(db_url)
     # A busy machine skips some 0.1 s ticks; what matters here is that no span is
     # skipped or read twice and no two cycles share an interval.
-    _assert_one_per_interval(cycles, cursor, spans_read, interval, min_share=0.2)
+    assert_one_per_interval(cycles, cursor, spans_read, interval, min_share=0.2)

@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
-from tests import databases
+from tests import databases, environment
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT, free_port
-from tests.wire import empty_spans
+from tests.factories import empty_spans, failing_requests, make_request, make_span
 
 pytestmark = pytest.mark.e2e
 
@@ -99,7 +97,7 @@ def otlp_post(server, body: bytes, token: str | None = TOKEN, **headers) -> requ
 
 
 def test_ingest_needs_the_token(exposed):
-    body = _forged_errors("nocreds", 3)
+    body = failing_requests("nocreds", 3).SerializeToString()
     assert otlp_post(exposed, body, token=None).status_code == 401
     assert otlp_post(exposed, body, token="guess").status_code == 401
     assert spans_of(exposed, "nocreds") == 0
@@ -109,13 +107,13 @@ def test_ingest_needs_the_token(exposed):
 
 def test_ingest_refuses_the_products_own_service(exposed):
     before = spans_of(exposed, "shop")
-    r = otlp_post(exposed, _forged_errors("shop", 2, names=("payment",)))
+    r = otlp_post(exposed, failing_requests("shop", 2, names=("payment",)).SerializeToString())
     assert r.status_code == 400 and "own" in r.text
     assert spans_of(exposed, "shop") == before
 
 
 def test_a_forged_flood_opens_a_bounded_number_of_incidents(exposed):
-    assert otlp_post(exposed, _forged_errors("flood", 60)).status_code == 200
+    assert otlp_post(exposed, failing_requests("flood", 60).SerializeToString()).status_code == 200
     summary = exposed.post("/aiops/analyze", headers=AUTH, timeout=60).json()
     assert len(summary["incidents_opened"]) <= 11, summary["incidents_opened"]
     assert summary["groups_merged_into_storm"] >= 49
@@ -163,8 +161,6 @@ def test_a_small_gzip_of_millions_of_spans_costs_little(exposed):
 def test_spans_from_1970_to_2554_are_rejected(exposed):
     from opentelemetry.proto.trace.v1 import trace_pb2
 
-    from tests.test_otlp import make_request, make_span
-
     ancient = make_span(1, trace="ab" * 16, name="checkout", start_ns=1, dur_ms=584 * 365 * 86400 * 1e3,
                         kind=trace_pb2.Span.SPAN_KIND_SERVER)
     r = otlp_post(exposed, make_request({"timewarp": [ancient] * 6}).SerializeToString())
@@ -179,33 +175,12 @@ def test_spans_from_1970_to_2554_are_rejected(exposed):
 
 
 def test_one_bad_string_does_not_lose_the_batch(exposed):
-    from tests.test_otlp import make_request, make_span
-
     now = time.time_ns()
     spans = [make_span(1, trace="cd" * 16, name="AAAAok", start_ns=now),
              make_span(2, trace="cd" * 16, name="BBBBok", start_ns=now)]
     body = make_request({"badstrings": spans}).SerializeToString().replace(b"AAAAok", b"AA\xff\xfeok")
     assert otlp_post(exposed, body).status_code == 200
     assert spans_of(exposed, "badstrings") == 2
-
-
-def _forged_errors(service: str, endpoints: int, names: tuple[str, ...] = ()) -> bytes:
-    """Five failing SERVER spans (one trace each) for each of ``endpoints`` endpoints of ``service``."""
-    from opentelemetry.proto.trace.v1 import trace_pb2
-
-    from tests.test_otlp import make_request, make_span
-
-    now = time.time_ns()
-    spans = []
-    for e in range(endpoints):
-        for _ in range(5):
-            n = len(spans) + 1
-            spans.append(make_span(n, trace=f"{zlib.crc32(service.encode()):08x}{n:024x}",
-                                   name=names[e] if e < len(names) else f"op{e}",
-                                   kind=trace_pb2.Span.SPAN_KIND_SERVER, status=2,
-                                   start_ns=now - 1_000_000_000 + n,
-                                   attrs={"http.response.status_code": 500}))
-    return make_request({service: spans}).SerializeToString()
 
 
 # -- 2. SSRF through the Host header ------------------------------------------------------
@@ -295,8 +270,8 @@ def test_a_500_carries_a_request_id_and_no_internals(tmp_path):
 
 def _pg_url_with_password() -> str:
     if not databases.postgres_available():
-        if os.environ.get("AIOPS_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required (AIOPS_REQUIRE_POSTGRES=1) but not reachable")
+        if environment.flag("REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required (AIOPS_TEST_REQUIRE_POSTGRES=1) but not reachable")
         pytest.skip("PostgreSQL not reachable")
     url = databases.create_postgres_database()
     return url.replace("postgres@", "postgres:hunter2-db-password@", 1)
@@ -304,8 +279,8 @@ def _pg_url_with_password() -> str:
 
 def test_python_app_py_does_not_print_the_database_password():
     url = _pg_url_with_password()
-    env = {**os.environ, "AIOPS_DATABASE_URL": url, "PORT": str(free_port()), "PYTHONUNBUFFERED": "1",
-           "AIOPS_NOTIFICATIONS": "0"}
+    env = environment.clean(AIOPS_DATABASE_URL=url, PORT=free_port(), PYTHONUNBUFFERED="1",
+                            AIOPS_NOTIFICATIONS="0")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:

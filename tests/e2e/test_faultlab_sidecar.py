@@ -17,15 +17,14 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import requests
 
 from bench.faultlab import control
-from tests.e2e.server import free_port
+from tests import environment
+from tests.e2e.server import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 DELAY = 0.6  # seconds: far above loopback noise, so "not delayed" is clear-cut
 
 
@@ -74,7 +73,8 @@ def lab(tmp_path_factory):
     path = tmp_path_factory.mktemp("sidecar") / "ports.json"
     path.write_text(json.dumps(plan))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.faultlab.sidecar", "--plan", str(path), "--name", "svc"], cwd=ROOT)
+        [sys.executable, "-m", "bench.faultlab.sidecar", "--plan", str(path), "--name", "svc"], cwd=ROOT,
+        env=environment.clean())
     port = plan["svc"]["sidecar_control"]
     deadline = time.monotonic() + 20
     while True:

@@ -1,0 +1,154 @@
+"""Hostile telemetry and the pages built from it: the payloads, an incident the real pipeline
+opens from them, and a parser that checks none of them became markup.
+
+Every payload would change ``document.title`` if it ever ran: the browser tests
+(tests/e2e/test_pages.py) check that too.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from html.parser import HTMLParser
+
+from telemetry.models import KIND_CLIENT, KIND_SERVER
+from tests.factories import insert_spans, span_row
+
+# An acknowledger's name, typed into the incident page's form.
+HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned-name'\">"
+# Telemetry: a service, its endpoints and an exception, as an OTLP client may name them.
+XSS_SERVICE = "<svg onload=\"document.title='pwned-service'\">"
+XSS_CALLER = "<script>document.title='pwned-caller'</script>"
+XSS_CALLEE = "pay\"><img src=x onerror=\"document.title='pwned-callee'\">"
+XSS_EXC_TYPE = "<b onmouseover=alert(1)>Boom</b>Error"
+XSS_EXC_MESSAGE = "\"><img src=x onerror=alert(1)><script>document.title='pwned-exc'</script>"
+PAYLOADS = (XSS_SERVICE, XSS_CALLER, XSS_CALLEE, XSS_EXC_TYPE, XSS_EXC_MESSAGE)
+FORBIDDEN_TAGS = {"script", "img", "svg", "iframe", "b", "object", "embed"}
+# What a style attribute on these pages may look like: numbers only.
+STYLE_OK = re.compile(
+    r"^(padding-left: \d+px|margin-left: \d+(\.\d+)?%; width: \d+(\.\d+)?%|"
+    r"left: \d+(\.\d+)?%|width: \d+(\.\d+)?%)$"
+)
+
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr"}
+
+
+class Page(HTMLParser):
+    """Every element the browser would build from the page, with its attributes and text."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.raw = html
+        self.tags: list[tuple[str, dict]] = []
+        self.elements: list[dict] = []
+        self.text: list[str] = []
+        self._open: list[dict] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {name: value or "" for name, value in attrs}
+        self.tags.append((tag, attrs))
+        element = {"tag": tag, "attrs": attrs, "text": []}
+        self.elements.append(element)
+        if tag not in VOID:
+            self._open.append(element)
+
+    def handle_endtag(self, tag):
+        for i in range(len(self._open) - 1, -1, -1):
+            if self._open[i]["tag"] == tag:
+                del self._open[i:]
+                return
+
+    def handle_data(self, data):
+        self.text.append(data)
+        for element in self._open:
+            element["text"].append(data)
+
+    @staticmethod
+    def _text(element: dict) -> str:
+        return " ".join("".join(element["text"]).split())
+
+    @property
+    def plain(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
+    def text_in(self, tag: str) -> list[str]:
+        return [self._text(e) for e in self.elements if e["tag"] == tag]
+
+    def text_of(self, id: str) -> str:
+        found = [e for e in self.elements if e["attrs"].get("id") == id]
+        assert len(found) == 1, f"{len(found)} elements with id {id!r}"
+        return self._text(found[0])
+
+    def elements_with_class(self, name: str) -> list[tuple[str, dict]]:
+        return [(e["tag"], e["attrs"]) for e in self.elements if name in e["attrs"].get("class", "").split()]
+
+    def texts_of_class(self, name: str) -> list[str]:
+        return [self._text(e) for e in self.elements if name in e["attrs"].get("class", "").split()]
+
+
+def assert_inert(html: str) -> Page:
+    """No payload survives as markup; the page has no script, no handler, numeric styles."""
+    for payload in PAYLOADS:
+        assert payload not in html
+    doc = Page(html)
+    for tag, attrs in doc.tags:
+        assert tag not in FORBIDDEN_TAGS, (tag, attrs)
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, attrs)
+            if name == "style":
+                assert STYLE_OK.match(value), value
+            if name in ("href", "src"):
+                assert not (value or "").lower().startswith(("javascript:", "data:text")), value
+    return doc
+
+
+# -- seeding through the real pipeline ------------------------------------------------
+
+
+def hostile_trace(start: float, caller_ms: float, callee_ms: float, failing: bool) -> list[tuple]:
+    """caller (SERVER) -> call callee (CLIENT) -> callee (SERVER), all in the hostile service."""
+    trace_id = uuid.uuid4().hex
+    ids = [uuid.uuid4().hex[:16] for _ in range(3)]
+    common = dict(trace_id=trace_id, service=XSS_SERVICE, method="POST")
+    return [
+        span_row(**common, span_id=ids[0], parent_span_id=None, endpoint=XSS_CALLER, kind=KIND_SERVER,
+                 status_code=502 if failing else 200, error=failing, start_time=start,
+                 duration_ms=caller_ms, exception_type="BadGateway" if failing else None,
+                 exception_message=f"{XSS_CALLEE} answered 500" if failing else None),
+        span_row(**common, span_id=ids[1], parent_span_id=ids[0], endpoint=XSS_CALLEE, peer=XSS_SERVICE,
+                 kind=KIND_CLIENT, status_code=500 if failing else 200, error=failing,
+                 start_time=start + 0.002, duration_ms=callee_ms + 2),
+        span_row(**common, span_id=ids[2], parent_span_id=ids[1], endpoint=XSS_CALLEE, kind=KIND_SERVER,
+                 status_code=500 if failing else 200, error=failing, start_time=start + 0.003,
+                 duration_ms=callee_ms, exception_type=XSS_EXC_TYPE if failing else None,
+                 exception_message=XSS_EXC_MESSAGE if failing else None),
+    ]
+
+
+def analyze(client) -> dict:
+    response = client.post("/aiops/analyze")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def seed_hostile_incident(app, client) -> str:
+    """Normal traffic and a cycle (baselines), then a failing, slow callee and a cycle.
+
+    Returns the id of the incident the real pipeline opened.
+    """
+    now = time.time()
+    normal = [r for i in range(25) for r in hostile_trace(now - 120 + i, 100.0, 50.0, failing=False)]
+    insert_spans(app, normal)
+    first = analyze(client)
+    assert first["incidents_opened"] == [], first
+    failing = [r for i in range(10) for r in hostile_trace(now - 30 + i, 1100.0, 1000.0, failing=True)]
+    insert_spans(app, failing)
+    second = analyze(client)
+    assert len(second["incidents_opened"]) == 1, second
+    return second["incidents_opened"][0]
+
