@@ -26,7 +26,7 @@ def test_steady_traffic_raises_no_incident(tmp_path, recorder):
             assert summary["incidents_opened"] == [], summary
 
         data = h.incidents(server)
-        assert data == {"active_incidents": [], "resolved_incidents": []}, data
+        assert data == {"active_incidents": [], "resolved_incidents": [], "next": None}, data
         # The detector was armed the whole time: every endpoint has a ready baseline.
         current = h.metrics(server)
         for name in h.DEMO_ENDPOINTS:
