@@ -25,12 +25,17 @@ class ServiceNames:
     apart_service: str = ""
     apart: tuple[str, ...] = ()
 
+    def __post_init__(self):
+        # Per request: one set lookup and one C-level startswith, not a loop.
+        prefixes = tuple(p for p in self.apart if p != "/" and p.endswith("/"))
+        object.__setattr__(self, "_exact", frozenset(self.apart))
+        object.__setattr__(self, "_prefixes", prefixes)
+
     def for_route(self, route: str | None) -> str:
         if route is None:
             return self.own
-        for path in self.apart:
-            if route == path or (path != "/" and path.endswith("/") and route.startswith(path)):
-                return self.apart_service
+        if route in self._exact or (self._prefixes and route.startswith(self._prefixes)):
+            return self.apart_service
         return self.own
 
 
