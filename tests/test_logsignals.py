@@ -31,7 +31,8 @@ def learned(windows=5):
 
 def test_an_error_surge_is_a_signal_at_that_service():
     miner, base = learned()
-    lines = normal_window(300.0) + [rec(301.0 + i, "db", f"deadlock on row {i}", severity=17) for i in range(8)]
+    lines = normal_window(300.0)
+    lines += [rec(301.0 + i, "db", f"deadlock on row {i}", severity=17) for i in range(8)]
     seen = ls.judge(lines, miner, base, RULES)
     assert set(seen.suspects) == {"db"}
     kinds = {s.kind for s in seen.suspects["db"].signals}
@@ -50,7 +51,8 @@ def test_new_info_lines_weigh_less_than_new_errors_and_exceptions_most():
     miner, base = learned()
     info = [rec(301.0 + i, "api", f"took route north {i}") for i in range(9)]
     error = [rec(301.0 + i, "db", f"write refused {i}", severity=17) for i in range(9)]
-    exc = [rec(301.0 + i, "api", f"java.lang.NullPointerException at line {i}", severity=17) for i in range(9)]
+    exc = [rec(301.0 + i, "api", f"java.lang.NullPointerException at line {i}", severity=17)
+           for i in range(9)]
     scores = {}
     for name, extra in (("info", info), ("error", error), ("exception", exc)):
         m, b = learned()
@@ -63,7 +65,8 @@ def test_new_info_lines_weigh_less_than_new_errors_and_exceptions_most():
 def test_a_template_found_mostly_in_slow_traces_is_a_signal():
     miner, base = learned()
     slow = [rec(301.0 + i, "db", f"lock wait {i} ms", trace_id=f"t{i}") for i in range(4)]
-    seen = ls.judge(normal_window(300.0) + slow, miner, base, RULES, abnormal_traces={"t0", "t1", "t2", "t3"})
+    slow_traces = {"t0", "t1", "t2", "t3"}
+    seen = ls.judge(normal_window(300.0) + slow, miner, base, RULES, abnormal_traces=slow_traces)
     assert "trace-bound" in {s.kind for s in seen.suspects["db"].signals}
     calm = ls.judge(normal_window(330.0), miner, base, RULES, abnormal_traces={"t9"})
     assert not calm.suspects

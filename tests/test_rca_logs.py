@@ -70,7 +70,8 @@ def test_without_log_lines_the_result_is_the_trace_only_one():
     empty = judged([])
     assert not empty.suspects and not empty.problems
     with_empty = run(copy.deepcopy(spans), empty)
-    assert [(g.root, g.candidates, g.example_trace) for g in with_empty] == [(r, c, e) for r, c, _, e, _ in today]
+    assert [(g.root, g.candidates, g.example_trace) for g in with_empty] == [
+        (root, candidates, example) for root, candidates, _, example, _ in today]
     assert today[0][0][0] != "back"  # traces alone cannot see the wrong answer from back
 
 
