@@ -74,7 +74,8 @@ def test_a_template_found_mostly_in_slow_traces_is_a_signal():
 
 def test_error_lines_are_indexed_by_trace_and_an_abnormal_window_is_not_learned():
     miner, base = learned()
-    lines = normal_window(300.0) + [rec(301.0 + i, "db", f"deadlock {i}", 17, "t1", f"s{i}") for i in range(5)]
+    lines = normal_window(300.0)
+    lines += [rec(301.0 + i, "db", f"deadlock {i}", 17, "t1", f"s{i}") for i in range(5)]
     seen = ls.judge(lines, miner, base, RULES)
     assert [r.span_id for r in seen.lines_of("t1") if r.service == "db"] == [f"s{i}" for i in range(5)]
     before = dict(base.warn_rate)
