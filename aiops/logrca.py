@@ -26,7 +26,9 @@ Key = tuple[str, str]
 
 LOG_WALK = 0.5  # share of a trace's blame moved to the deepest span that logged a problem
 LOG_TRUST = 0.5  # share of an anomaly's opinion given to log evidence when its traces reach some
-MIN_ANOMALY_SCORE = 6.0  # log score that raises an anomaly of its own (no trace anomaly needed)
+# Score of a service's severe log signals (ERROR/WARN, exceptions) that raises an anomaly of its own,
+# no trace anomaly needed. New INFO lines alone are mostly other traffic: they rank, never raise.
+MIN_ANOMALY_SCORE = 6.0
 MAX_HOP_LINES = 3  # log lines carried per propagation hop
 MAX_LINE = 300  # characters of a line carried
 LOG_MESSAGE = "Log pattern change: "
@@ -96,7 +98,7 @@ def anomalies(logs: LogWindow | None, keys: Mapping[str, Key], window: list, cov
     by_ref = {(s.trace_id, s.span_id): s for s in window if s.kind == KIND_SERVER}
     found = []
     for service, suspect in sorted(logs.suspects.items()):
-        if service in covered or suspect.score < MIN_ANOMALY_SCORE:
+        if service in covered or suspect.severe_score < MIN_ANOMALY_SCORE:
             continue
         lead = max(suspect.signals, key=lambda s: s.score)
         shown = [by_ref[(r.trace_id, r.span_id)] for sig in suspect.signals for r in sig.examples

@@ -52,6 +52,7 @@ class LogRules:
     min_lines: int = 3  # lines a signal needs
     min_surge: float = 3.0  # excess (in sqrt units) of ERROR/WARN lines
     trace_share: float = 0.8  # share of a template's lines in abnormal traces
+    trace_lift: float = 2.0  # ... and that many times the share of all the window's lines there
     alpha: float = 0.2  # EWMA weight of a normal window, after the warm-up
     warmup_windows: int = 10
 
@@ -78,6 +79,11 @@ class LogSignal:
     examples: list[LogRecord]
     exception: bool = False
 
+    @property
+    def severe(self) -> bool:
+        """Does it speak of trouble (ERROR/WARN lines, an exception), not only of other traffic?"""
+        return self.exception or any(r.severity_number >= WARN for r in self.examples)
+
     def describe(self) -> str:
         what = {"surge": "ERROR/WARN lines", "new": "lines of a new template",
                 "trace-bound": "lines in slow or failed traces"}[self.kind]
@@ -92,6 +98,10 @@ class LogSuspect:
     @property
     def score(self) -> float:
         return sum(s.score for s in self.signals)
+
+    @property
+    def severe_score(self) -> float:
+        return sum(s.score for s in self.signals if s.severe)
 
     @property
     def onset(self) -> float | None:
@@ -131,6 +141,8 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
     templates = mine(records, miner)
     abnormal = set(abnormal_traces)
     key_of = {id(r): key for key, lines in templates.items() for r in lines}
+    traced = [r for r in records if r.trace_id]
+    overall = sum(1 for r in traced if r.trace_id in abnormal) / len(traced) if traced else 0.0
     problems: dict[str, list[LogRecord]] = defaultdict(list)
     warns: dict[str, list[LogRecord]] = defaultdict(list)
     for r in records:
@@ -169,7 +181,8 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
         if abnormal and len(lines) >= rules.min_lines:
             inside = [r for r in lines if r.trace_id in abnormal]
             usual = base.template_rate.get(key, 0.0)
-            if len(inside) >= rules.trace_share * len(lines) and len(lines) > usual:
+            share = len(inside) / len(lines)
+            if share >= rules.trace_share and share >= rules.trace_lift * overall and len(lines) > 2 * usual:
                 add(LogSignal("trace-bound", service, text, len(inside), usual,
                               weight * math.sqrt(len(inside)), inside[0].time, inside[:MAX_EXAMPLES], exc))
     return LogWindow(templates, suspects, dict(problems))

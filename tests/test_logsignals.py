@@ -13,7 +13,7 @@ def rec(t, service, body, severity=9, trace_id=None, span_id=None):
 
 
 def normal_window(t0, n=20):
-    lines = [rec(t0 + i, "api", f"order {i} created") for i in range(n)]
+    lines = [rec(t0 + i, "api", f"order {i} created", trace_id=f"n{i}") for i in range(n)]
     lines += [rec(t0 + i, "db", f"query took {i} ms") for i in range(n)]
     lines += [rec(t0 + 1, "api", "cache miss for item 3", severity=13)]
     return lines
