@@ -14,11 +14,12 @@ import logging
 import time
 from contextlib import contextmanager
 
+from flask import current_app
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import baseline as bl
-from aiops import evidence, outbox, selfmetrics, storm
+from aiops import evidence, logfeed, outbox, selfmetrics, storm
 from aiops import logbaseline as lb
 from aiops import selftime as st
 from aiops.detect import Thresholds, detect, network, shifted, window_stats
@@ -245,7 +246,10 @@ def _run_cycle(settings: Settings, now: float | None, started_at: float | None) 
         anomalies += shifted(seen.own, rules, "self", anomalies)
         anomalies += network(seen.suspects, anomalies)
         anomalies += shifted(seen.whole, rules, "duration", anomalies)
-    groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects)
+    logs = logfeed.judge(logfeed.registered(current_app), now, window, anomalies, mode)  # None: no logs
+    if mode == "normal":
+        anomalies += logfeed.anomalies(logs, window, anomalies)
+    groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs)
 
     # Everything the cycle decided is written in one transaction.
     db.session.rollback()

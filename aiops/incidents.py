@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from aiops import storm
 from aiops.detect import Anomaly
 from aiops.kinds import AnomalyType, Severity
+from aiops.logrca import LOG_MESSAGE
 from aiops.models import AnomalyRecord, Incident, iso
 from aiops.rca import Group
 from aiops.settings import Settings
@@ -120,6 +121,8 @@ def describe(group: Group) -> tuple[str, str]:
         issue = f"Blamed by traces of {lead.endpoint}: {lead.message}"
     if lead.type == "latency" and own:
         title = f"{endpoint} latency {lead.observed:.0f}ms (baseline {lead.baseline:.0f}ms)"
+    elif lead.type == "error" and own and lead.message.startswith(LOG_MESSAGE):
+        title = f"{endpoint} logs changed ({lead.request_count} lines)"
     elif lead.type == "error" and own:
         title = f"{endpoint} errors {lead.observed:.0%} of {lead.request_count} requests"
     elif lead.type == "timeout" and own:

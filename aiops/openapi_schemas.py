@@ -43,7 +43,11 @@ SCHEMAS: dict[str, dict] = {
     "RootCause": obj(("service", "endpoint", "issue"), service=STRING, endpoint=STRING, issue=STRING),
     "Candidate": obj(("service", "endpoint", "score"), service=STRING, endpoint=STRING, score=NUMBER),
     "Hop": obj(("service", "endpoint", "signal"), service=STRING, endpoint=STRING, signal=STRING,
-               onset=nullable(TIME)),
+               onset=nullable(TIME),
+               log_lines={"type": "array", "items": {"type": "object"},
+                          "description": "ERROR/WARN lines of the example trace at this hop (logs only)"},
+               templates={"type": "array", "items": {"type": "object"},
+                          "description": "log templates that appeared or surged at the root (logs only)"}),
     "Anomaly": obj(
         ("service", "endpoint", "type", "observed", "baseline", "request_count", "message", "detected_at",
          "trace_ids"),

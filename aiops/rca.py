@@ -29,9 +29,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from aiops import logrca
 from aiops.baseline import BaselineValue
 from aiops.detect import Anomaly, Key, Thresholds, is_timeout
 from aiops.evidence import Suspect
+from aiops.logsignals import LogWindow
 from aiops.selftime import SpanIndex
 from telemetry.models import KIND_CLIENT, KIND_SERVER
 from telemetry.rows import span_key
@@ -186,6 +188,7 @@ def analyse(
     baselines: Mapping[Key, BaselineValue],
     th: Thresholds,
     suspects: Iterable[Suspect] = (),
+    logs: LogWindow | None = None,
 ) -> list[Group]:
     """Group ``anomalies`` by the root cause that explains them.
 
@@ -193,7 +196,8 @@ def analyse(
     its abnormal spans) and the evidence ranking's (:mod:`aiops.evidence`:
     which service below it added time itself). Slowness trusts the evidence
     most, since the walk tends to blame depth; errors and timeouts trust the
-    walk, since an error is raised where it starts.
+    walk, since an error is raised where it starts. ``logs`` (the window's judged
+    log lines, :mod:`aiops.logrca`) add a third opinion; without them nothing changes.
     """
     blamer = Blamer(baselines, th)
     per_anomaly: list[tuple[Anomaly, list]] = []
@@ -218,6 +222,7 @@ def analyse(
 
     trees = {tid: TraceTree(spans) for tid, spans in load_traces(wanted).items()}
     lead = _evidence_leads(anomalies)
+    log_keys = logrca.suspect_keys(logs, window) if logs is not None else {}
     by_service = {s.service: s for s in suspects}
     roots: dict[Key, Group] = {}
     weights: dict[Key, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
@@ -230,6 +235,8 @@ def analyse(
             tree = trees.get(span.trace_id) or TraceTree([span])
             related |= _below(span, tree)
             keys = {lead[anomaly.key]: 1.0} if anomaly.evidence else blamer.culprits(span, tree)
+            if logs is not None:
+                keys = logrca.walk(keys, span, tree, logs)
             for key, w in keys.items():
                 key = by_service[key[0]].key if key[0] in by_service else key
                 blame[key] += w
@@ -238,11 +245,15 @@ def analyse(
             blame[anomaly.key] = 1.0
         evidence = {by_service[s].key: by_service[s].score for s in related if s in by_service}
         trust = EVIDENCE_TRUST.get(anomaly.type, 0.5) if evidence else 0.0
+        from_logs = logrca.evidence(related, logs, log_keys)
+        log_trust = logrca.LOG_TRUST if from_logs else 0.0  # 0.0: the trace-only arithmetic, exactly
         opinion: dict[Key, float] = defaultdict(float)
         for key, w in _normalised(evidence).items():
-            opinion[key] += trust * w
+            opinion[key] += trust * (1 - log_trust) * w
         for key, w in _normalised(blame).items():
-            opinion[key] += (1 - trust) * w
+            opinion[key] += (1 - trust) * (1 - log_trust) * w
+        for key, w in _normalised(from_logs).items():
+            opinion[key] += log_trust * w
         root = max(opinion.items(), key=lambda kv: (kv[1], kv[0] == anomaly.key))[0]
         group = roots.setdefault(root, Group(root=root, anomalies=[], candidates=[]))
         group.anomalies.append(anomaly)
@@ -263,6 +274,8 @@ def analyse(
         if examples[root]:
             group.example_trace = max(examples[root].items(), key=lambda kv: kv[1])[0]
         group.path = propagation_path(group, by_service.get(root[0]), trees.get(group.example_trace or ""))
+        if logs is not None:
+            _with_log_lines(group, logs)
         groups.append(group)
     groups.sort(key=lambda g: g.root)
     return groups
@@ -320,3 +333,17 @@ def propagation_path(group: Group, suspect: Suspect | None, tree: TraceTree | No
                              a.baseline if a.type == "latency" else None, a.onset, a.message))
     symptoms.sort(key=lambda h: (int(h["onset"] or 0), -depths.get((h["service"], h["endpoint"]), 0)))
     return hops + symptoms
+
+
+def _with_log_lines(group: Group, logs: LogWindow) -> None:
+    """Each hop carries the log lines that support it (bounded), the root's hop the templates that
+    appeared or surged there. A root whose logs changed and whose path does not start at it gets a
+    hop saying so first."""
+    service = group.root[0]
+    suspect = logs.suspects.get(service)
+    if suspect is not None and (not group.path or group.path[0]["service"] != service):
+        lead = max(suspect.signals, key=lambda s: s.score)
+        group.path.insert(0, _hop(service, group.root[1], "logs", 0.0, None, suspect.onset, lead.describe()))
+    for hop in group.path:
+        hop["log_lines"] = logrca.hop_lines(hop["service"], group.example_trace, logs)
+        hop["templates"] = logrca.templates(hop["service"], logs) if hop["service"] == service else []

@@ -73,8 +73,11 @@ def ranked_services(incidents: list[dict], since: str) -> list[str]:
     return services
 
 
-def replay_incidents(files: list[Path], name: str, root: Path = ROOT) -> tuple[list[dict], float]:
-    """Replay ``files`` in order into a fresh SQLite DB with the real CLI of the checkout at ``root``.
+def replay_incidents(files: list[Path], name: str, root: Path = ROOT,
+                     logs: list[Path] | None = None) -> tuple[list[dict], float]:
+    """Replay ``files`` in order into a fresh SQLite DB with the real CLI of the checkout at ``root``;
+    with ``logs`` (one log file per trace file), detection reads those logs on the same clock
+    (``bench/replay_with_logs.py``).
 
     Returns the report's incidents and the seconds the replay took.
     """
@@ -82,9 +85,12 @@ def replay_incidents(files: list[Path], name: str, root: Path = ROOT) -> tuple[l
         report = Path(tmp) / "report.json"
         env = {**os.environ, "AIOPS_DATABASE_URL": f"sqlite:///{tmp}/aiops.db"}
         started = time.perf_counter()
+        command = [sys.executable, "-m", "flask", "--app", "app", "aiops", "replay"]
+        if logs:
+            command = [sys.executable, str(root / "bench" / "replay_with_logs.py"),
+                       *(f"--logs={p}" for p in logs), "--"]
         proc = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "app", "aiops", "replay",
-             *map(str, files), "--report", str(report)],
+            [*command, *map(str, files), "--report", str(report)],
             cwd=root, env=env, capture_output=True, text=True,
         )
         elapsed = time.perf_counter() - started
@@ -93,8 +99,11 @@ def replay_incidents(files: list[Path], name: str, root: Path = ROOT) -> tuple[l
         return json.loads(report.read_text())["incidents"], elapsed
 
 
-def run_case(case: dict, dataset: Path, normal: str) -> dict:
-    incidents, elapsed = replay_incidents([dataset / normal, dataset / case["file"]], case["case"])
+def run_case(case: dict, dataset: Path, normal: str, normal_logs: str | None = None) -> dict:
+    """One case, with logs when ``normal_logs`` is given (and the case has its ``logs_file``)."""
+    logs = ([dataset / normal_logs, dataset / case["logs_file"]]
+            if normal_logs and case.get("logs_file") else None)
+    incidents, elapsed = replay_incidents([dataset / normal, dataset / case["file"]], case["case"], logs=logs)
     truth = case["root_cause_service"]
     ranking = ranked_services(incidents, file_start(dataset / case["file"]))
     late = ranked_services(incidents, case["inject_time"])
@@ -110,41 +119,60 @@ def scores(results: list[dict]) -> dict[str, float]:
     return {"AC@1": ac[1], "AC@3": ac[3], "Avg@5": sum(ac.values()) / 5, "n": len(results)}
 
 
+def run_all(cases: list[dict], dataset: Path, meta: dict, jobs: int, with_logs: bool) -> list[dict]:
+    label = "with logs" if with_logs else "traces only"
+    normal_logs = meta.get("normal_logs") if with_logs else None
+    results: list[dict] = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_case, c, dataset, meta["normal_traffic"], normal_logs) for c in cases]
+        for i, fut in enumerate(futures, 1):
+            r = fut.result()
+            results.append(r)
+            print(f"[{label} {i:2}/{len(cases)}] {r['case']:<52} rank={r['rank']!s:<4} top3={r['top3']} "
+                  f"({r['incidents']} incidents, {r['seconds']}s)", file=sys.stderr)
+    return results
+
+
+def table(results: list[dict], label: str) -> None:
+    by_fault: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        by_fault[r["fault"]].append(r)
+    rows = [(f"{label}: all", scores(results))]
+    rows += [(f"{label}: {fault}", scores(rs)) for fault, rs in sorted(by_fault.items())]
+    code = [r for r in results if r["fault"] in ("exception", "return")]
+    rows.append((f"{label}: code faults", scores(code)))
+    for name, s in rows:
+        print(f"{name:40} {s['n']:>5} {s['AC@1']:>7.2%} {s['AC@3']:>7.2%} {s['Avg@5']:>7.2%}")
+    late = scores([{**r, "rank": r["rank_from_inject"]} for r in results])
+    print(f"{'(all, window from inject_time)':40} {late['n']:>5} {late['AC@1']:>7.2%} {late['AC@3']:>7.2%} "
+          f"{late['Avg@5']:>7.2%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--cases", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--logs", choices=("both", "only", "off"), default="both",
+                        help="with the dataset's logs too (both), with logs only, or traces only")
     args = parser.parse_args()
 
     meta = json.loads((args.dataset / "cases.json").read_text())
     cases = meta["cases"][: args.cases]
+    has_logs = bool(meta.get("normal_logs")) and all(c.get("logs_file") for c in cases)
+    modes = {"off": [False], "only": [True], "both": [False, True]}[args.logs if has_logs else "off"]
     print(f"replaying {len(cases)} cases from {args.dataset} ({args.jobs} at a time)", file=sys.stderr)
-    results: list[dict] = []
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_case, c, args.dataset, meta["normal_traffic"]) for c in cases]
-        for i, fut in enumerate(futures, 1):
-            r = fut.result()
-            results.append(r)
-            print(f"[{i:2}/{len(cases)}] {r['case']:<52} rank={r['rank']!s:<4} top3={r['top3']} "
-                  f"({r['incidents']} incidents, {r['seconds']}s)", file=sys.stderr)
-
-    by_fault: dict[str, list[dict]] = defaultdict(list)
-    for r in results:
-        by_fault[r["fault"]].append(r)
+    runs = {with_logs: run_all(cases, args.dataset, meta, args.jobs, with_logs) for with_logs in modes}
     print(f"\n{'':40} {'cases':>5} {'AC@1':>7} {'AC@3':>7} {'Avg@5':>7}")
-    rows = [("this project: all", scores(results))]
-    rows += [(f"this project: {fault}", scores(rs)) for fault, rs in sorted(by_fault.items())]
-    for name, s in rows:
-        print(f"{name:40} {s['n']:>5} {s['AC@1']:>7.2%} {s['AC@3']:>7.2%} {s['Avg@5']:>7.2%}")
-    late = scores([{**r, "rank": r["rank_from_inject"]} for r in results])
-    print(f"{'(all, window from inject_time)':40} {late['n']:>5} {late['AC@1']:>7.2%} {late['AC@3']:>7.2%} "
-          f"{late['Avg@5']:>7.2%}")
+    for with_logs, results in runs.items():
+        table(results, "traces + logs" if with_logs else "traces only")
     for name, ref in REFERENCE.items():
         print(f"{name:40} {'':>5} {ref['AC@1']:>7.2%} {ref['AC@3']:>7.2%} {'':>7}")
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "overall": scores(results)}, indent=2))
+        out = {("with_logs" if k else "traces_only"): {"results": v, "overall": scores(v)}
+               for k, v in runs.items()}
+        args.json.write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

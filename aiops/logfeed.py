@@ -1,0 +1,86 @@
+"""Where the detection cycle gets its log lines, and what it remembers of them.
+
+A *feed* hands the cycle the log lines it has not seen yet, up to the cycle's
+clock (``take(until)``). The app has none until one is registered with
+:func:`register` (the log store registers one once logs are ingested; the
+TrainTicket bench registers a file-backed one), and a cycle without a feed is
+the trace-only cycle, unchanged. The template miner and the log baselines
+live with the feed's state for the life of the process (the single worker),
+so template ids stay stable from cycle to cycle; :meth:`LogMemory.state` and
+:meth:`LogMemory.restore` carry them across restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiops import logrca
+from aiops import logsignals as ls
+from aiops.detect import is_timeout
+from aiops.logpatterns import TemplateMiner
+
+EXTENSION = "aiops.log_feed"
+RELEARN_WEIGHT = 0.5  # as the trace baselines' (aiops.cycle)
+
+
+class LogFeed(Protocol):
+    def take(self, until: float) -> list[ls.LogRecord]:
+        """The lines not taken before, up to ``until`` (the cycle's clock)."""
+
+
+@dataclass
+class LogMemory:
+    miner: TemplateMiner = field(default_factory=TemplateMiner)
+    base: ls.LogBaselines = field(default_factory=ls.LogBaselines)
+    rules: ls.LogRules = field(default_factory=ls.LogRules)
+
+    def state(self) -> dict:
+        return {"miner": self.miner.state(), "base": self.base}
+
+    @classmethod
+    def restore(cls, state: dict) -> LogMemory:
+        return cls(TemplateMiner(state.get("miner")), state.get("base") or ls.LogBaselines())
+
+
+@dataclass
+class Registered:
+    feed: LogFeed
+    memory: LogMemory = field(default_factory=LogMemory)
+
+
+def register(app, feed: LogFeed, memory: LogMemory | None = None) -> None:
+    app.extensions[EXTENSION] = Registered(feed, memory or LogMemory())
+
+
+def registered(app) -> Registered | None:
+    return app.extensions.get(EXTENSION)
+
+
+def judge(reg: Registered | None, now: float, window: list, anomalies: Iterable,
+          mode: str = "normal") -> ls.LogWindow | None:
+    """Judge the feed's new lines against what the logs usually say, and learn from the services
+    whose logs did not change; while the traces relearn (``mode`` not normal: data resumed after a
+    silence) from every service, at the relearning weight. None without a feed."""
+    if reg is None:
+        return None
+    records = reg.feed.take(now)
+    abnormal = {s.trace_id for s in window if s.error or is_timeout(s)}
+    for a in anomalies:
+        abnormal.update(s.trace_id for s in (*a.evidence, *a.shown_by))
+    mem = reg.memory
+    logs = ls.judge(records, mem.miner, mem.base, mem.rules, abnormal)
+    watched = set(mem.base.windows) | {r.service for r in records}
+    if mode == "normal":
+        ls.learn(mem.base, logs, watched, mem.rules, skip=logs.suspects)
+    else:
+        ls.learn(mem.base, logs, watched, mem.rules, weight=RELEARN_WEIGHT)
+    return logs
+
+
+def anomalies(logs: ls.LogWindow | None, window: list, found: list) -> list:
+    """Anomalies raised by logs alone, for services no trace anomaly names."""
+    if logs is None or not logs.suspects:
+        return []
+    return logrca.anomalies(logs, logrca.suspect_keys(logs, window), window, {a.service for a in found})
