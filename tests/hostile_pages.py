@@ -152,3 +152,8 @@ def seed_hostile_incident(app, client) -> str:
     assert len(second["incidents_opened"]) == 1, second
     return second["incidents_opened"][0]
 
+
+def incident_json(client, incident_id: str) -> dict:
+    response = client.get(f"/aiops/incidents/{incident_id}")
+    assert response.status_code == 200
+    return response.get_json()

@@ -31,15 +31,9 @@ from tests.hostile_pages import (
     Page,
     analyze,
     assert_inert,
+    incident_json,
     seed_hostile_incident,
 )
-
-
-def incident_json(client, incident_id: str) -> dict:
-    response = client.get(f"/aiops/incidents/{incident_id}")
-    assert response.status_code == 200
-    return response.get_json()
-
 
 # -- hostile telemetry ---------------------------------------------------------------
 

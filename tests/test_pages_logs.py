@@ -13,7 +13,9 @@ from markupsafe import escape
 from aiops import logfeed
 from aiops import logsignals as ls
 from telemetry.models import KIND_SERVER, SPAN_FIELDS
-from tests.test_pages import XSS_CALLEE, _trace, analyze, assert_inert, incident_json, insert
+from tests.factories import insert_spans as insert
+from tests.hostile_pages import XSS_CALLEE, analyze, assert_inert, incident_json
+from tests.hostile_pages import hostile_trace as _trace
 
 XSS_LOG = "<script>document.title='pwned-log'</script> refund 42 failed"
 F = {name: i for i, name in enumerate(SPAN_FIELDS)}

@@ -11,7 +11,7 @@ from aiops.detect import Thresholds, detect, window_stats
 from aiops.logpatterns import TemplateMiner
 from aiops.rca import analyse
 from aiops.settings import Settings
-from tests.spans import client, span
+from tests.factories import client, span
 
 TH = Thresholds.from_settings(Settings())
 BASELINES = {("front", "order"): BaselineValue(40.0, samples=200, windows=20),
