@@ -331,7 +331,11 @@ def propagation_path(group: Group, suspect: Suspect | None, tree: TraceTree | No
         seen.add(a.key)
         symptoms.append(_hop(a.service, a.endpoint, a.type, a.observed if a.type == "latency" else 0.0,
                              a.baseline if a.type == "latency" else None, a.onset, a.message))
-    symptoms.sort(key=lambda h: (int(h["onset"] or 0), -depths.get((h["service"], h["endpoint"]), 0)))
+    root = group.root
+    # The root's own anomaly leads (it is the root's evidence when no suspect says more); then the
+    # symptoms by onset second and, within one, deepest first.
+    symptoms.sort(key=lambda h: ((h["service"], h["endpoint"]) != root, int(h["onset"] or 0),
+                                 -depths.get((h["service"], h["endpoint"]), 0)))
     return hops + symptoms
 
 
