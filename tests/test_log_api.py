@@ -38,7 +38,8 @@ def test_filters_and_pages(app, client):
     everything = _get(client, limit=1000)["logs"]
     assert [x["timestamp"] for x in everything] == [T + i for i in reversed(range(30))]
     first = everything[0]
-    assert first["time"] == "2025-10-09T08:53:49.000Z" and first["attributes"] == {"exception.type": "ValueError"}
+    assert first["time"] == "2025-10-09T08:53:49.000Z"
+    assert first["attributes"] == {"exception.type": "ValueError"}
 
     assert {x["service"] for x in _get(client, service="orders")["logs"]} == {"orders"}
     assert {x["severity_text"] for x in _get(client, severity="error")["logs"]} == {"ERROR"}
