@@ -195,7 +195,17 @@ def parse_json(body: bytes | str, object_hook=None, message_type=ExportTraceServ
     failing the whole batch. ``object_hook`` sees every object as it is
     built (the decoding limits count them).
     """
-    name = message_type.DESCRIPTOR.name
+    return _message(_load_json(body, object_hook), message_type)
+
+
+def parse_json_any(body: bytes | str):
+    """A trace or a logs request, told apart by content (``resourceLogs`` or not), as replay needs."""
+    doc = _load_json(body)
+    logs = isinstance(doc, dict) and ("resourceLogs" in doc or "resource_logs" in doc)
+    return _message(doc, ExportLogsServiceRequest if logs else ExportTraceServiceRequest)
+
+
+def _load_json(body: bytes | str, object_hook=None):
     if isinstance(body, bytes | bytearray):
         body = bytes(body).decode("utf-8", "replace")
     try:
@@ -206,6 +216,11 @@ def parse_json(body: bytes | str, object_hook=None, message_type=ExportTraceServ
         raise OtlpError(f"body is not valid JSON: {exc}") from None
     if SURROGATE_ESCAPE.search(body):
         doc = repair_surrogates(doc)
+    return doc
+
+
+def _message(doc, message_type):
+    name = message_type.DESCRIPTOR.name
     if not isinstance(doc, dict):
         raise OtlpError(f"body must be a JSON object (an {name})")
     misplaced = _not_a_message(doc, message_type)
