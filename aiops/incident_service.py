@@ -149,6 +149,16 @@ def get(incident_id: str, lock: bool = False) -> Incident:
     return incident
 
 
+def incidents_by_trace(trace_ids: set[str]) -> dict[str, str]:
+    """trace id -> the id of the newest incident whose example trace it is (for links from log lines)."""
+    if not trace_ids:
+        return {}
+    found = db.session.execute(select(Incident.trace_id, Incident.id)
+                               .where(Incident.trace_id.in_(sorted(trace_ids)[:1000]))
+                               .order_by(Incident.last_seen))
+    return {trace_id: incident_id for trace_id, incident_id in found}
+
+
 def to_json(incident: Incident) -> dict:
     """The contract's incident JSON (``DESIGN.md``), its plain-language report included."""
     return with_report(incident.to_dict())

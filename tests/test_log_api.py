@@ -73,3 +73,20 @@ def test_filters_and_pages(app, client):
 def test_bad_values_are_400(client, args):
     r = client.get("/aiops/logs", query_string=args)
     assert r.status_code == 400 and r.get_json()["error"] == "Bad Request", args
+
+
+def test_the_logs_page_filters_escapes_and_pages(app, client):
+    hostile = '<script>alert(1)</script>'
+    rows = _rows()
+    rows[29] = (T + 29, "orders", 17, "ERROR", hostile, TRACE, None, None)
+    _store(app, rows)
+    html = client.get("/logs?limit=5").get_data(as_text=True)
+    assert hostile not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert html.count('<tr class="log') == 5 and 'id="next"' in html
+    assert f'href="/logs?trace_id={TRACE}"' in html
+    filtered = client.get("/logs?service=orders&severity=error&text=&from=").get_data(as_text=True)
+    assert filtered.count('<tr class="log') == 6  # odd i and a multiple of 3 (5), and the hostile line
+    assert 'href="/logs"' in client.get("/").get_data(as_text=True)  # linked from the nav
+
+    bad = client.get("/logs?severity=loud", headers={"Accept": "text/html"})
+    assert bad.status_code == 400 and bad.mimetype == "text/html"
