@@ -46,6 +46,7 @@ KEPT_ATTRIBUTES = (
 _KEPT = frozenset(KEPT_ATTRIBUTES)
 # SeverityNumber ranges (1-4 TRACE ... 21-24 FATAL), the text a record without one is shown with.
 SEVERITY_NAMES = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(", ", ": ")).encode  # made once
 
 
 def severity_name(number: int) -> str | None:
@@ -99,7 +100,7 @@ def kept_attributes(attributes) -> str | None:
                 value = clean(value, _MAX_ATTR_VALUE)
             if value is not None:
                 kept[kv.key] = value
-    return json.dumps(kept, ensure_ascii=False, sort_keys=True) if kept else None
+    return _ENCODE(kept) if kept else None
 
 
 def _id(raw: bytes, size: int) -> str | None | bool:
