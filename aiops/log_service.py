@@ -28,6 +28,10 @@ MAX_SERVICE_CHARS, MAX_TEXT_CHARS = 255, 200
 _LIST = ("logs",)
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
+_LEAP_SECOND = re.compile(r"(?<=T[0-9]{2}:[0-9]{2}):60")
+SEVERITY_CHOICES = (*map(str, range(25)), "trace", "debug", "info", "warn", "warning", "error", "fatal",
+                    "TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "FATAL")
+TIME_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"  # epoch seconds (the other form: an RFC 3339 date-time)
 
 
 def parse_time(raw: str, name: str) -> float:
@@ -37,12 +41,14 @@ def parse_time(raw: str, name: str) -> float:
     if _NUMBER.fullmatch(raw):
         value = float(raw)
     else:
+        # RFC 3339 allows a lowercase t and z, and a leap second (taken as :59).
+        text = _LEAP_SECOND.sub(":59", raw[:64].upper())
         try:
-            when = datetime.fromisoformat(raw[:64])
-        except ValueError:
+            when = datetime.fromisoformat(text)
+            value = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+        except (ValueError, OverflowError):
             raise InvalidInput(f"'{name}' must be epoch seconds or an ISO 8601 time, "
                                f"not {raw[:40]!r}") from None
-        value = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
     if not math.isfinite(value) or len(raw) > 64:
         raise InvalidInput(f"'{name}' must be epoch seconds or an ISO 8601 time")
     return value
@@ -81,11 +87,11 @@ class LogFilter:
         since, until = args.get("from"), args.get("to")
         return cls(
             service=text_filter(args, "service", MAX_SERVICE_CHARS) or None,
-            severity=None if not severity else parse_severity(severity),
+            severity=None if severity is None else parse_severity(severity),
             text=text_filter(args, "text", MAX_TEXT_CHARS) or None,
             trace_id=trace_id,
-            since=None if not since else parse_time(since, "from"),
-            until=None if not until else parse_time(until, "to"),
+            since=None if since is None else parse_time(since, "from"),
+            until=None if until is None else parse_time(until, "to"),
         )
 
     def where(self) -> list:

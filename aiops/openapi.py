@@ -71,6 +71,8 @@ LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "
                "incidents per list and page")
 CURSOR = query("cursor", {"type": "string", "maxLength": 1024},
                 "the 'next' value of the previous page (same filters); anything else is a 400")
+LOG_TIME = {"anyOf": [{"type": "string", "pattern": log_service.TIME_PATTERN},
+                     {"type": "string", "format": "date-time"}]}
 INCIDENT_ID = {"name": "incident_id", "in": "path", "required": True,
                "schema": {"type": "string", "maxLength": MAX_ID_CHARS},
                "description": "e.g. INC-1737404800-1"}
@@ -145,15 +147,13 @@ def _incident_paths() -> dict:
                                  "default": log_service.DEFAULT_LIMIT}, "records per page"),
                 query("service", {"type": "string", "maxLength": log_service.MAX_SERVICE_CHARS,
                                   "pattern": NO_NUL}, "only this service's"),
-                query("severity", {"type": "string", "maxLength": 16,
-                                   "pattern": "^[0-9A-Za-z]+$"},
+                query("severity", {"enum": list(log_service.SEVERITY_CHOICES)},
                       "lowest severity shown: a SeverityNumber 0..24 or a level name"),
                 query("text", {"type": "string", "maxLength": log_service.MAX_TEXT_CHARS, "pattern": NO_NUL},
                       "substring of the body (any case)"),
                 query("trace_id", {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}, "only this trace's"),
-                query("from", {"type": "string", "maxLength": 64},
-                      "from this time: epoch seconds or ISO 8601 (UTC without an offset)"),
-                query("to", {"type": "string", "maxLength": 64}, "up to this time (same forms)"),
+                query("from", LOG_TIME, "from this time: epoch seconds or ISO 8601 (UTC without an offset)"),
+                query("to", LOG_TIME, "up to this time (same forms)"),
                 {**CURSOR, "description": "the 'next' value of the previous page"},
             ],
             "responses": {**ok(ref("LogList")), "400": error(400)},

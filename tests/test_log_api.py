@@ -67,7 +67,9 @@ def test_filters_and_pages(app, client):
 
 @pytest.mark.parametrize("args", [
     {"severity": "loud"}, {"severity": "25"}, {"trace_id": "xyz"}, {"trace_id": "ab" * 17},
-    {"from": "yesterday"}, {"to": "nan"}, {"from": "1e999"}, {"limit": "0"}, {"limit": "5000"},
+    {"from": "yesterday"}, {"to": "nan"}, {"to": ""}, {"severity": ""}, {"from": "1e999"},
+    {"from": "2026-13-01"},
+    {"limit": "0"}, {"limit": "5000"},
     {"cursor": "nope"}, {"text": "x" * 201}, {"service": "a\x00b"},
 ])
 def test_bad_values_are_400(client, args):

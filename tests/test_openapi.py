@@ -17,6 +17,7 @@ from tests.incident_rows import add_incidents
 # Routes that are not JSON endpoints: the pages (HTML, their forms answer 303) and the assets.
 NOT_JSON = {
     ("GET", "/"),
+    ("GET", "/logs"),
     ("GET", "/incidents/{incident_id}"),
     ("POST", "/incidents/{incident_id}/acknowledge"),
     ("POST", "/incidents/{incident_id}/resolve"),
