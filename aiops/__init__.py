@@ -9,7 +9,8 @@ from telemetry.rows import ServiceNames
 # The product's own routes: recorded like any request, but under the service "aiops" (which
 # AIOPS_IGNORE_SERVICES leaves out of detection), so the dashboard polling itself raises nothing.
 SERVICE = "aiops"
-ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/metrics", "/openapi.json")
+ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/metrics", "/openapi.json",
+          "/logs")
 
 
 def service_names(own_service: str) -> ServiceNames:

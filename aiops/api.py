@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, abort, jsonify, request
 
 import telemetry
-from aiops import incident_service, metrics, on_demand, outbox
+from aiops import incident_service, log_service, metrics, on_demand, outbox
 from aiops.auth import require_token
 from aiops.cycle import run_claimed
 from aiops.settings import current_settings
@@ -58,6 +58,14 @@ def resolve(incident_id: str):
     by, comment = _actor()
     return jsonify(incident_service.to_json(
         incident_service.resolve(incident_id, by, comment, current_settings())))
+
+
+@bp.get("/logs")
+def logs():
+    """Log records, newest first: ``?service=``, ``?severity=`` (lowest: number or name), ``?text=``,
+    ``?trace_id=``, ``?from=``/``?to=`` (epoch seconds or ISO 8601), ``?limit=``, ``?cursor=``."""
+    _, rows, cursor = log_service.list_logs(request.args)
+    return jsonify(logs=[log_service.to_json(r) for r in rows], next=cursor)
 
 
 @bp.get("/notifications")

@@ -137,18 +137,21 @@ def incident_table(incidents: list[dict]) -> str:
 def replay(files: tuple[Path, ...], report: Path | None):
     """Replay OTLP/JSON lines FILES (.gz too) with detection on the data's own clock.
 
-    Each line is one ExportTraceServiceRequest, as the Collector's file
-    exporter writes it. Files replay in the order given; cycles run every
-    AIOPS_DETECTION_INTERVAL seconds of span time. Each file after the first
-    is a separate recording: its first windows relearn the baselines, as after
-    a silence (AIOPS_RELEARN_FOR). Malformed lines are reported (file:line)
-    and skipped. Prints the incidents found.
+    Each line is one ExportTraceServiceRequest or ExportLogsServiceRequest
+    (told apart by content), as the Collector's file exporter writes them.
+    Files replay in the order given; a trace file and a logs file next to
+    each other are one recording, merged on their own clock (each window's
+    spans and log records are stored before its cycle). Cycles run every
+    AIOPS_DETECTION_INTERVAL seconds of data time. Each recording after the
+    first relearns the baselines in its first windows, as after a silence
+    (AIOPS_RELEARN_FOR). Malformed lines are reported (file:line) and
+    skipped. Prints the incidents found.
     """
     from aiops.models import Incident
     from aiops.reports import with_report
     from telemetry.db import db
-    from telemetry.replay import Replay
-    from telemetry.store import insert_spans
+    from telemetry.replay import Replay, file_kind, recordings
+    from telemetry.store import insert_logs, insert_spans
 
     settings = current_settings().replace(notifications=False)  # past incidents page nobody, run no hooks
     ensure_schema()
@@ -161,13 +164,16 @@ def replay(files: tuple[Path, ...], report: Path | None):
         max_pending=settings.replay_max_pending,
         max_idle_cycles=settings.resolve_after_cycles,
         warn=lambda message: click.echo(message, file=err),
+        insert_logs=lambda rows: insert_logs(engine, rows),
     )
-    for number, path in enumerate(files):
+    for number, recording in enumerate(recordings(files, file_kind)):
         if number:
             forget_last_data()  # a new recording: the silence before it is unknown
-        with click.progressbar(length=path.stat().st_size, label=f"reading {path.name}", file=err) as bar:
-            player.read_file(path, progress=bar.update)
-        with click.progressbar(length=player.pending_cycles(), label=f"detecting {path.name}",
+        for index, path in enumerate(recording):
+            with click.progressbar(length=path.stat().st_size, label=f"reading {path.name}",
+                                   file=err) as bar:
+                player.read_file(path, progress=bar.update, new_recording=index == 0)
+        with click.progressbar(length=player.pending_cycles(), label=f"detecting {recording[0].name}",
                                file=err) as bar:
             player.flush(on_cycle=lambda: bar.update(1))
 
@@ -178,7 +184,8 @@ def replay(files: tuple[Path, ...], report: Path | None):
     s = player.stats
     click.echo(
         f"replayed {s.spans} spans from {s.files} file(s), {s.lines} lines "
-        f"({s.bad_lines} malformed, {s.rejected} spans rejected, {s.late} late) in {s.seconds:.1f}s "
+        f"({s.bad_lines} malformed, {s.rejected} spans rejected, {s.late} late) and {s.logs} log records "
+        f"({s.rejected_logs} rejected) in {s.seconds:.1f}s "
         f"({s.spans_per_second:.0f} spans/s); {s.cycles} detection cycles ({s.idle_cycles} idle)",
         file=err,
     )

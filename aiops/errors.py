@@ -36,7 +36,7 @@ DOMAIN_STATUS: dict[type[ServiceError], type[HTTPException]] = {
 
 def wants_html() -> bool:
     path = request.path
-    return path == "/" or path.startswith("/incidents/")
+    return path in ("/", "/logs") or path.startswith("/incidents/")
 
 
 def request_id() -> str:

@@ -73,7 +73,7 @@ class IncidentFilter:
         return cls(
             status=_choice(args, "status", STATUSES),
             severity=_choice(args, "severity", tuple(Severity)),
-            service=_text(args, "service", MAX_SERVICE_CHARS),
+            service=text_filter(args, "service", MAX_SERVICE_CHARS),
         )
 
     def where(self) -> list:
@@ -110,7 +110,7 @@ def list_incidents(filters: IncidentFilter = IncidentFilter(), limit: int = DEFA
     limits = {"active": limit, "resolved": limit if resolved_limit is None else resolved_limit}
     if not all(1 <= n <= MAX_LIMIT for n in limits.values()):
         raise InvalidInput(f"'limit' must be between 1 and {MAX_LIMIT}")
-    starts = None if cursor is None else _decode(cursor, _LISTS, str)
+    starts = None if cursor is None else decode_cursor(cursor, _LISTS, str)
     rows: dict[str, list[Incident]] = {}
     ends: dict[str, pagination.Position | None] = {}
     for name in _LISTS:
@@ -120,7 +120,7 @@ def list_incidents(filters: IncidentFilter = IncidentFilter(), limit: int = DEFA
         which = Incident.status != "resolved" if name == "active" else Incident.status == "resolved"
         query = select(Incident).where(which, *filters.where())
         if starts is not None:
-            query = query.where(_after(starts[name], Incident.last_seen, Incident.id))
+            query = query.where(after(starts[name], Incident.last_seen, Incident.id))
         n = limits[name]
         query = query.order_by(Incident.last_seen.desc(), Incident.id.desc()).limit(n + 1)
         if with_anomalies:
@@ -149,6 +149,16 @@ def get(incident_id: str, lock: bool = False) -> Incident:
     return incident
 
 
+def incidents_by_trace(trace_ids: set[str]) -> dict[str, str]:
+    """trace id -> the id of the newest incident whose example trace it is (for links from log lines)."""
+    if not trace_ids:
+        return {}
+    found = db.session.execute(select(Incident.trace_id, Incident.id)
+                               .where(Incident.trace_id.in_(sorted(trace_ids)[:1000]))
+                               .order_by(Incident.last_seen))
+    return {trace_id: incident_id for trace_id, incident_id in found}
+
+
 def to_json(incident: Incident) -> dict:
     """The contract's incident JSON (``DESIGN.md``), its plain-language report included."""
     return with_report(incident.to_dict())
@@ -159,20 +169,20 @@ def notification_history(args: Mapping[str, str]) -> tuple[list[dict], str | Non
 
     ``args``: ``limit``, ``cursor``, and the filters ``incident``, ``status`` and ``channel``.
     """
-    limit = _limit(args, DEFAULT_NOTIFICATIONS, MAX_NOTIFICATIONS)
+    limit = page_limit(args, DEFAULT_NOTIFICATIONS, MAX_NOTIFICATIONS)
     status = _choice(args, "status", NOTIFICATION_STATUSES)
     query = select(Notification)
-    for column, value in ((Notification.incident_id, _text(args, "incident", MAX_ID_CHARS)),
+    for column, value in ((Notification.incident_id, text_filter(args, "incident", MAX_ID_CHARS)),
                           (Notification.status, status),
-                          (Notification.channel, _text(args, "channel", MAX_CHANNEL_CHARS))):
+                          (Notification.channel, text_filter(args, "channel", MAX_CHANNEL_CHARS))):
         if value is not None:
             query = query.where(column == value)
     raw = args.get("cursor")
     if raw is not None:
-        start = _decode(raw, ("notifications",), int)["notifications"]
+        start = decode_cursor(raw, ("notifications",), int)["notifications"]
         if start is None:
             return [], None
-        query = query.where(_after(start, Notification.created_at, Notification.id))
+        query = query.where(after(start, Notification.created_at, Notification.id))
     query = query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit + 1)
     found = list(db.session.scalars(query))
     more = len(found) > limit
@@ -184,10 +194,10 @@ def notification_history(args: Mapping[str, str]) -> tuple[list[dict], str | Non
 def page_query(args: Mapping[str, str]) -> tuple[IncidentFilter, int, str | None]:
     """``GET /aiops/incidents``'s query string: (filters, limit, cursor); InvalidInput if bad."""
     filters = IncidentFilter.from_args(args)
-    limit = _limit(args, DEFAULT_LIMIT, MAX_LIMIT)
+    limit = page_limit(args, DEFAULT_LIMIT, MAX_LIMIT)
     cursor = args.get("cursor")
     if cursor is not None:
-        _decode(cursor, _LISTS, str)
+        decode_cursor(cursor, _LISTS, str)
     return filters, limit, cursor
 
 
@@ -231,23 +241,23 @@ def resolve(incident_id: str, by: str, comment: str, settings: Settings) -> Inci
     return change(incident_id, "resolve", by, comment, settings)
 
 
-# -- helpers ----------------------------------------------------------------------------
+# -- helpers (shared by the other paged lists: aiops.log_service) ------------------------
 
 
-def _after(position: pagination.Position, at, key):
+def after(position: pagination.Position, at, key):
     """Rows strictly after ``position`` in ``(at desc, key desc)`` order."""
     when, ident = position
     return or_(at < when, and_(at == when, key < ident))
 
 
-def _decode(cursor: str, names: tuple[str, ...], id_type: type) -> dict:
+def decode_cursor(cursor: str, names: tuple[str, ...], id_type: type) -> dict:
     try:
         return pagination.decode(cursor, names, id_type)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
 
 
-def _limit(args: Mapping[str, str], default: int, maximum: int) -> int:
+def page_limit(args: Mapping[str, str], default: int, maximum: int) -> int:
     try:
         return pagination.parse_limit(args.get("limit"), default, maximum)
     except ValueError as exc:
@@ -261,7 +271,7 @@ def _choice(args: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str
     return value
 
 
-def _text(args: Mapping[str, str], name: str, max_chars: int) -> str | None:
+def text_filter(args: Mapping[str, str], name: str, max_chars: int) -> str | None:
     """A free-text filter: at most a column's width, and no NUL byte (no database column holds one)."""
     value = args.get(name)
     if value is not None and (len(value) > max_chars or "\x00" in value):

@@ -22,6 +22,7 @@ import copy
 
 from flask import Blueprint, Flask, current_app, jsonify
 
+from aiops import log_service
 from aiops.incident_service import (
     DEFAULT_LIMIT,
     DEFAULT_NOTIFICATIONS,
@@ -70,6 +71,8 @@ LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "
                "incidents per list and page")
 CURSOR = query("cursor", {"type": "string", "maxLength": 1024},
                 "the 'next' value of the previous page (same filters); anything else is a 400")
+LOG_TIME = {"anyOf": [{"type": "string", "pattern": log_service.TIME_PATTERN},
+                     {"type": "string", "format": "date-time"}]}
 INCIDENT_ID = {"name": "incident_id", "in": "path", "required": True,
                "schema": {"type": "string", "maxLength": MAX_ID_CHARS},
                "description": "e.g. INC-1737404800-1"}
@@ -137,6 +140,24 @@ def _incident_paths() -> dict:
             ],
             "responses": {**ok(ref("NotificationList")), "400": error(400)},
         }},
+        "/aiops/logs": {"get": {
+            "summary": "Stored log records, newest first, filtered and paged",
+            "parameters": [
+                query("limit", {"type": "integer", "minimum": 1, "maximum": log_service.MAX_LIMIT,
+                                 "default": log_service.DEFAULT_LIMIT}, "records per page"),
+                query("service", {"type": "string", "maxLength": log_service.MAX_SERVICE_CHARS,
+                                  "pattern": NO_NUL}, "only this service's"),
+                query("severity", {"enum": list(log_service.SEVERITY_CHOICES)},
+                      "lowest severity shown: a SeverityNumber 0..24 or a level name"),
+                query("text", {"type": "string", "maxLength": log_service.MAX_TEXT_CHARS, "pattern": NO_NUL},
+                      "substring of the body (any case)"),
+                query("trace_id", {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}, "only this trace's"),
+                query("from", LOG_TIME, "from this time: epoch seconds or ISO 8601 (UTC without an offset)"),
+                query("to", LOG_TIME, "up to this time (same forms)"),
+                {**CURSOR, "description": "the 'next' value of the previous page"},
+            ],
+            "responses": {**ok(ref("LogList")), "400": error(400)},
+        }},
         "/aiops/metrics": {"get": {
             "summary": "Per-endpoint health over the metrics window",
             "responses": {**ok({"type": "object", "required": ["metrics"], "properties": {"metrics": {
@@ -171,30 +192,37 @@ def _product_paths() -> dict:
             "summary": "This document",
             "responses": {**ok({"type": "object", "required": ["openapi", "paths"]}), "400": error(400)},
         }},
-        "/v1/traces": {"post": {
-            "summary": "OTLP/HTTP trace ingest (protobuf or JSON, gzip or deflate)",
-            "description": "Status codes follow the OTLP/HTTP spec: 400 is never retried, 503 is (with "
-                           "Retry-After). Error bodies are a google.rpc.Status in the request's encoding, "
-                           "except a 415 for a content type that is not OTLP's (then the JSON error). The "
-                           "body may be compressed: Content-Encoding gzip or deflate.",
-            "requestBody": {"required": True, "content": {
-                PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
-                JSON: {"schema": ref("OtlpTraces")}}},
-            "responses": {
-                "200": _otlp("Stored (partialSuccess names the spans refused)", ref("OtlpResponse")),
-                "400": _otlp("Undecodable, or every span invalid; or an untrusted Host", ref("RpcStatus")),
-                "401": _otlp("The ingest token is missing or wrong", ref("RpcStatus")),
-                "413": _otlp("Over AIOPS_OTLP_MAX_BYTES after decompression, or too many spans or items",
-                             ref("RpcStatus")),
-                "415": {"description": "Not an OTLP content type (JSON error), or an unknown encoding",
-                        "content": {JSON: {"schema": {"anyOf": [ref("Error"), ref("RpcStatus")]}},
-                                    PROTOBUF: {"schema": {"type": "string", "format": "binary"}}}},
-                "503": {**_otlp("Overloaded or the store is down: retry after Retry-After", ref("RpcStatus")),
-                        "headers": {"Retry-After": {"schema": {"type": "string"}}}},
-            },
-            "x-ingest": True,
-        }},
+        "/v1/traces": _ingest("trace", "spans", "OtlpTraces", "OtlpResponse"),
+        "/v1/logs": _ingest("log", "log records", "OtlpLogs", "OtlpLogsResponse"),
     }
+
+
+def _ingest(signal: str, records: str, request: str, response: str) -> dict:
+    """``POST /v1/traces`` or ``/v1/logs``: one OTLP/HTTP contract."""
+    return {"post": {
+        "summary": f"OTLP/HTTP {signal} ingest (protobuf or JSON, gzip or deflate)",
+        "description": "Status codes follow the OTLP/HTTP spec: 400 is never retried, 503 is (with "
+                       "Retry-After). Error bodies are a google.rpc.Status in the request's encoding, "
+                       "except a 415 for a content type that is not OTLP's (then the JSON error). The "
+                       "body may be compressed: Content-Encoding gzip or deflate.",
+        "requestBody": {"required": True, "content": {
+            PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+            JSON: {"schema": ref(request)}}},
+        "responses": {
+            "200": _otlp(f"Stored (partialSuccess names the {records} refused)", ref(response)),
+            "400": _otlp(f"Undecodable, or every one of its {records} invalid; or an untrusted Host",
+                         ref("RpcStatus")),
+            "401": _otlp("The ingest token is missing or wrong", ref("RpcStatus")),
+            "413": _otlp(f"Over AIOPS_OTLP_MAX_BYTES after decompression, or too many {records} or items",
+                         ref("RpcStatus")),
+            "415": {"description": "Not an OTLP content type (JSON error), or an unknown encoding",
+                    "content": {JSON: {"schema": {"anyOf": [ref("Error"), ref("RpcStatus")]}},
+                                PROTOBUF: {"schema": {"type": "string", "format": "binary"}}}},
+            "503": {**_otlp("Overloaded or the store is down: retry after Retry-After", ref("RpcStatus")),
+                    "headers": {"Retry-After": {"schema": {"type": "string"}}}},
+        },
+        "x-ingest": True,
+    }}
 
 
 def _otlp(text: str, json_schema: dict) -> dict:
@@ -268,7 +296,7 @@ def document(app: Flask) -> dict:
             "readBasic": {"type": "http", "scheme": "basic",
                           "description": "AIOPS_API_TOKEN as the password (any user), for browsers"},
             "ingestToken": {"type": "http", "scheme": "bearer",
-                            "description": "AIOPS_INGEST_TOKEN (else AIOPS_API_TOKEN) for /v1/traces"},
+                            "description": "AIOPS_INGEST_TOKEN (else AIOPS_API_TOKEN) for /v1/*"},
             "ingestHeader": {"type": "apiKey", "in": "header", "name": "X-AIOps-Token",
                              "description": "the ingest token in a header of its own"},
         }},

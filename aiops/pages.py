@@ -1,4 +1,4 @@
-"""HTML pages: the dashboard and an incident's page (server-rendered, autoescaped).
+"""HTML pages: the dashboard, an incident's page and the logs (server-rendered, autoescaped).
 
 Every string shown here came from telemetry (span names, services, exception
 and anomaly messages, incident titles) and is hostile. The templates are
@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 
-from aiops import auth, incident_service, metrics, waterfall
+from aiops import auth, incident_service, log_service, metrics, waterfall
 from aiops.detect import Thresholds
 from aiops.settings import current_settings
 from telemetry import store
@@ -210,6 +210,23 @@ def incident_page(incident_id: str):
     response = make_response(html)
     response.headers["Cache-Control"] = "no-store"  # the page carries this browser's CSRF token
     return auth.set_csrf_cookie(response, csrf)
+
+
+@bp.get("/logs")
+def logs_page():
+    """The stored log lines, newest first, with ``GET /aiops/logs``' filters and cursor; a bad
+    filter is the HTML error page (400). A trace id links to the incident that has that trace."""
+    args = {key: value for key, value in request.args.items() if value != ""}  # an empty field: no filter
+    filters, rows, cursor = log_service.list_logs(args)
+    traced = {r.trace_id for r in rows if r.trace_id}
+    return render_template(
+        "logs.html",
+        rows=rows,
+        args=args,
+        filters=filters,
+        next_args={**{k: v for k, v in args.items() if k != "cursor"}, "cursor": cursor} if cursor else None,
+        incidents=incident_service.incidents_by_trace(traced),
+    )
 
 
 def _form_action(incident_id: str, action: str):

@@ -116,7 +116,8 @@ class Settings:
         None, "AIOPS_DATABASE_URL", "SQLAlchemy URL; `postgresql+psycopg://user@host/db` works too", S,
         _text, shown="`sqlite:///` file `instance/aiops.db`")
     retention_hours: float = setting(
-        24.0, "AIOPS_RETENTION_HOURS", "spans older than this are pruned (in batches, by the worker)", S,
+        24.0, "AIOPS_RETENTION_HOURS", "spans and log records older than this are pruned (in batches, "
+        "by the worker)", S,
         _positive)
     record_requests: bool = setting(True, "AIOPS_RECORD_REQUESTS", "`0` turns request recording off", S,
         _bool)
@@ -254,6 +255,11 @@ class Settings:
                                   "after decompression (413 above)", OTLP, _count)
     otlp_max_spans: int = setting(50_000, "AIOPS_OTLP_MAX_SPANS", "spans in one request (413 above, checked "
                                   "before decoding)", OTLP, _count)
+    otlp_max_log_records: int = setting(50_000, "AIOPS_OTLP_MAX_LOG_RECORDS", "log records in one "
+                                        "`/v1/logs` request (413 above, checked before decoding)", OTLP,
+                                        _count)
+    log_body_max: int = setting(8 * 1024, "AIOPS_LOG_BODY_MAX", "characters of a log record's body that "
+                                "are stored (the rest is cut)", OTLP, _count)
     otlp_max_items: int = setting(500_000, "AIOPS_OTLP_MAX_ITEMS",
         "decoded items (spans, attributes, events, "
                                   "links, nested values) in one request (413 above)", OTLP, _count)

@@ -103,10 +103,10 @@ class Worker:
             try:
                 prune_cycles(cutoff)
                 removed = store.prune_spans(db.engine, cutoff)
-                if removed:
-                    log.info(
-                        "retention: pruned %d spans older than %.1f h", removed, self.settings.retention_hours
-                    )
+                logs = store.prune_logs(db.engine, cutoff)
+                if removed or logs:
+                    log.info("retention: pruned %d spans and %d log records older than %.1f h",
+                             removed, logs, self.settings.retention_hours)
             except Exception:
                 log.exception("retention pass failed")
             finally:

@@ -156,11 +156,12 @@ class Batches:
 
 
 def post_batches(port: int, batches: Batches, first: int, clients: int,
-                 seconds: float) -> tuple[int, int, float, int]:
+                 seconds: float, path: str = "/v1/traces") -> tuple[int, int, float, int]:
     """Post batches ``first``, ``first + 1`` ... from ``clients`` keep-alive connections for ``seconds``.
 
     Returns (batches answered 200, other answers, elapsed seconds, the next
-    batch number). The bodies are made before the clock starts (up to 100,000
+    batch number). ``path``: ``/v1/traces``, or ``/v1/logs`` for bench/ingest_logs.py.
+    The bodies are made before the clock starts (up to 100,000
     spans/s worth), so the client takes little of the CPU the server needs.
     """
     ready = [batches.body(k) for k in range(first, first + int(seconds * 100_000 / BATCH) + clients)]
@@ -179,7 +180,7 @@ def post_batches(port: int, batches: Batches, first: int, clients: int,
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         start.wait()
         while time.perf_counter() < stop_at[0]:
-            conn.request("POST", "/v1/traces", body=body(next(counter)), headers=headers)
+            conn.request("POST", path, body=body(next(counter)), headers=headers)
             response = conn.getresponse()
             response.read()
             if response.status == 200:

@@ -10,6 +10,7 @@ not arrived (it is still hanging).
 from __future__ import annotations
 
 import http.client
+import logging
 import random
 import threading
 import time
@@ -24,6 +25,7 @@ from aiops.settings import current_settings
 from simulation import faults
 
 bp = Blueprint("shop", __name__)
+log = logging.getLogger(__name__)  # its records are stored with the request's trace (telemetry.log_bridge)
 _local = threading.local()
 
 
@@ -56,11 +58,17 @@ def _apply_fault(endpoint: str) -> None:
         return
     if fault["timeout"]:
         # Hang past any caller's timeout, as a stuck dependency would.
+        log.warning("%s: waiting on a stuck resource", endpoint)
         time.sleep(current_settings().demo_timeout + 1.0)
     if fault["delay_ms"]:
+        log.warning("%s: slow backend, %d ms spent waiting", endpoint, fault["delay_ms"])
         time.sleep(fault["delay_ms"] / 1000.0)
     if fault["error_rate"] and random.random() < fault["error_rate"]:
-        raise InjectedFault(f"injected error on {endpoint}")
+        try:
+            raise InjectedFault(f"injected error on {endpoint}")
+        except InjectedFault as error:
+            log.exception("%s failed: %s", endpoint, error)  # as real code logs before it gives up
+            raise
 
 
 def _dropped(exc: requests.ConnectionError) -> bool:
@@ -144,13 +152,16 @@ def _call(method: str, endpoint: str, json=None) -> dict:
             call["status_code"] = response.status_code
     except requests.Timeout as exc:
         telemetry.record_exception(exc)
+        log.error("call to %s timed out after %gs", endpoint, timeout, exc_info=exc)
         raise GatewayTimeout(f"{endpoint} did not answer within {timeout:g}s") from exc
     except requests.RequestException as exc:
         telemetry.record_exception(exc)
+        log.error("call to %s failed: %s", endpoint, type(exc).__name__, exc_info=exc)
         raise BadGateway(f"{endpoint} could not be reached: {type(exc).__name__}") from exc
     if response.status_code >= 500:
         err = BadGateway(f"{endpoint} answered {response.status_code}")
         telemetry.record_exception(err)
+        log.error("call to %s answered %d", endpoint, response.status_code)
         raise err
     return response.json()
 

@@ -1,7 +1,9 @@
 """Recording requests as spans and storing them.
 
 ``init_app`` wires the database, the span buffer and the configured recorder
-(``lean`` by default, ``otel`` on request) into the app, and ``GET /metrics``
+(``lean`` by default, ``otel`` on request) into the app, the bridge that stores
+the app's own log records with their request's trace (:mod:`telemetry.log_bridge`),
+and ``GET /metrics``
 (the product's own Prometheus metrics, :mod:`telemetry.selfmetrics`). Nothing
 here connects to the database or starts a thread until a request or command needs it.
 """
@@ -13,12 +15,12 @@ from contextlib import nullcontext
 
 from flask import Flask, Response, current_app, request
 
-from telemetry import selfmetrics
+from telemetry import log_bridge, selfmetrics
 from telemetry.buffer import SpanBuffer
 from telemetry.db import configure_engine, db
 from telemetry.otlp_limits import InflightBudget
 from telemetry.rows import ServiceNames
-from telemetry.store import insert_spans
+from telemetry.store import insert_logs, insert_spans
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,12 @@ def init_app(app: Flask, settings, names: ServiceNames) -> None:
         app.wsgi_app = recorder
 
     app.extensions["aiops_buffer"] = buffer
+    if settings.record_requests:
+        # The request's own log records, with its trace and span ids (telemetry.log_bridge).
+        log_buffer = SpanBuffer(lambda rows: insert_logs(engine, rows),
+                                flush_interval=settings.flush_interval, max_size=settings.buffer_max)
+        app.extensions[log_bridge.EXTENSION] = (log_buffer, names, settings.log_body_max)
+        log_bridge.install()
     inflight = settings.otlp_inflight_bytes
     if inflight < settings.otlp_max_bytes:
         raise ValueError("AIOPS_OTLP_INFLIGHT_BYTES must be at least AIOPS_OTLP_MAX_BYTES "

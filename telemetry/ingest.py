@@ -1,4 +1,10 @@
-"""``POST /v1/traces``: OTLP/HTTP trace ingest (the Flask edge of :mod:`telemetry.otlp`).
+"""``POST /v1/traces`` and ``POST /v1/logs``: OTLP/HTTP ingest (the Flask edge of
+:mod:`telemetry.otlp` and :mod:`telemetry.otlp_logs`).
+
+Both routes share one contract, below (for logs read "log records" for
+"spans", ``ExportLogsServiceResponse`` with ``rejected_log_records``,
+:class:`telemetry.otlp_logs.LogChecks` and ``AIOPS_OTLP_MAX_LOG_RECORDS``);
+a :class:`Signal` is all that differs.
 
 Point an OpenTelemetry SDK or Collector's ``otlphttp`` exporter here, with
 protobuf or JSON, gzip or not. Status codes follow the OTLP/HTTP spec, since
@@ -41,15 +47,18 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from google.rpc import code_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from telemetry import app_settings, otlp, otlp_limits, selfmetrics
+from telemetry import app_settings, otlp, otlp_limits, otlp_logs, selfmetrics
 from telemetry.db import db
-from telemetry.store import insert_spans
+from telemetry.store import insert_logs, insert_spans
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +108,48 @@ def span_checks(settings) -> otlp.SpanChecks:
     )
 
 
-def _decode(content_type: str, coding: str | None, settings, budget: otlp_limits.InflightBudget):
+def log_checks(settings) -> otlp_logs.LogChecks:
+    """The live-ingest rules for log records (the spans' clock and size rules)."""
+    return otlp_logs.LogChecks(
+        now=time.time(),
+        max_age=settings.otlp_max_age,
+        max_ahead=settings.otlp_max_ahead,
+        max_attributes=settings.otlp_max_attributes,
+        own_services=frozenset({settings.service_name}),
+    )
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What one OTLP route decodes, maps, stores and answers."""
+
+    message_type: type
+    schema: otlp_limits.Schema
+    max_records: Callable  # settings -> records allowed per request
+    to_rows: Callable  # (message, settings) -> otlp.Mapped
+    insert: Callable  # (engine, rows) -> None
+    response: Callable  # Mapped -> the Export*ServiceResponse
+    store: str
+
+    def count(self, message) -> int:
+        """Records in a decoded request (JSON has no wire scan to count them before decoding)."""
+        if self.message_type is ExportLogsServiceRequest:
+            return sum(len(sl.log_records) for rl in message.resource_logs for sl in rl.scope_logs)
+        return sum(len(ss.spans) for rs in message.resource_spans for ss in rs.scope_spans)
+
+
+TRACES = Signal(ExportTraceServiceRequest, otlp_limits.TRACES, lambda s: s.otlp_max_spans,
+                lambda message, s: otlp.to_rows(message, span_checks(s)),
+                lambda engine, rows: insert_spans(engine, rows),  # looked up per call (tests replace it)
+                otlp.export_response, "span store")
+LOGS = Signal(ExportLogsServiceRequest, otlp_limits.LOGS, lambda s: s.otlp_max_log_records,
+              lambda message, s: otlp_logs.to_log_rows(message, log_checks(s), s.log_body_max),
+              lambda engine, rows: insert_logs(engine, rows),
+              otlp_logs.export_response, "log store")
+
+
+def _decode(content_type: str, coding: str | None, settings, budget: otlp_limits.InflightBudget,
+            signal: Signal = TRACES):
     """Read, decompress, bound and decode the body: (message, bytes reserved in ``budget``).
 
     The body's bytes are reserved as they arrive; then what decoding will
@@ -114,21 +164,27 @@ def _decode(content_type: str, coding: str | None, settings, budget: otlp_limits
             return True
         return False
 
-    limits = otlp_limits.Limits(settings.otlp_max_spans, settings.otlp_max_items)
+    limits = otlp_limits.Limits(signal.max_records(settings), settings.otlp_max_items)
+    kind = signal.message_type
     try:
         body = otlp.read_body(_chunks(request.stream), coding=coding, limit=settings.otlp_max_bytes,
                               reserve=reserve)
         if not body:
-            return otlp.parse(body, content_type), reserved
+            return otlp.parse(body, content_type, kind), reserved
         if content_type == otlp.JSON:
             expected = len(body) * otlp_limits.JSON_FACTOR
         else:
-            expected = otlp_limits.scan_protobuf(body, limits) * otlp_limits.ITEM_BYTES
+            expected = otlp_limits.scan_protobuf(body, limits, signal.schema) * otlp_limits.ITEM_BYTES
         if not reserve(expected):
             raise otlp.Overloaded(otlp.OVERLOADED)
         if content_type == otlp.JSON:
-            return otlp.parse_json(body, object_hook=otlp_limits.json_object_counter(limits)), reserved
-        return otlp.parse(body, content_type), reserved
+            hook = otlp_limits.json_object_counter(limits)
+            message = otlp.parse_json(body, object_hook=hook, message_type=kind)
+            if signal.count(message) > limits.max_records:
+                raise otlp.PayloadTooLarge(f"more than {limits.max_records} {signal.schema.records} in one "
+                                           f"request ({signal.schema.setting}): send smaller batches")
+            return message, reserved
+        return otlp.parse(body, content_type, kind), reserved
     except BaseException:
         budget.give(reserved[0])
         raise
@@ -136,6 +192,15 @@ def _decode(content_type: str, coding: str | None, settings, budget: otlp_limits
 
 @bp.post("/v1/traces")
 def export_traces():
+    return _export(TRACES)
+
+
+@bp.post("/v1/logs")
+def export_logs():
+    return _export(LOGS)
+
+
+def _export(signal: Signal) -> Response:
     content_type = request.mimetype
     if content_type not in otlp.CONTENT_TYPES:
         response = jsonify(
@@ -162,7 +227,7 @@ def export_traces():
     request.max_content_length = limit + GZIP_SLACK
     budget = current_app.extensions["aiops_otlp_budget"]
     try:
-        message, reserved = _decode(content_type, coding, settings, budget)
+        message, reserved = _decode(content_type, coding, settings, budget, signal)
     except RequestEntityTooLarge:
         return _status(413, code_pb2.RESOURCE_EXHAUSTED,
                        f"body is over the limit of {limit} bytes (AIOPS_OTLP_MAX_BYTES)", content_type)
@@ -175,28 +240,32 @@ def export_traces():
     except otlp.OtlpError as exc:
         return _status(400, code_pb2.INVALID_ARGUMENT, str(exc), content_type)
     try:
-        mapped = otlp.to_rows(message, span_checks(settings))
+        mapped = signal.to_rows(message, settings)
         del message  # the rows are all that is kept
-        return _store(mapped, content_type)
+        return _store(mapped, content_type, signal)
     finally:
         budget.give(reserved[0])
 
 
-def _store(mapped: otlp.Mapped, content_type: str) -> Response:
+def _store(mapped: otlp.Mapped, content_type: str, signal: Signal) -> Response:
+    counted = signal is TRACES  # the self-metrics count spans; log batches are not in them yet
     if mapped.rejected and not mapped.rows:
-        selfmetrics.otlp_batch(stored=0, rejected=mapped.rejected)
+        if counted:
+            selfmetrics.otlp_batch(stored=0, rejected=mapped.rejected)
         return _status(400, code_pb2.INVALID_ARGUMENT, mapped.error_message, content_type)
     try:
-        insert_spans(db.engine, mapped.rows)
+        signal.insert(db.engine, mapped.rows)
     except Exception:  # noqa: BLE001 - any store failure is retryable for the client
-        log.exception("could not store an OTLP batch of %d spans", len(mapped.rows))
-        selfmetrics.otlp_batch(stored=0, rejected=0, failed=True)
-        response = _status(503, code_pb2.UNAVAILABLE, "the span store is unavailable; retry later",
+        log.exception("could not store an OTLP batch of %d %ss", len(mapped.rows), mapped.noun)
+        if counted:
+            selfmetrics.otlp_batch(stored=0, rejected=0, failed=True)
+        response = _status(503, code_pb2.UNAVAILABLE, f"the {signal.store} is unavailable; retry later",
                            content_type)
         response.headers["Retry-After"] = RETRY_AFTER
         return response
-    selfmetrics.otlp_batch(stored=len(mapped.rows), rejected=mapped.rejected)
+    if counted:
+        selfmetrics.otlp_batch(stored=len(mapped.rows), rejected=mapped.rejected)
     if mapped.rejected:
-        log.info("OTLP batch: stored %d spans, %s", len(mapped.rows), mapped.error_message)
-    return Response(otlp.encode(otlp.export_response(mapped), content_type), status=200,
+        log.info("OTLP batch: stored %d %ss, %s", len(mapped.rows), mapped.noun, mapped.error_message)
+    return Response(otlp.encode(signal.response(mapped), content_type), status=200,
                     content_type=content_type)

@@ -70,3 +70,47 @@ class Span(db.Model):
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in ("id", *SPAN_FIELDS)}
+
+
+# Column order of the log tuples the OTLP mapping and the logging handler produce.
+LOG_FIELDS = (
+    "time",
+    "service",
+    "severity_number",
+    "severity_text",
+    "body",
+    "trace_id",
+    "span_id",
+    "attributes",
+)
+
+
+class LogRecord(db.Model):
+    """One log record, from OTLP ingest or the product's own logging handler.
+
+    ``id`` grows in commit order like the spans' (a reader takes "what arrived
+    since" as a key range). ``template_id`` is filled later by the template
+    miner; ``attributes`` holds a small JSON object of the keys that matter.
+    """
+
+    __tablename__ = "logs"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    time: Mapped[float] = mapped_column(Float)  # seconds since the epoch (UTC)
+    service: Mapped[str] = mapped_column(String(255))
+    severity_number: Mapped[int] = mapped_column(SmallInteger, default=0)
+    severity_text: Mapped[str | None] = mapped_column(String(32))
+    body: Mapped[str | None] = mapped_column(Text)
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+    span_id: Mapped[str | None] = mapped_column(String(16))
+    attributes: Mapped[str | None] = mapped_column(Text)
+    template_id: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_logs_time", "time"),
+        Index("ix_logs_service_time", "service", "time"),
+        Index("ix_logs_trace_id", "trace_id"),
+        Index("ix_logs_template_id", "template_id"),
+    )

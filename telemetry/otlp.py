@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
@@ -166,32 +167,45 @@ class _Growing:
 # -- decoding -----------------------------------------------------------------------
 
 
-def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
+def parse_protobuf(body: bytes, message_type=ExportTraceServiceRequest):
     """Decode protobuf; a string that is not valid UTF-8 is repaired (U+FFFD), not fatal.
 
     The strict decoder refuses the whole batch for one bad string, and a 400
-    is never retried, so the valid spans beside it would be lost.
+    is never retried, so the valid spans (or log records) beside it would be lost.
+    ``message_type`` is the request: ``ExportTraceServiceRequest`` or ``ExportLogsServiceRequest``.
     """
+    name = message_type.DESCRIPTOR.name
     try:
-        return ExportTraceServiceRequest.FromString(body)
+        return message_type.FromString(body)
     except (DecodeError, RecursionError, ValueError) as exc:
         error = exc
-    repaired = repair_utf8(body)
+    repaired = repair_utf8(body, message_type)
     if repaired is not None:
         try:
-            return ExportTraceServiceRequest.FromString(repaired)
+            return message_type.FromString(repaired)
         except (DecodeError, RecursionError, ValueError):
             pass
-    raise OtlpError(f"body is not a valid ExportTraceServiceRequest (protobuf): {error}") from None
+    raise OtlpError(f"body is not a valid {name} (protobuf): {error}") from None
 
 
-def parse_json(body: bytes | str, object_hook=None) -> ExportTraceServiceRequest:
+def parse_json(body: bytes | str, object_hook=None, message_type=ExportTraceServiceRequest):
     """Decode OTLP/JSON (hex ids, enums as integers or names, int64 as strings or numbers).
 
     Invalid UTF-8 and lone surrogates (``"\\ud800"``) become U+FFFD instead of
     failing the whole batch. ``object_hook`` sees every object as it is
     built (the decoding limits count them).
     """
+    return _message(_load_json(body, object_hook), message_type)
+
+
+def parse_json_any(body: bytes | str):
+    """A trace or a logs request, told apart by content (``resourceLogs`` or not), as replay needs."""
+    doc = _load_json(body)
+    logs = isinstance(doc, dict) and ("resourceLogs" in doc or "resource_logs" in doc)
+    return _message(doc, ExportLogsServiceRequest if logs else ExportTraceServiceRequest)
+
+
+def _load_json(body: bytes | str, object_hook=None):
     if isinstance(body, bytes | bytearray):
         body = bytes(body).decode("utf-8", "replace")
     try:
@@ -202,29 +216,33 @@ def parse_json(body: bytes | str, object_hook=None) -> ExportTraceServiceRequest
         raise OtlpError(f"body is not valid JSON: {exc}") from None
     if SURROGATE_ESCAPE.search(body):
         doc = repair_surrogates(doc)
+    return doc
+
+
+def _message(doc, message_type):
+    name = message_type.DESCRIPTOR.name
     if not isinstance(doc, dict):
-        raise OtlpError("body must be a JSON object (an ExportTraceServiceRequest)")
-    misplaced = _not_a_message(doc)
+        raise OtlpError(f"body must be a JSON object (an {name})")
+    misplaced = _not_a_message(doc, message_type)
     if misplaced is not None:
-        raise OtlpError(f"body is not a valid ExportTraceServiceRequest (JSON): {misplaced} "
-                        "must be an object")
-    _hex_ids_to_base64(doc)
-    message = ExportTraceServiceRequest()
+        raise OtlpError(f"body is not a valid {name} (JSON): {misplaced} must be an object")
+    _hex_ids_to_base64(doc, _ID_PATHS[message_type])
+    message = message_type()
     try:
         json_format.ParseDict(doc, message, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
-        raise OtlpError(f"body is not a valid ExportTraceServiceRequest (JSON): {exc}") from None
+        raise OtlpError(f"body is not a valid {name} (JSON): {exc}") from None
     return message
 
 
-def _not_a_message(doc: dict) -> str | None:
+def _not_a_message(doc: dict, message_type=ExportTraceServiceRequest) -> str | None:
     """The path of the first value that stands where a message belongs but is not an object.
 
     ``json_format`` with ``ignore_unknown_fields`` reads a string there as a
     mapping of its characters, all unknown fields: ``{"resourceSpans": ["x"]}``
     would be one empty resource and a 200, where a wrong type is a 400.
     """
-    todo = [(doc, ExportTraceServiceRequest.DESCRIPTOR, "")]
+    todo = [(doc, message_type.DESCRIPTOR, "")]
     while todo:
         value, descriptor, path = todo.pop()
         for fd in descriptor.fields:
@@ -245,14 +263,14 @@ def _not_a_message(doc: dict) -> str | None:
     return None
 
 
-def parse(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+def parse(body: bytes, content_type: str, message_type=ExportTraceServiceRequest):
     if not body:
         # A zero-length body is technically an empty protobuf message, but no
         # exporter sends one: it is a client or proxy bug worth a clear 400.
-        raise OtlpError("empty body: expected an ExportTraceServiceRequest")
+        raise OtlpError(f"empty body: expected an {message_type.DESCRIPTOR.name}")
     if content_type == JSON:
-        return parse_json(body)
-    return parse_protobuf(body)
+        return parse_json(body, message_type=message_type)
+    return parse_protobuf(body, message_type)
 
 
 def _items(obj: dict, *names: str) -> list:
@@ -270,26 +288,37 @@ def _hex_to_b64(value: str) -> str:
         return _BAD_ID
 
 
-def _hex_ids_to_base64(doc: dict) -> None:
+# Where each request keeps its records (JSON and proto names), for the hex id rewrite.
+_ID_PATHS = {
+    ExportTraceServiceRequest: (("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"),
+                                ("spans",)),
+    ExportLogsServiceRequest: (("resourceLogs", "resource_logs"), ("scopeLogs", "scope_logs"),
+                               ("logRecords", "log_records")),
+}
+_ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
+
+
+def _hex_ids_to_base64(doc: dict, paths=_ID_PATHS[ExportTraceServiceRequest]) -> None:
     """Rewrite OTLP/JSON hex ids as the base64 proto3 JSON expects (in place).
 
     A string that is not hex becomes an id of the wrong length, so that span
-    alone is rejected. Links are dropped: nothing downstream reads them.
+    (or log record) alone is rejected. Span links are dropped: nothing downstream reads them.
     """
-    for rs in _items(doc, "resourceSpans", "resource_spans"):
+    (resources, scopes, records) = paths
+    for rs in _items(doc, *resources):
         if not isinstance(rs, dict):
             continue
-        for ss in _items(rs, "scopeSpans", "scope_spans"):
+        for ss in _items(rs, *scopes):
             if not isinstance(ss, dict):
                 continue
-            for span in _items(ss, "spans"):
-                if not isinstance(span, dict):
+            for record in _items(ss, *records):
+                if not isinstance(record, dict):
                     continue
-                span.pop("links", None)
-                for key in ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id"):
-                    value = span.get(key)
+                record.pop("links", None)
+                for key in _ID_KEYS:
+                    value = record.get(key)
                     if isinstance(value, str):
-                        span[key] = _hex_to_b64(value)
+                        record[key] = _hex_to_b64(value)
 
 
 def to_json_dict(message: Message) -> dict:
@@ -321,16 +350,17 @@ class Mapped:
     rows: list[tuple] = field(default_factory=list)
     rejected: int = 0
     reasons: Counter = field(default_factory=Counter)
+    noun: str = "span"
 
     @property
     def error_message(self) -> str:
         if not self.rejected:
             return ""
         why = "; ".join(f"{n} x {reason}" for reason, n in self.reasons.most_common())
-        return f"{self.rejected} span(s) rejected: {why}"
+        return f"{self.rejected} {self.noun}(s) rejected: {why}"
 
 
-def _clean(value: str | None, limit: int) -> str | None:
+def clean(value: str | None, limit: int) -> str | None:
     if not value:
         return None
     if "\x00" in value:
@@ -341,7 +371,7 @@ def _clean(value: str | None, limit: int) -> str | None:
     return value[:limit] or None
 
 
-def _scalar(any_value):
+def scalar(any_value):
     which = any_value.WhichOneof("value")
     if which == "string_value":
         return any_value.string_value
@@ -358,7 +388,7 @@ def _wanted_attrs(attributes, wanted=_WANTED) -> dict:
     out = {}
     for kv in attributes:
         if kv.key in wanted:
-            value = _scalar(kv.value)
+            value = scalar(kv.value)
             if value is not None and value != "":
                 out[kv.key] = value
     return out
@@ -389,18 +419,18 @@ def _exception(events) -> tuple[str | None, str | None, str | None]:
         return None, None, None
     attrs = _wanted_attrs(found.attributes, _EXCEPTION_KEYS)
     return (
-        _clean(_text(attrs.get("exception.type")), _MAX_EXC_TYPE),
-        _clean(_text(attrs.get("exception.message")), _MAX_TEXT),
-        _clean(_text(attrs.get("exception.stacktrace")), _MAX_TEXT),
+        clean(_text(attrs.get("exception.type")), _MAX_EXC_TYPE),
+        clean(_text(attrs.get("exception.message")), _MAX_TEXT),
+        clean(_text(attrs.get("exception.stacktrace")), _MAX_TEXT),
     )
 
 
-def _service_name(resource) -> str:
+def service_name(resource) -> str:
     for kv in resource.attributes:
         if kv.key == "service.name":
-            name = _scalar(kv.value)
+            name = scalar(kv.value)
             if name not in (None, ""):
-                return _clean(str(name), _MAX_SERVICE) or UNKNOWN_SERVICE
+                return clean(str(name), _MAX_SERVICE) or UNKNOWN_SERVICE
     return UNKNOWN_SERVICE
 
 
@@ -423,7 +453,7 @@ def span_row(span, service: str) -> tuple:
     """One OTLP ``Span`` (already validated) as a row in ``SPAN_FIELDS`` order."""
     attrs = _wanted_attrs(span.attributes)
     kind = span.kind if KIND_UNSPECIFIED <= span.kind <= KIND_CONSUMER else KIND_UNSPECIFIED
-    method = _clean(_text(attrs.get("http.request.method") or attrs.get("http.method")), _MAX_METHOD)
+    method = clean(_text(attrs.get("http.request.method") or attrs.get("http.method")), _MAX_METHOD)
     status_code = _status_code(attrs.get("http.response.status_code", attrs.get("http.status_code")))
     route = attrs.get("http.route")
     if kind == KIND_SERVER and isinstance(route, str):
@@ -442,14 +472,14 @@ def span_row(span, service: str) -> tuple:
         span.span_id.hex(),
         parent,
         service,
-        _clean(endpoint, _MAX_ENDPOINT) or UNNAMED,
+        clean(endpoint, _MAX_ENDPOINT) or UNNAMED,
         kind,
         method,
         status_code,
         error,
         start_ns / 1e9,
         (end_ns - start_ns) / 1e6,
-        _clean(_text(peer), _MAX_PEER),
+        clean(_text(peer), _MAX_PEER),
         *_exception(span.events),
     )
 
@@ -457,7 +487,7 @@ def span_row(span, service: str) -> tuple:
 def iter_spans(request: ExportTraceServiceRequest) -> Iterator[tuple[str, object]]:
     """(service name, span) for every span of the request."""
     for rs in request.resource_spans:
-        service = _service_name(rs.resource)
+        service = service_name(rs.resource)
         for ss in rs.scope_spans:
             for span in ss.spans:
                 yield service, span

@@ -4,10 +4,12 @@ Bytes alone do not bound the cost: an empty span is 2 bytes of protobuf, so
 an 8 MB body (an 8 KB gzip) can carry 4 million spans, and decoding those
 into messages takes hundreds of MB. So before the official decoder builds a
 single message, :func:`scan_protobuf` walks the wire format of an
-``ExportTraceServiceRequest`` (tags and lengths only, nothing allocated) and
-counts what decoding would create: spans, and every message inside them
-(attributes, events, links, nested array and key-value values). Over
-``max_spans`` or ``max_items`` the request is a 413 before it costs memory.
+``ExportTraceServiceRequest`` or ``ExportLogsServiceRequest`` (tags and
+lengths only, nothing allocated; a :class:`Schema` says which fields hold
+messages) and counts what decoding would create: records (spans or log
+records), and every message inside them (attributes, events, links, bodies,
+nested array and key-value values). Over ``max_records`` or ``max_items`` the
+request is a 413 before it costs memory.
 For OTLP/JSON, :func:`json_object_counter` counts objects as ``json.loads``
 builds them and stops it at the limit.
 
@@ -28,17 +30,12 @@ ITEM_BYTES = 200  # a decoded message's rough size in memory (upb message + Pyth
 MAX_DEPTH = 100  # nesting the protobuf decoder accepts (its recursion limit)
 JSON_FACTOR = 8  # a JSON body's decoded objects (dicts, then messages) per byte of text, roughly
 
-# Message kinds of the trace request, and which of their fields hold messages we count.
-_REQ, _RS, _RES, _SS, _SCOPE, _SPAN, _EVENT, _LINK, _KV, _ANY, _ARR, _KVL = range(12)
-_CHILDREN: dict[int, dict[int, int]] = {
-    _REQ: {1: _RS},
-    _RS: {1: _RES, 2: _SS},
+# Message kinds of the trace and logs requests (the request, kind 0, first), and which of their
+# fields hold messages we count.
+_REQ, _RS, _RES, _SS, _SCOPE, _SPAN, _EVENT, _LINK, _KV, _ANY, _ARR, _KVL, _LOG = range(13)
+_COMMON: dict[int, dict[int, int]] = {
     _RES: {1: _KV},
-    _SS: {1: _SCOPE, 2: _SPAN},
     _SCOPE: {3: _KV},
-    _SPAN: {9: _KV, 11: _EVENT, 13: _LINK},
-    _EVENT: {3: _KV},
-    _LINK: {4: _KV},
     _KV: {2: _ANY},
     _ANY: {5: _ARR, 6: _KVL},
     _ARR: {1: _ANY},
@@ -47,11 +44,43 @@ _CHILDREN: dict[int, dict[int, int]] = {
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Per request: spans, and decoded items in all (the per-span caps are
-    :class:`telemetry.otlp.SpanChecks`': they reject a span, not the request)."""
+class Schema:
+    """One request type's nesting: ``children[kind][field number] = kind``, the record kind, and
+    what its limit is called."""
 
-    max_spans: int
+    name: str
+    children: dict[int, dict[int, int]]
+    record: int
+    records: str
+    setting: str
+
+
+TRACES = Schema("ExportTraceServiceRequest", {
+    _REQ: {1: _RS},
+    _RS: {1: _RES, 2: _SS},
+    _SS: {1: _SCOPE, 2: _SPAN},
+    _SPAN: {9: _KV, 11: _EVENT, 13: _LINK},
+    _EVENT: {3: _KV},
+    _LINK: {4: _KV},
+    **_COMMON,
+}, _SPAN, "spans", "AIOPS_OTLP_MAX_SPANS")
+
+LOGS = Schema("ExportLogsServiceRequest", {
+    _REQ: {1: _RS},  # resource_logs
+    _RS: {1: _RES, 2: _SS},  # resource, scope_logs
+    _SS: {1: _SCOPE, 2: _LOG},  # scope, log_records
+    _LOG: {5: _ANY, 6: _KV},  # body, attributes
+    **_COMMON,
+}, _LOG, "log records", "AIOPS_OTLP_MAX_LOG_RECORDS")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per request: records (spans or log records), and decoded items in all (the per-record
+    caps are :class:`telemetry.otlp.SpanChecks`' and its logs sibling's: they reject a record,
+    not the request)."""
+
+    max_records: int
     max_items: int
 
 
@@ -101,19 +130,20 @@ def _plain_kv(buf, start: int, end: int) -> bool:
     return size < 0x80 and pos + 2 + size == end
 
 
-def scan_protobuf(body: bytes, limits: Limits) -> int:
-    """Count the messages decoding ``body`` would create; raise before building any.
+def scan_protobuf(body: bytes, limits: Limits, schema: Schema = TRACES) -> int:
+    """Count the messages decoding ``body`` (a ``schema`` request) would create; raise before
+    building any.
 
-    Raises :class:`PayloadTooLarge` over ``limits.max_spans`` or
+    Raises :class:`PayloadTooLarge` over ``limits.max_records`` or
     ``limits.max_items``, :class:`OtlpError` for a wire format that is not
     well formed or nests deeper than the decoder would. Returns the count of
     items. The walk is depth first and keeps only the chain of open parents,
     so it allocates nothing that grows with the body. (Varints are read
     inline, one byte being the common case: this loop runs once per field.)
     """
-    items = spans = 0
-    max_items, max_spans = limits.max_items, limits.max_spans
-    children = _CHILDREN
+    items = records = 0
+    max_items, max_records, record = limits.max_items, limits.max_records, schema.record
+    children = schema.children
     buf = body
     parents: list[tuple[int, int, int]] = []
     kind, pos, end = _REQ, 0, len(buf)
@@ -149,11 +179,11 @@ def scan_protobuf(body: bytes, limits: Limits) -> int:
                 if items > max_items:
                     raise PayloadTooLarge(f"more than {max_items} decoded items in one request "
                                           "(AIOPS_OTLP_MAX_ITEMS): send smaller batches")
-                if child == _SPAN:
-                    spans += 1
-                    if spans > max_spans:
-                        raise PayloadTooLarge(f"more than {max_spans} spans in one request "
-                                              "(AIOPS_OTLP_MAX_SPANS): send smaller batches")
+                if child == record:
+                    records += 1
+                    if records > max_records:
+                        raise PayloadTooLarge(f"more than {max_records} {schema.records} in one request "
+                                              f"({schema.setting}): send smaller batches")
                 if child == _KV and _plain_kv(buf, start, pos):
                     items += 1  # its AnyValue
                     continue
@@ -174,7 +204,7 @@ def scan_protobuf(body: bytes, limits: Limits) -> int:
             else:
                 raise _Truncated
     except (_Truncated, IndexError):
-        raise OtlpError("body is not a valid ExportTraceServiceRequest (protobuf): "
+        raise OtlpError(f"body is not a valid {schema.name} (protobuf): "
                         "malformed, truncated or nested too deep") from None
 
 

@@ -1,9 +1,9 @@
 """Repairing strings in OTLP payloads, so one bad string never costs its batch. Pure logic.
 
 The official protobuf decoder refuses a whole request when one string field
-holds invalid UTF-8, and ``json_format`` refuses a lone surrogate
+holds invalid UTF-8 (trace and logs requests alike), and ``json_format`` refuses a lone surrogate
 (``"\\ud800"``) anywhere; a 400 is never retried by exporters, so every
-valid span beside the bad string would be lost. Here such strings become
+valid span or log record beside the bad string would be lost. Here such strings become
 U+FFFD instead. The protobuf repair decodes with a copy of the OTLP messages
 whose ``string`` fields are declared ``bytes`` (the same wire format, no UTF-8
 check), fixes those fields and re-encodes; it only runs when the strict
@@ -17,16 +17,26 @@ import re
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
-from opentelemetry.proto.trace.v1 import trace_pb2
+
+
+def _files_in_order(file) -> list:
+    """``file`` and the .proto files it imports, each after its own imports."""
+    order: list = []
+
+    def visit(f) -> None:
+        if f not in order:
+            for dep in f.dependencies:
+                visit(dep)
+            order.append(f)
+
+    visit(file)
+    return order
 
 
 @functools.cache
-def _lenient_request():
-    """The request message with every ``string`` field declared ``bytes`` (same wire format),
+def _lenient_request(message_type):
+    """``message_type`` with every ``string`` field declared ``bytes`` (same wire format),
     and the full names of those fields: decoding it never checks UTF-8."""
     pool = descriptor_pool.DescriptorPool()
     strings: set[str] = set()
@@ -39,19 +49,19 @@ def _lenient_request():
                     strings.add(f"{prefix}.{message.name}.{fd.name}")
             loosen(message.nested_type, f"{prefix}.{message.name}")
 
-    for module in (common_pb2, resource_pb2, trace_pb2, trace_service_pb2):
+    for file in _files_in_order(message_type.DESCRIPTOR.file):
         proto = descriptor_pb2.FileDescriptorProto()
-        module.DESCRIPTOR.CopyToProto(proto)
+        file.CopyToProto(proto)
         loosen(proto.message_type, proto.package)
         pool.Add(proto)
-    name = ExportTraceServiceRequest.DESCRIPTOR.full_name
+    name = message_type.DESCRIPTOR.full_name
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(name)), frozenset(strings)
 
 
-def repair_utf8(body: bytes) -> bytes | None:
-    """``body`` with every invalid UTF-8 sequence in a string field replaced by U+FFFD (None if
-    it is not even a well-formed message)."""
-    lenient, strings = _lenient_request()
+def repair_utf8(body: bytes, message_type=ExportTraceServiceRequest) -> bytes | None:
+    """``body`` (a ``message_type``: a trace or logs request) with every invalid UTF-8 sequence in
+    a string field replaced by U+FFFD (None if it is not even a well-formed message)."""
+    lenient, strings = _lenient_request(message_type)
     try:
         message = lenient.FromString(body)
     except (DecodeError, RecursionError, ValueError):

@@ -1,8 +1,15 @@
 """Replaying OTLP/JSON lines files into the store, with detection on the data's own clock.
 
 The input is what the OpenTelemetry Collector's file exporter writes: one
-``ExportTraceServiceRequest`` in OTLP/JSON per line, optionally gzipped
-(recognised by its magic bytes, whatever the file is called).
+``ExportTraceServiceRequest`` (or ``ExportLogsServiceRequest``: each line is
+told apart by its content, ``resourceLogs``) in OTLP/JSON per line, optionally
+gzipped (recognised by its magic bytes, whatever the file is called).
+
+Log records ride in the same windows as spans, by their own time: a window's
+spans and then its log records are inserted (each in time order) before its
+cycle runs, so detection sees both signals of a window together. The files of
+one recording (a trace file and its logs file) are read with
+``new_recording=False`` after the first, then flushed together.
 
 Files are replayed one after the other, in the order given. Inside a file,
 lines need not be in time order (exporters batch per service, so one line can
@@ -30,6 +37,7 @@ that insert rows and run a cycle, so this module knows nothing of Flask.
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import time
 import zlib
@@ -37,16 +45,55 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from telemetry import otlp
-from telemetry.models import SPAN_FIELDS
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from telemetry import otlp, otlp_logs
+from telemetry.models import LOG_FIELDS, SPAN_FIELDS
 
 Insert = Callable[[Sequence[tuple]], None]
 Cycle = Callable[[float], dict | None]
 Progress = Callable[[int], None]
 
 START = SPAN_FIELDS.index("start_time")
+LOG_TIME = LOG_FIELDS.index("time")
 INSERT_CHUNK = 20_000
 GZIP_MAGIC = b"\x1f\x8b"
+
+
+def file_kind(path: str | Path) -> str:
+    """``"logs"`` when the file's first line is an ``ExportLogsServiceRequest`` (``resourceLogs``),
+    else ``"traces"`` (told apart by content, whatever the file is called)."""
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        try:
+            for line in stream:
+                if line.strip():
+                    try:
+                        doc = json.loads(line)
+                    except ValueError:
+                        return "traces"  # malformed: replay reports it
+                    logs = isinstance(doc, dict) and ("resourceLogs" in doc or "resource_logs" in doc)
+                    return "logs" if logs else "traces"
+        except (OSError, EOFError, zlib.error):
+            pass
+    return "traces"
+
+
+def recordings(files: Sequence, kind: Callable[[object], str]) -> list[list]:
+    """Group files, in the order given, into recordings: runs of consecutive files with at most one
+    of each kind (``traces.gz logs.gz traces2.gz logs2.gz`` -> two recordings of two files)."""
+    groups: list[list] = []
+    kinds: set[str] = set()
+    for path in files:
+        k = kind(path)
+        if not groups or k in kinds:
+            groups.append([])
+            kinds = set()
+        groups[-1].append(path)
+        kinds.add(k)
+    return groups
 
 
 @dataclass
@@ -56,6 +103,8 @@ class ReplayStats:
     bad_lines: int = 0
     spans: int = 0
     rejected: int = 0
+    logs: int = 0
+    rejected_logs: int = 0
     late: int = 0
     cycles: int = 0
     idle_cycles: int = 0
@@ -77,10 +126,12 @@ class Replay:
         max_pending: int = 500_000,
         max_idle_cycles: int = 3,
         warn: Callable[[str], None] = lambda message: None,
+        insert_logs: Insert | None = None,
     ):
         if interval <= 0:
             raise ValueError("the detection interval must be positive")
         self.insert = insert
+        self.insert_logs = insert_logs  # None: log lines are counted and skipped
         self.cycle = cycle
         self.interval = float(interval)
         self.max_pending = max(1, max_pending)
@@ -89,21 +140,26 @@ class Replay:
         self.stats = ReplayStats()
         self.summaries: list[dict] = []
         self._pending: dict[int, list[tuple]] = {}
+        self._pending_logs: dict[int, list[tuple]] = {}
         self._pending_count = 0
         self._last_window: int | None = None  # last window replayed (any file)
         self._file_window: int | None = None  # last window replayed from the current file
 
     # -- reading ------------------------------------------------------------------
 
-    def read_file(self, path: str | Path, progress: Progress | None = None) -> None:
-        """Read one file's spans into windows (replaying early only under memory pressure).
+    def read_file(self, path: str | Path, progress: Progress | None = None,
+                  new_recording: bool = True) -> None:
+        """Read one file's spans and log records into windows (replaying early only under memory
+        pressure). ``new_recording=False``: the file belongs with the one read before it (its logs,
+        say), so its records may not land in windows that one already replayed.
 
         ``progress`` is called with the number of file bytes consumed since its last call.
         """
         started = time.perf_counter()
         path = Path(path)
         self.stats.files += 1
-        self._file_window = None
+        if new_recording:
+            self._file_window = None
         with open(path, "rb") as raw:
             gzipped = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
@@ -131,48 +187,61 @@ class Replay:
             return
         self.stats.lines += 1
         try:
-            mapped = otlp.to_rows(otlp.parse_json(line))
+            message = otlp.parse_json_any(line)
         except otlp.OtlpError as exc:
             self.stats.bad_lines += 1
             self.warn(f"{path}:{lineno}: skipped: {exc}")
             return
+        logs = isinstance(message, ExportLogsServiceRequest)
+        mapped = otlp_logs.to_log_rows(message) if logs else otlp.to_rows(message)
         if mapped.rejected:
-            self.stats.rejected += mapped.rejected
+            if logs:
+                self.stats.rejected_logs += mapped.rejected
+            else:
+                self.stats.rejected += mapped.rejected
             self.warn(f"{path}:{lineno}: {mapped.error_message}")
-        for row in mapped.rows:
-            self._add(row)
+        if logs:
+            for row in mapped.rows:
+                self._add(row, row[LOG_TIME], self._pending_logs)
+            self.stats.logs += len(mapped.rows)
+        else:
+            for row in mapped.rows:
+                self._add(row, row[START], self._pending)
+            self.stats.spans += len(mapped.rows)
         if self._pending_count > self.max_pending:
             self._replay_oldest(self.max_pending // 2)
 
-    def _add(self, row: tuple) -> None:
-        window = math.floor(row[START] / self.interval)
+    def _add(self, row: tuple, when: float, pending: dict[int, list[tuple]]) -> None:
+        window = math.floor(when / self.interval)
         if self._file_window is not None and window <= self._file_window:
             window = self._file_window + 1
             self.stats.late += 1
-        self._pending.setdefault(window, []).append(row)
+        pending.setdefault(window, []).append(row)
         self._pending_count += 1
-        self.stats.spans += 1
 
     # -- replaying ----------------------------------------------------------------
 
     def pending_cycles(self) -> int:
         """How many cycles :meth:`flush` will run (busy windows and the idle ones between)."""
-        return len(self._plan(sorted(self._pending)))
+        return len(self._plan(self._windows()))
+
+    def _windows(self) -> list[int]:
+        return sorted(self._pending.keys() | self._pending_logs.keys())
 
     def flush(self, on_cycle: Callable[[], None] | None = None) -> None:
-        """Replay every window read so far, oldest first (call after each file)."""
+        """Replay every window read so far, oldest first (call after each recording's files)."""
         started = time.perf_counter()
-        self._replay(sorted(self._pending), on_cycle)
+        self._replay(self._windows(), on_cycle)
         self.stats.seconds += time.perf_counter() - started
 
     def _replay_oldest(self, keep: int) -> None:
         windows = []
         left = self._pending_count
-        for window in sorted(self._pending):
+        for window in self._windows():
             if left <= keep:
                 break
             windows.append(window)
-            left -= len(self._pending[window])
+            left -= len(self._pending.get(window, ())) + len(self._pending_logs.get(window, ()))
         self._replay(windows, None)
 
     def _plan(self, windows: list[int]) -> list[tuple[int, bool]]:
@@ -190,11 +259,8 @@ class Replay:
     def _replay(self, windows: list[int], on_cycle: Callable[[], None] | None) -> None:
         for window, busy in self._plan(windows):
             if busy:
-                rows = self._pending.pop(window)
-                self._pending_count -= len(rows)
-                rows.sort(key=lambda r: r[START])
-                for i in range(0, len(rows), INSERT_CHUNK):
-                    self.insert(rows[i : i + INSERT_CHUNK])
+                self._insert(self._pending.pop(window, []), START, self.insert)
+                self._insert(self._pending_logs.pop(window, []), LOG_TIME, self.insert_logs)
                 self._file_window = window
             else:
                 self.stats.idle_cycles += 1
@@ -205,6 +271,14 @@ class Replay:
             self._last_window = window
             if on_cycle is not None:
                 on_cycle()
+
+    def _insert(self, rows: list[tuple], key: int, insert: Insert | None) -> None:
+        self._pending_count -= len(rows)
+        if insert is None:
+            return
+        rows.sort(key=lambda r: r[key])
+        for i in range(0, len(rows), INSERT_CHUNK):
+            insert(rows[i : i + INSERT_CHUNK])
 
     def incident_ids(self) -> list[str]:
         """Incidents the replay's cycles opened or updated, in the order first seen."""

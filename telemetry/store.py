@@ -1,4 +1,4 @@
-"""Span store service functions: batched inserts, reads for detection and pages, pruning."""
+"""Span and log store service functions: batched inserts, reads for detection and pages, pruning."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from functools import lru_cache
 from sqlalchemy import Engine, case, delete, func, select, text
 
 from telemetry.db import db, write_connection
-from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS, Span
+from telemetry.models import KIND_CLIENT, KIND_SERVER, LOG_FIELDS, SPAN_FIELDS, LogRecord, Span
 
 # PostgreSQL hands out ids at INSERT but shows the rows at COMMIT, so concurrent
 # writers can commit out of id order: a cycle that read up to max(id) would then
@@ -22,23 +22,22 @@ from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS, Span
 _SPAN_WRITE_LOCK = 0x41494F7053  # "AIOps"
 
 
-_COLUMNS_SQL = ", ".join(SPAN_FIELDS)
-# Rows per multi-row INSERT on SQLite: 256 x 15 = 3,840 parameters, within
-# SQLite's limit (32,766 since 3.32; 999 before, hence the smaller chunk there).
-_SQLITE_CHUNK = 256 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999 // len(SPAN_FIELDS)
+def _sqlite_chunk(fields: Sequence[str]) -> int:
+    """Rows per multi-row INSERT on SQLite: 256 x 15 = 3,840 parameters, within
+    SQLite's limit (32,766 since 3.32; 999 before, hence the smaller chunk there)."""
+    return 256 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999 // len(fields)
 
 
-@lru_cache(maxsize=8)
-def _sqlite_insert(rows: int) -> str:
-    one = "(" + ", ".join("?" * len(SPAN_FIELDS)) + ")"
-    return (f"INSERT OR IGNORE INTO {Span.__tablename__} ({_COLUMNS_SQL}) VALUES "
-            + ", ".join([one] * rows))
+@lru_cache(maxsize=16)
+def _sqlite_insert(table: str, fields: tuple[str, ...], rows: int) -> str:
+    one = "(" + ", ".join("?" * len(fields)) + ")"
+    return f"INSERT OR IGNORE INTO {table} ({', '.join(fields)}) VALUES " + ", ".join([one] * rows)
 
 
-def _executemany_insert(dialect) -> str:
+def _executemany_insert(dialect, table: str, fields: tuple[str, ...]) -> str:
     """One row's INSERT in the driver's placeholder style (``?`` or ``%s``), for ``executemany``."""
-    marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(SPAN_FIELDS))
-    return f"INSERT INTO {Span.__tablename__} ({_COLUMNS_SQL}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+    marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(fields))
+    return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
 
 
 def insert_spans(engine: Engine, rows: Sequence[tuple]) -> None:
@@ -62,29 +61,46 @@ def insert_spans(engine: Engine, rows: Sequence[tuple]) -> None:
     it once per chunk; alone it is also faster. PostgreSQL keeps psycopg's
     pipelined ``executemany``.
     """
+    _insert(engine, Span.__tablename__, SPAN_FIELDS, rows)
+
+
+def insert_logs(engine: Engine, rows: Sequence[tuple]) -> None:
+    """Insert log tuples (in ``LOG_FIELDS`` order) in one write transaction, the spans' way.
+
+    Log records have no identity of their own, so a batch a client retries after
+    we stored it is stored twice: at least once, never lost.
+    """
+    _insert(engine, LogRecord.__tablename__, LOG_FIELDS, rows)
+
+
+def _insert(engine: Engine, table: str, fields: tuple[str, ...], rows: Sequence[tuple]) -> None:
     if not rows:
         return
     rows = rows if isinstance(rows, list) else list(rows)
     with write_connection(engine) as conn:
         dialect = conn.dialect.name
         if dialect == "postgresql":
+            # Shared by span and log writers: a reader of either table's max id waits them out.
             conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": _SPAN_WRITE_LOCK})
         if dialect != "sqlite":
-            conn.exec_driver_sql(_executemany_insert(conn.dialect), rows)
+            conn.exec_driver_sql(_executemany_insert(conn.dialect, table, fields), rows)
             return
-        for start in range(0, len(rows), _SQLITE_CHUNK):
-            part = rows[start : start + _SQLITE_CHUNK]
+        chunk = _sqlite_chunk(fields)
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
             # A tuple is one parameter set (a list would mean executemany).
-            conn.exec_driver_sql(_sqlite_insert(len(part)), tuple(value for row in part for value in row))
+            conn.exec_driver_sql(_sqlite_insert(table, fields, len(part)),
+                                 tuple(value for row in part for value in row))
 
 
-def max_span_id() -> int:
-    """The highest span id such that every span with a smaller id is already committed."""
+def max_span_id(model=Span) -> int:
+    """The highest span id (or log id, ``model=LogRecord``) such that every row with a smaller
+    id is already committed."""
     if db.engine.dialect.name == "postgresql":
         with db.engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SPAN_WRITE_LOCK})
-            return conn.scalar(select(func.max(Span.id))) or 0
-    return db.session.scalar(select(func.max(Span.id))) or 0
+            return conn.scalar(select(func.max(model.id))) or 0
+    return db.session.scalar(select(func.max(model.id))) or 0
 
 
 _T = Span.__table__
@@ -167,11 +183,20 @@ def endpoint_stats(since: float, ignore_services: Sequence[str] = ()) -> list[di
 
 def prune_spans(engine: Engine, older_than: float, batch: int = 5000) -> int:
     """Delete spans that started before ``older_than`` in small batches (ingest keeps going)."""
+    return _prune(engine, Span, Span.start_time, older_than, batch)
+
+
+def prune_logs(engine: Engine, older_than: float, batch: int = 5000) -> int:
+    """Delete log records older than ``older_than``, the spans' way (same retention)."""
+    return _prune(engine, LogRecord, LogRecord.time, older_than, batch)
+
+
+def _prune(engine: Engine, model, column, older_than: float, batch: int) -> int:
     removed = 0
     while True:
         with write_connection(engine) as conn:
-            ids = select(Span.id).where(Span.start_time < older_than).limit(batch)
-            result = conn.execute(delete(Span).where(Span.id.in_(ids)))
+            ids = select(model.id).where(column < older_than).limit(batch)
+            result = conn.execute(delete(model).where(model.id.in_(ids)))
         removed += result.rowcount or 0
         if not result.rowcount or result.rowcount < batch:
             return removed

@@ -154,6 +154,8 @@ def dispose_app(app) -> None:
 
     with app.app_context():
         app.extensions["aiops_buffer"].flush()
+        if "aiops_log_buffer" in app.extensions:
+            app.extensions["aiops_log_buffer"][0].flush()
         db.session.remove()
         db.engine.dispose()
 

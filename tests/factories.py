@@ -14,8 +14,10 @@ import zlib
 from contextlib import nullcontext
 from types import SimpleNamespace
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -311,3 +313,36 @@ def notification(row_id: int):
 
     db.session.rollback()
     return db.session.get(Notification, row_id)
+
+
+# --- OTLP log requests --------------------------------------------------------------------------
+
+LOG_T0 = (int(time.time()) - 600) * 1_000_000_000  # ten minutes ago: inside live ingest's time bounds
+LOG_TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+def log_record(n: int = 1, *, body="order failed", severity: int = 17, text: str = "",
+                time_ns: int | None = LOG_T0, observed_ns: int = 0, trace: str | None = LOG_TRACE,
+                span: bytes | None = None, attrs: dict | None = None, trace_id: bytes | None = None):
+    return logs_pb2.LogRecord(
+        time_unix_nano=(time_ns + n) if time_ns else 0, observed_time_unix_nano=observed_ns,
+        severity_number=severity, severity_text=text,
+        body=body if isinstance(body, common_pb2.AnyValue) else common_pb2.AnyValue(string_value=body),
+        trace_id=trace_id if trace_id is not None else (bytes.fromhex(trace) if trace else b""),
+        span_id=span if span is not None else (n.to_bytes(8, "big") if trace else b""),
+        attributes=attributes(attrs or {}),
+    )
+
+
+def logs_request(records_by_service: dict) -> ExportLogsServiceRequest:
+    return ExportLogsServiceRequest(resource_logs=[
+        logs_pb2.ResourceLogs(
+            resource=resource_pb2.Resource(attributes=attributes({"service.name": service})),
+            scope_logs=[logs_pb2.ScopeLogs(log_records=records)],
+        )
+        for service, records in records_by_service.items()
+    ])
+
+
+def good_logs_request(count: int = 3, service: str = "orders") -> ExportLogsServiceRequest:
+    return logs_request({service: [log_record(i + 1) for i in range(count)]})

@@ -31,7 +31,7 @@ with atheris.instrument_imports(include=["telemetry"]):
     otlp, otlp_strings, otlp_limits = (importlib.import_module(n) for n in
                                       ("telemetry.otlp", "telemetry.otlp_strings", "telemetry.otlp_limits"))
 
-LIMITS = otlp_limits.Limits(max_spans=1_000, max_items=10_000)
+LIMITS = otlp_limits.Limits(max_records=1_000, max_items=10_000)
 CHECKS = otlp.SpanChecks(now=1.7e9, own_services=frozenset({"shop"}))
 CODINGS = (None, "gzip", "deflate")
 

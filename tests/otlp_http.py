@@ -23,13 +23,14 @@ def encoded(request: ExportTraceServiceRequest, content_type: str) -> bytes:
     return json.dumps(otlp.to_json_dict(request)).encode()
 
 
-def post(client, body: bytes, content_type: str | None, gzipped: bool = False, **headers):
+def post(client, body: bytes, content_type: str | None, gzipped: bool = False, path: str = "/v1/traces",
+         **headers):
     if gzipped:
         body = gzip.compress(body)
         headers["Content-Encoding"] = "gzip"
     if content_type is not None:
         headers["Content-Type"] = content_type
-    return client.post("/v1/traces", data=body, headers=headers)
+    return client.post(path, data=body, headers=headers)
 
 
 def decode(response, message_type):

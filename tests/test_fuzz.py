@@ -49,7 +49,7 @@ settings.register_profile("deep", max_examples=2000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-LIMITS = otlp_limits.Limits(max_spans=500, max_items=5_000)
+LIMITS = otlp_limits.Limits(max_records=500, max_items=5_000)
 CHECKS = otlp.SpanChecks(now=1.7e9, max_attributes=20, max_events=5, own_services=frozenset({"shop"}))
 
 
@@ -133,7 +133,7 @@ def _decode_protobuf(body: bytes) -> None:
 @given(requests_)
 def test_the_scan_counts_exactly_what_the_decoder_builds(request):
     body = request.SerializeToString()
-    limits = otlp_limits.Limits(max_spans=10**6, max_items=10**6)
+    limits = otlp_limits.Limits(max_records=10**6, max_items=10**6)
     assert otlp_limits.scan_protobuf(body, limits) == decoded_items(request)
     mapped = otlp.to_rows(otlp.parse_protobuf(body), CHECKS) if body else otlp.Mapped()
     assert len(mapped.rows) + mapped.rejected == sum(len(ss.spans) for rs in request.resource_spans

@@ -85,10 +85,10 @@ def test_scan_counts_what_the_decoder_builds():
 
 def test_scan_refuses_before_decoding():
     with pytest.raises(otlp.PayloadTooLarge, match="AIOPS_OTLP_MAX_SPANS"):
-        otlp_limits.scan_protobuf(empty_spans(101), otlp_limits.Limits(max_spans=100,
+        otlp_limits.scan_protobuf(empty_spans(101), otlp_limits.Limits(max_records=100,
             max_items=LIMITS.max_items))
     with pytest.raises(otlp.PayloadTooLarge, match="AIOPS_OTLP_MAX_ITEMS"):
-        otlp_limits.scan_protobuf(empty_spans(101), otlp_limits.Limits(max_spans=LIMITS.max_spans,
+        otlp_limits.scan_protobuf(empty_spans(101), otlp_limits.Limits(max_records=LIMITS.max_records,
             max_items=100))
     with pytest.raises(otlp.OtlpError):
         otlp_limits.scan_protobuf(empty_spans(10)[:-1], LIMITS)

@@ -12,7 +12,7 @@ from aiops.models import DetectionCycle
 from aiops.settings import reconfigure
 from telemetry import store
 from telemetry.db import db
-from telemetry.models import KIND_SERVER, Span
+from telemetry.models import KIND_SERVER, LogRecord, Span
 from tests.factories import span_row
 
 
@@ -46,6 +46,8 @@ def test_the_scheduled_tick_applies_retention_to_spans_and_cycle_history(app):
     now = time.time()
     with app.app_context():
         store.insert_spans(db.engine, _rows(50, now - 7200) + _rows(20, now - 5))
+        old = [(now - 7200 + i, "orders", 9, "INFO", "old", None, None, None) for i in range(30)]
+        store.insert_logs(db.engine, [*old, (now - 5, "orders", 9, "INFO", "new", None, None, None)])
         db.session.add(DetectionCycle(started_at=now - 7200, finished_at=now - 7199, owner="old:1", spans=0,
                                       anomalies=0, incidents_opened=0, incidents_updated=0,
                                       incidents_resolved=0))
@@ -55,5 +57,6 @@ def test_the_scheduled_tick_applies_retention_to_spans_and_cycle_history(app):
     assert summary is not None and summary["spans"] == 70  # the cycle still saw everything new to it
     with app.app_context():
         assert _count(Span) == 20
+        assert [r.body for r in db.session.scalars(select(LogRecord))] == ["new"]  # logs share the retention
         owners = [c.owner for c in db.session.scalars(select(DetectionCycle))]
         assert "old:1" not in owners and len(owners) == 1

@@ -18,7 +18,7 @@ import os
 import requests
 import schemathesis
 
-CURSORS = {"/aiops/incidents": "incidents", "/aiops/notifications": "notifications"}
+CURSORS = {"/aiops/incidents": "incidents", "/aiops/notifications": "notifications", "/aiops/logs": "logs"}
 
 
 @schemathesis.hook

@@ -24,6 +24,7 @@ from openapi_spec_validator import validate
 
 from aiops.models import Notification
 from telemetry.db import db
+from telemetry.store import insert_logs
 from tests.conftest import dispose_app, make_app
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT
@@ -54,6 +55,8 @@ def seed(db_url: str) -> None:
                     next_attempt_at=1000.0 + n, delivered_at=1001.0 + n, last_status=200,
                 ))
             db.session.commit()
+            insert_logs(db.engine, [(1000.0 + n, "orders", 17, "ERROR", f"order {n} failed", None, None, None)
+                                    for n in range(3)])
     finally:
         dispose_app(app)
 
@@ -70,7 +73,8 @@ def test_the_live_server_answers_as_its_document_says(tmp_path, db_url):
         doc = server.get("/openapi.json").json()
         validate(doc)
         cursors = {"incidents": server.get("/aiops/incidents?limit=1").json()["next"],
-                   "notifications": server.get("/aiops/notifications?limit=1").json()["next"]}
+                   "notifications": server.get("/aiops/notifications?limit=1").json()["next"],
+                   "logs": server.get("/aiops/logs?limit=1").json()["next"]}
         assert all(cursors.values()), cursors
         seen_path = tmp_path / "seen.txt"
         report = tmp_path / "schemathesis.json"
