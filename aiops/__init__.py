@@ -18,7 +18,7 @@ def service_names(own_service: str) -> ServiceNames:
 
 
 def init_app(app: Flask) -> None:
-    from aiops import errors, models, security  # noqa: F401 - models register tables
+    from aiops import errors, logfeed, models, security  # noqa: F401 - models register tables
     from aiops.api import bp as api_bp
     from aiops.cli import aiops_cli
     from aiops.health import bp as health_bp
@@ -33,4 +33,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(pages_bp)
     app.register_blueprint(openapi_bp)
     app.cli.add_command(aiops_cli)
+    logfeed.register(app, logfeed.StoreFeed())  # cycles read the stored log lines (none: trace-only)
 

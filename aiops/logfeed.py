@@ -50,6 +50,45 @@ class Registered:
     memory: LogMemory = field(default_factory=LogMemory)
 
 
+class StoreFeed:
+    """The log store as a feed: the rows committed since the last take, oldest first.
+
+    The first take starts at rows no older than ``LOOKBACK`` before the
+    cycle's clock (a worker that restarts does not re-judge history; a replay
+    into an empty store reads everything). Rows are read by id, up to the
+    highest id every writer has committed (``telemetry.store.max_span_id``),
+    so a row still being written is taken next time, never skipped.
+    """
+
+    BATCH = 200_000  # rows one cycle reads at most (the rest wait for the next)
+    LOOKBACK = 300.0  # seconds of already stored lines the first take still reads
+
+    def __init__(self):
+        self.cursor: int | None = None
+
+    def take(self, until: float) -> list[ls.LogRecord]:
+        from sqlalchemy import func, select
+
+        from telemetry import store
+        from telemetry.db import db
+        from telemetry.models import LogRecord as Row
+
+        upto = store.max_span_id(model=Row)
+        if self.cursor is None:
+            older = select(func.max(Row.id)).where(Row.time < until - self.LOOKBACK)
+            self.cursor = db.session.scalar(older) or 0
+        if upto <= self.cursor:
+            return []
+        rows = db.session.execute(
+            select(Row.id, Row.time, Row.service, Row.severity_number, Row.body, Row.trace_id, Row.span_id)
+            .where(Row.id > self.cursor, Row.id <= upto).order_by(Row.id).limit(self.BATCH)
+        ).all()
+        if rows:
+            self.cursor = rows[-1].id
+        return [ls.LogRecord(r.time, r.service, r.severity_number or 0, r.body or "", r.trace_id, r.span_id)
+                for r in rows]
+
+
 def register(app, feed: LogFeed, memory: LogMemory | None = None) -> None:
     app.extensions[EXTENSION] = Registered(feed, memory or LogMemory())
 

@@ -1,0 +1,45 @@
+"""The log store as the detection cycle's feed: every stored line reaches one cycle, once."""
+
+from __future__ import annotations
+
+import time
+
+from aiops import logfeed
+from telemetry import store
+from telemetry.db import db
+from telemetry.models import LOG_FIELDS, LogRecord
+
+
+def _rows(at: float, n: int, service: str = "orders", severity: int = 17) -> list[tuple]:
+    values = {"service": service, "severity_number": severity, "severity_text": "ERROR",
+              "trace_id": "ab" * 16, "span_id": "cd" * 8, "attributes": None}
+    return [tuple({**values, "time": at + i * 0.01, "body": f"refund {i} failed"}.get(f) for f in LOG_FIELDS)
+            for i in range(n)]
+
+
+def test_every_stored_line_is_taken_once_in_order(app):
+    now = time.time()
+    feed = logfeed.StoreFeed()
+    with app.app_context():
+        store.insert_logs(db.engine, _rows(now - 3600, 5))  # history: older than the first look-back
+        store.insert_logs(db.engine, _rows(now - 10, 3))
+        first = feed.take(now)
+        assert [r.body for r in first] == ["refund 0 failed", "refund 1 failed", "refund 2 failed"]
+        assert {(r.service, r.severity_number, r.trace_id) for r in first} == {("orders", 17, "ab" * 16)}
+        assert feed.take(now) == []
+        db.session.remove()  # each cycle reads in a transaction of its own
+        store.insert_logs(db.engine, _rows(now, 2, service="payment"))
+        assert [r.service for r in feed.take(now + 1)] == ["payment", "payment"]
+
+
+def test_every_app_reads_its_log_store_and_a_cycle_consumes_it(app, client):
+    """No logs: the cycle is the trace-only one. Stored lines: the next cycle takes them."""
+    reg = logfeed.registered(app)
+    assert isinstance(reg.feed, logfeed.StoreFeed)
+    assert client.post("/aiops/analyze").status_code == 200
+    with app.app_context():
+        store.insert_logs(db.engine, _rows(time.time() - 5, 4))
+    assert client.post("/aiops/analyze").status_code == 200
+    with app.app_context():
+        assert reg.feed.cursor == store.max_span_id(model=LogRecord)  # the cycle took them
+        assert reg.feed.take(time.time()) == []
