@@ -45,8 +45,14 @@ def worker():
 
     from aiops import worker as worker_process
 
-    if not logging.getLogger().handlers:  # its cycles and deliveries are worth a log line each
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    # Its cycles and deliveries are worth a line each. The root logger may already hold the
+    # request-log bridge (telemetry.log_bridge), which prints nothing: look for a stream.
+    if not any(type(h) is logging.StreamHandler for h in root.handlers):
+        stream = logging.StreamHandler()
+        stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(stream)
+        root.setLevel(logging.INFO)
     outcome = ensure_schema()
     click.echo(f"database schema {outcome}", err=True)
     stop = threading.Event()
