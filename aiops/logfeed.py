@@ -12,6 +12,7 @@ so template ids stay stable from cycle to cycle; :meth:`LogMemory.state` and
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,6 +21,9 @@ from aiops import logrca
 from aiops import logsignals as ls
 from aiops.detect import is_timeout
 from aiops.logpatterns import TemplateMiner
+from aiops.selftime import SpanIndex
+from telemetry.models import KIND_SERVER
+from telemetry.rows import span_key
 
 EXTENSION = "aiops.log_feed"
 RELEARN_WEIGHT = 0.5  # as the trace baselines' (aiops.cycle)
@@ -109,13 +113,34 @@ def judge(reg: Registered | None, now: float, window: list, anomalies: Iterable,
     for a in anomalies:
         abnormal.update(s.trace_id for s in (*a.evidence, *a.shown_by))
     mem = reg.memory
-    logs = ls.judge(records, mem.miner, mem.base, mem.rules, abnormal)
+    served: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for s in window:
+        if s.kind == KIND_SERVER:
+            served[(s.service, s.endpoint)].append(s.span_id)
+    traffic = {key[0]: 0 for key in served}
+    for key, spans in served.items():
+        traffic[key[0]] += len(spans)
+    logs = ls.judge(records, mem.miner, mem.base, mem.rules, abnormal, traffic, _entries(window), served)
     watched = set(mem.base.windows) | {r.service for r in records}
     if mode == "normal":
-        ls.learn(mem.base, logs, watched, mem.rules, skip=logs.suspects)
+        ls.learn(mem.base, logs, watched, mem.rules, skip=logs.suspects, traffic=traffic)
     else:
-        ls.learn(mem.base, logs, watched, mem.rules, weight=RELEARN_WEIGHT)
+        ls.learn(mem.base, logs, watched, mem.rules, weight=RELEARN_WEIGHT, traffic=traffic)
     return logs
+
+
+def _entries(window: list):
+    """A line's ``(endpoint, request)``: the SERVER span of its service it ran under, if in ``window``."""
+    index = SpanIndex(window)
+
+    def entry_of(record: ls.LogRecord):
+        span = index.by_id.get((record.trace_id or "", record.span_id or ""))
+        if span is None:
+            return None
+        entry = index.entry_span(span)
+        return span_key(entry), entry.span_id
+
+    return entry_of
 
 
 def anomalies(logs: ls.LogWindow | None, window: list, found: list) -> list:

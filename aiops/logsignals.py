@@ -5,14 +5,18 @@ windows judged normal (an EWMA after a warm-up, as :mod:`aiops.baseline`
 does for latency), and which templates were ever seen then. A window is judged
 against them; the signals are:
 
-- **surge**: more ERROR/WARN lines than the service's usual rate
-  (a Poisson-like excess: (observed - expected) / sqrt(expected + 1));
+- **surge**: more ERROR/WARN lines than the service's usual rate *for the
+  traffic it served* (a Poisson-like excess: (observed - expected) /
+  sqrt(expected + 1), expected scaled by the window's SERVER spans over the
+  usual number: twice the requests log twice the warnings, and that is not news);
 - **new**: lines of a template never seen in a normal window (only once the
   service has been watched for ``min_windows``: at first everything is new);
 - **exception**: either of those on a template that reports an exception or a
   stack frame counts ``EXCEPTION_WEIGHT`` times;
 - **trace-bound**: a template whose lines fall mostly in the window's slow or
-  failed traces (the ones the detector flagged).
+  failed traces (the ones the detector flagged);
+- **vanished**: a template most of an endpoint's requests log and none of the
+  window's did (:mod:`aiops.logpaths`: the code took another path).
 
 A service's log score is the sum over its signals; a service with no logs has
 no score, so a system that sends no logs ranks exactly as before.
@@ -22,9 +26,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from aiops import logpaths
 from aiops.logpatterns import TemplateKey, TemplateMiner, is_exception
 
 WARN, ERROR = 13, 17  # OTLP severity numbers
@@ -55,6 +60,7 @@ class LogRules:
     trace_lift: float = 2.0  # ... and that many times the share of all the window's lines there
     alpha: float = 0.2  # EWMA weight of a normal window, after the warm-up
     warmup_windows: int = 10
+    paths: logpaths.PathRules = logpaths.PathRules()
 
 
 @dataclass
@@ -63,13 +69,15 @@ class LogBaselines:
 
     windows: dict[str, int] = field(default_factory=dict)
     warn_rate: dict[str, float] = field(default_factory=dict)
+    traffic: dict[str, float] = field(default_factory=dict)  # SERVER spans per window
     template_rate: dict[TemplateKey, float] = field(default_factory=dict)
     seen_in_normal: set[TemplateKey] = field(default_factory=set)
+    paths: logpaths.PathBaselines = field(default_factory=logpaths.PathBaselines)
 
 
 @dataclass
 class LogSignal:
-    kind: str  # surge | new | trace-bound
+    kind: str  # surge | new | trace-bound | vanished
     service: str
     template: str
     count: int
@@ -82,9 +90,12 @@ class LogSignal:
     @property
     def severe(self) -> bool:
         """Does it speak of trouble (ERROR/WARN lines, an exception), not only of other traffic?"""
-        return self.exception or any(r.severity_number >= WARN for r in self.examples)
+        return self.kind == "vanished" or self.exception or any(r.severity_number >= WARN for r in self.examples)
 
     def describe(self) -> str:
+        if self.kind == "vanished":
+            return (f"{self.count} requests, almost none logging a line {self.expected:.0%} of them usually log: "
+                    f"{self.template[:200]}")
         what = {"surge": "ERROR/WARN lines", "new": "lines of a new template",
                 "trace-bound": "lines in slow or failed traces"}[self.kind]
         return f"{self.count} {what} (usual {self.expected:.1f}): {self.template[:200]}"
@@ -115,6 +126,7 @@ class LogWindow:
     templates: dict[TemplateKey, list[LogRecord]]
     suspects: dict[str, LogSuspect]
     problems: dict[str, list[LogRecord]]  # per trace id: its ERROR/WARN lines
+    paths: logpaths.Requests = field(default_factory=dict)  # per endpoint and request: templates logged
 
     def lines_of(self, trace_id: str | None, limit: int = 20) -> list[LogRecord]:
         return self.problems.get(trace_id or "", [])[:limit]
@@ -134,9 +146,22 @@ def mine(records: Iterable[LogRecord], miner: TemplateMiner) -> dict[TemplateKey
     return dict(found)
 
 
+def expected_warnings(base: LogBaselines, service: str, traffic: Mapping[str, int]) -> float:
+    """The service's usual ERROR/WARN lines per window, scaled to the window's traffic when both
+    the window and the baseline saw its SERVER spans (a service without traces: per window)."""
+    usual, served = base.warn_rate.get(service, 0.0), base.traffic.get(service, 0.0)
+    now = traffic.get(service, 0)
+    return usual * now / served if now and served > 0 else usual
+
+
 def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines,
-          rules: LogRules = LogRules(), abnormal_traces: Iterable[str] = ()) -> LogWindow:
-    """Mine the window's lines and find each service's log signals against ``base``."""
+          rules: LogRules = LogRules(), abnormal_traces: Iterable[str] = (),
+          traffic: Mapping[str, int] | None = None, entry_of: Callable | None = None,
+          served: Mapping | None = None) -> LogWindow:
+    """Mine the window's lines and find each service's log signals against ``base``; ``traffic``:
+    the window's SERVER spans per service; for the vanished paths, ``entry_of``: a line's
+    ``(endpoint, request)`` (the SERVER span it ran under) and ``served``: the window's SERVER span
+    ids per endpoint."""
     records = sorted(records, key=lambda r: r.time)
     templates = mine(records, miner)
     abnormal = set(abnormal_traces)
@@ -158,7 +183,7 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
     for service, lines in warns.items():
         if base.windows.get(service, 0) < rules.min_windows:
             continue
-        expected = base.warn_rate.get(service, 0.0)
+        expected = expected_warnings(base, service, traffic or {})
         excess = (len(lines) - expected) / math.sqrt(expected + 1)
         if len(lines) >= rules.min_lines and excess >= rules.min_surge:
             top = Counter(key_of[id(r)] for r in lines if id(r) in key_of)
@@ -185,11 +210,23 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
             if share >= rules.trace_share and share >= rules.trace_lift * overall and len(lines) > 2 * usual:
                 add(LogSignal("trace-bound", service, text, len(inside), usual,
                               weight * math.sqrt(len(inside)), inside[0].time, inside[:MAX_EXAMPLES], exc))
-    return LogWindow(templates, suspects, dict(problems))
+    paths: logpaths.Requests = {}
+    if entry_of is not None:
+        paths, shown = logpaths.requests_of(records, lambda r: key_of.get(id(r), (None, None))[1], entry_of,
+                                            served or {})
+        strongest: dict[logpaths.Key, list[logpaths.Vanished]] = defaultdict(list)
+        for v in logpaths.vanished(paths, base.paths, rules.paths):
+            strongest[v.endpoint].append(v)
+        for endpoint, found in strongest.items():
+            lead = max(found, key=lambda v: v.score)
+            lines = shown.get(endpoint, [])
+            add(LogSignal("vanished", endpoint[0], miner.template((endpoint[0], lead.template_id)) or "",
+                          lead.requests, lead.usual_share, lead.score, lines[0].time if lines else 0.0, lines))
+    return LogWindow(templates, suspects, dict(problems), paths)
 
 
 def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules: LogRules = LogRules(),
-          skip: Iterable[str] = (), weight: float | None = None) -> None:
+          skip: Iterable[str] = (), weight: float | None = None, traffic: Mapping[str, int] | None = None) -> None:
     """Fold a window into the baselines of ``services`` (those that were watched in it: a service
     that wrote nothing counted zero), except the services in ``skip`` (their window was abnormal).
     ``weight``: the window's weight instead of the EWMA's (relearning after a silence)."""
@@ -205,11 +242,13 @@ def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules:
         a = 1.0 / (n + 1) if n < rules.warmup_windows else rules.alpha
         a = max(a, weight) if weight is not None else a
         base.warn_rate[service] = (1 - a) * base.warn_rate.get(service, 0.0) + a * warn_counts.get(service, 0)
+        base.traffic[service] = (1 - a) * base.traffic.get(service, 0.0) + a * (traffic or {}).get(service, 0)
         for key in by_service.get(service, ()):
             base.template_rate[key] = (1 - a) * base.template_rate.get(key, 0.0) + a * counts.get(key, 0)
             if counts.get(key):
                 base.seen_in_normal.add(key)
         base.windows[service] = n + 1
+    logpaths.learn(base.paths, window.paths, skipped, rules.paths, weight)
 
 
 def scores(suspects: Mapping[str, LogSuspect]) -> dict[str, float]:

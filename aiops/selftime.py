@@ -71,17 +71,21 @@ class SpanIndex:
         kids = self.children.get((span.trace_id, span.span_id), ())
         return max(0.0, span.duration_ms - _covered_ms(start, start + span.duration_ms / 1000.0, kids))
 
-    def entry(self, span) -> Key:
+    def entry_span(self, span):
         """The nearest SERVER span of the same service at or above ``span`` (else the topmost one)."""
         current = span
         for _ in range(64):
             if current.kind == KIND_SERVER:
-                return (current.service, current.endpoint)
+                return current
             parent = self.by_id.get((current.trace_id, current.parent_span_id or ""))
             if parent is None or parent.service != span.service:
                 break
             current = parent
-        return span_key(current)
+        return current
+
+    def entry(self, span) -> Key:
+        """The endpoint of :meth:`entry_span`: what the work ran under."""
+        return span_key(self.entry_span(span))
 
 
 def unmatched_calls(spans: Iterable) -> set[str]:

@@ -76,8 +76,8 @@ def ranked_services(incidents: list[dict], since: str) -> list[str]:
 def replay_incidents(files: list[Path], name: str, root: Path = ROOT,
                      logs: list[Path] | None = None) -> tuple[list[dict], float]:
     """Replay ``files`` in order into a fresh SQLite DB with the real CLI of the checkout at ``root``;
-    with ``logs`` (one log file per trace file), detection reads those logs on the same clock
-    (``bench/replay_with_logs.py``).
+    with ``logs`` (one log file per trace file), each trace file is followed by its log file and the
+    replay merges the two on the data's own clock.
 
     Returns the report's incidents and the seconds the replay took.
     """
@@ -86,11 +86,9 @@ def replay_incidents(files: list[Path], name: str, root: Path = ROOT,
         env = {**os.environ, "AIOPS_DATABASE_URL": f"sqlite:///{tmp}/aiops.db"}
         started = time.perf_counter()
         command = [sys.executable, "-m", "flask", "--app", "app", "aiops", "replay"]
-        if logs:
-            command = [sys.executable, str(root / "bench" / "replay_with_logs.py"),
-                       *(f"--logs={p}" for p in logs), "--"]
+        paths = [p for pair in zip(files, logs) for p in pair] if logs else files
         proc = subprocess.run(
-            [*command, *map(str, files), "--report", str(report)],
+            [*command, *map(str, paths), "--report", str(report)],
             cwd=root, env=env, capture_output=True, text=True,
         )
         elapsed = time.perf_counter() - started

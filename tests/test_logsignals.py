@@ -81,3 +81,17 @@ def test_error_lines_are_indexed_by_trace_and_an_abnormal_window_is_not_learned(
     before = dict(base.warn_rate)
     ls.learn(base, seen, set(base.windows), RULES, skip=seen.suspects)
     assert base.warn_rate["db"] == before["db"]
+
+
+def test_warnings_are_judged_against_the_traffic_served():
+    """Four times the requests log four times the warnings: not a surge. The same warnings over the
+    usual traffic are."""
+    miner, base = TemplateMiner(), ls.LogBaselines()
+    for w in range(5):
+        lines = [rec(w * 30.0 + i, "api", f"stock low for item {i}", severity=13) for i in range(2)]
+        seen = ls.judge(lines, miner, base, RULES, traffic={"api": 10})
+        ls.learn(base, seen, {"api"}, RULES, skip=seen.suspects, traffic={"api": 10})
+    assert base.traffic["api"] == 10.0
+    busy = [rec(300.0 + i, "api", f"stock low for item {i}", severity=13) for i in range(8)]
+    assert not ls.judge(busy, miner, base, RULES, traffic={"api": 40}).suspects
+    assert "api" in ls.judge(busy, miner, base, RULES, traffic={"api": 10}).suspects
