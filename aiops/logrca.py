@@ -64,8 +64,8 @@ def walk(keys: Mapping[Key, float], span, tree, logs: LogWindow | None) -> Mappi
 
 
 def suspect_keys(logs: LogWindow, window: list) -> dict[str, Key]:
-    """The endpoint each log suspect's lines ran under (the SERVER span above the span that logged
-    them), else ``(service, "logs")``."""
+    """The endpoint each log suspect's signals name, or its lines ran under (the SERVER span above the
+    span that logged them), else ``(service, "logs")``."""
     if not logs.suspects:
         return {}
     index = SpanIndex(window)
@@ -73,6 +73,8 @@ def suspect_keys(logs: LogWindow, window: list) -> dict[str, Key]:
     for service, suspect in logs.suspects.items():
         seen: Counter = Counter()
         for sig in suspect.signals:
+            if sig.endpoint is not None:
+                seen[(service, sig.endpoint)] += len(sig.examples) + 1  # named outright: it leads
             for r in sig.examples:
                 span = index.by_id.get((r.trace_id, r.span_id))
                 if span is not None and span.service == service:

@@ -86,6 +86,7 @@ class LogSignal:
     onset: float
     examples: list[LogRecord]
     exception: bool = False
+    endpoint: str | None = None  # where it was seen, when the signal is an endpoint's (vanished)
 
     @property
     def severe(self) -> bool:
@@ -221,7 +222,8 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
             lead = max(found, key=lambda v: v.score)
             lines = shown.get(endpoint, [])
             add(LogSignal("vanished", endpoint[0], miner.template((endpoint[0], lead.template_id)) or "",
-                          lead.requests, lead.usual_share, lead.score, lines[0].time if lines else 0.0, lines))
+                          lead.requests, lead.usual_share, lead.score, lines[0].time if lines else 0.0, lines,
+                          endpoint=endpoint[1]))
     return LogWindow(templates, suspects, dict(problems), paths)
 
 

@@ -113,3 +113,15 @@ def test_the_test_weighs_how_far_the_share_fell_and_how_many_requests_saw_it():
 def test_binomial_tail():
     assert abs(lp.log10_tail(0, 10, 0.5) - 10 * -0.30103) < 1e-6
     assert abs(10 ** lp.log10_tail(1, 3, 0.5) - 0.5) < 1e-9
+
+
+def test_the_suspect_is_keyed_by_the_endpoint_whose_path_vanished():
+    """Even when that endpoint logged nothing at all in the window (its other lines name another)."""
+    from aiops import logrca
+
+    reg = learned()
+    spans, lines = window(300.0, 15, logs_total=False)
+    lines = [r for r in lines if "checkout" not in r.body]  # the endpoint stopped logging altogether
+    logs = judge(reg, spans, lines)
+    assert logs.suspects["cart"].signals[0].endpoint == "checkout"
+    assert logrca.suspect_keys(logs, spans)["cart"] == ("cart", "checkout")
