@@ -1,0 +1,139 @@
+"""Mined log templates are stored: ids on the log rows, ``log_templates``, and a memory that
+survives a restart and a change of process (real cycles on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from aiops import logfeed, logstate
+from aiops import logsignals as ls
+from aiops.models import LogMiner, LogState, LogTemplate
+from telemetry import store
+from telemetry.db import db
+from telemetry.models import LOG_FIELDS, LogRecord
+from tests.conftest import dispose_app, make_app
+
+
+def log_rows(at: float, bodies: list[str], service: str = "orders", severity: int = 9) -> list[tuple]:
+    values = {"service": service, "severity_number": severity, "severity_text": None, "trace_id": None,
+              "span_id": None, "attributes": None}
+    return [tuple({**values, "time": at + i * 0.01, "body": body}.get(f) for f in LOG_FIELDS)
+            for i, body in enumerate(bodies)]
+
+
+def cycle_over(app, bodies: list[str], service: str = "orders", severity: int = 9) -> None:
+    with app.app_context():
+        store.insert_logs(db.engine, log_rows(time.time() - 5, bodies, service, severity))
+        db.session.remove()
+    assert app.test_client().post("/aiops/analyze").status_code == 200
+
+
+def ids_by_body(app) -> dict[str, set[int | None]]:
+    with app.app_context():
+        out: dict[str, set] = {}
+        for body, template_id in db.session.execute(select(LogRecord.body, LogRecord.template_id)):
+            out.setdefault(body, set()).add(template_id)
+        db.session.remove()
+        return out
+
+
+def templates(app) -> dict[tuple[str, int], LogTemplate]:
+    with app.app_context():
+        rows = {(t.service, t.template_id): t for t in db.session.scalars(select(LogTemplate))}
+        db.session.expunge_all()
+        db.session.remove()
+        return rows
+
+
+PAID = [f"order {n} paid by card {n * 7}" for n in range(6)]
+FAILED = [f"java.lang.IllegalStateException: refund {n} failed" for n in range(4)]
+
+
+def test_a_cycle_writes_template_ids_on_the_rows_and_the_templates(app):
+    cycle_over(app, PAID + FAILED, severity=17)
+    ids = ids_by_body(app)
+    paid = {i for body in PAID for i in ids[body]}
+    failed = {i for body in FAILED for i in ids[body]}
+    assert len(paid) == 1 and len(failed) == 1 and paid != failed and None not in paid | failed
+    rows = templates(app)
+    paid_row, failed_row = rows["orders", paid.pop()], rows["orders", failed.pop()]
+    assert (paid_row.count, paid_row.exception) == (6, False)
+    assert (failed_row.count, failed_row.exception) == (4, True)
+    assert paid_row.template == "order <NUM> paid by card <NUM>" and "refund" in failed_row.template
+    assert paid_row.first_seen <= paid_row.last_seen
+
+    cycle_over(app, PAID[:2])  # more of the same kind: same id, counted on
+    again = templates(app)["orders", paid_row.template_id]
+    assert again.count == 8 and again.first_seen == paid_row.first_seen
+    assert again.last_seen > paid_row.last_seen
+
+
+def test_template_ids_survive_a_restart(db_url):
+    first = make_app(db_url)
+    try:
+        cycle_over(first, PAID)
+        cycle_over(first, FAILED)
+        before = ids_by_body(first)
+    finally:
+        dispose_app(first)
+    restarted = make_app(db_url)  # a new process: its memory starts empty, then loads the saved one
+    try:
+        assert logfeed.registered(restarted).version is None
+        cycle_over(restarted, ["order 99 paid by card 5", "a line of a kind never seen before"])
+        after = ids_by_body(restarted)
+        assert after["order 99 paid by card 5"] == before[PAID[0]]
+        new = after["a line of a kind never seen before"]
+        assert new.isdisjoint(before[PAID[0]] | before[FAILED[0]])
+        with restarted.app_context():
+            assert db.session.scalar(select(LogState.version)) == 3
+            assert logfeed.registered(restarted).version == 3
+            # The feed resumed where the saved memory stopped: no line was mined twice.
+            assert templates(restarted)["orders", min(before[PAID[0]])].count == len(PAID) + 1
+            db.session.remove()
+    finally:
+        dispose_app(restarted)
+
+
+def test_two_processes_taking_turns_keep_one_memory(app_factory):
+    one, two = app_factory(), app_factory()
+    cycle_over(one, PAID)
+    cycle_over(two, FAILED)  # two loads what one saved
+    cycle_over(one, ["order 7 paid by card 3"])  # one sees two's save and reloads
+    ids = ids_by_body(one)
+    assert ids["order 7 paid by card 3"] == ids[PAID[0]]
+    assert ids[FAILED[0]] != ids[PAID[0]]
+    assert logfeed.registered(one).version == logfeed.registered(two).version + 1 == 3
+    assert sum(t.count for t in templates(one).values()) == len(PAID) + len(FAILED) + 1
+
+
+def test_a_system_without_logs_writes_no_log_memory(app):
+    assert app.test_client().post("/aiops/analyze").status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(LogState.version)) is None
+        assert db.session.scalars(select(LogMiner)).all() == []
+        db.session.remove()
+
+
+def test_a_failed_cycle_forgets_and_the_next_reloads_the_saved_memory(app):
+    cycle_over(app, PAID)
+    reg = logfeed.registered(app)
+    logstate.forget(reg)
+    reg.memory = logfeed.LogMemory()  # what a failed cycle judged is dropped; the saved one comes back
+    cycle_over(app, ["order 8 paid by card 2"])
+    ids = ids_by_body(app)
+    assert ids["order 8 paid by card 2"] == ids[PAID[0]]
+
+
+def test_baselines_round_trip_through_json():
+    base = ls.LogBaselines(windows={"orders": 4}, warn_rate={"orders": 0.5},
+                           template_rate={("orders", 3): 1.25, ("pay", 1): float("nan")},
+                           seen_in_normal={("orders", 3)})
+    import json
+
+    back = logstate.decode_baselines(json.loads(json.dumps(logstate.encode_baselines(base))))
+    assert back.windows == {"orders": 4} and back.warn_rate == {"orders": 0.5}
+    assert back.template_rate == {("orders", 3): 1.25, ("pay", 1): 0.0}
+    assert back.seen_in_normal == {("orders", 3)}
+    assert logstate.decode_baselines("not a dict") == ls.LogBaselines()
