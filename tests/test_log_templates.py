@@ -3,8 +3,10 @@ survives a restart and a change of process (real cycles on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import json
 import time
 
+import pytest
 from sqlalchemy import select
 
 from aiops import logfeed, logstate
@@ -130,10 +132,61 @@ def test_baselines_round_trip_through_json():
     base = ls.LogBaselines(windows={"orders": 4}, warn_rate={"orders": 0.5},
                            template_rate={("orders", 3): 1.25, ("pay", 1): float("nan")},
                            seen_in_normal={("orders", 3)})
-    import json
-
     back = logstate.decode_baselines(json.loads(json.dumps(logstate.encode_baselines(base))))
     assert back.windows == {"orders": 4} and back.warn_rate == {"orders": 0.5}
     assert back.template_rate == {("orders", 3): 1.25, ("pay", 1): 0.0}
     assert back.seen_in_normal == {("orders", 3)}
     assert logstate.decode_baselines("not a dict") == ls.LogBaselines()
+
+
+def test_the_api_filters_lines_by_template_and_pages_the_templates(app, client):
+    cycle_over(app, PAID + FAILED, severity=17)
+    cycle_over(app, ["stock reserved for item 5"], service="inventory")
+    paid_id = min(ids_by_body(app)[PAID[0]])
+    r = client.get("/aiops/logs", query_string={"service": "orders", "template_id": str(paid_id)})
+    assert r.status_code == 200
+    lines = r.get_json()["logs"]
+    assert sorted(x["body"] for x in lines) == sorted(PAID)
+    assert {x["template_id"] for x in lines} == {paid_id}
+
+    r = client.get("/aiops/logs/templates", query_string={"service": "orders"})
+    listed = r.get_json()["templates"]
+    assert r.status_code == 200 and {t["service"] for t in listed} == {"orders"} and len(listed) == 2
+    paid = next(t for t in listed if t["template_id"] == paid_id)
+    assert paid["template"] == "order <NUM> paid by card <NUM>" and paid["count"] == 6
+    assert paid["exception"] is False and paid["first_seen"].endswith("Z")
+    assert [t["service"] for t in client.get("/aiops/logs/templates?text=STOCK").get_json()["templates"]] == [
+        "inventory"]
+
+    seen, cursor = [], None
+    while True:
+        args = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+        page = client.get("/aiops/logs/templates", query_string=args).get_json()
+        seen += [(t["service"], t["template_id"]) for t in page["templates"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 3
+    assert seen[0][0] == "inventory"  # newest first
+
+
+@pytest.mark.parametrize("path,args", [
+    ("/aiops/logs", {"template_id": "0"}), ("/aiops/logs", {"template_id": "-1"}),
+    ("/aiops/logs", {"template_id": "abc"}), ("/aiops/logs", {"template_id": "1.5"}),
+    ("/aiops/logs", {"template_id": "99999999999"}), ("/aiops/logs", {"template_id": " 5"}),
+    ("/aiops/logs", {"template_id": ""}), ("/aiops/logs", {"template_id": "٣"}),
+    ("/aiops/logs/templates", {"limit": "0"}), ("/aiops/logs/templates", {"limit": "1001"}),
+    ("/aiops/logs/templates", {"cursor": "nope"}), ("/aiops/logs/templates", {"service": "a\x00b"}),
+    ("/aiops/logs/templates", {"text": "x" * 201}),
+])
+def test_bad_template_parameters_are_400(client, path, args):
+    r = client.get(path, query_string=args)
+    assert r.status_code == 400 and r.get_json()["error"] == "Bad Request", args
+    assert r.get_json()["message"]
+
+
+def test_a_logs_cursor_is_not_a_templates_cursor(app, client):
+    cycle_over(app, PAID)
+    cursor = client.get("/aiops/logs?limit=1").get_json()["next"]
+    assert cursor
+    assert client.get("/aiops/logs/templates", query_string={"cursor": cursor}).status_code == 400
