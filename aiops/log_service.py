@@ -28,6 +28,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 MAX_SERVICE_CHARS, MAX_TEXT_CHARS = 255, 200
 MAX_TEMPLATE_ID = 2**31 - 1  # the column is a 32-bit integer; drain3 numbers clusters from 1
 MAX_TRACE_LINES = 200  # log lines of one trace an incident page shows
+MAX_SHOWN_BODY = 500  # characters of a body a page shows in a list (the logs page shows it whole)
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
 _LEAP_SECOND = re.compile(r"(?<=T[0-9]{2}:[0-9]{2}):60")
@@ -181,9 +182,20 @@ def trace_lines(trace_id: str, limit: int = MAX_TRACE_LINES) -> tuple[list[LogRe
     return found[:limit], len(found) > limit
 
 
-def severity_label(record: LogRecord) -> str:
-    """What a page shows as a line's severity: its own text, else the level of its number."""
-    return record.severity_text or severity_name(record.severity_number or 0) or str(record.severity_number)
+def line_view(record: LogRecord) -> dict:
+    """A log line as a page lists it: the body bounded, the severity as a word."""
+    body = record.body or ""
+    number = record.severity_number or 0
+    return {
+        "time": iso_ms(record.time),
+        "service": record.service,
+        "severity_number": number,
+        "severity": record.severity_text or severity_name(number) or str(number),
+        "level": max(number - 1, 0) // 4,  # 0 TRACE .. 5 FATAL, for the page's colours
+        "body": body[:MAX_SHOWN_BODY] + ("…" if len(body) > MAX_SHOWN_BODY else ""),
+        "span_id": record.span_id,
+        "template_id": record.template_id,
+    }
 
 
 @dataclass(frozen=True)

@@ -12,23 +12,16 @@ from sqlalchemy import select
 from aiops import logfeed, logstate
 from aiops import logsignals as ls
 from aiops.models import LogMiner, LogState, LogTemplate
-from telemetry import store
 from telemetry.db import db
-from telemetry.models import LOG_FIELDS, LogRecord
+from telemetry.models import LogRecord
 from tests.conftest import dispose_app, make_app
-
-
-def log_rows(at: float, bodies: list[str], service: str = "orders", severity: int = 9) -> list[tuple]:
-    values = {"service": service, "severity_number": severity, "severity_text": None, "trace_id": None,
-              "span_id": None, "attributes": None}
-    return [tuple({**values, "time": at + i * 0.01, "body": body}.get(f) for f in LOG_FIELDS)
-            for i, body in enumerate(bodies)]
+from tests.factories import insert_logs, log_row
 
 
 def cycle_over(app, bodies: list[str], service: str = "orders", severity: int = 9) -> None:
-    with app.app_context():
-        store.insert_logs(db.engine, log_rows(time.time() - 5, bodies, service, severity))
-        db.session.remove()
+    at = time.time() - 5
+    insert_logs(app, [log_row(at + i * 0.01, body, service=service, severity=severity)
+                      for i, body in enumerate(bodies)])
     assert app.test_client().post("/aiops/analyze").status_code == 200
 
 
@@ -190,3 +183,13 @@ def test_a_logs_cursor_is_not_a_templates_cursor(app, client):
     cursor = client.get("/aiops/logs?limit=1").get_json()["next"]
     assert cursor
     assert client.get("/aiops/logs/templates", query_string={"cursor": cursor}).status_code == 400
+
+
+def test_the_logs_page_filters_by_template_and_a_bad_id_is_the_400_page(app, client):
+    cycle_over(app, PAID + FAILED)
+    paid_id = min(ids_by_body(app)[PAID[0]])
+    html = client.get(f"/logs?service=orders&template_id={paid_id}").get_data(as_text=True)
+    assert all(body in html for body in PAID) and not any(body in html for body in FAILED)
+    assert f"template_id={paid_id}" in html and f"#{paid_id}<" in html
+    bad = client.get("/logs?template_id=<b>", headers={"Accept": "text/html"})
+    assert bad.status_code == 400 and bad.mimetype == "text/html" and "<b>" not in bad.get_data(as_text=True)
