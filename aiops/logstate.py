@@ -40,7 +40,7 @@ from aiops import logsignals as ls
 from aiops.logfeed import LogMemory, Registered
 from aiops.logpatterns import is_exception
 from aiops.models import LogMiner, LogState, LogTemplate
-from telemetry.db import db
+from telemetry.db import begin_write, db
 from telemetry.models import LogRecord as LogRow
 
 log = logging.getLogger(__name__)
@@ -182,3 +182,13 @@ def _write_templates(logs: ls.LogWindow, mem: LogMemory) -> None:
         db.session.execute(update(t), changed)
     if added:
         db.session.execute(insert(t), added)
+
+
+def prune_templates(older_than: float) -> int:
+    """Forget templates last seen before ``older_than`` (retention: their lines are gone too; one
+    seen again is listed anew). Drain evicts templates it no longer meets, so without this the
+    table would only grow."""
+    begin_write()
+    removed = db.session.execute(delete(LogTemplate).where(LogTemplate.last_seen < older_than)).rowcount
+    db.session.commit()
+    return removed or 0
