@@ -63,9 +63,18 @@ def resolve(incident_id: str):
 @bp.get("/logs")
 def logs():
     """Log records, newest first: ``?service=``, ``?severity=`` (lowest: number or name), ``?text=``,
-    ``?trace_id=``, ``?from=``/``?to=`` (epoch seconds or ISO 8601), ``?limit=``, ``?cursor=``."""
+    ``?trace_id=``, ``?template_id=``, ``?from=``/``?to=`` (epoch seconds or ISO 8601), ``?limit=``,
+    ``?cursor=``."""
     _, rows, cursor = log_service.list_logs(request.args)
     return jsonify(logs=[log_service.to_json(r) for r in rows], next=cursor)
+
+
+@bp.get("/logs/templates")
+def log_templates():
+    """The templates mined from the logs, newest first: ``?service=``, ``?text=``, ``?limit=``,
+    ``?cursor=``."""
+    rows, cursor = log_service.list_templates(request.args)
+    return jsonify(templates=[log_service.template_json(t) for t in rows], next=cursor)
 
 
 @bp.get("/notifications")

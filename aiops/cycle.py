@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import baseline as bl
-from aiops import evidence, logfeed, outbox, selfmetrics, storm
+from aiops import evidence, logfeed, logstate, outbox, selfmetrics, storm
 from aiops import logbaseline as lb
 from aiops import selftime as st
 from aiops.detect import Thresholds, detect, network, shifted, window_stats
@@ -246,7 +246,9 @@ def _run_cycle(settings: Settings, now: float | None, started_at: float | None) 
         anomalies += shifted(seen.own, rules, "self", anomalies)
         anomalies += network(seen.suspects, anomalies)
         anomalies += shifted(seen.whole, rules, "duration", anomalies)
-    logs = logfeed.judge(logfeed.registered(current_app), now, window, anomalies, mode)  # None: no logs
+    memory = logfeed.registered(current_app)
+    logstate.load(memory)  # the saved log memory, when it is newer than this process's
+    logs = logfeed.judge(memory, now, window, anomalies, mode)  # None: no logs
     if mode == "normal":
         anomalies += logfeed.anomalies(logs, window, anomalies)
     groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs)
@@ -266,6 +268,7 @@ def _run_cycle(settings: Settings, now: float | None, started_at: float | None) 
     opened_kinds = [(lead_type(i), i.severity) for i in opened]
     _learn_means(stats, baselines, {a.key for a in anomalies}, th, settings.ewma_alpha, now, mode)
     _learn_signals(seen.values, signal_baselines, seen.skip, rules, settings.ewma_alpha, now, mode)
+    logstate.save(memory, logs, now)  # templates, their ids on the log rows, miners, log baselines
     state = db.session.get(DetectionState, STATE_ID)
     state.cursor = upto
     state.cycles += 1
@@ -334,6 +337,7 @@ def run_claimed(settings: Settings, *, force: bool, now: float | None = None) ->
         return run_cycle(settings, now=now, started_at=claimed_at)
     except Exception:
         selfmetrics.cycle_failed()
+        logstate.forget(logfeed.registered(current_app))  # the next cycle reloads the saved log memory
         release()
         raise
 

@@ -44,14 +44,23 @@ class LogMemory:
         return {"miner": self.miner.state(), "base": self.base}
 
     @classmethod
-    def restore(cls, state: dict) -> LogMemory:
-        return cls(TemplateMiner(state.get("miner")), state.get("base") or ls.LogBaselines())
+    def restore(cls, state: dict, rules: ls.LogRules | None = None) -> LogMemory:
+        return cls(TemplateMiner(state.get("miner")), state.get("base") or ls.LogBaselines(),
+                   rules or ls.LogRules())
 
 
 @dataclass
 class Registered:
     feed: LogFeed
     memory: LogMemory = field(default_factory=LogMemory)
+    version: int | None = None  # of the saved memory this one continues (aiops.logstate); None: unsaved
+
+
+@dataclass(frozen=True)
+class StoredLine(ls.LogRecord):
+    """A line read from the log store: its row id, for writing its template id back."""
+
+    row_id: int = 0
 
 
 class StoreFeed:
@@ -69,6 +78,12 @@ class StoreFeed:
 
     def __init__(self):
         self.cursor: int | None = None
+        self.resumed = 0  # where the saved log memory stopped reading (aiops.logstate)
+
+    def resume(self, cursor: int | None) -> None:
+        """Continue after ``cursor`` (a restart, or another process ran the last cycles); the
+        next take still skips lines older than ``LOOKBACK``."""
+        self.cursor, self.resumed = None, cursor or 0
 
     def take(self, until: float) -> list[ls.LogRecord]:
         from sqlalchemy import func, select
@@ -80,7 +95,7 @@ class StoreFeed:
         upto = store.max_span_id(model=Row)
         if self.cursor is None:
             older = select(func.max(Row.id)).where(Row.time < until - self.LOOKBACK)
-            self.cursor = db.session.scalar(older) or 0
+            self.cursor = max(db.session.scalar(older) or 0, self.resumed)
         if upto <= self.cursor:
             return []
         rows = db.session.execute(
@@ -89,8 +104,8 @@ class StoreFeed:
         ).all()
         if rows:
             self.cursor = rows[-1].id
-        return [ls.LogRecord(r.time, r.service, r.severity_number or 0, r.body or "", r.trace_id, r.span_id)
-                for r in rows]
+        return [StoredLine(r.time, r.service, r.severity_number or 0, r.body or "", r.trace_id, r.span_id,
+                           r.id) for r in rows]
 
 
 def register(app, feed: LogFeed, memory: LogMemory | None = None) -> None:

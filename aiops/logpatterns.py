@@ -12,6 +12,7 @@ from cycle to cycle and across restarts.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from drain3 import TemplateMiner as Drain3Miner
@@ -110,8 +111,15 @@ class TemplateMiner:
 
     def state(self) -> dict[str, bytes]:
         """Every service's miner state (drain3 snapshots, compressed), to store and pass back."""
+        return self.state_of(self._miners)
+
+    def state_of(self, services: Iterable[str]) -> dict[str, bytes]:
+        """The miner state of ``services`` only (those with a miner): what changed since a save."""
         out = {}
-        for service, miner in self._miners.items():
+        for service in services:
+            miner = self._miners.get(service)
+            if miner is None:
+                continue
             held = _Held()
             miner.persistence_handler = held
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telemetry.db import db
@@ -67,6 +67,55 @@ class DetectionState(db.Model):
     relearn_until: Mapped[float | None] = mapped_column(Float)  # ... and relearn until then
     # Evidence of verdicts not yet significant, carried to the next windows (aiops.cycle).
     pending: Mapped[list | None] = mapped_column(JSON)
+
+
+class LogTemplate(db.Model):
+    """A kind of log line one service writes: a drain3 template, mined by the detection cycle.
+
+    ``template_id`` is the miner's cluster id, unique within the service and stable across
+    restarts (the miners' state is in ``log_miners``); ``logs.template_id`` names it. ``template``
+    is the latest text (drain3 generalises a template as it meets more lines), bounded.
+    """
+
+    __tablename__ = "log_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(255))
+    template_id: Mapped[int] = mapped_column(Integer)
+    template: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(BigInteger)
+    exception: Mapped[bool] = mapped_column(Boolean)  # the template reports an exception or a stack frame
+
+    __table_args__ = (
+        Index("ux_log_templates_service_template", "service", "template_id", unique=True),
+        Index("ix_log_templates_first_seen", "first_seen"),
+    )
+
+
+class LogState(db.Model):
+    """One row: the log memory the last cycle saved (see :mod:`aiops.logstate`): the log baselines
+    as JSON and how far the cycles read the log store. ``version`` grows with every save, so a
+    process whose memory is older reloads it."""
+
+    __tablename__ = "log_memory"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    cursor: Mapped[int | None] = mapped_column(BigInteger)
+    baselines: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class LogMiner(db.Model):
+    """One service's template miner: drain3's own snapshot (compressed), written by the cycle."""
+
+    __tablename__ = "log_miners"
+
+    service: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[float] = mapped_column(Float)
 
 
 class DetectionCycle(db.Model):

@@ -73,6 +73,20 @@ CURSOR = query("cursor", {"type": "string", "maxLength": 1024},
                 "the 'next' value of the previous page (same filters); anything else is a 400")
 LOG_TIME = {"anyOf": [{"type": "string", "pattern": log_service.TIME_PATTERN},
                      {"type": "string", "format": "date-time"}]}
+LOG_SERVICE = query("service", {"type": "string", "maxLength": log_service.MAX_SERVICE_CHARS,
+                                "pattern": NO_NUL}, "only this service's")
+
+
+def _log_limit(noun: str) -> dict:
+    return query("limit", {"type": "integer", "minimum": 1, "maximum": log_service.MAX_LIMIT,
+                           "default": log_service.DEFAULT_LIMIT}, f"{noun} per page")
+
+
+def _log_text(of: str) -> dict:
+    return query("text", {"type": "string", "maxLength": log_service.MAX_TEXT_CHARS, "pattern": NO_NUL},
+                 f"substring of the {of} (any case)")
+
+
 INCIDENT_ID = {"name": "incident_id", "in": "path", "required": True,
                "schema": {"type": "string", "maxLength": MAX_ID_CHARS},
                "description": "e.g. INC-1737404800-1"}
@@ -143,20 +157,30 @@ def _incident_paths() -> dict:
         "/aiops/logs": {"get": {
             "summary": "Stored log records, newest first, filtered and paged",
             "parameters": [
-                query("limit", {"type": "integer", "minimum": 1, "maximum": log_service.MAX_LIMIT,
-                                 "default": log_service.DEFAULT_LIMIT}, "records per page"),
-                query("service", {"type": "string", "maxLength": log_service.MAX_SERVICE_CHARS,
-                                  "pattern": NO_NUL}, "only this service's"),
+                _log_limit("records"),
+                LOG_SERVICE,
                 query("severity", {"enum": list(log_service.SEVERITY_CHOICES)},
                       "lowest severity shown: a SeverityNumber 0..24 or a level name"),
-                query("text", {"type": "string", "maxLength": log_service.MAX_TEXT_CHARS, "pattern": NO_NUL},
-                      "substring of the body (any case)"),
+                _log_text("body"),
                 query("trace_id", {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}, "only this trace's"),
+                query("template_id",
+                      {"type": "integer", "minimum": 1, "maximum": log_service.MAX_TEMPLATE_ID},
+                      "only lines of this template (ids are per service: pair it with service)"),
                 query("from", LOG_TIME, "from this time: epoch seconds or ISO 8601 (UTC without an offset)"),
                 query("to", LOG_TIME, "up to this time (same forms)"),
                 {**CURSOR, "description": "the 'next' value of the previous page"},
             ],
             "responses": {**ok(ref("LogList")), "400": error(400)},
+        }},
+        "/aiops/logs/templates": {"get": {
+            "summary": "Log templates mined by the detection cycles, newest (first seen) first, paged",
+            "parameters": [
+                _log_limit("templates"),
+                LOG_SERVICE,
+                _log_text("template"),
+                {**CURSOR, "description": "the 'next' value of the previous page"},
+            ],
+            "responses": {**ok(ref("LogTemplateList")), "400": error(400)},
         }},
         "/aiops/metrics": {"get": {
             "summary": "Per-endpoint health over the metrics window",

@@ -173,6 +173,17 @@ SCHEMAS: dict[str, dict] = {
         template_id=nullable(INTEGER),
     ),
     "LogList": obj(("logs", "next"), logs={"type": "array", "items": ref("LogRecord")}, next=CURSOR),
+    "LogTemplate": obj(
+        ("service", "template_id", "template", "first_seen", "last_seen", "count", "exception"),
+        service=STRING, template_id={**INTEGER, "description": "unique within the service; logs carry it"},
+        template={**STRING, "description": "the lines' text with what varies masked (<NUM>, <*>...)"},
+        first_seen={**TIME, "description": "ISO 8601 UTC with milliseconds"},
+        last_seen={**TIME, "description": "ISO 8601 UTC with milliseconds"},
+        count={**INTEGER, "description": "lines mined into it"},
+        exception={**BOOLEAN, "description": "it reports an exception or a stack frame"},
+    ),
+    "LogTemplateList": obj(("templates", "next"), templates={"type": "array", "items": ref("LogTemplate")},
+                           next=CURSOR),
     "RpcStatus": {
         "type": "object",
         "description": "google.rpc.Status, the OTLP/HTTP error body",

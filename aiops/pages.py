@@ -93,6 +93,19 @@ def anomaly_summary(anomalies: Iterable[Mapping], root: tuple[str, str]) -> list
     return sorted(rows.values(), key=lambda r: (not r["root"], r["endpoint"], r["service"], r["type"]))
 
 
+def surged_templates(propagation: Iterable[Mapping]) -> list[dict]:
+    """The log templates that appeared or surged, as the propagation hops carry them, each once
+    (with the hop's service), in the hops' order."""
+    seen, out = set(), []
+    for hop in propagation or ():
+        for t in hop.get("templates") or ():
+            key = (hop.get("service"), t.get("kind"), t.get("template"))
+            if key not in seen:
+                seen.add(key)
+                out.append({**t, "service": hop.get("service")})
+    return out
+
+
 def ago(seconds: float | None) -> str:
     """``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``: a compact age or duration."""
     if seconds is None or not math.isfinite(seconds):
@@ -190,6 +203,9 @@ def incident_page(incident_id: str):
     if incident.trace_id:
         spans = store.trace_spans([incident.trace_id]).get(incident.trace_id, [])
     rows = waterfall.layout(spans, highlight=root)
+    lines, more_lines = log_service.trace_lines(incident.trace_id) if incident.trace_id else ([], False)
+    trace_logs = [log_service.line_view(r) for r in lines]
+    waterfall.mark_logs(rows, trace_logs)
     total = waterfall.total_ms(rows)
     csrf = auth.csrf_token()
     html = render_template(
@@ -200,6 +216,9 @@ def incident_page(incident_id: str):
         observations=list(reversed(data["anomalies"]))[:MAX_ANOMALY_ROWS],
         rows=rows,
         span_count=len(spans),
+        trace_logs=trace_logs,
+        more_lines=more_lines,
+        templates=surged_templates(incident.propagation),
         trace_ms=total,
         ticks=waterfall.ticks(total),
         now=time.time(),

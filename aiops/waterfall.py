@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from telemetry.models import KIND_CLIENT
 from telemetry.rows import span_key
 
 MAX_ROWS = 500
 MIN_WIDTH = 0.3  # % of the track: a 0 ms span still shows as a sliver
+WARN = 13  # OTLP SeverityNumber of WARN: lines at or above it mark their span
+MAX_SPAN_LINES = 5  # ERROR/WARN lines listed under one span
 
 
 def _num(value) -> float:
@@ -91,6 +93,19 @@ def layout(spans: Iterable, highlight: tuple[str, str] | None = None,
         if id(span) not in placed:
             walk(span)
     return rows
+
+
+def mark_logs(rows: list[dict], lines: Iterable[Mapping], max_lines: int = MAX_SPAN_LINES) -> None:
+    """Give each row the ERROR/WARN lines its span logged: ``logs`` (the first ``max_lines``, in the
+    order given) and ``log_count`` (all of them). ``lines`` are mappings with ``span_id`` and
+    ``severity_number``; a line of no laid-out span marks nothing."""
+    by_span: dict = defaultdict(list)
+    for line in lines:
+        if line.get("span_id") and (line.get("severity_number") or 0) >= WARN:
+            by_span[line["span_id"]].append(line)
+    for row in rows:
+        found = by_span.get(row["span"].span_id, [])
+        row["logs"], row["log_count"] = found[:max_lines], len(found)
 
 
 def total_ms(rows: list[dict]) -> float:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from aiops import on_demand, outbox, selfmetrics
+from aiops import logstate, on_demand, outbox, selfmetrics
 from aiops.cycle import prune_cycles, run_claimed
 from aiops.owner import owner_name
 from aiops.settings import Settings, settings_of
@@ -104,6 +104,7 @@ class Worker:
                 prune_cycles(cutoff)
                 removed = store.prune_spans(db.engine, cutoff)
                 logs = store.prune_logs(db.engine, cutoff)
+                logstate.prune_templates(cutoff)
                 if removed or logs:
                     log.info("retention: pruned %d spans and %d log records older than %.1f h",
                              removed, logs, self.settings.retention_hours)

@@ -130,6 +130,7 @@ class Signal:
     insert: Callable  # (engine, rows) -> None
     response: Callable  # Mapped -> the Export*ServiceResponse
     store: str
+    metric: str = "spans"  # what the self-metrics count its records as (telemetry.selfmetrics.otlp_batch)
 
     def count(self, message) -> int:
         """Records in a decoded request (JSON has no wire scan to count them before decoding)."""
@@ -145,7 +146,7 @@ TRACES = Signal(ExportTraceServiceRequest, otlp_limits.TRACES, lambda s: s.otlp_
 LOGS = Signal(ExportLogsServiceRequest, otlp_limits.LOGS, lambda s: s.otlp_max_log_records,
               lambda message, s: otlp_logs.to_log_rows(message, log_checks(s), s.log_body_max),
               lambda engine, rows: insert_logs(engine, rows),
-              otlp_logs.export_response, "log store")
+              otlp_logs.export_response, "log store", "logs")
 
 
 def _decode(content_type: str, coding: str | None, settings, budget: otlp_limits.InflightBudget,
@@ -248,23 +249,19 @@ def _export(signal: Signal) -> Response:
 
 
 def _store(mapped: otlp.Mapped, content_type: str, signal: Signal) -> Response:
-    counted = signal is TRACES  # the self-metrics count spans; log batches are not in them yet
     if mapped.rejected and not mapped.rows:
-        if counted:
-            selfmetrics.otlp_batch(stored=0, rejected=mapped.rejected)
+        selfmetrics.otlp_batch(stored=0, rejected=mapped.rejected, signal=signal.metric)
         return _status(400, code_pb2.INVALID_ARGUMENT, mapped.error_message, content_type)
     try:
         signal.insert(db.engine, mapped.rows)
     except Exception:  # noqa: BLE001 - any store failure is retryable for the client
         log.exception("could not store an OTLP batch of %d %ss", len(mapped.rows), mapped.noun)
-        if counted:
-            selfmetrics.otlp_batch(stored=0, rejected=0, failed=True)
+        selfmetrics.otlp_batch(stored=0, rejected=0, failed=True, signal=signal.metric)
         response = _status(503, code_pb2.UNAVAILABLE, f"the {signal.store} is unavailable; retry later",
                            content_type)
         response.headers["Retry-After"] = RETRY_AFTER
         return response
-    if counted:
-        selfmetrics.otlp_batch(stored=len(mapped.rows), rejected=mapped.rejected)
+    selfmetrics.otlp_batch(stored=len(mapped.rows), rejected=mapped.rejected, signal=signal.metric)
     if mapped.rejected:
         log.info("OTLP batch: stored %d %ss, %s", len(mapped.rows), mapped.noun, mapped.error_message)
     return Response(otlp.encode(signal.response(mapped), content_type), status=200,

@@ -63,7 +63,8 @@ T = TypeVar("T")
 
 DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OWNER_ENV = "AIOPS_METRICS_DIR_OWNER"
-STORE_SOURCES = ("recorder", "otlp")
+STORE_SOURCES = ("recorder", "otlp", "otlp_logs")
+LOG_BATCH_OUTCOMES = ("accepted", "rejected", "failed")
 _service_of = itemgetter(SPAN_FIELDS.index("service"))
 
 
@@ -177,11 +178,21 @@ class _Metrics:
                                 registry=None)
         self.rejected = Counter("aiops_spans_rejected", "Invalid OTLP spans dropped (bad ids or times)",
                                 registry=None)
-        self.store_errors = Counter("aiops_store_errors", "Failed writes to the span store: recorder "
-                                    "batches (retried) and OTLP batches (answered 503)", ["source"],
-                                    registry=None)
+        self.logs_ingested = Counter("aiops_logs_ingested", "Log records stored from OTLP/HTTP "
+                                     "(POST /v1/logs)", registry=None)
+        self.logs_rejected = Counter("aiops_logs_rejected", "Invalid OTLP log records dropped (bad ids or "
+                                     "times, the product's own service)", registry=None)
+        self.log_batches = Counter("aiops_log_batches", "OTLP/HTTP log batches (POST /v1/logs) decoded, "
+                                   "by outcome: accepted (stored, maybe partly), rejected (every record "
+                                   "invalid: 400), failed (the store failed: 503)", ["outcome"],
+                                   registry=None)
+        self.store_errors = Counter("aiops_store_errors", "Failed writes to the span and log stores: "
+                                    "recorder batches (retried), OTLP span and log batches (answered 503)",
+                                    ["source"], registry=None)
         for source in STORE_SOURCES:  # export zeros, so rate() works from the first scrape
             self.store_errors.labels(source)
+        for outcome in LOG_BATCH_OUTCOMES:
+            self.log_batches.labels(outcome)
 
 
 _lock = threading.Lock()
@@ -257,15 +268,20 @@ def buffer_flushed(*, fresh: Sequence[tuple], written: int, dropped: int, failed
 
 
 @_never_raise
-def otlp_batch(*, stored: int, rejected: int, failed: bool = False) -> None:
-    """One ``POST /v1/traces`` batch: spans stored (0 when the store failed) and rejected."""
+def otlp_batch(*, stored: int, rejected: int, failed: bool = False, signal: str = "spans") -> None:
+    """One ``POST /v1/traces`` (``signal`` spans) or ``POST /v1/logs`` (logs) batch: records stored
+    (0 when the store failed) and rejected; for logs, the batch's outcome too."""
     m = metrics()
+    logs = signal == "logs"
     if stored:
-        m.ingested.inc(stored)
+        (m.logs_ingested if logs else m.ingested).inc(stored)
     if rejected:
-        m.rejected.inc(rejected)
+        (m.logs_rejected if logs else m.rejected).inc(rejected)
     if failed:
-        m.store_errors.labels("otlp").inc()
+        m.store_errors.labels("otlp_logs" if logs else "otlp").inc()
+    if logs:
+        outcome = "failed" if failed else "rejected" if rejected and not stored else "accepted"
+        m.log_batches.labels(outcome).inc()
 
 
 def render(accept: str | None) -> tuple[bytes, str]:

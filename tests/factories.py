@@ -23,7 +23,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from aiops.detect import Anomaly
 from aiops.rca import Group
-from telemetry.models import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, SPAN_FIELDS
+from telemetry.models import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, LOG_FIELDS, SPAN_FIELDS
 
 T0 = 1_800_000_000.0  # a fixed clock (January 2027) for tests that hand "now" to the code under test
 RECENT_NS = (int(time.time()) - 600) * 1_000_000_000  # ten minutes ago: live ingest refuses old spans
@@ -98,6 +98,24 @@ def insert_spans(app, rows) -> None:
     rows = [r if isinstance(r, tuple) else row_of(r) for r in rows]
     with app.app_context():
         store.insert_spans(db.engine, rows)
+
+
+def log_row(time: float, body: str, *, service: str = "orders", severity: int = 9,
+            severity_text: str | None = None, trace_id: str | None = None,
+            span_id: str | None = None) -> tuple:
+    """A stored log row (``LOG_FIELDS`` order), as ingest writes it."""
+    values = {"time": time, "service": service, "severity_number": severity, "severity_text": severity_text,
+              "body": body, "trace_id": trace_id, "span_id": span_id, "attributes": None}
+    return tuple(values[f] for f in LOG_FIELDS)
+
+
+def insert_logs(app, rows) -> None:
+    """Store log rows straight into the app's database."""
+    from telemetry import store
+    from telemetry.db import db
+
+    with app.app_context():
+        store.insert_logs(db.engine, rows)
 
 
 # -- OTLP requests -------------------------------------------------------------------------------

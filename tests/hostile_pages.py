@@ -13,7 +13,7 @@ import uuid
 from html.parser import HTMLParser
 
 from telemetry.models import KIND_CLIENT, KIND_SERVER
-from tests.factories import insert_spans, span_row
+from tests.factories import insert_logs, insert_spans, log_row, span_row
 
 # An acknowledger's name, typed into the incident page's form.
 HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned-name'\">"
@@ -23,7 +23,9 @@ XSS_CALLER = "<script>document.title='pwned-caller'</script>"
 XSS_CALLEE = "pay\"><img src=x onerror=\"document.title='pwned-callee'\">"
 XSS_EXC_TYPE = "<b onmouseover=alert(1)>Boom</b>Error"
 XSS_EXC_MESSAGE = "\"><img src=x onerror=alert(1)><script>document.title='pwned-exc'</script>"
-PAYLOADS = (XSS_SERVICE, XSS_CALLER, XSS_CALLEE, XSS_EXC_TYPE, XSS_EXC_MESSAGE)
+# A log line's body, as an OTLP client or a logging call may write it.
+XSS_LOG_BODY = "<script>document.title='pwned-log'</script><img src=x onerror=alert(2)> refund 42 failed"
+PAYLOADS = (XSS_SERVICE, XSS_CALLER, XSS_CALLEE, XSS_EXC_TYPE, XSS_EXC_MESSAGE, XSS_LOG_BODY)
 FORBIDDEN_TAGS = {"script", "img", "svg", "iframe", "b", "object", "embed"}
 # What a style attribute on these pages may look like: numbers only.
 STYLE_OK = re.compile(
@@ -157,3 +159,29 @@ def incident_json(client, incident_id: str) -> dict:
     response = client.get(f"/aiops/incidents/{incident_id}")
     assert response.status_code == 200
     return response.get_json()
+
+
+def seed_trace_logs(app, client, incident_id: str) -> dict:
+    """Log lines of the incident's example trace, stored as ingest stores them, then mined by a
+    cycle: the callee span an ERROR line with a hostile body and a WARN, the caller an INFO line,
+    and a WARN of no span. Returns ``{"trace_id", "callee_span", "caller_span"}``."""
+    from telemetry import store
+    from telemetry.db import db
+
+    trace_id = incident_json(client, incident_id)["trace_correlation"]["trace_id"]
+    with app.app_context():
+        spans = store.trace_spans([trace_id])[trace_id]
+        db.session.remove()
+    caller = next(s for s in spans if s.parent_span_id is None)
+    callee = next(s for s in spans if s.kind == KIND_SERVER and s.parent_span_id is not None)
+    at = callee.start_time
+    lines = [  # (time, span, severity number, text, body), stored out of time order
+        (at + 0.004, callee.span_id, 17, "ERROR", XSS_LOG_BODY),
+        (at + 0.001, caller.span_id, 9, "INFO", "checkout started for cart 7"),
+        (at + 0.003, callee.span_id, 13, "WARN", "retrying payment 7 after 500 ms"),
+        (at + 0.002, None, 13, None, "pool nearly exhausted: 9 of 10 connections busy"),
+    ]
+    insert_logs(app, [log_row(t, body, service=XSS_SERVICE, severity=n, severity_text=text, trace_id=trace_id,
+                              span_id=span) for t, span, n, text, body in lines])
+    analyze(client)  # mines them: template ids on the rows
+    return {"trace_id": trace_id, "callee_span": callee.span_id, "caller_span": caller.span_id}

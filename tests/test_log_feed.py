@@ -7,14 +7,13 @@ import time
 from aiops import logfeed
 from telemetry import store
 from telemetry.db import db
-from telemetry.models import LOG_FIELDS, LogRecord
+from telemetry.models import LogRecord
+from tests.factories import log_row
 
 
 def _rows(at: float, n: int, service: str = "orders", severity: int = 17) -> list[tuple]:
-    values = {"service": service, "severity_number": severity, "severity_text": "ERROR",
-              "trace_id": "ab" * 16, "span_id": "cd" * 8, "attributes": None}
-    return [tuple({**values, "time": at + i * 0.01, "body": f"refund {i} failed"}.get(f) for f in LOG_FIELDS)
-            for i in range(n)]
+    return [log_row(at + i * 0.01, f"refund {i} failed", service=service, severity=severity,
+                    severity_text="ERROR", trace_id="ab" * 16, span_id="cd" * 8) for i in range(n)]
 
 
 def test_every_stored_line_is_taken_once_in_order(app):

@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import func, select
 
 from aiops import worker
-from aiops.models import DetectionCycle
+from aiops.models import DetectionCycle, LogTemplate
 from aiops.settings import reconfigure
 from telemetry import store
 from telemetry.db import db
@@ -48,6 +48,8 @@ def test_the_scheduled_tick_applies_retention_to_spans_and_cycle_history(app):
         store.insert_spans(db.engine, _rows(50, now - 7200) + _rows(20, now - 5))
         old = [(now - 7200 + i, "orders", 9, "INFO", "old", None, None, None) for i in range(30)]
         store.insert_logs(db.engine, [*old, (now - 5, "orders", 9, "INFO", "new", None, None, None)])
+        db.session.add(LogTemplate(service="orders", template_id=99, template="gone <NUM>",
+                                   first_seen=now - 9000, last_seen=now - 7200, count=5, exception=False))
         db.session.add(DetectionCycle(started_at=now - 7200, finished_at=now - 7199, owner="old:1", spans=0,
                                       anomalies=0, incidents_opened=0, incidents_updated=0,
                                       incidents_resolved=0))
@@ -58,5 +60,7 @@ def test_the_scheduled_tick_applies_retention_to_spans_and_cycle_history(app):
     with app.app_context():
         assert _count(Span) == 20
         assert [r.body for r in db.session.scalars(select(LogRecord))] == ["new"]  # logs share the retention
+        # Templates last seen before the cutoff go; the one the cycle just mined ("new") stays.
+        assert [t.template for t in db.session.scalars(select(LogTemplate))] == ["new"]
         owners = [c.owner for c in db.session.scalars(select(DetectionCycle))]
         assert "old:1" not in owners and len(owners) == 1

@@ -21,7 +21,10 @@ from tests.factories import (
     T0,
     add_incident,
     add_notification,
+    good_logs_request,
     good_request,
+    log_record,
+    logs_request,
     make_request,
     make_span,
     notification,
@@ -67,7 +70,8 @@ def test_every_family_is_exported_and_parses(client):
         "aiops_store_errors": "counter", "aiops_detection_cycle_duration_seconds": "histogram",
         "aiops_detection_cycle_failures": "counter", "aiops_anomalies": "counter",
         "aiops_incidents_opened": "counter", "aiops_notification_attempts": "counter",
-        "aiops_incident_storm_groups": "counter",
+        "aiops_incident_storm_groups": "counter", "aiops_logs_ingested": "counter",
+        "aiops_logs_rejected": "counter", "aiops_log_batches": "counter",
     }
     # A labelled family appears with its first sample (incidents: once one is opened).
     labelled = {"aiops_spans_recorded", "aiops_incidents_opened", "aiops_notification_attempts"}
@@ -161,6 +165,32 @@ def test_otlp_ingest_counts_stored_rejected_and_store_errors(app, client, monkey
     assert delta(before, after, "aiops_spans_rejected_total") == 1
     assert delta(before, after, "aiops_store_errors_total", source="otlp") == 1
     assert delta(before, after, "aiops_store_errors_total", source="recorder") == 0
+
+
+def test_otlp_log_ingest_counts_records_and_batches_accepted_rejected_and_failed(app, client, monkeypatch):
+    before = scrape(client)
+    assert post(client, good_logs_request(3).SerializeToString(), PB, path="/v1/logs").status_code == 200
+    partial = logs_request({"a": [log_record(1), log_record(2, time_ns=None)]})
+    assert post(client, partial.SerializeToString(), PB, path="/v1/logs").status_code == 200
+    invalid = logs_request({"a": [log_record(1, time_ns=None), log_record(2, time_ns=None)]})
+    assert post(client, invalid.SerializeToString(), PB, path="/v1/logs").status_code == 400
+
+    import telemetry.ingest
+
+    def broken(engine, rows):
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(telemetry.ingest, "insert_logs", broken)
+    assert post(client, good_logs_request(2).SerializeToString(), PB, path="/v1/logs").status_code == 503
+    after = scrape(client)
+    assert delta(before, after, "aiops_logs_ingested_total") == 4
+    assert delta(before, after, "aiops_logs_rejected_total") == 3
+    assert delta(before, after, "aiops_log_batches_total", outcome="accepted") == 2
+    assert delta(before, after, "aiops_log_batches_total", outcome="rejected") == 1
+    assert delta(before, after, "aiops_log_batches_total", outcome="failed") == 1
+    assert delta(before, after, "aiops_store_errors_total", source="otlp_logs") == 1
+    assert delta(before, after, "aiops_store_errors_total", source="otlp") == 0
+    assert delta(before, after, "aiops_spans_ingested_total") == 0  # logs are not spans
 
 
 # -- the span writer's report, without an app ---------------------------------------------

@@ -18,7 +18,8 @@ import os
 import requests
 import schemathesis
 
-CURSORS = {"/aiops/incidents": "incidents", "/aiops/notifications": "notifications", "/aiops/logs": "logs"}
+CURSORS = {"/aiops/incidents": "incidents", "/aiops/notifications": "notifications", "/aiops/logs": "logs",
+           "/aiops/logs/templates": "templates"}
 
 
 @schemathesis.hook

@@ -22,7 +22,7 @@ import sys
 import pytest
 from openapi_spec_validator import validate
 
-from aiops.models import Notification
+from aiops.models import LogTemplate, Notification
 from telemetry.db import db
 from telemetry.store import insert_logs
 from tests.conftest import dispose_app, make_app
@@ -41,7 +41,7 @@ ST = "import sys; from schemathesis.cli import schemathesis; sys.argv[0] = 'st';
 
 def seed(db_url: str) -> None:
     """Incidents in every state (the stateful phase follows links to their ids) and a few
-    notifications, enough for a second page of each list."""
+    notifications, log lines and log templates, enough for a second page of each list."""
     app = make_app(db_url, AIOPS_RECORD_REQUESTS=False)
     try:
         add_incidents(app, 30)  # 20 open, 10 resolved
@@ -57,6 +57,11 @@ def seed(db_url: str) -> None:
             db.session.commit()
             insert_logs(db.engine, [(1000.0 + n, "orders", 17, "ERROR", f"order {n} failed", None, None, None)
                                     for n in range(3)])
+            for n in range(3):  # as a cycle mines them
+                db.session.add(LogTemplate(service="orders", template_id=n + 1, template=f"step {n} <NUM>",
+                                           first_seen=1000.0 + n, last_seen=1001.0 + n, count=2,
+                                           exception=False))
+            db.session.commit()
     finally:
         dispose_app(app)
 
@@ -74,7 +79,8 @@ def test_the_live_server_answers_as_its_document_says(tmp_path, db_url):
         validate(doc)
         cursors = {"incidents": server.get("/aiops/incidents?limit=1").json()["next"],
                    "notifications": server.get("/aiops/notifications?limit=1").json()["next"],
-                   "logs": server.get("/aiops/logs?limit=1").json()["next"]}
+                   "logs": server.get("/aiops/logs?limit=1").json()["next"],
+                   "templates": server.get("/aiops/logs/templates?limit=1").json()["next"]}
         assert all(cursors.values()), cursors
         seen_path = tmp_path / "seen.txt"
         report = tmp_path / "schemathesis.json"

@@ -45,9 +45,11 @@ from tests.hostile_pages import (
     XSS_CALLEE,
     XSS_CALLER,
     XSS_EXC_MESSAGE,
+    XSS_LOG_BODY,
     XSS_SERVICE,
     Page,
     seed_hostile_incident,
+    seed_trace_logs,
 )
 
 pytestmark = pytest.mark.e2e
@@ -306,6 +308,7 @@ def hostile_server(tmp_path_factory):
     app = make_app(url)
     try:
         incident_id = seed_hostile_incident(app, app.test_client())
+        seed_trace_logs(app, app.test_client(), incident_id)  # and log lines of its trace, one hostile
     finally:
         dispose_app(app)
     with h.running(tmp, h.shop_env(url)) as server:
@@ -329,8 +332,12 @@ def test_incident_page_renders_hostile_telemetry_as_text(hostile_server):
     assert [("wf-culprit" in attrs["class"]) for _, attrs in rows] == [False, True, True]
     assert any(XSS_EXC_MESSAGE in attrs.get("title", "") for _, attrs in doc.tags)
     plain = doc.plain
-    for payload in (XSS_SERVICE, XSS_CALLER, XSS_EXC_MESSAGE):
+    for payload in (XSS_SERVICE, XSS_CALLER, XSS_EXC_MESSAGE, XSS_LOG_BODY):
         assert payload in plain, payload
+    # The span that logged ERROR/WARN lines is marked and lists them; the trace's lines follow.
+    assert doc.texts_of_class("wf-logs") == ["2 logs"]
+    assert doc.texts_of_class("wf-log")[-1] == f"ERROR {XSS_LOG_BODY}"
+    assert len(doc.texts_of_class("trace-log")) == 4
     screenshot(f"{server.url}/incidents/{incident_id}", tmp / "incident-hostile.png")
 
 
@@ -373,7 +380,11 @@ def test_real_incident_pages_in_the_browser(tmp_path):
         labels = [" ".join(t.split()) for t in page.texts_of_class("wf-label")][1:]  # [0]: axis
         # checkout calls inventory, then payment: siblings in start order, each call above its callee
         assert labels == ["shop checkout 200", "shop → inventory 200", "shop inventory 200",
-                          "shop → payment 200", "shop payment 200"], labels
+                          "shop → payment 200", "shop payment 200 1 log"], labels
+        # payment logged the fault as a WARN (the demo's own logs): marked on its span, listed under it
+        [warned] = page.texts_of_class("wf-log")
+        assert warned == "WARN payment: slow backend, 600 ms spent waiting", warned
+        assert any("slow backend" in line for line in page.texts_of_class("trace-log"))
         rows = page.elements_with_class("wf-span")
         assert [("wf-culprit" in attrs["class"]) for _, attrs in rows] == [False, False, False, True, True]
         assert "detected" in page.text_of(id="timeline")
