@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 
 from sqlalchemy import delete, insert, select, update
 
@@ -46,6 +46,7 @@ from telemetry.models import LogRecord as LogRow
 log = logging.getLogger(__name__)
 
 MEMORY_ID = 1
+NESTED = {"present"}  # dict fields whose values are dicts (logpaths.PathBaselines.present)
 MAX_TEMPLATE_CHARS = 1000  # characters of a template's text stored (a mined body is at most 2000)
 
 
@@ -57,6 +58,8 @@ def _plain(value):
         return list(value)
     if isinstance(value, float) and not math.isfinite(value):
         return 0.0  # JSON (and PostgreSQL's json) has no NaN
+    if isinstance(value, dict):
+        return [[_plain(k), _plain(v)] for k, v in value.items()]  # JSON objects only have string keys
     return value
 
 
@@ -64,29 +67,38 @@ def _key(value):
     return tuple(value) if isinstance(value, list) else value
 
 
-def encode_baselines(base: ls.LogBaselines) -> dict:
-    """Every dict and set field of ``base`` as JSON lists: ``[[key, value], ...]`` and ``[key, ...]``."""
+def encode_baselines(base) -> dict:
+    """Every dict, set and dataclass field of ``base`` (:class:`~aiops.logsignals.LogBaselines`) as
+    JSON: dicts as ``[[key, value], ...]`` (nested dicts too), sets as ``[key, ...]``."""
     out = {}
     for f in fields(base):
         value = getattr(base, f.name)
         if isinstance(value, dict):
-            out[f.name] = [[_plain(k), _plain(v)] for k, v in value.items()]
+            out[f.name] = _plain(value)
         elif isinstance(value, set):
             out[f.name] = [_plain(k) for k in value]
+        elif is_dataclass(value):
+            out[f.name] = encode_baselines(value)
     return out
 
 
-def decode_baselines(data) -> ls.LogBaselines:
+def _dict(raw, nested: bool) -> dict:
+    return {_key(k): (_dict(v, False) if nested else v) for k, v in raw}
+
+
+def decode_baselines(data, base=None):
     """The inverse of :func:`encode_baselines`; fields it does not name keep their defaults."""
-    base = ls.LogBaselines()
+    base = ls.LogBaselines() if base is None else base
     if not isinstance(data, dict):
         return base
     for f in fields(base):
         raw, current = data.get(f.name), getattr(base, f.name)
-        if not isinstance(raw, list):
+        if is_dataclass(current):
+            decode_baselines(raw, current)
+        elif not isinstance(raw, list):
             continue
-        if isinstance(current, dict):
-            setattr(base, f.name, {_key(k): v for k, v in raw})
+        elif isinstance(current, dict):
+            setattr(base, f.name, _dict(raw, f.name in NESTED))
         elif isinstance(current, set):
             setattr(base, f.name, {_key(k) for k in raw})
     return base

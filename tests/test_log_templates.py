@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from aiops import logfeed, logstate
+from aiops import logfeed, logpaths, logstate
 from aiops import logsignals as ls
 from aiops.models import LogMiner, LogState, LogTemplate
 from telemetry.db import db
@@ -122,13 +122,17 @@ def test_a_failed_cycle_forgets_and_the_next_reloads_the_saved_memory(app):
 
 
 def test_baselines_round_trip_through_json():
-    base = ls.LogBaselines(windows={"orders": 4}, warn_rate={"orders": 0.5},
+    paths = logpaths.PathBaselines(windows={("orders", "/pay"): 5}, requests={("orders", "/pay"): 12.5},
+                                   present={("orders", "/pay"): {3: 11.0, 7: 0.5}})
+    base = ls.LogBaselines(windows={"orders": 4}, warn_rate={"orders": 0.5}, traffic={"orders": 20.0},
                            template_rate={("orders", 3): 1.25, ("pay", 1): float("nan")},
-                           seen_in_normal={("orders", 3)})
+                           seen_in_normal={("orders", 3)}, paths=paths)
     back = logstate.decode_baselines(json.loads(json.dumps(logstate.encode_baselines(base))))
     assert back.windows == {"orders": 4} and back.warn_rate == {"orders": 0.5}
+    assert back.traffic == {"orders": 20.0}
     assert back.template_rate == {("orders", 3): 1.25, ("pay", 1): 0.0}
     assert back.seen_in_normal == {("orders", 3)}
+    assert back.paths == paths  # the vanished-path baselines, nested dicts with int keys included
     assert logstate.decode_baselines("not a dict") == ls.LogBaselines()
 
 
