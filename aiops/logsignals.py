@@ -138,10 +138,16 @@ def _vague(template: str) -> bool:
     return not tokens or sum(1 for t in tokens if t == "<*>") > MAX_WILDCARDS * len(tokens)
 
 
+def level(severity_number: int) -> str:
+    """The severity band a line is mined under: a WARN line and an INFO line of the same shape are
+    different events, and Drain would merge them if the level were only a word of the body."""
+    return "ERROR" if severity_number >= ERROR else "WARN" if severity_number >= WARN else "INFO"
+
+
 def mine(records: Iterable[LogRecord], miner: TemplateMiner) -> dict[TemplateKey, list[LogRecord]]:
     found: dict[TemplateKey, list[LogRecord]] = defaultdict(list)
     for r in records:
-        mined = miner.add(r.service, r.body)
+        mined = miner.add(r.service, f"{level(r.severity_number)} {r.body}")
         if mined is not None:
             found[mined.key].append(r)
     return dict(found)
@@ -236,6 +242,9 @@ def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules:
     counts: dict[TemplateKey, int] = {k: len(v) for k, v in window.templates.items()}
     warn_counts = Counter(r.service for lines in window.templates.values() for r in lines
                           if r.severity_number >= WARN)
+    # A new ERROR/WARN template is learned as normal once a normal window has as many of its lines as
+    # the "new" signal needs: its first line or two, at a fault's onset, must not make it normal.
+    severe = {k for k, lines in window.templates.items() if lines[0].severity_number >= WARN}
     by_service: dict[str, list[TemplateKey]] = defaultdict(list)
     for key in set(counts) | {k for k in base.template_rate}:
         by_service[key[0]].append(key)
@@ -247,7 +256,7 @@ def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules:
         base.traffic[service] = (1 - a) * base.traffic.get(service, 0.0) + a * (traffic or {}).get(service, 0)
         for key in by_service.get(service, ()):
             base.template_rate[key] = (1 - a) * base.template_rate.get(key, 0.0) + a * counts.get(key, 0)
-            if counts.get(key):
+            if counts.get(key, 0) >= (rules.min_lines if key in severe else 1):
                 base.seen_in_normal.add(key)
         base.windows[service] = n + 1
     logpaths.learn(base.paths, window.paths, skipped, rules.paths, weight)

@@ -56,10 +56,10 @@ def test_a_cycle_writes_template_ids_on_the_rows_and_the_templates(app):
     paid_row, failed_row = rows["orders", paid.pop()], rows["orders", failed.pop()]
     assert (paid_row.count, paid_row.exception) == (6, False)
     assert (failed_row.count, failed_row.exception) == (4, True)
-    assert paid_row.template == "order <NUM> paid by card <NUM>" and "refund" in failed_row.template
+    assert paid_row.template == "ERROR order <NUM> paid by card <NUM>"  # mined under its severity band and "refund" in failed_row.template
     assert paid_row.first_seen <= paid_row.last_seen
 
-    cycle_over(app, PAID[:2])  # more of the same kind: same id, counted on
+    cycle_over(app, PAID[:2], severity=17)  # more of the same kind (and band): same id, counted on
     again = templates(app)["orders", paid_row.template_id]
     assert again.count == 8 and again.first_seen == paid_row.first_seen
     assert again.last_seen > paid_row.last_seen
@@ -150,7 +150,7 @@ def test_the_api_filters_lines_by_template_and_pages_the_templates(app, client):
     listed = r.get_json()["templates"]
     assert r.status_code == 200 and {t["service"] for t in listed} == {"orders"} and len(listed) == 2
     paid = next(t for t in listed if t["template_id"] == paid_id)
-    assert paid["template"] == "order <NUM> paid by card <NUM>" and paid["count"] == 6
+    assert paid["template"] == "ERROR order <NUM> paid by card <NUM>" and paid["count"] == 6
     assert paid["exception"] is False and paid["first_seen"].endswith("Z")
     assert [t["service"] for t in client.get("/aiops/logs/templates?text=STOCK").get_json()["templates"]] == [
         "inventory"]

@@ -88,10 +88,33 @@ def test_warnings_are_judged_against_the_traffic_served():
     usual traffic are."""
     miner, base = TemplateMiner(), ls.LogBaselines()
     for w in range(5):
-        lines = [rec(w * 30.0 + i, "api", f"stock low for item {i}", severity=13) for i in range(2)]
+        lines = [rec(w * 30.0 + i, "api", f"stock low for item {i}", severity=13) for i in range(3)]
         seen = ls.judge(lines, miner, base, RULES, traffic={"api": 10})
         ls.learn(base, seen, {"api"}, RULES, skip=seen.suspects, traffic={"api": 10})
     assert base.traffic["api"] == 10.0
-    busy = [rec(300.0 + i, "api", f"stock low for item {i}", severity=13) for i in range(8)]
+    busy = [rec(300.0 + i, "api", f"stock low for item {i}", severity=13) for i in range(12)]
     assert not ls.judge(busy, miner, base, RULES, traffic={"api": 40}).suspects
     assert "api" in ls.judge(busy, miner, base, RULES, traffic={"api": 10}).suspects
+
+
+def test_a_warning_and_an_info_line_of_one_shape_are_different_templates():
+    miner = TemplateMiner()
+    found = ls.mine([rec(1.0, "api", "order 5 paid"), rec(2.0, "api", "order 6 paid", severity=13),
+                     rec(3.0, "api", "order 7 paid")], miner)
+    assert sorted(len(lines) for lines in found.values()) == [1, 2]
+    assert {miner.template(k).split()[0] for k in found} == {"INFO", "WARN"}
+
+
+def test_the_first_lines_of_a_new_error_do_not_make_it_normal():
+    """Two lines at a fault's onset are under the signal's three; the next window's lines still count
+    as new. An INFO line is learned at once, as before."""
+    miner, base = learned()
+    onset = normal_window(300.0) + [rec(301.0 + i, "db", f"replica {i} refused the write", severity=17)
+                                    for i in range(2)] + [rec(302.0, "db", "vacuum of table 9 started")]
+    seen = ls.judge(onset, miner, base, RULES)
+    assert "db" not in seen.suspects
+    ls.learn(base, seen, {"api", "db"}, RULES, skip=seen.suspects)
+    later = normal_window(330.0) + [rec(331.0 + i, "db", f"replica {i} refused the write", severity=17)
+                                    for i in range(3)] + [rec(332.0, "db", "vacuum of table 4 started")]
+    kinds = {(s.kind, s.template.split()[0]) for s in ls.judge(later, miner, base, RULES).suspects["db"].signals}
+    assert ("new", "ERROR") in kinds and ("new", "INFO") not in kinds

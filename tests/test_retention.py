@@ -61,6 +61,6 @@ def test_the_scheduled_tick_applies_retention_to_spans_and_cycle_history(app):
         assert _count(Span) == 20
         assert [r.body for r in db.session.scalars(select(LogRecord))] == ["new"]  # logs share the retention
         # Templates last seen before the cutoff go; the one the cycle just mined ("new") stays.
-        assert [t.template for t in db.session.scalars(select(LogTemplate))] == ["new"]
+        assert [t.template for t in db.session.scalars(select(LogTemplate))] == ["INFO new"]
         owners = [c.owner for c in db.session.scalars(select(DetectionCycle))]
         assert "old:1" not in owners and len(owners) == 1
