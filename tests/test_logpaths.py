@@ -4,7 +4,7 @@ service gone silent are not."""
 
 from __future__ import annotations
 
-from aiops import logfeed
+from aiops import logfeed, logrca
 from aiops import logpaths as lp
 from aiops import logsignals as ls
 from tests.factories import span
@@ -68,7 +68,7 @@ def test_a_line_every_request_logged_and_none_now_is_a_vanished_path():
     [sig] = sus.signals
     assert sig.kind == "vanished" and sig.severe and sig.count == 15
     assert "total for cart" in sig.template and sig.expected == 1.0
-    assert sig.score >= 6.0  # strong enough to raise on its own (logrca.MIN_ANOMALY_SCORE)
+    assert sig.score >= logrca.MIN_ANOMALY_SCORE  # strong enough to raise on its own
     assert "requests, almost none logging" in sig.describe()
     # the examples are lines of the requests that took the other path: they name the endpoint
     assert {r.body for r in sig.examples} <= {f"checkout of cart {i} started" for i in range(15)}
@@ -117,8 +117,6 @@ def test_binomial_tail():
 
 def test_the_suspect_is_keyed_by_the_endpoint_whose_path_vanished():
     """Even when that endpoint logged nothing at all in the window (its other lines name another)."""
-    from aiops import logrca
-
     reg = learned()
     spans, lines = window(300.0, 15, logs_total=False)
     lines = [r for r in lines if "checkout" not in r.body]  # the endpoint stopped logging altogether
