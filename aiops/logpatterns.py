@@ -53,7 +53,7 @@ def _config() -> TemplateMinerConfig:
     config.masking_instructions = [MaskingInstruction(pattern, name) for pattern, name in MASKS]
     config.drain_max_clusters = MAX_TEMPLATES
     config.drain_sim_th = 0.5
-    config.drain_depth = 5  # the first two words lead the search: the severity band the lines are mined under, then the line's own
+    config.drain_depth = 5  # two words lead the search: the severity band mined under, then the line's first
     config.parametrize_numeric_tokens = True
     config.profiling_enabled = False
     config.snapshot_compress_state = True

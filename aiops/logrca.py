@@ -29,8 +29,8 @@ LOG_TRUST = 0.5  # share of an anomaly's opinion given to log evidence when its 
 # Score of a service's severe log signals (ERROR/WARN, exceptions, vanished paths) that raises an
 # anomaly of its own, no trace anomaly needed: a new ERROR template at the new-template minimum of
 # three lines (3 x sqrt(3) = 5.2) does, a new WARN one needs seven lines, a surge five spreads, any
-# vanished path (its chance is below 1e-6). New INFO lines alone are mostly other traffic: they rank, never
-# raise. (5 rather than 6: on the TrainTicket dev day it found two more code faults for three more
+# vanished path (its chance is below 1e-6). New INFO lines alone are mostly other traffic: they
+# rank, never raise. (5 rather than 6: on the TrainTicket dev day it found two more code faults for three more
 # incidents in 28 replays, and the normal traffic still raises one.)
 MIN_ANOMALY_SCORE = 5.0
 MAX_HOP_LINES = 3  # log lines carried per propagation hop

@@ -91,12 +91,14 @@ class LogSignal:
     @property
     def severe(self) -> bool:
         """Does it speak of trouble (ERROR/WARN lines, an exception), not only of other traffic?"""
-        return self.kind == "vanished" or self.exception or any(r.severity_number >= WARN for r in self.examples)
+        if self.kind == "vanished" or self.exception:
+            return True
+        return any(r.severity_number >= WARN for r in self.examples)
 
     def describe(self) -> str:
         if self.kind == "vanished":
-            return (f"{self.count} requests, almost none logging a line {self.expected:.0%} of them usually log: "
-                    f"{self.template[:200]}")
+            return (f"{self.count} requests, almost none logging a line {self.expected:.0%} of them "
+                    f"usually log: {self.template[:200]}")
         what = {"surge": "ERROR/WARN lines", "new": "lines of a new template",
                 "trace-bound": "lines in slow or failed traces"}[self.kind]
         return f"{self.count} {what} (usual {self.expected:.1f}): {self.template[:200]}"
@@ -234,7 +236,8 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
 
 
 def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules: LogRules = LogRules(),
-          skip: Iterable[str] = (), weight: float | None = None, traffic: Mapping[str, int] | None = None) -> None:
+          skip: Iterable[str] = (), weight: float | None = None,
+          traffic: Mapping[str, int] | None = None) -> None:
     """Fold a window into the baselines of ``services`` (those that were watched in it: a service
     that wrote nothing counted zero), except the services in ``skip`` (their window was abnormal).
     ``weight``: the window's weight instead of the EWMA's (relearning after a silence)."""

@@ -86,7 +86,7 @@ def replay_incidents(files: list[Path], name: str, root: Path = ROOT,
         env = {**os.environ, "AIOPS_DATABASE_URL": f"sqlite:///{tmp}/aiops.db"}
         started = time.perf_counter()
         command = [sys.executable, "-m", "flask", "--app", "app", "aiops", "replay"]
-        paths = [p for pair in zip(files, logs) for p in pair] if logs else files
+        paths = [p for pair in zip(files, logs, strict=True) for p in pair] if logs else files
         proc = subprocess.run(
             [*command, *map(str, paths), "--report", str(report)],
             cwd=root, env=env, capture_output=True, text=True,

@@ -32,8 +32,8 @@ def window(start: float, requests: int, logs_total: bool, service_logs: bool = T
         lines.append(ls.LogRecord(start + i * 0.1, "cart", 9, f"checkout of cart {i} started",
                                   s.trace_id, s.span_id))
         if logs_total:
-            lines.append(ls.LogRecord(start + i * 0.1 + 0.01, "cart", 9, f"total for cart {i} computed as {i * 3}",
-                                      s.trace_id, s.span_id))
+            total = f"total for cart {i} computed as {i * 3}"
+            lines.append(ls.LogRecord(start + i * 0.1 + 0.01, "cart", 9, total, s.trace_id, s.span_id))
     for i in range(5):
         s = span("health", 1.0, service="cart", start_time=start + i)
         spans.append(s)
@@ -102,7 +102,8 @@ def test_the_test_weighs_how_far_the_share_fell_and_how_many_requests_saw_it():
     assert base.present[endpoint][2] == 10.0 and base.requests[endpoint] == 20.0
     half = {endpoint: {f"s{i}": ({1, 2} if i % 4 == 0 else {1}) for i in range(20)}}
     assert lp.vanished(half, base) == []  # 25% instead of 50%: a drop, not a vanished path
-    assert lp.vanished({endpoint: {f"s{i}": {1} for i in range(20)}}, base) == []  # 0.5 ** 20: not rare enough
+    twenty = {endpoint: {f"s{i}": {1} for i in range(20)}}
+    assert lp.vanished(twenty, base) == []  # 0.5 ** 20 at the share's low end: not rare enough
     none = {endpoint: {f"s{i}": {1} for i in range(40)}}
     [v] = lp.vanished(none, base)
     assert (v.template_id, v.requests, v.logged, v.usual_share) == (2, 40, 0, 0.5)

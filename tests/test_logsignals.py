@@ -116,5 +116,6 @@ def test_the_first_lines_of_a_new_error_do_not_make_it_normal():
     ls.learn(base, seen, {"api", "db"}, RULES, skip=seen.suspects)
     later = normal_window(330.0) + [rec(331.0 + i, "db", f"replica {i} refused the write", severity=17)
                                     for i in range(3)] + [rec(332.0, "db", "vacuum of table 4 started")]
-    kinds = {(s.kind, s.template.split()[0]) for s in ls.judge(later, miner, base, RULES).suspects["db"].signals}
+    signals = ls.judge(later, miner, base, RULES).suspects["db"].signals
+    kinds = {(s.kind, s.template.split()[0]) for s in signals}
     assert ("new", "ERROR") in kinds and ("new", "INFO") not in kinds
