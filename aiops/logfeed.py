@@ -79,14 +79,12 @@ class StoreFeed:
             self.cursor = db.session.scalar(older) or 0
         if upto <= self.cursor:
             return []
-        rows = db.session.execute(
-            select(Row.id, Row.time, Row.service, Row.severity_number, Row.body, Row.trace_id, Row.span_id)
-            .where(Row.id > self.cursor, Row.id <= upto).order_by(Row.id).limit(self.BATCH)
-        ).all()
+        rows = store.logs_after(self.cursor, upto, self.BATCH)
         if rows:
-            self.cursor = rows[-1].id
-        return [ls.LogRecord(r.time, r.service, r.severity_number or 0, r.body or "", r.trace_id, r.span_id)
-                for r in rows]
+            self.cursor = rows[-1][0]
+        record = ls.LogRecord
+        return [record(at, service, severity or 0, body or "", trace_id, span_id)
+                for _, at, service, severity, body, trace_id, span_id in rows]
 
 
 def register(app, feed: LogFeed, memory: LogMemory | None = None) -> None:

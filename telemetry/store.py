@@ -162,6 +162,28 @@ def server_spans(trace_ids: Iterable[str], upto: int) -> list[SpanRow]:
     return rows
 
 
+_LOGS_AFTER = ("SELECT id, time, service, severity_number, body, trace_id, span_id FROM logs "
+               "WHERE id > {0} AND id <= {0} ORDER BY id LIMIT {0}")
+
+
+def logs_after(cursor: int, upto: int, limit: int) -> list[tuple]:
+    """Log rows with ``cursor < id <= upto``, oldest id first, at most ``limit``, as plain tuples
+    (id, time, service, severity_number, body, trace_id, span_id).
+
+    A range scan of the primary key, like :func:`spans_after`, read with the session's own driver
+    cursor (in its transaction): a cycle reads thousands of lines, and a SQLAlchemy ``Row`` for
+    each cost more than the rest of the read.
+    """
+    conn = db.session.connection()
+    sql = _LOGS_AFTER.format("?" if conn.dialect.paramstyle == "qmark" else "%s")
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(sql, (cursor, upto, limit))
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
 def endpoint_stats(since: float, ignore_services: Sequence[str] = ()) -> list[dict]:
     """Per (service, endpoint, status) counts and latency since ``since`` (no CLIENT spans)."""
     stmt = (
