@@ -141,67 +141,86 @@ class Mined:
     new: bool  # this line created the template
 
 
+class _Service:
+    """One service's drain3 miner, the masked lines it matched without a change (each with its
+    cluster and the answer), and the clusters those lines touched since drain3 last ran."""
+
+    __slots__ = ("miner", "drain", "seen", "touched")
+
+    def __init__(self, miner: Drain3Miner):
+        self.miner, self.drain = miner, miner.drain
+        self.seen: dict[str, tuple] = {}
+        self.touched: list[int] = []
+
+    def catch_up(self) -> None:
+        """Move the touched clusters up drain3's LRU, as drain3 would have line by line: the order
+        only matters when drain3 runs (it evicts on a new template) or its state is saved."""
+        if self.touched:
+            lru = self.drain.id_to_cluster
+            for cluster_id in reversed(dict.fromkeys(reversed(self.touched))):  # by last touch
+                lru[cluster_id]  # noqa: B018 - a read moves it up
+            self.touched.clear()
+
+
 class TemplateMiner:
     """One drain3 miner per service, with state that survives a restart."""
 
     def __init__(self, state: dict[str, bytes] | None = None):
-        self._miners: dict[str, Drain3Miner] = {}
-        # Per service: masked line -> (its cluster, the Mined to answer), see the module's docstring.
-        self._seen: dict[str, dict[str, tuple]] = {}
-        self._seen_count = 0
+        self._services: dict[str, _Service] = {}
+        self._seen_count = 0  # masked lines remembered over all services
         self.hits = 0  # lines answered from what was remembered
         for service, blob in (state or {}).items():
             miner = Drain3Miner(_Held(blob), _config())
             miner.persistence_handler = None  # saved on demand (state()), not on every new template
-            self._miners[service] = miner
+            self._services[service] = _Service(miner)
 
-    def _miner(self, service: str) -> Drain3Miner | None:
-        miner = self._miners.get(service)
-        if miner is None and len(self._miners) < MAX_SERVICES:
-            miner = self._miners[service] = Drain3Miner(None, _config())
-        return miner
+    def _service(self, service: str) -> _Service | None:
+        found = self._services.get(service)
+        if found is None and len(self._services) < MAX_SERVICES:
+            found = self._services[service] = _Service(Drain3Miner(None, _config()))
+        return found
 
     def add(self, service: str, body: str) -> Mined | None:
         """Mine one line of ``service``: its template (created when new), or None past the bounds.
 
         The same as drain3's ``add_log_message`` (masking, then the tree), faster on repeats."""
-        seen = self._seen.get(service)
-        if seen is None:
-            if self._miner(service) is None:
-                return None
-            seen = self._seen[service] = {}
+        svc = self._services.get(service) or self._service(service)
+        if svc is None:
+            return None
         masked = mask(body[:MAX_BODY])
-        again = seen.get(masked)
-        drain = self._miners[service].drain
+        again = svc.seen.get(masked)
         if again is not None:
             cluster, mined = again
             self.hits += 1
             cluster.size += 1  # what drain3 does on a match that changes nothing
-            drain.id_to_cluster[cluster.cluster_id]  # noqa: B018 - touch it in the LRU, as drain3 does
+            svc.touched.append(cluster.cluster_id)
             return mined
-        cluster, change = drain.add_log_message(masked)
+        svc.catch_up()
+        cluster, change = svc.drain.add_log_message(masked)
         mined = Mined((service, cluster.cluster_id), cluster.get_template(), change == "cluster_created")
         if change == "none":
             if self._seen_count >= MAX_SEEN:
-                for lines in self._seen.values():
-                    lines.clear()
+                for other in self._services.values():
+                    other.seen.clear()
                 self._seen_count = 0
-            seen[masked] = (cluster, mined)
+            svc.seen[masked] = (cluster, mined)
             self._seen_count += 1
-        elif seen:  # the service's templates changed: what was remembered may match otherwise now
-            self._seen_count -= len(seen)
-            seen.clear()
+        elif svc.seen:  # the service's templates changed: what was remembered may match otherwise now
+            self._seen_count -= len(svc.seen)
+            svc.seen.clear()
         return mined
 
     def template(self, key: TemplateKey) -> str | None:
-        miner = self._miners.get(key[0])
-        cluster = miner.drain.id_to_cluster.get(key[1]) if miner else None
+        svc = self._services.get(key[0])
+        cluster = svc.drain.id_to_cluster.get(key[1]) if svc else None  # get(): the LRU stays as it is
         return cluster.get_template() if cluster else None
 
     def state(self) -> dict[str, bytes]:
         """Every service's miner state (drain3 snapshots, compressed), to store and pass back."""
         out = {}
-        for service, miner in self._miners.items():
+        for service, svc in self._services.items():
+            svc.catch_up()
+            miner = svc.miner
             held = _Held()
             miner.persistence_handler = held
             try:
