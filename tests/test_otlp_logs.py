@@ -24,7 +24,7 @@ from tests.factories import any_value, attributes
 from tests.factories import good_logs_request as good_request
 from tests.factories import log_record as make_record
 from tests.factories import logs_request as make_request
-from tests.otlp_http import decode, encoded
+from tests.otlp_http import decode, decoded_items, encoded
 from tests.otlp_http import post as trace_post
 
 PB, JS = otlp.PROTOBUF, otlp.JSON
@@ -121,6 +121,20 @@ def test_json_hex_ids_are_read():
     assert doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["traceId"] == TRACE
     message = otlp.parse_json(json.dumps(doc).encode(), message_type=ExportLogsServiceRequest)
     assert otlp_logs.to_log_rows(message).rows[0][5] == TRACE
+
+
+def test_the_scan_counts_what_decoding_builds_for_every_kind_of_body():
+    kv = common_pb2.KeyValueList(values=attributes({"a": 1, "b": "x" * 300}))
+    bodies = [common_pb2.AnyValue(string_value="x" * n) for n in (0, 1, 127, 128, 5000)] + [
+        common_pb2.AnyValue(), common_pb2.AnyValue(int_value=-1), common_pb2.AnyValue(double_value=0.5),
+        common_pb2.AnyValue(bool_value=True), common_pb2.AnyValue(bytes_value=b"\x00" * 200),
+        common_pb2.AnyValue(kvlist_value=kv),
+        common_pb2.AnyValue(array_value=common_pb2.ArrayValue(values=[common_pb2.AnyValue(int_value=2)]))]
+    records = [make_record(n, body=body, attrs={"k": "v" * n, "n": n, "f": 0.5})
+               for n, body in enumerate(bodies)]
+    request = make_request({"orders": records})
+    assert otlp_limits.scan_protobuf(request.SerializeToString(), otlp_limits.Limits(10**6, 10**6),
+                                     otlp_limits.LOGS) == decoded_items(request)
 
 
 def test_record_limit_is_checked_before_decoding():
