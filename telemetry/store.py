@@ -10,6 +10,7 @@ from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
+from itertools import chain
 
 try:
     import fcntl
@@ -162,7 +163,7 @@ def _insert(engine: Engine, table: str, fields: tuple[str, ...], rows: Sequence[
             part = rows[start : start + chunk]
             # A tuple is one parameter set (a list would mean executemany).
             conn.exec_driver_sql(_sqlite_insert(table, fields, len(part)),
-                                 tuple(value for row in part for value in row))
+                                 tuple(chain.from_iterable(part)))
 
 
 def max_span_id(model=Span) -> int:
