@@ -8,7 +8,7 @@ import threading
 import time
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from itertools import chain
 
@@ -89,41 +89,33 @@ class _Turns:
     SQLite has one writer at a time, and a writer that finds the file locked
     sleeps in its busy handler (1, 2, 5, 10 ... 100 ms) and polls, so with
     several request threads and workers storing batches a few milliseconds
-    long, most of the time went to sleeping past the moment the lock was
-    free. Waiting here instead, the next writer starts the moment the last one
-    commits. SQLite's own locking still decides: the cycle, retention and
-    anything else write as before, in its busy handler.
+    long, time went to sleeping past the moment the lock was free and to
+    threads contending. Waiting here instead, the next writer starts the
+    moment the last one is done. SQLite's own locking still decides: the
+    cycle, retention and anything else write as before, in its busy handler.
+    The lock file is opened for each turn (a syscall pair per batch), so no
+    descriptor outlives it or is shared across a fork.
     """
 
     def __init__(self, path: str):
         self.path = path + "-writers.lock"
         self.mutex = threading.Lock()
-        self.fd: int | None = None
-        self.pid: int | None = None
 
     @contextmanager
     def turn(self):
         with self.mutex:
-            fd = self._fd()
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) if fcntl else None
+            except OSError:
+                fd = None  # a read-only folder: SQLite's busy handler it is, as before
             if fd is None:
                 yield
                 return
-            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def _fd(self) -> int | None:
-        if fcntl is None:
-            return None
-        if self.pid != os.getpid():  # a descriptor from before a fork would be the parent's lock too
-            try:
-                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError:
-                self.fd = None  # a read-only folder: the busy handler it is
-            self.pid = os.getpid()
-        return self.fd
+                os.close(fd)  # closing releases the flock
 
 
 _turns: dict[str, _Turns] = {}
@@ -133,17 +125,12 @@ _turns_lock = threading.Lock()
 def _writer_turn(engine: Engine):
     path = engine.url.database
     if engine.dialect.name != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
-        return _no_turn()
+        return nullcontext()
     turns = _turns.get(path)
     if turns is None:
         with _turns_lock:
             turns = _turns.setdefault(path, _Turns(os.path.abspath(path)))
     return turns.turn()
-
-
-@contextmanager
-def _no_turn():
-    yield
 
 
 def _insert(engine: Engine, table: str, fields: tuple[str, ...], rows: Sequence[tuple]) -> None:
