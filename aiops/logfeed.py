@@ -57,12 +57,6 @@ class Registered:
 
 
 @dataclass(frozen=True)
-class StoredLine(ls.LogRecord):
-    """A line read from the log store: its row id, for writing its template id back."""
-
-    row_id: int = 0
-
-
 class StoreFeed:
     """The log store as a feed: the rows committed since the last take, oldest first.
 
@@ -98,14 +92,12 @@ class StoreFeed:
             self.cursor = max(db.session.scalar(older) or 0, self.resumed)
         if upto <= self.cursor:
             return []
-        rows = db.session.execute(
-            select(Row.id, Row.time, Row.service, Row.severity_number, Row.body, Row.trace_id, Row.span_id)
-            .where(Row.id > self.cursor, Row.id <= upto).order_by(Row.id).limit(self.BATCH)
-        ).all()
+        rows = store.logs_after(self.cursor, upto, self.BATCH)
         if rows:
-            self.cursor = rows[-1].id
-        return [StoredLine(r.time, r.service, r.severity_number or 0, r.body or "", r.trace_id, r.span_id,
-                           r.id) for r in rows]
+            self.cursor = rows[-1][0]
+        record = ls.LogRecord
+        return [record(at, service, severity or 0, body or "", trace_id, span_id, row_id)
+                for row_id, at, service, severity, body, trace_id, span_id in rows]
 
 
 def register(app, feed: LogFeed, memory: LogMemory | None = None) -> None:

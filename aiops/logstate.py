@@ -159,7 +159,7 @@ def save(reg: Registered | None, logs: ls.LogWindow | None, now: float) -> None:
     _write_miners(mem.miner.state() if reg.version is None else mem.miner.state_of(services), now)
     reg.version = version
     ids = [{"id": r.row_id, "template_id": key[1]}
-           for key, lines in logs.templates.items() for r in lines if getattr(r, "row_id", 0)]
+           for key, lines in logs.templates.items() for r in lines if r.row_id]
     if ids:
         db.session.execute(update(LogRow), ids)  # ORM bulk UPDATE by primary key: one executemany
     _write_templates(logs, mem)

@@ -13,15 +13,24 @@ hits them alike:
 - ``100k history, 10k new``: same new spans, 10x less history;
 - ``1M history, 1k new``: same history, 10x fewer new spans;
 - ``1M history, 10k new, fault``: one service 10x slower in the new window,
-  so anomalies, trace lookups (RCA) and an incident are part of the cycle.
+  so anomalies, trace lookups (RCA) and an incident are part of the cycle;
+- ``+ logs``: the first and the last case again on a third store that also
+  holds 1M log records of history and gets 10k new ones with the 10k spans
+  (one line per SERVER span, with its trace and span id): the cycle also
+  reads them (``aiops.logfeed.StoreFeed``), mines their templates (drain3)
+  and judges them (``aiops.logsignals``). The bodies come from 300 templates
+  (15 per service, used with Zipf-like frequencies) filled with ids, uuids,
+  numbers, IPs and words; about 5 % are WARN and 1 % ERROR. With the fault,
+  the slow service also logs ERROR lines of a template it never wrote before.
 
 The cost should follow the new spans, not the history: the first two should
 match, the third be several times cheaper. The stores are built with raw
 ``executemany`` (indexes dropped during the bulk load and rebuilt, as the
 schema defines them), in a temporary folder.
 
-Options: ``--rounds`` (5), ``--history`` (1,000,000), ``--profile`` (cProfile the
-headline case once and print the top functions).
+Options: ``--rounds`` (5), ``--history`` (1,000,000; also the log records of
+history), ``--profile`` (cProfile the headline case and its ``+ logs`` twin once
+and print the top functions), ``--no-logs`` (leave out the store with logs).
 """
 
 from __future__ import annotations
@@ -29,13 +38,16 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import itertools
 import os
 import pstats
 import random
+import re
 import sqlite3
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,14 +105,103 @@ class TraceMaker:
         return rows
 
 
+# Log bodies: a template is text with slots, filled per line. {n} a count, {ms} a duration,
+# {id} a hex id, {uuid} a uuid, {ip} an address, {word} one of a few words (drain3 makes it <*>).
+LOG_TEMPLATES = [
+    "handled {op} for user {uuid} in {ms} ms",
+    "loaded {n} rows from {table} in {ms} ms",
+    "cache miss for key {table}:{id} (ttl {n}s)",
+    "cache hit for key {table}:{id}",
+    "connected to {ip}:5432 (pool size {n})",
+    "user {word} logged in from {ip}",
+    "order {n} moved from {word} to {word}",
+    "request {id} accepted by {op}",
+    "sent {n} bytes to {ip} in {ms} ms",
+    "scheduled job {word} next run in {n} s",
+    "token refreshed for client {id} expires in {n} s",
+    "feature flag {word} evaluated to {word} for {uuid}",
+    "published event {op} id={uuid} partition {n}",
+    "consumed {n} messages from topic {table} lag {n}",
+    "GC pause {ms} ms heap {n} MB",
+]
+WARN_TEMPLATES = [
+    "slow query on {table} took {ms} ms (threshold 200 ms)",
+    "retrying request {id} to {op} attempt {n} of 3",
+    "connection pool {table} nearly exhausted: {n} of {n} in use",
+]
+ERROR_TEMPLATES = [
+    "failed to process {op} for user {uuid}: upstream returned 503",
+    "java.lang.IllegalStateException: no instances available for {op} (request {id})",
+]
+FAULT_TEMPLATE = "timeout after {ms} ms waiting for {table} (request {id}, attempt {n})"
+WORDS = ["alice", "bob", "carol", "dave", "eve", "pending", "paid", "shipped", "on", "off", "nightly"]
+TABLES = ["orders", "users", "carts", "payments", "stock", "sessions"]
+
+
+class LogMaker:
+    """One log line per SERVER span, with the span's trace and span id: (time, service, severity
+    number, severity text, body, trace id, span id, attributes) rows in LOG_FIELDS order."""
+
+    def __init__(self, seed: int = 1):
+        self.rnd = random.Random(seed)
+        # 15 templates per service (the service's own nouns), used with Zipf-like weights.
+        self.templates = {}
+        for s in SERVICES:
+            texts = [t.replace("{op}", f"{s}.{verb}") for t, verb in
+                     zip(LOG_TEMPLATES, itertools.cycle(["create", "get", "update", "list", "sync"]))]
+            self.templates[s] = ([(9, "INFO", t) for t in texts[:10]]
+                                 + [(13, "WARN", t) for t in WARN_TEMPLATES]
+                                 + [(17, "ERROR", t.replace("{op}", f"{s}.sync")) for t in ERROR_TEMPLATES])
+        # Weights: INFO templates Zipf-like (94 %), WARN 5 %, ERROR 1 %.
+        zipf = [1 / (k + 1) for k in range(10)]
+        self.weights = [0.94 * z / sum(zipf) for z in zipf] + [0.05 / 3] * 3 + [0.01 / 2] * 2
+
+    def _fill(self, text: str) -> str:
+        rnd = self.rnd
+        out = []
+        for part in re.split(r"(\{\w+\})", text):
+            if part == "{n}":
+                out.append(str(rnd.randrange(1, 5000)))
+            elif part == "{ms}":
+                out.append(f"{rnd.uniform(0.5, 900):.1f}")
+            elif part == "{id}":
+                out.append(f"{rnd.getrandbits(64):016x}")
+            elif part == "{uuid}":
+                out.append(str(uuid.UUID(int=rnd.getrandbits(128), version=4)))
+            elif part == "{ip}":
+                out.append(f"10.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}")
+            elif part == "{word}":
+                out.append(rnd.choice(WORDS))
+            elif part == "{table}":
+                out.append(rnd.choice(TABLES))
+            else:
+                out.append(part)
+        return "".join(out)
+
+    def logs(self, spans: list[tuple], slow: frozenset = frozenset()) -> list[tuple]:
+        rnd = self.rnd
+        rows = []
+        for sp in spans:
+            if sp[5] != KIND_SERVER:
+                continue
+            service = sp[3]
+            if service in slow and rnd.random() < 0.5:
+                number, level, text = 17, "ERROR", FAULT_TEMPLATE
+            else:
+                number, level, text = rnd.choices(self.templates[service], self.weights)[0]
+            rows.append((sp[9], service, number, level, self._fill(text), sp[0], sp[1], None))
+        return rows
+
+
 class Store:
     """One SQLite store with its own app (and engine); spans are appended with raw sqlite3."""
 
-    def __init__(self, folder: Path, name: str, history: int, maker: TraceMaker):
+    def __init__(self, folder: Path, name: str, history: int, maker: TraceMaker,
+                 log_maker: LogMaker | None = None):
         from aiops.schema import ensure_schema
         from aiops.settings import settings_of
         from app import create_app
-        from telemetry.models import SPAN_FIELDS
+        from telemetry.models import LOG_FIELDS, SPAN_FIELDS
 
         self.path = folder / f"{name}.db"
         self.app = create_app({
@@ -114,20 +215,29 @@ class Store:
         self.maker = maker
         marks = ", ".join("?" * len(SPAN_FIELDS))
         self.sql = f"INSERT INTO spans ({', '.join(SPAN_FIELDS)}) VALUES ({marks})"
+        log_marks = ", ".join("?" * len(LOG_FIELDS))
+        self.log_sql = f"INSERT INTO logs ({', '.join(LOG_FIELDS)}) VALUES ({log_marks})"
+        self.log_maker = log_maker
         self.clock = time.time() - history / RATE - 600
         t0 = time.perf_counter()
         self._bulk_load(history - 20_000)
-        # Baselines as a running service has them: learned by real cycles over normal windows.
-        for _ in range(2):
+        # Baselines as a running service has them: learned by real cycles over normal windows
+        # (the log baselines judge a service after 3 normal windows, learned after 10).
+        for _ in range(2 if log_maker is None else 5):
             self.append(10_000)
             self.cycle()
-        print(f"  {name}: {history:,} spans of history in {time.perf_counter() - t0:.1f}s", flush=True)
+        logs = f" and {self.log_count():,} log records" if log_maker else ""
+        print(f"  {name}: {history:,} spans{logs} of history in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    def log_count(self) -> int:
+        with sqlite3.connect(self.path) as conn:
+            return conn.execute("SELECT count(*) FROM logs").fetchone()[0]
 
     def _bulk_load(self, count: int) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None)
         conn.execute("PRAGMA cache_size=-500000")
         indexes = conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'spans' "
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('spans', 'logs') "
             "AND sql IS NOT NULL").fetchall()
         conn.execute("BEGIN IMMEDIATE")
         for name, _ in indexes:
@@ -135,7 +245,12 @@ class Store:
         step = 100_000
         for done in range(0, count, step):
             n = min(step, count - done)
-            conn.executemany(self.sql, self.maker.spans(n, self.clock, RATE))
+            rows = self.maker.spans(n, self.clock, RATE)
+            conn.executemany(self.sql, rows)
+            if self.log_maker is not None:
+                # As many log records as spans: the SERVER spans' lines, twice.
+                lines = self.log_maker.logs(rows)
+                conn.executemany(self.log_sql, lines + lines[: n - len(lines)])
             self.clock += n / RATE
         for _, sql in indexes:
             conn.execute(sql)
@@ -164,6 +279,12 @@ class Store:
         conn = sqlite3.connect(self.path, isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(self.sql, rows)
+        if self.log_maker is not None:
+            # As many log records as spans: every SERVER span's line, and a second one for the
+            # first SERVER spans (the same trace and span, another template).
+            lines = self.log_maker.logs(rows, slow)
+            lines += self.log_maker.logs(rows, slow)
+            conn.executemany(self.log_sql, lines[:count])
         conn.execute("COMMIT")
         conn.close()
 
@@ -189,6 +310,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--history", type=int, default=1_000_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--no-logs", action="store_true")
     args = parser.parse_args()
     big, small = args.history, args.history // 10
 
@@ -196,6 +318,8 @@ def main() -> int:
         print("building the stores ...", flush=True)
         stores = {"big": Store(Path(tmp), "big", big, TraceMaker(1)),
                   "small": Store(Path(tmp), "small", small, TraceMaker(2))}
+        if not args.no_logs:
+            stores["logs"] = Store(Path(tmp), "logs", big, TraceMaker(1), LogMaker(1))
         faulty = frozenset({SERVICES[7]})
         cases = [  # (label, store, new spans, slow services)
             (f"{big:,} history, 10k new", "big", 10_000, frozenset()),
@@ -203,6 +327,10 @@ def main() -> int:
             (f"{big:,} history, 1k new", "big", 1_000, frozenset()),
             (f"{big:,} history, 10k new, fault", "big", 10_000, faulty),
         ]
+        if not args.no_logs:
+            cases += [(f"+ logs: {big:,} + {big:,} logs history, 10k + 10k new", "logs", 10_000, frozenset()),
+                      (f"+ logs: {big:,} + {big:,} logs history, 10k + 10k new, fault", "logs", 10_000,
+                       faulty)]
         times: dict[str, list[float]] = {label: [] for label, *_ in cases}
         cpu: dict[str, list[float]] = {label: [] for label, *_ in cases}
         notes: dict[str, str] = {}
@@ -221,20 +349,22 @@ def main() -> int:
                   flush=True)
 
         if args.profile:
-            stores["big"].append(10_000)
-            profile = cProfile.Profile()
-            stores["big"].cycle(profile)
-            out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
-            print("\nprofile of one cycle (1M history, 10k new), by cumulative time:")
-            print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
+            for name in ("big", "logs") if not args.no_logs else ("big",):
+                stores[name].append(10_000)
+                profile = cProfile.Profile()
+                stores[name].cycle(profile)
+                out = io.StringIO()
+                pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
+                what = "10k new spans and 10k new log records" if name == "logs" else "10k new"
+                print(f"\nprofile of one cycle (1M history, {what}), by cumulative time:")
+                print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
 
     med = {label: median(values) for label, values in times.items()}
     print()
     print_table(["case", "median ms", "min ms", "max ms", "median CPU ms", "last cycle"],
                 [[label, f"{med[label]:.0f}", f"{min(times[label]):.0f}", f"{max(times[label]):.0f}",
                   f"{median(cpu[label]):.0f}", notes[label]] for label, *_ in cases])
-    headline, small_hist, few_new, fault = (label for label, *_ in cases)
+    headline, small_hist, few_new, fault, *with_logs = (label for label, *_ in cases)
     print()
     print(f"history x10 (same 10k new): {med[headline] / med[small_hist]:.2f}x the time "
           "(1.0 = independent of history)")
@@ -243,6 +373,16 @@ def main() -> int:
     ok = med[headline] <= TARGET_MS and med[fault] <= TARGET_MS
     print(f"target <= {TARGET_MS:.0f} ms per cycle (1M history, 10k new; also with a fault): {verdict(ok)} "
           f"({med[headline]:.0f} ms, {med[fault]:.0f} ms with a fault)")
+    if with_logs:
+        logs, logs_fault = with_logs
+        cpu_of = {label: median(values) for label, values in cpu.items()}
+        print(f"10k new log records add {med[logs] - med[headline]:.0f} ms "
+              f"({cpu_of[logs] - cpu_of[headline]:.0f} ms CPU); "
+              f"with a fault {med[logs_fault] - med[fault]:.0f} ms")
+        ok = med[logs] <= TARGET_MS and med[logs_fault] <= TARGET_MS
+        print(f"target <= {TARGET_MS:.0f} ms per cycle with logs (10k new spans and 10k new log records "
+              f"over 1M of each; also with a fault): {verdict(ok)} ({med[logs]:.0f} ms, "
+              f"{med[logs_fault]:.0f} ms with a fault)")
     return 0
 
 

@@ -104,16 +104,9 @@ def _varint(buf, pos: int) -> tuple[int, int]:
 _SCALAR_TAGS = frozenset({0x0A, 0x10, 0x18, 0x21, 0x3A})  # AnyValue string, bool, int, double, bytes
 
 
-def _plain_kv(buf, start: int, end: int) -> bool:
-    """Whether ``buf[start:end]`` is the common attribute: ``key`` (field 1, a short string)
-    then ``value`` (field 2), an AnyValue of exactly one scalar field. Lets the scan count an
-    attribute without walking into it; anything else is walked field by field."""
-    if end - start < 4 or buf[start] != 0x0A or buf[start + 1] >= 0x80:
-        return False
-    pos = start + 2 + buf[start + 1]
-    if pos + 2 > end or buf[pos] != 0x12 or buf[pos + 1] >= 0x80 or pos + 2 + buf[pos + 1] != end:
-        return False
-    pos += 2
+def _plain_any(buf, pos: int, end: int) -> bool:
+    """Whether ``buf[pos:end]`` (an AnyValue) is empty or exactly one scalar field: nothing in it
+    that the scan would count (a log record's string body, an attribute's value)."""
     if pos == end:
         return True
     tag = buf[pos]
@@ -126,8 +119,25 @@ def _plain_kv(buf, start: int, end: int) -> bool:
         while pos < end and buf[pos] >= 0x80:
             pos += 1
         return pos + 1 == end
-    size = buf[pos + 1]
-    return size < 0x80 and pos + 2 + size == end
+    size, at = buf[pos + 1], pos + 2
+    if size >= 0x80:  # a string body is often longer than 127 bytes
+        try:
+            size, at = _varint(buf, pos + 1)
+        except (_Truncated, IndexError):
+            return False
+    return at + size == end
+
+
+def _plain_kv(buf, start: int, end: int) -> bool:
+    """Whether ``buf[start:end]`` is the common attribute: ``key`` (field 1, a short string)
+    then ``value`` (field 2), an AnyValue of exactly one scalar field. Lets the scan count an
+    attribute without walking into it; anything else is walked field by field."""
+    if end - start < 4 or buf[start] != 0x0A or buf[start + 1] >= 0x80:
+        return False
+    pos = start + 2 + buf[start + 1]
+    if pos + 2 > end or buf[pos] != 0x12 or buf[pos + 1] >= 0x80 or pos + 2 + buf[pos + 1] != end:
+        return False
+    return _plain_any(buf, pos + 2, end)
 
 
 def scan_protobuf(body: bytes, limits: Limits, schema: Schema = TRACES) -> int:
@@ -187,6 +197,8 @@ def scan_protobuf(body: bytes, limits: Limits, schema: Schema = TRACES) -> int:
                 if child == _KV and _plain_kv(buf, start, pos):
                     items += 1  # its AnyValue
                     continue
+                if child == _ANY and _plain_any(buf, start, pos):
+                    continue  # nothing inside to count (a log record's string body)
                 if length and children[child]:
                     if len(parents) >= MAX_DEPTH:
                         raise _Truncated

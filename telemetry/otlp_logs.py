@@ -146,27 +146,85 @@ def _invalid(record, trace_id, span_id) -> str | None:
     return None
 
 
+_ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+_SEVERITY_TEXT = [severity_name(n) for n in range(25)]
+_attributes_json: dict[tuple, str] = {}  # kept attributes -> their JSON (code locations repeat)
+_MAX_REMEMBERED = 10_000
+
+
+def _attributes(kept: dict) -> str:
+    """``kept`` as JSON, remembered when its values are strings and integers (equal ones are written
+    alike; not so floats, ``0.0 == -0.0``, nor bools, ``True == 1``)."""
+    if not all(type(v) is str or type(v) is int for v in kept.values()):
+        return _ENCODE(kept)
+    key = tuple(kept.items())
+    text = _attributes_json.get(key)
+    if text is None:
+        text = _ENCODE(kept)
+        if len(_attributes_json) >= _MAX_REMEMBERED:
+            _attributes_json.clear()
+        _attributes_json[key] = text
+    return text
+
+
 def to_log_rows(request: ExportLogsServiceRequest, checks: LogChecks | None = None,
                 body_max: int = BODY_MAX) -> Mapped:
-    """Map every log record of ``request``; invalid ones are counted, not raised."""
+    """Map every log record of ``request``; invalid ones are counted, not raised.
+
+    The loop does per record what :func:`_id`, :func:`body_text` and
+    :func:`kept_attributes` do (it runs for every record ingested, so it reads
+    each field once and calls no helper for the common case); the JSON of a
+    record's kept attributes is remembered by their values.
+    """
     result = Mapped(noun="log record")
+    rows = result.rows
+    kept_keys = _KEPT
     for rl in request.resource_logs:
         service = service_name(rl.resource)
         for sl in rl.scope_logs:
             for record in sl.log_records:
-                trace_id, span_id = _id(record.trace_id, 16), _id(record.span_id, 8)
-                when = (record.time_unix_nano or record.observed_time_unix_nano) / 1e9
-                reason = _invalid(record, trace_id, span_id)
-                if reason is None and checks is not None:
-                    reason = checks.why(service, record, when)
+                raw = record.trace_id
+                if len(raw) == 16:
+                    trace_id = raw.hex() if raw != _ZERO_TRACE else None
+                else:
+                    trace_id = False if raw else None
+                raw = record.span_id
+                if len(raw) == 8:
+                    span_id = raw.hex() if raw != _ZERO_SPAN else None
+                else:
+                    span_id = False if raw else None
+                when = record.time_unix_nano or record.observed_time_unix_nano
+                if not when or trace_id is False or span_id is False:
+                    reason = _invalid(record, trace_id, span_id)
+                else:
+                    reason = None if checks is None else checks.why(service, record, when / 1e9)
                 if reason is not None:
                     result.rejected += 1
                     result.reasons[reason] += 1
                     continue
-                number = record.severity_number if 0 <= record.severity_number <= 24 else 0
-                text = clean(record.severity_text, _MAX_SEVERITY_TEXT) or severity_name(number)
-                result.rows.append((when, service, number, text, body_text(record.body, body_max),
-                                    trace_id, span_id, kept_attributes(record.attributes)))
+                number = record.severity_number
+                if not 0 <= number <= 24:
+                    number = 0
+                text = record.severity_text
+                text = (clean(text, _MAX_SEVERITY_TEXT) if text else None) or _SEVERITY_TEXT[number]
+                body = record.body
+                if body.WhichOneof("value") == "string_value":
+                    body = body.string_value
+                    body = clean(body[: body_max + 1], body_max) if body else None
+                else:
+                    body = body_text(body, body_max)
+                kept = None
+                for kv in record.attributes:
+                    if kv.key in kept_keys:
+                        value = scalar(kv.value)
+                        if isinstance(value, str):
+                            value = clean(value, _MAX_ATTR_VALUE)
+                        if value is not None:
+                            if kept is None:
+                                kept = {}
+                            kept[kv.key] = value
+                rows.append((when / 1e9, service, number, text, body, trace_id, span_id,
+                             None if kept is None else _attributes(dict(sorted(kept.items())))))
     return result
 
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 import time
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
+from itertools import chain
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: the processes of a server wait in SQLite's busy handler instead
+    fcntl = None
 
 from sqlalchemy import Engine, case, delete, func, select, text
 
@@ -73,11 +82,62 @@ def insert_logs(engine: Engine, rows: Sequence[tuple]) -> None:
     _insert(engine, LogRecord.__tablename__, LOG_FIELDS, rows)
 
 
+class _Turns:
+    """Batch writers of one SQLite file take turns: a mutex among this process's threads, then an
+    ``flock`` on a file beside the database among the server's processes.
+
+    SQLite has one writer at a time, and a writer that finds the file locked
+    sleeps in its busy handler (1, 2, 5, 10 ... 100 ms) and polls, so with
+    several request threads and workers storing batches a few milliseconds
+    long, time went to sleeping past the moment the lock was free and to
+    threads contending. Waiting here instead, the next writer starts the
+    moment the last one is done. SQLite's own locking still decides: the
+    cycle, retention and anything else write as before, in its busy handler.
+    The lock file is opened for each turn (a syscall pair per batch), so no
+    descriptor outlives it or is shared across a fork.
+    """
+
+    def __init__(self, path: str):
+        self.path = path + "-writers.lock"
+        self.mutex = threading.Lock()
+
+    @contextmanager
+    def turn(self):
+        with self.mutex:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) if fcntl else None
+            except OSError:
+                fd = None  # a read-only folder: SQLite's busy handler it is, as before
+            if fd is None:
+                yield
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the flock
+
+
+_turns: dict[str, _Turns] = {}
+_turns_lock = threading.Lock()
+
+
+def _writer_turn(engine: Engine):
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return nullcontext()
+    turns = _turns.get(path)
+    if turns is None:
+        with _turns_lock:
+            turns = _turns.setdefault(path, _Turns(os.path.abspath(path)))
+    return turns.turn()
+
+
 def _insert(engine: Engine, table: str, fields: tuple[str, ...], rows: Sequence[tuple]) -> None:
     if not rows:
         return
     rows = rows if isinstance(rows, list) else list(rows)
-    with write_connection(engine) as conn:
+    with _writer_turn(engine), write_connection(engine) as conn:
         dialect = conn.dialect.name
         if dialect == "postgresql":
             # Shared by span and log writers: a reader of either table's max id waits them out.
@@ -90,7 +150,7 @@ def _insert(engine: Engine, table: str, fields: tuple[str, ...], rows: Sequence[
             part = rows[start : start + chunk]
             # A tuple is one parameter set (a list would mean executemany).
             conn.exec_driver_sql(_sqlite_insert(table, fields, len(part)),
-                                 tuple(value for row in part for value in row))
+                                 tuple(chain.from_iterable(part)))
 
 
 def max_span_id(model=Span) -> int:
@@ -160,6 +220,28 @@ def server_spans(trace_ids: Iterable[str], upto: int) -> list[SpanRow]:
         rows += _span_rows(select(*_SPAN_COLUMNS).where(
             _T.c.trace_id.in_(chunk), _T.c.id <= upto, _T.c.kind == KIND_SERVER))
     return rows
+
+
+_LOGS_AFTER = ("SELECT id, time, service, severity_number, body, trace_id, span_id FROM logs "
+               "WHERE id > {0} AND id <= {0} ORDER BY id LIMIT {0}")
+
+
+def logs_after(cursor: int, upto: int, limit: int) -> list[tuple]:
+    """Log rows with ``cursor < id <= upto``, oldest id first, at most ``limit``, as plain tuples
+    (id, time, service, severity_number, body, trace_id, span_id).
+
+    A range scan of the primary key, like :func:`spans_after`, read with the session's own driver
+    cursor (in its transaction): a cycle reads thousands of lines, and a SQLAlchemy ``Row`` for
+    each cost more than the rest of the read.
+    """
+    conn = db.session.connection()
+    sql = _LOGS_AFTER.format("?" if conn.dialect.paramstyle == "qmark" else "%s")
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(sql, (cursor, upto, limit))
+        return cur.fetchall()
+    finally:
+        cur.close()
 
 
 def endpoint_stats(since: float, ignore_services: Sequence[str] = ()) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from aiops import logfeed
 from telemetry import store
@@ -42,3 +43,24 @@ def test_every_app_reads_its_log_store_and_a_cycle_consumes_it(app, client):
     with app.app_context():
         assert reg.feed.cursor == store.max_span_id(model=LogRecord)  # the cycle took them
         assert reg.feed.take(time.time()) == []
+
+
+def test_batch_writers_of_one_sqlite_file_take_turns_and_all_is_stored(tmp_path):
+    """Threads storing batches at once wait their turn (a mutex, then an flock on a file beside the
+    database, which a server's other workers take too): every row arrives."""
+    from sqlalchemy import create_engine
+
+    from telemetry.db import configure_engine
+
+    path = tmp_path / "turns.db"
+    engine = create_engine(f"sqlite:///{path}")
+    configure_engine(engine)
+    LogRecord.__table__.create(engine)
+    now = time.time()
+    batches = [_rows(now + n, 50, service=f"s{n}") for n in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda rows: store.insert_logs(engine, rows), batches))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*), count(DISTINCT service) FROM logs").one() == (800, 16)
+    assert (tmp_path / "turns.db-writers.lock").exists()
+    engine.dispose()

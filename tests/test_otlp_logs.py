@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import zlib
 
 import pytest
@@ -19,11 +20,11 @@ from telemetry import otlp, otlp_limits, otlp_logs
 from tests.conftest import make_app
 from tests.factories import LOG_T0 as T0
 from tests.factories import LOG_TRACE as TRACE
-from tests.factories import attributes
+from tests.factories import any_value, attributes
 from tests.factories import good_logs_request as good_request
 from tests.factories import log_record as make_record
 from tests.factories import logs_request as make_request
-from tests.otlp_http import decode, encoded
+from tests.otlp_http import decode, decoded_items, encoded
 from tests.otlp_http import post as trace_post
 
 PB, JS = otlp.PROTOBUF, otlp.JSON
@@ -82,11 +83,58 @@ def test_severity_names_and_numbers():
     assert otlp_logs.severity_number("warning") == 13 and otlp_logs.severity_number("nope") is None
 
 
+def _row_by_the_helpers(service, record, body_max):
+    """What the mapping's inlined loop must give: the helpers, one by one."""
+    number = record.severity_number if 0 <= record.severity_number <= 24 else 0
+    return ((record.time_unix_nano or record.observed_time_unix_nano) / 1e9, service, number,
+            otlp.clean(record.severity_text, 32) or otlp_logs.severity_name(number),
+            otlp_logs.body_text(record.body, body_max), otlp_logs._id(record.trace_id, 16),
+            otlp_logs._id(record.span_id, 8), otlp_logs.kept_attributes(record.attributes))
+
+
+def test_the_mapping_loop_is_the_helpers_record_by_record():
+    rnd = random.Random(5)
+    bodies = [common_pb2.AnyValue(string_value="ok"), common_pb2.AnyValue(string_value=""),
+              common_pb2.AnyValue(string_value="é\x00" * 30), common_pb2.AnyValue(int_value=7),
+              common_pb2.AnyValue(), common_pb2.AnyValue(bytes_value=b"\x00\xff")]
+    values = ["a", "", "x" * 2000, 62, 62.0, -0.0, 0.0, True, 1, False, 0]
+    keys = ["code.lineno", "code.function", "exception.type", "http.url", "k8s.pod.name"]
+    ids = [b"", bytes(16), bytes(8), bytes(3), b"\x01" * 16, b"\x02" * 8, bytes(range(16))]
+    records = []
+    for n in range(3000):
+        attrs = [common_pb2.KeyValue(key=rnd.choice(keys), value=any_value(rnd.choice(values)))
+                 for _ in range(rnd.randrange(4))]
+        records.append(logs_pb2.LogRecord(
+            time_unix_nano=rnd.choice([0, T0 + n]), observed_time_unix_nano=rnd.choice([0, T0]),
+            severity_number=rnd.choice([0, 9, 13, 17, 24]), severity_text=rnd.choice(["", "warn", "\x00"]),
+            body=rnd.choice(bodies), trace_id=rnd.choice(ids), span_id=rnd.choice(ids), attributes=attrs))
+    mapped = otlp_logs.to_log_rows(make_request({"orders": records}), body_max=100)
+    valid = [r for r in records if (r.time_unix_nano or r.observed_time_unix_nano)
+             and otlp_logs._id(r.trace_id, 16) is not False and otlp_logs._id(r.span_id, 8) is not False]
+    assert mapped.rejected == len(records) - len(valid) > 0
+    expected = [_row_by_the_helpers("orders", r, 100) for r in valid]
+    assert [repr(row) for row in mapped.rows] == [repr(row) for row in expected]  # repr: -0.0, True
+
+
 def test_json_hex_ids_are_read():
     doc = otlp.to_json_dict(good_request(1))
     assert doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["traceId"] == TRACE
     message = otlp.parse_json(json.dumps(doc).encode(), message_type=ExportLogsServiceRequest)
     assert otlp_logs.to_log_rows(message).rows[0][5] == TRACE
+
+
+def test_the_scan_counts_what_decoding_builds_for_every_kind_of_body():
+    kv = common_pb2.KeyValueList(values=attributes({"a": 1, "b": "x" * 300}))
+    bodies = [common_pb2.AnyValue(string_value="x" * n) for n in (0, 1, 127, 128, 5000)] + [
+        common_pb2.AnyValue(), common_pb2.AnyValue(int_value=-1), common_pb2.AnyValue(double_value=0.5),
+        common_pb2.AnyValue(bool_value=True), common_pb2.AnyValue(bytes_value=b"\x00" * 200),
+        common_pb2.AnyValue(kvlist_value=kv),
+        common_pb2.AnyValue(array_value=common_pb2.ArrayValue(values=[common_pb2.AnyValue(int_value=2)]))]
+    records = [make_record(n, body=body, attrs={"k": "v" * n, "n": n, "f": 0.5})
+               for n, body in enumerate(bodies)]
+    request = make_request({"orders": records})
+    assert otlp_limits.scan_protobuf(request.SerializeToString(), otlp_limits.Limits(10**6, 10**6),
+                                     otlp_limits.LOGS) == decoded_items(request)
 
 
 def test_record_limit_is_checked_before_decoding():
