@@ -56,7 +56,6 @@ class Registered:
     version: int | None = None  # of the saved memory this one continues (aiops.logstate); None: unsaved
 
 
-@dataclass(frozen=True)
 class StoreFeed:
     """The log store as a feed: the rows committed since the last take, oldest first.
 
