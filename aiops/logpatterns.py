@@ -28,16 +28,19 @@ and the saved state, against drain3 itself):
 
 from __future__ import annotations
 
+import json
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from drain3 import TemplateMiner as Drain3Miner
+from drain3.drain import Drain, LogCluster
 from drain3.masking import MaskingInstruction
-from drain3.persistence_handler import PersistenceHandler
 from drain3.template_miner_config import TemplateMinerConfig
 
 MAX_BODY = 2000  # characters of a body mined: a hostile 1 MB line costs no more than this
+MAX_STATE_BYTES = 64 * 1024 * 1024  # a saved miner inflates to no more than this
 MAX_SERVICES = 500  # miners kept; records of further services get no template
 MAX_TEMPLATES = 1000  # per service (drain3 evicts the least recently used beyond this)
 
@@ -119,21 +122,7 @@ def _config() -> TemplateMinerConfig:
     config.drain_depth = 5  # two words lead the search: the severity band mined under, then the line's first
     config.parametrize_numeric_tokens = True
     config.profiling_enabled = False
-    config.snapshot_compress_state = True
     return config
-
-
-class _Held(PersistenceHandler):
-    """drain3's persistence interface over one value: the caller stores it where it likes."""
-
-    def __init__(self, state: bytes | None = None):
-        self.state = state
-
-    def save_state(self, state):
-        self.state = state
-
-    def load_state(self):
-        return self.state
 
 
 @dataclass(frozen=True)
@@ -172,9 +161,7 @@ class TemplateMiner:
         self._seen_count = 0  # masked lines remembered over all services
         self.hits = 0  # lines answered from what was remembered
         for service, blob in (state or {}).items():
-            miner = Drain3Miner(_Held(blob), _config())
-            miner.persistence_handler = None  # saved on demand (state()), not on every new template
-            self._services[service] = _Service(miner)
+            self._services[service] = _Service(load(blob))
 
     def _service(self, service: str) -> _Service | None:
         found = self._services.get(service)
@@ -218,23 +205,56 @@ class TemplateMiner:
         return cluster.get_template() if cluster else None
 
     def state(self) -> dict[str, bytes]:
-        """Every service's miner state (drain3 snapshots, compressed), to store and pass back."""
+        """Every service's templates (:func:`dump`), to store and pass back."""
         return self.state_of(list(self._services))
 
     def state_of(self, services: Iterable[str]) -> dict[str, bytes]:
-        """The miner state of ``services`` only (those with a miner): what changed since a save."""
+        """The templates of ``services`` only (those with a miner): what changed since a save."""
         out = {}
         for service in services:
             svc = self._services.get(service)
-            if svc is None:
-                continue
-            svc.catch_up()
-            miner = svc.miner
-            held = _Held()
-            miner.persistence_handler = held
-            try:
-                miner.save_state("persist")
-            finally:
-                miner.persistence_handler = None
-            out[service] = held.state
+            if svc is not None:
+                svc.catch_up()
+                out[service] = dump(svc.drain)
         return out
+
+
+def _lru_order(cache) -> list:
+    """The cache's keys, least recently used first, read without moving any (cachetools keeps the
+    order in its private ``__order``; without it, insertion order)."""
+    order = getattr(cache, "_LRUCache__order", None)
+    return list(order) if order is not None else list(cache)
+
+
+def dump(drain: Drain) -> bytes:
+    """A miner's templates as zlib-compressed JSON: ``[counter, [[id, tokens, size], ...]]``, least
+    recently used first: all drain3 needs to go on where it stopped. Not drain3's own snapshot,
+    which is jsonpickle: decoding that builds whatever objects the stored bytes name."""
+    clusters = drain.id_to_cluster
+    found = ((cid, clusters.get(cid)) for cid in _lru_order(clusters))  # drain3's get() moves nothing
+    rows = [[cid, list(c.log_template_tokens), c.size] for cid, c in found if c is not None]
+    return zlib.compress(json.dumps([drain.clusters_counter, rows], separators=(",", ":")).encode())
+
+
+def load(blob: bytes) -> Drain3Miner:
+    """A miner with the templates :func:`dump` wrote; ValueError for anything else (bounded: a
+    blob inflating past ``MAX_STATE_BYTES`` is refused)."""
+    inflate = zlib.decompressobj()
+    raw = inflate.decompress(blob, MAX_STATE_BYTES)
+    if inflate.unconsumed_tail:
+        raise ValueError("log miner state too large")
+    counter, rows = json.loads(raw)
+    if not isinstance(counter, int) or not isinstance(rows, list):
+        raise ValueError("not a log miner state")
+    miner = Drain3Miner(None, _config())
+    drain = miner.drain
+    for cid, tokens, size in rows:
+        if not (isinstance(cid, int) and isinstance(size, int) and isinstance(tokens, list)
+                and all(isinstance(t, str) for t in tokens)):
+            raise ValueError("not a log miner state")
+        cluster = LogCluster(tokens, cid)
+        cluster.size = size
+        drain.id_to_cluster[cid] = cluster
+        drain.add_seq_to_prefix_tree(drain.root_node, cluster)
+    drain.clusters_counter = max(counter, max((r[0] for r in rows), default=0))
+    return miner

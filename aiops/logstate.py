@@ -12,8 +12,8 @@ the templates listed in ``log_templates``.
 
 What one cycle writes is bounded by the lines it read (``StoreFeed.BATCH``):
 
-- ``logs.template_id`` of every line it read from the store: one executemany
-  UPDATE by primary key (no statement per row);
+- ``logs.template_id`` of every line it read from the store: one Core
+  executemany UPDATE by primary key (no statement per row);
 - ``log_templates``: per (service, template) mined, the count, first and last
   time seen, the latest text (bounded) and whether it reports an exception:
   one executemany UPDATE and one INSERT;
@@ -23,9 +23,10 @@ What one cycle writes is bounded by the lines it read (``StoreFeed.BATCH``):
   cycle that overran its lease never overwrites a newer memory.
 
 Serialisation: the baselines are plain JSON (tuple keys and sets become
-lists). The miners are drain3's own snapshot format (jsonpickle, zlib,
-base64), which can build arbitrary objects when decoded: it is only ever read
-from this database, written only by this code, never from a request.
+lists), the miners their templates as compressed JSON
+(:func:`aiops.logpatterns.dump`), not drain3's own snapshot: that is
+jsonpickle, and decoding it builds whatever objects the stored bytes name, so
+whoever could write this database could run code in the worker.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import logging
 import math
 from dataclasses import fields, is_dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from aiops import logsignals as ls
 from aiops.logfeed import LogMemory, Registered
@@ -158,10 +159,12 @@ def save(reg: Registered | None, logs: ls.LogWindow | None, now: float) -> None:
     services = {key[0] for key in logs.templates}
     _write_miners(mem.miner.state() if reg.version is None else mem.miner.state_of(services), now)
     reg.version = version
-    ids = [{"id": r.row_id, "template_id": key[1]}
+    ids = [{"row": r.row_id, "template": key[1]}
            for key, lines in logs.templates.items() for r in lines if r.row_id]
-    if ids:
-        db.session.execute(update(LogRow), ids)  # ORM bulk UPDATE by primary key: one executemany
+    if ids:  # one Core executemany by primary key (the ORM's bulk UPDATE costs ten times as much)
+        table = LogRow.__table__
+        db.session.execute(update(table).where(table.c.id == bindparam("row"))
+                           .values(template_id=bindparam("template")), ids)
     _write_templates(logs, mem)
 
 

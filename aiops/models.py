@@ -109,7 +109,7 @@ class LogState(db.Model):
 
 
 class LogMiner(db.Model):
-    """One service's template miner: drain3's own snapshot (compressed), written by the cycle."""
+    """One service's template miner: its templates as compressed JSON (aiops.logpatterns.dump)."""
 
     __tablename__ = "log_miners"
 

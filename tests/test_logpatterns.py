@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import json
 import random
 import uuid
 import zlib
@@ -106,10 +106,6 @@ def test_masking_word_by_word_is_drain3s_masking():
         assert mask(line) == masker.mask(line), line
 
 
-def _unpacked(snapshot: bytes) -> bytes:
-    return zlib.decompress(base64.b64decode(snapshot))
-
-
 @pytest.mark.parametrize("max_templates", [1000, 8])  # 8: templates are evicted all the time
 def test_the_miner_answers_what_drain3_answers_line_by_line(monkeypatch, max_templates):
     monkeypatch.setattr(logpatterns, "MAX_TEMPLATES", max_templates)
@@ -122,14 +118,31 @@ def test_the_miner_answers_what_drain3_answers_line_by_line(monkeypatch, max_tem
         assert (got.key, got.template, got.new) == (
             (service, want["cluster_id"]), want["template_mined"], want["change_type"] == "cluster_created")
     assert ours.hits > (10_000 if max_templates == 1000 else 1_000)  # answered from what was remembered
-    # The same state, to the clusters' sizes and their order in the LRU: drain3's snapshot of it
-    # (taken once: jsonpickle reads the LRU through __getitem__, which moves what it reads).
+    # The same state, to the clusters' sizes and their order in the LRU.
     state = ours.state()
     for service, miner in theirs.items():
-        held = logpatterns._Held()
-        miner.persistence_handler = held
-        miner.save_state("test")
-        assert _unpacked(held.state) == _unpacked(state[service])
+        assert logpatterns.dump(miner.drain) == state[service]
     saved = TemplateMiner(ours.state())
     assert [saved.add(s, line).key for s, line in _stream(500, seed=8)] == [
         ours.add(s, line).key for s, line in _stream(500, seed=8)]
+
+
+def test_a_saved_miner_is_plain_json_and_anything_else_is_refused():
+    """The state names no Python object (drain3's own snapshot is jsonpickle, which builds whatever a
+    stored blob names); a blob that is not ours, or inflates past the bound, is a ValueError."""
+    miner = TemplateMiner()
+    for line in ("user 1 paid 5", "user 2 paid 7", "disk full on /var"):
+        miner.add("shop", line)
+    blob = miner.state()["shop"]
+    counter, rows = json.loads(zlib.decompress(blob))
+    assert counter == 2
+    assert sorted(" ".join(r[1]) for r in rows) == ["disk full on /var", "user <NUM> paid <NUM>"]
+    again = TemplateMiner({"shop": blob})
+    assert again.add("shop", "user 3 paid 9").key == miner.add("shop", "user 3 paid 9").key
+    assert again.add("shop", "a line never seen").key[1] == 3  # ids go on from the saved counter
+    pickled = zlib.compress(b'{"py/object": "os.system"}')
+    for bad in (pickled, zlib.compress(b"[1, [[1, 2, 3]]]"), b"not zlib"):
+        with pytest.raises((ValueError, zlib.error)):
+            TemplateMiner({"shop": bad})
+    with pytest.raises(ValueError):
+        logpatterns.load(zlib.compress(b" " * (logpatterns.MAX_STATE_BYTES + 1)))
