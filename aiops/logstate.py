@@ -12,8 +12,8 @@ the templates listed in ``log_templates``.
 
 What one cycle writes is bounded by the lines it read (``StoreFeed.BATCH``):
 
-- ``logs.template_id`` of every line it read from the store: one Core
-  executemany UPDATE by primary key (no statement per row);
+- ``logs.template_id`` of every line it read from the store: one executemany
+  UPDATE by primary key of plain tuples (:func:`telemetry.store.set_template_ids`);
 - ``log_templates``: per (service, template) mined, the count, first and last
   time seen, the latest text (bounded) and whether it reports an exception:
   one executemany UPDATE and one INSERT;
@@ -35,14 +35,14 @@ import logging
 import math
 from dataclasses import fields, is_dataclass
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from aiops import logsignals as ls
 from aiops.logfeed import LogMemory, Registered
 from aiops.logpatterns import is_exception
 from aiops.models import LogMiner, LogState, LogTemplate
+from telemetry import store
 from telemetry.db import begin_write, db
-from telemetry.models import LogRecord as LogRow
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +159,8 @@ def save(reg: Registered | None, logs: ls.LogWindow | None, now: float) -> None:
     services = {key[0] for key in logs.templates}
     _write_miners(mem.miner.state() if reg.version is None else mem.miner.state_of(services), now)
     reg.version = version
-    ids = [{"row": r.row_id, "template": key[1]}
-           for key, lines in logs.templates.items() for r in lines if r.row_id]
-    if ids:  # one Core executemany by primary key (the ORM's bulk UPDATE costs ten times as much)
-        table = LogRow.__table__
-        db.session.execute(update(table).where(table.c.id == bindparam("row"))
-                           .values(template_id=bindparam("template")), ids)
+    store.set_template_ids([(key[1], r.row_id) for key, lines in logs.templates.items()
+                            for r in lines if r.row_id])
     _write_templates(logs, mem)
 
 

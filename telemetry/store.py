@@ -244,6 +244,21 @@ def logs_after(cursor: int, upto: int, limit: int) -> list[tuple]:
         cur.close()
 
 
+def set_template_ids(pairs: Sequence[tuple[int, int]]) -> None:
+    """``logs.template_id`` of rows by id, from ``(template_id, row id)`` pairs: one executemany of
+    plain tuples on the session's driver cursor, in its transaction (SQLAlchemy's parameter
+    processing of ten thousand dicts cost more than the UPDATE itself)."""
+    if not pairs:
+        return
+    conn = db.session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cur = conn.connection.cursor()
+    try:
+        cur.executemany(f"UPDATE logs SET template_id = {mark} WHERE id = {mark}", pairs)
+    finally:
+        cur.close()
+
+
 def endpoint_stats(since: float, ignore_services: Sequence[str] = ()) -> list[dict]:
     """Per (service, endpoint, status) counts and latency since ``since`` (no CLIENT spans)."""
     stmt = (
