@@ -30,6 +30,7 @@ Key = tuple[str, str]  # (service, endpoint)
 Requests = dict[Key, dict[str, set[int]]]  # endpoint -> request (entry span id) -> template ids it logged
 MAX_EXAMPLES = 3  # lines kept per endpoint: the requests that took the other path
 FORGOTTEN = 1e-3  # a template's share of requests below which the baseline drops it
+MAX_ENDPOINTS = 5000  # endpoints followed (span names are the sender's: forged ones must not grow this)
 MAX_REQUESTS = 500  # requests of one endpoint counted by the test (bounds its cost)
 MAX_SCORE = 20.0  # -log10 of the chance, capped: one path is one piece of evidence
 EFFECTIVE_WINDOWS = 9  # windows an EWMA of weight 0.2 remembers, (2 - alpha) / alpha
@@ -134,6 +135,8 @@ def learn(base: PathBaselines, requests: Mapping[Key, Mapping[str, set[int]]], s
     skipped = set(skip)
     for endpoint, seen in requests.items():
         if endpoint[0] in skipped or not seen:
+            continue
+        if endpoint not in base.windows and len(base.windows) >= MAX_ENDPOINTS:
             continue
         n = base.windows.get(endpoint, 0)
         a = 1.0 / (n + 1) if n < rules.warmup_windows else rules.alpha

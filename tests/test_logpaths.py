@@ -124,3 +124,13 @@ def test_the_suspect_is_keyed_by_the_endpoint_whose_path_vanished():
     logs = judge(reg, spans, lines)
     assert logs.suspects["cart"].signals[0].endpoint == "checkout"
     assert logrca.suspect_keys(logs, spans)["cart"] == ("cart", "checkout")
+
+
+def test_the_endpoints_followed_are_bounded(monkeypatch):
+    """Span names are the sender's: a flood of forged endpoints does not grow the baselines."""
+    monkeypatch.setattr(lp, "MAX_ENDPOINTS", 3)
+    base = lp.PathBaselines()
+    lp.learn(base, {("cart", f"forged-{i}"): {"r": {1}} for i in range(10)})
+    assert len(base.windows) == len(base.requests) == len(base.present) == 3
+    lp.learn(base, {("cart", "forged-0"): {"r": {1}}})  # one already followed still learns
+    assert base.windows[("cart", "forged-0")] == 2
