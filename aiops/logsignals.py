@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from aiops import logpaths
-from aiops.logpatterns import TemplateKey, TemplateMiner, is_exception
+from aiops.logpatterns import MAX_SERVICES, TemplateKey, TemplateMiner, is_exception
 
 WARN, ERROR = 13, 17  # OTLP severity numbers
 # How much a new template weighs by its worst line's severity: an INFO line never seen before is
@@ -255,6 +255,8 @@ def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules:
     for key in set(counts) | {k for k in base.template_rate}:
         by_service[key[0]].append(key)
     for service in set(services) - skipped:
+        if service not in base.windows and len(base.windows) >= MAX_SERVICES:
+            continue  # service names are the sender's: forged ones must not grow the baselines
         n = base.windows.get(service, 0)
         a = 1.0 / (n + 1) if n < rules.warmup_windows else rules.alpha
         a = max(a, weight) if weight is not None else a

@@ -119,3 +119,12 @@ def test_the_first_lines_of_a_new_error_do_not_make_it_normal():
     signals = ls.judge(later, miner, base, RULES).suspects["db"].signals
     kinds = {(s.kind, s.template.split()[0]) for s in signals}
     assert ("new", "ERROR") in kinds and ("new", "INFO") not in kinds
+
+
+def test_the_services_learned_are_bounded(monkeypatch):
+    """Service names are the sender's: a flood of forged ones does not grow the baselines."""
+    monkeypatch.setattr(ls, "MAX_SERVICES", 2)
+    miner, base = TemplateMiner(), ls.LogBaselines()
+    lines = [rec(1.0, f"forged-{i}", "hello") for i in range(5)]
+    ls.learn(base, ls.judge(lines, miner, base, RULES), {r.service for r in lines}, RULES)
+    assert len(base.windows) == len(base.warn_rate) == len(base.traffic) == 2
