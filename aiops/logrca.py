@@ -136,4 +136,5 @@ def templates(service: str, logs: LogWindow) -> list[dict]:
         return []
     sigs = sorted(suspect.signals, key=lambda s: -s.score)[:MAX_HOP_LINES]
     return [{"kind": s.kind, "template": s.template[:MAX_LINE], "count": s.count,
-             "expected": round(s.expected, 2), "exception": s.exception} for s in sigs]
+             "expected": round(s.expected, 2), "exception": s.exception, "template_id": s.template_id}
+            for s in sigs]

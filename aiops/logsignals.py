@@ -80,7 +80,7 @@ class LogBaselines:
 
 @dataclass
 class LogSignal:
-    kind: str  # surge | new | trace-bound | vanished
+    kind: str  # surge | new | trace-bound | vanished (count, expected: requests, not lines)
     service: str
     template: str
     count: int
@@ -90,6 +90,7 @@ class LogSignal:
     examples: list[LogRecord]
     exception: bool = False
     endpoint: str | None = None  # where it was seen, when the signal is an endpoint's (vanished)
+    template_id: int | None = None  # the template's id at its service (log_templates)
 
     @property
     def severe(self) -> bool:
@@ -100,8 +101,8 @@ class LogSignal:
 
     def describe(self) -> str:
         if self.kind == "vanished":
-            return (f"{self.count} requests, almost none logging a line {self.expected:.0%} of them "
-                    f"usually log: {self.template[:200]}")
+            return (f"{self.count} requests logged a line usually logged by {self.expected:.1f} of them "
+                    f"(a code path gone): {self.template[:200]}")
         what = {"surge": "ERROR/WARN lines", "new": "lines of a new template",
                 "trace-bound": "lines in slow or failed traces"}[self.kind]
         return f"{self.count} {what} (usual {self.expected:.1f}): {self.template[:200]}"
@@ -199,11 +200,12 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
         excess = (len(lines) - expected) / math.sqrt(expected + 1)
         if len(lines) >= rules.min_lines and excess >= rules.min_surge:
             top = Counter(key_of[id(r)] for r in lines if id(r) in key_of)
-            text = miner.template(top.most_common(1)[0][0]) or "" if top else ""
+            lead = top.most_common(1)[0][0] if top else None
+            text = (miner.template(lead) or "") if lead else ""
             exc = is_exception(text)
             score = (EXCEPTION_WEIGHT if exc else 1.0) * excess
             add(LogSignal("surge", service, text, len(lines), expected, score, lines[0].time,
-                          lines[:MAX_EXAMPLES], exc))
+                          lines[:MAX_EXAMPLES], exc, template_id=lead[1] if lead else None))
     for key, lines in templates.items():
         service = key[0]
         text = miner.template(key) or ""
@@ -214,14 +216,15 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
             worst = max(r.severity_number for r in lines)
             severe = next(w for level, w in SEVERITY_WEIGHT if worst >= level)
             add(LogSignal("new", service, text, len(lines), 0.0, weight * severe * math.sqrt(len(lines)),
-                          lines[0].time, lines[:MAX_EXAMPLES], exc))
+                          lines[0].time, lines[:MAX_EXAMPLES], exc, template_id=key[1]))
         if abnormal and len(lines) >= rules.min_lines:
             inside = [r for r in lines if r.trace_id in abnormal]
             usual = base.template_rate.get(key, 0.0)
             share = len(inside) / len(lines)
             if share >= rules.trace_share and share >= rules.trace_lift * overall and len(lines) > 2 * usual:
                 add(LogSignal("trace-bound", service, text, len(inside), usual,
-                              weight * math.sqrt(len(inside)), inside[0].time, inside[:MAX_EXAMPLES], exc))
+                              weight * math.sqrt(len(inside)), inside[0].time, inside[:MAX_EXAMPLES], exc,
+                              template_id=key[1]))
     paths: logpaths.Requests = {}
     if entry_of is not None:
         paths, shown = logpaths.requests_of(records, lambda r: key_of.get(id(r), (None, None))[1], entry_of,
@@ -233,8 +236,9 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
             lead = max(found, key=lambda v: v.score)
             lines = shown.get(endpoint, [])
             add(LogSignal("vanished", endpoint[0], miner.template((endpoint[0], lead.template_id)) or "",
-                          lead.requests, lead.usual_share, lead.score, lines[0].time if lines else 0.0, lines,
-                          endpoint=endpoint[1]))
+                          lead.logged, lead.usual_share * lead.requests, lead.score,
+                          lines[0].time if lines else 0.0, lines, endpoint=endpoint[1],
+                          template_id=lead.template_id))
     return LogWindow(templates, suspects, dict(problems), paths)
 
 

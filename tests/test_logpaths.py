@@ -66,10 +66,10 @@ def test_a_line_every_request_logged_and_none_now_is_a_vanished_path():
     logs = judge(reg, spans, lines)
     sus = logs.suspects["cart"]
     [sig] = sus.signals
-    assert sig.kind == "vanished" and sig.severe and sig.count == 15
-    assert "total for cart" in sig.template and sig.expected == 1.0
+    assert sig.kind == "vanished" and sig.severe and (sig.count, sig.expected) == (0, 15.0)  # requests
+    assert "total for cart" in sig.template and sig.template_id is not None
     assert sig.score >= logrca.MIN_ANOMALY_SCORE  # strong enough to raise on its own
-    assert "requests, almost none logging" in sig.describe()
+    assert sig.describe().startswith("0 requests logged a line usually logged by 15.0 of them")
     # the examples are lines of the requests that took the other path: they name the endpoint
     assert {r.body for r in sig.examples} <= {f"checkout of cart {i} started" for i in range(15)}
 

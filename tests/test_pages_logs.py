@@ -68,6 +68,9 @@ def test_log_lines_and_templates_are_shown_escaped_on_the_incident_page(app, cli
     assert doc.elements_with_class("log-line") and doc.elements_with_class("log-template")
     patterns = doc.texts_of_class("log-pattern")  # the templates that changed, in a table of their own
     assert patterns and patterns[0].startswith(XSS_SERVICE) and "failed" in patterns[0]
+    template_id = root_hop["templates"][0]["template_id"]
+    assert isinstance(template_id, int) and f"#{template_id}" in patterns[0]  # links to the template's lines
+    assert f"template_id={template_id}" in html
 
 
 def test_the_example_traces_lines_are_read_from_the_store_and_mark_their_spans(app, client):
