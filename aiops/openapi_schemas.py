@@ -47,7 +47,9 @@ SCHEMAS: dict[str, dict] = {
                log_lines={"type": "array", "items": {"type": "object"},
                           "description": "ERROR/WARN lines of the example trace at this hop (logs only)"},
                templates={"type": "array", "items": {"type": "object"},
-                          "description": "log templates that appeared or surged at the root (logs only)"}),
+                          "description": "log templates that changed at the root (logs only): kind (surge, "
+                                         "new, trace-bound, vanished), template, template_id, count, expected, "
+                                         "exception; a vanished path counts requests, not lines"}),
     "Anomaly": obj(
         ("service", "endpoint", "type", "observed", "baseline", "request_count", "message", "detected_at",
          "trace_ids"),
