@@ -126,7 +126,8 @@ def judge(reg: Registered | None, now: float, window: list, anomalies: Iterable,
     traffic = {key[0]: 0 for key in served}
     for key, spans in served.items():
         traffic[key[0]] += len(spans)
-    logs = ls.judge(records, mem.miner, mem.base, mem.rules, abnormal, traffic, _entries(window), served)
+    entry_of = _entries(window) if records else None  # no lines: no index of the spans to build
+    logs = ls.judge(records, mem.miner, mem.base, mem.rules, abnormal, traffic, entry_of, served)
     watched = set(mem.base.windows) | {r.service for r in records}
     if mode == "normal":
         ls.learn(mem.base, logs, watched, mem.rules, skip=logs.suspects, traffic=traffic)
