@@ -15,7 +15,7 @@ against them; the signals are:
   stack frame counts ``EXCEPTION_WEIGHT`` times;
 - **trace-bound**: a template whose lines fall mostly in the window's slow or
   failed traces (the ones the detector flagged);
-- **vanished**: a template most of an endpoint's requests log and none of the
+- **vanished**: a template most of an endpoint's requests log and (almost) none of the
   window's did (:mod:`aiops.logpaths`: the code took another path).
 
 A service's log score is the sum over its signals; a service with no logs has
