@@ -249,14 +249,20 @@ class RawInsert:
         return spent
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def rate_arguments(doc: str) -> argparse.Namespace:
+    """The options both ingest benches take (round length, rounds, clients, gunicorn workers and
+    threads)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=cpu_count())
     parser.add_argument("--threads", type=int, default=4)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = rate_arguments(__doc__)
 
     print(f"making {BATCH}-span protobuf batches with the OpenTelemetry SDK ...", flush=True)
     batches = Batches()

@@ -21,7 +21,6 @@ Options: ``--seconds`` per round (10), ``--rounds`` (3), ``--clients`` (4),
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import sqlite3
@@ -31,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import GunicornServer, cpu_count, print_table, process_tree_cpu, verdict  # noqa: E402
-from ingest import BATCH, Batches, post_batches  # noqa: E402
+from ingest import BATCH, Batches, post_batches, rate_arguments  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs  # noqa: E402
 from opentelemetry.instrumentation.logging.handler import LoggingHandler  # noqa: E402
 from opentelemetry.sdk._logs import LoggerProvider  # noqa: E402
@@ -95,13 +94,7 @@ def stored(db_file: Path, table: str) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=cpu_count())
-    parser.add_argument("--threads", type=int, default=4)
-    args = parser.parse_args()
+    args = rate_arguments(__doc__)
 
     print(f"making {BATCH}-record log batches and {BATCH}-span trace batches with the SDK ...", flush=True)
     logs, spans = LogBatches(), Batches()
