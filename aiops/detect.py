@@ -34,6 +34,9 @@ from telemetry.models import KIND_CLIENT
 from telemetry.rows import span_key
 
 Key = tuple[str, str]  # (service, endpoint)
+# The endpoint of a key that names a whole service: evidence (log lines with no span to tie them to)
+# that says which service but not which of its endpoints. Shown as the service, never as a name.
+WHOLE_SERVICE = ""
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class Anomaly:
 
     @property
     def label(self) -> str:
-        return f"{self.endpoint}_{self.type}"
+        return f"{self.endpoint or self.service}_{self.type}"
 
 
 def is_timeout(span) -> bool:

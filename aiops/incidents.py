@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from aiops import storm
-from aiops.detect import Anomaly
+from aiops.detect import WHOLE_SERVICE, Anomaly
 from aiops.kinds import AnomalyType, Severity
 from aiops.logrca import LOG_MESSAGE
 from aiops.models import AnomalyRecord, Incident, iso
@@ -69,6 +69,10 @@ class Changes:
     # (incident, event) for the notification outbox: trigger, update, resolve.
     notify: list[tuple[Incident, str]] = field(default_factory=list)
     remediate: list[Incident] = field(default_factory=list)
+    # Incidents whose current episode began this cycle (opened, reopened, or what fails changed):
+    # their severity is settled afresh, not escalated.
+    episodes: list[Incident] = field(default_factory=list)
+    changed: list[Incident] = field(default_factory=list)  # ... and of those, the ones still open
 
     @property
     def touched(self) -> list[Incident]:
@@ -114,7 +118,7 @@ def describe(group: Group) -> tuple[str, str]:
         return storm.describe(group)
     own = [a for a in group.anomalies if a.key == group.root]
     lead = own[0] if own else group.anomalies[0]
-    endpoint = group.root[1]
+    endpoint = group.root[1] or group.root[0]  # a whole-service root is named by its service
     if own:
         issue = lead.message
     else:
@@ -128,16 +132,26 @@ def describe(group: Group) -> tuple[str, str]:
     elif lead.type == "timeout" and own:
         title = f"{endpoint} timeouts ({lead.observed:.0f} calls)"
     else:
-        title = f"{endpoint} is failing its callers ({lead.endpoint} {lead.type})"
+        title = f"{endpoint} is failing its callers ({lead.endpoint or lead.service} {lead.type})"
     return title, issue
 
 
+def episode_anomalies(incident: Incident) -> list[AnomalyRecord]:
+    """The anomalies of the incident's current episode: since it opened, last reopened, or last
+    changed what is failing (earlier episodes stay on the timeline and in ``anomalies``)."""
+    since = incident.episode_at if incident.episode_at is not None else incident.first_detected
+    return [a for a in incident.anomalies if a.detected_at >= since]
+
+
 def lead_type(incident: Incident) -> str:
-    """The type of the anomaly an incident is about: its root's own, else the first (as in ``describe``)."""
+    """The type of the anomaly the current episode is about: its root's own, else the first (as in
+    ``describe``)."""
     root = (incident.root_service, incident.root_endpoint)
-    own = [a for a in incident.anomalies if (a.service, a.endpoint) == root]
-    lead = own or incident.anomalies
+    current = episode_anomalies(incident)
+    own = [a for a in current if (a.service, a.endpoint) == root]
+    lead = own or current
     return lead[0].type if lead else "unknown"
+
 
 def add_event(incident: Incident, kind: str, at: float, detail: str, by: str = "aiops") -> None:
     incident.timeline = [*incident.timeline, {"at": iso(at), "event": kind, "by": by, "detail": detail}]
@@ -150,12 +164,16 @@ def open_incidents() -> list[Incident]:
 
 
 def _matching(group: Group, open_ones: list[Incident], now: float, window: float) -> Incident | None:
+    """The open incident a group belongs to: the one with its root; else a recent one that already
+    names the root among its affected endpoints or, for a whole-service root, any endpoint of that
+    service (evidence that cannot say which endpoint is no second root cause)."""
     service, endpoint = group.root
     for inc in open_ones:
         if (inc.root_service, inc.root_endpoint) == group.root:
             return inc
     for inc in open_ones:
-        if now - inc.last_seen <= window and inc.root_service == service and endpoint in inc.affected:
+        if now - inc.last_seen <= window and inc.root_service == service and (
+                endpoint in inc.affected or endpoint == WHOLE_SERVICE):
             return inc
     return None
 
@@ -172,7 +190,18 @@ def _last_resolved(root: tuple[str, str]) -> Incident | None:
     ).first()
 
 
-def _reopen(incident: Incident, now: float) -> None:
+def _new_episode(incident: Incident, group: Group, now: float) -> str:
+    """Describe the incident by what is failing now (title, root issue; severity is settled anew);
+    the timeline keeps what it said before. Returns the detail for the timeline."""
+    title, issue = describe(group)
+    was = incident.title
+    incident.title, incident.root_issue = title, issue
+    incident.episode_at = now
+    incident.severity = Severity.LOW
+    return title if title == was else f"{title} (was: {was})"
+
+
+def _reopen(incident: Incident, group: Group, now: float) -> None:
     quiet = now - (incident.resolved_at or now)
     incident.status = "open"
     incident.resolved_at = None
@@ -180,12 +209,31 @@ def _reopen(incident: Incident, now: float) -> None:
     incident.seen_cycles = 0
     incident.confirmed_at = None  # a recurrence must persist again before it notifies
     incident.reopen_count += 1
-    add_event(incident, "reopened", now, f"recurred {round(quiet / 60)} min after it was resolved "
-                                      f"(recurrence {incident.reopen_count})")
+    now_failing = _new_episode(incident, group, now)
+    add_event(incident, "reopened", now, f"{now_failing}; recurred {round(quiet / 60)} min after it was "
+                                      f"resolved (recurrence {incident.reopen_count})")
+
+
+def _changed(incident: Incident, group: Group) -> bool:
+    """The root's own anomalies show another kind than the incident describes (it was slow, it now
+    fails), in this cycle and the one before: a new episode. Both kinds at once, or one cycle
+    without the old kind, keep the description, so it does not flap."""
+    root = (incident.root_service, incident.root_endpoint)
+    if root != group.root:
+        return False
+    now_types = {a.type for a in group.anomalies if a.key == root}
+    described = lead_type(incident)
+    if not now_types or described in now_types:
+        return False
+    earlier = [a for a in episode_anomalies(incident) if (a.service, a.endpoint) == root]
+    if not earlier:
+        return False  # blamed by its callers' traces so far: its own anomalies describe it better, same fault
+    last = max(a.detected_at for a in earlier)
+    return described not in {a.type for a in earlier if a.detected_at == last}
 
 
 def _candidates_json(group: Group) -> list[dict]:
-    return [{"service": s, "endpoint": e, "score": score} for (s, e), score in group.candidates]
+    return [{"service": s, "endpoint": e or None, "score": score} for (s, e), score in group.candidates]
 
 
 def _path_json(group: Group, earlier: list[dict] | None = None) -> list[dict]:
@@ -214,6 +262,7 @@ def _new_incident(group: Group, now: float, number: int, previous: Incident | No
         correlated_failures=[a.label for a in group.anomalies], first_detected=now, last_seen=now,
         clean_cycles=0, seen_cycles=0, reopen_count=0, timeline=[],
         related_to=previous.id if previous is not None else None, propagation=_path_json(group),
+        episode_at=now,
     )
     detail = title if previous is None else f"{title} (recurrence of {previous.id})"
     add_event(incident, "detected", now, detail)
@@ -251,17 +300,19 @@ def _record(incident: Incident, group: Group, now: float) -> None:
 def _settle(incident: Incident, impact: str, now: float, policy: Policy, changes: Changes) -> None:
     """Once per cycle for each incident seen: persistence, confirmation, escalation.
 
-    Severity never drops while an incident lives: a page that went out as
-    critical is not quietly downgraded because one cycle looked milder.
+    Severity never drops within an episode: a page that went out as critical
+    is not quietly downgraded because one cycle looked milder. A new episode
+    (opened, reopened, another fault) starts from its own impact.
     """
     incident.seen_cycles += 1
     steps, why = escalation(incident, now, policy)
-    new_severity = Severity.at(max(Severity(incident.severity).rank, Severity(impact).rank + steps))
-    raised = new_severity != incident.severity and incident not in changes.opened
+    start = impact if incident in changes.episodes else incident.severity
+    new_severity = Severity.at(max(Severity(start).rank, Severity(impact).rank + steps))
+    raised = new_severity != start
     if raised:
         reasons = why or ([f"spread to {len(incident.affected)} endpoints"] if len(incident.affected) >= 3
                           else ["impact grew"])
-        add_event(incident, "escalated", now, f"{incident.severity} -> {new_severity}: " + ", ".join(reasons))
+        add_event(incident, "escalated", now, f"{start} -> {new_severity}: " + ", ".join(reasons))
     incident.severity = new_severity
     if incident.confirmed_at is None:
         if incident.seen_cycles >= policy.notify_after_cycles:
@@ -271,8 +322,8 @@ def _settle(incident: Incident, impact: str, now: float, policy: Policy, changes
             if incident.status == "open":  # an acknowledged one already has someone on it
                 changes.notify.append((incident, "trigger"))
                 changes.remediate.append(incident)
-    elif raised:
-        changes.notify.append((incident, "update"))
+    elif raised or incident in changes.changed:
+        changes.notify.append((incident, "update"))  # worse, or another fault: say what fails now
 
 
 def apply_groups(groups: list[Group], now: float, policy: Policy,
@@ -293,16 +344,22 @@ def apply_groups(groups: list[Group], now: float, policy: Policy,
             previous = _last_resolved(group.root)
             if previous is not None and now - (previous.resolved_at or 0) <= policy.reopen_cooldown:
                 incident = previous
-                _reopen(incident, now)
+                _reopen(incident, group, now)
                 _merge(incident, group, now)
                 changes.reopened.append(incident)
+                changes.episodes.append(incident)
             else:
                 number += 1
                 incident = _new_incident(group, now, number, previous)
                 db.session.add(incident)
                 changes.opened.append(incident)
+                changes.episodes.append(incident)
             open_ones.append(incident)
         else:
+            if incident not in changes.episodes and _changed(incident, group):
+                add_event(incident, "changed", now, _new_episode(incident, group, now))
+                changes.episodes.append(incident)
+                changes.changed.append(incident)
             _merge(incident, group, now)
             if incident not in changes.touched:
                 changes.updated.append(incident)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
+from aiops.detect import WHOLE_SERVICE, Anomaly
 from aiops.kinds import AnomalyType
 from aiops.logsignals import LogRecord, LogWindow
 from aiops.selftime import SpanIndex
@@ -69,7 +70,8 @@ def walk(keys: Mapping[Key, float], span, tree, logs: LogWindow | None) -> Mappi
 
 def suspect_keys(logs: LogWindow, window: list) -> dict[str, Key]:
     """The endpoint each log suspect's signals name, or its lines ran under (the SERVER span above the
-    span that logged them), else ``(service, "logs")``."""
+    span that logged them), else the whole service (``(service, WHOLE_SERVICE)``): lines logged outside
+    any span, or whose spans are not in the window yet, say which service but not which endpoint."""
     if not logs.suspects:
         return {}
     index = SpanIndex(window)
@@ -83,22 +85,31 @@ def suspect_keys(logs: LogWindow, window: list) -> dict[str, Key]:
                 span = index.by_id.get((r.trace_id, r.span_id))
                 if span is not None and span.service == service:
                     seen[index.entry(span)] += 1
-        keys[service] = min(seen, key=lambda k: (-seen[k], k)) if seen else (service, "logs")
+        keys[service] = min(seen, key=lambda k: (-seen[k], k)) if seen else (service, WHOLE_SERVICE)
     return keys
 
 
-def evidence(related: set[str], logs: LogWindow | None, keys: Mapping[str, Key]) -> dict[Key, float]:
-    """Log scores of the services an anomaly's traces reach."""
+def evidence(related: set[str], logs: LogWindow | None, keys: Mapping[str, Key],
+             blamed: Mapping[Key, float]) -> dict[Key, float]:
+    """Log scores of the services an anomaly's traces reach. Logs corroborate: a service whose
+    endpoint the traces (``blamed``) already name lends its score to that endpoint, so its log lines
+    strengthen the traces' answer instead of competing with it under another name."""
     if logs is None:
         return {}
-    return {keys[s]: sus.score for s, sus in logs.suspects.items() if s in related and sus.score > 0}
+    named: dict[str, Key] = {}
+    for key, w in sorted(blamed.items(), key=lambda kv: (-kv[1], kv[0])):
+        if w > 0:
+            named.setdefault(key[0], key)
+    found: dict[Key, float] = defaultdict(float)
+    for s, sus in logs.suspects.items():
+        if s in related and sus.score > 0:
+            found[named.get(s, keys[s])] += sus.score
+    return dict(found)
 
 
 def anomalies(logs: LogWindow | None, keys: Mapping[str, Key], window: list, covered: set[str]):
     """Anomalies of services whose logs changed strongly and that no trace anomaly names:
     a code fault often leaves timings alone and speaks only in its logs."""
-    from aiops.detect import Anomaly
-
     if logs is None:
         return []
     by_ref = {(s.trace_id, s.span_id): s for s in window if s.kind == KIND_SERVER}
@@ -109,7 +120,7 @@ def anomalies(logs: LogWindow | None, keys: Mapping[str, Key], window: list, cov
         lead = max(suspect.signals, key=lambda s: s.score)
         shown = [by_ref[(r.trace_id, r.span_id)] for sig in suspect.signals for r in sig.examples
                  if (r.trace_id, r.span_id) in by_ref]
-        key = keys.get(service, (service, "logs"))
+        key = keys.get(service, (service, WHOLE_SERVICE))
         found.append(Anomaly(service, key[1], AnomalyType.ERROR, float(lead.count), lead.expected, lead.count,
                              LOG_MESSAGE + lead.describe(), shown_by=shown,
                              onset=suspect.onset))

@@ -188,6 +188,9 @@ class Incident(db.Model):
     remediation_at: Mapped[float | None] = mapped_column(Float)
     # The hops from the root cause to its symptoms (see aiops.rca.propagation_path).
     propagation: Mapped[list | None] = mapped_column(JSON)
+    # When the current episode began: opened, reopened, or another kind of fault took over. The
+    # title, root issue, kind and severity describe the anomalies since then (None: first_detected).
+    episode_at: Mapped[float | None] = mapped_column(Float)
 
     anomalies: Mapped[list[AnomalyRecord]] = relationship(
         back_populates="incident", order_by="AnomalyRecord.id", cascade="all, delete-orphan"
@@ -207,7 +210,7 @@ class Incident(db.Model):
             "title": self.title,
             "root_cause": {
                 "service": self.root_service,
-                "endpoint": self.root_endpoint,
+                "endpoint": self.root_endpoint or None,  # None: the whole service (detect.WHOLE_SERVICE)
                 "issue": self.root_issue,
             },
             "root_cause_candidates": self.candidates,
@@ -216,6 +219,7 @@ class Incident(db.Model):
             "first_detected": iso(self.first_detected),
             "last_seen": iso(self.last_seen),
             "resolved_at": iso(self.resolved_at),
+            "episode_started": iso(self.first_detected if self.episode_at is None else self.episode_at),
             "trace_correlation": {
                 "trace_id": self.trace_id,
                 "correlated_failures": self.correlated_failures,
@@ -250,7 +254,7 @@ class AnomalyRecord(db.Model):
     def to_dict(self) -> dict:
         return {
             "service": self.service,
-            "endpoint": self.endpoint,
+            "endpoint": self.endpoint or None,
             "type": self.type,
             "observed": round(self.observed, 4),
             "baseline": None if self.baseline is None else round(self.baseline, 4),

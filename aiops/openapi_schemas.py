@@ -31,6 +31,9 @@ INTEGER = {"type": "integer"}
 BOOLEAN = {"type": "boolean"}
 TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 UTC, e.g. 2026-01-20T10:30:15Z"}
 STRINGS = {"type": "array", "items": STRING}
+ENDPOINT = nullable({"type": "string",
+                     "description": "null: the whole service (evidence that names a service but none of its "
+                                    "endpoints, e.g. log lines with no span)"})
 CURSOR = nullable({"type": "string", "description": "pass it back as ?cursor= for the next page; null: last"})
 
 SCHEMAS: dict[str, dict] = {
@@ -40,20 +43,20 @@ SCHEMAS: dict[str, dict] = {
         message={"type": "string", "description": "what was wrong, for a person"},
         request_id={"type": "string", "description": "5xx only: the id the server log has the details under"},
     ),
-    "RootCause": obj(("service", "endpoint", "issue"), service=STRING, endpoint=STRING, issue=STRING),
-    "Candidate": obj(("service", "endpoint", "score"), service=STRING, endpoint=STRING, score=NUMBER),
-    "Hop": obj(("service", "endpoint", "signal"), service=STRING, endpoint=STRING, signal=STRING,
+    "RootCause": obj(("service", "endpoint", "issue"), service=STRING, endpoint=ENDPOINT, issue=STRING),
+    "Candidate": obj(("service", "endpoint", "score"), service=STRING, endpoint=ENDPOINT, score=NUMBER),
+    "Hop": obj(("service", "endpoint", "signal"), service=STRING, endpoint=ENDPOINT, signal=STRING,
                onset=nullable(TIME),
                log_lines={"type": "array", "items": {"type": "object"},
                           "description": "ERROR/WARN lines of the example trace at this hop (logs only)"},
                templates={"type": "array", "items": {"type": "object"},
                           "description": "log templates that changed at the root (logs only): kind (surge, "
-                                         "new, trace-bound, vanished), template, template_id, count, expected, "
-                                         "exception; a vanished path counts requests, not lines"}),
+                                         "new, trace-bound, vanished), template, template_id, count, "
+                                         "expected, exception; a vanished path counts requests, not lines"}),
     "Anomaly": obj(
         ("service", "endpoint", "type", "observed", "baseline", "request_count", "message", "detected_at",
          "trace_ids"),
-        service=STRING, endpoint=STRING, type={"enum": ["latency", "error", "timeout"]}, observed=NUMBER,
+        service=STRING, endpoint=ENDPOINT, type={"enum": ["latency", "error", "timeout"]}, observed=NUMBER,
         baseline=nullable(NUMBER), request_count=INTEGER, message=STRING, detected_at=TIME, trace_ids=STRINGS,
     ),
     "TimelineEvent": obj(("at", "event", "by"), at=TIME, event=STRING, by=STRING, detail=STRING),
@@ -75,6 +78,9 @@ SCHEMAS: dict[str, dict] = {
         first_detected=TIME,
         last_seen=TIME,
         resolved_at=nullable(TIME),
+        episode_started={**TIME, "description": "when the current episode began (opened, reopened, or "
+                         "another kind of fault took over): title, root_cause.issue, severity and report.kind "
+                         "describe the anomalies since then"},
         trace_correlation=obj(("trace_id", "correlated_failures"), trace_id=nullable(STRING),
                               correlated_failures=STRINGS),
         anomalies={"type": "array", "items": ref("Anomaly")},

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 
-from aiops import auth, incident_service, log_service, metrics, waterfall
-from aiops.detect import Thresholds
+from aiops import auth, incident_service, log_service, metrics, reports, waterfall
+from aiops.detect import WHOLE_SERVICE, Thresholds
 from aiops.settings import current_settings
 from telemetry import store
 
@@ -83,7 +83,7 @@ def anomaly_summary(anomalies: Iterable[Mapping], root: tuple[str, str]) -> list
             row = rows[key] = {
                 "service": a["service"], "endpoint": a["endpoint"], "type": a["type"],
                 "cycles": 0, "first": a["detected_at"], "peak": a["observed"],
-                "root": (a["service"], a["endpoint"]) == tuple(root),
+                "root": (a["service"], a["endpoint"] or WHOLE_SERVICE) == tuple(root),
             }
         row["cycles"] += 1
         row["last"] = a["detected_at"]
@@ -162,6 +162,12 @@ def _ms_filter(value):
     return fmt_ms(value)
 
 
+@bp.app_template_filter("endpoint")
+def _endpoint_filter(endpoint):
+    """An endpoint's name; a whole-service root (no endpoint named) says so instead of a made-up one."""
+    return endpoint or "(whole service)"
+
+
 @bp.app_template_filter("ago")
 def _ago_filter(seconds):
     return ago(seconds)
@@ -213,6 +219,7 @@ def incident_page(incident_id: str):
         incident=incident,
         data=data,
         summary=anomaly_summary(data["anomalies"], root),
+        episode=anomaly_summary(reports.current_anomalies(data), root),
         observations=list(reversed(data["anomalies"]))[:MAX_ANOMALY_ROWS],
         rows=rows,
         span_count=len(spans),

@@ -54,9 +54,9 @@ class Group:
 
     @property
     def affected(self) -> list[str]:
-        names = [self.root[1]]
+        names = [self.root[1]] if self.root[1] else []
         for a in self.anomalies:
-            if a.endpoint not in names:
+            if a.endpoint and a.endpoint not in names:
                 names.append(a.endpoint)
         return names
 
@@ -245,13 +245,16 @@ def analyse(
             blame[anomaly.key] = 1.0
         evidence = {by_service[s].key: by_service[s].score for s in related if s in by_service}
         trust = EVIDENCE_TRUST.get(anomaly.type, 0.5) if evidence else 0.0
-        from_logs = logrca.evidence(related, logs, log_keys)
+        traces: dict[Key, float] = defaultdict(float)
+        for key, w in _normalised(evidence).items():
+            traces[key] += trust * w
+        for key, w in _normalised(blame).items():
+            traces[key] += (1 - trust) * w
+        from_logs = logrca.evidence(related, logs, log_keys, traces)
         log_trust = logrca.LOG_TRUST if from_logs else 0.0  # 0.0: the trace-only arithmetic, exactly
         opinion: dict[Key, float] = defaultdict(float)
-        for key, w in _normalised(evidence).items():
-            opinion[key] += trust * (1 - log_trust) * w
-        for key, w in _normalised(blame).items():
-            opinion[key] += (1 - trust) * (1 - log_trust) * w
+        for key, w in traces.items():
+            opinion[key] += (1 - log_trust) * w
         for key, w in _normalised(from_logs).items():
             opinion[key] += log_trust * w
         root = max(opinion.items(), key=lambda kv: (kv[1], kv[0] == anomaly.key))[0]
@@ -284,7 +287,7 @@ def analyse(
 def _hop(service: str, endpoint: str, signal: str, observed: float, baseline: float | None,
          onset: float | None, detail: str) -> dict:
     deviation = observed / baseline if baseline else None
-    return {"service": service, "endpoint": endpoint, "signal": signal,
+    return {"service": service, "endpoint": endpoint or None, "signal": signal,
             "observed_ms": round(observed, 2),
             "baseline_ms": None if baseline is None else round(baseline, 2),
             "deviation": None if deviation is None else round(deviation, 2),

@@ -36,7 +36,7 @@ def kind(incident: dict) -> str:
     anomaly decides (the first anomaly when the root has none of its own), as
     ``aiops.incidents.lead_type`` does.
     """
-    anomalies = incident.get("anomalies") or []
+    anomalies = current_anomalies(incident)
     if not anomalies:
         return "unknown"
     root = _root_key(incident)
@@ -84,9 +84,19 @@ def _root_key(incident: dict) -> tuple[str, str]:
     return (root.get("service") or "", root.get("endpoint") or "")
 
 
+def current_anomalies(incident: dict) -> list[dict]:
+    """The anomalies of the current episode (since ``episode_started``: opened, reopened, or another
+    kind of fault took over): what the report describes. Earlier episodes are history."""
+    anomalies = incident.get("anomalies") or []
+    since = _ts(incident.get("episode_started"))
+    if since is None:
+        return anomalies
+    return [a for a in anomalies if (_ts(a.get("detected_at")) or since) >= since]
+
+
 def _lead(incident: dict) -> dict:
     """The anomaly the incident is about: the root's own first one, else the first one."""
-    anomalies = incident.get("anomalies") or []
+    anomalies = current_anomalies(incident)
     root = _root_key(incident)
     own = [a for a in anomalies if _key(a) == root]
     return (own or anomalies or [{}])[0]
@@ -123,9 +133,9 @@ def _callers(incident: dict) -> list[str]:
 
 
 def _samples(incident: dict, lead: dict) -> list[dict]:
-    """Every anomaly of the lead's endpoint and type, oldest first (one per cycle it was seen in)."""
-    return [a for a in incident.get("anomalies") or []
-            if _key(a) == _key(lead) and a.get("type") == lead.get("type")]
+    """Every anomaly of the lead's endpoint and type this episode, oldest first (one per cycle it was
+    seen in)."""
+    return [a for a in current_anomalies(incident) if _key(a) == _key(lead) and a.get("type") == lead.get("type")]
 
 
 def _ts(value: str | None) -> float | None:
@@ -340,7 +350,7 @@ def _errors(incident: dict) -> list[str]:
     root, service = _root_name(incident), _service_name(incident)
     exceptions = []
     lead = _lead(incident)
-    for a in incident.get("anomalies") or []:
+    for a in current_anomalies(incident):
         exc = _exception(a) if _key(a) == _key(lead) else None
         if exc and exc not in exceptions:
             exceptions.append(exc)
