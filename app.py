@@ -3,7 +3,7 @@
 ``create_app`` only wires things together: it opens no connection and starts
 no thread, so gunicorn can call it in every worker after the fork. Web
 workers only serve: the scheduled work runs in ``flask --app app aiops worker``
-(:mod:`aiops.worker`), and the schema is migrated before serving
+(:mod:`aiops.jobs.worker`), and the schema is migrated before serving
 (``flask --app app aiops migrate``, gunicorn.conf.py, the worker). ``python
 app.py`` is the whole demo in one process: it migrates, then runs the worker in
 a thread beside the development server.
@@ -20,10 +20,11 @@ from flask import Flask
 import aiops
 import simulation
 import telemetry
-from aiops import settings, worker
-from aiops.health import exposure
-from aiops.schema import ensure_schema
+from aiops import settings
+from aiops.jobs import worker
 from aiops.settings import Settings
+from aiops.store.schema import ensure_schema
+from aiops.web.health import exposure
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -38,7 +38,7 @@ def on_starting(server):
 
 def _migrate(server):
     """Bring the schema up to date once, before serving; the master keeps no connection."""
-    from aiops.schema import ensure_schema
+    from aiops.store.schema import ensure_schema
     from app import create_app
     from telemetry.db import db
 

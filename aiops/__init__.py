@@ -18,12 +18,14 @@ def service_names(own_service: str) -> ServiceNames:
 
 
 def init_app(app: Flask) -> None:
-    from aiops import errors, logfeed, models, security  # noqa: F401 - models register tables
-    from aiops.api import bp as api_bp
     from aiops.cli import aiops_cli
-    from aiops.health import bp as health_bp
-    from aiops.openapi import bp as openapi_bp
-    from aiops.pages import bp as pages_bp
+    from aiops.logs import feed as logfeed
+    from aiops.store import models  # noqa: F401 - models register tables
+    from aiops.web import errors, security
+    from aiops.web.api import bp as api_bp
+    from aiops.web.health import bp as health_bp
+    from aiops.web.openapi import bp as openapi_bp
+    from aiops.web.pages import bp as pages_bp
 
     errors.init_app(app)
     security.init_app(app)

@@ -12,9 +12,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from aiops.cycle import forget_last_data, run_claimed
-from aiops.schema import ensure_schema
+from aiops.jobs.cycle import forget_last_data, run_claimed
 from aiops.settings import current_settings
+from aiops.store.schema import ensure_schema
 
 aiops_cli = AppGroup("aiops", help="AIOps maintenance and analysis commands.")
 
@@ -22,7 +22,7 @@ aiops_cli = AppGroup("aiops", help="AIOps maintenance and analysis commands.")
 @aiops_cli.command("migrate")
 def migrate():
     """Migrate the database to the newest schema (run it before serving; the worker does too)."""
-    from aiops import schema
+    from aiops.store import schema
     from telemetry.db import db
 
     outcome = ensure_schema()
@@ -43,7 +43,7 @@ def worker():
     import signal
     import threading
 
-    from aiops import worker as worker_process
+    from aiops.jobs import worker as worker_process
 
     root = logging.getLogger()
     # Its cycles and deliveries are worth a line each. The root logger may already hold the
@@ -81,7 +81,7 @@ def new_revision(message: str):
     Compares the models with the configured database, which must be migrated
     to the newest revision first.
     """
-    from aiops import schema
+    from aiops.store import schema
     from telemetry.db import db
 
     ensure_schema()
@@ -153,8 +153,8 @@ def replay(files: tuple[Path, ...], report: Path | None):
     (AIOPS_RELEARN_FOR). Malformed lines are reported (file:line) and
     skipped. Prints the incidents found.
     """
-    from aiops.models import Incident
-    from aiops.reports import with_report
+    from aiops.incidents.reports import with_report
+    from aiops.store.models import Incident
     from telemetry.db import db
     from telemetry.replay import Replay, file_kind, recordings
     from telemetry.store import insert_logs, insert_spans

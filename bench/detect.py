@@ -4,7 +4,7 @@ Builds SQLite stores of synthetic traces (20 services x 10 endpoints = 200
 endpoints; each trace is an entry SERVER span, a CLIENT call, the callee's
 SERVER span, its CLIENT call and a third service's SERVER span, with per-endpoint
 latencies and jitter), with baselines learned by real cycles, then times one
-real detection cycle (``aiops.cycle.run_claimed``: claim, read the new spans,
+real detection cycle (``aiops.jobs.cycle.run_claimed``: claim, read the new spans,
 window stats, baselines, self-time verdicts, RCA, incidents, learning, commit)
 after appending fresh spans. Cases, alternated over several rounds so drift
 hits them alike:
@@ -17,8 +17,8 @@ hits them alike:
 - ``+ logs``: the first and the last case again on a third store that also
   holds 1M log records of history and gets 10k new ones with the 10k spans
   (one line per SERVER span, with its trace and span id): the cycle also
-  reads them (``aiops.logfeed.StoreFeed``), mines their templates (drain3)
-  and judges them (``aiops.logsignals``). The bodies come from 300 templates
+  reads them (``aiops.logs.feed.StoreFeed``), mines their templates (drain3)
+  and judges them (``aiops.logs.signals``). The bodies come from 300 templates
   (15 per service, used with Zipf-like frequencies) filled with ids, uuids,
   numbers, IPs and words; about 5 % are WARN and 1 % ERROR. With the fault,
   the slow service also logs ERROR lines of a template it never wrote before.
@@ -198,8 +198,8 @@ class Store:
 
     def __init__(self, folder: Path, name: str, history: int, maker: TraceMaker,
                  log_maker: LogMaker | None = None):
-        from aiops.schema import ensure_schema
         from aiops.settings import settings_of
+        from aiops.store.schema import ensure_schema
         from app import create_app
         from telemetry.models import LOG_FIELDS, SPAN_FIELDS
 
@@ -260,8 +260,8 @@ class Store:
         with self.app.app_context():
             from sqlalchemy import text
 
-            from aiops.cycle import STATE_ID, _ensure_state
-            from aiops.models import DetectionState
+            from aiops.jobs.cycle import STATE_ID, _ensure_state
+            from aiops.store.models import DetectionState
             from telemetry.db import begin_write, db
 
             _ensure_state()
@@ -290,7 +290,7 @@ class Store:
 
     def cycle(self, profile: cProfile.Profile | None = None) -> tuple[float, float, dict]:
         """Run one claimed cycle now; (wall ms, CPU ms, summary)."""
-        from aiops.cycle import run_claimed
+        from aiops.jobs.cycle import run_claimed
         from telemetry.db import db
 
         with self.app.app_context():

@@ -13,7 +13,7 @@ def init_app(app: Flask) -> None:
 
     if not settings_of(app).enable_simulation:
         return
-    from aiops.openapi import add_paths
+    from aiops.web.openapi import add_paths
     from simulation import openapi
     from simulation.shop import bp as shop_bp
     from simulation.views import bp as simulate_bp

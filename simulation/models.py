@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from aiops.models import iso
+from aiops.store.models import iso
 from telemetry.db import db
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from aiops.openapi import JSON, error, ok, query
-from aiops.openapi_schemas import BOOLEAN, INTEGER, NUMBER, STRING, TIME, nullable, obj, ref
+from aiops.web.openapi import JSON, error, ok, query
+from aiops.web.openapi_schemas import BOOLEAN, INTEGER, NUMBER, STRING, TIME, nullable, obj, ref
 from simulation.faults import (
     DEMO_ENDPOINTS,
     MAX_CPU_SECONDS,
@@ -34,7 +34,7 @@ def _fault(summary: str, params: list[dict], response: dict | None = None) -> di
 
 
 def paths() -> dict:
-    """``/simulate/*`` and the shop, for :func:`aiops.openapi.add_paths`."""
+    """``/simulate/*`` and the shop, for :func:`aiops.web.openapi.add_paths`."""
     ms = {"type": "number", "minimum": 0, "maximum": MAX_DELAY_MS}
     endpoint = query("endpoint", ENDPOINT, "the demo endpoint", required=True)
     shop_errors = {"500": error(500, "An error injected with /simulate/error"),

@@ -32,7 +32,7 @@ _local = threading.local()
 class InjectedFault(RuntimeError):
     """Raised by an endpoint that ``/simulate/error`` told to fail."""
 
-    expose = True  # its text is the demo's own, safe to show in the 500 (aiops.errors)
+    expose = True  # its text is the demo's own, safe to show in the 500 (aiops.web.errors)
 
 
 def _http() -> requests.Session:

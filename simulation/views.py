@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from aiops.auth import require_token
 from aiops.settings import current_settings
+from aiops.web.auth import require_token
 from simulation import faults
 
 bp = Blueprint("simulation", __name__, url_prefix="/simulate")

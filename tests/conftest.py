@@ -137,7 +137,7 @@ def make_app(db_url: str, **config):
     base.update(config)
     app = create_app(base)
     if db_url not in _MIGRATED:
-        from aiops.schema import ensure_schema
+        from aiops.store.schema import ensure_schema
 
         with app.app_context():
             ensure_schema()

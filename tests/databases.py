@@ -64,7 +64,7 @@ def drop_postgres_database(url: str) -> None:
 
 def migrate(url: str) -> str:
     """Bring the database at ``url`` to the newest schema, then close every connection to it."""
-    from aiops import schema
+    from aiops.store import schema
 
     engine = sa.create_engine(url)
     try:

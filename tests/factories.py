@@ -21,8 +21,8 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from aiops.detect import Anomaly
-from aiops.rca import Group
+from aiops.detection.rules import Anomaly
+from aiops.rca.analysis import Group
 from telemetry.models import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, LOG_FIELDS, SPAN_FIELDS
 
 T0 = 1_800_000_000.0  # a fixed clock (January 2027) for tests that hand "now" to the code under test
@@ -240,7 +240,7 @@ def add_incident(app=None, incident_id: str = "INC-1", status: str = "open", *, 
                  **fields) -> str:
     """Store an incident row directly (no detection): payment errors in the shop, last seen ``at``
     (default now), first detected a minute before. In ``app``'s context, or the current one."""
-    from aiops.models import Incident
+    from aiops.store.models import Incident
     from telemetry.db import begin_write, db
 
     now = time.time() if at is None else at
@@ -309,7 +309,7 @@ def incident_dict(root: str = "payment", *anomalies: dict, service: str = "shop"
 def add_notification(channel: str = "webhook", incident_id: str = "INC-1", event: str = "trigger",
                      payload: dict | None = None, at: float = T0, dedup_key: str | None = None) -> int:
     """Queue one outbox row, due at ``at`` (in the current app context); its id."""
-    from aiops.models import Notification
+    from aiops.store.models import Notification
     from telemetry.db import begin_write, db
 
     begin_write()
@@ -326,7 +326,7 @@ def add_notification(channel: str = "webhook", incident_id: str = "INC-1", event
 
 def notification(row_id: int):
     """The outbox row as stored now (after whatever the code under test committed)."""
-    from aiops.models import Notification
+    from aiops.store.models import Notification
     from telemetry.db import db
 
     db.session.rollback()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiops.models import AnomalyRecord, Incident
+from aiops.store.models import AnomalyRecord, Incident
 from telemetry.db import db
 
 

@@ -1,11 +1,11 @@
-"""EWMA baselines (aiops.baseline): how "normal" is learned, and what may teach it."""
+"""EWMA baselines (aiops.detection.ewma): how "normal" is learned, and what may teach it."""
 
 from __future__ import annotations
 
 import pytest
 
-from aiops.baseline import BaselineValue, is_normal, learn
-from aiops.detect import Thresholds, WindowStats
+from aiops.detection.ewma import BaselineValue, is_normal, learn
+from aiops.detection.rules import Thresholds, WindowStats
 from aiops.settings import Settings
 
 # The defaults: 3x and +50 ms for "slow", 20 % errors, 20 samples to be ready.

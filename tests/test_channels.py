@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from aiops.incidents.reports import report
 from aiops.outbox.render import (
     CHANNELS,
     configured,
@@ -20,7 +21,6 @@ from aiops.outbox.render import (
     target_url,
 )
 from aiops.outbox.slack import slack_escape
-from aiops.reports import report
 from aiops.settings import Settings
 from tests.factories import FIRST, TRACE, anomaly_dict, incident_dict
 

@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from aiops.auth import CSRF_COOKIE, origin_matches
 from aiops.settings import reconfigure
+from aiops.web.auth import CSRF_COOKIE, origin_matches
 from tests.factories import add_incident
 from tests.hostile_pages import HOSTILE_NAME, Page, assert_inert
 

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from aiops import logbaseline as lb
-from aiops.cycle import run_claimed
+from aiops.detection import robust as lb
+from aiops.jobs.cycle import run_claimed
 from aiops.settings import settings_of
 from telemetry import store
 from telemetry.db import db
@@ -78,7 +78,7 @@ def test_reseed_recentres_but_keeps_the_tails_it_knew():
 
 def test_after_forget_last_data_the_next_window_relearns(app):
     """What the replay does between files: the next recording starts like data after a silence."""
-    from aiops.cycle import forget_last_data
+    from aiops.jobs.cycle import forget_last_data
 
     t = 2_000_000.0
     for w in range(4):

@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import select, update
 
 from aiops import outbox
-from aiops.incident_service import notification_history
-from aiops.models import ChannelState, Incident, Notification
 from aiops.outbox import deliver_due, sender, stats, store
 from aiops.outbox.policy import backoff, breaker_after, breaker_state, classify, retry_after
 from aiops.settings import Settings, reconfigure, settings_of
+from aiops.store.models import ChannelState, Incident, Notification
+from aiops.web.incident_queries import notification_history
 from telemetry.db import begin_write, db
 from tests.factories import T0, add_incident
 from tests.factories import add_notification as add_row
@@ -433,7 +433,7 @@ def test_channel_rows_are_created_once(app):
 
 
 def test_worker_job(app, receiver):
-    from aiops import worker
+    from aiops.jobs import worker
 
     reconfigure(app, webhook_url=receiver.url("/hook"), notify_poll=0.5)
     job = next(j for j in worker.jobs(settings_of(app)) if j.id == outbox.JOB_ID)

@@ -1,9 +1,9 @@
-"""Anomaly rules (aiops.detect) on hand-built windows of spans."""
+"""Anomaly rules (aiops.detection.rules) on hand-built windows of spans."""
 
 from __future__ import annotations
 
-from aiops.baseline import BaselineValue
-from aiops.detect import Thresholds, detect, window_stats
+from aiops.detection.ewma import BaselineValue
+from aiops.detection.rules import Thresholds, detect, window_stats
 from aiops.settings import Settings
 from tests.factories import client, span
 

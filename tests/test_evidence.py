@@ -1,4 +1,4 @@
-"""Ranking by explanation (aiops.evidence) on small hand-built traces: one test per rule.
+"""Ranking by explanation (aiops.detection.evidence) on small hand-built traces: one test per rule.
 
 Topology: ``front /home -> api /api -> pay /pay -> bank /bank`` and ``api -> stock /stock``.
 Baselines are learned from normal windows with the real learning code, then a
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import random
 
-from aiops import evidence
-from aiops import logbaseline as lb
-from aiops.baseline import BaselineValue
-from aiops.detect import Thresholds, detect, network, shifted, window_stats
-from aiops.rca import analyse
+from aiops.detection import evidence
+from aiops.detection import robust as lb
+from aiops.detection.ewma import BaselineValue
+from aiops.detection.rules import Thresholds, detect, network, shifted, window_stats
+from aiops.rca.analysis import analyse
 from aiops.settings import Settings
 from telemetry.models import KIND_CLIENT
 from tests.factories import new_trace_id, span

@@ -205,7 +205,7 @@ def fuzz_app(tmp_path_factory):
 def _state(app) -> tuple:
     """Everything a rejected request must leave alone: stored spans (not the product's own
     'aiops' request spans), faults, incidents and their timelines."""
-    from aiops.models import Incident
+    from aiops.store.models import Incident
     from simulation.models import Fault
     from telemetry.db import db
     from telemetry.models import Span

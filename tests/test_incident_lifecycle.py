@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
-from aiops.models import Incident
+from aiops.store.models import Incident
 from telemetry.db import begin_write, db
 from tests.factories import error, group, latency, payment_slow
 from tests.incident_cycles import POLICY, cycle

@@ -10,8 +10,9 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event
 
-from aiops import incident_service, pagination
-from aiops.models import Notification
+from aiops.store.models import Notification
+from aiops.web import incident_queries as incident_service
+from aiops.web import pagination
 from telemetry.db import db
 from tests.conftest import dispose_app, make_app
 from tests.incident_rows import add_incidents
@@ -130,7 +131,7 @@ def test_a_page_of_incidents_costs_the_same_statements_for_any_count(app, client
 
 
 def test_the_dashboard_lists_a_page_and_counts_the_rest_without_loading_anomalies(app, client, monkeypatch):
-    from aiops import pages
+    from aiops.web import pages
 
     monkeypatch.setattr(pages, "DASHBOARD_ACTIVE", 5)
     client.get("/")

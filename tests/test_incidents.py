@@ -1,4 +1,4 @@
-"""Incidents (aiops.incidents): one per root cause, joined, resolved, serialised.
+"""Incidents (aiops.incidents.lifecycle): one per root cause, joined, resolved, serialised.
 
 Runs on SQLite and PostgreSQL (the ``app`` fixture): the JSON columns and the
 dedup queries must behave the same on both.
@@ -13,11 +13,11 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
-from aiops.cycle import run_claimed
-from aiops.detect import Anomaly
-from aiops.incidents import Changes, Policy, apply_groups, resolve_quiet, severity
-from aiops.models import AnomalyRecord, Incident
+from aiops.detection.rules import Anomaly
+from aiops.incidents.lifecycle import Changes, Policy, apply_groups, resolve_quiet, severity
+from aiops.jobs.cycle import run_claimed
 from aiops.settings import Settings, reconfigure, settings_of
+from aiops.store.models import AnomalyRecord, Incident
 from telemetry.db import begin_write, db
 from tests.factories import error, group, latency
 

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from aiops.cycle import run_claimed
-from aiops.models import Incident, Notification
+from aiops.jobs.cycle import run_claimed
 from aiops.settings import settings_of
+from aiops.store.models import Incident, Notification
 from telemetry import log_bridge
 from telemetry.db import db
 from tests.factories import insert_logs, log_row

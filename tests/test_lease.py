@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from aiops.cycle import claim, run_claimed
-from aiops.models import DetectionCycle, DetectionState
+from aiops.jobs.cycle import claim, run_claimed
 from aiops.settings import Settings, reconfigure, settings_of
+from aiops.store.models import DetectionCycle, DetectionState
 from telemetry.db import db
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from aiops import logfeed
+from aiops.logs import feed as logfeed
 from telemetry import store
 from telemetry.db import db
 from telemetry.models import LogRecord

@@ -9,9 +9,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-from aiops import logfeed, logpaths, logstate
-from aiops import logsignals as ls
-from aiops.models import LogMiner, LogState, LogTemplate
+from aiops.logs import feed as logfeed
+from aiops.logs import paths as logpaths
+from aiops.logs import signals as ls
+from aiops.logs import storage as logstate
+from aiops.store.models import LogMiner, LogState, LogTemplate
 from telemetry.db import db
 from telemetry.models import LogRecord
 from tests.conftest import dispose_app, make_app

@@ -1,11 +1,11 @@
-"""Robust log baselines and the evidence gate (aiops.logbaseline)."""
+"""Robust log baselines and the evidence gate (aiops.detection.robust)."""
 
 from __future__ import annotations
 
 import math
 import random
 
-from aiops import logbaseline as lb
+from aiops.detection import robust as lb
 from tests.factories import span
 
 RULES = lb.Rules()

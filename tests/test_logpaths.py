@@ -1,12 +1,13 @@
-"""Vanished code paths (aiops.logpaths, through aiops.logfeed.judge): a line most of an endpoint's
+"""Vanished code paths (aiops.logs.paths, through aiops.logs.feed.judge): a line most of an endpoint's
 requests log and none of the window's did is a log signal; less traffic, a milder drop or a
 service gone silent are not."""
 
 from __future__ import annotations
 
-from aiops import logfeed, logrca
-from aiops import logpaths as lp
-from aiops import logsignals as ls
+from aiops.logs import clues as logrca
+from aiops.logs import feed as logfeed
+from aiops.logs import paths as lp
+from aiops.logs import signals as ls
 from tests.factories import span
 
 

@@ -1,4 +1,4 @@
-"""Log templates (aiops.logpatterns): drain3 per service, masking, ids that survive a restart."""
+"""Log templates (aiops.logs.mining): drain3 per service, masking, ids that survive a restart."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from drain3 import TemplateMiner as Drain3Miner
 from drain3.masking import LogMasker, MaskingInstruction
 
-from aiops import logpatterns
-from aiops.logpatterns import MASKS, MAX_BODY, TemplateMiner, is_exception, mask
+from aiops.logs import mining as logpatterns
+from aiops.logs.mining import MASKS, MAX_BODY, TemplateMiner, is_exception, mask
 
 
 def test_variables_are_masked_and_lines_of_one_kind_share_a_template():

@@ -1,9 +1,9 @@
-"""Log signals (aiops.logsignals): each signal against baselines learned from normal windows."""
+"""Log signals (aiops.logs.signals): each signal against baselines learned from normal windows."""
 
 from __future__ import annotations
 
-from aiops import logsignals as ls
-from aiops.logpatterns import TemplateMiner
+from aiops.logs import signals as ls
+from aiops.logs.mining import TemplateMiner
 
 RULES = ls.LogRules()
 

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-import aiops.models  # noqa: F401 - register every table on db.metadata
+import aiops.store.models  # noqa: F401 - register every table on db.metadata
 import simulation.models  # noqa: F401
 import telemetry.models  # noqa: F401
-from aiops import schema
+from aiops.store import schema
 from telemetry.db import configure_engine, db
 
 MODEL_TABLES = {"spans", "baselines", "signal_baselines", "detection_state", "detection_cycles",
@@ -76,7 +76,7 @@ def test_database_made_by_create_all_is_adopted(engine):
         conn.execute(sa.insert(telemetry.models.Span).values(
             trace_id="a" * 32, span_id="b" * 16, service="shop", endpoint="payment", kind=2,
             error=False, start_time=1.0, duration_ms=2.0))
-        conn.execute(sa.insert(aiops.models.DetectionState).values(id=1, cursor=1, cycles=3))
+        conn.execute(sa.insert(aiops.store.models.DetectionState).values(id=1, cursor=1, cycles=3))
     assert _revision(engine) == set()
 
     assert schema.upgrade(engine) == "adopted"
@@ -84,7 +84,7 @@ def test_database_made_by_create_all_is_adopted(engine):
     assert _differences(engine) == []
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(telemetry.models.Span)) == 1
-        assert conn.scalar(sa.select(aiops.models.DetectionState.cycles)) == 3
+        assert conn.scalar(sa.select(aiops.store.models.DetectionState.cycles)) == 3
     assert schema.upgrade(engine) == "current"
 
 

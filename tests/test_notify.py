@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from aiops import outbox
-from aiops.models import Incident, Notification
 from aiops.settings import reconfigure, settings_of
+from aiops.store.models import Incident, Notification
 from telemetry.db import begin_write, db
 from tests.factories import payment_slow
 from tests.incident_cycles import cycle

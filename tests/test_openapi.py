@@ -27,7 +27,7 @@ IMPLICIT = {"HEAD", "OPTIONS"}  # Flask adds them to every route
 
 
 def routes(app) -> set[tuple[str, str]]:
-    from aiops.openapi import _openapi_path
+    from aiops.web.openapi import _openapi_path
 
     return {(method, _openapi_path(rule.rule)) for rule in app.url_map.iter_rules()
             for method in rule.methods - IMPLICIT}

@@ -18,9 +18,9 @@ from urllib.parse import unquote
 import pytest
 from markupsafe import escape
 
-from aiops import pages, waterfall
-from aiops.detect import Thresholds
+from aiops.detection.rules import Thresholds
 from aiops.settings import Settings
+from aiops.web import pages, waterfall
 from tests.factories import add_incident, insert_spans, span
 from tests.factories import client as client_span
 from tests.hostile_pages import (
@@ -119,9 +119,9 @@ def _known_trace(start: float) -> list:
 
 def _open_incident(app, spans: list) -> str:
     """Store ``spans`` and open an incident for them with the real incident service."""
-    from aiops.detect import Anomaly
-    from aiops.incidents import Policy, apply_groups
-    from aiops.rca import Group
+    from aiops.detection.rules import Anomaly
+    from aiops.incidents.lifecycle import Policy, apply_groups
+    from aiops.rca.analysis import Group
     from telemetry.db import begin_write, db
 
     insert_spans(app, spans)
@@ -171,7 +171,7 @@ def test_incident_page_waterfall_orders_parents_before_children(app, client):
 
 def test_incident_page_without_a_stored_trace(app, client):
     incident_id = _open_incident(app, [span("payment", 5.0, start_time=time.time())])
-    from aiops.models import Incident
+    from aiops.store.models import Incident
     from telemetry.db import begin_write, db
 
     with app.app_context():
@@ -184,7 +184,7 @@ def test_incident_page_without_a_stored_trace(app, client):
 
 def _with_fields(monkeypatch, **fields) -> None:
     """The incident JSON grows keys (report, related_to, reopen_count): the page shows them if there."""
-    from aiops import incident_service
+    from aiops.web import incident_queries as incident_service
 
     original = incident_service.to_json
     monkeypatch.setattr(incident_service, "to_json", lambda incident: {**original(incident), **fields})
@@ -262,7 +262,7 @@ def test_dashboard_lists_endpoints_and_refreshes(app, client):
         assert f'<meta http-equiv="refresh" content="{seconds}">' in page
 
 
-# -- aiops.waterfall.layout (pure) -----------------------------------------------------
+# -- aiops.web.waterfall.layout (pure) -----------------------------------------------------
 
 
 def test_layout_empty():
@@ -397,7 +397,7 @@ def test_formatting_helpers():
 
 
 def test_dashboard_marks_incidents_not_yet_confirmed(app, client):
-    from aiops.models import Incident
+    from aiops.store.models import Incident
     from telemetry.db import begin_write, db
 
     incident_id = _open_incident(app, _known_trace(time.time() - 5))

@@ -10,8 +10,8 @@ import time
 
 from markupsafe import escape
 
-from aiops import logfeed
-from aiops import logsignals as ls
+from aiops.logs import feed as logfeed
+from aiops.logs import signals as ls
 from telemetry.models import KIND_SERVER, SPAN_FIELDS
 from tests.factories import insert_logs, log_row
 from tests.factories import insert_spans as insert
@@ -105,7 +105,7 @@ def test_the_example_traces_lines_are_read_from_the_store_and_mark_their_spans(a
 
 
 def test_long_trace_lines_are_bounded_on_the_incident_page(app, client):
-    from aiops import log_service
+    from aiops.web import log_queries as log_service
 
     incident_id = seed_hostile_incident(app, client)
     trace_id = incident_json(client, incident_id)["trace_correlation"]["trace_id"]
@@ -121,7 +121,7 @@ def test_long_trace_lines_are_bounded_on_the_incident_page(app, client):
 def test_only_error_and_warn_lines_of_laid_out_spans_mark_the_waterfall():
     from types import SimpleNamespace
 
-    from aiops import waterfall
+    from aiops.web import waterfall
 
     spans = [SimpleNamespace(span_id=sid, parent_span_id=None, start_time=1.0, duration_ms=5.0, kind=2,
                              service="s", endpoint="e") for sid in ("a", "b")]

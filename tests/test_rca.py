@@ -1,4 +1,4 @@
-"""Root-cause analysis (aiops.rca.analyse) on hand-built traces of the demo shop.
+"""Root-cause analysis (aiops.rca.analysis.analyse) on hand-built traces of the demo shop.
 
 Each scenario runs the real rules first (window_stats + detect) so RCA gets the
 anomalies a cycle would give it, then checks which endpoint the traces blame.
@@ -10,9 +10,9 @@ from collections import defaultdict
 
 import pytest
 
-from aiops.baseline import BaselineValue
-from aiops.detect import Thresholds, detect, window_stats
-from aiops.rca import analyse
+from aiops.detection.ewma import BaselineValue
+from aiops.detection.rules import Thresholds, detect, window_stats
+from aiops.rca.analysis import analyse
 from aiops.settings import Settings
 from tests.factories import client, span
 

@@ -1,15 +1,15 @@
-"""RCA with logs (aiops.rca.analyse ``logs=``, aiops.logrca): log evidence moves the ranking to the
-service that logged the new error; without log lines the result is the trace-only one, exactly."""
+"""RCA with logs (aiops.rca.analysis.analyse ``logs=``, aiops.logs.clues): log evidence moves the ranking
+to the service that logged the new error; without log lines the result is the trace-only one, exactly."""
 
 from __future__ import annotations
 
 import copy
 
-from aiops import logsignals as ls
-from aiops.baseline import BaselineValue
-from aiops.detect import Thresholds, detect, window_stats
-from aiops.logpatterns import TemplateMiner
-from aiops.rca import analyse
+from aiops.detection.ewma import BaselineValue
+from aiops.detection.rules import Thresholds, detect, window_stats
+from aiops.logs import signals as ls
+from aiops.logs.mining import TemplateMiner
+from aiops.rca.analysis import analyse
 from aiops.settings import Settings
 from tests.factories import client, span
 

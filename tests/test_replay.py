@@ -126,7 +126,7 @@ def test_a_later_file_may_be_older(tmp_path):
 def test_replay_command_finds_the_fault_on_the_data_clock(app, tmp_path):
     from sqlalchemy import func, select
 
-    from aiops.models import DetectionState
+    from aiops.store.models import DetectionState
     from telemetry.db import db
     from telemetry.models import Span
 
@@ -145,7 +145,7 @@ def test_replay_command_finds_the_fault_on_the_data_clock(app, tmp_path):
     root = incident["root_cause"]
     assert (root["service"], root["endpoint"]) == ("db-service", "GET /rows")
     fault_cycle = EPOCH + 6 * INTERVAL  # the end of the first faulty window, in 2023
-    from aiops.models import iso
+    from aiops.store.models import iso
 
     assert incident["first_detected"] == iso(fault_cycle)
     assert incident["id"] in result.stdout and "db-service / GET /rows" in result.stdout
@@ -180,7 +180,7 @@ def test_trainticket_normal_replays_without_error(app, tmp_path):
     assert isinstance(doc["incidents"], list)
     from sqlalchemy import func, select
 
-    from aiops.models import DetectionState
+    from aiops.store.models import DetectionState
     from telemetry.db import db
     from telemetry.models import Span
 

@@ -1,4 +1,4 @@
-"""Incident reports (aiops.reports): kind, plain-language summary, what to look at first.
+"""Incident reports (aiops.incidents.reports): kind, plain-language summary, what to look at first.
 
 Pure unit tests: the incidents are literal dicts shaped like ``Incident.to_dict()``.
 """
@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aiops.reports import kind, report
+from aiops.incidents.reports import kind, report
 from tests.factories import FIRST, TRACE
 from tests.factories import anomaly_dict as anomaly
 from tests.factories import incident_dict as incident

@@ -7,9 +7,9 @@ import uuid
 
 from sqlalchemy import func, select
 
-from aiops import worker
-from aiops.models import DetectionCycle, LogTemplate
+from aiops.jobs import worker
 from aiops.settings import reconfigure
+from aiops.store.models import DetectionCycle, LogTemplate
 from telemetry import store
 from telemetry.db import db
 from telemetry.models import KIND_SERVER, LogRecord, Span

@@ -8,8 +8,8 @@ import logging
 import pytest
 from sqlalchemy import text
 
-from aiops import security
 from aiops.settings import Settings, masked_url
+from aiops.web import security
 from tests.conftest import dispose_app, make_app
 
 TOKEN = "s3cret-token"
@@ -149,7 +149,7 @@ def test_a_500_tells_the_user_a_request_id_and_the_log_the_details(app, client, 
     with app.app_context():
         db.session.execute(text("DROP TABLE baselines"))
         db.session.commit()
-    with caplog.at_level(logging.ERROR, logger="aiops.errors"):
+    with caplog.at_level(logging.ERROR, logger="aiops.web.errors"):
         r = client.get("/aiops/metrics")
         page = client.get("/")
     assert r.status_code == 500 and page.status_code == 500

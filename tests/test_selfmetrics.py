@@ -133,15 +133,15 @@ def test_a_cycle_counts_its_duration_anomalies_and_incidents(app, client):
 
 
 def test_a_failed_cycle_is_counted(app, client, monkeypatch):
-    import aiops.cycle
+    import aiops.jobs.cycle
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
     before = scrape(client)
-    monkeypatch.setattr(aiops.cycle, "run_cycle", broken)
+    monkeypatch.setattr(aiops.jobs.cycle, "run_cycle", broken)
     with app.app_context(), pytest.raises(RuntimeError):
-        aiops.cycle.run_claimed(settings_of(app), force=True)
+        aiops.jobs.cycle.run_claimed(settings_of(app), force=True)
     after = scrape(client)
     assert delta(before, after, "aiops_detection_cycle_failures_total") == 1
     assert delta(before, after, "aiops_detection_cycle_duration_seconds_count") == 0

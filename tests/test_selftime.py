@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from aiops import logbaseline as lb
-from aiops import selftime as st
-from aiops.detect import shifted
+from aiops.detection import robust as lb
+from aiops.detection import selftime as st
+from aiops.detection.rules import shifted
 from telemetry.models import KIND_CLIENT, KIND_INTERNAL
 from tests.factories import span
 

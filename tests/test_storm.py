@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from aiops import storm
-from aiops.detect import Anomaly
-from aiops.rca import Group
+from aiops.detection.rules import Anomaly
+from aiops.incidents import storm
+from aiops.rca.analysis import Group
 from tests.factories import failing_requests
 from tests.otlp_http import PB, post
 

@@ -12,7 +12,7 @@ what you need from here; the modules behind it are the outbox's own:
 - :mod:`~aiops.outbox.record`: writing an attempt's outcome to the row, the channel and the incident;
 - :mod:`~aiops.outbox.deliver`: one delivery pass (claim, send, record) and the worker's job;
 - :mod:`~aiops.outbox.queries`: per-channel stats for ``GET /aiops/notifications``
-  (its rows: :mod:`aiops.incident_service`).
+  (its rows: :mod:`aiops.web.incident_queries`).
 """
 
 from aiops.outbox.deliver import JOB_ID, deliver_due, tick

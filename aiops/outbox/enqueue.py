@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from aiops.incidents import Changes, add_event, transition
+from aiops.incidents.lifecycle import Changes, add_event, transition
+from aiops.incidents.reports import with_report
 from aiops.kinds import Channel
-from aiops.models import Incident, Notification, iso
 from aiops.outbox import render
-from aiops.reports import with_report
 from aiops.settings import Settings
+from aiops.store.models import Incident, Notification, iso
 from telemetry.db import db
 
 TRIGGER_CLASS = ("trigger", "update")

@@ -10,10 +10,10 @@ import time
 
 from sqlalchemy import func, select
 
-from aiops.models import ChannelState, Notification, iso
 from aiops.outbox.policy import breaker_state
 from aiops.outbox.sender import CHANNELS, configured
 from aiops.settings import Settings
+from aiops.store.models import ChannelState, Notification, iso
 from telemetry.db import db
 
 

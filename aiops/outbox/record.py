@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from aiops import selfmetrics
-from aiops.incidents import add_event
-from aiops.models import ChannelState, Incident, Notification
+from aiops import instruments as selfmetrics
+from aiops.incidents.lifecycle import add_event
 from aiops.outbox.policy import (
     Outcome,
     backoff,
@@ -27,6 +26,7 @@ from aiops.outbox.policy import (
 from aiops.outbox.sender import DETAIL_CHARS, ERROR_CHARS, Answer
 from aiops.outbox.store import Claim
 from aiops.settings import Settings
+from aiops.store.models import ChannelState, Incident, Notification
 from telemetry.db import begin_write, db
 
 

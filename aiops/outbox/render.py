@@ -17,9 +17,9 @@ from __future__ import annotations
 import copy
 from urllib.parse import quote
 
+from aiops.incidents.reports import report
 from aiops.kinds import Channel
 from aiops.outbox import slack
-from aiops.reports import report
 from aiops.settings import Settings
 
 CHANNELS = Channel.notifications()

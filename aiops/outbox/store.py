@@ -20,9 +20,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 
-from aiops.models import ChannelState, Notification
 from aiops.outbox.policy import breaker_state
 from aiops.owner import owner_name
+from aiops.store.models import ChannelState, Notification
 from telemetry.db import begin_write, db, is_sqlite
 
 

@@ -7,7 +7,7 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aiops.models import DetectionCycle, DetectionState
+from aiops.store.models import DetectionCycle, DetectionState
 from telemetry.models import Span
 
 INTERVAL = 1.0

@@ -23,7 +23,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from aiops.models import DetectionCycle, DetectionState
+from aiops.store.models import DetectionCycle, DetectionState
 from telemetry.db import configure_engine
 from telemetry.models import KIND_SERVER
 from telemetry.store import insert_spans

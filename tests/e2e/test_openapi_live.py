@@ -22,7 +22,7 @@ import sys
 import pytest
 from openapi_spec_validator import validate
 
-from aiops.models import LogTemplate, Notification
+from aiops.store.models import LogTemplate, Notification
 from telemetry.db import db
 from telemetry.store import insert_logs
 from tests.conftest import dispose_app, make_app

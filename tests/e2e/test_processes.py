@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aiops.models import CycleRequest, DetectionCycle, Worker
+from aiops.store.models import CycleRequest, DetectionCycle, Worker
 from tests import environment
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT, free_port

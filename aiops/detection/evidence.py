@@ -1,0 +1,214 @@
+"""Ranking services by the evidence around them, not by how deep they sit. Pure logic.
+
+A fault adds time (or errors) in one place and every caller upstream shows it
+as symptoms. Symptoms are not evidence: a caller's longer duration is
+explained by what it waited for. Evidence is what a service added *itself*:
+
+- **self**: its spans spent longer in their own work (CPU hog, slow code);
+- **network in**: calls *into* it spent longer outside its own spans (the gap
+  between a caller's CLIENT span and its SERVER span, or the whole call when
+  it never answered): its pod's network, or its queue;
+- **network out**: its calls *to others* spent longer outside their spans.
+
+A shifted edge A -> B is explained either by B (its answers are delayed) or
+by A (all of A's traffic is delayed, or A is too starved to read its
+answers). Its score is split between them in proportion to how consistently
+each side shifted: the share of B's incoming edges that shifted, against
+``OUT_PRIOR`` times the share of A's outgoing edges that did (the callee is
+the likelier culprit: a delay on answers is the common fault). So B's delayed answers, seen by all
+its callers, rank B first even when A calls only B; and a starved or delayed
+A, whose calls to several callees all shifted while those callees' other
+callers saw nothing, ranks A first.
+
+Each signal's strength is its :attr:`Shift.score` (how many calls
+were how many spreads slower), so a quiet service with a few enormous shifts
+competes with a busy one with many moderate shifts: rank by how much, not by
+whether.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from aiops.detection import edges
+from aiops.detection import selftime as st
+from aiops.detection.edges import EdgeKey
+from aiops.detection.robust import LogBaseline, Rules, Shift
+from telemetry.rows import span_key
+
+Key = tuple[str, str]  # (service, endpoint)
+
+# A caller's claim on a shifted edge, against the callee's: below 1, as the callee is the
+# likelier culprit, but above 1/2, so one caller whose calls to two callees shifted outranks
+# each of them (one cause for two shifts beats two causes for one each).
+OUT_PRIOR = 0.6
+QUIET_SERIES = 20  # values a series may have judged (over its windows) to have its evidence carried
+
+
+@dataclass
+class Signal:
+    kind: str  # self | network-in | network-out
+    service: str  # whom it speaks for
+    endpoint: str  # the operation it names
+    peer: str | None  # the other side of an edge
+    shift: Shift
+    weight: float
+
+    @property
+    def score(self) -> float:
+        return self.shift.score * self.weight
+
+    def describe(self) -> str:
+        s = self.shift
+        if self.kind == "self":
+            what = f"own work in {self.endpoint}"
+        elif self.kind == "network-in":
+            what = f"calls from {self.peer} outside {self.service}'s own spans"
+        else:
+            what = f"calls to {self.peer} outside {self.peer}'s own spans"
+        return (f"{len(s.strong)} of {s.judged} {what} took {s.observed_ms:.0f}ms "
+                f"(baseline {s.baseline_ms:.0f}ms)")
+
+
+@dataclass
+class Suspect:
+    service: str
+    signals: list[Signal] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return sum(s.score for s in self.signals)
+
+    @property
+    def lead(self) -> Signal:
+        return max(self.signals, key=lambda s: s.score)
+
+    @property
+    def key(self) -> Key:
+        """The endpoint to name as root: the one its strongest signal is about."""
+        return (self.service, self.lead.endpoint)
+
+    @property
+    def onset(self) -> float | None:
+        return min((s.shift.onset for s in self.signals if s.shift.onset is not None), default=None)
+
+
+def _most_common(names: Iterable[str]) -> str:
+    counts = Counter(names)
+    return min(counts, key=lambda n: (-counts[n], n)) if counts else "?"
+
+
+def _edge_shifts(edge_shifts: Mapping[EdgeKey, Shift]) -> dict[tuple[str, str], Shift]:
+    """Per (caller, callee), the series that speaks for the network: the gap, else the whole call."""
+    chosen: dict[tuple[str, str], Shift] = {}
+    for (signal, caller, callee), shift in edge_shifts.items():
+        if signal == "gap" or (signal == "call" and (caller, callee) not in chosen):
+            chosen[(caller, callee)] = shift
+    return chosen
+
+
+def rank(
+    self_shifts: Mapping[Key, Shift],
+    edge_shifts: Mapping[EdgeKey, Shift],
+    significant: set,
+    endpoints: Mapping[tuple[str, str], str],
+    entry: Callable[[object], Key],
+) -> list[Suspect]:
+    """Suspects best first. ``*_shifts`` hold every judged series; ``significant`` names the keys
+    (entry keys and edge keys) that passed the evidence gate; ``endpoints`` names the callee
+    operation of each CLIENT span and ``entry`` the caller's endpoint it ran under."""
+    suspects: dict[str, Suspect] = {}
+
+    def add(service: str, signal: Signal) -> None:
+        if signal.weight > 0:
+            suspects.setdefault(service, Suspect(service)).signals.append(signal)
+
+    for key, shift in self_shifts.items():
+        if key in significant:
+            add(key[0], Signal("self", key[0], key[1], None, shift, 1.0))
+
+    edges = _edge_shifts(edge_shifts)
+    shifted = {pair for pair, shift in edges.items() if shift.key in significant}
+    ins: dict[str, list] = defaultdict(list)
+    outs: dict[str, list] = defaultdict(list)
+    for caller, callee in edges:
+        ins[callee].append((caller, callee))
+        outs[caller].append((caller, callee))
+
+    def share(pairs: list) -> float:
+        return sum(1 for p in pairs if p in shifted) / len(pairs) if pairs else 0.0
+
+    for caller, callee in sorted(shifted):
+        shift = edges[(caller, callee)]
+        by_callee, by_caller = share(ins[callee]), OUT_PRIOR * share(outs[caller])
+        endpoint = _most_common(endpoints.get((s.trace_id, s.span_id), "?") for s in shift.spans())
+        total = by_callee + by_caller
+        add(callee, Signal("network-in", callee, endpoint, caller, shift, by_callee / total))
+        own = _most_common(entry(s)[1] for s in shift.spans())
+        add(caller, Signal("network-out", caller, own, callee, shift, by_caller / total))
+    return _explain_away(sorted(suspects.values(), key=lambda s: (-s.score, s.service)))
+
+
+def _explain_away(ranked: list[Suspect]) -> list[Suspect]:
+    """A suspect whose only evidence is its edges with a stronger suspect is explained by it.
+
+    One shifted edge is one fact, not two causes: when A also has evidence of
+    its own (its other edges, its self time) and outranks B, B's claim on
+    their shared edge is explained by A, and B drops out (and the reverse).
+    """
+    kept: list[Suspect] = []
+    for suspect in ranked:
+        peers = {sig.peer for sig in suspect.signals}
+        if not any(None not in peers and peers == {k.service} for k in kept):
+            kept.append(suspect)
+    return kept
+
+
+@dataclass
+class Assessment:
+    """Everything the robust series say about one window."""
+
+    own: dict[Key, Shift]  # self time, per entry
+    whole: dict[Key, Shift]  # whole SERVER durations, per endpoint
+    suspects: list[Suspect]
+    values: dict[tuple, list[float]]  # per series, to learn from
+    skip: set[tuple]  # series that must not learn from this window
+    pending: dict[tuple, Shift]  # quiet verdicts with some evidence but not enough yet: for the next window
+    names: dict[tuple[str, str], str]  # callee operation of each judged CLIENT span
+
+
+def assess(window: list, baselines: Mapping[tuple, LogBaseline], rules: Rules,
+           now: float | None = None, ignored: Iterable[str] = (), context: Iterable = (),
+           earlier: Mapping[tuple, Shift] | None = None,
+           earlier_names: Mapping[tuple[str, str], str] | None = None) -> Assessment:
+    """Judge every series of the window (self time, durations, edges) and rank the suspects.
+
+    ``context``: earlier spans of the window's traces, linked but not judged
+    again. ``earlier``: the evidence of verdicts that were not significant in
+    the last windows (``pending``), added to this window's before the gate;
+    ``earlier_names``: the callee operations of their CLIENT spans.
+    """
+    index = st.SpanIndex(window, context)
+    own, own_values = st.shifts(index, baselines, rules, now, ignored)
+    whole, whole_values = st.durations(index, baselines, rules, now, ignored)
+    calls = edges.calls(index, now, ignored)
+    edge, edge_values = edges.shifts(calls, baselines, rules)
+    for key, shift in (earlier or {}).items():
+        verdicts = edge if len(key) == 3 else own
+        verdicts[key] = verdicts[key].merge(shift) if key in verdicts else shift
+    significant = {k for verdicts in (own, edge) for k, v in verdicts.items() if v.significant(rules)}
+    names = {**(earlier_names or {}), **edges.callee_endpoints(calls)}
+    suspects = rank(own, edge, significant, names, index.entry)
+    # A series whose values were strongly slow in a significant verdict must not learn them.
+    skip = {("self", *span_key(sp)) for k in significant if k in own for sp in own[k].spans()}
+    skip |= {k for k in significant if k in edge}
+    skip |= {("duration", *k) for k, v in whole.items() if v.significant(rules)}
+    # A quiet series' few slow values may be the start of a fault: carried, and not learned meanwhile.
+    pending = {k: v for verdicts in (own, edge) for k, v in verdicts.items()
+               if v.strong and k not in significant and v.judged <= QUIET_SERIES}
+    skip |= {k for k in pending if k in edge}
+    skip |= {("self", *span_key(sp)) for k in pending if k in own for sp in own[k].spans()}
+    return Assessment(own, whole, suspects, {**own_values, **whole_values, **edge_values}, skip, pending,
+                      names)

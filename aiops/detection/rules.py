@@ -1,0 +1,237 @@
+"""Anomaly rules over one window of spans. Pure logic: spans and baselines in, anomalies out.
+
+Rules (thresholds in :class:`Thresholds`, all configurable):
+
+- latency: window mean > ``latency_factor`` x baseline and more than
+  ``latency_min_delta_ms`` above it (a 1 ms endpoint taking 3 ms is jitter,
+  not an incident), once the baseline has ``min_baseline_samples``;
+- error: 5xx/error share > ``error_rate`` with at least ``min_window_requests``;
+- timeout: at least ``min_slow_requests`` calls that time out (504s,
+  ``*Timeout*`` exceptions), counted both
+  on the endpoint that gave up and on the endpoint that stopped answering;
+- self time (see :mod:`aiops.detection.selftime`): an entry whose spans spend far more
+  time in their own work than usual, judged span by span, so it also fires for
+  endpoints too quiet for a window mean;
+- latency shift: an endpoint whose durations moved against its robust log
+  baseline (:mod:`aiops.detection.robust`), for shifts the mean rule misses;
+- network (see :mod:`aiops.detection.edges`): calls into a service spending longer
+  outside its own spans.
+
+Latency also needs ``min_slow_requests`` requests in the window.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from aiops.detection.ewma import BaselineValue
+from aiops.detection.robust import Rules, Shift
+from aiops.kinds import AnomalyType
+from aiops.settings import Settings
+from telemetry.models import KIND_CLIENT
+from telemetry.rows import span_key
+
+Key = tuple[str, str]  # (service, endpoint)
+# The endpoint of a key that names a whole service: evidence (log lines with no span to tie them to)
+# that says which service but not which of its endpoints. Shown as the service, never as a name.
+WHOLE_SERVICE = ""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The detection rules' settings (their defaults and meaning: :class:`aiops.settings.Settings`)."""
+
+    latency_factor: float
+    latency_min_delta_ms: float
+    error_rate: float
+    min_window_requests: int
+    min_baseline_samples: int
+    min_slow_requests: int  # slow or timed-out requests needed for a latency/timeout verdict
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Thresholds:
+        return cls(
+            latency_factor=settings.latency_factor,
+            latency_min_delta_ms=settings.latency_min_delta_ms,
+            error_rate=settings.error_rate_threshold,
+            min_window_requests=settings.min_window_requests,
+            min_baseline_samples=settings.min_baseline_samples,
+            min_slow_requests=settings.min_slow_requests,
+        )
+
+    def is_slow(self, duration_ms: float, baseline: BaselineValue | None) -> bool:
+        """One span (or a window mean) is slow against a ready baseline."""
+        if baseline is None or not baseline.ready(self.min_baseline_samples):
+            return False
+        return (
+            duration_ms > self.latency_factor * baseline.latency_ms
+            and duration_ms - baseline.latency_ms > self.latency_min_delta_ms
+        )
+
+
+@dataclass
+class WindowStats:
+    count: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    total_ms: float = 0.0
+    unanswered: int = 0  # calls to this endpoint that timed out on the caller's side
+    exceptions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def mean_ms(self) -> float:
+        return self.total_ms / self.count if self.count else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.count if self.count else 0.0
+
+    def top_exception(self) -> str | None:
+        if not self.exceptions:
+            return None
+        return max(self.exceptions.items(), key=lambda kv: kv[1])[0]
+
+
+@dataclass
+class Anomaly:
+    service: str
+    endpoint: str
+    type: AnomalyType
+    observed: float
+    baseline: float | None
+    request_count: int
+    message: str
+    trace_ids: list[str] = field(default_factory=list)
+    # Spans that show the fault in the endpoint's own work: RCA blames the endpoint itself.
+    evidence: list = field(default_factory=list)
+    # Spans that show it, for RCA to follow (when no baseline of the mean rules can pick them).
+    shown_by: list = field(default_factory=list)
+    onset: float | None = None  # start of the earliest span that showed it
+
+    @property
+    def key(self) -> Key:
+        return (self.service, self.endpoint)
+
+    @property
+    def label(self) -> str:
+        return f"{self.endpoint or self.service}_{self.type}"
+
+
+def is_timeout(span) -> bool:
+    return span.status_code == 504 or "timeout" in (span.exception_type or "").lower()
+
+
+def window_stats(spans: Iterable, ignore_services: Iterable[str] = ()) -> dict[Key, WindowStats]:
+    """Aggregate a window per endpoint. CLIENT spans only count as calls to their peer."""
+    ignored = set(ignore_services)
+    stats: dict[Key, WindowStats] = defaultdict(WindowStats)
+    for span in spans:
+        if span.service in ignored:
+            continue
+        if span.kind == KIND_CLIENT:
+            if span.peer and is_timeout(span):
+                stats[span_key(span)].unanswered += 1
+            continue
+        s = stats[(span.service, span.endpoint)]
+        s.count += 1
+        s.total_ms += span.duration_ms
+        if span.error:
+            s.errors += 1
+            if span.exception_type:
+                label = f"{span.exception_type}: {span.exception_message or ''}".strip()[:200]
+                s.exceptions[label] = s.exceptions.get(label, 0) + 1
+        if is_timeout(span):
+            s.timeouts += 1
+    return dict(stats)
+
+
+def detect(
+    stats: Mapping[Key, WindowStats],
+    baselines: Mapping[Key, BaselineValue],
+    th: Thresholds,
+) -> list[Anomaly]:
+    """Apply the rules to every endpoint of the window."""
+    found: list[Anomaly] = []
+    for (service, endpoint), s in sorted(stats.items()):
+        base = baselines.get((service, endpoint))
+        timed_out = s.timeouts + s.unanswered
+        if timed_out >= th.min_slow_requests:
+            why = (
+                f"{s.unanswered} calls to it timed out" if s.unanswered >= s.timeouts
+                else f"{s.timeouts} of {s.count} requests timed out"
+            )
+            found.append(Anomaly(service, endpoint, AnomalyType.TIMEOUT, float(timed_out), None,
+                                 s.count, f"Timeout: {why}"))
+        if s.count >= th.min_window_requests and s.error_rate > th.error_rate:
+            top = s.top_exception()
+            found.append(Anomaly(
+                service, endpoint, AnomalyType.ERROR, s.error_rate,
+                base.error_rate if base else None, s.count,
+                f"Error spike: {s.error_rate:.0%} of {s.count} requests failed"
+                + (f" ({top})" if top else ""),
+            ))
+        if s.count >= th.min_slow_requests and th.is_slow(s.mean_ms, base):
+            assert base is not None
+            found.append(Anomaly(
+                service, endpoint, AnomalyType.LATENCY, s.mean_ms, base.latency_ms, s.count,
+                f"Latency spike: {s.mean_ms:.0f}ms (baseline: {base.latency_ms:.0f}ms)",
+            ))
+    return found
+
+
+def _onset(spans: Iterable) -> float | None:
+    return min((s.start_time for s in spans), default=None)
+
+
+def shifted(verdicts: Mapping[Key, Shift], rules: Rules, what: str,
+            already: Iterable[Anomaly] = ()) -> list[Anomaly]:
+    """Latency anomalies for series whose values shifted (one per key, none twice).
+
+    ``what`` says which series: ``self`` (an entry's own work) or ``duration``
+    (an endpoint's whole spans, to catch moderate shifts the mean rule misses).
+    """
+    taken = {(a.key, a.type) for a in already}
+    found: list[Anomaly] = []
+    for key, v in sorted(verdicts.items()):
+        if not v.significant(rules) or (key, AnomalyType.LATENCY) in taken:
+            continue
+        if what == "self":
+            message = (f"Self-time spike: {len(v.strong)} of {v.judged} spans spent {v.observed_ms:.0f}ms "
+                       f"in {key[0]}'s own work (baseline: {v.baseline_ms:.0f}ms)")
+        else:
+            message = (f"Latency shift: {len(v.strong)} of {v.judged} requests took {v.observed_ms:.0f}ms "
+                       f"(baseline: {v.baseline_ms:.0f}ms)")
+        found.append(Anomaly(key[0], key[1], AnomalyType.LATENCY, v.observed_ms, v.baseline_ms, v.judged,
+                             message, evidence=v.spans() if what == "self" else [],
+                             shown_by=v.spans(),
+                             onset=v.onset))
+    return found
+
+
+def network(suspects: Iterable, already: Iterable[Anomaly] = ()) -> list[Anomaly]:
+    """A latency anomaly per service whose incoming calls shifted outside its own spans.
+
+    Such a service may show nothing in its own spans, so no other rule would
+    name it: the evidence spans are its callers' CLIENT spans.
+    """
+    taken = {(a.key, a.type) for a in already}
+    found: list[Anomaly] = []
+    for suspect in suspects:
+        ins = [s for s in suspect.signals if s.kind == "network-in"]
+        if not ins:
+            continue
+        lead = max(ins, key=lambda s: s.score)
+        key = (suspect.service, lead.endpoint)
+        if (key, AnomalyType.LATENCY) in taken:
+            continue
+        shift = lead.shift
+        callers = ", ".join(sorted({s.peer for s in ins}))
+        found.append(Anomaly(
+            key[0], key[1], AnomalyType.LATENCY, shift.observed_ms, shift.baseline_ms, shift.judged,
+            f"Network: {len(shift.strong)} of {shift.judged} calls from {callers} took "
+            f"{shift.observed_ms:.0f}ms outside {key[0]}'s own spans (baseline: {shift.baseline_ms:.0f}ms)",
+            evidence=[sp for s in ins for sp in s.shift.spans()], onset=suspect.onset,
+        ))
+    return found

@@ -1,0 +1,198 @@
+"""The scheduled work, as data, and the process that runs it.
+
+Web workers only serve requests. Detection, outbox delivery and retention run
+in one worker process: ``flask --app app aiops worker`` in production, or a
+thread of ``python app.py`` for the demo. Both call :func:`start`, which also
+answers ``POST /aiops/analyze`` (:mod:`aiops.jobs.on_demand`). Several workers (or
+instances) may run: the database leases keep each cycle and each message to
+one of them, so a second worker is a standby, not a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+from aiops import instruments as selfmetrics
+from aiops import outbox
+from aiops.jobs import on_demand
+from aiops.jobs.cycle import prune_cycles, run_claimed
+from aiops.logs import storage as logstate
+from aiops.owner import owner_name
+from aiops.settings import Settings, settings_of
+from telemetry import store
+from telemetry.db import db
+
+log = logging.getLogger(__name__)
+PRUNE_EVERY = 600.0  # seconds between retention passes
+
+
+@dataclass(frozen=True)
+class Job:
+    """One periodic job: a stable id (scheduled idempotently), its period, and its body."""
+
+    id: str
+    seconds: float
+    run: Callable[[Worker], object]
+
+
+def outbound(settings: Settings) -> bool:
+    """Whether the outbox has anywhere to send: notifications on and a channel or hook configured."""
+    return bool(settings.notifications) and any(
+        outbox.configured(settings, channel) for channel in outbox.CHANNELS)
+
+
+def jobs(settings: Settings, detection: bool = True) -> list[Job]:
+    """The periodic work of a worker process (``detection=False``: no periodic cycles)."""
+    found = []
+    if detection:
+        found += [
+            Job("aiops-detection", settings.detection_interval, Worker.detect),
+            Job("aiops-retention", PRUNE_EVERY, Worker.prune),
+        ]
+    if outbound(settings):
+        found.append(Job(outbox.JOB_ID, settings.notify_poll, Worker.deliver))
+    return found
+
+
+class Worker:
+    """The scheduler and the on-demand listener of one process."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.settings = settings_of(app)
+        self.detection = self.settings.scheduler
+        self.name = owner_name()
+        self.started_at = time.time()
+        self.stopping = threading.Event()
+        self._cycle = threading.Lock()  # one cycle at a time in this process (scheduled or asked for)
+        self._scheduler: BackgroundScheduler | None = None
+        self._listener: threading.Thread | None = None
+
+    # --- job bodies ------------------------------------------------------------------------------
+
+    def _claimed_cycle(self, force: bool) -> dict | None:
+        with self._cycle:
+            try:
+                summary = run_claimed(self.settings, force=force)
+            except Exception:
+                log.exception("detection cycle failed")
+                return None
+            finally:
+                db.session.remove()
+        if summary is not None:
+            log.info(
+                "detection cycle: %d spans, %d anomalies, opened %s",
+                summary["spans"],
+                len(summary["anomalies"]),
+                summary["incidents_opened"],
+            )
+        return summary
+
+    def detect(self) -> dict | None:
+        with self.app.app_context():
+            return self._claimed_cycle(force=False)
+
+    def prune(self) -> None:
+        cutoff = time.time() - self.settings.retention_hours * 3600
+        with self.app.app_context():
+            try:
+                prune_cycles(cutoff)
+                removed = store.prune_spans(db.engine, cutoff)
+                logs = store.prune_logs(db.engine, cutoff)
+                logstate.prune_templates(cutoff)
+                if removed or logs:
+                    log.info("retention: pruned %d spans and %d log records older than %.1f h",
+                             removed, logs, self.settings.retention_hours)
+            except Exception:
+                log.exception("retention pass failed")
+            finally:
+                db.session.remove()
+
+    def deliver(self) -> int:
+        return outbox.tick(self.app)
+
+    # --- on demand -------------------------------------------------------------------------------
+
+    def _serve_requests(self) -> None:
+        """Answer ``POST /aiops/analyze``: wake on the doorbell, or every heartbeat to stay seen."""
+        from aiops.jobs import doorbell
+
+        settle = self.settings.flush_interval * 1.5  # the asking web workers' buffers reach the store
+        with self.app.app_context():
+            listener = doorbell.Listener(db.engine, doorbell.ANALYZE)
+            try:
+                while not self.stopping.is_set():
+                    try:
+                        on_demand.beat(self.name, self.started_at)
+                        on_demand.answer(
+                            lambda: self._claimed_cycle(force=True),
+                            self.name,
+                            lambda left: self.stopping.wait(max(0.0, left + settle)),
+                        )
+                    except Exception:
+                        log.exception("answering cycle requests failed")
+                        db.session.rollback()
+                    listener.wait(on_demand.HEARTBEAT)
+            finally:
+                listener.close()
+                try:
+                    on_demand.leave(self.name)
+                except Exception:
+                    log.exception("could not sign the worker off")
+                db.session.remove()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> Worker:
+        selfmetrics.metrics()  # this process's families exist (at zero) from the start
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)  # a line per run
+        self._scheduler = BackgroundScheduler(daemon=True)
+        planned = jobs(self.settings, self.detection)
+        for job in planned:
+            self._scheduler.add_job(
+                job.run,
+                "interval",
+                args=[self],
+                seconds=job.seconds,
+                id=job.id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                replace_existing=True,
+            )
+        self._scheduler.start()
+        self._listener = threading.Thread(target=self._serve_requests, name="aiops-on-demand", daemon=True)
+        self._listener.start()
+        if self.detection:
+            # tests/e2e read this line to know which processes run cycles
+            log.info(
+                "detection scheduler started in pid %d (every %ss)",
+                os.getpid(),
+                self.settings.detection_interval,
+            )
+        log.info("worker %s runs: %s", self.name, ", ".join(j.id for j in planned) or "nothing")
+        return self
+
+    def stop(self) -> None:
+        """Let running jobs finish, then stop (SIGTERM of ``flask aiops worker``)."""
+        self.stopping.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+        if self._listener is not None:
+            self._listener.join(timeout=on_demand.HEARTBEAT * 2)
+
+
+def start(app: Flask) -> Worker:
+    """Start the scheduled work in this process (the worker command, or the demo's thread).
+    With ``AIOPS_SCHEDULER=0`` it runs cycles only when asked (``POST /aiops/analyze``)."""
+    worker = Worker(app).start()
+    app.extensions["aiops.jobs.worker"] = worker
+    return worker

@@ -1,0 +1,356 @@
+"""Root-cause analysis over traces. Pure logic: anomalies and spans in, groups out.
+
+For each anomaly we take the spans that show it (the slow, failed or timed-out
+ones) and walk down their traces: from an abnormal span we follow its abnormal
+children; where no child is abnormal, the span itself is to blame (its own
+behaviour explains the trace). A CLIENT span slow outside its callee's span
+blames the callee (the network into it), and one whose callee never reported
+(it hung, or is not instrumented) blames the callee it names. A span that
+failed right after a healthy call returned blames that answer first (a wrong
+response) and itself next. A slow span with no
+abnormal child still passes the blame to a child that took most of its time,
+so a missing baseline does not stop the walk. Blame is counted over many
+traces, which ranks the candidates; anomalies whose traces blame the same
+endpoint become one group: one incident per root cause.
+
+Blame lands on the culprit span's *entry* (its service's SERVER span above
+it), so the internal operations of one faulty service form one root, not one
+per method. An anomaly found in an endpoint's own work (self time) or in the
+calls into a service (network) brings its evidence and blames that directly.
+
+The walk alone blames depth; :func:`analyse` therefore blends it with the
+evidence ranking of :mod:`aiops.detection.evidence` (who added time itself), and each
+group gets a propagation path: the root's evidence, then its symptoms.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from aiops.detection.evidence import Suspect
+from aiops.detection.ewma import BaselineValue
+from aiops.detection.rules import Anomaly, Key, Thresholds, is_timeout
+from aiops.detection.selftime import SpanIndex
+from aiops.logs import clues as logrca
+from aiops.logs.signals import LogWindow
+from telemetry.models import KIND_CLIENT, KIND_SERVER
+from telemetry.rows import span_key
+
+MAX_TRACES_PER_ANOMALY = 20
+ANSWER_SHARE = 0.6  # blame on the callee whose answer a span failed right after (see Blamer)
+# How much an anomaly of each type trusts the evidence ranking over the trace walk.
+EVIDENCE_TRUST = {"latency": 0.8, "error": 0.3, "timeout": 0.3}
+
+
+@dataclass
+class Group:
+    root: Key
+    anomalies: list[Anomaly]
+    candidates: list[tuple[Key, float]]
+    example_trace: str | None = None
+    path: list[dict] = field(default_factory=list)
+
+    @property
+    def affected(self) -> list[str]:
+        names = [self.root[1]] if self.root[1] else []
+        for a in self.anomalies:
+            if a.endpoint and a.endpoint not in names:
+                names.append(a.endpoint)
+        return names
+
+
+class TraceTree:
+    """Parent/child index of one trace's spans."""
+
+    def __init__(self, spans: Iterable):
+        self.spans = list(spans)
+        self.children: dict[str | None, list] = defaultdict(list)
+        for span in self.spans:
+            self.children[span.parent_span_id].append(span)
+        self.index = SpanIndex(self.spans)
+
+    def blame_key(self, span) -> Key:
+        """The endpoint to blame for ``span``: a CLIENT span's callee (the SERVER span that answered
+        it, else the service it names), else its entry. A call slow outside its callee's span is
+        slow on the way into the callee: a network fault shows on the edges into a service."""
+        if span.kind == KIND_CLIENT:
+            answered = [c for c in self.children.get(span.span_id, ()) if c.kind == KIND_SERVER]
+            if answered:
+                return self.index.entry(answered[0])
+            if span.peer:
+                return span_key(span)
+        return self.index.entry(span)
+
+
+class Blamer:
+    def __init__(self, baselines: Mapping[Key, BaselineValue], th: Thresholds):
+        self.baselines = baselines
+        self.th = th
+
+    def abnormal(self, span) -> bool:
+        return bool(span.error) or is_timeout(span) or self.slow(span)
+
+    def slow(self, span) -> bool:
+        return self.th.is_slow(span.duration_ms, self.baselines.get(span_key(span)))
+
+    def culprits(self, span, tree: TraceTree, depth: int = 0) -> dict[Key, float]:
+        """Endpoints to blame for ``span`` being abnormal (deepest abnormal spans), with weights
+        that add up to 1."""
+        children = tree.children.get(span.span_id, [])
+        if depth > 64 or not children:
+            return {tree.blame_key(span): 1.0}
+        bad = [c for c in children if self.abnormal(c)]
+        if not bad and not span.error:
+            # Slow with healthy children: blame a child only if the time went there.
+            longest = max(children, key=lambda c: c.duration_ms)
+            if longest.duration_ms > 0.5 * span.duration_ms:
+                bad = [longest]
+        elif len(bad) > 1 and not span.error:
+            # Slow with several slower-than-usual children (a busy host slows them all):
+            # when one of them took most of the time, it alone explains the slowness.
+            heavy = [c for c in bad if c.duration_ms > 0.5 * span.duration_ms]
+            if heavy:
+                bad = heavy
+        if not bad:
+            return self._failed_after_answer(span, children, tree) or {tree.blame_key(span): 1.0}
+        keys: dict[Key, float] = defaultdict(float)
+        for child in bad:
+            for key, w in self.culprits(child, tree, depth + 1).items():
+                keys[key] += w / len(bad)
+        return dict(keys)
+
+    def _failed_after_answer(self, span, children: list, tree: TraceTree) -> dict[Key, float] | None:
+        """A span that failed right after a healthy call returned, its last act: the answer it
+        just got is the likelier trigger (a wrong response), its own code the other."""
+        if not span.error:
+            return None
+        end = span.start_time + span.duration_ms / 1000.0
+        last = max(children, key=lambda c: c.start_time + c.duration_ms / 1000.0)
+        slack = max(0.005, 0.1 * span.duration_ms / 1000.0)
+        if last.kind != KIND_CLIENT or end - (last.start_time + last.duration_ms / 1000.0) > slack:
+            return None
+        answered = [c for c in tree.children.get(last.span_id, ()) if c.service != span.service]
+        callee = tree.blame_key(answered[0]) if answered else (span_key(last) if last.peer else None)
+        if callee is None or callee == tree.blame_key(span):
+            return None
+        return {callee: ANSWER_SHARE, tree.blame_key(span): 1.0 - ANSWER_SHARE}
+
+
+def evidence_spans(anomaly: Anomaly, spans: Iterable, blamer: Blamer) -> list:
+    """The spans (the window's, of the anomaly's endpoint) that show ``anomaly``, newest first."""
+    test: Callable
+    if anomaly.type == "error":
+        test = lambda s: s.error  # noqa: E731
+    elif anomaly.type == "timeout":
+        test = is_timeout
+    else:
+        test = blamer.slow
+    found = [s for s in spans if span_key(s) == anomaly.key and test(s)]
+    found.sort(key=lambda s: s.start_time, reverse=True)
+    return found
+
+
+def _evidence_leads(anomalies: list[Anomaly]) -> dict[Key, Key]:
+    """Anomalies that bring their evidence blame a key directly. Self-time ones blame their
+    service's most affected entry: one root per service, since a starved process slows all of
+    its endpoints at once. Network ones blame the service they name."""
+    best: dict[str, Anomaly] = {}
+    for a in anomalies:
+        if a.evidence and (a.service not in best or len(a.evidence) > len(best[a.service].evidence)):
+            best[a.service] = a
+    return {a.key: (a.key if a.message.startswith("Network") else best[a.service].key)
+            for a in anomalies if a.evidence}
+
+
+def _normalised(weights: Mapping[Key, float]) -> dict[Key, float]:
+    total = sum(weights.values())
+    return {k: w / total for k, w in weights.items()} if total > 0 else {}
+
+
+def _below(span, tree: TraceTree) -> set[str]:
+    """Services of ``span`` and everything it called: where its trouble can come from."""
+    found, todo = set(), [span]
+    while todo and len(found) < 1000:
+        current = todo.pop()
+        found.add(current.service)
+        if current.kind == KIND_CLIENT and current.peer:
+            found.add(current.peer)
+        todo.extend(tree.children.get(current.span_id, ()))
+    return found
+
+
+def analyse(
+    anomalies: list[Anomaly],
+    window: list,
+    load_traces: Callable[[Iterable[str]], Mapping[str, list]],
+    baselines: Mapping[Key, BaselineValue],
+    th: Thresholds,
+    suspects: Iterable[Suspect] = (),
+    logs: LogWindow | None = None,
+) -> list[Group]:
+    """Group ``anomalies`` by the root cause that explains them.
+
+    Each anomaly weighs two opinions: the trace walk's (who is at the bottom of
+    its abnormal spans) and the evidence ranking's (:mod:`aiops.detection.evidence`:
+    which service below it added time itself). Slowness trusts the evidence
+    most, since the walk tends to blame depth; errors and timeouts trust the
+    walk, since an error is raised where it starts. ``logs`` (the window's judged
+    log lines, :mod:`aiops.logs.clues`) add a third opinion; without them nothing changes.
+    """
+    blamer = Blamer(baselines, th)
+    per_anomaly: list[tuple[Anomaly, list]] = []
+    wanted: set[str] = set()
+    by_key: dict[Key, list] = defaultdict(list)
+    for span in window if anomalies else ():
+        by_key[span_key(span)].append(span)
+    for anomaly in anomalies:
+        spans = anomaly.evidence or anomaly.shown_by or evidence_spans(anomaly, by_key[anomaly.key], blamer)
+        chosen, seen = [], set()
+        for s in spans:
+            if s.trace_id not in seen:
+                seen.add(s.trace_id)
+                chosen.append(s)
+            if len(chosen) >= MAX_TRACES_PER_ANOMALY:
+                break
+        anomaly.trace_ids = [s.trace_id for s in chosen]
+        if anomaly.onset is None and chosen:
+            anomaly.onset = min(s.start_time for s in chosen)
+        wanted.update(anomaly.trace_ids)
+        per_anomaly.append((anomaly, chosen))
+
+    trees = {tid: TraceTree(spans) for tid, spans in load_traces(wanted).items()}
+    lead = _evidence_leads(anomalies)
+    log_keys = logrca.suspect_keys(logs, window) if logs is not None else {}
+    by_service = {s.service: s for s in suspects}
+    roots: dict[Key, Group] = {}
+    weights: dict[Key, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
+    examples: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for anomaly, spans in per_anomaly:
+        blame: dict[Key, float] = defaultdict(float)
+        trace_blame: dict[str, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
+        related = {anomaly.service}
+        for span in spans:
+            tree = trees.get(span.trace_id) or TraceTree([span])
+            related |= _below(span, tree)
+            keys = {lead[anomaly.key]: 1.0} if anomaly.evidence else blamer.culprits(span, tree)
+            if logs is not None:
+                keys = logrca.walk(keys, span, tree, logs)
+            for key, w in keys.items():
+                key = by_service[key[0]].key if key[0] in by_service else key
+                blame[key] += w
+                trace_blame[span.trace_id][key] += w
+        if not blame:
+            blame[anomaly.key] = 1.0
+        evidence = {by_service[s].key: by_service[s].score for s in related if s in by_service}
+        trust = EVIDENCE_TRUST.get(anomaly.type, 0.5) if evidence else 0.0
+        traces: dict[Key, float] = defaultdict(float)
+        for key, w in _normalised(evidence).items():
+            traces[key] += trust * w
+        for key, w in _normalised(blame).items():
+            traces[key] += (1 - trust) * w
+        from_logs = logrca.evidence(related, logs, log_keys, traces)
+        log_trust = logrca.LOG_TRUST if from_logs else 0.0  # 0.0: the trace-only arithmetic, exactly
+        opinion: dict[Key, float] = defaultdict(float)
+        for key, w in traces.items():
+            opinion[key] += (1 - log_trust) * w
+        for key, w in _normalised(from_logs).items():
+            opinion[key] += log_trust * w
+        root = max(opinion.items(), key=lambda kv: (kv[1], kv[0] == anomaly.key))[0]
+        group = roots.setdefault(root, Group(root=root, anomalies=[], candidates=[]))
+        group.anomalies.append(anomaly)
+        for key, w in opinion.items():
+            weights[root][key] += w
+        for tid, per_key in trace_blame.items():
+            size = len(trees[tid].spans) if tid in trees else 0
+            examples[root][tid] += per_key.get(root, 0.0) + 0.001 * size  # prefer fuller traces
+
+    groups = []
+    for root, group in roots.items():
+        group.candidates = sorted(
+            ((k, round(w, 4)) for k, w in _normalised(weights[root]).items()),
+            key=lambda kv: (-kv[1], kv[0] != root, kv[0]),
+        )
+        # The root's own anomalies first: they describe the cause.
+        group.anomalies.sort(key=lambda a: (a.key != root, a.endpoint, a.type))
+        if examples[root]:
+            group.example_trace = max(examples[root].items(), key=lambda kv: kv[1])[0]
+        group.path = propagation_path(group, by_service.get(root[0]), trees.get(group.example_trace or ""))
+        if logs is not None:
+            _with_log_lines(group, logs)
+        groups.append(group)
+    groups.sort(key=lambda g: g.root)
+    return groups
+
+
+def _hop(service: str, endpoint: str, signal: str, observed: float, baseline: float | None,
+         onset: float | None, detail: str) -> dict:
+    deviation = observed / baseline if baseline else None
+    return {"service": service, "endpoint": endpoint or None, "signal": signal,
+            "observed_ms": round(observed, 2),
+            "baseline_ms": None if baseline is None else round(baseline, 2),
+            "deviation": None if deviation is None else round(deviation, 2),
+            "onset": onset, "detail": detail}
+
+
+def _depths(tree: TraceTree | None) -> dict[Key, int]:
+    """How deep each endpoint first sits in the example trace (its root span is 0)."""
+    if tree is None:
+        return {}
+    depths: dict[Key, int] = {}
+    todo = [(s, 0) for s in tree.children.get(None, [])] or [(s, 0) for s in tree.spans[:1]]
+    while todo:
+        span, depth = todo.pop(0)
+        depths.setdefault((span.service, span.endpoint), depth)
+        if span.kind == KIND_CLIENT and span.peer:
+            depths.setdefault(span_key(span), depth + 1)
+        todo.extend((c, depth + 1) for c in tree.children.get(span.span_id, ()) if depth < 64)
+    return depths
+
+
+def propagation_path(group: Group, suspect: Suspect | None, tree: TraceTree | None) -> list[dict]:
+    """The hops from the root cause to its symptoms, each with its deviation and onset, in time order.
+
+    The root's own evidence comes first (its self time, the calls into it);
+    then each symptom, ordered by when it began and, within the same second,
+    from the deepest call (nearest the root) to the entry point.
+    """
+    hops: list[dict] = []
+    if suspect is not None:
+        for sig in sorted(suspect.signals, key=lambda s: -s.score):
+            sh = sig.shift
+            signal = {"self": "self-time", "network-in": "network", "network-out": "network-out"}[sig.kind]
+            hops.append(_hop(sig.service, sig.endpoint, signal, sh.observed_ms, sh.baseline_ms,
+                             sh.onset, sig.describe()))
+    seen = {(h["service"], h["endpoint"]) for h in hops}
+    depths = _depths(tree)
+    symptoms = []
+    for a in group.anomalies:
+        if (a.service, a.endpoint) in seen and a.key != group.root:
+            continue
+        if a.key == group.root and hops:
+            continue  # the root's evidence already says it
+        seen.add(a.key)
+        symptoms.append(_hop(a.service, a.endpoint, a.type, a.observed if a.type == "latency" else 0.0,
+                             a.baseline if a.type == "latency" else None, a.onset, a.message))
+    root = group.root
+    # The root's own anomaly leads (it is the root's evidence when no suspect says more); then the
+    # symptoms by onset second and, within one, deepest first.
+    symptoms.sort(key=lambda h: ((h["service"], h["endpoint"]) != root, int(h["onset"] or 0),
+                                 -depths.get((h["service"], h["endpoint"]), 0)))
+    return hops + symptoms
+
+
+def _with_log_lines(group: Group, logs: LogWindow) -> None:
+    """Each hop carries the log lines that support it (bounded), the root's hop the templates that
+    appeared or surged there. A root whose logs changed and whose path does not start at it gets a
+    hop saying so first."""
+    service = group.root[0]
+    suspect = logs.suspects.get(service)
+    if suspect is not None and (not group.path or group.path[0]["service"] != service):
+        lead = max(suspect.signals, key=lambda s: s.score)
+        group.path.insert(0, _hop(service, group.root[1], "logs", 0.0, None, suspect.onset, lead.describe()))
+    for hop in group.path:
+        hop["log_lines"] = logrca.hop_lines(hop["service"], group.example_trace, logs)
+        hop["templates"] = logrca.templates(hop["service"], logs) if hop["service"] == service else []

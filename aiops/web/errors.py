@@ -1,0 +1,93 @@
+"""JSON-or-HTML errors in one place.
+
+API and demo routes answer ``{"error": "<status name>", "message": "..."}``;
+the HTML pages (``/`` and ``/incidents/...``) get an HTML error page. The
+service layer's domain errors (:mod:`aiops.web.incident_queries`) carry no HTTP:
+:data:`DOMAIN_STATUS` is where they become a status, for the API and the pages
+alike.
+
+A 5xx tells the user what they can act on and nothing an attacker could use:
+an unexpected exception becomes "internal error" with a ``request_id`` (also
+in the ``X-Request-Id`` header), and the exception, with its SQL, database
+host and stack, goes to the log under that id. An exception may opt in to
+showing its text by setting ``expose = True`` (the demo's injected faults do:
+the text is theirs, not the database's).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Flask, g, jsonify, make_response, render_template, request
+from werkzeug.exceptions import BadRequest, Conflict, HTTPException, InternalServerError, NotFound
+
+from aiops.web.incident_queries import IncidentNotFound, InvalidInput, InvalidTransition, ServiceError
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+DOMAIN_STATUS: dict[type[ServiceError], type[HTTPException]] = {
+    IncidentNotFound: NotFound,
+    InvalidTransition: Conflict,
+    InvalidInput: BadRequest,
+}
+
+
+def wants_html() -> bool:
+    path = request.path
+    return path in ("/", "/logs") or path.startswith("/incidents/")
+
+
+def request_id() -> str:
+    """This request's id for error reports: random, never taken from the client (log injection)."""
+    if "aiops_request_id" not in g:
+        g.aiops_request_id = secrets.token_hex(8)
+    return g.aiops_request_id
+
+
+def _response(exc: HTTPException):
+    code = exc.code or 500
+    rid = request_id() if code >= 500 else None
+    if wants_html():
+        response = make_response(render_template("error.html", code=code, name=exc.name,
+                                                 message=exc.description, request_id=rid), code)
+    else:
+        body = {"error": exc.name, "message": exc.description}
+        if rid:
+            body["request_id"] = rid
+        response = jsonify(body)
+        response.status_code = code
+    for name, value in (exc.get_headers() or []):
+        if name.lower() in {"retry-after", "www-authenticate", "allow"}:
+            response.headers[name] = value
+    if rid:
+        response.headers[REQUEST_ID_HEADER] = rid
+    return response
+
+
+def public_message(original: BaseException | None) -> str:
+    """What a 500 may say about ``original``: its text only if it opted in (``expose``)."""
+    if original is not None and getattr(original, "expose", False):
+        return str(original)
+    return "internal error; the server log has the details under this request id"
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return _response(exc)
+
+    @app.errorhandler(ServiceError)
+    def _domain_error(exc: ServiceError):
+        http = next((status for kind, status in DOMAIN_STATUS.items() if isinstance(exc, kind)), BadRequest)
+        return _response(http(description=str(exc)))
+
+    @app.errorhandler(InternalServerError)
+    def _internal_error(exc: InternalServerError):
+        original = getattr(exc, "original_exception", None)
+        if original is not None:
+            log.error("request %s: %s %s failed", request_id(), request.method, request.path,
+                      exc_info=(type(original), original, original.__traceback__))
+            exc = InternalServerError(description=public_message(original))
+        return _response(exc)
