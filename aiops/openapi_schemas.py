@@ -79,8 +79,8 @@ SCHEMAS: dict[str, dict] = {
         last_seen=TIME,
         resolved_at=nullable(TIME),
         episode_started={**TIME, "description": "when the current episode began (opened, reopened, or "
-                         "another kind of fault took over): title, root_cause.issue, severity and report.kind "
-                         "describe the anomalies since then"},
+                         "another kind of fault took over): title, root_cause.issue, severity and "
+                         "report.kind describe the anomalies since then"},
         trace_correlation=obj(("trace_id", "correlated_failures"), trace_id=nullable(STRING),
                               correlated_failures=STRINGS),
         anomalies={"type": "array", "items": ref("Anomaly")},

@@ -135,7 +135,8 @@ def _callers(incident: dict) -> list[str]:
 def _samples(incident: dict, lead: dict) -> list[dict]:
     """Every anomaly of the lead's endpoint and type this episode, oldest first (one per cycle it was
     seen in)."""
-    return [a for a in current_anomalies(incident) if _key(a) == _key(lead) and a.get("type") == lead.get("type")]
+    return [a for a in current_anomalies(incident)
+            if _key(a) == _key(lead) and a.get("type") == lead.get("type")]
 
 
 def _ts(value: str | None) -> float | None:
