@@ -13,28 +13,33 @@ import random
 from aiops.detection import evidence
 from aiops.detection import robust as lb
 from aiops.detection.ewma import BaselineValue
-from aiops.detection.rules import Thresholds, detect, network, shifted, window_stats
+from aiops.detection.rules import WHOLE_SERVICE, Thresholds, detect, network, shifted, window_stats
 from aiops.rca.analysis import analyse
 from aiops.settings import Settings
 from telemetry.models import KIND_CLIENT
 from tests.factories import new_trace_id, span
 
 RULES = lb.Rules()
-TOPOLOGY = {  # service: (endpoint, own work ms, callees)
-    "front": ("/home", 2.0, ["api"]),
-    "api": ("/api", 3.0, ["pay", "stock"]),
-    "pay": ("/pay", 10.0, ["bank"]),
-    "bank": ("/bank", 5.0, []),
-    "stock": ("/stock", 4.0, []),
+TOPOLOGY = {  # node: (service, endpoint, own work ms, callee nodes); the first node is the entry
+    "front": ("front", "/home", 2.0, ["api"]),
+    "api": ("api", "/api", 3.0, ["pay", "stock"]),
+    "pay": ("pay", "/pay", 10.0, ["bank"]),
+    "bank": ("bank", "/bank", 5.0, []),
+    "stock": ("stock", "/stock", 4.0, []),
+}
+SHOP = {  # one service, three endpoints (the demo's shape)
+    "checkout": ("shop", "/checkout", 3.0, ["payment", "inventory"]),
+    "payment": ("shop", "/payment", 10.0, []),
+    "inventory": ("shop", "/inventory", 4.0, []),
 }
 
 
-def _build(service, parent, start, rng, gap, own, down, out):
-    endpoint, work, callees = TOPOLOGY[service]
+def _build(node, parent, start, rng, gap, own, down, out, topology=TOPOLOGY):
+    service, endpoint, work, callees = topology[node]
     server = span(endpoint, 0.0, service=service, parent=parent, start_time=start,
                   trace_id=None if parent is not None else new_trace_id())
     out.append(server)
-    t = start + (work + own.get(service, 0.0)) * rng.uniform(0.8, 1.2) / 1000
+    t = start + (work + own.get(node, 0.0)) * rng.uniform(0.8, 1.2) / 1000
     for callee in callees:
         client = span("HTTP GET", 0.0, service=service, parent=server, start_time=t)
         client.kind, client.peer = KIND_CLIENT, None
@@ -44,25 +49,26 @@ def _build(service, parent, start, rng, gap, own, down, out):
             client.peer, client.duration_ms = callee, 1000.0
             client.error, client.status_code, client.exception_type = True, None, "ReadTimeout"
         else:
-            child_end = _build(callee, client, t + wire / 2000, rng, gap, own, down, out)
+            child_end = _build(callee, client, t + wire / 2000, rng, gap, own, down, out, topology)
             client.duration_ms = (child_end - t) * 1000 + wire / 2
         t += client.duration_ms / 1000
     server.duration_ms = (t - start) * 1000 + 0.2
     return start + server.duration_ms / 1000
 
 
-def window(n, start, seed, gap=None, own=None, down=(), every=0.1):
+def window(n, start, seed, gap=None, own=None, down=(), every=0.1, topology=TOPOLOGY):
     rng = random.Random(seed)
     spans = []
     for i in range(n):
-        _build("front", None, start + i * every, rng, gap or {}, own or {}, set(down), spans)
+        _build(next(iter(topology)), None, start + i * every, rng, gap or {}, own or {}, set(down), spans,
+               topology)
     return spans
 
 
-def learned(windows=8, n=40):
+def learned(windows=8, n=40, topology=TOPOLOGY):
     base = {}
     for w in range(windows):
-        seen = evidence.assess(window(n, 1000.0 + 30 * w, seed=w), base, RULES)
+        seen = evidence.assess(window(n, 1000.0 + 30 * w, seed=w, topology=topology), base, RULES)
         for key, values in seen.values.items():
             if key not in seen.skip and lb.learnable(values, base.get(key), RULES):
                 base[key] = lb.learn(base.get(key), values, 0.1, RULES)
@@ -180,3 +186,49 @@ def test_a_quiet_callee_slowed_once_per_window_adds_up_over_windows():
         found.append(names(seen.suspects))
         pending, names_ = seen.pending, seen.names
     assert found[0] == [] and found[1][:1] == ["bank"], found
+
+
+SHOP_BASE = learned(topology=SHOP)
+
+
+def test_two_slow_endpoints_of_one_service_stay_two_roots():
+    """Payment and inventory slow in their own work, checkout's own work untouched: two faults of one
+    service, not a starved process."""
+    found = evidence.assess(window(40, 5000.0, 18, own={"payment": 300.0, "inventory": 60.0},
+                                   topology=SHOP), SHOP_BASE, RULES).suspects
+    [shop] = found
+    assert not shop.wide
+    assert shop.root_for(("shop", "/inventory")) == ("shop", "/inventory")
+    assert shop.root_for(("shop", "/checkout")) == shop.key == ("shop", "/payment")
+
+
+def test_a_service_slowed_in_every_endpoint_is_one_whole_service_root():
+    found = evidence.assess(window(40, 5000.0, 19, own={"checkout": 40.0, "payment": 60.0, "inventory": 50.0},
+                                   topology=SHOP), SHOP_BASE, RULES).suspects
+    [shop] = found
+    assert shop.wide
+    assert shop.key == ("shop", WHOLE_SERVICE)
+    assert shop.root_for(("shop", "/inventory")) == ("shop", WHOLE_SERVICE)
+
+
+def _shop_groups(own: dict, seed: int) -> list:
+    base_spans = [s for w in range(8) for s in window(40, 1000.0 + 30 * w, w, topology=SHOP)]
+    th = Thresholds.from_settings(Settings(min_baseline_samples=1))
+    baselines = {k: BaselineValue(v.mean_ms, 0.0, 400, 8) for k, v in window_stats(base_spans).items()}
+    faulty = window(40, 5000.0, seed, own=own, topology=SHOP)
+    seen = evidence.assess(faulty, SHOP_BASE, RULES)
+    anomalies = detect(window_stats(faulty), baselines, th)
+    anomalies += shifted(seen.own, RULES, "self", anomalies)
+    by_trace = {}
+    for s in faulty:
+        by_trace.setdefault(s.trace_id, []).append(s)
+    return analyse(anomalies, faulty, lambda ids: {t: by_trace[t] for t in ids}, baselines, th, seen.suspects)
+
+
+def test_rca_gives_two_slow_endpoints_of_one_service_two_groups_and_a_hog_one():
+    two = _shop_groups({"payment": 300.0, "inventory": 60.0}, seed=20)
+    assert sorted(g.root for g in two) == [("shop", "/inventory"), ("shop", "/payment")]
+    checkout = next(g for g in two if g.root == ("shop", "/payment"))
+    assert "/checkout" in checkout.affected  # its time went to payment
+    hog = _shop_groups({"checkout": 40.0, "payment": 60.0, "inventory": 50.0}, seed=21)
+    assert [g.root for g in hog] == [("shop", WHOLE_SERVICE)]

@@ -36,15 +36,17 @@ from aiops.detection import edges
 from aiops.detection import selftime as st
 from aiops.detection.edges import EdgeKey
 from aiops.detection.robust import LogBaseline, Rules, Shift
+from aiops.detection.rules import WHOLE_SERVICE, Key
 from telemetry.rows import span_key
-
-Key = tuple[str, str]  # (service, endpoint)
 
 # A caller's claim on a shifted edge, against the callee's: below 1, as the callee is the
 # likelier culprit, but above 1/2, so one caller whose calls to two callees shifted outranks
 # each of them (one cause for two shifts beats two causes for one each).
 OUT_PRIOR = 0.6
 QUIET_SERIES = 20  # values a series may have judged (over its windows) to have its evidence carried
+# An entry judged on this many spans with (almost) none strongly slow is proof that its service's
+# process is not starved: the service's shifted entries are faults of their own, not one slowdown.
+BUSY_ENTRY = 10
 
 
 @dataclass
@@ -76,6 +78,9 @@ class Signal:
 class Suspect:
     service: str
     signals: list[Signal] = field(default_factory=list)
+    # Every busy entry of the service slowed in its own work (at least two did): the process is
+    # starved (a CPU hog, a GC storm), so the root is the service, not one of its endpoints.
+    wide: bool = False
 
     @property
     def score(self) -> float:
@@ -87,8 +92,17 @@ class Suspect:
 
     @property
     def key(self) -> Key:
-        """The endpoint to name as root: the one its strongest signal is about."""
-        return (self.service, self.lead.endpoint)
+        """The endpoint to name as root: the one its strongest signal is about; the whole service
+        when it slowed everywhere."""
+        return (self.service, WHOLE_SERVICE if self.wide else self.lead.endpoint)
+
+    def root_for(self, key: Key) -> Key:
+        """What to blame when a trace's blame lands on ``key``, an entry of this service: the entry
+        itself when its own work slowed (two faulty endpoints of one service stay two roots), else
+        :attr:`key` (the service's internal operations form one root, not one per method)."""
+        if not self.wide and any(s.kind == "self" and s.endpoint == key[1] for s in self.signals):
+            return key
+        return self.key
 
     @property
     def onset(self) -> float | None:
@@ -128,6 +142,8 @@ def rank(
     for key, shift in self_shifts.items():
         if key in significant:
             add(key[0], Signal("self", key[0], key[1], None, shift, 1.0))
+    for suspect in suspects.values():
+        suspect.wide = _slowed_everywhere(suspect.service, self_shifts, significant)
 
     edges = _edge_shifts(edge_shifts)
     shifted = {pair for pair, shift in edges.items() if shift.key in significant}
@@ -149,6 +165,16 @@ def rank(
         own = _most_common(entry(s)[1] for s in shift.spans())
         add(caller, Signal("network-out", caller, own, callee, shift, by_caller / total))
     return _explain_away(sorted(suspects.values(), key=lambda s: (-s.score, s.service)))
+
+
+def _slowed_everywhere(service: str, self_shifts: Mapping[Key, Shift], significant: set) -> bool:
+    """At least two of the service's entries shifted in their own work, and none of its busy
+    entries stayed clean (a starved process slows all of them, if not all past the gate)."""
+    own = [(key, shift) for key, shift in self_shifts.items() if key[0] == service]
+    shifted = sum(1 for key, _ in own if key in significant)
+    clean = any(shift.judged >= BUSY_ENTRY and len(shift.strong) < 2 for key, shift in own
+                if key not in significant)
+    return shifted >= 2 and not clean
 
 
 def _explain_away(ranked: list[Suspect]) -> list[Suspect]:

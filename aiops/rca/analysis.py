@@ -152,16 +152,29 @@ def evidence_spans(anomaly: Anomaly, spans: Iterable, blamer: Blamer) -> list:
     return found
 
 
-def _evidence_leads(anomalies: list[Anomaly]) -> dict[Key, Key]:
-    """Anomalies that bring their evidence blame a key directly. Self-time ones blame their
-    service's most affected entry: one root per service, since a starved process slows all of
-    its endpoints at once. Network ones blame the service they name."""
-    best: dict[str, Anomaly] = {}
+def _evidence_leads(anomalies: list[Anomaly], by_service: Mapping[str, Suspect]) -> dict[Key, Key]:
+    """Anomalies that bring their evidence blame a key directly: network ones the endpoint they
+    name; self-time ones their own entry, or the whole service when it slowed everywhere (a
+    starved process slows all of its endpoints at once: one root, not one per endpoint)."""
+    leads = {}
     for a in anomalies:
-        if a.evidence and (a.service not in best or len(a.evidence) > len(best[a.service].evidence)):
-            best[a.service] = a
-    return {a.key: (a.key if a.message.startswith("Network") else best[a.service].key)
-            for a in anomalies if a.evidence}
+        if a.evidence:
+            suspect = by_service.get(a.service)
+            wide = suspect is not None and suspect.wide and not a.message.startswith("Network")
+            leads[a.key] = suspect.key if wide else a.key
+    return leads
+
+
+def _evidence(related: set[str], by_service: Mapping[str, Suspect], blame: Mapping[Key, float]):
+    """The suspects' scores, for the services an anomaly's traces reach: each on the endpoint of
+    that service the traces blame when its own work slowed, else on the suspect's own key."""
+    found: dict[Key, float] = defaultdict(float)
+    for s in related:
+        suspect = by_service.get(s)
+        if suspect is not None:
+            named = max((k for k in blame if k[0] == s), key=lambda k: (blame[k], k), default=None)
+            found[suspect.root_for(named) if named else suspect.key] += suspect.score
+    return dict(found)
 
 
 def _normalised(weights: Mapping[Key, float]) -> dict[Key, float]:
@@ -221,9 +234,9 @@ def analyse(
         per_anomaly.append((anomaly, chosen))
 
     trees = {tid: TraceTree(spans) for tid, spans in load_traces(wanted).items()}
-    lead = _evidence_leads(anomalies)
-    log_keys = logrca.suspect_keys(logs, window) if logs is not None else {}
     by_service = {s.service: s for s in suspects}
+    lead = _evidence_leads(anomalies, by_service)
+    log_keys = logrca.suspect_keys(logs, window) if logs is not None else {}
     roots: dict[Key, Group] = {}
     weights: dict[Key, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
     examples: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -238,12 +251,12 @@ def analyse(
             if logs is not None:
                 keys = logrca.walk(keys, span, tree, logs)
             for key, w in keys.items():
-                key = by_service[key[0]].key if key[0] in by_service else key
+                key = by_service[key[0]].root_for(key) if key[0] in by_service else key
                 blame[key] += w
                 trace_blame[span.trace_id][key] += w
         if not blame:
             blame[anomaly.key] = 1.0
-        evidence = {by_service[s].key: by_service[s].score for s in related if s in by_service}
+        evidence = _evidence(related, by_service, blame)
         trust = EVIDENCE_TRUST.get(anomaly.type, 0.5) if evidence else 0.0
         traces: dict[Key, float] = defaultdict(float)
         for key, w in _normalised(evidence).items():
