@@ -1,4 +1,4 @@
-"""Notification payloads (aiops.outbox.render, aiops.outbox.slack): webhook, Slack, PagerDuty Events v2.
+"""Notification payloads (aiops.outbox.channels, render, slack): webhook, Slack, PagerDuty Events v2.
 
 Pure unit tests: literal incident dicts shaped like ``Incident.to_dict()`` and
 plain config dicts; nothing is sent.
@@ -12,18 +12,13 @@ import json
 import pytest
 
 from aiops.incidents.reports import report
-from aiops.outbox.render import (
-    CHANNELS,
-    configured,
-    dedup_key,
-    incident_url,
-    render,
-    target_url,
-)
+from aiops.outbox.channels import NOTIFIERS, notifier, notifiers, render
+from aiops.outbox.render import dedup_key, incident_url
 from aiops.outbox.slack import slack_escape
 from aiops.settings import Settings
 from tests.factories import FIRST, TRACE, anomaly_dict, incident_dict
 
+CHANNELS = tuple(n.name for n in NOTIFIERS)
 ROUTING_KEY = "R0UT1NGKEY0123456789012345678901"
 PUBLIC = "http://aiops.example:5000"
 
@@ -59,6 +54,16 @@ def config(**overrides):
 
 
 # -- configuration ---------------------------------------------------------------------------------
+
+
+def configured(settings):
+    """The names of the configured notification channels, in order."""
+    return [n.name for n in notifiers(settings)]
+
+
+def target_url(channel, settings):
+    """Where a notification channel posts (None when off); ValueError for an unknown one."""
+    return notifier(channel).address(settings)
 
 
 def test_configured_lists_channels_with_settings_in_fixed_order():
@@ -134,6 +139,16 @@ def test_every_payload_is_json_and_leaves_the_incident_alone(channel, event):
     body = render(channel, event, inc, config(AIOPS_PUBLIC_URL=PUBLIC), actor="alice", comment="on it")
     assert json.loads(json.dumps(body)) == body
     assert inc == before
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("event", ["trigger", "acknowledge"])
+def test_the_outbox_stores_what_the_receiver_gets_but_the_routing_key(channel, event):
+    # The key is a secret: the row keeps the body without it, and the send adds the configured one.
+    stored = notifier(channel).stored(event, make_incident(), config(AIOPS_PUBLIC_URL=PUBLIC))
+    assert "routing_key" not in stored
+    sent = render(channel, event, make_incident(), config(AIOPS_PUBLIC_URL=PUBLIC))
+    assert sent == ({**stored, "routing_key": ROUTING_KEY} if channel == "pagerduty" else stored)
 
 
 # -- webhook ---------------------------------------------------------------------------------------

@@ -266,6 +266,27 @@ def test_timeouts_are_retried(app, receiver):
         assert pending.status == "pending" and "timed out" in pending.last_error
 
 
+def test_a_routing_key_stored_by_an_older_version_is_never_sent(app, receiver, client):
+    # Rows queued before the key was kept out of payloads carry one: the configured key replaces it,
+    # and with none configured the row fails unsent rather than page with the stored one.
+    receiver.script(202)
+    reconfigure(app, pagerduty_url=receiver.url("/v2/enqueue"), pagerduty_routing_key="rk-new")
+    old = {"routing_key": "rk-old", "event_action": "trigger", "dedup_key": "aiops-INC-1"}
+    with app.app_context():
+        add_incident()
+        add_row("pagerduty", payload=old)
+        assert deliver_due(settings_of(app), now=T0) == 1
+        assert receiver.requests[0].json == {**old, "routing_key": "rk-new"}
+        reconfigure(app, pagerduty_routing_key=None)
+        unkeyed = add_row("pagerduty", payload=old, at=T0 + 1)
+        assert deliver_due(settings_of(app), now=T0 + 1) == 1
+        assert row(unkeyed).status == "failed"
+        assert row(unkeyed).last_error == "AIOPS_PAGERDUTY_ROUTING_KEY is not set"
+    assert receiver.count == 1
+    history = client.get("/aiops/notifications").get_data(as_text=True)
+    assert "rk-old" not in history and "rk-new" not in history
+
+
 def test_a_channel_no_longer_configured_fails_with_a_clear_message(app, receiver):
     with app.app_context():
         add_incident()
@@ -281,6 +302,8 @@ def test_a_channel_no_longer_configured_fails_with_a_clear_message(app, receiver
         bad = add_row("webhook", at=T0 + 1)
         assert deliver_due(settings_of(app), now=T0 + 1) == 1
         assert (row(bad).status, row(bad).last_error) == ("failed", "AIOPS_WEBHOOK_URL is not an http(s) URL")
+        # Set is configured (rows are queued, the delivery job runs): a bad URL fails each row visibly.
+        assert stats(settings_of(app))["webhook"]["configured"] is True
     assert receiver.count == 0
 
 

@@ -4,10 +4,12 @@ Rows are written in the same transaction as the incident change that causes
 them; a worker delivers them later, from any process, with retries. Import
 what you need from here; the modules behind it are the outbox's own:
 
+- :mod:`~aiops.outbox.channels`: each channel once: what turns it on, where it sends (read at send
+  time, so no secret is stored), which renderer makes its body;
 - :mod:`~aiops.outbox.enqueue`: queueing rows in the incident's transaction (supersede, rate limits);
 - :mod:`~aiops.outbox.render`: the JSON body per channel (:mod:`~aiops.outbox.slack` for Slack);
 - :mod:`~aiops.outbox.policy`: pure decisions (what an answer means, backoff, the circuit breaker);
-- :mod:`~aiops.outbox.sender`: where a row goes (from the settings, at send time) and the HTTP POST;
+- :mod:`~aiops.outbox.sender`: the HTTP POST;
 - :mod:`~aiops.outbox.store`: claiming rows with leases, and the per-channel breaker rows;
 - :mod:`~aiops.outbox.record`: writing an attempt's outcome to the row, the channel and the incident;
 - :mod:`~aiops.outbox.deliver`: one delivery pass (claim, send, record) and the worker's job;
@@ -15,10 +17,10 @@ what you need from here; the modules behind it are the outbox's own:
   (its rows: :mod:`aiops.web.incident_queries`).
 """
 
+from aiops.outbox.channels import CHANNELS, configured
 from aiops.outbox.deliver import JOB_ID, deliver_due, tick
 from aiops.outbox.enqueue import dispatch, enqueue, enqueue_remediation, human_transition
 from aiops.outbox.queries import stats
-from aiops.outbox.sender import CHANNELS, configured
 
 __all__ = [
     "CHANNELS",

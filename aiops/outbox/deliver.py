@@ -1,6 +1,7 @@
 """One delivery pass over the outbox, and the worker job that runs it.
 
-A pass claims each due row (:mod:`aiops.outbox.store`), sends it with no
+A pass claims each due row (:mod:`aiops.outbox.store`), resolves where it goes
+from the settings now (:mod:`aiops.outbox.channels`), sends it with no
 transaction open (:mod:`aiops.outbox.sender`) and records the outcome
 (:mod:`aiops.outbox.record`). Any number of processes may run passes at once:
 the leases keep each row to one of them.
@@ -13,9 +14,9 @@ import time
 from collections.abc import Callable
 
 from aiops.outbox import sender, store
+from aiops.outbox.channels import CHANNELS, configured, target
 from aiops.outbox.policy import breaker_state
 from aiops.outbox.record import record
-from aiops.outbox.sender import CHANNELS, configured, target
 from aiops.settings import Settings, settings_of
 from telemetry.db import db
 

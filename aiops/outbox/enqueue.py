@@ -1,4 +1,4 @@
-"""Queueing notifications and remediation hooks in the outbox (rendered by :mod:`aiops.outbox.render`).
+"""Queueing notifications and remediation hooks in the outbox (channels: :mod:`aiops.outbox.channels`).
 
 Everything here runs inside the transaction that changes the incident, so a
 change and the messages it causes are committed together or not at all;
@@ -20,7 +20,8 @@ from sqlalchemy import update
 from aiops.incidents.lifecycle import Changes, add_event, transition
 from aiops.incidents.reports import with_report
 from aiops.kinds import Channel
-from aiops.outbox import render
+from aiops.outbox import channels
+from aiops.outbox.render import dedup_key
 from aiops.settings import Settings
 from aiops.store.models import Incident, Notification, iso
 from telemetry.db import db
@@ -58,21 +59,19 @@ def _due(incident: Incident, event: str, now: float, settings: Settings) -> floa
 def enqueue(incident: Incident, event: str, now: float, settings: Settings,
             actor: str | None = None, comment: str | None = None) -> list[Notification]:
     """Queue ``event`` for the incident on every configured channel (caller commits)."""
-    names = render.configured(settings) if _enabled(settings) else []
-    if not names:
+    notifiers = channels.notifiers(settings) if _enabled(settings) else []
+    if not notifiers:
         return []
     db.session.flush()  # the incident row must exist before rows that name it
     due = _due(incident, event, now, settings)
     data = with_report(incident.to_dict())
     rows = []
-    for name in names:
-        _supersede(incident.id, name)
-        payload = render.render(name, event, data, settings, actor, comment)
-        payload.pop("routing_key", None)  # a secret: delivery adds the configured one when it sends
+    for notifier in notifiers:
+        _supersede(incident.id, notifier.name)
         rows.append(Notification(
-            channel=name, incident_id=incident.id, event=event, dedup_key=render.dedup_key(data),
+            channel=notifier.name, incident_id=incident.id, event=event, dedup_key=dedup_key(data),
             severity=incident.severity, status="pending", attempts=0, created_at=now,
-            next_attempt_at=due, payload=payload,
+            next_attempt_at=due, payload=notifier.stored(event, data, settings, actor, comment),
         ))
     db.session.add_all(rows)
     return rows

@@ -10,8 +10,8 @@ import time
 
 from sqlalchemy import func, select
 
+from aiops.outbox.channels import CHANNELS, configured
 from aiops.outbox.policy import breaker_state
-from aiops.outbox.sender import CHANNELS, configured
 from aiops.settings import Settings
 from aiops.store.models import ChannelState, Notification, iso
 from telemetry.db import db

@@ -1,10 +1,12 @@
-"""Notification payloads per channel: a generic JSON webhook, Slack (:mod:`aiops.outbox.slack`),
+"""The body of each channel's message: a generic JSON webhook, Slack (:mod:`aiops.outbox.slack`),
 PagerDuty Events API v2.
 
 Pure logic: the incident JSON (``Incident.to_dict()``) and the app's settings in,
-the JSON body to POST out. The outbox stores these bodies when an incident
-changes and a worker delivers them later, so rendering must not depend on the
-clock or on anything but its arguments.
+the JSON body the outbox stores out. The outbox stores these bodies when an
+incident changes and a worker delivers them later, so rendering must not depend
+on the clock or on anything but its arguments. Secrets are not rendered: what
+only the send adds (PagerDuty's routing key) is :mod:`aiops.outbox.channels`'
+to add, and each channel's renderer is named there.
 
 Events: ``trigger`` (opened or reopened), ``update`` (escalated or changed
 severity), ``acknowledge``, ``resolve``. Every channel gets the same
@@ -18,19 +20,11 @@ import copy
 from urllib.parse import quote
 
 from aiops.incidents.reports import report
-from aiops.kinds import Channel
 from aiops.outbox import slack
 from aiops.settings import Settings
 
-CHANNELS = Channel.notifications()
 EVENTS = ("trigger", "update", "acknowledge", "resolve")
 
-# The setting that turns a channel on (the channel is configured when it is set and not blank).
-CHANNEL_SETTINGS = {
-    Channel.WEBHOOK: "webhook_url",
-    Channel.SLACK: "slack_webhook_url",
-    Channel.PAGERDUTY: "pagerduty_routing_key",
-}
 WEBHOOK_VERSION = 1  # bump when the webhook body changes incompatibly, so receivers can tell
 # Left out of the webhook's incident: the anomaly list (sent as a count) and an attached report (sent once).
 _WEBHOOK_DROPS = ("anomalies", "report")
@@ -40,21 +34,6 @@ DEDUP_KEY_MAX = 255
 PAGERDUTY_SUMMARY_MAX = 1024
 # Our severities -> PagerDuty's (it has no "high"/"medium"/"low"; "error"/"warning"/"info" route alike).
 PAGERDUTY_SEVERITIES = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
-
-
-def configured(settings: Settings) -> list[str]:
-    """The channels whose setting is present and not blank, in :data:`CHANNELS` order."""
-    return [channel for channel in CHANNELS if settings.text(CHANNEL_SETTINGS[channel])]
-
-
-def target_url(channel: str, settings: Settings) -> str | None:
-    """Where ``channel`` posts to, or None when it is not configured."""
-    _check_channel(channel)
-    if channel not in configured(settings):
-        return None
-    if channel == "pagerduty":
-        return settings.text("pagerduty_url") or Settings.pagerduty_url
-    return settings.text(CHANNEL_SETTINGS[channel])
 
 
 def dedup_key(incident: dict) -> str:
@@ -70,36 +49,7 @@ def incident_url(incident: dict, settings: Settings) -> str | None:
     return f"{base.rstrip('/')}/incidents/{quote(str(incident['id']), safe='')}"
 
 
-def render(
-    channel: str,
-    event: str,
-    incident: dict,
-    settings: Settings,
-    actor: str | None = None,
-    comment: str | None = None,
-) -> dict:
-    """The JSON body that tells ``channel`` about ``event`` on ``incident``.
-
-    ``actor`` and ``comment`` say who acknowledged or resolved it and why (the
-    webhook and Slack show them; PagerDuty's acknowledge/resolve carry neither).
-    """
-    _check_channel(channel)
-    if event not in EVENTS:
-        raise ValueError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
-    if channel == "webhook":
-        return _webhook(event, incident, settings, actor, comment)
-    if channel == "slack":
-        return slack.message(event, incident, _report(incident), incident_url(incident, settings),
-                             actor, comment)
-    return _pagerduty(event, incident, settings)
-
-
 # -- helpers -----------------------------------------------------------------------------------------
-
-
-def _check_channel(channel: str) -> None:
-    if channel not in CHANNELS:
-        raise ValueError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
 
 
 def _clip(text: str, limit: int) -> str:
@@ -124,7 +74,8 @@ def _report(incident: dict) -> dict:
 # -- webhook -----------------------------------------------------------------------------------------
 
 
-def _webhook(event: str, incident: dict, settings: Settings, actor: str | None, comment: str | None) -> dict:
+def webhook_body(event: str, incident: dict, settings: Settings, actor: str | None = None,
+                 comment: str | None = None) -> dict:
     """Everything a receiver needs but the anomaly list (it grows every cycle): we send its size."""
     body = copy.deepcopy({key: value for key, value in incident.items() if key not in _WEBHOOK_DROPS})
     body["anomaly_count"] = len(incident.get("anomalies") or [])
@@ -140,14 +91,27 @@ def _webhook(event: str, incident: dict, settings: Settings, actor: str | None, 
     }
 
 
+# -- Slack -----------------------------------------------------------------------------------------
+
+
+def slack_body(event: str, incident: dict, settings: Settings, actor: str | None = None,
+               comment: str | None = None) -> dict:
+    """Block Kit (:mod:`aiops.outbox.slack`), with the incident's report and a link to its page."""
+    return slack.message(event, incident, _report(incident), incident_url(incident, settings), actor, comment)
+
+
 # -- PagerDuty -------------------------------------------------------------------------------------
 
 
-def _pagerduty(event: str, incident: dict, settings: Settings) -> dict:
-    """Events API v2: trigger (also for updates: same dedup_key updates the alert), acknowledge, resolve."""
-    base = {"routing_key": settings.text("pagerduty_routing_key")}
+def pagerduty_body(event: str, incident: dict, settings: Settings, actor: str | None = None,
+                   comment: str | None = None) -> dict:
+    """Events API v2: trigger (also for updates: same dedup_key updates the alert), acknowledge, resolve.
+
+    PagerDuty's acknowledge and resolve carry no actor or comment. The routing key is not here:
+    it is a secret, added when the row is sent (:class:`aiops.outbox.channels.Notifier`).
+    """
     if event in ("acknowledge", "resolve"):
-        return {**base, "event_action": event, "dedup_key": dedup_key(incident)}
+        return {"event_action": event, "dedup_key": dedup_key(incident)}
     root = _root(incident)
     rep = _report(incident)
     service = root.get("service") or "aiops"
@@ -169,7 +133,7 @@ def _pagerduty(event: str, incident: dict, settings: Settings) -> dict:
     }
     if incident.get("first_detected"):
         payload["timestamp"] = incident["first_detected"]
-    body = {**base, "event_action": "trigger", "dedup_key": dedup_key(incident), "payload": payload,
+    body = {"event_action": "trigger", "dedup_key": dedup_key(incident), "payload": payload,
             "client": "aiops"}
     url = incident_url(incident, settings)
     if url:
