@@ -17,13 +17,14 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from flask import Flask, current_app
 
 from aiops.kinds import IncidentKind, Severity
 from telemetry import SETTINGS_EXTENSION as EXTENSION
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 # --- parsers: environment text -> typed value (ValueError says what is wrong) ---------------------
 
@@ -396,6 +397,8 @@ def settings_of(app: Flask) -> Settings:
 
 def current_settings() -> Settings:
     """The settings of the app handling this request or command."""
+    from flask import current_app
+
     return current_app.extensions[EXTENSION]
 
 

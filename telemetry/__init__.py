@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
-from flask import Flask, Response, current_app, request
+if TYPE_CHECKING:  # the modules behind init_app are imported when it runs: importing telemetry is cheap
+    from flask import Flask, Response
 
-from telemetry import log_bridge, selfmetrics
-from telemetry.buffer import SpanBuffer
-from telemetry.db import configure_engine, db
-from telemetry.otlp_limits import InflightBudget
-from telemetry.rows import ServiceNames
-from telemetry.store import insert_logs, insert_spans
+    from telemetry.buffer import SpanBuffer
+    from telemetry.rows import ServiceNames
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +46,21 @@ SETTINGS_EXTENSION = "settings"  # app.extensions key of the app's settings obje
 def app_settings(app: Flask | None = None):
     """The settings object the app was built with (its type lives with the product, not here:
     telemetry reads the values it is handed)."""
+    from flask import current_app
+
     return (app or current_app).extensions[SETTINGS_EXTENSION]
 
 
 def init_app(app: Flask, settings, names: ServiceNames) -> None:
     """Wire recording and ingest; ``names`` says which routes are the app's own (stored apart)."""
+    from flask import request
+
+    from telemetry import log_bridge, selfmetrics
+    from telemetry.buffer import SpanBuffer
+    from telemetry.db import configure_engine, db
+    from telemetry.otlp_limits import InflightBudget
+    from telemetry.store import insert_logs, insert_spans
+
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
@@ -111,18 +119,28 @@ def init_app(app: Flask, settings, names: ServiceNames) -> None:
 
 def _prometheus_metrics() -> Response:
     """``GET /metrics``: every worker's counters, whichever worker answers."""
+    from flask import Response, request
+
+    from telemetry import selfmetrics
+
     body, content_type = selfmetrics.render(request.headers.get("Accept"))
     return Response(body, content_type=content_type)
 
 
 def active_recorder():
+    from flask import current_app
+
     return current_app.extensions["aiops_recorder"]
 
 
 def span_buffer() -> SpanBuffer:
+    from flask import current_app
+
     return current_app.extensions["aiops_buffer"]
 
 
 def record_exception(exc: BaseException) -> None:
     """Attach a handled exception (a dependency timeout, say) to the current request's span."""
+    from flask import request
+
     active_recorder().record_exception(request.environ, exc)
