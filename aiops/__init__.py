@@ -1,4 +1,9 @@
-"""Baselines, detection, RCA, incidents, scheduling, and the ``/aiops`` API and pages."""
+"""The AIOps product: one package per pipeline stage, importing one way (import-linter,
+``pyproject.toml``): ``web | cli`` -> ``jobs`` -> ``outbox`` -> ``incidents`` -> ``rca`` -> ``logs``
+-> ``detection`` -> ``store`` -> ``settings | instruments | owner`` -> ``kinds``. Any of it may import
+telemetry; none of it imports ``simulation``. This file holds only the product's own routes and
+``init_app``, which imports the blueprints when it runs, so importing any aiops module stays cheap.
+"""
 
 from __future__ import annotations
 

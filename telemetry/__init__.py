@@ -1,10 +1,12 @@
-"""Recording requests as spans and storing them.
+"""Recording requests as spans and storing them: the recorders, the span store, OTLP ingest and replay.
 
-``init_app`` wires the database, the span buffer and the configured recorder
-(``lean`` by default, ``otel`` on request) into the app, the bridge that stores
-the app's own log records with their request's trace (:mod:`telemetry.log_bridge`),
-and ``GET /metrics``
-(the product's own Prometheus metrics, :mod:`telemetry.selfmetrics`). Nothing
+The bottom layer: telemetry never imports ``aiops`` or ``simulation`` (import-linter,
+``pyproject.toml``); settings reach it as values (``init_app``'s ``settings``). ``init_app`` wires
+the database, the span buffer and the configured recorder (``lean`` by default, ``otel`` on
+request) into the app, the bridge that stores the app's own log records with their request's trace
+(:mod:`telemetry.log_bridge`), and ``GET /metrics`` (the product's own Prometheus metrics,
+:mod:`telemetry.selfmetrics`). It imports Flask, the database and the recorders only when it runs,
+so the pure modules (:mod:`telemetry.columns`, :mod:`telemetry.rows`) import without them. Nothing
 here connects to the database or starts a thread until a request or command needs it.
 """
 
