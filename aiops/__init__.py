@@ -1,10 +1,18 @@
-"""Baselines, detection, RCA, incidents, scheduling, and the ``/aiops`` API and pages."""
+"""The AIOps product: one package per pipeline stage, importing one way (import-linter,
+``pyproject.toml``): ``web | cli`` -> ``jobs`` -> ``outbox`` -> ``incidents`` -> ``rca`` -> ``logs``
+-> ``detection`` -> ``store`` -> ``settings | instruments | owner`` -> ``kinds``. Any of it may import
+telemetry; none of it imports ``simulation``. This file holds only the product's own routes and
+``init_app``, which imports the blueprints when it runs, so importing any aiops module stays cheap.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from telemetry.rows import ServiceNames
+if TYPE_CHECKING:  # importing any aiops module runs this file: it must not pull in Flask
+    from flask import Flask
+
+    from telemetry.rows import ServiceNames
 
 # The product's own routes: recorded like any request, but under the service "aiops" (which
 # AIOPS_IGNORE_SERVICES leaves out of detection), so the dashboard polling itself raises nothing.
@@ -14,6 +22,8 @@ ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/met
 
 
 def service_names(own_service: str) -> ServiceNames:
+    from telemetry.rows import ServiceNames
+
     return ServiceNames(own=own_service, apart_service=SERVICE, apart=ROUTES)
 
 

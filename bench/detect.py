@@ -201,7 +201,7 @@ class Store:
         from aiops.settings import settings_of
         from aiops.store.schema import ensure_schema
         from app import create_app
-        from telemetry.models import LOG_FIELDS, SPAN_FIELDS
+        from telemetry.columns import LOG_FIELDS, SPAN_FIELDS
 
         self.path = folder / f"{name}.db"
         self.app = create_app({

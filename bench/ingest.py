@@ -219,8 +219,9 @@ class RawInsert:
     def __init__(self, db_file: Path, batches: Batches):
         from sqlalchemy import create_engine
 
+        from telemetry.columns import SPAN_FIELDS
         from telemetry.db import SQLITE_PRAGMAS, configure_engine
-        from telemetry.models import SPAN_FIELDS, Span
+        from telemetry.models import Span
 
         engine = create_engine(f"sqlite:///{db_file}")
         configure_engine(engine)

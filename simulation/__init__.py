@@ -1,14 +1,20 @@
-"""The demo shop services and the fault injector."""
+"""The demo shop services and the fault injector (``/simulate/*``), registered only when the demo is on.
+
+The top layer: it may import ``aiops`` and ``telemetry``; neither imports it (import-linter,
+``pyproject.toml``).
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from aiops.settings import settings_of
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def init_app(app: Flask) -> None:
     """The demo's routes exist only when the demo is on (``AIOPS_ENABLE_SIMULATION=1``)."""
+    from aiops.settings import settings_of
     from simulation import models  # noqa: F401 - register the table (migrations know it either way)
 
     if not settings_of(app).enable_simulation:

@@ -1,10 +1,12 @@
-"""Recording requests as spans and storing them.
+"""Recording requests as spans and storing them: the recorders, the span store, OTLP ingest and replay.
 
-``init_app`` wires the database, the span buffer and the configured recorder
-(``lean`` by default, ``otel`` on request) into the app, the bridge that stores
-the app's own log records with their request's trace (:mod:`telemetry.log_bridge`),
-and ``GET /metrics``
-(the product's own Prometheus metrics, :mod:`telemetry.selfmetrics`). Nothing
+The bottom layer: telemetry never imports ``aiops`` or ``simulation`` (import-linter,
+``pyproject.toml``); settings reach it as values (``init_app``'s ``settings``). ``init_app`` wires
+the database, the span buffer and the configured recorder (``lean`` by default, ``otel`` on
+request) into the app, the bridge that stores the app's own log records with their request's trace
+(:mod:`telemetry.log_bridge`), and ``GET /metrics`` (the product's own Prometheus metrics,
+:mod:`telemetry.selfmetrics`). It imports Flask, the database and the recorders only when it runs,
+so the pure modules (:mod:`telemetry.columns`, :mod:`telemetry.rows`) import without them. Nothing
 here connects to the database or starts a thread until a request or command needs it.
 """
 
@@ -12,15 +14,13 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
-from flask import Flask, Response, current_app, request
+if TYPE_CHECKING:  # the modules behind init_app are imported when it runs: importing telemetry is cheap
+    from flask import Flask, Response
 
-from telemetry import log_bridge, selfmetrics
-from telemetry.buffer import SpanBuffer
-from telemetry.db import configure_engine, db
-from telemetry.otlp_limits import InflightBudget
-from telemetry.rows import ServiceNames
-from telemetry.store import insert_logs, insert_spans
+    from telemetry.buffer import SpanBuffer
+    from telemetry.rows import ServiceNames
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,21 @@ SETTINGS_EXTENSION = "settings"  # app.extensions key of the app's settings obje
 def app_settings(app: Flask | None = None):
     """The settings object the app was built with (its type lives with the product, not here:
     telemetry reads the values it is handed)."""
+    from flask import current_app
+
     return (app or current_app).extensions[SETTINGS_EXTENSION]
 
 
 def init_app(app: Flask, settings, names: ServiceNames) -> None:
     """Wire recording and ingest; ``names`` says which routes are the app's own (stored apart)."""
+    from flask import request
+
+    from telemetry import log_bridge, selfmetrics
+    from telemetry.buffer import SpanBuffer
+    from telemetry.db import configure_engine, db
+    from telemetry.otlp_limits import InflightBudget
+    from telemetry.store import insert_logs, insert_spans
+
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
@@ -111,18 +121,28 @@ def init_app(app: Flask, settings, names: ServiceNames) -> None:
 
 def _prometheus_metrics() -> Response:
     """``GET /metrics``: every worker's counters, whichever worker answers."""
+    from flask import Response, request
+
+    from telemetry import selfmetrics
+
     body, content_type = selfmetrics.render(request.headers.get("Accept"))
     return Response(body, content_type=content_type)
 
 
 def active_recorder():
+    from flask import current_app
+
     return current_app.extensions["aiops_recorder"]
 
 
 def span_buffer() -> SpanBuffer:
+    from flask import current_app
+
     return current_app.extensions["aiops_buffer"]
 
 
 def record_exception(exc: BaseException) -> None:
     """Attach a handled exception (a dependency timeout, say) to the current request's span."""
+    from flask import request
+
     active_recorder().record_exception(request.environ, exc)

@@ -9,7 +9,7 @@ location as attributes. Both recorders make the request's span current in
 that context (the lean one with the OpenTelemetry API alone, the ``otel`` one
 through the SDK tracer), so the same handler serves both. Its processor
 (:class:`BufferLogProcessor`) turns the record into a row of
-``telemetry.models.LOG_FIELDS`` and queues it in a
+``telemetry.columns.LOG_FIELDS`` and queues it in a
 :class:`~telemetry.buffer.SpanBuffer` of its own, whose thread writes rows in
 batches: a log call costs the request a few microseconds and never a query,
 and a store failure is counted by the buffer, never raised.

@@ -11,29 +11,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from telemetry.columns import KIND_SERVER, SPAN_FIELDS
 from telemetry.db import db
-
-# OTLP SpanKind values, used for the ``kind`` column.
-KIND_UNSPECIFIED, KIND_INTERNAL, KIND_SERVER, KIND_CLIENT, KIND_PRODUCER, KIND_CONSUMER = range(6)
-
-# Column order of the plain tuples recorders hand to the span buffer.
-SPAN_FIELDS = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "service",
-    "endpoint",
-    "kind",
-    "method",
-    "status_code",
-    "error",
-    "start_time",
-    "duration_ms",
-    "peer",
-    "exception_type",
-    "exception_message",
-    "exception_stack",
-)
 
 
 class Span(db.Model):
@@ -70,19 +49,6 @@ class Span(db.Model):
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in ("id", *SPAN_FIELDS)}
-
-
-# Column order of the log tuples the OTLP mapping and the logging handler produce.
-LOG_FIELDS = (
-    "time",
-    "service",
-    "severity_number",
-    "severity_text",
-    "body",
-    "trace_id",
-    "span_id",
-    "attributes",
-)
 
 
 class LogRecord(db.Model):

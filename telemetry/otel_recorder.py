@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
 
 from telemetry.buffer import SpanBuffer
-from telemetry.models import KIND_CLIENT
+from telemetry.columns import KIND_CLIENT
 from telemetry.rows import UNMATCHED, ServiceNames, endpoint_for_route, is_error
 
 log = logging.getLogger(__name__)

@@ -58,7 +58,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from telemetry.models import KIND_CLIENT, KIND_CONSUMER, KIND_SERVER, KIND_UNSPECIFIED
+from telemetry.columns import KIND_CLIENT, KIND_CONSUMER, KIND_SERVER, KIND_UNSPECIFIED
 from telemetry.otlp_strings import SURROGATE_ESCAPE, repair_surrogates, repair_utf8
 
 PROTOBUF = "application/x-protobuf"

@@ -22,7 +22,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from telemetry.buffer import SpanBuffer
-from telemetry.models import KIND_CLIENT, KIND_SERVER
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 from telemetry.rows import (
     UNMATCHED,
     ServiceNames,

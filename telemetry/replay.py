@@ -48,7 +48,7 @@ from pathlib import Path
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from telemetry import otlp, otlp_logs
-from telemetry.models import LOG_FIELDS, SPAN_FIELDS
+from telemetry.columns import LOG_FIELDS, SPAN_FIELDS
 
 Insert = Callable[[Sequence[tuple]], None]
 Cycle = Callable[[float], dict | None]

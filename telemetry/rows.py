@@ -5,7 +5,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
-from telemetry.models import KIND_CLIENT
+from telemetry.columns import KIND_CLIENT
 
 UNMATCHED = "<unmatched>"
 

@@ -56,7 +56,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from operator import itemgetter
 from typing import TypeVar
 
-from telemetry.models import SPAN_FIELDS
+from telemetry.columns import SPAN_FIELDS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -19,8 +19,9 @@ except ImportError:  # not POSIX: the processes of a server wait in SQLite's bus
 
 from sqlalchemy import Engine, case, delete, func, select, text
 
+from telemetry.columns import KIND_CLIENT, KIND_SERVER, LOG_FIELDS, SPAN_FIELDS
 from telemetry.db import db, write_connection
-from telemetry.models import KIND_CLIENT, KIND_SERVER, LOG_FIELDS, SPAN_FIELDS, LogRecord, Span
+from telemetry.models import LogRecord, Span
 
 # PostgreSQL hands out ids at INSERT but shows the rows at COMMIT, so concurrent
 # writers can commit out of id order: a cycle that read up to max(id) would then

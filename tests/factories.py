@@ -23,7 +23,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from aiops.detection.rules import Anomaly
 from aiops.rca.analysis import Group
-from telemetry.models import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, LOG_FIELDS, SPAN_FIELDS
+from telemetry.columns import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, LOG_FIELDS, SPAN_FIELDS
 
 T0 = 1_800_000_000.0  # a fixed clock (January 2027) for tests that hand "now" to the code under test
 RECENT_NS = (int(time.time()) - 600) * 1_000_000_000  # ten minutes ago: live ingest refuses old spans

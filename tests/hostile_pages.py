@@ -12,7 +12,7 @@ import time
 import uuid
 from html.parser import HTMLParser
 
-from telemetry.models import KIND_CLIENT, KIND_SERVER
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 from tests.factories import insert_logs, insert_spans, log_row, span_row
 
 # An acknowledger's name, typed into the incident page's form.

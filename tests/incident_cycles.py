@@ -6,7 +6,8 @@ need few cycles.
 
 from __future__ import annotations
 
-from aiops.incidents.lifecycle import Policy, apply_groups, resolve_quiet
+from aiops.incidents.lifecycle import apply_groups, resolve_quiet
+from aiops.incidents.rules import Policy
 from telemetry.db import begin_write, db
 
 POLICY = Policy(correlation_window=300.0, resolve_after_cycles=2, notify_after_cycles=2,

@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 from telemetry import otlp
-from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS
+from telemetry.columns import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS
 from telemetry.replay import Replay
 from tests.conftest import ROOT
 from tests.factories import make_request, make_span

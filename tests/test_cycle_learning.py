@@ -13,8 +13,8 @@ from aiops.detection import robust as lb
 from aiops.jobs.cycle import run_claimed
 from aiops.settings import settings_of
 from telemetry import store
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 from telemetry.db import db
-from telemetry.models import KIND_CLIENT, KIND_SERVER
 from tests.factories import span_row
 
 RULES = lb.Rules()

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from simulation import faults
 from simulation.cpuhog import CpuHog, hog
 from simulation.models import Fault
-from telemetry.models import KIND_CLIENT, KIND_SERVER
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 from tests.loopback import LoopbackServer, stored
 
 

@@ -16,7 +16,7 @@ from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import WHOLE_SERVICE, Thresholds, detect, network, shifted, window_stats
 from aiops.rca.analysis import analyse
 from aiops.settings import Settings
-from telemetry.models import KIND_CLIENT
+from telemetry.columns import KIND_CLIENT
 from tests.factories import new_trace_id, span
 
 RULES = lb.Rules()

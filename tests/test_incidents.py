@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from aiops.detection.rules import Anomaly
-from aiops.incidents.lifecycle import Changes, Policy, apply_groups, resolve_quiet, severity
+from aiops.incidents.lifecycle import Changes, apply_groups, resolve_quiet
+from aiops.incidents.rules import Policy, severity
 from aiops.jobs.cycle import run_claimed
 from aiops.settings import Settings, reconfigure, settings_of
 from aiops.store.models import AnomalyRecord, Incident

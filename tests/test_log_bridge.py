@@ -12,8 +12,9 @@ import requests
 from sqlalchemy import select
 
 from telemetry import log_bridge
+from telemetry.columns import KIND_SERVER
 from telemetry.db import db
-from telemetry.models import KIND_SERVER, LogRecord
+from telemetry.models import LogRecord
 from tests.loopback import LoopbackServer, stored
 
 

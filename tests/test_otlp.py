@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry import otlp
-from telemetry.models import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, SPAN_FIELDS
+from telemetry.columns import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, SPAN_FIELDS
 from tests.conftest import make_app
 from tests.factories import RECENT_NS, attributes, good_request, make_request, make_span
 from tests.otlp_http import JS, PB, decode, encoded, post, stored

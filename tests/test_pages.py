@@ -120,7 +120,8 @@ def _known_trace(start: float) -> list:
 def _open_incident(app, spans: list) -> str:
     """Store ``spans`` and open an incident for them with the real incident service."""
     from aiops.detection.rules import Anomaly
-    from aiops.incidents.lifecycle import Policy, apply_groups
+    from aiops.incidents.lifecycle import apply_groups
+    from aiops.incidents.rules import Policy
     from aiops.rca.analysis import Group
     from telemetry.db import begin_write, db
 

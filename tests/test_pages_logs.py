@@ -12,7 +12,7 @@ from markupsafe import escape
 
 from aiops.logs import feed as logfeed
 from aiops.logs import signals as ls
-from telemetry.models import KIND_SERVER, SPAN_FIELDS
+from telemetry.columns import KIND_SERVER, SPAN_FIELDS
 from tests.factories import insert_logs, log_row
 from tests.factories import insert_spans as insert
 from tests.hostile_pages import (

@@ -10,8 +10,9 @@ import requests
 from sqlalchemy import text
 
 from telemetry.buffer import SpanBuffer
+from telemetry.columns import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS
 from telemetry.db import db
-from telemetry.models import KIND_CLIENT, KIND_SERVER, SPAN_FIELDS, Span
+from telemetry.models import Span
 from tests.conftest import make_app
 from tests.loopback import LoopbackServer, stored
 

@@ -11,8 +11,9 @@ from aiops.jobs import worker
 from aiops.settings import reconfigure
 from aiops.store.models import DetectionCycle, LogTemplate
 from telemetry import store
+from telemetry.columns import KIND_SERVER
 from telemetry.db import db
-from telemetry.models import KIND_SERVER, LogRecord, Span
+from telemetry.models import LogRecord, Span
 from tests.factories import span_row
 
 

@@ -7,7 +7,7 @@ import math
 from aiops.detection import robust as lb
 from aiops.detection import selftime as st
 from aiops.detection.rules import shifted
-from telemetry.models import KIND_CLIENT, KIND_INTERNAL
+from telemetry.columns import KIND_CLIENT, KIND_INTERNAL
 from tests.factories import span
 
 RULES = lb.Rules()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from aiops.detection.robust import LogBaseline, Rules, Shift, judge_all
 from aiops.detection.rules import is_timeout
 from aiops.detection.selftime import SpanIndex, finished
-from telemetry.models import KIND_CLIENT, KIND_SERVER
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 
 EdgeKey = tuple[str, str, str]  # (signal, caller service, callee service)
 

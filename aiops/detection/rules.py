@@ -30,7 +30,7 @@ from aiops.detection.ewma import BaselineValue
 from aiops.detection.robust import Rules, Shift
 from aiops.kinds import AnomalyType
 from aiops.settings import Settings
-from telemetry.models import KIND_CLIENT
+from telemetry.columns import KIND_CLIENT
 from telemetry.rows import span_key
 
 Key = tuple[str, str]  # (service, endpoint)

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from aiops.detection.robust import LogBaseline, Rules, Shift, judge_all
-from telemetry.models import KIND_CLIENT, KIND_SERVER
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 from telemetry.rows import span_key
 
 Key = tuple[str, str]  # (service, endpoint)

@@ -12,50 +12,30 @@ in ``notify_after_cycles`` cycles (flap suppression); it resolves after
 ``resolve_after_cycles`` quiet cycles; a recurrence within the cooldown reopens
 it, a later one opens a new incident linked to it; severity follows impact and
 escalates when the incident keeps recurring or lasts too long, never dropping.
+The rules themselves (matching, severity, escalation, titles, episodes) are
+pure and live in :mod:`aiops.incidents.rules`; this module applies them to the
+incident rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from aiops.detection.rules import WHOLE_SERVICE, Anomaly
-from aiops.incidents import storm
-from aiops.kinds import AnomalyType, Severity
-from aiops.logs.clues import LOG_MESSAGE
+from aiops.incidents.rules import (
+    Policy,
+    describe,
+    escalation,
+    fault_changed,
+    matching_incident,
+    severity,
+    traffic_share,
+)
+from aiops.kinds import Severity
 from aiops.rca.analysis import Group
-from aiops.settings import Settings
 from aiops.store.models import AnomalyRecord, Incident, iso
 from telemetry.db import db
-
-MINOR_SHARE = 0.05  # an endpoint carrying less of the traffic than this is a step less severe
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The lifecycle settings a cycle applies (defaults and meaning: :class:`aiops.settings.Settings`)."""
-
-    correlation_window: float
-    resolve_after_cycles: int
-    notify_after_cycles: int
-    reopen_cooldown: float
-    escalate_after: float
-    escalate_reopens: int
-    verify_after: float  # a remediation is judged by a cycle whose window starts after it ran
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Policy:
-        return cls(
-            correlation_window=settings.correlation_window,
-            resolve_after_cycles=settings.resolve_after_cycles,
-            notify_after_cycles=max(1, settings.notify_after_cycles),
-            reopen_cooldown=settings.reopen_cooldown,
-            escalate_after=settings.escalate_after,
-            escalate_reopens=max(1, settings.escalate_reopens),
-            verify_after=settings.detection_interval,
-        )
 
 
 @dataclass
@@ -79,80 +59,6 @@ class Changes:
         return self.opened + self.updated + self.reopened
 
 
-def severity(anomalies: Iterable[Anomaly], affected: int, share: float | None = None) -> str:
-    """Impact-based severity: failures outrank slowness; spreading raises it a step,
-    an endpoint that carries under 5% of the traffic lowers it one."""
-    level = 0
-    for a in anomalies:
-        if a.type == AnomalyType.TIMEOUT:
-            level = max(level, 3)
-        elif a.type == AnomalyType.ERROR:
-            level = max(level, 3 if a.observed >= 0.5 else 2)
-        elif a.type == AnomalyType.LATENCY and a.baseline:
-            ratio = a.observed / a.baseline
-            level = max(level, 2 if ratio >= 5 else 1)
-    if affected >= 3:
-        level = min(level + 1, 3)
-    if share is not None and share < MINOR_SHARE:
-        level = max(level - 1, 0)
-    return Severity.at(level)
-
-
-def escalation(incident: Incident, now: float, policy: Policy) -> tuple[int, list[str]]:
-    """Steps to add for an incident that keeps recurring or lasts too long, and why."""
-    steps, why = 0, []
-    recurrences = incident.reopen_count // policy.escalate_reopens
-    if recurrences:
-        steps += recurrences
-        why.append(f"recurred {incident.reopen_count} times")
-    long_open = int((now - incident.first_detected) // policy.escalate_after)
-    if long_open:
-        steps += long_open
-        why.append(f"open for {round((now - incident.first_detected) / 60)} min")
-    return steps, why
-
-
-def describe(group: Group) -> tuple[str, str]:
-    """(title, issue) from the root's own anomaly, or the first one it explains."""
-    if group.root == storm.ROOT:
-        return storm.describe(group)
-    own = [a for a in group.anomalies if a.key == group.root]
-    lead = own[0] if own else group.anomalies[0]
-    endpoint = group.root[1] or group.root[0]  # a whole-service root is named by its service
-    if own:
-        issue = lead.message
-    else:
-        issue = f"Blamed by traces of {lead.endpoint}: {lead.message}"
-    if lead.type == "latency" and own:
-        title = f"{endpoint} latency {lead.observed:.0f}ms (baseline {lead.baseline:.0f}ms)"
-    elif lead.type == "error" and own and lead.message.startswith(LOG_MESSAGE):
-        title = f"{endpoint} logs changed ({lead.request_count} lines)"
-    elif lead.type == "error" and own:
-        title = f"{endpoint} errors {lead.observed:.0%} of {lead.request_count} requests"
-    elif lead.type == "timeout" and own:
-        title = f"{endpoint} timeouts ({lead.observed:.0f} calls)"
-    else:
-        title = f"{endpoint} is failing its callers ({lead.endpoint or lead.service} {lead.type})"
-    return title, issue
-
-
-def episode_anomalies(incident: Incident) -> list[AnomalyRecord]:
-    """The anomalies of the incident's current episode: since it opened, last reopened, or last
-    changed what is failing (earlier episodes stay on the timeline and in ``anomalies``)."""
-    since = incident.episode_at if incident.episode_at is not None else incident.first_detected
-    return [a for a in incident.anomalies if a.detected_at >= since]
-
-
-def lead_type(incident: Incident) -> str:
-    """The type of the anomaly the current episode is about: its root's own, else the first (as in
-    ``describe``)."""
-    root = (incident.root_service, incident.root_endpoint)
-    current = episode_anomalies(incident)
-    own = [a for a in current if (a.service, a.endpoint) == root]
-    lead = own or current
-    return lead[0].type if lead else "unknown"
-
-
 def add_event(incident: Incident, kind: str, at: float, detail: str, by: str = "aiops") -> None:
     incident.timeline = [*incident.timeline, {"at": iso(at), "event": kind, "by": by, "detail": detail}]
 
@@ -161,21 +67,6 @@ def open_incidents() -> list[Incident]:
     """Locked for the caller's write transaction (PostgreSQL; SQLite's write lock covers it):
     the delivery worker appends to the same timelines."""
     return list(db.session.scalars(select(Incident).where(Incident.status != "resolved").with_for_update()))
-
-
-def _matching(group: Group, open_ones: list[Incident], now: float, window: float) -> Incident | None:
-    """The open incident a group belongs to: the one with its root; else a recent one that already
-    names the root among its affected endpoints or, for a whole-service root, any endpoint of that
-    service (evidence that cannot say which endpoint is no second root cause)."""
-    service, endpoint = group.root
-    for inc in open_ones:
-        if (inc.root_service, inc.root_endpoint) == group.root:
-            return inc
-    for inc in open_ones:
-        if now - inc.last_seen <= window and inc.root_service == service and (
-                endpoint in inc.affected or endpoint == WHOLE_SERVICE):
-            return inc
-    return None
 
 
 def _last_resolved(root: tuple[str, str]) -> Incident | None:
@@ -214,24 +105,6 @@ def _reopen(incident: Incident, group: Group, now: float) -> None:
                                       f"resolved (recurrence {incident.reopen_count})")
 
 
-def _changed(incident: Incident, group: Group) -> bool:
-    """The root's own anomalies show another kind than the incident describes (it was slow, it now
-    fails), in this cycle and the one before: a new episode. Both kinds at once, or one cycle
-    without the old kind, keep the description, so it does not flap."""
-    root = (incident.root_service, incident.root_endpoint)
-    if root != group.root:
-        return False
-    now_types = {a.type for a in group.anomalies if a.key == root}
-    described = lead_type(incident)
-    if not now_types or described in now_types:
-        return False
-    earlier = [a for a in episode_anomalies(incident) if (a.service, a.endpoint) == root]
-    if not earlier:
-        return False  # blamed by its callers' traces so far: its own anomalies describe it better, same fault
-    last = max(a.detected_at for a in earlier)
-    return described not in {a.type for a in earlier if a.detected_at == last}
-
-
 def _candidates_json(group: Group) -> list[dict]:
     return [{"service": s, "endpoint": e or None, "score": score} for (s, e), score in group.candidates]
 
@@ -244,13 +117,6 @@ def _path_json(group: Group, earlier: list[dict] | None = None) -> list[dict]:
         onset = hops[key]["onset"] if key in hops else iso(hop["onset"])
         hops[key] = {**hop, "onset": onset}
     return list(hops.values())
-
-
-def _share(group: Group, total_requests: int | None) -> float | None:
-    """Share of the requests entering the system that the busiest endpoint the group names served."""
-    if not total_requests:
-        return None
-    return min(1.0, max((a.request_count for a in group.anomalies), default=0) / total_requests)
 
 
 def _new_incident(group: Group, now: float, number: int, previous: Incident | None) -> Incident:
@@ -339,7 +205,7 @@ def apply_groups(groups: list[Group], now: float, policy: Policy,
     # Cycles never overlap (the lease), so numbering from the count is unique.
     number = db.session.scalar(select(func.count()).select_from(Incident)) or 0
     for group in groups:
-        incident = _matching(group, open_ones, now, policy.correlation_window)
+        incident = matching_incident(group, open_ones, now, policy.correlation_window)
         if incident is None:
             previous = _last_resolved(group.root)
             if previous is not None and now - (previous.resolved_at or 0) <= policy.reopen_cooldown:
@@ -356,7 +222,7 @@ def apply_groups(groups: list[Group], now: float, policy: Policy,
                 changes.episodes.append(incident)
             open_ones.append(incident)
         else:
-            if incident not in changes.episodes and _changed(incident, group):
+            if incident not in changes.episodes and fault_changed(incident, group):
                 add_event(incident, "changed", now, _new_episode(incident, group, now))
                 changes.episodes.append(incident)
                 changes.changed.append(incident)
@@ -364,7 +230,7 @@ def apply_groups(groups: list[Group], now: float, policy: Policy,
             if incident not in changes.touched:
                 changes.updated.append(incident)
         _record(incident, group, now)
-        impact = severity(group.anomalies, len(incident.affected), _share(group, total_requests))
+        impact = severity(group.anomalies, len(incident.affected), traffic_share(group, total_requests))
         best = impacts.get(incident.id, Severity.LOW)
         impacts[incident.id] = max(Severity(best), Severity(impact), key=lambda s: s.rank)
     for incident in changes.touched:

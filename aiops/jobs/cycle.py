@@ -25,7 +25,9 @@ from aiops.detection import ewma as bl
 from aiops.detection import robust as lb
 from aiops.detection import selftime as st
 from aiops.detection.rules import Thresholds, detect, network, shifted, window_stats
-from aiops.incidents.lifecycle import Policy, apply_groups, lead_type, open_incidents, resolve_quiet, storm
+from aiops.incidents import storm
+from aiops.incidents.lifecycle import apply_groups, open_incidents, resolve_quiet
+from aiops.incidents.rules import Policy, lead_type
 from aiops.logs import feed as logfeed
 from aiops.logs import storage as logstate
 from aiops.owner import owner_name

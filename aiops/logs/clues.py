@@ -21,7 +21,7 @@ from aiops.detection.rules import WHOLE_SERVICE, Anomaly
 from aiops.detection.selftime import SpanIndex
 from aiops.kinds import AnomalyType
 from aiops.logs.signals import LogRecord, LogWindow
-from telemetry.models import KIND_SERVER
+from telemetry.columns import KIND_SERVER
 
 Key = tuple[str, str]
 

@@ -22,7 +22,7 @@ from aiops.detection.selftime import SpanIndex
 from aiops.logs import clues as logrca
 from aiops.logs import signals as ls
 from aiops.logs.mining import TemplateMiner
-from telemetry.models import KIND_SERVER
+from telemetry.columns import KIND_SERVER
 from telemetry.rows import span_key
 
 EXTENSION = "aiops.log_feed"

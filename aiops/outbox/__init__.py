@@ -1,8 +1,10 @@
 """The notification outbox: webhook, Slack, PagerDuty and remediation hooks, delivered at least once.
 
 Rows are written in the same transaction as the incident change that causes
-them; a worker delivers them later, from any process, with retries. Import
-what you need from here; the modules behind it are the outbox's own:
+them; a worker delivers them later, from any process, with retries. It may
+import ``aiops.incidents`` and the layers below it, and telemetry; never
+``aiops.jobs``, ``aiops.web`` or ``aiops.cli``, which call it. Import what you
+need from here; the modules behind it are the outbox's own:
 
 - :mod:`~aiops.outbox.channels`: each channel once: what turns it on, where it sends (read at send
   time, so no secret is stored), which renderer makes its body;

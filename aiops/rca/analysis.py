@@ -35,7 +35,7 @@ from aiops.detection.rules import Anomaly, Key, Thresholds, is_timeout
 from aiops.detection.selftime import SpanIndex
 from aiops.logs import clues as logrca
 from aiops.logs.signals import LogWindow
-from telemetry.models import KIND_CLIENT, KIND_SERVER
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 from telemetry.rows import span_key
 
 MAX_TRACES_PER_ANOMALY = 20

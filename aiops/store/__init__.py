@@ -1,1 +1,4 @@
-"""store."""
+"""The product's persistent state: the SQLAlchemy models (``models``) and the schema with its Alembic
+migrations (``schema``, ``migrations/``). Below every pipeline stage: it may import the root modules
+and telemetry (the shared database handle), nothing above.
+"""

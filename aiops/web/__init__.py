@@ -1,1 +1,5 @@
-"""web."""
+"""The Flask edge: the ``/aiops`` JSON API (``api``), the HTML pages (``pages``), ``GET /openapi.json``,
+``/health``, errors, auth and security guards, and the queries the API and pages share
+(``incident_queries``, ``log_queries``, ``endpoints``). The top layer, beside ``aiops.cli``: it may
+import every aiops package below it and telemetry; never ``aiops.cli`` or ``simulation``.
+"""

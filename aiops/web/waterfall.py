@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from telemetry.models import KIND_CLIENT
+from telemetry.columns import KIND_CLIENT
 from telemetry.rows import span_key
 
 MAX_ROWS = 500

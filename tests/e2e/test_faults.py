@@ -16,7 +16,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from telemetry.models import KIND_CLIENT, KIND_SERVER, Span
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
+from telemetry.models import Span
 from tests.e2e import helpers as h
 
 pytestmark = pytest.mark.e2e

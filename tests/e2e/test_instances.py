@@ -24,8 +24,8 @@ import requests
 import sqlalchemy as sa
 
 from aiops.store.models import DetectionCycle, DetectionState
+from telemetry.columns import KIND_SERVER
 from telemetry.db import configure_engine
-from telemetry.models import KIND_SERVER
 from telemetry.store import insert_spans
 from tests.e2e import helpers as h
 from tests.e2e.cycles import assert_one_per_interval, read_cycles, scheduler_pids

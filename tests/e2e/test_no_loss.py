@@ -18,7 +18,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from telemetry.models import KIND_CLIENT, KIND_SERVER
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 from tests.e2e import helpers as h
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,42 @@
+"""The span and log rows as plain values: what the ``kind`` column holds, and the column order of
+the tuples that recorders, ingest and replay hand to the store.
+
+Pure (no SQLAlchemy), so detection and RCA can read spans without the database layer;
+:mod:`telemetry.models` maps the same columns to tables.
+"""
+
+from __future__ import annotations
+
+# OTLP SpanKind values, used for the ``kind`` column.
+KIND_UNSPECIFIED, KIND_INTERNAL, KIND_SERVER, KIND_CLIENT, KIND_PRODUCER, KIND_CONSUMER = range(6)
+
+# Column order of the plain tuples recorders hand to the span buffer.
+SPAN_FIELDS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "service",
+    "endpoint",
+    "kind",
+    "method",
+    "status_code",
+    "error",
+    "start_time",
+    "duration_ms",
+    "peer",
+    "exception_type",
+    "exception_message",
+    "exception_stack",
+)
+
+# Column order of the log tuples the OTLP mapping and the logging handler produce.
+LOG_FIELDS = (
+    "time",
+    "service",
+    "severity_number",
+    "severity_text",
+    "body",
+    "trace_id",
+    "span_id",
+    "attributes",
+)
