@@ -26,13 +26,13 @@ from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import WHOLE_SERVICE, Key, Thresholds
 from aiops.incidents import reports
 from aiops.settings import current_settings
-from aiops.web import auth, waterfall
+from aiops.web import auth, errors, waterfall
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
 from telemetry import store
 
-bp = Blueprint("pages", __name__)
+bp = errors.html_pages(Blueprint("pages", __name__))  # their errors are HTML pages too
 
 REFRESH_SECONDS = 30  # the dashboard reloads itself this often (``?refresh=0`` pauses)
 DASHBOARD_ACTIVE, DASHBOARD_RESOLVED = 100, 20  # incidents listed (the tile counts every active one)
