@@ -4,8 +4,9 @@ API and demo routes answer ``{"error": "<status name>", "message": "..."}``;
 the routes of a blueprint that declared itself HTML (:func:`html_pages`: the
 dashboard, incident and log pages) get an HTML error page, found from the app's
 URL map: the route that served the request, or for a wrong method (405) the
-route that has the path. A path no route has is JSON. The
-service layer's domain errors (:mod:`aiops.web.incident_queries`) carry no HTTP:
+route that has the path. A path no route has is JSON. The incident rules'
+errors (:mod:`aiops.incidents.errors`) and the queries' bad input
+(:class:`aiops.web.incident_queries.InvalidInput`) carry no HTTP:
 :data:`DOMAIN_STATUS` is where they become a status, for the API and the pages
 alike.
 
@@ -25,13 +26,14 @@ import secrets
 from flask import Blueprint, Flask, current_app, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import BadRequest, Conflict, HTTPException, InternalServerError, NotFound
 
-from aiops.web.incident_queries import IncidentNotFound, InvalidInput, InvalidTransition, ServiceError
+from aiops.incidents.errors import IncidentNotFound, InvalidTransition
+from aiops.web.incident_queries import InvalidInput
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
 HTML_EXTENSION = "aiops_html_blueprints"  # app.extensions: names of the blueprints that serve HTML pages
-DOMAIN_STATUS: dict[type[ServiceError], type[HTTPException]] = {
+DOMAIN_STATUS: dict[type[Exception], type[HTTPException]] = {
     IncidentNotFound: NotFound,
     InvalidTransition: Conflict,
     InvalidInput: BadRequest,
@@ -108,10 +110,8 @@ def init_app(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         return _response(exc)
 
-    @app.errorhandler(ServiceError)
-    def _domain_error(exc: ServiceError):
-        http = next((status for kind, status in DOMAIN_STATUS.items() if isinstance(exc, kind)), BadRequest)
-        return _response(http(description=str(exc)))
+    for kind, status in DOMAIN_STATUS.items():
+        app.register_error_handler(kind, lambda exc, status=status: _response(status(description=str(exc))))
 
     @app.errorhandler(InternalServerError)
     def _internal_error(exc: InternalServerError):
