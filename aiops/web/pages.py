@@ -30,7 +30,7 @@ from aiops.web import auth, errors, waterfall
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
-from telemetry import store
+from telemetry import store, tokens
 
 bp = errors.html_pages(Blueprint("pages", __name__))  # their errors are HTML pages too
 
@@ -270,7 +270,7 @@ def _form_action(incident_id: str, action: str):
     """The form's post: guards, then the transition, then back to the page (303)."""
     auth.check_csrf()
     token = current_settings().api_token
-    if token and not auth.secret_equal(request.form.get("token", ""), token):
+    if token and not tokens.secret_equal(request.form.get("token", ""), token):
         abort(401, description="the API token is missing or wrong (the server has AIOPS_API_TOKEN set)")
     by, comment = incident_service.check_actor(request.form.get("by", "").strip(),
                                                request.form.get("comment", "").strip(), FORM_ACTOR)
