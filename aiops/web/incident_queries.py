@@ -43,7 +43,7 @@ MAX_ID_CHARS, MAX_SERVICE_CHARS, MAX_CHANNEL_CHARS = 64, 255, 32
 _LISTS = ("active", "resolved")
 
 
-class InvalidInput(ValueError):
+class InvalidInput(Exception):
     """A filter, cursor, page size or field that is not one the service takes (a 400)."""
 
 
