@@ -19,7 +19,9 @@ exporters decide from them whether to retry:
   wrong types, an empty body) or every span in it is invalid. Clients never
   retry a 400. Nothing is stored. Invalid UTF-8 is repaired, not a 400.
 - 401: ``AIOPS_INGEST_TOKEN`` (else ``AIOPS_API_TOKEN``) is set and the
-  request does not carry it; checked before the body is read.
+  request does not carry it (in a form :func:`telemetry.tokens.presented`
+  accepts, as an exporter's ``authorization=Bearer <token>`` header is);
+  checked before the body is read.
 - 413: over ``AIOPS_OTLP_MAX_BYTES`` after decompression; the gzip stream is
   inflated chunk by chunk and abandoned at the limit, so a small "gzip bomb"
   costs at most the limit in memory (deflate, which the Python exporter
@@ -44,7 +46,6 @@ cycle reads it by span id like any recorded request.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -56,7 +57,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from telemetry import app_settings, otlp, otlp_limits, otlp_logs, selfmetrics
+from telemetry import app_settings, otlp, otlp_limits, otlp_logs, selfmetrics, tokens
 from telemetry.db import db
 from telemetry.store import insert_logs, insert_spans
 
@@ -67,7 +68,6 @@ bp = Blueprint("otlp", __name__)
 CHUNK = 64 * 1024
 GZIP_SLACK = 64 * 1024  # gzip may grow incompressible data a little on the wire
 RETRY_AFTER = "2"
-TOKEN_HEADER = "X-AIOps-Token"
 _CODINGS = {"": None, "identity": None, "gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
 
 
@@ -82,17 +82,6 @@ def _chunks(stream) -> Iterator[bytes]:
         if not chunk:
             return
         yield chunk
-
-
-def authorized(headers, token: str) -> bool:
-    """``Authorization: Bearer <token>`` (what an exporter's OTLP ``headers`` setting sends as
-    ``authorization=Bearer <token>``), or ``X-AIOps-Token: <token>``."""
-    given = headers.get("Authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
-        return True
-    other = headers.get(TOKEN_HEADER)
-    return other is not None and hmac.compare_digest(other.strip().encode(), token.encode())
 
 
 def span_checks(settings) -> otlp.SpanChecks:
@@ -212,7 +201,7 @@ def _export(signal: Signal) -> Response:
         return response
     settings = app_settings()
     token = settings.ingest_token_required
-    if token and not authorized(request.headers, token):
+    if token and not tokens.presented(request.headers, token):
         response = _status(401, code_pb2.UNAUTHENTICATED,
                            "this server needs 'Authorization: Bearer <AIOPS_INGEST_TOKEN>'", content_type)
         response.headers["WWW-Authenticate"] = 'Bearer realm="otlp"'

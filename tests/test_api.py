@@ -67,6 +67,30 @@ def test_html_pages_get_an_html_error(client):
     assert client.get("/aiops/incidents/INC-0-404").mimetype == "application/json"
 
 
+def test_error_format_follows_the_route_not_the_path(app, client):
+    """An error is HTML on the routes of a blueprint that declared itself HTML pages (a wrong method on
+    one of them included), JSON on any other route and on a path no route has."""
+    from flask import Blueprint, abort
+
+    from aiops.web import errors
+
+    pages = errors.html_pages(Blueprint("more_pages", __name__))
+    feed = Blueprint("feed", __name__)
+    pages.add_url_rule("/more/<n>", "more", lambda n: abort(404, description=f"no page {n}"))
+    feed.add_url_rule("/more/<n>/feed", "feed", lambda n: abort(404, description=f"no feed {n}"))
+    app.register_blueprint(pages)
+    app.register_blueprint(feed)
+    r = client.get("/more/7")
+    assert r.status_code == 404 and r.mimetype == "text/html" and "no page 7" in r.get_data(as_text=True)
+    assert_json_error(client.get("/more/7/feed"), 404, "Not Found")
+    r = client.post("/more/7")
+    assert r.status_code == 405 and r.mimetype == "text/html"
+    for path in ("/incidents/INC-0-404/resolve", "/logs", "/"):  # the product's pages, posted or not
+        r = client.delete(path)
+        assert r.status_code == 405 and r.mimetype == "text/html", path
+    assert_json_error(client.get("/incidents/INC-0-404/nope"), 404, "Not Found")  # no route has it
+
+
 def test_wrong_method_is_a_json_405(client):
     assert_json_error(client.get("/aiops/analyze"), 405, "Method Not Allowed")
     assert_json_error(client.get("/simulate/clear"), 405, "Method Not Allowed")

@@ -232,3 +232,30 @@ def test_rca_gives_two_slow_endpoints_of_one_service_two_groups_and_a_hog_one():
     assert "/checkout" in checkout.affected  # its time went to payment
     hog = _shop_groups({"checkout": 40.0, "payment": 60.0, "inventory": 50.0}, seed=21)
     assert [g.root for g in hog] == [("shop", WHOLE_SERVICE)]
+
+
+def test_trace_and_log_suspects_share_score_lead_and_onset():
+    """One definition (evidence.Accused) for both sources: scores add up, the strongest signal leads,
+    the earliest onset is the suspect's (a signal with none is left out)."""
+    from types import SimpleNamespace
+
+    from aiops.logs.signals import LogSignal, LogSuspect
+
+    def shift(*starts_and_z):
+        return lb.Shift(("self", "pay", "/pay"), strong=[(SimpleNamespace(start_time=t), 9.0, 1.0, z)
+                                                         for t, z in starts_and_z])
+
+    quiet = evidence.Signal("network-in", "pay", "/pay", "api", lb.Shift(("gap", "api", "pay")), 1.0)
+    own = evidence.Signal("self", "pay", "/pay", None, shift((30.0, 2.0), (20.0, 3.0)), 1.0)
+    edge = evidence.Signal("network-in", "pay", "/pay", "api", shift((10.0, 4.0)), 0.5)
+    traced = evidence.Suspect("pay", [quiet, own, edge])
+    assert (traced.score, traced.lead, traced.onset) == (7.0, own, 10.0)
+    assert quiet.onset is None and own.onset == 20.0
+
+    def line(score, onset):
+        return LogSignal("surge", "pay", "payment failed <*>", 3, 1.0, score, onset, [])
+
+    first, strongest = line(1.0, 5.0), line(4.0, 8.0)
+    logged = LogSuspect("pay", [first, strongest])
+    assert (logged.score, logged.lead, logged.onset) == (5.0, strongest, 5.0)
+    assert evidence.Suspect("idle").onset is None and LogSuspect("idle").score == 0

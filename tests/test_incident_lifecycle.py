@@ -8,9 +8,13 @@ transaction per cycle) on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
+import pytest
 from sqlalchemy import select
 
+from aiops.incidents.errors import InvalidTransition
+from aiops.incidents.lifecycle import transition
 from aiops.store.models import Incident
 from telemetry.db import begin_write, db
 from tests.factories import error, group, latency, payment_slow
@@ -161,3 +165,14 @@ def test_remediation_that_did_not_help_is_recorded(app):
         remediated_at(1031.0)
         cycle(1070.0, payment_slow())
         assert all_incidents()[0].remediation == "persisting"
+
+
+def test_hand_transitions_the_state_refuses_raise_the_rules_own_error():
+    """A rule's refusal is the incidents package's error, with no HTTP in it (the web edge makes it a 409)."""
+    for status, action, why in (("resolved", "acknowledge", "already resolved"),
+                                ("resolved", "resolve", "already resolved"),
+                                ("acknowledged", "acknowledge", "already acknowledged")):
+        incident = SimpleNamespace(id="INC-1-1", status=status)
+        with pytest.raises(InvalidTransition, match=f"INC-1-1 is {why}"):
+            transition(incident, action, 1.0, "alice", "")
+        assert incident.status == status

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 import pytest
 from markupsafe import escape
 
+from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import Thresholds
 from aiops.settings import Settings
 from aiops.web import pages, waterfall
@@ -359,12 +360,33 @@ def test_endpoint_health_states():
         "api x": {"service": "api", "endpoint": "x", "avg_latency_ms": 12.0,
                   "baseline_latency_ms": 10.0, "error_rate": 0.0},
     }
-    health = pages.endpoint_health(endpoints, th, [inc])
+    ready = th.min_baseline_samples
+    learned = {(m["service"], m["endpoint"]): BaselineValue(m["baseline_latency_ms"], samples=ready)
+               for m in endpoints.values() if m["baseline_latency_ms"] is not None}
+    health = pages.endpoint_health(endpoints, learned, th, [inc])
     assert {k: v["state"] for k, v in health.items()} == {
         "payment": "incident", "checkout": "slow", "inventory": "errors", "health": "learning", "api x": "ok",
     }
     assert health["payment"]["roots"] == [inc] and health["checkout"]["touched"] == [inc]
     assert health["payment"]["ratio"] == pytest.approx(45.0) and health["health"]["ratio"] is None
+
+
+def test_endpoint_health_asks_detection_whether_slow():
+    """The dashboard's "slow" is detection's verdict: the same factor and floor, and no verdict (still
+    learning) while the baseline has fewer samples than AIOPS_MIN_BASELINE_SAMPLES."""
+    th = Thresholds.from_settings(Settings())
+    endpoint = {"service": "shop", "endpoint": "payment", "baseline_latency_ms": 20.0, "error_rate": 0.0}
+    key = ("shop", "payment")
+    ready = BaselineValue(20.0, samples=th.min_baseline_samples)
+    young = BaselineValue(20.0, samples=th.min_baseline_samples - 1)
+    for avg in (10.0, 20.0, 20.0 * th.latency_factor + 1, 20.0 + th.latency_min_delta_ms, 900.0):
+        state = pages.endpoint_health({"payment": {**endpoint, "avg_latency_ms": avg}}, {key: ready}, th,
+                                      [])["payment"]["state"]
+        assert state == ("slow" if th.is_slow(avg, ready) else "ok"), avg
+        young_state = pages.endpoint_health({"payment": {**endpoint, "avg_latency_ms": avg}}, {key: young},
+                                            th, [])["payment"]["state"]
+        assert young_state == "learning", avg
+    assert th.is_slow(900.0, ready) and not th.is_slow(900.0, young)
 
 
 def test_anomaly_summary_folds_cycles_root_first():

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 from aiops.detection import edges
 from aiops.detection import selftime as st
@@ -62,6 +63,10 @@ class Signal:
     def score(self) -> float:
         return self.shift.score * self.weight
 
+    @property
+    def onset(self) -> float | None:
+        return self.shift.onset
+
     def describe(self) -> str:
         s = self.shift
         if self.kind == "self":
@@ -74,21 +79,48 @@ class Signal:
                 f"(baseline {s.baseline_ms:.0f}ms)")
 
 
+class Evidence(Protocol):
+    """One thing that speaks against a service: a trace :class:`Signal` or a log signal
+    (:class:`aiops.logs.signals.LogSignal`)."""
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def onset(self) -> float | None: ...
+
+
+E = TypeVar("E", bound=Evidence)
+
+
 @dataclass
-class Suspect:
+class Accused(Generic[E]):
+    """A service and the evidence against it, whatever its source (traces or logs): the evidence's
+    scores add up, the strongest leads, and the earliest says when it began."""
+
     service: str
-    signals: list[Signal] = field(default_factory=list)
-    # Every busy entry of the service slowed in its own work (at least two did): the process is
-    # starved (a CPU hog, a GC storm), so the root is the service, not one of its endpoints.
-    wide: bool = False
+    signals: list[E] = field(default_factory=list)
 
     @property
     def score(self) -> float:
         return sum(s.score for s in self.signals)
 
     @property
-    def lead(self) -> Signal:
+    def lead(self) -> E:
         return max(self.signals, key=lambda s: s.score)
+
+    @property
+    def onset(self) -> float | None:
+        return min((s.onset for s in self.signals if s.onset is not None), default=None)
+
+
+@dataclass
+class Suspect(Accused[Signal]):
+    """A service its traces accuse (:func:`rank`)."""
+
+    # Every busy entry of the service slowed in its own work (at least two did): the process is
+    # starved (a CPU hog, a GC storm), so the root is the service, not one of its endpoints.
+    wide: bool = False
 
     @property
     def key(self) -> Key:
@@ -103,10 +135,6 @@ class Suspect:
         if not self.wide and any(s.kind == "self" and s.endpoint == key[1] for s in self.signals):
             return key
         return self.key
-
-    @property
-    def onset(self) -> float | None:
-        return min((s.shift.onset for s in self.signals if s.shift.onset is not None), default=None)
 
 
 def _most_common(names: Iterable[str]) -> str:

@@ -61,9 +61,13 @@ class Thresholds:
             min_slow_requests=settings.min_slow_requests,
         )
 
+    def judges(self, baseline: BaselineValue | None) -> bool:
+        """Whether ``baseline`` has the history for a latency verdict (until then, its endpoint learns)."""
+        return baseline is not None and baseline.ready(self.min_baseline_samples)
+
     def is_slow(self, duration_ms: float, baseline: BaselineValue | None) -> bool:
         """One span (or a window mean) is slow against a ready baseline."""
-        if baseline is None or not baseline.ready(self.min_baseline_samples):
+        if not self.judges(baseline):
             return False
         return (
             duration_ms > self.latency_factor * baseline.latency_ms

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from aiops.incidents.errors import InvalidTransition
 from aiops.incidents.rules import (
     Policy,
     describe,
@@ -264,17 +265,14 @@ def resolve_quiet(changes: Changes, now: float, policy: Policy) -> Changes:
     return changes
 
 
-class TransitionError(ValueError):
-    """The incident is not in a state that allows the requested change (a 409)."""
-
-
 def transition(incident: Incident, action: str, now: float, by: str, comment: str) -> Incident:
-    """Acknowledge or resolve by hand, recorded on the timeline (caller commits)."""
+    """Acknowledge or resolve by hand, recorded on the timeline (caller commits); InvalidTransition
+    when the incident's state does not allow it."""
     if incident.status == "resolved":
-        raise TransitionError(f"{incident.id} is already resolved")
+        raise InvalidTransition(f"{incident.id} is already resolved")
     if action == "acknowledge":
         if incident.status == "acknowledged":
-            raise TransitionError(f"{incident.id} is already acknowledged")
+            raise InvalidTransition(f"{incident.id} is already acknowledged")
         incident.status = "acknowledged"
     else:
         incident.status = "resolved"

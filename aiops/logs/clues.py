@@ -117,7 +117,7 @@ def anomalies(logs: LogWindow | None, keys: Mapping[str, Key], window: list, cov
     for service, suspect in sorted(logs.suspects.items()):
         if service in covered or suspect.severe_score < MIN_ANOMALY_SCORE:
             continue
-        lead = max(suspect.signals, key=lambda s: s.score)
+        lead = suspect.lead
         shown = [by_ref[(r.trace_id, r.span_id)] for sig in suspect.signals for r in sig.examples
                  if (r.trace_id, r.span_id) in by_ref]
         key = keys.get(service, (service, WHOLE_SERVICE))

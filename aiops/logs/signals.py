@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from aiops.detection.evidence import Accused
 from aiops.logs import paths as logpaths
 from aiops.logs.mining import MAX_SERVICES, TemplateKey, TemplateMiner, is_exception
 
@@ -109,21 +110,12 @@ class LogSignal:
 
 
 @dataclass
-class LogSuspect:
-    service: str
-    signals: list[LogSignal] = field(default_factory=list)
-
-    @property
-    def score(self) -> float:
-        return sum(s.score for s in self.signals)
+class LogSuspect(Accused[LogSignal]):
+    """A service its logs accuse (score, lead and onset as a trace suspect's)."""
 
     @property
     def severe_score(self) -> float:
         return sum(s.score for s in self.signals if s.severe)
-
-    @property
-    def onset(self) -> float | None:
-        return min((s.onset for s in self.signals), default=None)
 
 
 @dataclass

@@ -362,7 +362,7 @@ def _with_log_lines(group: Group, logs: LogWindow) -> None:
     service = group.root[0]
     suspect = logs.suspects.get(service)
     if suspect is not None and (not group.path or group.path[0]["service"] != service):
-        lead = max(suspect.signals, key=lambda s: s.score)
+        lead = suspect.lead
         group.path.insert(0, _hop(service, group.root[1], "logs", 0.0, None, suspect.onset, lead.describe()))
     for hop in group.path:
         hop["log_lines"] = logrca.hop_lines(hop["service"], group.example_trace, logs)

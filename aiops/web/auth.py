@@ -2,7 +2,8 @@
 
 Every mutating ``/aiops/*`` and ``/simulate/*`` view carries ``require_token``:
 it refuses a request a browser sent from another site (``Origin`` names
-another host) and, when ``AIOPS_API_TOKEN`` is set, one without the token.
+another host) and, when ``AIOPS_API_TOKEN`` is set, one without the token
+(:mod:`telemetry.tokens` says in which forms).
 Non-browser clients (curl, requests, the SDKs) send no ``Origin`` and are
 unaffected. Without the origin check, any web page a user visits could make
 the user's browser post an HTML form to ``/aiops/incidents/<id>/resolve``
@@ -18,7 +19,6 @@ and instance accepts every other one's tokens.
 
 from __future__ import annotations
 
-import hmac
 import re
 import secrets
 from functools import wraps
@@ -27,16 +27,12 @@ from urllib.parse import urlsplit
 from flask import abort, g, request
 
 from aiops.settings import current_settings
+from telemetry.tokens import presented, secret_equal
 
 CSRF_COOKIE = "aiops_csrf"
 CSRF_FIELD = "csrf"
 _CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def secret_equal(given: str, expected: str) -> bool:
-    """Constant-time comparison of two strings (any characters)."""
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 # -- same origin ----------------------------------------------------------------------
@@ -69,18 +65,19 @@ def same_origin() -> None:
         abort(403, description="cross-site request refused")
 
 
-# -- bearer token ---------------------------------------------------------------------
+# -- API token ------------------------------------------------------------------------
 
 
 def require_token(view):
     """Reject cross-site browser requests (403), then the call with 401 unless
-    ``AIOPS_API_TOKEN`` is unset or presented as ``Authorization: Bearer <token>``."""
+    ``AIOPS_API_TOKEN`` is unset or presented (:func:`telemetry.tokens.presented`: a bearer token
+    or ``X-AIOps-Token``; never a browser's Basic login, which it would send for another site)."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
         same_origin()
         token = current_settings().api_token
-        if token and not secret_equal(request.headers.get("Authorization", ""), f"Bearer {token}"):
+        if token and not presented(request.headers, token):
             abort(401, description="this call needs 'Authorization: Bearer <AIOPS_API_TOKEN>'")
         return view(*args, **kwargs)
 

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
 
+from aiops.detection.ewma import BaselineValue
+from aiops.detection.rules import Key
 from aiops.settings import Settings
 from aiops.store.models import Baseline
 from telemetry import store
@@ -49,9 +51,17 @@ def summarise(rows: Iterable[Mapping], baselines: Mapping, own_service: str) -> 
     return dict(sorted(out.items()))
 
 
-def current(settings: Settings, now: float | None = None) -> dict:
+def baselines() -> dict[Key, BaselineValue]:
+    """Every endpoint's learned baseline, as detection judges against it."""
+    return {(b.service, b.endpoint): BaselineValue(b.latency_ms, b.error_rate, b.samples, b.windows)
+            for b in db.session.scalars(select(Baseline))}
+
+
+def current(settings: Settings, now: float | None = None,
+            learned: Mapping[Key, BaselineValue] | None = None) -> dict:
+    """The metrics of the last ``AIOPS_METRICS_WINDOW``; ``learned``: the baselines, if already read."""
     now = time.time() if now is None else now
     ignored = settings.ignore_services
     rows = store.endpoint_stats(now - settings.metrics_window, ignored)
-    baselines = {(b.service, b.endpoint): b.latency_ms for b in db.session.scalars(select(Baseline))}
-    return summarise(rows, baselines, settings.service_name)
+    learned = baselines() if learned is None else learned
+    return summarise(rows, {key: b.latency_ms for key, b in learned.items()}, settings.service_name)

@@ -1,8 +1,12 @@
 """JSON-or-HTML errors in one place.
 
 API and demo routes answer ``{"error": "<status name>", "message": "..."}``;
-the HTML pages (``/`` and ``/incidents/...``) get an HTML error page. The
-service layer's domain errors (:mod:`aiops.web.incident_queries`) carry no HTTP:
+the routes of a blueprint that declared itself HTML (:func:`html_pages`: the
+dashboard, incident and log pages) get an HTML error page, found from the app's
+URL map: the route that served the request, or for a wrong method (405) the
+route that has the path. A path no route has is JSON. The incident rules'
+errors (:mod:`aiops.incidents.errors`) and the queries' bad input
+(:class:`aiops.web.incident_queries.InvalidInput`) carry no HTTP:
 :data:`DOMAIN_STATUS` is where they become a status, for the API and the pages
 alike.
 
@@ -19,24 +23,52 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Flask, g, jsonify, make_response, render_template, request
+from flask import Blueprint, Flask, current_app, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import BadRequest, Conflict, HTTPException, InternalServerError, NotFound
 
-from aiops.web.incident_queries import IncidentNotFound, InvalidInput, InvalidTransition, ServiceError
+from aiops.incidents.errors import IncidentNotFound, InvalidTransition
+from aiops.web.incident_queries import InvalidInput
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
-DOMAIN_STATUS: dict[type[ServiceError], type[HTTPException]] = {
+HTML_EXTENSION = "aiops_html_blueprints"  # app.extensions: names of the blueprints that serve HTML pages
+DOMAIN_STATUS: dict[type[Exception], type[HTTPException]] = {
     IncidentNotFound: NotFound,
     InvalidTransition: Conflict,
     InvalidInput: BadRequest,
 }
 
 
+def html_pages(bp: Blueprint) -> Blueprint:
+    """Declare that ``bp`` serves HTML pages: an error on one of its routes is the HTML error page."""
+    def note(state) -> None:  # the prefix its endpoints get in this app (a nested one's too)
+        name = f"{state.name_prefix}.{state.name}".lstrip(".")
+        state.app.extensions.setdefault(HTML_EXTENSION, set()).add(name)
+
+    bp.record_once(note)
+    return bp
+
+
+def _endpoint() -> str | None:
+    """The endpoint of the route for this request's path: the one that matched or, when none took
+    the method (a 405), one that takes another; None when no route has the path (a 404)."""
+    if request.url_rule is not None:
+        return request.url_rule.endpoint
+    adapter = current_app.create_url_adapter(request)
+    methods = sorted(adapter.allowed_methods()) if adapter is not None else []
+    if not methods:
+        return None
+    try:
+        return adapter.match(method=methods[0])[0]
+    except HTTPException:  # a redirect to the path with a trailing slash, say: no route has this one
+        return None
+
+
 def wants_html() -> bool:
-    path = request.path
-    return path in ("/", "/logs") or path.startswith("/incidents/")
+    endpoint = _endpoint()
+    blueprint = endpoint.rpartition(".")[0] if endpoint else ""
+    return blueprint in current_app.extensions.get(HTML_EXTENSION, ())
 
 
 def request_id() -> str:
@@ -78,10 +110,8 @@ def init_app(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         return _response(exc)
 
-    @app.errorhandler(ServiceError)
-    def _domain_error(exc: ServiceError):
-        http = next((status for kind, status in DOMAIN_STATUS.items() if isinstance(exc, kind)), BadRequest)
-        return _response(http(description=str(exc)))
+    for kind, status in DOMAIN_STATUS.items():
+        app.register_error_handler(kind, lambda exc, status=status: _response(status(description=str(exc))))
 
     @app.errorhandler(InternalServerError)
     def _internal_error(exc: InternalServerError):

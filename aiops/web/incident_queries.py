@@ -1,10 +1,11 @@
 """Incidents as the JSON API and the HTML pages both use them: queries and hand transitions.
 
-Each function owns its transaction and raises a domain error, never an HTTP
-one: :class:`IncidentNotFound`, :class:`InvalidTransition` and
-:class:`InvalidInput` (a filter, cursor, page size or field the caller got
-wrong). :mod:`aiops.web.errors` maps them to 404, 409 and 400, as JSON for the
-API and as an HTML page for the pages, in one place.
+Each function owns its transaction and raises an error that carries no HTTP:
+the incident rules' own (:mod:`aiops.incidents.errors`: not found, a transition
+the incident's state refuses) and :class:`InvalidInput` (a filter, cursor,
+page size or field the caller got wrong). :mod:`aiops.web.errors` maps them to
+404, 409 and 400, as JSON for the API and as an HTML page for the pages, in
+one place.
 
 Lists are filtered and paged in SQL, newest ``last_seen`` first, with a
 keyset cursor (:mod:`aiops.web.pagination`): a page costs the same few statements
@@ -22,7 +23,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from aiops import outbox
-from aiops.incidents.lifecycle import TransitionError
+from aiops.incidents.errors import IncidentNotFound
 from aiops.incidents.reports import with_report
 from aiops.kinds import Severity
 from aiops.settings import Settings
@@ -42,19 +43,7 @@ MAX_ID_CHARS, MAX_SERVICE_CHARS, MAX_CHANNEL_CHARS = 64, 255, 32
 _LISTS = ("active", "resolved")
 
 
-class ServiceError(Exception):
-    """A request the service refuses; the message is for the user."""
-
-
-class IncidentNotFound(ServiceError):
-    """No incident has this id (a 404)."""
-
-
-class InvalidTransition(ServiceError):
-    """The incident's state does not allow the change now (a 409)."""
-
-
-class InvalidInput(ServiceError):
+class InvalidInput(Exception):
     """A filter, cursor, page size or field that is not one the service takes (a 400)."""
 
 
@@ -224,9 +213,6 @@ def change(incident_id: str, action: str, by: str, comment: str, settings: Setti
     try:
         incident = get(incident_id, lock=True)
         outbox.human_transition(incident, action, time.time() if now is None else now, by, comment, settings)
-    except TransitionError as exc:
-        db.session.rollback()
-        raise InvalidTransition(str(exc)) from exc
     except BaseException:
         db.session.rollback()
         raise

@@ -22,16 +22,17 @@ from collections.abc import Iterable, Mapping
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 
-from aiops.detection.rules import WHOLE_SERVICE, Thresholds
+from aiops.detection.ewma import BaselineValue
+from aiops.detection.rules import WHOLE_SERVICE, Key, Thresholds
 from aiops.incidents import reports
 from aiops.settings import current_settings
-from aiops.web import auth, waterfall
+from aiops.web import auth, errors, waterfall
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
-from telemetry import store
+from telemetry import store, tokens
 
-bp = Blueprint("pages", __name__)
+bp = errors.html_pages(Blueprint("pages", __name__))  # their errors are HTML pages too
 
 REFRESH_SECONDS = 30  # the dashboard reloads itself this often (``?refresh=0`` pauses)
 DASHBOARD_ACTIVE, DASHBOARD_RESOLVED = 100, 20  # incidents listed (the tile counts every active one)
@@ -44,9 +45,13 @@ NOTICES = {"acknowledged": "Incident acknowledged.", "resolved": "Incident resol
 # -- pure helpers (plain data in and out) -------------------------------------------
 
 
-def endpoint_health(endpoints: Mapping[str, Mapping], th: Thresholds, active: Iterable) -> dict:
+def endpoint_health(endpoints: Mapping[str, Mapping], baselines: Mapping[Key, BaselineValue],
+                    th: Thresholds, active: Iterable) -> dict:
     """Per dashboard endpoint: ``state`` (incident|errors|slow|learning|ok), the latency
-    ratio to the baseline, and the active incidents that name it (root cause first)."""
+    ratio to the baseline, and the active incidents that name it (root cause first).
+
+    Slow and learning are detection's verdicts (:meth:`Thresholds.is_slow`, :meth:`Thresholds.judges`)
+    on the endpoint's window mean and its ``baselines`` entry."""
     active = list(active)
     out = {}
     for name, m in endpoints.items():
@@ -54,6 +59,7 @@ def endpoint_health(endpoints: Mapping[str, Mapping], th: Thresholds, active: It
         avg = m.get("avg_latency_ms") or 0.0
         ratio = avg / base if base else None
         key = (m.get("service"), m.get("endpoint"))
+        learned = baselines.get(key)
         roots = [i for i in active if (i.root_service, i.root_endpoint) == key]
         touched = [i for i in active if i not in roots and i.root_service == key[0]
                    and key[1] in (i.affected or [])]
@@ -61,9 +67,9 @@ def endpoint_health(endpoints: Mapping[str, Mapping], th: Thresholds, active: It
             state = "incident"
         elif m.get("error_rate", 0.0) > th.error_rate:
             state = "errors"
-        elif base and avg > th.latency_factor * base and avg - base > th.latency_min_delta_ms:
+        elif th.is_slow(avg, learned):
             state = "slow"
-        elif base is None:
+        elif not th.judges(learned):
             state = "learning"
         else:
             state = "ok"
@@ -189,11 +195,12 @@ def dashboard():
     page = incident_service.list_incidents(limit=DASHBOARD_ACTIVE, resolved_limit=DASHBOARD_RESOLVED,
                                            with_anomalies=False)
     active, resolved = page.active, page.resolved
-    endpoints = metrics.current(settings, now=now)
+    learned = metrics.baselines()
+    endpoints = metrics.current(settings, now=now, learned=learned)
     return render_template(
         "dashboard.html",
         endpoints=endpoints,
-        health=endpoint_health(endpoints, Thresholds.from_settings(settings), active),
+        health=endpoint_health(endpoints, learned, Thresholds.from_settings(settings), active),
         active=active,
         active_total=incident_service.count_active() if len(active) == DASHBOARD_ACTIVE else len(active),
         resolved=resolved,
@@ -263,7 +270,7 @@ def _form_action(incident_id: str, action: str):
     """The form's post: guards, then the transition, then back to the page (303)."""
     auth.check_csrf()
     token = current_settings().api_token
-    if token and not auth.secret_equal(request.form.get("token", ""), token):
+    if token and not tokens.secret_equal(request.form.get("token", ""), token):
         abort(401, description="the API token is missing or wrong (the server has AIOPS_API_TOKEN set)")
     by, comment = incident_service.check_actor(request.form.get("by", "").strip(),
                                                request.form.get("comment", "").strip(), FORM_ACTOR)

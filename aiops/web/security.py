@@ -13,8 +13,9 @@ Every request passes three checks, in order, before its view runs:
   elsewhere. A larger body is a 413 before anything reads it.
 - **Protected reads** (``AIOPS_PROTECT_READS=1``): every route but
   ``/health``, ``/static``, ``/v1/*`` (it has the ingest token) and the demo
-  shop's services needs the API token, as ``Authorization: Bearer`` or as the
-  password of HTTP Basic (so a browser can log in).
+  shop's services needs the API token, in any form :mod:`telemetry.tokens`
+  accepts, HTTP Basic with the token as the password included (so a browser
+  can log in).
 
 Every response gets the security headers (:data:`HEADERS`): a CSP that allows
 no inline script and no framing, ``nosniff``, and a same-origin referrer.
@@ -22,15 +23,12 @@ no inline script and no framing, ``nosniff``, and a same-origin referrer.
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from flask import Flask, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import BadRequest, Unauthorized
 
 from aiops.settings import Settings, current_settings, settings_of
-from aiops.web.auth import secret_equal
+from telemetry import tokens
 
 CSP = "; ".join((
     "default-src 'none'",
@@ -96,21 +94,6 @@ def body_limit(path: str, settings: Settings) -> int:
     return settings.max_body_bytes
 
 
-def token_presented(authorization: str, token: str) -> bool:
-    """``Authorization: Bearer <token>``, or HTTP Basic with ``token`` as the password (any user)."""
-    scheme, _, value = authorization.partition(" ")
-    scheme = scheme.lower()
-    if scheme == "bearer":
-        return secret_equal(value.strip(), token)
-    if scheme == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return False
-        return secret_equal(decoded.partition(":")[2], token)
-    return False
-
-
 # -- the Flask edge -----------------------------------------------------------------
 
 
@@ -126,8 +109,7 @@ def _guard() -> None:
         raise BadRequest("this host name is not served here (see AIOPS_TRUSTED_HOSTS)")
     request.max_content_length = body_limit(request.path, settings)
     if settings.protect_reads and not _open_to_all():
-        token = settings.api_token or ""
-        if not token_presented(request.headers.get("Authorization", ""), token):
+        if not tokens.presented(request.headers, settings.api_token or "", basic=True):
             raise Unauthorized(
                 "this server protects reads: send 'Authorization: Bearer <AIOPS_API_TOKEN>'",
                 www_authenticate=WWWAuthenticate("basic", {"realm": "AIOps"}),
