@@ -6,7 +6,7 @@ nothing in it). PostgreSQL variants are skipped when no server answers, unless
 ``AIOPS_TEST_REQUIRE_POSTGRES=1`` (as in CI), where that is a failure.
 
 The caller's ``AIOPS_*`` settings (and ``PORT``, ``HOST``...) are removed from
-the environment before anything else runs: see :mod:`tests.environment`.
+the environment before anything else runs: see :mod:`tests.support.environment`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import databases, environment  # noqa: E402
+from tests.support import databases, environment  # noqa: E402
 
 environment.strip(os.environ)
 
@@ -58,7 +58,7 @@ def _require_postgres() -> None:
 def migrated_template(tmp_path_factory):
     """``migrated_template(backend)``: a database migrated once per session, for tests to copy.
 
-    SQLite: the path of the file. PostgreSQL: :class:`tests.databases.PostgresCopies`
+    SQLite: the path of the file. PostgreSQL: :class:`tests.support.databases.PostgresCopies`
     of the template database. Made on first use; dropped when the session ends.
     """
     made: dict[str, object] = {}

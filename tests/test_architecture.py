@@ -2,6 +2,7 @@
 
 The layers are import-linter's contracts in ``pyproject.toml`` (``[tool.importlinter]``); the test runs
 ``lint-imports`` so the test command fails when a lower layer imports a higher one, with its report.
+At the top of ``tests/``: it is about every package at once.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Hostile input, generated: the OTLP decoders and every JSON endpoint (Hypothesis).
 
+At the top of ``tests/``: it crosses telemetry's decoders and every package's routes.
+
 What must hold for any input:
 
 - no 5xx and no exception but the decoders' own :class:`~telemetry.otlp.OtlpError`;
@@ -38,10 +40,10 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from sqlalchemy import func, select
 
 from telemetry import otlp, otlp_limits
-from tests import environment
 from tests.conftest import dispose_app, make_app
-from tests.factories import add_incident, good_request
-from tests.otlp_http import decoded_items
+from tests.support import environment
+from tests.support.factories import add_incident, good_request
+from tests.support.otlp_http import decoded_items
 
 settings.register_profile("ci", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -283,7 +285,7 @@ def test_otlp_ingest(fuzz_app, body, content_type, coding):
 
 @pytest.mark.e2e
 def test_atheris_finds_nothing(tmp_path):
-    """Coverage-guided fuzzing of the decoders (tests/fuzz_otlp_atheris.py), bounded to seconds,
+    """Coverage-guided fuzzing of the decoders (tests/support/fuzz_otlp_atheris.py), bounded to seconds,
     starting from valid protobuf, JSON and gzip bodies."""
     pytest.importorskip("atheris")
     corpus = tmp_path / "corpus"
@@ -293,7 +295,7 @@ def test_atheris_finds_nothing(tmp_path):
     for i, seed in enumerate((b"\x00\x00" + pb, b"\x01\x00" + js, b"\x00\x01" + gzip.compress(pb),
                               b"\x01\x02" + zlib.compress(js))):
         (corpus / f"seed{i}").write_bytes(seed)
-    harness = Path(__file__).with_name("fuzz_otlp_atheris.py")
+    harness = Path(__file__).parent / "support" / "fuzz_otlp_atheris.py"
     result = subprocess.run(
         [sys.executable, str(harness), str(corpus), "-runs=30000", "-max_len=8192", "-seed=1",
          f"-artifact_prefix={tmp_path}/"],

@@ -1,3 +1,9 @@
+"""One request through the whole app: the demo's route, recorded as a span.
+
+At the top of ``tests/``, as ``app.py`` is at the top of the code: it runs the app as a whole.
+"""
+
+
 def test_checkout_is_recorded_with_trace(app, client):
     from sqlalchemy import select
 

@@ -9,7 +9,7 @@ instructions rather than a regex per message. The miners' state is persisted
 from cycle to cycle and across restarts.
 
 A cycle mines every new line, so the per-line cost is kept low without
-changing a single result (``tests/test_logpatterns.py`` checks line by line,
+changing a single result (``tests/logs/test_mining.py`` checks line by line,
 and the saved state, against drain3 itself):
 
 - masking is drain3's, applied word by word (:func:`mask`): no mask can match

@@ -5,7 +5,7 @@ Flask views in three packages that parse their own input (query strings,
 optional JSON bodies, OTLP protobuf), so apispec would still need this text
 as YAML in docstrings, and flask-smorest would have every view rewritten
 around marshmallow with its own error format. A dict is data a test can walk:
-``tests/test_openapi.py`` checks that every route of the app is here with its
+``tests/web/test_openapi.py`` checks that every route of the app is here with its
 methods and that the document is valid OpenAPI 3.1; the live schemathesis run
 checks the answers against it.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from tests import environment
+from tests.support import environment
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """The suite ignores the caller's shell: a real pytest run with hostile AIOPS_* settings exported.
 
-Without ``tests/environment.py`` an exported ``AIOPS_API_TOKEN`` turns every
+Without ``tests/support/environment.py`` an exported ``AIOPS_API_TOKEN`` turns every
 unauthenticated ``POST /simulate/*`` in the unit tests into a 401, and an
 invalid ``AIOPS_DETECTION_INTERVAL`` makes ``create_app`` refuse to start.
 """
@@ -15,7 +15,7 @@ from tests.e2e.server import ROOT, GunicornServer
 
 HOSTILE = {"AIOPS_API_TOKEN": "x", "AIOPS_DETECTION_INTERVAL": "garbage", "PORT": "not-a-port",
            "AIOPS_ENABLE_SIMULATION": "0"}
-TOKEN_SENSITIVE = "tests/test_api.py::test_fault_injection_is_visible_and_cleared"
+TOKEN_SENSITIVE = "tests/web/test_api.py::test_fault_injection_is_visible_and_cleared"
 
 
 def test_unit_tests_pass_with_hostile_settings_exported():

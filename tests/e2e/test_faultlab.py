@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import environment
+from tests.support import environment
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = ROOT / "bench" / "faultlab" / "topologies" / "ci.toml"

@@ -22,8 +22,8 @@ import pytest
 import requests
 
 from bench.faultlab import control
-from tests import environment
 from tests.e2e.server import ROOT, free_port
+from tests.support import environment
 
 DELAY = 0.6  # seconds: far above loopback noise, so "not delayed" is clear-cut
 

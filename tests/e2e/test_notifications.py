@@ -1,6 +1,6 @@
 """Notifications end to end: a real gunicorn, real faults, real receivers on loopback.
 
-The receivers (tests/receivers.py) record what they get and fail on demand.
+The receivers (tests/support/receivers.py) record what they get and fail on demand.
 Detection runs when the test asks (``POST /aiops/analyze``); the outbox is
 delivered by the servers' own background job, so the tests wait for the
 receivers to hear about it, never for a fixed time.
@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e import helpers as h
 from tests.e2e.server import GunicornServer, WorkerProcess
-from tests.receivers import Receiver, Reply
+from tests.support.receivers import Receiver, Reply
 
 pytestmark = pytest.mark.e2e
 

@@ -28,7 +28,7 @@ from telemetry.store import insert_logs
 from tests.conftest import dispose_app, make_app
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT
-from tests.incident_rows import add_incidents
+from tests.support.incident_rows import add_incidents
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests import environment
 from tests.e2e.server import GunicornServer
+from tests.support import environment
 
 pytestmark = pytest.mark.e2e
 

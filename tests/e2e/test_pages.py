@@ -34,11 +34,11 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from tests import environment
 from tests.conftest import dispose_app, make_app
 from tests.e2e import helpers as h
-from tests.factories import add_incident
-from tests.hostile_pages import (
+from tests.support import environment
+from tests.support.factories import add_incident
+from tests.support.hostile_pages import (
     FORBIDDEN_TAGS,
     HOSTILE_NAME,
     PAYLOADS,

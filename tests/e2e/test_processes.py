@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aiops.store.models import CycleRequest, DetectionCycle, Worker
-from tests import environment
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT, free_port
+from tests.support import environment
 
 pytestmark = pytest.mark.e2e
 

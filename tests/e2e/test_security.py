@@ -19,10 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from tests import databases, environment
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT, free_port
-from tests.factories import empty_spans, failing_requests, make_request, make_span
+from tests.support import databases, environment
+from tests.support.factories import empty_spans, failing_requests, make_request, make_span
 
 pytestmark = pytest.mark.e2e
 

@@ -1,0 +1,178 @@
+"""Incident lifecycle: persistence before notifying, reopen within the cooldown,
+linked recurrence after it, escalation, quiet resolve, and remediation checks.
+
+Drives ``apply_groups``/``resolve_quiet`` the way a cycle does (one write
+transaction per cycle) on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from aiops.incidents.errors import InvalidTransition
+from aiops.incidents.lifecycle import transition
+from aiops.store.models import Incident
+from telemetry.db import begin_write, db
+from tests.support.factories import error, group, latency, payment_slow
+from tests.support.incident_cycles import POLICY, cycle
+
+
+def events(changes):
+    return [(i.id, e) for i, e in changes.notify]
+
+
+def all_incidents():
+    db.session.expire_all()
+    return list(db.session.scalars(select(Incident).order_by(Incident.first_detected)))
+
+
+def test_an_anomaly_notifies_only_once_it_persisted(app):
+    with app.app_context():
+        first = cycle(1000.0, payment_slow())
+        [inc] = first.opened
+        assert first.notify == [] and not inc.to_dict()["confirmed"]
+        second = cycle(1030.0, payment_slow())
+        assert events(second) == [(inc.id, "trigger")]
+        assert [i.id for i in second.remediate] == [inc.id]
+        third = cycle(1060.0, payment_slow())
+        assert third.notify == []  # once per incident, not per cycle
+        [stored] = all_incidents()
+        assert stored.seen_cycles == 3 and stored.confirmed_at == 1030.0
+        assert [e["event"] for e in stored.timeline] == ["detected", "confirmed"]
+
+
+def test_a_blip_resolves_quietly_without_any_notification(app):
+    with app.app_context():
+        cycle(1000.0, payment_slow())
+        quiet = [cycle(1000.0 + 30 * k) for k in (1, 2)]
+        assert [i.status for i in quiet[-1].resolved] == ["resolved"]
+        assert all(c.notify == [] for c in quiet)
+
+
+def test_a_flapping_endpoint_is_one_incident_with_one_trigger(app):
+    """On, off, on, off ...: never quiet long enough to resolve, so one incident, one trigger."""
+    with app.app_context():
+        notified = []
+        for k in range(12):
+            groups = [payment_slow()] if k % 2 == 0 else []
+            notified += events(cycle(1000.0 + 30 * k, *groups))
+        [inc] = all_incidents()
+        assert notified == [(inc.id, "trigger")]
+        assert inc.status == "open" and inc.seen_cycles == 6
+
+
+def test_recurrence_within_the_cooldown_reopens_and_must_persist_again(app):
+    with app.app_context():
+        cycle(1000.0, payment_slow())
+        cycle(1030.0, payment_slow())  # confirmed, trigger
+        resolved = cycle(1060.0).resolved + cycle(1090.0).resolved
+        [inc] = resolved
+        assert inc.status == "resolved"
+        again = cycle(1300.0, payment_slow())  # 210 s later: inside the 600 s cooldown
+        assert [i.id for i in again.reopened] == [inc.id] and again.opened == []
+        assert again.notify == []  # the recurrence must persist before it pages again
+        assert events(cycle(1330.0, payment_slow())) == [(inc.id, "trigger")]
+        [stored] = all_incidents()
+        assert stored.reopen_count == 1 and stored.status == "open" and stored.resolved_at is None
+        assert "reopened" in [e["event"] for e in stored.timeline]
+
+
+def test_recurrence_after_the_cooldown_opens_a_linked_incident(app):
+    with app.app_context():
+        [old] = cycle(1000.0, payment_slow()).opened
+        cycle(1030.0)
+        cycle(1060.0)  # resolved at 1060
+        new = cycle(1060.0 + 601, payment_slow())
+        [inc] = new.opened
+        assert inc.id != old.id and inc.related_to == old.id
+        assert f"recurrence of {old.id}" in inc.timeline[0]["detail"]
+
+
+def test_resolve_notifies_only_what_was_notified(app):
+    with app.app_context():
+        cycle(1000.0, payment_slow())
+        cycle(1030.0, payment_slow())  # confirmed
+        cycle(1060.0)
+        done = cycle(1090.0)
+        assert [e for _, e in events(done)] == ["resolve"]
+
+
+def test_recurring_incidents_escalate(app):
+    with app.app_context():
+        now = 1000.0
+        ids = set()
+        for _ in range(3):
+            for _ in range(2):
+                ids |= {i.id for i in cycle(now, payment_slow()).touched}
+                now += 30
+            cycle(now)
+            cycle(now + 30)
+            now += 90
+        [inc] = all_incidents()
+        assert len(ids) == 1 and inc.reopen_count == 2
+        assert inc.severity == "critical"  # high (45x latency) + one step for 2 recurrences
+        escalated = [e for e in inc.timeline if e["event"] == "escalated"]
+        assert escalated and "recurred 2 times" in escalated[-1]["detail"]
+
+
+def test_an_incident_that_lasts_too_long_escalates_and_tells_the_channels(app):
+    policy = replace(POLICY, escalate_after=120.0)
+    with app.app_context():
+        mild = group("payment", latency("payment", 70.0, 20.0))  # 3.5x: medium
+        [inc] = cycle(1000.0, mild, policy=policy).opened
+        assert inc.severity == "medium"
+        cycle(1030.0, mild, policy=policy)  # confirmed
+        late = cycle(1150.0, mild, policy=policy)  # open 150 s > 120 s
+        assert events(late) == [(inc.id, "update")]
+        assert all_incidents()[0].severity == "high"
+
+
+def test_severity_counts_the_share_of_traffic(app):
+    with app.app_context():
+        [busy] = cycle(1000.0, group("payment", error("payment", 0.3)), total_requests=20).opened
+        [rare] = cycle(1000.0, group("inventory", error("inventory", 0.3)), total_requests=1000).opened
+        assert busy.severity == "high" and rare.severity == "medium"  # 10 of 1000 requests: a step less
+
+
+def remediated_at(at: float) -> None:
+    """A confirmed payment incident whose hook ran at ``at`` (as the delivery worker records it)."""
+    cycle(1000.0, payment_slow())
+    [inc] = cycle(1030.0, payment_slow()).remediate
+    db.session.rollback()
+    begin_write()
+    stored = db.session.get(Incident, inc.id)
+    stored.remediation, stored.remediation_at = "ran", at
+    db.session.commit()
+
+
+def test_remediation_is_judged_by_the_next_full_cycle(app):
+    with app.app_context():
+        remediated_at(1031.0)
+        cycle(1060.0)  # only 29 s after the hook: its window still held faulty spans
+        assert all_incidents()[0].remediation == "ran"
+        cycle(1090.0)
+        [stored] = all_incidents()
+        assert stored.remediation == "cleared"
+        assert "the anomaly cleared after the remediation hook ran" in [e["detail"] for e in stored.timeline]
+
+
+def test_remediation_that_did_not_help_is_recorded(app):
+    with app.app_context():
+        remediated_at(1031.0)
+        cycle(1070.0, payment_slow())
+        assert all_incidents()[0].remediation == "persisting"
+
+
+def test_hand_transitions_the_state_refuses_raise_the_rules_own_error():
+    """A rule's refusal is the incidents package's error, with no HTTP in it (the web edge makes it a 409)."""
+    for status, action, why in (("resolved", "acknowledge", "already resolved"),
+                                ("resolved", "resolve", "already resolved"),
+                                ("acknowledged", "acknowledge", "already acknowledged")):
+        incident = SimpleNamespace(id="INC-1-1", status=status)
+        with pytest.raises(InvalidTransition, match=f"INC-1-1 is {why}"):
+            transition(incident, action, 1.0, "alice", "")
+        assert incident.status == status

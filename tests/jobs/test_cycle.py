@@ -1,0 +1,103 @@
+"""How cycles learn and carry evidence, through the database: baselines after a long silence
+(AIOPS_REBASELINE_AFTER: re-centred on the first window and relearned for AIOPS_RELEARN_FOR
+seconds, raising nothing), and a quiet series' evidence carried from window to window."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import pytest
+
+from aiops.detection import robust as lb
+from aiops.jobs.cycle import run_claimed
+from aiops.settings import settings_of
+from telemetry import store
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
+from telemetry.db import db
+from tests.support.factories import span_row
+
+RULES = lb.Rules()
+
+
+def _rows(start: float, n: int, work_ms: float, gap_ms: float = 1.0, seed: int = 0) -> list[tuple]:
+    """``n`` calls front -> back; back's own work is ``work_ms`` (x jitter)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        t, trace = start + i * 0.25, uuid.uuid4().hex
+        ids = [uuid.uuid4().hex[:16] for _ in range(3)]
+        back = work_ms * rng.uniform(0.8, 1.2)
+        call = back + gap_ms * rng.uniform(0.8, 1.2)
+        values = [
+            dict(span_id=ids[0], parent_span_id=None, service="front", endpoint="/home", kind=KIND_SERVER,
+                 start_time=t, duration_ms=call + 3.0),
+            dict(span_id=ids[1], parent_span_id=ids[0], service="front", endpoint="GET", kind=KIND_CLIENT,
+                 start_time=t + 0.001, duration_ms=call, peer="back"),
+            dict(span_id=ids[2], parent_span_id=ids[1], service="back", endpoint="/data", kind=KIND_SERVER,
+                 start_time=t + 0.001 + gap_ms / 2000, duration_ms=back),
+        ]
+        rows += [span_row(trace_id=trace, method="GET", status_code=200, error=False, **v) for v in values]
+    return rows
+
+
+def _cycle(app, rows, now):
+    with app.app_context():
+        store.insert_spans(db.engine, rows)
+        return run_claimed(settings_of(app), force=True, now=now)
+
+
+@pytest.mark.parametrize("gap_hours, raises", [(0.1, True), (5.0, False)])
+def test_the_first_window_after_a_long_silence_teaches_and_raises_nothing(app, gap_hours, raises):
+    t = 1_000_000.0
+    for w in range(6):
+        assert _cycle(app, _rows(t + 30 * w, 100, 20.0, seed=w), t + 30 * (w + 1))["anomalies"] == []
+    later = t + 180 + gap_hours * 3600
+    first = _cycle(app, _rows(later, 100, 200.0, seed=10), later + 30)  # 10x slower
+    assert first["learning"] == ("normal" if raises else "reseed")
+    assert bool(first["anomalies"]) is raises
+    assert bool(first["incidents_opened"]) is raises
+    if raises:
+        return
+    second = _cycle(app, _rows(later + 30, 100, 200.0, seed=11), later + 60)  # within AIOPS_RELEARN_FOR
+    assert second["learning"] == "relearn" and second["anomalies"] == []
+    # The new level is the new normal; a fault on top of it is still seen.
+    third = _cycle(app, _rows(later + 60, 100, 200.0, seed=12), later + 120)
+    assert third["learning"] == "normal" and third["anomalies"] == [], third
+    shifted = _cycle(app, _rows(later + 120, 100, 2000.0, seed=13), later + 150)
+    assert {a["service"] for a in shifted["anomalies"]} >= {"back"}, shifted
+
+
+def test_reseed_recentres_but_keeps_the_tails_it_knew():
+    old = lb.LogBaseline(center=1.0, var=0.2, tail=0.05, far=0.04, samples=500, windows=20)
+    new = lb.reseed(old, [100.0] * 30, RULES)
+    assert abs(new.typical_ms - 100.0) < 1e-9
+    assert (new.var, new.tail, new.far) == (0.2, 0.05, 0.04)
+    assert new.samples == 530 and new.windows == 1
+
+
+def test_after_forget_last_data_the_next_window_relearns(app):
+    """What the replay does between files: the next recording starts like data after a silence."""
+    from aiops.jobs.cycle import forget_last_data
+
+    t = 2_000_000.0
+    for w in range(4):
+        _cycle(app, _rows(t + 30 * w, 60, 20.0, seed=w), t + 30 * (w + 1))
+    with app.app_context():
+        forget_last_data()
+    resumed = _cycle(app, _rows(t + 120, 60, 200.0, seed=9), t + 150)
+    assert resumed["learning"] == "reseed" and resumed["anomalies"] == []
+
+
+def test_a_quiet_callee_delayed_once_per_window_is_found_in_the_second(app):
+    t = 3_000_000.0
+    for w in range(8):
+        assert _cycle(app, _rows(t + 30 * w, 10, 20.0, seed=w), t + 30 * (w + 1))["anomalies"] == []
+    found = []
+    for w in range(8, 10):
+        start = t + 30 * w
+        rows = _rows(start, 12, 20.0, seed=w) + _rows(start + 7 + w, 1, 20.0, gap_ms=400.0, seed=w)
+        found.append(_cycle(app, rows, start + 30)["anomalies"])
+    assert found[0] == [], found  # one slow call: not enough alone
+    network = [a for a in found[1] if a["message"].startswith("Network")]
+    assert [(a["service"], a["endpoint"]) for a in network] == [("back", "/data")], found[1]

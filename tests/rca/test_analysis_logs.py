@@ -1,0 +1,97 @@
+"""RCA with logs (aiops.rca.analysis.analyse ``logs=``, aiops.logs.clues): log evidence moves the ranking
+to the service that logged the new error; without log lines the result is the trace-only one, exactly."""
+
+from __future__ import annotations
+
+import copy
+
+from aiops.detection.ewma import BaselineValue
+from aiops.detection.rules import Thresholds, detect, window_stats
+from aiops.logs import signals as ls
+from aiops.logs.mining import TemplateMiner
+from aiops.rca.analysis import analyse
+from aiops.settings import Settings
+from tests.support.factories import client, span
+
+TH = Thresholds.from_settings(Settings())
+BASELINES = {("front", "order"): BaselineValue(40.0, samples=200, windows=20),
+             ("mid", "price"): BaselineValue(20.0, samples=200, windows=20),
+             ("back", "rates"): BaselineValue(8.0, samples=200, windows=20)}
+
+
+def call(parent, service, endpoint, ms):
+    c = client(parent, endpoint, ms + 1)
+    c.peer = service
+    return c, span(endpoint, ms, parent=c, service=service, start_time=parent.start_time)
+
+
+def trace(start, failed):
+    """front/order -> mid/price -> back/rates; a failed order is a 500 at front only (no status
+    codes below it: a wrong answer travelled up)."""
+    root = span("order", 38.0, service="front", start_time=start, status_code=500 if failed else 200)
+    c1, mid = call(root, "mid", "price", 20.0)
+    c2, back = call(mid, "back", "rates", 8.0)
+    return [root, c1, mid, c2, back]
+
+
+def window():
+    traces = [trace(1000.0 + i, failed=i % 2 == 0) for i in range(30)]
+    return [s for t in traces for s in t], traces
+
+
+def run(spans, logs=None):
+    anomalies = detect(window_stats(spans), BASELINES, TH)
+    by_trace = {}
+    for s in spans:
+        by_trace.setdefault(s.trace_id, []).append(s)
+    groups = analyse(anomalies, spans, lambda ids: {t: by_trace.get(t, []) for t in ids}, BASELINES, TH,
+                     (), logs)
+    return groups
+
+
+def judged(lines):
+    miner, base = TemplateMiner(), ls.LogBaselines()
+    for w in range(4):
+        normal = [ls.LogRecord(w * 30.0 + i, svc, 9, f"handled request {i}") for i in range(10)
+                  for svc in ("front", "mid", "back")]
+        seen = ls.judge(normal, miner, base)
+        ls.learn(base, seen, {"front", "mid", "back"})
+    return ls.judge(lines, miner, base)
+
+
+def summary(groups):
+    return [(g.root, g.candidates, [a.label for a in g.anomalies], g.example_trace, g.path) for g in groups]
+
+
+def test_without_log_lines_the_result_is_the_trace_only_one():
+    spans, _ = window()
+    today = summary(run(copy.deepcopy(spans)))
+    assert today == summary(run(copy.deepcopy(spans), None))
+    empty = judged([])
+    assert not empty.suspects and not empty.problems
+    with_empty = run(copy.deepcopy(spans), empty)
+    assert [(g.root, g.candidates, g.example_trace) for g in with_empty] == [
+        (root, candidates, example) for root, candidates, _, example, _ in today]
+    assert today[0][0][0] != "back"  # traces alone cannot see the wrong answer from back
+
+
+def test_the_service_that_logged_the_new_error_leads_and_its_lines_reach_the_path():
+    spans, traces = window()
+    lines = []
+    for t in traces[::2]:
+        back = t[4]
+        lines.append(ls.LogRecord(back.start_time + 0.001, "back", 17,
+                                  f"rates table corrupt: row {len(lines)} has no currency",
+                                  back.trace_id, back.span_id))
+    logs = judged(lines)
+    assert set(logs.suspects) == {"back"}
+    groups = run(spans, logs)
+    assert len(groups) == 1
+    group = groups[0]
+    assert group.root == ("back", "rates")
+    assert group.candidates[0][0] == ("back", "rates")
+    first = group.path[0]
+    assert first["service"] == "back"
+    assert first["log_lines"] and all(line["service"] == "back" for line in first["log_lines"])
+    assert len(first["log_lines"]) <= 3
+    assert first["templates"] and "rates table corrupt" in first["templates"][0]["template"]

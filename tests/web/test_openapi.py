@@ -1,0 +1,125 @@
+"""``GET /openapi.json``: every JSON route of the app is described, with its methods, in valid OpenAPI 3.1.
+
+The live run against a real server (``tests/e2e/test_openapi_live.py``) checks the answers; this
+checks the document itself, fast.
+"""
+
+from __future__ import annotations
+
+import pytest
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate
+
+from aiops.settings import settings_of
+from tests.conftest import dispose_app, make_app
+from tests.support.incident_rows import add_incidents
+
+# Routes that are not JSON endpoints: the pages (HTML, their forms answer 303) and the assets.
+NOT_JSON = {
+    ("GET", "/"),
+    ("GET", "/logs"),
+    ("GET", "/incidents/{incident_id}"),
+    ("POST", "/incidents/{incident_id}/acknowledge"),
+    ("POST", "/incidents/{incident_id}/resolve"),
+    ("GET", "/static/{filename}"),
+}
+IMPLICIT = {"HEAD", "OPTIONS"}  # Flask adds them to every route
+
+
+def routes(app) -> set[tuple[str, str]]:
+    from aiops.web.openapi import _openapi_path
+
+    return {(method, _openapi_path(rule.rule)) for rule in app.url_map.iter_rules()
+            for method in rule.methods - IMPLICIT}
+
+
+def operations(doc: dict) -> set[tuple[str, str]]:
+    return {(method.upper(), path) for path, item in doc["paths"].items() for method in item}
+
+
+@pytest.fixture(params=[True, False], ids=["demo", "no-demo"])
+def app(request, sqlite_url):
+    app = make_app(sqlite_url, AIOPS_ENABLE_SIMULATION=request.param, AIOPS_API_TOKEN="t0ken")
+    yield app
+    dispose_app(app)
+
+
+def test_every_json_route_is_described_with_its_methods_and_nothing_else(app):
+    doc = app.test_client().get("/openapi.json").get_json()
+    assert NOT_JSON <= routes(app)
+    assert operations(doc) == routes(app) - NOT_JSON
+    demo = settings_of(app).enable_simulation
+    assert any(path.startswith("/simulate/") for path in doc["paths"]) == demo
+
+
+def test_the_document_is_valid_openapi_3_1(app):
+    doc = app.test_client().get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.1")
+    validate(doc)
+
+
+def test_every_operation_documents_its_errors_with_the_error_schema(app):
+    doc = app.test_client().get("/openapi.json").get_json()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            responses = op["responses"]
+            assert "200" in responses and "400" in responses, (method, path)
+            if op["security"]:
+                assert "401" in responses, (method, path)
+            if "requestBody" in op:
+                assert "413" in responses, (method, path)
+            if path in ("/v1/traces", "/v1/logs"):
+                continue  # OTLP's own error body (google.rpc.Status)
+            for status, response in responses.items():
+                if status >= "400":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+
+
+def test_security_follows_the_configuration(sqlite_url):
+    open_app = make_app(sqlite_url, AIOPS_API_TOKEN="", AIOPS_INGEST_TOKEN="")
+    protected = make_app(sqlite_url, AIOPS_API_TOKEN="t0ken", AIOPS_PROTECT_READS=True)
+    try:
+        doc = open_app.test_client().get("/openapi.json").get_json()
+        resolve = doc["paths"]["/aiops/incidents/{incident_id}/resolve"]["post"]
+        assert resolve["security"] == [] and "401" not in resolve["responses"]
+        assert "401" not in doc["paths"]["/v1/traces"]["post"]["responses"]
+
+        auth = {"Authorization": "Bearer t0ken"}
+        doc = protected.test_client().get("/openapi.json", headers=auth).get_json()
+        assert doc["paths"]["/aiops/incidents"]["get"]["security"] == [{"apiToken": []}, {"readBasic": []}]
+        assert doc["paths"]["/aiops/analyze"]["post"]["security"] == [{"apiToken": []}]
+        assert doc["paths"]["/health"]["get"]["security"] == []
+        assert doc["paths"]["/checkout"]["post"]["security"] == []
+        assert doc["paths"]["/v1/traces"]["post"]["security"] == [{"ingestToken": []}, {"ingestHeader": []}]
+    finally:
+        dispose_app(open_app)
+        dispose_app(protected)
+
+
+def test_answers_match_their_schemas(app):
+    """A quick check of the shapes with real rows (the live run checks every operation)."""
+    add_incidents(app, 4)
+    client = app.test_client()
+    doc = client.get("/openapi.json").get_json()
+
+    def check(path: str, url: str, method: str = "get", status: str = "200", **kw):
+        r = getattr(client, method)(url, **kw)
+        assert r.status_code == int(status), r.get_json()
+        schema = doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+        OAS31Validator({**schema, "components": doc["components"]}).validate(r.get_json())
+        return r.get_json()
+
+    body = check("/aiops/incidents", "/aiops/incidents?limit=1")
+    assert body["next"] and body["active_incidents"]
+    check("/aiops/incidents/{incident_id}", "/aiops/incidents/INC-1001-1")
+    check("/aiops/incidents/{incident_id}", "/aiops/incidents/nope", status="404")
+    check("/aiops/incidents", "/aiops/incidents?limit=0", status="400")
+    check("/aiops/notifications", "/aiops/notifications")
+    check("/aiops/metrics", "/aiops/metrics")
+    check("/health", "/health")
+    auth = {"Authorization": "Bearer t0ken"}
+    resolve, url = "/aiops/incidents/{incident_id}/resolve", "/aiops/incidents/INC-1001-1/resolve"
+    check(resolve, url, "post", headers=auth)
+    check(resolve, url, "post", "409", headers=auth)
+    check(resolve, url, "post", "401")
