@@ -2,7 +2,7 @@
 even when log lines cannot be tied to a span, and a reopened incident says what fails now.
 
 Real demo traffic over loopback HTTP, real detection cycles triggered (never waited for), on
-SQLite and PostgreSQL.
+SQLite and PostgreSQL: ten to forty seconds a test, so these are e2e, outside the fast loop.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from telemetry import log_bridge
 from telemetry.db import db
 from tests.support.factories import insert_logs, log_row
 from tests.support.loopback import LoopbackServer
+
+pytestmark = pytest.mark.e2e
 
 WARM_UP_CYCLES = 4  # past the log baselines' three normal windows, and the span baselines' samples
 CHECKOUTS = 24
