@@ -41,10 +41,16 @@ E2E = ROOT / "tests" / "e2e"
 
 
 def pytest_collection_modifyitems(items):
-    """Everything under tests/e2e/ is ``e2e``: ``pytest -m "not e2e"`` is the fast loop."""
+    """Everything under tests/e2e/ is ``e2e``, and nothing else is: the fast loop,
+    ``pytest -m "not e2e"``, is exactly the tests outside tests/e2e/ (as the README says)."""
+    stray = []
     for item in items:
         if E2E in item.path.parents:
             item.add_marker(pytest.mark.e2e)
+        elif item.get_closest_marker("e2e"):
+            stray.append(item.nodeid)
+    if stray:
+        raise pytest.UsageError(f"marked e2e outside tests/e2e/ (move them there): {', '.join(stray)}")
 
 
 def _require_postgres() -> None:

@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the OTLP decoding path with atheris (libFuzzer).
 
-Run by ``tests/test_fuzz.py::test_atheris_finds_nothing`` for a bounded
+Run by ``tests/e2e/test_fuzz_atheris.py`` for a bounded
 number of inputs, or by hand for as long as you like::
 
     python tests/support/fuzz_otlp_atheris.py -max_len=65536 -runs=1000000
