@@ -11,6 +11,11 @@ The suite's own switches are spelled ``AIOPS_TEST_*`` and are kept:
 
 - ``AIOPS_TEST_REQUIRE_POSTGRES=1``: PostgreSQL variants fail instead of skipping (CI);
 - ``AIOPS_TEST_REQUIRE_CHROMIUM=1``: the browser tests fail instead of skipping (CI);
+- ``AIOPS_TEST_REQUIRE_ATHERIS=1``: the atheris run fails instead of skipping where
+  requirements-dev.txt installs atheris (CPython 3.11 on x86_64 Linux; elsewhere it has no
+  wheel, and the run still skips) (CI);
+- ``AIOPS_TEST_REQUIRE_DATASETS=1``: the replay of the TrainTicket dataset
+  (``../shared/datasets/trainticket/`` beside the clone) fails instead of skipping (CI);
 - ``AIOPS_TEST_CHROMIUM``: another Chromium binary;
 - ``AIOPS_TEST_POSTGRES_URL``: the PostgreSQL server to make throwaway databases on.
 """

@@ -9,6 +9,7 @@ import math
 import pytest
 
 from telemetry import otlp
+from tests.support import environment
 from tests.support.factories import make_request, make_span
 from tests.support.replay_files import EPOCH, INTERVAL, TRAINTICKET, Recorder, write_lines
 
@@ -170,7 +171,10 @@ def test_replay_command_without_incidents_and_bad_arguments(app, tmp_path):
 @pytest.mark.slow
 def test_trainticket_normal_replays_without_error(app, tmp_path):
     if not TRAINTICKET.exists():
-        pytest.skip(f"{TRAINTICKET} not found (shared/ datasets sit beside the clone)")
+        reason = f"{TRAINTICKET} not found (shared/ datasets sit beside the clone)"
+        if environment.flag("REQUIRE_DATASETS"):
+            pytest.fail(f"{reason}; AIOPS_TEST_REQUIRE_DATASETS=1 makes this a failure")
+        pytest.skip(reason)
     report = tmp_path / "report.json"
     result = app.test_cli_runner().invoke(args=["aiops", "replay", str(TRAINTICKET), "--report", str(report)])
     assert result.exit_code == 0, result.output
