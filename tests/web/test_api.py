@@ -5,9 +5,16 @@ Every test runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from aiops.jobs import on_demand
+from aiops.jobs.cycle import claim, release
 from aiops.settings import settings_of
+from aiops.store.models import CycleRequest, DetectionCycle
+from aiops.web import api
+from telemetry.db import db
 from tests.conftest import dispose_app, make_app
 
 TOKEN = "s3cret-token"
@@ -399,3 +406,33 @@ def test_analyze_opens_one_incident_for_an_injected_error_spike(app, client):
     summary = client.post("/aiops/analyze").get_json()
     assert summary["incidents_opened"] == [] and summary["incidents_updated"] == [incident["id"]]
     assert len(client.get("/aiops/incidents").get_json()["active_incidents"]) == 1
+
+
+def test_analyze_while_another_cycle_holds_the_lease_is_409(app, client):
+    """No worker is alive, so this process runs the cycle; but another cycle holds the lease."""
+    with app.app_context():
+        assert claim(None, settings_of(app).detection_interval, 600.0) is not None  # still running
+        db.session.remove()
+    body = assert_json_error(client.post("/aiops/analyze"), 409, "Conflict")
+    assert "another detection cycle is still running" in body["message"]
+    with app.app_context():
+        assert db.session.query(DetectionCycle).count() == 0  # the refused request ran nothing
+        release()  # that cycle ends: the next ask runs one
+        db.session.remove()
+    assert client.post("/aiops/analyze").status_code == 200
+
+
+def test_analyze_with_a_worker_that_does_not_answer_is_503(app, client, monkeypatch):
+    """A worker seen alive (its last heartbeat is recent) never answers: killed a moment ago, say.
+    Only the wait is shortened (60 s in production); the ask, the doorbell and the timeout are real."""
+    monkeypatch.setattr(api, "ANALYZE_WAIT", 0.3)
+    with app.app_context():
+        on_demand.beat("gone:1", started_at=time.time() - 60)
+        db.session.remove()
+    body = assert_json_error(client.post("/aiops/analyze"), 503, "Service Unavailable")
+    assert "the worker did not answer within 0.3 s" in body["message"]
+    with app.app_context():
+        # The request stays for a worker to answer; this process ran no cycle itself.
+        assert [r.answered_at for r in db.session.query(CycleRequest)] == [None]
+        assert db.session.query(DetectionCycle).count() == 0
+        db.session.remove()

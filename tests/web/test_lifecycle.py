@@ -27,6 +27,17 @@ def test_invalid_transitions_are_409_and_change_nothing(app, client):
     assert client.get(f"/aiops/incidents/{iid}").json["timeline"] == []
 
 
+def test_acknowledging_twice_is_409_and_records_once(app, client):
+    iid = add_incident(app)
+    assert client.post(f"/aiops/incidents/{iid}/acknowledge", json={"by": "alice"}).status_code == 200
+    r = client.post(f"/aiops/incidents/{iid}/acknowledge", json={"by": "bob", "comment": "me too"})
+    assert r.status_code == 409 and r.json["error"] == "Conflict"
+    assert r.json["message"] == f"{iid} is already acknowledged"
+    incident = client.get(f"/aiops/incidents/{iid}").json
+    assert incident["status"] == "acknowledged"
+    assert [(e["event"], e["by"]) for e in incident["timeline"]] == [("acknowledged", "alice")]
+
+
 def test_bad_bodies_are_400_and_unknown_incident_404(app, client):
     iid = add_incident(app)
     for body in ("not json", "[1, 2]", '{"by": 5}', '{"comment": "' + "x" * 2001 + '"}'):
