@@ -2,20 +2,23 @@
 
 A "service" (an HTTP/1.1 keep-alive server that notes when each request
 reached it and can call a "callee") sits behind the sidecar: callers use the
-ingress port, the service's own calls use the egress port. Timing checks are
-lower bounds set by the fault (a delay cannot make things faster), and the
-side that must not be delayed is checked against the same large delay.
+ingress port, the service's own calls use the egress port. No check bounds a
+time from above: a delay is checked as a lower bound (a delay cannot make
+things faster), and the side that must not be delayed is checked against a
+delay of an hour, by getting through at all.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import socket
 import socketserver
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -25,16 +28,20 @@ from bench.faultlab import control
 from tests.e2e.server import ROOT, free_port
 from tests.support import environment
 
-DELAY = 0.6  # seconds: far above loopback noise, so "not delayed" is clear-cut
+DELAY = 0.6  # seconds: far above loopback noise, so a delay shows as one
+HOLD = 3600.0  # seconds: an answer held this long does not come back while a test looks
+WAIT = 30.0  # seconds to wait for what a HOLD does not delay: a guard against hanging, far below HOLD
 
 
 class Recorder(BaseHTTPRequestHandler):
-    """Answers every GET with the monotonic time the request arrived, on a kept-alive connection."""
+    """Answers every GET with the monotonic time the request arrived, on a kept-alive connection,
+    and puts the path on the server's ``arrivals`` queue."""
 
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
         body = json.dumps({"arrived": time.monotonic()}).encode()
+        self.server.arrivals.put(self.path)
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -53,6 +60,7 @@ class Echo(socketserver.BaseRequestHandler):
 def serve(handler) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
+    server.arrivals = queue.Queue()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -84,7 +92,7 @@ def lab(tmp_path_factory):
         except OSError:
             assert proc.poll() is None and time.monotonic() < deadline, "sidecar did not start"
             time.sleep(0.05)
-    yield plan["svc"]
+    yield {**plan["svc"], "arrivals": app.arrivals}
     proc.terminate()
     proc.wait(timeout=10)
     for server in (app, callee, echo):
@@ -116,15 +124,38 @@ def test_without_a_fault_traffic_passes_both_ways(sidecar):
             assert sent <= arrived <= answered
 
 
-def test_answer_delay_holds_answers_only_and_every_request_on_a_kept_alive_connection(sidecar):
+def arrived(sidecar, path: str) -> bool:
+    """The service saw a request for ``path`` (waiting up to WAIT for it)."""
+    deadline = time.monotonic() + WAIT
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            if sidecar["arrivals"].get(timeout=left) == path:
+                return True
+        except queue.Empty:
+            break
+    return False
+
+
+def test_answer_delay_holds_the_answer_and_neither_the_request_nor_the_services_own_calls(sidecar):
+    fault(sidecar, "delay", ms=HOLD * 1000, jitter_ms=0, scope="answers")
+    path = f"/held-{uuid.uuid4().hex}"
+    with socket.create_connection(("127.0.0.1", sidecar["ingress"]), timeout=WAIT) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: svc\r\n\r\n".encode())
+        assert arrived(sidecar, path), "the request itself must not be delayed"
+        sock.settimeout(1.0)  # a lower bound: nothing comes back for a while, however loaded the machine
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+    # Closing the connection drops the held answer. The service's own calls are not answers: they pass.
+    answer = requests.get(f"http://127.0.0.1:{sidecar['egress']['callee']}/x", timeout=WAIT)
+    assert answer.status_code == 200, "the service's own calls are untouched in the answers scope"
+
+
+def test_answer_delay_holds_every_answer_on_a_kept_alive_connection(sidecar):
     fault(sidecar, "delay", ms=DELAY * 1000, jitter_ms=0, scope="answers")
     with requests.Session() as s:
         for _ in range(3):  # one connection: the delay is per request, not per connect
-            sent, arrived, answered = timed_get(s, sidecar["ingress"])
-            assert arrived - sent < DELAY, "the request itself must not be delayed"
-            assert answered - arrived >= DELAY
-        sent, arrived, answered = timed_get(s, sidecar["egress"]["callee"])
-        assert answered - sent < DELAY, "the service's own calls are untouched in the answers scope"
+            sent, arrived_at, answered = timed_get(s, sidecar["ingress"])
+            assert sent <= arrived_at and answered - arrived_at >= DELAY
 
 
 def test_delay_on_all_traffic_also_holds_the_services_own_calls(sidecar):
