@@ -35,15 +35,20 @@ def read_cycles(db_url: str) -> tuple[list[DetectionCycle], int, int]:
 
 
 def assert_one_per_interval(cycles: list[DetectionCycle], cursor: int, spans_read: int,
-                            interval: float = INTERVAL, min_share: float = 0.5) -> None:
-    """Cycles ran, never two in one interval, never overlapping, and read every span exactly once."""
+                            interval: float = INTERVAL) -> None:
+    """Cycles ran, never two in one interval, never overlapping, and read every span exactly once.
+
+    Nothing here is bounded by the clock: how many ticks a busy machine lets the schedulers take
+    is punctuality, not correctness, and the gap below is a rule of the claim, read from the
+    database.
+    """
     starts = [c.started_at for c in cycles]
-    span = starts[-1] - starts[0] if starts else 0.0
-    # Cycles did run: in at least ``min_share`` of the intervals the scheduler was up for.
     assert len(cycles) >= 4, f"only {len(cycles)} cycles ran"
-    assert len(cycles) >= min_share * span / interval, (len(cycles), span)
-    gaps = [round(b - a, 3) for a, b in zip(starts, starts[1:], strict=False)]
-    assert min(gaps) >= 0.85 * interval, f"two cycles in one interval: gaps {gaps}"
+    # A cycle's start is its claim's time, and claim() succeeds only once 0.9 of an interval has
+    # passed since the last claim (the slack absorbs the timers' jitter between schedulers).
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= 0.9 * interval - 1e-6, (
+        f"two cycles in one interval: gaps {[round(g, 3) for g in gaps]}")
     for before, after in zip(cycles, cycles[1:], strict=False):
         assert after.started_at >= before.finished_at, (
             f"cycles overlap: {before.owner} ran {before.started_at}-{before.finished_at}, "

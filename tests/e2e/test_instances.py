@@ -3,8 +3,9 @@
 Two instances (gunicorn and a worker process each) share one database, both
 serve traffic and both run schedulers (``test_scheduler.py`` proves they run one cycle per interval while
 both live). Here a burst of bulk spans makes one cycle long enough to catch
-mid-flight; the instance whose worker holds that cycle's lease is killed with
-SIGKILL (master and workers), leaving the lease behind. The survivor must not
+mid-flight; the worker process holding that cycle's lease is frozen (SIGSTOP) while
+it holds it, so the kill cannot race the cycle's end, and its instance is then
+killed with SIGKILL (master and workers), leaving the lease behind. The survivor must not
 start a cycle while that lease is valid, must take over once it expires
 (``AIOPS_CYCLE_LEASE``), and must re-read the spans the dead cycle never
 finished: over the whole run, still one cycle per interval and every span read
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from aiops.store.models import DetectionCycle, DetectionState
 from telemetry.columns import KIND_SERVER
 from telemetry.db import configure_engine
+from telemetry.models import Span
 from telemetry.store import insert_spans
 from tests.e2e import helpers as h
 from tests.e2e.cycles import assert_one_per_interval, read_cycles, scheduler_pids
@@ -85,17 +87,42 @@ def _bulk_spans(engine, count: int) -> None:
     ])
 
 
-def _long_cycle(engine, since: float) -> tuple[str, float, float]:
-    """(owner, lease_until, claimed_at) of a cycle claimed after ``since`` and still running 0.3 s later."""
-    deadline = time.monotonic() + 30
+def _bulk_unread(engine) -> bool:
+    """The newest bulk spans are past the cursor: no finished cycle read them (a batch is one
+    transaction, so a cycle reads all of it or none)."""
+    with engine.connect() as conn:
+        cursor = conn.scalar(sa.select(DetectionState.cursor).where(DetectionState.id == 1)) or 0
+        last = conn.scalar(sa.select(sa.func.max(Span.id)).where(Span.service == "bulk"))
+    return last is not None and cursor < last
+
+
+def _held_lease(engine, since: float) -> tuple[str, float, float]:
+    """(owner, lease_until, claimed_at) of the first lease seen held by a cycle claimed after ``since``."""
+    deadline = time.monotonic() + 30  # a guard against hanging: a cycle is claimed every interval
     while time.monotonic() < deadline:
-        owner, lease_until, claimed_at = _state(engine)
-        if lease_until is not None and claimed_at >= since:
-            time.sleep(0.3)
-            if _state(engine) == (owner, lease_until, claimed_at):
-                return owner, lease_until, claimed_at
-        time.sleep(0.02)
-    raise AssertionError("no long cycle to interrupt")
+        state = _state(engine)
+        if state[1] is not None and state[2] >= since:
+            return state
+        time.sleep(0.01)
+    raise AssertionError("no cycle claimed after the bulk insert")
+
+
+def _freeze_a_cycle_reading_bulk(engine, attempts: int = 5) -> tuple[str, float, float]:
+    """Write bulk spans and freeze (SIGSTOP) the worker process whose cycle holds the lease while
+    they are unread: (owner, lease_until, claimed_at). A frozen process never finishes its cycle,
+    so what is seen after the stop stays true. A cycle that ended before the stop is let go
+    (SIGCONT), and the next burst tried."""
+    for _ in range(attempts):
+        inserted_at = time.time()
+        _bulk_spans(engine, BULK_SPANS)
+        # (A cycle claimed up to an interval earlier may be the one that waited for the insert.)
+        held = _held_lease(engine, inserted_at - INTERVAL)
+        pid = int(held[0].rsplit(":", 1)[1])
+        os.kill(pid, signal.SIGSTOP)
+        if _state(engine) == held and _bulk_unread(engine):
+            return held
+        os.kill(pid, signal.SIGCONT)
+    raise AssertionError(f"no cycle caught holding the lease over unread bulk spans in {attempts} bursts")
 
 
 def _kill_instance(server) -> None:
@@ -122,19 +149,14 @@ def test_survivor_takes_over_when_the_lease_owner_dies(tmp_path, db_url):
         traffic = Traffic(list(servers))
         time.sleep(3 * INTERVAL)  # a few ordinary cycles with both instances competing
 
-        # A long cycle: catch it while it runs, and kill the instance running it.
-        inserted_at = time.time()
-        _bulk_spans(engine, BULK_SPANS)
-        # (A cycle claimed up to an interval earlier may be the one that waited for the insert.)
-        owner, lease_until, claimed_at = _long_cycle(engine, inserted_at - INTERVAL)
+        # A long cycle: freeze it while it runs, and kill the instance running it.
+        owner, lease_until, claimed_at = _freeze_a_cycle_reading_bulk(engine)
         owner_pid = owner.rsplit(":", 1)[1]
         victim = next(s for s in servers.values() if owner_pid in scheduler_pids(s))
         survivor = next(s for s in servers.values() if s is not victim)
         _kill_instance(victim)
-        killed_at = time.time()
         # The kill landed mid-cycle: the dead process still holds the lease, its cycle left no row.
-        assert _state(engine)[:2] == (owner, lease_until), "the cycle finished before the kill"
-        assert killed_at < lease_until
+        assert _state(engine)[:2] == (owner, lease_until)
 
         # The survivor keeps serving and, once the lease expires, keeps detecting.
         def survivor_cycles() -> list[DetectionCycle]:
