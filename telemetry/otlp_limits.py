@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from telemetry.otlp import OtlpError, PayloadTooLarge
+from telemetry.otlp.errors import OtlpError, PayloadTooLarge
 
 ITEM_BYTES = 200  # a decoded message's rough size in memory (upb message + Python wrapper share)
 MAX_DEPTH = 100  # nesting the protobuf decoder accepts (its recursion limit)
