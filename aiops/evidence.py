@@ -44,7 +44,7 @@ from telemetry.rows import span_key
 # each of them (one cause for two shifts beats two causes for one each).
 OUT_PRIOR = 0.6
 QUIET_SERIES = 20  # values a series may have judged (over its windows) to have its evidence carried
-# An entry judged on this many spans with (almost) none strongly slow is proof that its service's
+# An entry judged on this many spans whose own work did not move is proof that its service's
 # process is not starved: the service's shifted entries are faults of their own, not one slowdown.
 BUSY_ENTRY = 10
 
@@ -78,8 +78,8 @@ class Signal:
 class Suspect:
     service: str
     signals: list[Signal] = field(default_factory=list)
-    # Every busy entry of the service slowed in its own work (at least two did): the process is
-    # starved (a CPU hog, a GC storm), so the root is the service, not one of its endpoints.
+    # Every busy entry of the service (two or more) slowed in its own work: the process is starved
+    # (a CPU hog, a GC storm), so the root is the service, not one of its endpoints.
     wide: bool = False
 
     @property
@@ -96,11 +96,14 @@ class Suspect:
         when it slowed everywhere."""
         return (self.service, WHOLE_SERVICE if self.wide else self.lead.endpoint)
 
-    def root_for(self, key: Key) -> Key:
+    def root_for(self, key: Key, anomalous: Key | None = None) -> Key:
         """What to blame when a trace's blame lands on ``key``, an entry of this service: the entry
-        itself when its own work slowed (two faulty endpoints of one service stay two roots), else
-        :attr:`key` (the service's internal operations form one root, not one per method)."""
-        if not self.wide and any(s.kind == "self" and s.endpoint == key[1] for s in self.signals):
+        itself when its own work slowed or it is the ``anomalous`` endpoint itself (its own spans
+        explain its anomaly): two faulty endpoints of one service stay two roots. Else :attr:`key`:
+        the service's internal operations form one root, not one per method."""
+        if self.wide:
+            return self.key
+        if key == anomalous or any(s.kind == "self" and s.endpoint == key[1] for s in self.signals):
             return key
         return self.key
 
@@ -168,13 +171,13 @@ def rank(
 
 
 def _slowed_everywhere(service: str, self_shifts: Mapping[Key, Shift], significant: set) -> bool:
-    """At least two of the service's entries shifted in their own work, and none of its busy
-    entries stayed clean (a starved process slows all of them, if not all past the gate)."""
+    """The service has two or more busy entries, every one of them slowed in its own work (past
+    the gate, or most of its values above typical: a starved process slows all of its endpoints,
+    most of them too little to pass the gate alone), and at least one passed the gate."""
     own = [(key, shift) for key, shift in self_shifts.items() if key[0] == service]
-    shifted = sum(1 for key, _ in own if key in significant)
-    clean = any(shift.judged >= BUSY_ENTRY and len(shift.strong) < 2 for key, shift in own
-                if key not in significant)
-    return shifted >= 2 and not clean
+    busy = [(key, shift) for key, shift in own if shift.judged >= BUSY_ENTRY]
+    return (len(busy) >= 2 and any(key in significant for key, _ in own)
+            and all(key in significant or shift.moved for key, shift in busy))
 
 
 def _explain_away(ranked: list[Suspect]) -> list[Suspect]:

@@ -116,11 +116,14 @@ def describe(group: Group) -> tuple[str, str]:
     """(title, issue) from the root's own anomaly, or the first one it explains."""
     if group.root == storm.ROOT:
         return storm.describe(group)
-    own = [a for a in group.anomalies if a.key == group.root]
+    service, endpoint = group.root
+    whole = endpoint == WHOLE_SERVICE  # the whole service slowed: its endpoints' anomalies are its own
+    own = [a for a in group.anomalies if a.key == group.root or (whole and a.service == service)]
     lead = own[0] if own else group.anomalies[0]
-    endpoint = group.root[1] or group.root[0]  # a whole-service root is named by its service
+    if whole:
+        endpoint = f"{service} (whole service)" + (f": {lead.endpoint}" if lead.endpoint else "")
     if own:
-        issue = lead.message
+        issue = lead.message if not whole or not lead.endpoint else f"{lead.endpoint}: {lead.message}"
     else:
         issue = f"Blamed by traces of {lead.endpoint}: {lead.message}"
     if lead.type == "latency" and own:
