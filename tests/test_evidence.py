@@ -232,3 +232,14 @@ def test_rca_gives_two_slow_endpoints_of_one_service_two_groups_and_a_hog_one():
     assert "/checkout" in checkout.affected  # its time went to payment
     hog = _shop_groups({"checkout": 40.0, "payment": 60.0, "inventory": 50.0}, seed=21)
     assert [g.root for g in hog] == [("shop", WHOLE_SERVICE)]
+
+
+def test_a_hog_that_moves_every_endpoint_a_little_and_one_past_the_gate_is_the_whole_service():
+    """A starved process: every endpoint's own work a little slower (most values above typical, too
+    few strongly slow to pass the gate alone), one endpoint past it."""
+    found = evidence.assess(window(40, 5000.0, 22, own={"checkout": 3.0, "payment": 60.0, "inventory": 3.0},
+                                   topology=SHOP), SHOP_BASE, RULES)
+    assert [k for k, v in found.own.items() if v.significant(RULES)] == [("shop", "/payment")]
+    assert all(v.moved for v in found.own.values())
+    [shop] = found.suspects
+    assert shop.wide and shop.key == ("shop", WHOLE_SERVICE)
