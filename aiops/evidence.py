@@ -78,7 +78,7 @@ class Signal:
 class Suspect:
     service: str
     signals: list[Signal] = field(default_factory=list)
-    # Every busy entry of the service (two or more) slowed in its own work: the process is starved
+    # Every busy entry of the service (two or more) moved in its own work: the process is starved
     # (a CPU hog, a GC storm), so the root is the service, not one of its endpoints.
     wide: bool = False
 
@@ -142,11 +142,13 @@ def rank(
         if signal.weight > 0:
             suspects.setdefault(service, Suspect(service)).signals.append(signal)
 
+    starved = _slowed_everywhere(self_shifts)
     for key, shift in self_shifts.items():
-        if key in significant:
+        # A starved service's entries are evidence together even where each alone is below the gate.
+        if key in significant or (key[0] in starved and shift.strong):
             add(key[0], Signal("self", key[0], key[1], None, shift, 1.0))
-    for suspect in suspects.values():
-        suspect.wide = _slowed_everywhere(suspect.service, self_shifts, significant)
+    for service in starved & set(suspects):
+        suspects[service].wide = True
 
     edges = _edge_shifts(edge_shifts)
     shifted = {pair for pair, shift in edges.items() if shift.key in significant}
@@ -170,14 +172,17 @@ def rank(
     return _explain_away(sorted(suspects.values(), key=lambda s: (-s.score, s.service)))
 
 
-def _slowed_everywhere(service: str, self_shifts: Mapping[Key, Shift], significant: set) -> bool:
-    """The service has two or more busy entries, every one of them slowed in its own work (past
-    the gate, or most of its values above typical: a starved process slows all of its endpoints,
-    most of them too little to pass the gate alone), and at least one passed the gate."""
-    own = [(key, shift) for key, shift in self_shifts.items() if key[0] == service]
-    busy = [(key, shift) for key, shift in own if shift.judged >= BUSY_ENTRY]
-    return (len(busy) >= 2 and any(key in significant for key, _ in own)
-            and all(key in significant or shift.moved for key, shift in busy))
+def _slowed_everywhere(self_shifts: Mapping[Key, Shift]) -> set[str]:
+    """Services with two or more busy entries whose own work *every one* moved (most values above
+    typical, a sign test): a starved process slows all of its endpoints, most of them too little
+    to pass the evidence gate alone, while a fault in one endpoint leaves the others' own work as
+    it was."""
+    busy: dict[str, list[Shift]] = defaultdict(list)
+    for key, shift in self_shifts.items():
+        if shift.judged >= BUSY_ENTRY:
+            busy[key[0]].append(shift)
+    return {service for service, shifts in busy.items()
+            if len(shifts) >= 2 and all(shift.moved for shift in shifts)}
 
 
 def _explain_away(ranked: list[Suspect]) -> list[Suspect]:
