@@ -283,10 +283,24 @@ def _merge(incident: Incident, group: Group, now: float) -> None:
     incident.correlated_failures = incident.correlated_failures + new_labels
     if new_endpoints or new_labels:
         add_event(incident, "updated", now, "now also: " + ", ".join(new_labels or new_endpoints))
+    if _widens(incident, group):
+        was = incident.title
+        incident.root_endpoint = WHOLE_SERVICE
+        incident.title, incident.root_issue = describe(group)
+        add_event(incident, "widened", now, f"every endpoint of {group.root[0]} slowed: {incident.title} "
+                                            f"(was: {was})")
     if (incident.root_service, incident.root_endpoint) == group.root:
         incident.candidates = _candidates_json(group)
         incident.propagation = _path_json(group, incident.propagation)
     incident.trace_id = incident.trace_id or group.example_trace
+
+
+def _widens(incident: Incident, group: Group) -> bool:
+    """The evidence now blames the whole service of an incident rooted at one of its endpoints (a
+    starved process shows on one endpoint first): the incident takes the wider root. Log lines
+    that only name the service never widen what the traces pinned to an endpoint."""
+    return (group.root == (incident.root_service, WHOLE_SERVICE) and incident.root_endpoint != WHOLE_SERVICE
+            and any(not a.message.startswith(LOG_MESSAGE) for a in group.anomalies))
 
 
 def _record(incident: Incident, group: Group, now: float) -> None:

@@ -135,3 +135,20 @@ def test_a_reopened_incident_describes_the_new_fault_and_notifies_it(shop):
                 if m.payload.get("incident", {}).get("id") == again["id"]]
     titles = [p["incident"]["title"] for p in sent]
     assert titles and titles[-1] == again["title"], titles
+
+
+def test_an_endpoint_incident_widens_when_the_whole_service_is_blamed(app):
+    """A starved process shows on one endpoint first: when the evidence then blames the whole service,
+    the same incident takes the wider root (no second incident), and the timeline says so."""
+    from tests.factories import group, latency, payment_slow
+    from tests.incident_cycles import cycle as incident_cycle
+
+    with app.app_context():
+        incident_cycle(1000.0, payment_slow())
+        whole = group("", latency("inventory", 90.0, 15.0), latency("payment", 95.0, 20.0))
+        changes = incident_cycle(1030.0, whole)
+        [incident] = db.session.query(Incident).all()
+        assert changes.opened == [] and incident.root_endpoint == "" and incident.status == "open"
+        assert incident.title.startswith("shop (whole service)")
+        assert incident.to_dict()["root_cause"]["endpoint"] is None
+        assert "widened" in [e["event"] for e in incident.timeline]
