@@ -167,16 +167,17 @@ def open_incidents() -> list[Incident]:
 
 
 def _matching(group: Group, open_ones: list[Incident], now: float, window: float) -> Incident | None:
-    """The open incident a group belongs to: the one with its root; else a recent one that already
-    names the root among its affected endpoints or, for a whole-service root, any endpoint of that
-    service (evidence that cannot say which endpoint is no second root cause)."""
+    """The open incident a group belongs to: the one with its root; else a recent one of the same
+    service that already names the root among its affected endpoints, or where either root is the
+    whole service (an endpoint of a service already blamed whole, or evidence that cannot say which
+    endpoint, is no second root cause)."""
     service, endpoint = group.root
     for inc in open_ones:
         if (inc.root_service, inc.root_endpoint) == group.root:
             return inc
     for inc in open_ones:
         if now - inc.last_seen <= window and inc.root_service == service and (
-                endpoint in inc.affected or endpoint == WHOLE_SERVICE):
+                endpoint in inc.affected or WHOLE_SERVICE in (endpoint, inc.root_endpoint)):
             return inc
     return None
 
@@ -283,7 +284,13 @@ def _merge(incident: Incident, group: Group, now: float) -> None:
     incident.correlated_failures = incident.correlated_failures + new_labels
     if new_endpoints or new_labels:
         add_event(incident, "updated", now, "now also: " + ", ".join(new_labels or new_endpoints))
-    if _widens(incident, group):
+    if _narrows(incident, group):
+        was = incident.title
+        incident.root_endpoint = group.root[1]
+        incident.title, incident.root_issue = describe(group)
+        add_event(incident, "narrowed", now,
+                  f"the traces name {group.root[1]}: {incident.title} (was: {was})")
+    elif _widens(incident, group):
         was = incident.title
         incident.root_endpoint = WHOLE_SERVICE
         incident.title, incident.root_issue = describe(group)
@@ -301,6 +308,14 @@ def _widens(incident: Incident, group: Group) -> bool:
     that only name the service never widen what the traces pinned to an endpoint."""
     return (group.root == (incident.root_service, WHOLE_SERVICE) and incident.root_endpoint != WHOLE_SERVICE
             and any(not a.message.startswith(LOG_MESSAGE) for a in group.anomalies))
+
+
+def _narrows(incident: Incident, group: Group) -> bool:
+    """An incident that rests on log lines naming only the service gets the endpoint the traces
+    blame, once they do (the lines arrived before the spans: a hung call reports late)."""
+    return (incident.root_endpoint == WHOLE_SERVICE and group.root[0] == incident.root_service
+            and group.root[1] != WHOLE_SERVICE
+            and all(a.message.startswith(LOG_MESSAGE) for a in episode_anomalies(incident)))
 
 
 def _record(incident: Incident, group: Group, now: float) -> None:

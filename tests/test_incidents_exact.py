@@ -152,3 +152,25 @@ def test_an_endpoint_incident_widens_when_the_whole_service_is_blamed(app):
         assert incident.title.startswith("shop (whole service)")
         assert incident.to_dict()["root_cause"]["endpoint"] is None
         assert "widened" in [e["event"] for e in incident.timeline]
+
+
+def test_a_whole_service_incident_absorbs_its_endpoints_and_one_from_logs_narrows(app):
+    from tests.factories import group, latency, payment_slow
+    from tests.incident_cycles import cycle as incident_cycle
+
+    with app.app_context():
+        incident_cycle(1000.0, group("", latency("inventory", 90.0, 15.0), latency("payment", 95.0, 20.0)))
+        incident_cycle(1030.0, payment_slow())  # an endpoint of a service already blamed whole
+        [whole] = db.session.query(Incident).all()
+        assert whole.root_endpoint == ""
+        incident_cycle(1060.0)
+        incident_cycle(1090.0)  # quiet: resolved
+
+        logs = group("", latency("checkout", 0.0, 0.0))
+        logs.anomalies[0].message = "Log pattern change: new ERROR template"
+        incident_cycle(5000.0, logs)  # a new fault, seen in the logs first
+        logged = db.session.query(Incident).filter(Incident.status != "resolved").one()
+        assert logged.root_endpoint == ""
+        incident_cycle(5030.0, group("inventory", latency("inventory", 900.0, 15.0)))
+        db.session.refresh(logged)
+        assert logged.root_endpoint == "inventory" and "narrowed" in [e["event"] for e in logged.timeline]
