@@ -44,6 +44,7 @@ class Policy:
     escalate_after: float
     escalate_reopens: int
     verify_after: float  # a remediation is judged by a cycle whose window starts after it ran
+    interval: float = 30.0  # between cycles: "seen last cycle" is within 1.5 of them
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -55,6 +56,7 @@ class Policy:
             escalate_after=settings.escalate_after,
             escalate_reopens=max(1, settings.escalate_reopens),
             verify_after=settings.detection_interval,
+            interval=settings.detection_interval,
         )
 
 
@@ -166,18 +168,28 @@ def open_incidents() -> list[Incident]:
     return list(db.session.scalars(select(Incident).where(Incident.status != "resolved").with_for_update()))
 
 
-def _matching(group: Group, open_ones: list[Incident], now: float, window: float) -> Incident | None:
+def _from_logs(anomalies) -> bool:
+    """Raised by log lines alone (no trace anomaly among them)."""
+    return all(a.message.startswith(LOG_MESSAGE) for a in anomalies)
+
+
+def _matching(group: Group, open_ones: list[Incident], now: float, policy: Policy) -> Incident | None:
     """The open incident a group belongs to: the one with its root; else a recent one of the same
-    service that already names the root among its affected endpoints, or where either root is the
-    whole service (an endpoint of a service already blamed whole, or evidence that cannot say which
-    endpoint, is no second root cause)."""
+    service that already names the root among its affected endpoints, or any recent one of the
+    service for log lines that cannot say which endpoint; else the service's whole-service incident
+    seen last cycle (a starved service shows on one endpoint or another from cycle to cycle)."""
     service, endpoint = group.root
     for inc in open_ones:
         if (inc.root_service, inc.root_endpoint) == group.root:
             return inc
+    logs_only = endpoint == WHOLE_SERVICE and _from_logs(group.anomalies)
     for inc in open_ones:
-        if now - inc.last_seen <= window and inc.root_service == service and (
-                endpoint in inc.affected or WHOLE_SERVICE in (endpoint, inc.root_endpoint)):
+        if now - inc.last_seen <= policy.correlation_window and inc.root_service == service and (
+                endpoint in inc.affected or logs_only):
+            return inc
+    for inc in open_ones:
+        if (inc.root_service, inc.root_endpoint) == (service, WHOLE_SERVICE) and \
+                now - inc.last_seen <= 1.5 * policy.interval:
             return inc
     return None
 
@@ -290,24 +302,10 @@ def _merge(incident: Incident, group: Group, now: float) -> None:
         incident.title, incident.root_issue = describe(group)
         add_event(incident, "narrowed", now,
                   f"the traces name {group.root[1]}: {incident.title} (was: {was})")
-    elif _widens(incident, group):
-        was = incident.title
-        incident.root_endpoint = WHOLE_SERVICE
-        incident.title, incident.root_issue = describe(group)
-        add_event(incident, "widened", now, f"every endpoint of {group.root[0]} slowed: {incident.title} "
-                                            f"(was: {was})")
     if (incident.root_service, incident.root_endpoint) == group.root:
         incident.candidates = _candidates_json(group)
         incident.propagation = _path_json(group, incident.propagation)
     incident.trace_id = incident.trace_id or group.example_trace
-
-
-def _widens(incident: Incident, group: Group) -> bool:
-    """The evidence now blames the whole service of an incident rooted at one of its endpoints (a
-    starved process shows on one endpoint first): the incident takes the wider root. Log lines
-    that only name the service never widen what the traces pinned to an endpoint."""
-    return (group.root == (incident.root_service, WHOLE_SERVICE) and incident.root_endpoint != WHOLE_SERVICE
-            and any(not a.message.startswith(LOG_MESSAGE) for a in group.anomalies))
 
 
 def _narrows(incident: Incident, group: Group) -> bool:
@@ -315,7 +313,7 @@ def _narrows(incident: Incident, group: Group) -> bool:
     blame, once they do (the lines arrived before the spans: a hung call reports late)."""
     return (incident.root_endpoint == WHOLE_SERVICE and group.root[0] == incident.root_service
             and group.root[1] != WHOLE_SERVICE
-            and all(a.message.startswith(LOG_MESSAGE) for a in episode_anomalies(incident)))
+            and _from_logs(episode_anomalies(incident)))
 
 
 def _record(incident: Incident, group: Group, now: float) -> None:
@@ -371,7 +369,7 @@ def apply_groups(groups: list[Group], now: float, policy: Policy,
     # Cycles never overlap (the lease), so numbering from the count is unique.
     number = db.session.scalar(select(func.count()).select_from(Incident)) or 0
     for group in groups:
-        incident = _matching(group, open_ones, now, policy.correlation_window)
+        incident = _matching(group, open_ones, now, policy)
         if incident is None:
             previous = _last_resolved(group.root)
             if previous is not None and now - (previous.resolved_at or 0) <= policy.reopen_cooldown:
