@@ -176,19 +176,22 @@ def _from_logs(anomalies) -> bool:
 def _matching(group: Group, open_ones: list[Incident], now: float, policy: Policy) -> Incident | None:
     """The open incident a group belongs to: the one with its root; else a recent one of the same
     service that already names the root among its affected endpoints, or any recent one of the
-    service for log lines that cannot say which endpoint; else the service's whole-service incident
-    seen last cycle (a starved service shows on one endpoint or another from cycle to cycle)."""
+    service for log lines that cannot say which endpoint; else, for slowness, the service's
+    whole-service incident seen last cycle (a starved service shows on one endpoint or another
+    from cycle to cycle; it makes things slow, it does not make them fail)."""
     service, endpoint = group.root
     for inc in open_ones:
         if (inc.root_service, inc.root_endpoint) == group.root:
             return inc
     logs_only = endpoint == WHOLE_SERVICE and _from_logs(group.anomalies)
+    slow_only = all(a.type == AnomalyType.LATENCY for a in group.anomalies)
     for inc in open_ones:
-        if now - inc.last_seen <= policy.correlation_window and inc.root_service == service and (
-                endpoint in inc.affected or logs_only):
+        if now - inc.last_seen > policy.correlation_window or inc.root_service != service:
+            continue
+        if logs_only or (endpoint in inc.affected and inc.root_endpoint != WHOLE_SERVICE):
             return inc
-    for inc in open_ones:
-        if (inc.root_service, inc.root_endpoint) == (service, WHOLE_SERVICE) and \
+    for inc in open_ones:  # starvation explains slowness, never failures
+        if (inc.root_service, inc.root_endpoint) == (service, WHOLE_SERVICE) and slow_only and \
                 now - inc.last_seen <= 1.5 * policy.interval:
             return inc
     return None
