@@ -62,15 +62,16 @@ def _evidence_leads(anomalies: list[Anomaly], by_service: Mapping[str, Suspect])
     return leads
 
 
-def _evidence(related: set[str], by_service: Mapping[str, Suspect], blame: Mapping[Key, float]):
+def _evidence(related: set[str], by_service: Mapping[str, Suspect], blame: Mapping[Key, float],
+              anomalous: Key):
     """The suspects' scores, for the services an anomaly's traces reach: each on the endpoint of
-    that service the traces blame when its own work slowed, else on the suspect's own key."""
+    that service the traces blame (:meth:`Suspect.root_for`), else on the suspect's own key."""
     found: dict[Key, float] = defaultdict(float)
     for s in related:
         suspect = by_service.get(s)
         if suspect is not None:
             named = max((k for k in blame if k[0] == s), key=lambda k: (blame[k], k), default=None)
-            found[suspect.root_for(named) if named else suspect.key] += suspect.score
+            found[suspect.root_for(named, anomalous) if named else suspect.key] += suspect.score
     return dict(found)
 
 
@@ -173,7 +174,7 @@ def _blame(anomaly: Anomaly, spans: list, trees: Mapping[str, TraceTree], blamer
         if logs is not None:
             keys = logrca.walk(keys, span, tree, logs)
         for key, w in keys.items():
-            key = by_service[key[0]].root_for(key) if key[0] in by_service else key
+            key = by_service[key[0]].root_for(key, anomaly.key) if key[0] in by_service else key
             blame[key] += w
             trace_blame[span.trace_id][key] += w
     if not blame:
@@ -185,7 +186,7 @@ def _opinion(anomaly: Anomaly, blame: Mapping[Key, float], related: set[str],
              by_service: Mapping[str, Suspect], logs: LogWindow | None, log_keys) -> dict[Key, float]:
     """The walk's blame blended with the evidence ranking's (trusted by anomaly type), then with the
     logs' (when they say anything): weights per key."""
-    evidence = _evidence(related, by_service, blame)
+    evidence = _evidence(related, by_service, blame, anomaly.key)
     trust = EVIDENCE_TRUST.get(anomaly.type, 0.5) if evidence else 0.0
     traces: dict[Key, float] = defaultdict(float)
     for key, w in _normalised(evidence).items():
