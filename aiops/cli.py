@@ -153,25 +153,47 @@ def replay(files: tuple[Path, ...], report: Path | None):
     (AIOPS_RELEARN_FOR). Malformed lines are reported (file:line) and
     skipped. Prints the incidents found.
     """
-    from aiops.incidents.reports import with_report
-    from aiops.store.models import Incident
-    from telemetry.db import db
-    from telemetry.replay import Replay, file_kind, recordings
-    from telemetry.store import insert_logs, insert_spans
-
     settings = current_settings().replace(notifications=False)  # past incidents page nobody, run no hooks
     ensure_schema()
     err = sys.stderr  # progress and warnings; the incident table goes to stdout
+    player = _player(settings, warn=lambda message: click.echo(message, file=err))
+    _play(player, files, err)
+    incidents = _found_incidents(player.incident_ids())
+    click.echo(_replay_stats(player.stats), file=err)
+    if incidents:
+        click.echo(f"{len(incidents)} incident(s):")
+        click.echo(incident_table(incidents))
+    else:
+        click.echo("no incidents")
+    if report is not None:
+        report.write_text(json.dumps({"incidents": incidents}, indent=2))
+        click.echo(f"report written to {report}", file=err)
+
+
+def _player(settings, warn: Callable[[str], None]):
+    """A :class:`telemetry.replay.Replay` that stores into this app's database and runs claimed
+    cycles on the data's clock."""
+    from telemetry.db import db
+    from telemetry.replay import Replay
+    from telemetry.store import insert_logs, insert_spans
+
     engine = db.engine
-    player = Replay(
+    return Replay(
         lambda rows: insert_spans(engine, rows),
         _claimed_cycle(settings),
         settings.detection_interval,
         max_pending=settings.replay_max_pending,
         max_idle_cycles=settings.resolve_after_cycles,
-        warn=lambda message: click.echo(message, file=err),
+        warn=warn,
         insert_logs=lambda rows: insert_logs(engine, rows),
     )
+
+
+def _play(player, files: tuple[Path, ...], err) -> None:
+    """Read ``files`` recording by recording (a trace file and the logs file beside it are one), each
+    followed by its detection cycles, with progress bars on ``err``."""
+    from telemetry.replay import file_kind, recordings
+
     for number, recording in enumerate(recordings(files, file_kind)):
         if number:
             forget_last_data()  # a new recording: the silence before it is unknown
@@ -183,23 +205,23 @@ def replay(files: tuple[Path, ...], report: Path | None):
                                file=err) as bar:
             player.flush(on_cycle=lambda: bar.update(1))
 
-    ids = player.incident_ids()
+
+def _found_incidents(ids) -> list[dict]:
+    """The replay's incidents with their reports (the API's shape), first detected first."""
+    from aiops.incidents.reports import with_report
+    from aiops.store.models import Incident
+    from telemetry.db import db
+
     found = [db.session.get(Incident, i) for i in ids]
-    incidents = sorted((with_report(i.to_dict()) for i in found if i is not None),
-                       key=lambda d: (d["first_detected"] or "", d["id"]))
-    s = player.stats
-    click.echo(
+    return sorted((with_report(i.to_dict()) for i in found if i is not None),
+                  key=lambda d: (d["first_detected"] or "", d["id"]))
+
+
+def _replay_stats(s) -> str:
+    """One line of what the replay read, stored, rejected and ran."""
+    return (
         f"replayed {s.spans} spans from {s.files} file(s), {s.lines} lines "
         f"({s.bad_lines} malformed, {s.rejected} spans rejected, {s.late} late) and {s.logs} log records "
         f"({s.rejected_logs} rejected) in {s.seconds:.1f}s "
-        f"({s.spans_per_second:.0f} spans/s); {s.cycles} detection cycles ({s.idle_cycles} idle)",
-        file=err,
+        f"({s.spans_per_second:.0f} spans/s); {s.cycles} detection cycles ({s.idle_cycles} idle)"
     )
-    if incidents:
-        click.echo(f"{len(incidents)} incident(s):")
-        click.echo(incident_table(incidents))
-    else:
-        click.echo("no incidents")
-    if report is not None:
-        report.write_text(json.dumps({"incidents": incidents}, indent=2))
-        click.echo(f"report written to {report}", file=err)

@@ -55,8 +55,6 @@ def app_settings(app: Flask | None = None):
 
 def init_app(app: Flask, settings, names: ServiceNames) -> None:
     """Wire recording and ingest; ``names`` says which routes are the app's own (stored apart)."""
-    from flask import request
-
     from telemetry import log_bridge, selfmetrics
     from telemetry.buffer import SpanBuffer
     from telemetry.db import configure_engine, db
@@ -74,20 +72,7 @@ def init_app(app: Flask, settings, names: ServiceNames) -> None:
         max_size=settings.buffer_max,
         on_flush=selfmetrics.buffer_flushed,
     )
-    kind = settings.recorder
-
-    if not settings.record_requests:
-        recorder = _Nothing()
-    elif kind == "otel":
-        from telemetry.otel_recorder import OtelRecorder
-
-        recorder = OtelRecorder(app, buffer, names)
-    else:
-        from telemetry.recorder import LeanRecorder
-
-        recorder = LeanRecorder(app.wsgi_app, buffer, names)
-        app.wsgi_app = recorder
-
+    recorder = _recorder(app, settings, buffer, names)
     app.extensions["aiops_buffer"] = buffer
     if settings.record_requests:
         # The request's own log records, with its trace and span ids (telemetry.log_bridge).
@@ -106,6 +91,28 @@ def init_app(app: Flask, settings, names: ServiceNames) -> None:
 
     app.register_blueprint(otlp_bp)
     app.add_url_rule("/metrics", "prometheus_metrics", _prometheus_metrics)
+    _note_requests(app, recorder)
+
+
+def _recorder(app: Flask, settings, buffer, names: ServiceNames):
+    """The recorder ``AIOPS_RECORDER`` names (the lean one wraps the WSGI app), or none."""
+    if not settings.record_requests:
+        return _Nothing()
+    if settings.recorder == "otel":
+        from telemetry.otel_recorder import OtelRecorder
+
+        return OtelRecorder(app, buffer, names)
+    from telemetry.recorder import LeanRecorder
+
+    recorder = LeanRecorder(app.wsgi_app, buffer, names)
+    app.wsgi_app = recorder
+    return recorder
+
+
+def _note_requests(app: Flask, recorder) -> None:
+    """Tell the recorder each request's route, and (lean) the exception that ended it."""
+    from flask import request
+
     @app.before_request
     def _note_route():
         rule = request.url_rule

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from telemetry.otlp import OtlpError, PayloadTooLarge
+from telemetry.otlp.errors import OtlpError, PayloadTooLarge
 
 ITEM_BYTES = 200  # a decoded message's rough size in memory (upb message + Python wrapper share)
 MAX_DEPTH = 100  # nesting the protobuf decoder accepts (its recursion limit)
@@ -151,23 +151,22 @@ def scan_protobuf(body: bytes, limits: Limits, schema: Schema = TRACES) -> int:
     so it allocates nothing that grows with the body. (Varints are read
     inline, one byte being the common case: this loop runs once per field.)
     """
-    items = records = 0
+    try:
+        return _count(body, limits, schema)
+    except (_Truncated, IndexError):
+        raise OtlpError(f"body is not a valid {schema.name} (protobuf): "
+                        "malformed, truncated or nested too deep") from None
+
+
+def _count(buf, limits: Limits, schema: Schema) -> int:
+    """:func:`scan_protobuf`'s walk; a malformed body raises :class:`_Truncated` or IndexError."""
+    items, records, children = 0, 0, schema.children
     max_items, max_records, record = limits.max_items, limits.max_records, schema.record
-    children = schema.children
-    buf = body
     parents: list[tuple[int, int, int]] = []
     kind, pos, end = _REQ, 0, len(buf)
     wanted = children[kind]
-    try:
-        while True:
-            if pos >= end:
-                if pos != end:
-                    raise _Truncated
-                if not parents:
-                    return items
-                kind, pos, end = parents.pop()
-                wanted = children[kind]
-                continue
+    while True:
+        while pos < end:
             key = buf[pos]
             pos += 1
             if key >= 0x80:
@@ -187,13 +186,11 @@ def scan_protobuf(body: bytes, limits: Limits, schema: Schema = TRACES) -> int:
                     continue
                 items += 1
                 if items > max_items:
-                    raise PayloadTooLarge(f"more than {max_items} decoded items in one request "
-                                          "(AIOPS_OTLP_MAX_ITEMS): send smaller batches")
+                    raise _too_many(max_items, "decoded items", "AIOPS_OTLP_MAX_ITEMS")
                 if child == record:
                     records += 1
                     if records > max_records:
-                        raise PayloadTooLarge(f"more than {max_records} {schema.records} in one request "
-                                              f"({schema.setting}): send smaller batches")
+                        raise _too_many(max_records, schema.records, schema.setting)
                 if child == _KV and _plain_kv(buf, start, pos):
                     items += 1  # its AnyValue
                     continue
@@ -215,9 +212,16 @@ def scan_protobuf(body: bytes, limits: Limits, schema: Schema = TRACES) -> int:
                 pos += 4
             else:
                 raise _Truncated
-    except (_Truncated, IndexError):
-        raise OtlpError(f"body is not a valid {schema.name} (protobuf): "
-                        "malformed, truncated or nested too deep") from None
+        if pos != end:
+            raise _Truncated
+        if not parents:
+            return items
+        kind, pos, end = parents.pop()
+        wanted = children[kind]
+
+
+def _too_many(limit: int, what: str, setting: str) -> PayloadTooLarge:
+    return PayloadTooLarge(f"more than {limit} {what} in one request ({setting}): send smaller batches")
 
 
 def json_object_counter(limits: Limits):
@@ -228,8 +232,7 @@ def json_object_counter(limits: Limits):
     def hook(obj: dict) -> dict:
         count[0] += 1
         if count[0] > max_items:
-            raise PayloadTooLarge(f"more than {max_items} decoded items in one request "
-                                  "(AIOPS_OTLP_MAX_ITEMS): send smaller batches")
+            raise _too_many(max_items, "decoded items", "AIOPS_OTLP_MAX_ITEMS")
         return obj
 
     hook.count = count  # type: ignore[attr-defined]

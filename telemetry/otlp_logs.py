@@ -31,7 +31,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from telemetry.otlp import Mapped, clean, scalar, service_name
+from telemetry.otlp.mapping import Mapped, clean, scalar, service_name
 
 BODY_MAX = 8 * 1024
 _MAX_SEVERITY_TEXT = 32

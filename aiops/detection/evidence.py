@@ -45,7 +45,7 @@ from telemetry.rows import span_key
 # each of them (one cause for two shifts beats two causes for one each).
 OUT_PRIOR = 0.6
 QUIET_SERIES = 20  # values a series may have judged (over its windows) to have its evidence carried
-# An entry judged on this many spans with (almost) none strongly slow is proof that its service's
+# An entry judged on this many spans whose own work did not move is proof that its service's
 # process is not starved: the service's shifted entries are faults of their own, not one slowdown.
 BUSY_ENTRY = 10
 
@@ -118,8 +118,8 @@ class Accused(Generic[E]):
 class Suspect(Accused[Signal]):
     """A service its traces accuse (:func:`rank`)."""
 
-    # Every busy entry of the service slowed in its own work (at least two did): the process is
-    # starved (a CPU hog, a GC storm), so the root is the service, not one of its endpoints.
+    # Every busy entry of the service (two or more) moved in its own work: the process is starved
+    # (a CPU hog, a GC storm), so the root is the service, not one of its endpoints.
     wide: bool = False
 
     @property
@@ -128,11 +128,14 @@ class Suspect(Accused[Signal]):
         when it slowed everywhere."""
         return (self.service, WHOLE_SERVICE if self.wide else self.lead.endpoint)
 
-    def root_for(self, key: Key) -> Key:
+    def root_for(self, key: Key, anomalous: Key | None = None) -> Key:
         """What to blame when a trace's blame lands on ``key``, an entry of this service: the entry
-        itself when its own work slowed (two faulty endpoints of one service stay two roots), else
-        :attr:`key` (the service's internal operations form one root, not one per method)."""
-        if not self.wide and any(s.kind == "self" and s.endpoint == key[1] for s in self.signals):
+        itself when its own work slowed or it is the ``anomalous`` endpoint itself (its own spans
+        explain its anomaly): two faulty endpoints of one service stay two roots. Else :attr:`key`:
+        the service's internal operations form one root, not one per method."""
+        if self.wide:
+            return self.key
+        if key == anomalous or any(s.kind == "self" and s.endpoint == key[1] for s in self.signals):
             return key
         return self.key
 
@@ -167,11 +170,13 @@ def rank(
         if signal.weight > 0:
             suspects.setdefault(service, Suspect(service)).signals.append(signal)
 
+    starved = _slowed_everywhere(self_shifts)
     for key, shift in self_shifts.items():
-        if key in significant:
+        # A starved service's entries are evidence together even where each alone is below the gate.
+        if key in significant or (key[0] in starved and shift.strong):
             add(key[0], Signal("self", key[0], key[1], None, shift, 1.0))
-    for suspect in suspects.values():
-        suspect.wide = _slowed_everywhere(suspect.service, self_shifts, significant)
+    for service in starved & set(suspects):
+        suspects[service].wide = True
 
     edges = _edge_shifts(edge_shifts)
     shifted = {pair for pair, shift in edges.items() if shift.key in significant}
@@ -195,14 +200,17 @@ def rank(
     return _explain_away(sorted(suspects.values(), key=lambda s: (-s.score, s.service)))
 
 
-def _slowed_everywhere(service: str, self_shifts: Mapping[Key, Shift], significant: set) -> bool:
-    """At least two of the service's entries shifted in their own work, and none of its busy
-    entries stayed clean (a starved process slows all of them, if not all past the gate)."""
-    own = [(key, shift) for key, shift in self_shifts.items() if key[0] == service]
-    shifted = sum(1 for key, _ in own if key in significant)
-    clean = any(shift.judged >= BUSY_ENTRY and len(shift.strong) < 2 for key, shift in own
-                if key not in significant)
-    return shifted >= 2 and not clean
+def _slowed_everywhere(self_shifts: Mapping[Key, Shift]) -> set[str]:
+    """Services with two or more busy entries whose own work *every one* moved (most values above
+    typical, a sign test): a starved process slows all of its endpoints, most of them too little
+    to pass the evidence gate alone, while a fault in one endpoint leaves the others' own work as
+    it was."""
+    busy: dict[str, list[Shift]] = defaultdict(list)
+    for key, shift in self_shifts.items():
+        if shift.judged >= BUSY_ENTRY:
+            busy[key[0]].append(shift)
+    return {service for service, shifts in busy.items()
+            if len(shifts) >= 2 and all(shift.moved for shift in shifts)}
 
 
 def _explain_away(ranked: list[Suspect]) -> list[Suspect]:

@@ -193,6 +193,13 @@ class Shift:
     expected: float = 0.0  # strong values the tail rates predict
     power: float = 0.0  # sum of the judged values' tail powers (the mean is used)
     strong: list = field(default_factory=list)  # (span, value_ms, typical_ms, z)
+    above: int = 0  # judged values above their typical: about half of them when nothing moved
+
+    @property
+    def moved(self) -> bool:
+        """Most values sit above typical, more than chance allows (a sign test at z 2.33, about
+        p 0.01): the series slowed as a whole, even if few values are strongly slow."""
+        return self.judged > 0 and self.above - self.judged / 2 > 2.33 * math.sqrt(self.judged / 4)
 
     @property
     def score(self) -> float:
@@ -254,6 +261,7 @@ class Shift:
         """This window's verdict with an earlier window's evidence added (a quiet series
         shows one slow call per window: its evidence adds up over a few)."""
         self.judged += earlier.judged
+        self.above += earlier.above
         self.expected += earlier.expected
         self.power += earlier.power
         self.strong = earlier.strong + self.strong
@@ -289,6 +297,7 @@ def judge_all(items: Iterable[tuple], baselines: Mapping, rules: Rules) -> tuple
             verdict.judged += 1
             verdict.expected += tail
             verdict.power += power
+            verdict.above += value > typical
             if value >= cutoff:
                 z = (math.log1p(value) - center) / spread
                 verdict.strong.append((span, value, typical, min(z, MAX_Z)))

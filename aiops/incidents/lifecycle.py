@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from aiops.detection.rules import WHOLE_SERVICE
 from aiops.incidents.errors import InvalidTransition
 from aiops.incidents.rules import (
     Policy,
     describe,
+    episode_anomalies,
     escalation,
     fault_changed,
+    from_logs,
     matching_incident,
     severity,
     traffic_share,
@@ -147,10 +150,24 @@ def _merge(incident: Incident, group: Group, now: float) -> None:
     incident.correlated_failures = incident.correlated_failures + new_labels
     if new_endpoints or new_labels:
         add_event(incident, "updated", now, "now also: " + ", ".join(new_labels or new_endpoints))
+    if _narrows(incident, group):
+        was = incident.title
+        incident.root_endpoint = group.root[1]
+        incident.title, incident.root_issue = describe(group)
+        add_event(incident, "narrowed", now,
+                  f"the traces name {group.root[1]}: {incident.title} (was: {was})")
     if (incident.root_service, incident.root_endpoint) == group.root:
         incident.candidates = _candidates_json(group)
         incident.propagation = _path_json(group, incident.propagation)
     incident.trace_id = incident.trace_id or group.example_trace
+
+
+def _narrows(incident: Incident, group: Group) -> bool:
+    """An incident that rests on log lines naming only the service gets the endpoint the traces
+    blame, once they do (the lines arrived before the spans: a hung call reports late)."""
+    return (incident.root_endpoint == WHOLE_SERVICE and group.root[0] == incident.root_service
+            and group.root[1] != WHOLE_SERVICE
+            and from_logs(episode_anomalies(incident)))
 
 
 def _record(incident: Incident, group: Group, now: float) -> None:
@@ -206,7 +223,7 @@ def apply_groups(groups: list[Group], now: float, policy: Policy,
     # Cycles never overlap (the lease), so numbering from the count is unique.
     number = db.session.scalar(select(func.count()).select_from(Incident)) or 0
     for group in groups:
-        incident = matching_incident(group, open_ones, now, policy.correlation_window)
+        incident = matching_incident(group, open_ones, now, policy)
         if incident is None:
             previous = _last_resolved(group.root)
             if previous is not None and now - (previous.resolved_at or 0) <= policy.reopen_cooldown:

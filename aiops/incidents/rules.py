@@ -35,6 +35,7 @@ class Policy:
     escalate_after: float
     escalate_reopens: int
     verify_after: float  # a remediation is judged by a cycle whose window starts after it ran
+    interval: float = 30.0  # between cycles: "seen last cycle" is within 1.5 of them
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -46,20 +47,35 @@ class Policy:
             escalate_after=settings.escalate_after,
             escalate_reopens=max(1, settings.escalate_reopens),
             verify_after=settings.detection_interval,
+            interval=settings.detection_interval,
         )
 
 
-def matching_incident(group: Group, open_ones: list[Incident], now: float, window: float) -> Incident | None:
-    """The open incident a group belongs to: the one with its root; else a recent one that already
-    names the root among its affected endpoints or, for a whole-service root, any endpoint of that
-    service (evidence that cannot say which endpoint is no second root cause)."""
+def from_logs(anomalies) -> bool:
+    """Raised by log lines alone (no trace anomaly among them)."""
+    return all(a.message.startswith(LOG_MESSAGE) for a in anomalies)
+
+
+def matching_incident(group: Group, open_ones: list[Incident], now: float, policy: Policy) -> Incident | None:
+    """The open incident a group belongs to: the one with its root; else a recent one of the same
+    service that already names the root among its affected endpoints, or any recent one of the
+    service for log lines that cannot say which endpoint; else, for slowness, the service's
+    whole-service incident seen last cycle (a starved service shows on one endpoint or another
+    from cycle to cycle; it makes things slow, it does not make them fail)."""
     service, endpoint = group.root
     for inc in open_ones:
         if (inc.root_service, inc.root_endpoint) == group.root:
             return inc
+    logs_only = endpoint == WHOLE_SERVICE and from_logs(group.anomalies)
+    slow_only = all(a.type == AnomalyType.LATENCY for a in group.anomalies)
     for inc in open_ones:
-        if now - inc.last_seen <= window and inc.root_service == service and (
-                endpoint in inc.affected or endpoint == WHOLE_SERVICE):
+        if now - inc.last_seen > policy.correlation_window or inc.root_service != service:
+            continue
+        if logs_only or (endpoint in inc.affected and inc.root_endpoint != WHOLE_SERVICE):
+            return inc
+    for inc in open_ones:  # starvation explains slowness, never failures
+        if (inc.root_service, inc.root_endpoint) == (service, WHOLE_SERVICE) and slow_only and \
+                now - inc.last_seen <= 1.5 * policy.interval:
             return inc
     return None
 
@@ -108,11 +124,14 @@ def describe(group: Group) -> tuple[str, str]:
     """(title, issue) from the root's own anomaly, or the first one it explains."""
     if group.root == storm.ROOT:
         return storm.describe(group)
-    own = [a for a in group.anomalies if a.key == group.root]
+    service, endpoint = group.root
+    whole = endpoint == WHOLE_SERVICE  # the whole service slowed: its endpoints' anomalies are its own
+    own = [a for a in group.anomalies if a.key == group.root or (whole and a.service == service)]
     lead = own[0] if own else group.anomalies[0]
-    endpoint = group.root[1] or group.root[0]  # a whole-service root is named by its service
+    if whole:
+        endpoint = f"{service} (whole service)" + (f": {lead.endpoint}" if lead.endpoint else "")
     if own:
-        issue = lead.message
+        issue = lead.message if not whole or not lead.endpoint else f"{lead.endpoint}: {lead.message}"
     else:
         issue = f"Blamed by traces of {lead.endpoint}: {lead.message}"
     if lead.type == "latency" and own:

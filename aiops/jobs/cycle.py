@@ -1,7 +1,8 @@
 """One detection cycle: read new spans, detect, analyse, update incidents and baselines.
 
 Exactly one cycle runs per interval however many workers or instances call
-:func:`run_scheduled`: a cycle first *claims* the interval with one atomic
+:func:`run_claimed` (the worker's schedule, ``POST /aiops/analyze``, ``flask aiops
+analyze`` and the replay): a cycle first *claims* the interval (:func:`claim`) with one atomic
 conditional UPDATE on the ``detection_state`` row (works the same on SQLite and
 PostgreSQL, across processes and machines). The claim is also a lease, so a
 cycle whose process died is taken over once the lease expires.
@@ -13,27 +14,29 @@ import gc
 import logging
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from aiops import instruments as selfmetrics
 from aiops import outbox
 from aiops.detection import evidence
-from aiops.detection import ewma as bl
 from aiops.detection import robust as lb
 from aiops.detection import selftime as st
 from aiops.detection.rules import Thresholds, detect, network, shifted, window_stats
 from aiops.incidents import storm
-from aiops.incidents.lifecycle import apply_groups, open_incidents, resolve_quiet
+from aiops.incidents.lifecycle import Changes, apply_groups, open_incidents, resolve_quiet
 from aiops.incidents.rules import Policy, lead_type
+from aiops.jobs.baselines import learn_means, learn_signals, read_means, read_signals
 from aiops.logs import feed as logfeed
 from aiops.logs import storage as logstate
+from aiops.logs.signals import LogWindow
 from aiops.owner import owner_name
 from aiops.rca.analysis import analyse
 from aiops.settings import Settings
-from aiops.store.models import Baseline, DetectionCycle, DetectionState, SignalBaseline
+from aiops.store.models import DetectionCycle, DetectionState
 from telemetry import store
 from telemetry.db import begin_write, db
 
@@ -44,7 +47,6 @@ MAX_SPANS_PER_CYCLE = 500_000
 MAX_CONTEXT_TRACES = 5_000  # traces whose earlier SERVER spans a cycle looks up for its calls
 MAX_PENDING, MAX_PENDING_SPANS = 200, 20  # series whose evidence is carried, and spans per series
 PENDING_WINDOWS = 4  # evidence adds up over at most this many detection intervals
-RELEARN_WEIGHT = 0.5  # weight of each window while relearning after a silence
 
 
 def _ensure_state() -> None:
@@ -92,22 +94,6 @@ def claim(now: float | None, interval: float, lease: float, force: bool = False)
     return now if result.rowcount == 1 else None
 
 
-def _baselines() -> dict:
-    return {
-        (b.service, b.endpoint): bl.BaselineValue(b.latency_ms, b.error_rate, b.samples, b.windows)
-        for b in db.session.execute(select(Baseline.__table__))
-    }
-
-
-def _signal_baselines() -> dict:
-    """Every series' baseline, read as plain rows (ORM objects cost more than the cycle's math)."""
-    table = SignalBaseline.__table__
-    return {
-        (r.signal, r.source, r.target): lb.LogBaseline(r.center, r.var, r.tail, r.far, r.samples, r.windows)
-        for r in db.session.execute(select(table))
-    }
-
-
 def _pending_in(saved: list | None, now: float, horizon: float) -> tuple[dict, dict]:
     """The evidence carried from the last windows, its spans read back from the store:
     (verdicts by series, callee operation by CLIENT span). Older than ``horizon``: dropped."""
@@ -151,56 +137,6 @@ def _learning_mode(state, window: list, now: float, settings: Settings) -> tuple
     return "normal", None
 
 
-def _learn_means(stats: dict, baselines: dict, anomalous: set, th: Thresholds, alpha: float,
-                 now: float, mode: str) -> None:
-    """Fold normal windows into the EWMA baselines of the mean rules (see :func:`_learn_signals`
-    for ``mode``)."""
-    changed, added = [], []
-    for key, s in stats.items():
-        current = None if mode == "reseed" else baselines.get(key)
-        if mode == "normal" and (key in anomalous or not bl.is_normal(s, current, th)):
-            continue  # learn from normal windows only
-        b = bl.learn(current, s.mean_ms, s.error_rate, s.count,
-                     RELEARN_WEIGHT if mode == "relearn" else alpha)
-        row = {"service": key[0], "endpoint": key[1], "latency_ms": b.latency_ms,
-               "error_rate": b.error_rate, "samples": b.samples, "windows": b.windows, "updated_at": now}
-        (changed if key in baselines else added).append(row)
-    _write_rows(Baseline.__table__, ("service", "endpoint"), changed, added)
-
-
-def _write_rows(table, keys: tuple[str, ...], changed: list[dict], added: list[dict]) -> None:
-    """One UPDATE (by primary key) for the changed rows and one INSERT for the new ones."""
-    if changed:
-        db.session.execute(
-            update(table).where(*[table.c[k] == bindparam(f"k_{k}") for k in keys]),
-            [{**r, **{f"k_{k}": r[k] for k in keys}} for r in changed],
-        )
-    if added:
-        db.session.execute(insert(table), added)
-
-
-def _learn_signals(values: dict, baselines: dict, skip: set, rules: lb.Rules,
-                   alpha: float, now: float, mode: str) -> None:
-    """Fold this window's values into every series that stayed normal: one UPDATE and one
-    INSERT statement for all of them. After a silence, ``mode`` is ``reseed`` (the first window:
-    every series seen starts anew) and then ``relearn`` (every series learns, half weight)."""
-    changed, added = [], []
-    for key, samples in values.items():
-        current = baselines.get(key)
-        if mode == "reseed":
-            b = lb.reseed(current, samples, rules)
-        elif mode == "relearn":
-            b = lb.learn(current, samples, alpha, rules, weight=RELEARN_WEIGHT)
-        elif key in skip or not lb.learnable(samples, current, rules):
-            continue  # learn from normal windows only
-        else:
-            b = lb.learn(current, samples, alpha, rules)
-        row = {"signal": key[0], "source": key[1], "target": key[2], "center": b.center, "var": b.var,
-               "tail": b.tail, "far": b.far, "samples": b.samples, "windows": b.windows, "updated_at": now}
-        (changed if current is not None else added).append(row)
-    _write_rows(SignalBaseline.__table__, ("signal", "source", "target"), changed, added)
-
-
 @contextmanager
 def _without_gc():
     """A cycle builds a few hundred thousand short-lived objects (rows, indexes, verdicts) with no
@@ -226,90 +162,165 @@ def run_cycle(settings: Settings, now: float | None = None, started_at: float | 
         return _run_cycle(settings, now, started_at)
 
 
+@dataclass
+class _Findings:
+    """What a cycle read and decided before writing anything."""
+
+    window: list  # the spans since the last cycle
+    upto: int  # the last span id read: the next cursor
+    stats: dict  # per-endpoint window statistics (the mean rules')
+    baselines: dict  # the mean rules' baselines
+    signal_baselines: dict  # the evidence series' baselines
+    th: Thresholds
+    rules: lb.Rules
+    seen: evidence.Assessment
+    saved: list | None  # the evidence carried from the last windows, as stored
+    mode: str  # normal, reseed or relearn (see _learning_mode)
+    relearn_until: float | None
+    anomalies: list
+    memory: logfeed.Registered | None  # the log feed and its memory (None without a log feed)
+    logs: LogWindow | None  # the window's judged log lines (None: no logs)
+    groups: list  # the anomalies grouped by root cause
+
+
 def _run_cycle(settings: Settings, now: float | None, started_at: float | None) -> dict:
+    """Judge the window (writing nothing), then write everything it decided in one transaction."""
     wall_start = time.time() if started_at is None else started_at
+    now = wall_start if now is None else now
+    found = _detect(settings, now)
+    db.session.rollback()
+    begin_write()
+    changes, queued, stormed = _update_incidents(found, now, settings)
+    opened_kinds = [(lead_type(i), i.severity) for i in changes.opened]
+    _learn(found, now, settings)
+    _advance_state(found, now)
+    summary = _summary(found, wall_start, changes, queued, stormed)
+    db.session.add(_history_row(found, wall_start, changes))
+    db.session.commit()
+    selfmetrics.cycle_finished(time.time() - wall_start, [a.type for a in found.anomalies], opened_kinds,
+                               stormed)
+    summary["duration_ms"] = round((time.time() - wall_start) * 1000, 2)
+    return summary
+
+
+def _detect(settings: Settings, now: float) -> _Findings:
+    """Read the spans since the last cycle and judge them: anomalies (traces, then logs), then the
+    root causes that group them. Writes nothing."""
     th = Thresholds.from_settings(settings)
     state = db.session.get(DetectionState, STATE_ID)
     cursor = state.cursor if state else 0
     upto = min(store.max_span_id(), cursor + MAX_SPANS_PER_CYCLE)
     window = store.spans_after(cursor, upto)
-    if now is None:
-        now = wall_start
-    ignored = settings.ignore_services
-    stats = window_stats(window, ignored)
-    baselines = _baselines()
+    stats = window_stats(window, settings.ignore_services)
+    baselines = read_means()
     rules = lb.Rules()
-    signal_baselines = _signal_baselines()
-    traces = sorted(st.unmatched_calls(window))[:MAX_CONTEXT_TRACES]
-    context = store.server_spans(traces, cursor) if traces else []
-    horizon = PENDING_WINDOWS * settings.detection_interval
-    saved = state.pending if state else None
-    earlier, names = _pending_in(saved, now, horizon)
-    seen = evidence.assess(window, signal_baselines, rules, now, ignored, context, earlier, names)
+    signal_baselines = read_signals()
+    seen, saved = _assess(window, cursor, state, signal_baselines, rules, now, settings)
     mode, relearn_until = _learning_mode(state, window, now, settings)
-    anomalies = [] if mode != "normal" else detect(stats, baselines, th)
-    if mode == "normal":
-        anomalies += shifted(seen.own, rules, "self", anomalies)
-        anomalies += network(seen.suspects, anomalies)
-        anomalies += shifted(seen.whole, rules, "duration", anomalies)
+    anomalies = _trace_anomalies(stats, baselines, th, seen, rules, mode)
     memory = logfeed.registered(current_app)
     logstate.load(memory)  # the saved log memory, when it is newer than this process's
     logs = logfeed.judge(memory, now, window, anomalies, mode)  # None: no logs
     if mode == "normal":
         anomalies += logfeed.anomalies(logs, window, anomalies)
     groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs)
+    return _Findings(window, upto, stats, baselines, signal_baselines, th, rules, seen, saved, mode,
+                     relearn_until, anomalies, memory, logs, groups)
 
-    # Everything the cycle decided is written in one transaction.
-    db.session.rollback()
-    begin_write()
+
+def _assess(window: list, cursor: int, state, signal_baselines: dict, rules: lb.Rules, now: float,
+            settings: Settings) -> tuple[evidence.Assessment, list | None]:
+    """The window's evidence (self time, durations, calls), the earlier SERVER spans of its traces
+    and the evidence carried from the last windows included; and that carried evidence as stored."""
+    traces = sorted(st.unmatched_calls(window))[:MAX_CONTEXT_TRACES]
+    context = store.server_spans(traces, cursor) if traces else []
+    horizon = PENDING_WINDOWS * settings.detection_interval
+    saved = state.pending if state else None
+    earlier, names = _pending_in(saved, now, horizon)
+    seen = evidence.assess(window, signal_baselines, rules, now, settings.ignore_services, context,
+                           earlier, names)
+    return seen, saved
+
+
+def _trace_anomalies(stats: dict, baselines: dict, th: Thresholds, seen: evidence.Assessment,
+                     rules: lb.Rules, mode: str) -> list:
+    """The anomalies the traces show: the mean rules', then the evidence's (self time, the calls
+    into a service, whole durations). None while the baselines are learned anew."""
+    if mode != "normal":
+        return []
+    anomalies = detect(stats, baselines, th)
+    anomalies += shifted(seen.own, rules, "self", anomalies)
+    anomalies += network(seen.suspects, anomalies)
+    anomalies += shifted(seen.whole, rules, "duration", anomalies)
+    return anomalies
+
+
+def _update_incidents(found: _Findings, now: float, settings: Settings) -> tuple[Changes, int, int]:
+    """Open, update, reopen and resolve incidents for the cycle's groups, and queue what they call
+    for: (the changes, rows queued in the outbox, groups merged into the storm incident)."""
     policy = Policy.from_settings(settings)
+    ignored = settings.ignore_services
     # Traffic = requests entering the system (root spans) not of ignored services.
-    total_requests = sum(1 for sp in window if sp.parent_span_id is None and sp.service not in ignored)
+    total_requests = sum(1 for sp in found.window if sp.parent_span_id is None and sp.service not in ignored)
     # A flood of new root causes (forged or broken telemetry) opens one storm incident, not thousands.
     open_roots = {(i.root_service, i.root_endpoint) for i in open_incidents()}
-    groups, stormed = storm.cap(groups, open_roots, settings.max_new_incidents)
+    groups, stormed = storm.cap(found.groups, open_roots, settings.max_new_incidents)
     changes = resolve_quiet(apply_groups(groups, now, policy, total_requests), now, policy)
     queued = outbox.dispatch(changes, now, settings)
-    opened, updated, resolved = changes.opened, changes.updated + changes.reopened, changes.resolved
-    opened_kinds = [(lead_type(i), i.severity) for i in opened]
-    _learn_means(stats, baselines, {a.key for a in anomalies}, th, settings.ewma_alpha, now, mode)
-    _learn_signals(seen.values, signal_baselines, seen.skip, rules, settings.ewma_alpha, now, mode)
-    logstate.save(memory, logs, now)  # templates, their ids on the log rows, miners, log baselines
+    return changes, queued, stormed
+
+
+def _learn(found: _Findings, now: float, settings: Settings) -> None:
+    """Fold the window into the baselines that stayed normal: the mean rules', the evidence series'
+    and the logs' (templates, their ids on the log rows, miners, log baselines)."""
+    alpha, mode = settings.ewma_alpha, found.mode
+    anomalous = {a.key for a in found.anomalies}
+    learn_means(found.stats, found.baselines, anomalous, found.th, alpha, now, mode)
+    learn_signals(found.seen.values, found.signal_baselines, found.seen.skip, found.rules, alpha, now, mode)
+    logstate.save(found.memory, found.logs, now)
+
+
+def _advance_state(found: _Findings, now: float) -> None:
+    """Move the detection state past the window: its cursor, the lease given back, when data was
+    last seen, the relearning period, and the evidence carried to the next window."""
     state = db.session.get(DetectionState, STATE_ID)
-    state.cursor = upto
+    state.cursor = found.upto
     state.cycles += 1
     state.lease_until = None
-    if window:
+    if found.window:
         state.last_data_at = now
-    state.relearn_until = relearn_until
-    state.pending = [] if mode != "normal" else _pending_out(seen.pending, seen.names, saved, now)
-    summary = {
-        "started_at": wall_start,
-        "spans": len(window),
-        "endpoints": len(stats),
+    state.relearn_until = found.relearn_until
+    seen = found.seen
+    state.pending = [] if found.mode != "normal" else _pending_out(seen.pending, seen.names, found.saved, now)
+
+
+def _summary(found: _Findings, started_at: float, changes: Changes, queued: int, stormed: int) -> dict:
+    """What the cycle did, as ``flask aiops analyze`` and ``POST /aiops/analyze`` answer it."""
+    return {
+        "started_at": started_at,
+        "spans": len(found.window),
+        "endpoints": len(found.stats),
         "anomalies": [
             {"service": a.service, "endpoint": a.endpoint, "type": a.type, "message": a.message}
-            for a in anomalies
+            for a in found.anomalies
         ],
-        "learning": mode,
-        "incidents_opened": [i.id for i in opened],
-        "incidents_updated": [i.id for i in updated],
+        "learning": found.mode,
+        "incidents_opened": [i.id for i in changes.opened],
+        "incidents_updated": [i.id for i in changes.updated + changes.reopened],
         "incidents_reopened": [i.id for i in changes.reopened],
-        "incidents_resolved": [i.id for i in resolved],
+        "incidents_resolved": [i.id for i in changes.resolved],
         "notifications_queued": queued,
         "groups_merged_into_storm": stormed,
     }
-    db.session.add(
-        DetectionCycle(
-            started_at=wall_start, finished_at=time.time(), owner=owner_name(),
-            spans=len(window), anomalies=len(anomalies), incidents_opened=len(opened),
-            incidents_updated=len(updated), incidents_resolved=len(resolved),
-        )
+
+
+def _history_row(found: _Findings, started_at: float, changes: Changes) -> DetectionCycle:
+    """The cycle's line in the cycle history."""
+    return DetectionCycle(
+        started_at=started_at, finished_at=time.time(), owner=owner_name(),
+        spans=len(found.window), anomalies=len(found.anomalies), incidents_opened=len(changes.opened),
+        incidents_updated=len(changes.updated + changes.reopened), incidents_resolved=len(changes.resolved),
     )
-    db.session.commit()
-    selfmetrics.cycle_finished(time.time() - wall_start, [a.type for a in anomalies], opened_kinds, stormed)
-    summary["duration_ms"] = round((time.time() - wall_start) * 1000, 2)
-    return summary
 
 
 def forget_last_data() -> None:

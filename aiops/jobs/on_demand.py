@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from aiops.jobs import doorbell
-from aiops.store.models import CycleRequest, Worker
+from aiops.store.models import CycleRequest, WorkerHeartbeat
 from telemetry.db import begin_write, db, is_sqlite
 
 HEARTBEAT = 5.0  # seconds between a worker's signs of life (and its look for missed requests)
@@ -32,9 +32,9 @@ def beat(name: str, started_at: float, now: float | None = None) -> None:
     insert = sqlite_insert if is_sqlite(db.engine) else pg_insert
     begin_write()
     db.session.execute(
-        insert(Worker)
+        insert(WorkerHeartbeat)
         .values(name=name, started_at=started_at, seen_at=now)
-        .on_conflict_do_update(index_elements=[Worker.name], set_={"seen_at": now})
+        .on_conflict_do_update(index_elements=[WorkerHeartbeat.name], set_={"seen_at": now})
     )
     db.session.commit()
 
@@ -42,15 +42,14 @@ def beat(name: str, started_at: float, now: float | None = None) -> None:
 def leave(name: str) -> None:
     """A worker stopping cleanly: callers stop waiting for it at once."""
     begin_write()
-    db.session.execute(delete(Worker).where(Worker.name == name))
+    db.session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.name == name))
     db.session.commit()
 
 
 def worker_alive(now: float | None = None) -> bool:
     now = time.time() if now is None else now
-    return (
-        db.session.scalar(select(Worker.name).where(Worker.seen_at >= now - ALIVE_FOR).limit(1)) is not None
-    )
+    alive = select(WorkerHeartbeat.name).where(WorkerHeartbeat.seen_at >= now - ALIVE_FOR).limit(1)
+    return db.session.scalar(alive) is not None
 
 
 def ask(timeout: float) -> dict | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
-from aiops.detection.rules import WHOLE_SERVICE, Anomaly
+from aiops.detection.rules import WHOLE_SERVICE, Anomaly, is_timeout
 from aiops.detection.selftime import SpanIndex
 from aiops.kinds import AnomalyType
 from aiops.logs.signals import LogRecord, LogWindow
@@ -55,11 +55,24 @@ def deepest_logger(span, tree, lines: Iterable[LogRecord]):
     return best
 
 
+def _failed_below(span, tree) -> set[Key]:
+    """The endpoints blamed for the failed (errored or timed-out) spans strictly below ``span``."""
+    found, todo, seen = set(), list(tree.children.get(span.span_id, ())), 0
+    while todo and seen < 10_000:
+        current, seen = todo.pop(), seen + 1
+        if current.error or is_timeout(current):
+            found.add(tree.blame_key(current))
+        todo.extend(tree.children.get(current.span_id, ()))
+    return found - {tree.index.entry(span)}
+
+
 def walk(keys: Mapping[Key, float], span, tree, logs: LogWindow | None) -> Mapping[Key, float]:
-    """The trace walk's blame for ``span``, a share moved to the deepest span that logged a problem."""
+    """The trace walk's blame for ``span``, a share moved to the deepest span that logged a problem,
+    unless the walk blames a failure below that span: then its lines are a caller reporting what
+    a callee did to it ("call to inventory timed out"), a symptom, and the traces keep the blame."""
     lines = logs.problems.get(span.trace_id) if logs is not None else None
     deep = deepest_logger(span, tree, lines) if lines else None
-    if deep is None:
+    if deep is None or set(keys) & _failed_below(deep, tree):
         return keys
     out: dict[Key, float] = defaultdict(float)
     for key, w in keys.items():

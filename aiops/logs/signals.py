@@ -171,8 +171,21 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
     templates = mine(records, miner)
     abnormal = set(abnormal_traces)
     key_of = {id(r): key for key, lines in templates.items() for r in lines}
-    traced = [r for r in records if r.trace_id]
-    overall = sum(1 for r in traced if r.trace_id in abnormal) / len(traced) if traced else 0.0
+    problems, warns = _warnings(records)
+    signals = _surges(warns, key_of, miner, base, rules, traffic or {})
+    signals += _template_signals(templates, records, abnormal, miner, base, rules)
+    paths: logpaths.Requests = {}
+    if entry_of is not None:
+        paths, vanished = _vanished(records, key_of, entry_of, served or {}, miner, base, rules)
+        signals += vanished
+    suspects: dict[str, LogSuspect] = {}
+    for sig in signals:
+        suspects.setdefault(sig.service, LogSuspect(sig.service)).signals.append(sig)
+    return LogWindow(templates, suspects, dict(problems), paths)
+
+
+def _warnings(records: list[LogRecord]) -> tuple[dict[str, list[LogRecord]], dict[str, list[LogRecord]]]:
+    """The window's ERROR/WARN lines, per trace id (those in a trace) and per service."""
     problems: dict[str, list[LogRecord]] = defaultdict(list)
     warns: dict[str, list[LogRecord]] = defaultdict(list)
     for r in records:
@@ -180,15 +193,18 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
             warns[r.service].append(r)
             if r.trace_id:
                 problems[r.trace_id].append(r)
-    suspects: dict[str, LogSuspect] = {}
+    return problems, warns
 
-    def add(sig: LogSignal) -> None:
-        suspects.setdefault(sig.service, LogSuspect(sig.service)).signals.append(sig)
 
+def _surges(warns: Mapping[str, list[LogRecord]], key_of: Mapping[int, TemplateKey], miner: TemplateMiner,
+            base: LogBaselines, rules: LogRules, traffic: Mapping[str, int]) -> list[LogSignal]:
+    """``surge``: services with more ERROR/WARN lines than usual for the traffic they served, each
+    named after its commonest template."""
+    found = []
     for service, lines in warns.items():
         if base.windows.get(service, 0) < rules.min_windows:
             continue
-        expected = expected_warnings(base, service, traffic or {})
+        expected = expected_warnings(base, service, traffic)
         excess = (len(lines) - expected) / math.sqrt(expected + 1)
         if len(lines) >= rules.min_lines and excess >= rules.min_surge:
             top = Counter(key_of[id(r)] for r in lines if id(r) in key_of)
@@ -196,8 +212,19 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
             text = (miner.template(lead) or "") if lead else ""
             exc = is_exception(text)
             score = (EXCEPTION_WEIGHT if exc else 1.0) * excess
-            add(LogSignal("surge", service, text, len(lines), expected, score, lines[0].time,
-                          lines[:MAX_EXAMPLES], exc, template_id=lead[1] if lead else None))
+            found.append(LogSignal("surge", service, text, len(lines), expected, score, lines[0].time,
+                                   lines[:MAX_EXAMPLES], exc, template_id=lead[1] if lead else None))
+    return found
+
+
+def _template_signals(templates: Mapping[TemplateKey, list[LogRecord]], records: list[LogRecord],
+                      abnormal: set[str], miner: TemplateMiner, base: LogBaselines,
+                      rules: LogRules) -> list[LogSignal]:
+    """Per template: ``new`` (never seen in a normal window) and ``trace-bound`` (its lines mostly in
+    the window's abnormal traces, far more than the window's lines in all)."""
+    traced = [r for r in records if r.trace_id]
+    overall = sum(1 for r in traced if r.trace_id in abnormal) / len(traced) if traced else 0.0
+    found = []
     for key, lines in templates.items():
         service = key[0]
         text = miner.template(key) or ""
@@ -207,31 +234,39 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
                 and len(lines) >= rules.min_lines and not _vague(text)):
             worst = max(r.severity_number for r in lines)
             severe = next(w for level, w in SEVERITY_WEIGHT if worst >= level)
-            add(LogSignal("new", service, text, len(lines), 0.0, weight * severe * math.sqrt(len(lines)),
-                          lines[0].time, lines[:MAX_EXAMPLES], exc, template_id=key[1]))
+            found.append(LogSignal("new", service, text, len(lines), 0.0,
+                                   weight * severe * math.sqrt(len(lines)), lines[0].time,
+                                   lines[:MAX_EXAMPLES], exc, template_id=key[1]))
         if abnormal and len(lines) >= rules.min_lines:
             inside = [r for r in lines if r.trace_id in abnormal]
             usual = base.template_rate.get(key, 0.0)
             share = len(inside) / len(lines)
             if share >= rules.trace_share and share >= rules.trace_lift * overall and len(lines) > 2 * usual:
-                add(LogSignal("trace-bound", service, text, len(inside), usual,
-                              weight * math.sqrt(len(inside)), inside[0].time, inside[:MAX_EXAMPLES], exc,
-                              template_id=key[1]))
-    paths: logpaths.Requests = {}
-    if entry_of is not None:
-        paths, shown = logpaths.requests_of(records, lambda r: key_of.get(id(r), (None, None))[1], entry_of,
-                                            served or {})
-        strongest: dict[logpaths.Key, list[logpaths.Vanished]] = defaultdict(list)
-        for v in logpaths.vanished(paths, base.paths, rules.paths):
-            strongest[v.endpoint].append(v)
-        for endpoint, found in strongest.items():
-            lead = max(found, key=lambda v: v.score)
-            lines = shown.get(endpoint, [])
-            add(LogSignal("vanished", endpoint[0], miner.template((endpoint[0], lead.template_id)) or "",
-                          lead.logged, lead.usual_share * lead.requests, lead.score,
-                          lines[0].time if lines else 0.0, lines, endpoint=endpoint[1],
-                          template_id=lead.template_id))
-    return LogWindow(templates, suspects, dict(problems), paths)
+                found.append(LogSignal("trace-bound", service, text, len(inside), usual,
+                                       weight * math.sqrt(len(inside)), inside[0].time, inside[:MAX_EXAMPLES],
+                                       exc, template_id=key[1]))
+    return found
+
+
+def _vanished(records: list[LogRecord], key_of: Mapping[int, TemplateKey], entry_of: Callable,
+              served: Mapping, miner: TemplateMiner, base: LogBaselines,
+              rules: LogRules) -> tuple[logpaths.Requests, list[LogSignal]]:
+    """``vanished``: per endpoint, the strongest template most of its requests usually log and the
+    window's did not (:mod:`aiops.logs.paths`); and the templates each request logged."""
+    paths, shown = logpaths.requests_of(records, lambda r: key_of.get(id(r), (None, None))[1], entry_of,
+                                        served)
+    strongest: dict[logpaths.Key, list[logpaths.Vanished]] = defaultdict(list)
+    for v in logpaths.vanished(paths, base.paths, rules.paths):
+        strongest[v.endpoint].append(v)
+    found = []
+    for endpoint, candidates in strongest.items():
+        lead = max(candidates, key=lambda v: v.score)
+        lines = shown.get(endpoint, [])
+        found.append(LogSignal("vanished", endpoint[0], miner.template((endpoint[0], lead.template_id)) or "",
+                               lead.logged, lead.usual_share * lead.requests, lead.score,
+                               lines[0].time if lines else 0.0, lines, endpoint=endpoint[1],
+                               template_id=lead.template_id))
+    return paths, found
 
 
 def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules: LogRules = LogRules(),

@@ -1,22 +1,11 @@
 """Root-cause analysis over traces. Pure logic: anomalies and spans in, groups out.
 
 For each anomaly we take the spans that show it (the slow, failed or timed-out
-ones) and walk down their traces: from an abnormal span we follow its abnormal
-children; where no child is abnormal, the span itself is to blame (its own
-behaviour explains the trace). A CLIENT span slow outside its callee's span
-blames the callee (the network into it), and one whose callee never reported
-(it hung, or is not instrumented) blames the callee it names. A span that
-failed right after a healthy call returned blames that answer first (a wrong
-response) and itself next. A slow span with no
-abnormal child still passes the blame to a child that took most of its time,
-so a missing baseline does not stop the walk. Blame is counted over many
-traces, which ranks the candidates; anomalies whose traces blame the same
-endpoint become one group: one incident per root cause.
-
-Blame lands on the culprit span's *entry* (its service's SERVER span above
-it), so the internal operations of one faulty service form one root, not one
-per method. An anomaly found in an endpoint's own work (self time) or in the
-calls into a service (network) brings its evidence and blames that directly.
+ones) and walk down their traces to the spans to blame (:mod:`aiops.rca.walk`).
+Blame is counted over many traces, which ranks the candidates; anomalies whose
+traces blame the same endpoint become one group: one incident per root cause.
+An anomaly found in an endpoint's own work (self time) or in the calls into a
+service (network) brings its evidence and blames that directly.
 
 The walk alone blames depth; :func:`analyse` therefore blends it with the
 evidence ranking of :mod:`aiops.detection.evidence` (who added time itself), and each
@@ -31,15 +20,14 @@ from dataclasses import dataclass, field
 
 from aiops.detection.evidence import Suspect
 from aiops.detection.ewma import BaselineValue
-from aiops.detection.rules import Anomaly, Key, Thresholds, is_timeout
-from aiops.detection.selftime import SpanIndex
+from aiops.detection.rules import Anomaly, Key, Thresholds
 from aiops.logs import clues as logrca
 from aiops.logs.signals import LogWindow
-from telemetry.columns import KIND_CLIENT, KIND_SERVER
+from aiops.rca.walk import Blamer, TraceTree, evidence_spans
+from telemetry.columns import KIND_CLIENT
 from telemetry.rows import span_key
 
 MAX_TRACES_PER_ANOMALY = 20
-ANSWER_SHARE = 0.6  # blame on the callee whose answer a span failed right after (see Blamer)
 # How much an anomaly of each type trusts the evidence ranking over the trace walk.
 EVIDENCE_TRUST = {"latency": 0.8, "error": 0.3, "timeout": 0.3}
 
@@ -61,97 +49,6 @@ class Group:
         return names
 
 
-class TraceTree:
-    """Parent/child index of one trace's spans."""
-
-    def __init__(self, spans: Iterable):
-        self.spans = list(spans)
-        self.children: dict[str | None, list] = defaultdict(list)
-        for span in self.spans:
-            self.children[span.parent_span_id].append(span)
-        self.index = SpanIndex(self.spans)
-
-    def blame_key(self, span) -> Key:
-        """The endpoint to blame for ``span``: a CLIENT span's callee (the SERVER span that answered
-        it, else the service it names), else its entry. A call slow outside its callee's span is
-        slow on the way into the callee: a network fault shows on the edges into a service."""
-        if span.kind == KIND_CLIENT:
-            answered = [c for c in self.children.get(span.span_id, ()) if c.kind == KIND_SERVER]
-            if answered:
-                return self.index.entry(answered[0])
-            if span.peer:
-                return span_key(span)
-        return self.index.entry(span)
-
-
-class Blamer:
-    def __init__(self, baselines: Mapping[Key, BaselineValue], th: Thresholds):
-        self.baselines = baselines
-        self.th = th
-
-    def abnormal(self, span) -> bool:
-        return bool(span.error) or is_timeout(span) or self.slow(span)
-
-    def slow(self, span) -> bool:
-        return self.th.is_slow(span.duration_ms, self.baselines.get(span_key(span)))
-
-    def culprits(self, span, tree: TraceTree, depth: int = 0) -> dict[Key, float]:
-        """Endpoints to blame for ``span`` being abnormal (deepest abnormal spans), with weights
-        that add up to 1."""
-        children = tree.children.get(span.span_id, [])
-        if depth > 64 or not children:
-            return {tree.blame_key(span): 1.0}
-        bad = [c for c in children if self.abnormal(c)]
-        if not bad and not span.error:
-            # Slow with healthy children: blame a child only if the time went there.
-            longest = max(children, key=lambda c: c.duration_ms)
-            if longest.duration_ms > 0.5 * span.duration_ms:
-                bad = [longest]
-        elif len(bad) > 1 and not span.error:
-            # Slow with several slower-than-usual children (a busy host slows them all):
-            # when one of them took most of the time, it alone explains the slowness.
-            heavy = [c for c in bad if c.duration_ms > 0.5 * span.duration_ms]
-            if heavy:
-                bad = heavy
-        if not bad:
-            return self._failed_after_answer(span, children, tree) or {tree.blame_key(span): 1.0}
-        keys: dict[Key, float] = defaultdict(float)
-        for child in bad:
-            for key, w in self.culprits(child, tree, depth + 1).items():
-                keys[key] += w / len(bad)
-        return dict(keys)
-
-    def _failed_after_answer(self, span, children: list, tree: TraceTree) -> dict[Key, float] | None:
-        """A span that failed right after a healthy call returned, its last act: the answer it
-        just got is the likelier trigger (a wrong response), its own code the other."""
-        if not span.error:
-            return None
-        end = span.start_time + span.duration_ms / 1000.0
-        last = max(children, key=lambda c: c.start_time + c.duration_ms / 1000.0)
-        slack = max(0.005, 0.1 * span.duration_ms / 1000.0)
-        if last.kind != KIND_CLIENT or end - (last.start_time + last.duration_ms / 1000.0) > slack:
-            return None
-        answered = [c for c in tree.children.get(last.span_id, ()) if c.service != span.service]
-        callee = tree.blame_key(answered[0]) if answered else (span_key(last) if last.peer else None)
-        if callee is None or callee == tree.blame_key(span):
-            return None
-        return {callee: ANSWER_SHARE, tree.blame_key(span): 1.0 - ANSWER_SHARE}
-
-
-def evidence_spans(anomaly: Anomaly, spans: Iterable, blamer: Blamer) -> list:
-    """The spans (the window's, of the anomaly's endpoint) that show ``anomaly``, newest first."""
-    test: Callable
-    if anomaly.type == "error":
-        test = lambda s: s.error  # noqa: E731
-    elif anomaly.type == "timeout":
-        test = is_timeout
-    else:
-        test = blamer.slow
-    found = [s for s in spans if span_key(s) == anomaly.key and test(s)]
-    found.sort(key=lambda s: s.start_time, reverse=True)
-    return found
-
-
 def _evidence_leads(anomalies: list[Anomaly], by_service: Mapping[str, Suspect]) -> dict[Key, Key]:
     """Anomalies that bring their evidence blame a key directly: network ones the endpoint they
     name; self-time ones their own entry, or the whole service when it slowed everywhere (a
@@ -165,15 +62,16 @@ def _evidence_leads(anomalies: list[Anomaly], by_service: Mapping[str, Suspect])
     return leads
 
 
-def _evidence(related: set[str], by_service: Mapping[str, Suspect], blame: Mapping[Key, float]):
+def _evidence(related: set[str], by_service: Mapping[str, Suspect], blame: Mapping[Key, float],
+              anomalous: Key):
     """The suspects' scores, for the services an anomaly's traces reach: each on the endpoint of
-    that service the traces blame when its own work slowed, else on the suspect's own key."""
+    that service the traces blame (:meth:`Suspect.root_for`), else on the suspect's own key."""
     found: dict[Key, float] = defaultdict(float)
     for s in related:
         suspect = by_service.get(s)
         if suspect is not None:
             named = max((k for k in blame if k[0] == s), key=lambda k: (blame[k], k), default=None)
-            found[suspect.root_for(named) if named else suspect.key] += suspect.score
+            found[suspect.root_for(named, anomalous) if named else suspect.key] += suspect.score
     return dict(found)
 
 
@@ -213,6 +111,33 @@ def analyse(
     log lines, :mod:`aiops.logs.clues`) add a third opinion; without them nothing changes.
     """
     blamer = Blamer(baselines, th)
+    per_anomaly, wanted = _traces_of(anomalies, window, blamer)
+    trees = {tid: TraceTree(spans) for tid, spans in load_traces(wanted).items()}
+    by_service = {s.service: s for s in suspects}
+    lead = _evidence_leads(anomalies, by_service)
+    log_keys = logrca.suspect_keys(logs, window) if logs is not None else {}
+    roots: dict[Key, Group] = {}
+    weights: dict[Key, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
+    examples: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for anomaly, spans in per_anomaly:
+        blame, trace_blame, related = _blame(anomaly, spans, trees, blamer, lead, by_service, logs)
+        opinion = _opinion(anomaly, blame, related, by_service, logs, log_keys)
+        root = max(opinion.items(), key=lambda kv: (kv[1], kv[0] == anomaly.key))[0]
+        group = roots.setdefault(root, Group(root=root, anomalies=[], candidates=[]))
+        group.anomalies.append(anomaly)
+        for key, w in opinion.items():
+            weights[root][key] += w
+        for tid, per_key in trace_blame.items():
+            size = len(trees[tid].spans) if tid in trees else 0
+            examples[root][tid] += per_key.get(root, 0.0) + 0.001 * size  # prefer fuller traces
+    for root, group in roots.items():
+        _finish(group, weights[root], examples[root], by_service.get(root[0]), trees, logs)
+    return sorted(roots.values(), key=lambda g: g.root)
+
+
+def _traces_of(anomalies: list[Anomaly], window: list, blamer: Blamer) -> tuple[list, set[str]]:
+    """Each anomaly with the spans that show it, one per trace and at most ``MAX_TRACES_PER_ANOMALY``
+    (its ``trace_ids``, and its onset when it had none, are set from them); and every trace wanted."""
     per_anomaly: list[tuple[Anomaly, list]] = []
     wanted: set[str] = set()
     by_key: dict[Key, list] = defaultdict(list)
@@ -232,69 +157,68 @@ def analyse(
             anomaly.onset = min(s.start_time for s in chosen)
         wanted.update(anomaly.trace_ids)
         per_anomaly.append((anomaly, chosen))
+    return per_anomaly, wanted
 
-    trees = {tid: TraceTree(spans) for tid, spans in load_traces(wanted).items()}
-    by_service = {s.service: s for s in suspects}
-    lead = _evidence_leads(anomalies, by_service)
-    log_keys = logrca.suspect_keys(logs, window) if logs is not None else {}
-    roots: dict[Key, Group] = {}
-    weights: dict[Key, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
-    examples: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for anomaly, spans in per_anomaly:
-        blame: dict[Key, float] = defaultdict(float)
-        trace_blame: dict[str, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
-        related = {anomaly.service}
-        for span in spans:
-            tree = trees.get(span.trace_id) or TraceTree([span])
-            related |= _below(span, tree)
-            keys = {lead[anomaly.key]: 1.0} if anomaly.evidence else blamer.culprits(span, tree)
-            if logs is not None:
-                keys = logrca.walk(keys, span, tree, logs)
-            for key, w in keys.items():
-                key = by_service[key[0]].root_for(key) if key[0] in by_service else key
-                blame[key] += w
-                trace_blame[span.trace_id][key] += w
-        if not blame:
-            blame[anomaly.key] = 1.0
-        evidence = _evidence(related, by_service, blame)
-        trust = EVIDENCE_TRUST.get(anomaly.type, 0.5) if evidence else 0.0
-        traces: dict[Key, float] = defaultdict(float)
-        for key, w in _normalised(evidence).items():
-            traces[key] += trust * w
-        for key, w in _normalised(blame).items():
-            traces[key] += (1 - trust) * w
-        from_logs = logrca.evidence(related, logs, log_keys, traces)
-        log_trust = logrca.LOG_TRUST if from_logs else 0.0  # 0.0: the trace-only arithmetic, exactly
-        opinion: dict[Key, float] = defaultdict(float)
-        for key, w in traces.items():
-            opinion[key] += (1 - log_trust) * w
-        for key, w in _normalised(from_logs).items():
-            opinion[key] += log_trust * w
-        root = max(opinion.items(), key=lambda kv: (kv[1], kv[0] == anomaly.key))[0]
-        group = roots.setdefault(root, Group(root=root, anomalies=[], candidates=[]))
-        group.anomalies.append(anomaly)
-        for key, w in opinion.items():
-            weights[root][key] += w
-        for tid, per_key in trace_blame.items():
-            size = len(trees[tid].spans) if tid in trees else 0
-            examples[root][tid] += per_key.get(root, 0.0) + 0.001 * size  # prefer fuller traces
 
-    groups = []
-    for root, group in roots.items():
-        group.candidates = sorted(
-            ((k, round(w, 4)) for k, w in _normalised(weights[root]).items()),
-            key=lambda kv: (-kv[1], kv[0] != root, kv[0]),
-        )
-        # The root's own anomalies first: they describe the cause.
-        group.anomalies.sort(key=lambda a: (a.key != root, a.endpoint, a.type))
-        if examples[root]:
-            group.example_trace = max(examples[root].items(), key=lambda kv: kv[1])[0]
-        group.path = propagation_path(group, by_service.get(root[0]), trees.get(group.example_trace or ""))
+def _blame(anomaly: Anomaly, spans: list, trees: Mapping[str, TraceTree], blamer: Blamer,
+           lead: Mapping[Key, Key], by_service: Mapping[str, Suspect], logs: LogWindow | None):
+    """The trace walk's opinion of one anomaly: (blame per key over all its traces, blame per key in
+    each trace, the services its traces reach). An anomaly that brings its evidence blames its lead."""
+    blame: dict[Key, float] = defaultdict(float)
+    trace_blame: dict[str, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
+    related = {anomaly.service}
+    for span in spans:
+        tree = trees.get(span.trace_id) or TraceTree([span])
+        related |= _below(span, tree)
+        keys = {lead[anomaly.key]: 1.0} if anomaly.evidence else blamer.culprits(span, tree)
         if logs is not None:
-            _with_log_lines(group, logs)
-        groups.append(group)
-    groups.sort(key=lambda g: g.root)
-    return groups
+            keys = logrca.walk(keys, span, tree, logs)
+        for key, w in keys.items():
+            key = by_service[key[0]].root_for(key, anomaly.key) if key[0] in by_service else key
+            blame[key] += w
+            trace_blame[span.trace_id][key] += w
+    if not blame:
+        blame[anomaly.key] = 1.0
+    return blame, trace_blame, related
+
+
+def _opinion(anomaly: Anomaly, blame: Mapping[Key, float], related: set[str],
+             by_service: Mapping[str, Suspect], logs: LogWindow | None, log_keys) -> dict[Key, float]:
+    """The walk's blame blended with the evidence ranking's (trusted by anomaly type), then with the
+    logs' (when they say anything): weights per key."""
+    evidence = _evidence(related, by_service, blame, anomaly.key)
+    trust = EVIDENCE_TRUST.get(anomaly.type, 0.5) if evidence else 0.0
+    traces: dict[Key, float] = defaultdict(float)
+    for key, w in _normalised(evidence).items():
+        traces[key] += trust * w
+    for key, w in _normalised(blame).items():
+        traces[key] += (1 - trust) * w
+    from_logs = logrca.evidence(related, logs, log_keys, traces)
+    log_trust = logrca.LOG_TRUST if from_logs else 0.0  # 0.0: the trace-only arithmetic, exactly
+    opinion: dict[Key, float] = defaultdict(float)
+    for key, w in traces.items():
+        opinion[key] += (1 - log_trust) * w
+    for key, w in _normalised(from_logs).items():
+        opinion[key] += log_trust * w
+    return opinion
+
+
+def _finish(group: Group, weights: Mapping[Key, float], examples: Mapping[str, float],
+            suspect: Suspect | None, trees: Mapping[str, TraceTree], logs: LogWindow | None) -> None:
+    """A group's ranked candidates, its anomalies in order, its example trace and its propagation
+    path (with the log lines that support each hop)."""
+    root = group.root
+    group.candidates = sorted(
+        ((k, round(w, 4)) for k, w in _normalised(weights).items()),
+        key=lambda kv: (-kv[1], kv[0] != root, kv[0]),
+    )
+    # The root's own anomalies first: they describe the cause.
+    group.anomalies.sort(key=lambda a: (a.key != root, a.endpoint, a.type))
+    if examples:
+        group.example_trace = max(examples.items(), key=lambda kv: kv[1])[0]
+    group.path = propagation_path(group, suspect, trees.get(group.example_trace or ""))
+    if logs is not None:
+        _with_log_lines(group, logs)
 
 
 def _hop(service: str, endpoint: str, signal: str, observed: float, baseline: float | None,

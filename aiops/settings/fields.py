@@ -192,12 +192,12 @@ class Settings:
 
     # Security
     api_token: str | None = setting(
-        None, "AIOPS_API_TOKEN", "when set, mutating `/aiops/*` and `/simulate/*` calls need "
-        "`Authorization: Bearer <token>`; it also guards `/v1/*` unless `AIOPS_INGEST_TOKEN` is set",
+        None, "AIOPS_API_TOKEN", "when set, mutating `/aiops/*` and `/simulate/*` calls need it "
+        "([accepted forms](security.md#tokens)); it also guards `/v1/*` unless `AIOPS_INGEST_TOKEN` is set",
         SECURITY, parse.text)
     ingest_token: str | None = setting(
-        None, "AIOPS_INGEST_TOKEN", "token `POST /v1/traces` needs (`Authorization: Bearer` or "
-        "`X-AIOps-Token`)", SECURITY, parse.text, shown="the API token, else open")
+        None, "AIOPS_INGEST_TOKEN", "token `POST /v1/traces` and `POST /v1/logs` need "
+        "([accepted forms](security.md#tokens))", SECURITY, parse.text, shown="the API token, else open")
     trusted_hosts: tuple[str, ...] = setting(
         ("127.0.0.1", "localhost", "::1"), "AIOPS_TRUSTED_HOSTS", "host names this server answers for "
         "(`Host`); others get 400. `.example.com` trusts its subdomains, `*` any host", SECURITY,

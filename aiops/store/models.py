@@ -146,8 +146,9 @@ class CycleRequest(db.Model):
     summary: Mapped[dict | None] = mapped_column(JSON)
 
 
-class Worker(db.Model):
-    """A running ``flask aiops worker`` (or demo scheduler): its heartbeat says it can answer."""
+class WorkerHeartbeat(db.Model):
+    """A running ``flask aiops worker``'s (or demo scheduler's) heartbeat: its last sign of life says
+    it can answer. The process itself is :class:`aiops.jobs.worker.Worker`."""
 
     __tablename__ = "workers"
 

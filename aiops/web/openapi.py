@@ -140,6 +140,11 @@ def _incident_paths() -> dict:
         }},
         "/aiops/incidents/{incident_id}/acknowledge": {"post": {"summary": "Acknowledge", **transition}},
         "/aiops/incidents/{incident_id}/resolve": {"post": {"summary": "Resolve", **transition}},
+    }
+
+
+def _notification_paths() -> dict:
+    return {
         "/aiops/notifications": {"get": {
             "summary": "Notification history (newest first) and per-channel delivery stats",
             "parameters": [
@@ -154,6 +159,11 @@ def _incident_paths() -> dict:
             ],
             "responses": {**ok(ref("NotificationList")), "400": error(400)},
         }},
+    }
+
+
+def _log_paths() -> dict:
+    return {
         "/aiops/logs": {"get": {
             "summary": "Stored log records, newest first, filtered and paged",
             "parameters": [
@@ -182,6 +192,11 @@ def _incident_paths() -> dict:
             ],
             "responses": {**ok(ref("LogTemplateList")), "400": error(400)},
         }},
+    }
+
+
+def _detection_paths() -> dict:
+    return {
         "/aiops/metrics": {"get": {
             "summary": "Per-endpoint health over the metrics window",
             "responses": {**ok({"type": "object", "required": ["metrics"], "properties": {"metrics": {
@@ -301,7 +316,9 @@ def document(app: Flask) -> dict:
     endpoints = {(method.lower(), _openapi_path(rule.rule)): rule.endpoint
                  for rule in app.url_map.iter_rules() for method in rule.methods}
     paths = {}
-    for path, item in {**_product_paths(), **_incident_paths(), **extra["paths"]}.items():
+    ours = {**_product_paths(), **_incident_paths(), **_notification_paths(), **_log_paths(),
+            **_detection_paths()}
+    for path, item in {**ours, **extra["paths"]}.items():
         if all((method, path) in endpoints for method in item):
             paths[path] = {method: {"operationId": endpoints[method, path],
                                     **_secure(copy.deepcopy(op),

@@ -259,3 +259,14 @@ def test_trace_and_log_suspects_share_score_lead_and_onset():
     logged = LogSuspect("pay", [first, strongest])
     assert (logged.score, logged.lead, logged.onset) == (5.0, strongest, 5.0)
     assert evidence.Suspect("idle").onset is None and LogSuspect("idle").score == 0
+
+
+def test_a_hog_that_moves_every_endpoint_a_little_and_one_past_the_gate_is_the_whole_service():
+    """A starved process: every endpoint's own work a little slower (most values above typical, too
+    few strongly slow to pass the gate alone), one endpoint past it."""
+    found = evidence.assess(window(40, 5000.0, 22, own={"checkout": 3.0, "payment": 60.0, "inventory": 3.0},
+                                   topology=SHOP), SHOP_BASE, RULES)
+    assert [k for k, v in found.own.items() if v.significant(RULES)] == [("shop", "/payment")]
+    assert all(v.moved for v in found.own.values())
+    [shop] = found.suspects
+    assert shop.wide and shop.key == ("shop", WHOLE_SERVICE)

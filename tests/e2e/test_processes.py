@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aiops.store.models import CycleRequest, DetectionCycle, Worker
+from aiops.store.models import CycleRequest, DetectionCycle, WorkerHeartbeat
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT, free_port
 from tests.support import environment
@@ -72,7 +72,7 @@ def test_gunicorn_serves_and_the_worker_process_runs_the_cycles(tmp_path, db_url
         # SIGTERM: the worker finishes its job, signs off and exits cleanly.
         assert worker.stop() == 0
         server.worker_processes.clear()
-        assert _rows(db_url, Worker) == []
+        assert _rows(db_url, WorkerHeartbeat) == []
         # With no worker alive, the web process runs the asked-for cycle itself.
         h.analyze(server)
         last = _rows(db_url, DetectionCycle, DetectionCycle.started_at)[-1]

@@ -7,9 +7,11 @@ import copy
 
 from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import Thresholds, detect, window_stats
+from aiops.logs import clues as logrca
 from aiops.logs import signals as ls
 from aiops.logs.mining import TemplateMiner
 from aiops.rca.analysis import analyse
+from aiops.rca.walk import TraceTree
 from aiops.settings import Settings
 from tests.support.factories import client, span
 
@@ -95,3 +97,26 @@ def test_the_service_that_logged_the_new_error_leads_and_its_lines_reach_the_pat
     assert first["log_lines"] and all(line["service"] == "back" for line in first["log_lines"])
     assert len(first["log_lines"]) <= 3
     assert first["templates"] and "rates table corrupt" in first["templates"][0]["template"]
+
+
+
+def _timed_out_call(fails: bool):
+    """front/order calling mid/price, whose answer never came (its span is not in yet)."""
+    root = span("order", 1000.0, service="front", start_time=1000.0, status_code=504 if fails else 200)
+    c = client(root, "price", 1000.0)
+    c.peer = "mid"
+    if fails:
+        c.error, c.status_code, c.exception_type = True, None, "ReadTimeout"
+    line = ls.LogRecord(1001.0, "front", 17, "call to mid timed out after 1s", root.trace_id, root.span_id)
+    logs = ls.LogWindow({}, {}, {root.trace_id: [line]})
+    return root, TraceTree([root, c]), logs
+
+
+def test_a_caller_logging_its_callees_timeout_keeps_the_blame_on_the_callee():
+    """A line logged above the failure the traces blame reports it ("call to mid timed out"): the
+    trace walk's blame stays below. A line above a callee that did not fail is the caller's own news."""
+    root, tree, logs = _timed_out_call(fails=True)
+    assert logrca.walk({("mid", "price"): 1.0}, root, tree, logs) == {("mid", "price"): 1.0}
+    root, tree, logs = _timed_out_call(fails=False)
+    assert logrca.walk({("mid", "price"): 1.0}, root, tree, logs) == {("mid", "price"): 0.5,
+                                                                       ("front", "order"): 0.5}

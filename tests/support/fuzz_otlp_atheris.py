@@ -24,12 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 # start in seconds rather than minutes.
 import telemetry  # noqa: E402, F401
 
-_DECODING = ("telemetry.otlp_strings", "telemetry.otlp", "telemetry.otlp_limits")
-for _name in _DECODING:
+_DECODING = [name for name in sys.modules if name == "telemetry.otlp" or name.startswith("telemetry.otlp.")]
+for _name in [*_DECODING, "telemetry.otlp_limits"]:
     sys.modules.pop(_name, None)
 with atheris.instrument_imports(include=["telemetry"]):
-    otlp, otlp_strings, otlp_limits = (importlib.import_module(n) for n in
-                                      ("telemetry.otlp", "telemetry.otlp_strings", "telemetry.otlp_limits"))
+    otlp, otlp_limits = (importlib.import_module(n) for n in ("telemetry.otlp", "telemetry.otlp_limits"))
 
 LIMITS = otlp_limits.Limits(max_records=1_000, max_items=10_000)
 CHECKS = otlp.SpanChecks(now=1.7e9, own_services=frozenset({"shop"}))

@@ -1,4 +1,4 @@
-"""OTLP/HTTP trace ingest: the pure mapping (telemetry.otlp) and ``POST /v1/traces``."""
+"""OTLP/HTTP trace ingest: the pure decoding and mapping (telemetry.otlp) and ``POST /v1/traces``."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry import otlp
 from telemetry.columns import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, SPAN_FIELDS
+from telemetry.otlp.mapping import UNKNOWN_SERVICE
+from telemetry.otlp.spans import STATUS_ERROR, STATUS_OK, UNNAMED, span_row
 from tests.conftest import make_app
 from tests.support.factories import RECENT_NS, attributes, good_request, make_request, make_span
 from tests.support.otlp_http import JS, PB, decode, encoded, post, stored
 
 
 def row(span, service="svc") -> dict:
-    return dict(zip(SPAN_FIELDS, otlp.span_row(span, service), strict=True))
+    return dict(zip(SPAN_FIELDS, span_row(span, service), strict=True))
 
 
 # -- pure mapping -------------------------------------------------------------------------
@@ -51,7 +53,7 @@ def test_endpoint_is_the_span_name_otherwise():
     # A SERVER span without a method: the route alone.
     bare = make_span(name="/x/1", kind=KIND_SERVER, attrs={"http.route": "/x/{id}"})
     assert row(bare)["endpoint"] == "/x/{id}"
-    assert row(make_span(name="", kind=KIND_INTERNAL))["endpoint"] == otlp.UNNAMED
+    assert row(make_span(name="", kind=KIND_INTERNAL))["endpoint"] == UNNAMED
 
 
 def test_older_http_attributes_and_string_status():
@@ -62,8 +64,8 @@ def test_older_http_attributes_and_string_status():
 
 
 def test_error_follows_status_first():
-    assert row(make_span(status=otlp.STATUS_ERROR))["error"] is True
-    assert row(make_span(status=otlp.STATUS_OK, attrs={"http.response.status_code": 500}))["error"] is False
+    assert row(make_span(status=STATUS_ERROR))["error"] is True
+    assert row(make_span(status=STATUS_OK, attrs={"http.response.status_code": 500}))["error"] is False
     assert row(make_span(attrs={"http.response.status_code": 404}))["error"] is False
 
 
@@ -98,7 +100,7 @@ def test_strings_are_cut_to_columns_and_cleaned():
 
 def test_service_name_default():
     request = make_request({"": [make_span()]})
-    assert otlp.to_rows(request).rows[0][SPAN_FIELDS.index("service")] == otlp.UNKNOWN_SERVICE
+    assert otlp.to_rows(request).rows[0][SPAN_FIELDS.index("service")] == UNKNOWN_SERVICE
 
 
 @pytest.mark.parametrize("kwargs, reason", [

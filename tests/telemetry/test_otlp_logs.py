@@ -17,6 +17,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from sqlalchemy import select
 
 from telemetry import otlp, otlp_limits, otlp_logs
+from telemetry.otlp.mapping import clean
 from tests.conftest import make_app
 from tests.support.factories import LOG_T0 as T0
 from tests.support.factories import LOG_TRACE as TRACE
@@ -87,7 +88,7 @@ def _row_by_the_helpers(service, record, body_max):
     """What the mapping's inlined loop must give: the helpers, one by one."""
     number = record.severity_number if 0 <= record.severity_number <= 24 else 0
     return ((record.time_unix_nano or record.observed_time_unix_nano) / 1e9, service, number,
-            otlp.clean(record.severity_text, 32) or otlp_logs.severity_name(number),
+            clean(record.severity_text, 32) or otlp_logs.severity_name(number),
             otlp_logs.body_text(record.body, body_max), otlp_logs._id(record.trace_id, 16),
             otlp_logs._id(record.span_id, 8), otlp_logs.kept_attributes(record.attributes))
 

@@ -1,0 +1,119 @@
+"""What an on-call engineer should look at first, per report kind: the recommendations of an
+incident report (:mod:`aiops.incidents.reports`). Pure logic over the incident JSON.
+"""
+
+from __future__ import annotations
+
+from aiops.incidents import facts
+
+
+def _who(incident: dict) -> str:
+    callers = facts.callers(incident)
+    return f"the callers ({', '.join(callers)})" if callers else "its callers"
+
+
+def _trace_hint(incident: dict) -> str:
+    trace_id = (incident.get("trace_correlation") or {}).get("trace_id")
+    return f"example trace {trace_id}" if trace_id else "a slow or failing trace"
+
+
+def _since(incident: dict) -> str:
+    first = incident.get("first_detected")
+    return f"shortly before {first}" if first else "the last few hours"
+
+
+def _latency(incident: dict) -> list[str]:
+    root, service = facts.root_name(incident), facts.service_name(incident)
+    return [
+        f"Check what changed on {root} {_since(incident)}: deploys, config, feature flags, traffic mix.",
+        f"Open the {_trace_hint(incident)} on the incident page and read its waterfall: is {root}'s "
+        "time spent in its own work, a database query, or a downstream call?",
+        f"Check the latency of {root}'s dependencies (database, cache, downstream services) over the "
+        "same period; a slow dependency makes every caller slow.",
+        f"Look for saturation on {service}: CPU, worker threads, connection pools (database, HTTP) "
+        "and request queues.",
+        f"Check {service} for garbage-collection pauses and memory pressure.",
+    ]
+
+
+def _errors(incident: dict) -> list[str]:
+    root, service = facts.root_name(incident), facts.service_name(incident)
+    exceptions = []
+    lead = facts.lead(incident)
+    for a in facts.current_anomalies(incident):
+        exc = facts.exception(a) if facts.key(a) == facts.key(lead) else None
+        if exc and exc not in exceptions:
+            exceptions.append(exc)
+    if exceptions:
+        first = (f"Start from the errors recorded on {facts.where(*facts.key(lead))}: "
+                 f"{'; '.join(exceptions[:3])}. The {_trace_hint(incident)} shows where they are raised.")
+    else:
+        first = (f"Read the exception types and messages on {root}'s failing spans, starting with "
+                 f"the {_trace_hint(incident)}.")
+    return [
+        first,
+        f"Check recent deploys and config changes to {service} ({_since(incident)}); if one lines up, "
+        "roll it back first and investigate after.",
+        f"Check {root}'s dependencies for errors: database, downstream services, credentials, "
+        "quotas and rate limits.",
+        f"Tell apart errors {root} raises itself from errors it passes on from a dependency "
+        "(the failing child span in the trace waterfall).",
+    ]
+
+
+def _timeout(incident: dict) -> list[str]:
+    root = facts.root_name(incident)
+    who = _who(incident)
+    return [
+        f"Check the health of {root}: is it up, hung, or out of workers? Timeouts mean it did not "
+        "answer in time, not that it answered with an error.",
+        f"Compare the timeouts {who} use for {root} with its normal latency; a budget tighter than "
+        "a slow-but-healthy response turns slowness into failures.",
+        f"Check whether retries are amplifying the load: every timed-out call to {root} that is "
+        "retried adds traffic to an endpoint that is already struggling.",
+        f"Check the connection pools between {who} and {root}: an exhausted pool queues requests "
+        "until they time out.",
+        f"Open the {_trace_hint(incident)} to see which call to {root} timed out and after how long.",
+    ]
+
+
+def _cascading(incident: dict) -> list[str]:
+    root = facts.root_name(incident)
+    who = _who(incident)
+    lead_type = facts.lead(incident).get("type")
+    own = {"latency": _latency, "error": _errors, "timeout": _timeout}.get(lead_type)
+    recs = [f"Fix the root first: {facts.root_where(incident)}. "
+            f"{facts.cap(who)} should recover once it does."]
+    if own:
+        recs.append(own(incident)[0])
+    recs += [
+        f"Check how {who} call {root}: timeouts, circuit breakers and fallbacks, so they fail fast "
+        "instead of piling up waiting for it.",
+        f"Turn down retries to {root} (backoff with jitter, retry budgets): retry storms keep a "
+        "struggling dependency down.",
+        f"If {root} stays down, shed load: rate-limit or switch off the features that depend on it.",
+    ]
+    return recs
+
+
+def _unknown(incident: dict) -> list[str]:
+    root, service = facts.root_name(incident), facts.service_name(incident)
+    return [
+        f"Open the incident page and the {_trace_hint(incident)} to see what {root} is doing.",
+        f"Check recent deploys and config changes to {service} ({_since(incident)}).",
+        f"Check {service}'s dependencies and saturation: CPU, memory, worker threads, connection pools.",
+    ]
+
+
+_RECOMMENDERS = {
+    "latency": _latency,
+    "errors": _errors,
+    "timeout": _timeout,
+    "cascading": _cascading,
+    "unknown": _unknown,
+}
+
+
+def recommend(incident: dict, kind: str) -> list[str]:
+    """What to look at first, most useful first, for an incident of report kind ``kind``."""
+    return _RECOMMENDERS[kind](incident)
