@@ -51,8 +51,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402  (also puts the checkout on sys.path)
 
-from tests import environment  # noqa: E402
 from tests.e2e import helpers as h  # noqa: E402
+from tests.support import environment  # noqa: E402
 
 SERVICE = "shop"
 INTERVAL = 2.0  # seconds between detection cycles
@@ -94,7 +94,7 @@ class Scenario:
 
 
 # The parameters of docs/demo.md and tests/e2e/test_faults.py. A CPU hog slows every endpoint: its
-# root is the whole service (docs/demo.md, tests/test_evidence.py).
+# root is the whole service (docs/demo.md, tests/detection/test_evidence.py).
 SCENARIOS = {s.name: s for s in (
     Scenario("delay", (("delay", {"endpoint": "payment", "duration": 3000}),), frozenset({"payment"})),
     Scenario("errors", (("error", {"endpoint": "inventory", "rate": 0.8}),), frozenset({"inventory"})),

@@ -4,6 +4,7 @@ A unit that size is read whole, and its name can say what it does. What grows pa
 limit is split by meaning (see the second house issue), never cut where the count falls.
 The product is ``app.py``, ``aiops/``, ``telemetry/`` and ``simulation/``; database
 migrations are left out (each is a record of one change), and so are the benches and tests.
+At the top of ``tests/``: it walks every package at once.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import pytest
 import requests
@@ -138,52 +137,3 @@ def test_a_reopened_incident_describes_the_new_fault_and_notifies_it(shop):
                 if m.payload.get("incident", {}).get("id") == again["id"]]
     titles = [p["incident"]["title"] for p in sent]
     assert titles and titles[-1] == again["title"], titles
-
-
-def test_a_starved_service_is_one_incident_that_takes_in_its_endpoints_cycle_after_cycle(app):
-    """Blamed whole, a service is one incident: a next cycle's group rooted at one of its endpoints
-    (a starved process shows on one endpoint or another) joins it; one that comes after the
-    whole-service incident went quiet for a cycle is a fault of its own, and so is an endpoint
-    incident already open when the whole service is blamed (a load spike must not swallow it)."""
-    from tests.factories import group, latency, payment_slow
-    from tests.incident_cycles import POLICY
-    from tests.incident_cycles import cycle as incident_cycle
-
-    policy = replace(POLICY, interval=30.0)
-
-    def open_roots():
-        live = db.session.query(Incident).filter(Incident.status != "resolved")
-        return sorted(i.root_endpoint for i in live)
-
-    whole = lambda: group("", latency("inventory", 90.0, 15.0), latency("checkout", 95.0, 20.0))  # noqa: E731
-    with app.app_context():
-        incident_cycle(1000.0, whole(), policy=policy)
-        incident_cycle(1030.0, payment_slow(), policy=policy)  # seen last cycle: the same starved service
-        [starved] = db.session.query(Incident).all()
-        assert starved.root_endpoint == "" and starved.title.startswith("shop (whole service)")
-        assert starved.to_dict()["root_cause"]["endpoint"] is None
-        incident_cycle(1060.0, policy=policy)
-        stock = lambda: group("stock", latency("stock", 400.0, 15.0))  # noqa: E731
-        incident_cycle(1090.0, stock(), policy=policy)  # the whole service was quiet a cycle: its own
-        assert "stock" in open_roots()
-        incident_cycle(1120.0, whole(), stock(), policy=policy)  # both at once: both kept
-        assert open_roots() == ["", "stock"]
-
-
-def test_an_incident_from_log_lines_alone_narrows_to_the_endpoint_the_traces_blame(app):
-    from tests.factories import group, latency
-    from tests.incident_cycles import cycle as incident_cycle
-
-    with app.app_context():
-        incident_cycle(1000.0, group("", latency("inventory", 90.0, 15.0), latency("payment", 95.0, 20.0)))
-        incident_cycle(1030.0)
-        incident_cycle(1060.0)  # quiet: resolved
-
-        logs = group("", latency("checkout", 0.0, 0.0))
-        logs.anomalies[0].message = "Log pattern change: new ERROR template"
-        incident_cycle(5000.0, logs)  # a new fault, seen in the logs first
-        logged = db.session.query(Incident).filter(Incident.status != "resolved").one()
-        assert logged.root_endpoint == ""
-        incident_cycle(5030.0, group("inventory", latency("inventory", 900.0, 15.0)))
-        db.session.refresh(logged)
-        assert logged.root_endpoint == "inventory" and "narrowed" in [e["event"] for e in logged.timeline]
