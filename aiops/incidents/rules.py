@@ -35,7 +35,6 @@ class Policy:
     escalate_after: float
     escalate_reopens: int
     verify_after: float  # a remediation is judged by a cycle whose window starts after it ran
-    interval: float = 30.0  # between cycles: "seen last cycle" is within 1.5 of them
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -47,7 +46,6 @@ class Policy:
             escalate_after=settings.escalate_after,
             escalate_reopens=max(1, settings.escalate_reopens),
             verify_after=settings.detection_interval,
-            interval=settings.detection_interval,
         )
 
 
@@ -74,8 +72,9 @@ def matching_incident(group: Group, open_ones: list[Incident], now: float, polic
         if logs_only or (endpoint in inc.affected and inc.root_endpoint != WHOLE_SERVICE):
             return inc
     for inc in open_ones:  # starvation explains slowness, never failures
+        # Seen last cycle: counted in cycles, not seconds, for a starved host runs its cycles late.
         if (inc.root_service, inc.root_endpoint) == (service, WHOLE_SERVICE) and slow_only and \
-                now - inc.last_seen <= 1.5 * policy.interval:
+                inc.clean_cycles == 0:
             return inc
     return None
 
