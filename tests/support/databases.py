@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,11 +42,12 @@ def postgres_available() -> bool:
         return False
 
 
-def _admin(sql: str) -> None:
+def _admin(sql: str | Callable[[tuple], str]) -> None:
+    """Run one statement on the admin database (a function of the server's version, if it depends on it)."""
     admin = sa.create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.exec_driver_sql(sql)
+            conn.exec_driver_sql(sql if isinstance(sql, str) else sql(conn.dialect.server_version_info))
     finally:
         admin.dispose()
 
@@ -54,7 +56,10 @@ def create_postgres_database(template: str | None = None) -> str:
     """A new, uniquely named database (a copy of ``template``'s URL when given); its URL."""
     name = f"aiops_test_{uuid.uuid4().hex[:12]}"
     copy = f' TEMPLATE "{sa.engine.make_url(template).database}"' if template else ""
-    _admin(f'CREATE DATABASE "{name}"{copy}')
+    # PostgreSQL 15 copies a template through the WAL by default; copying its files is about
+    # twice as fast for a database this small.
+    _admin(lambda version: f'CREATE DATABASE "{name}"{copy}'
+           + (" STRATEGY FILE_COPY" if copy and version >= (15,) else ""))
     return sa.engine.make_url(postgres_admin_url()).set(database=name).render_as_string(hide_password=False)
 
 
