@@ -34,6 +34,7 @@ from aiops.incidents.rules import (
     from_logs,
     matching_incident,
     severity,
+    starved_endpoints,
     traffic_share,
 )
 from aiops.kinds import Severity
@@ -210,6 +211,24 @@ def _settle(incident: Incident, impact: str, now: float, policy: Policy, changes
         changes.notify.append((incident, "update"))  # worse, or another fault: say what fails now
 
 
+def _fold(starved: list[Incident], whole: Incident, now: float, open_ones: list[Incident],
+          changes: Changes) -> None:
+    """Close the endpoint incidents that were the first signs of a starved service into its
+    whole-service incident: their endpoints join it, their timelines say where they went."""
+    for incident in starved:
+        incident.status = "resolved"
+        incident.resolved_at = now
+        add_event(incident, "merged", now, f"the whole service is starved: merged into {whole.id}")
+        open_ones.remove(incident)
+        for done in (changes.opened, changes.updated, changes.reopened, changes.episodes, changes.changed):
+            if incident in done:
+                done.remove(incident)
+        changes.resolved.append(incident)
+        new = [e for e in incident.affected if e not in whole.affected]
+        whole.affected = whole.affected + new
+        add_event(whole, "updated", now, f"took in {incident.id} ({incident.title})")
+
+
 def apply_groups(groups: list[Group], now: float, policy: Policy,
                  total_requests: int | None = None) -> Changes:
     """Open, reopen or update incidents for this cycle's groups (caller commits).
@@ -247,6 +266,7 @@ def apply_groups(groups: list[Group], now: float, policy: Policy,
             _merge(incident, group, now)
             if incident not in changes.touched:
                 changes.updated.append(incident)
+        _fold(starved_endpoints(group, open_ones), incident, now, open_ones, changes)
         _record(incident, group, now)
         impact = severity(group.anomalies, len(incident.affected), traffic_share(group, total_requests))
         best = impacts.get(incident.id, Severity.LOW)

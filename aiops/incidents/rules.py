@@ -65,7 +65,7 @@ def matching_incident(group: Group, open_ones: list[Incident], now: float, polic
         if (inc.root_service, inc.root_endpoint) == group.root:
             return inc
     logs_only = endpoint == WHOLE_SERVICE and from_logs(group.anomalies)
-    slow_only = all(a.type == AnomalyType.LATENCY for a in group.anomalies)
+    slow_only = _slow_only(group.anomalies)
     for inc in open_ones:
         if now - inc.last_seen > policy.correlation_window or inc.root_service != service:
             continue
@@ -77,6 +77,25 @@ def matching_incident(group: Group, open_ones: list[Incident], now: float, polic
                 inc.clean_cycles == 0:
             return inc
     return None
+
+
+def _slow_only(anomalies: Iterable) -> bool:
+    return all(a.type == AnomalyType.LATENCY for a in anomalies)
+
+
+def starved_endpoints(group: Group, open_ones: list[Incident]) -> list[Incident]:
+    """The endpoint incidents a whole-service group explains: of the same service, about slowness
+    on endpoints the group names, and not yet confirmed (no one was told). A starved service shows
+    on one endpoint or two before the evidence blames all of it; those incidents were its first
+    signs, and fold into it. A confirmed one, or one elsewhere, stays a fault of its own."""
+    service, endpoint = group.root
+    if endpoint != WHOLE_SERVICE or from_logs(group.anomalies) or not _slow_only(group.anomalies):
+        return []
+    named = set(group.affected)
+    return [inc for inc in open_ones
+            if inc.root_service == service and inc.root_endpoint != WHOLE_SERVICE
+            and inc.confirmed_at is None and named & set(inc.affected)
+            and _slow_only(episode_anomalies(inc))]
 
 
 def severity(anomalies: Iterable[Anomaly], affected: int, share: float | None = None) -> str:

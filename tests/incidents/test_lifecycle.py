@@ -204,6 +204,29 @@ def test_a_starved_service_is_one_incident_that_takes_in_its_endpoints_cycle_aft
         assert open_roots() == ["", "stock"]
 
 
+def test_the_first_signs_of_a_starved_service_fold_into_its_whole_service_incident(app):
+    """A starved service shows on one endpoint before the evidence blames all of it: that young,
+    unconfirmed endpoint incident closes into the whole-service one, which takes its endpoints and
+    is the one that notifies. A confirmed endpoint incident (people were told) stays its own."""
+    whole = lambda *more: group("", latency("inventory", 90.0, 15.0), latency("checkout", 95.0, 20.0),  # noqa: E731
+                                *more)
+    with app.app_context():
+        told = [cycle(1000.0 + 30 * k, payment_slow()) for k in range(2)][0].opened[0]  # confirmed
+        cycle(1060.0, whole(latency("payment", 900.0, 20.0)))
+        assert db.session.get(Incident, told.id).status == "open"
+        cycle(1090.0)
+        cycle(1120.0)  # all quiet: resolved
+
+        [first_sign] = cycle(5000.0, group("inventory", latency("inventory", 80.0, 15.0))).opened
+        folded = cycle(5030.0, whole())
+        [starved] = folded.opened
+        assert [i.id for i in folded.resolved] == [first_sign.id] and folded.notify == []
+        assert first_sign.status == "resolved" and first_sign.timeline[-1]["event"] == "merged"
+        assert starved.id in first_sign.timeline[-1]["detail"] and "inventory" in starved.affected
+        assert [i.id for i in all_incidents() if i.status != "resolved"] == [starved.id]
+        assert events(cycle(5060.0, whole())) == [(starved.id, "trigger")]
+
+
 def test_an_incident_from_log_lines_alone_narrows_to_the_endpoint_the_traces_blame(app):
     with app.app_context():
         cycle(1000.0, group("", latency("inventory", 90.0, 15.0), latency("payment", 95.0, 20.0)))
