@@ -105,6 +105,9 @@ class Settings:
     relearn_for: float = setting(
         30.0, "AIOPS_RELEARN_FOR", "... for this many seconds of data, while nothing is raised", DETECTION,
         parse.non_negative)
+    slo_file: str | None = setting(
+        None, "AIOPS_SLO_FILE", "JSON or TOML file of SLOs, upserted by name when a process first needs them "
+        "([format](../README.md#slos))", DETECTION, parse.text)
     metrics_window: float = setting(
         300.0, "AIOPS_METRICS_WINDOW", "seconds covered by `/aiops/metrics` and the dashboard", DETECTION,
         parse.positive)
