@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import tomllib
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 SLO_ANOMALY = "slo"  # the anomaly type an SLO alert is recorded as (report kind ``slo``)
 MAX_SLOS = 500  # objectives stored at most (each costs a query per cycle)
 MAX_CONFIG_BYTES = 1_000_000
-_loaded: set[tuple[str, str]] = set()  # (config file, database) pairs this process has loaded
+_loaded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> config files loaded
 _load_lock = threading.Lock()
 
 
@@ -235,15 +236,14 @@ def load_config(path: str, now: float) -> int:
 def load_config_once(path: str | None, now: float) -> None:
     """Load ``AIOPS_SLO_FILE`` the first time this process needs the SLOs (a bad file is logged,
     and tried again next time)."""
-    key = (path or "", str(db.engine.url))
-    if not path or key in _loaded:
+    if not path or path in _loaded.get(db.engine, ()):
         return
     with _load_lock:
-        if key in _loaded:
+        if path in _loaded.get(db.engine, ()):
             return
         try:
             load_config(path, now)
-            _loaded.add(key)
+            _loaded.setdefault(db.engine, set()).add(path)
         except (OSError, ValueError) as exc:
             db.session.rollback()
             log.error("AIOPS_SLO_FILE %s not loaded: %s", path, exc)
