@@ -190,6 +190,9 @@ class Settings:
     remediation_cascading_url: str | None = setting(
         None, "AIOPS_REMEDIATION_CASCADING_URL", "hook called for a confirmed cascading incident",
         REMEDIATION, parse.text)
+    remediation_slo_url: str | None = setting(
+        None, "AIOPS_REMEDIATION_SLO_URL", "hook called for a confirmed SLO incident (an SLO's burn-rate "
+        "alert)", REMEDIATION, parse.text)
     remediation_token: str | None = setting(
         None, "AIOPS_REMEDIATION_TOKEN", "bearer token sent to remediation hooks", REMEDIATION, parse.text)
 
