@@ -153,7 +153,8 @@ def evaluate(slo: Slo, now: float) -> Evaluation:
 
 
 def _apply(slo: Slo, ev: Evaluation, now: float) -> None:
-    slo.burn_rates, slo.status, slo.budget_remaining = ev.rates, ev.status, max(ev.budget_remaining, -1e9)
+    slo.burn_rates, slo.status = ev.rates, ev.status
+    slo.budget_remaining = round(max(ev.budget_remaining, -1e9), 6)
     slo.daily, slo.evaluated_at = ev.daily, now
 
 
