@@ -50,13 +50,17 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(slo_pages_bp)
     app.cli.add_command(aiops_cli)
     logfeed.register(app, logfeed.StoreFeed())  # cycles read the stored log lines (none: trace-only)
-    _scrape_collectors(app)
+    _slos(app)
 
 
-def _scrape_collectors(app: Flask) -> None:
-    """Gauges ``/metrics`` reads from the store at scrape time."""
+def _slos(app: Flask) -> None:
+    """The SLOs' routes in the OpenAPI document, and their gauges on ``/metrics`` (read from the
+    store at scrape time)."""
     from aiops.slos.metrics import SloCollector
+    from aiops.web import openapi_slos
+    from aiops.web.openapi import add_paths
     from telemetry.selfmetrics import add_scrape_collector
 
+    add_paths(app, openapi_slos.paths(), openapi_slos.SCHEMAS)
     add_scrape_collector(app, SloCollector())
 

@@ -59,6 +59,10 @@ def _text(body: Mapping, field: str, limit: int, required: bool) -> str:
         raise SpecError(field, f"must be at most {limit} characters")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise SpecError(field, "must not contain control characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no database column holds it
+        raise SpecError(field, "must be valid Unicode") from None
     return value
 
 

@@ -30,7 +30,8 @@ def test_crud(client):
     assert set(slo["burn_rates"]) == {"5m", "30m", "1h", "6h", "3d"}
     assert len(slo["history"]) == 30
     assert client.get(f"/aiops/slos/{slo['id']}").get_json() == slo
-    changed = client.put(f"/aiops/slos/{slo['id']}", json={"sli": "latency", "threshold_ms": 250, "objective": 99})
+    change = {"sli": "latency", "threshold_ms": 250, "objective": 99}
+    changed = client.put(f"/aiops/slos/{slo['id']}", json=change)
     assert changed.status_code == 200, changed.get_json()
     assert {k: changed.get_json()[k] for k in ("name", "sli", "threshold_ms", "objective")} == {
         "name": BODY["name"], "sli": "latency", "threshold_ms": 250.0, "objective": 99.0}
