@@ -35,5 +35,5 @@ class SloCollector:
                 burn.add_metric([name, window], float(rate))
             if remaining is not None:
                 budget.add_metric([name], float(remaining))
-        yield burn
-        yield budget
+        # Like any labelled family, they appear with their first sample (the first SLO).
+        yield from (family for family in (burn, budget) if family.samples)
