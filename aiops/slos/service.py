@@ -82,13 +82,12 @@ def create(body: object, now: float, source: str = "api") -> Slo:
 
 
 def update(slo_id: int, body: object, now: float, source: str | None = None) -> Slo:
-    """Change an SLO: the fields given replace its own (the rest stay); checked as a whole."""
-    if not isinstance(body, dict):
-        check(body)  # raises the body error
+    """Replace an SLO by ``body`` (a whole body, as for :func:`create`); its daily counts are
+    counted afresh when what it measures changed."""
+    spec = check(body)
     begin_write()
     slo = get(slo_id)
     current = {f: getattr(slo, f) for f in FIELDS}
-    spec = check({**current, **body})
     clash = db.session.scalar(select(Slo.id).where(Slo.name == spec.name, Slo.id != slo_id))
     if clash is not None:
         raise SloConflict(f"name: an SLO named {spec.name!r} exists already")

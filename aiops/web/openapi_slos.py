@@ -12,22 +12,27 @@ WINDOW_RATES = obj(tuple(rules.WINDOWS), **dict.fromkeys(rules.WINDOWS, NUMBER))
 WINDOW_RATES["description"] = "burn rate per alert window: 1 spends the budget exactly over the SLO period"
 
 
-def _body(required: tuple[str, ...]) -> dict:
+NONE = {"type": "null", "description": "not for this SLI"}
+THRESHOLD = {"type": "number", "exclusiveMinimum": 0, "maximum": spec.MAX_THRESHOLD_MS,
+             "description": "a good request finishes within it"}
+MIN_RPS = {"type": "number", "exclusiveMinimum": 0, "maximum": spec.MAX_RPS,
+           "description": "a good minute serves at least this many requests a second"}
+
+
+def _variant(sli: str, threshold: dict, min_rps: dict) -> dict:
+    """The body of one SLI: ``threshold_ms`` belongs to latency, ``min_rps`` to throughput."""
+    required = ["name", "service", "sli", "objective"]
+    required += ["threshold_ms"] if threshold is THRESHOLD else ["min_rps"] if min_rps is MIN_RPS else []
     schema = obj(
         required,
         name={"type": "string", "minLength": 1, "maxLength": spec.MAX_NAME, "pattern": TEXT},
         service={"type": "string", "minLength": 1, "maxLength": spec.MAX_SERVICE, "pattern": TEXT},
         endpoint=nullable({"type": "string", "maxLength": spec.MAX_ENDPOINT, "pattern": TEXT,
-                           "description": "null or absent: the whole service"}),
-        sli={"enum": list(spec.SLIS)},
+                           "description": "null, empty or absent: the whole service"}),
+        sli={"const": sli},
         objective={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100,
                    "description": "percent of good events, e.g. 99.9"},
-        threshold_ms=nullable({"type": "number", "exclusiveMinimum": 0, "maximum": spec.MAX_THRESHOLD_MS,
-                               "description": "latency SLOs only (required there): a good request "
-                                              "finishes within it"}),
-        min_rps=nullable({"type": "number", "exclusiveMinimum": 0, "maximum": spec.MAX_RPS,
-                          "description": "throughput SLOs only (required there): a good minute "
-                                         "serves at least this many requests a second"}),
+        threshold_ms=threshold, min_rps=min_rps,
         window_days={"type": "integer", "minimum": 1, "maximum": spec.MAX_WINDOW_DAYS, "default": 30},
     )
     schema["additionalProperties"] = False
@@ -35,8 +40,8 @@ def _body(required: tuple[str, ...]) -> dict:
 
 
 SCHEMAS = {
-    "SloBody": _body(("name", "service", "sli", "objective")),
-    "SloChange": _body(()),
+    "SloBody": {"oneOf": [_variant("availability", NONE, NONE), _variant("latency", THRESHOLD, NONE),
+                          _variant("throughput", NONE, MIN_RPS)]},
     "Slo": obj(
         ("id", "name", "service", "endpoint", "sli", "objective", "window_days", "status",
          "budget_remaining", "burn_rates", "history"),
@@ -87,8 +92,8 @@ def paths() -> dict:
         "/aiops/slos/{slo_id}": {
             "get": {"summary": "One SLO", "parameters": [SLO_ID],
                     "responses": {**ok(ref("Slo")), "400": error(400), "404": MISSING}},
-            "put": {"summary": "Change an SLO: the fields given replace its own", "parameters": [SLO_ID],
-                    "requestBody": body("SloChange"), "x-mutation": True,
+            "put": {"summary": "Replace an SLO (the whole body, as for POST)", "parameters": [SLO_ID],
+                    "requestBody": body("SloBody"), "x-mutation": True,
                     "responses": {**ok(ref("Slo")), "400": WRONG, "404": MISSING, "409": TAKEN}},
             "delete": {"summary": "Delete an SLO", "parameters": [SLO_ID], "x-mutation": True,
                        "responses": {"204": {"description": "Deleted"}, "400": error(400), "404": MISSING}},

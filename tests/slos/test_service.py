@@ -101,7 +101,8 @@ def test_the_config_file_is_upserted_by_name(db_url, tmp_path):
         client = app.test_client()
         listed = client.get("/aiops/slos").get_json()["slos"]
         assert [(s["name"], s["source"]) for s in listed] == [("fast", "config"), ("pay", "config")]
-        client.put(f"/aiops/slos/{listed[1]['id']}", json={"objective": 95})
+        changed = {**{k: listed[1][k] for k in ("name", "service", "endpoint", "sli")}, "objective": 95}
+        assert client.put(f"/aiops/slos/{listed[1]['id']}", json=changed).status_code == 200
     finally:
         dispose_app(app)
     pay = {"name": "pay", "service": "shop", "endpoint": "payment", "sli": "availability", "objective": 99.5}

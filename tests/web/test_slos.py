@@ -30,7 +30,7 @@ def test_crud(client):
     assert set(slo["burn_rates"]) == {"5m", "30m", "1h", "6h", "3d"}
     assert len(slo["history"]) == 30
     assert client.get(f"/aiops/slos/{slo['id']}").get_json() == slo
-    change = {"sli": "latency", "threshold_ms": 250, "objective": 99}
+    change = {**BODY, "sli": "latency", "threshold_ms": 250, "objective": 99}
     changed = client.put(f"/aiops/slos/{slo['id']}", json=change)
     assert changed.status_code == 200, changed.get_json()
     assert {k: changed.get_json()[k] for k in ("name", "sli", "threshold_ms", "objective")} == {
@@ -84,9 +84,11 @@ def test_a_wrong_body_is_a_400_naming_the_field(client, change, field):
 
 def test_a_wrong_change_is_a_400_and_changes_nothing(client):
     slo = client.post("/aiops/slos", json=BODY).get_json()
-    response = client.put(f"/aiops/slos/{slo['id']}", json={"objective": 120})
+    response = client.put(f"/aiops/slos/{slo['id']}", json={**BODY, "objective": 120})
     assert response.status_code == 400 and response.get_json()["message"].startswith("objective:")
     assert client.get(f"/aiops/slos/{slo['id']}").get_json() == slo
+    partial = client.put(f"/aiops/slos/{slo['id']}", json={"objective": 99})  # PUT replaces: a whole body
+    assert partial.status_code == 400 and partial.get_json()["message"].startswith("name:")
     for bad in ("not json", "[1, 2]"):
         response = client.post("/aiops/slos", data=bad, content_type="application/json")
         assert response.status_code == 400, bad
@@ -98,7 +100,7 @@ def test_a_name_is_unique(client):
     again = client.post("/aiops/slos", json={**BODY, "endpoint": "payment"})
     assert again.status_code == 409 and again.get_json()["message"].startswith("name:")
     other = client.post("/aiops/slos", json={**BODY, "name": "other"}).get_json()
-    clash = client.put(f"/aiops/slos/{other['id']}", json={"name": BODY["name"]})
+    clash = client.put(f"/aiops/slos/{other['id']}", json=BODY)
     assert clash.status_code == 409
     assert len(_all(client)) == 2
 
