@@ -100,6 +100,8 @@ def check(body: object) -> Spec:
     _only_for(sli, "latency", "threshold_ms", threshold)
     _only_for(sli, "throughput", "min_rps", min_rps)
     days = body.get("window_days", 30)
+    if isinstance(days, float) and days.is_integer():  # 30.0 is a whole number (as JSON Schema says)
+        days = int(days)
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_WINDOW_DAYS:
         raise SpecError("window_days", f"must be a whole number of days from 1 to {MAX_WINDOW_DAYS}")
     return Spec(name, service, endpoint, sli, float(objective), threshold, min_rps, days)

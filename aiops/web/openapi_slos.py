@@ -61,7 +61,8 @@ SCHEMAS = {
     "SloList": obj(("slos",), slos={"type": "array", "items": ref("Slo")}),
 }
 
-SLO_ID = {"name": "slo_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+SLO_ID = {"name": "slo_id", "in": "path", "required": True,
+          "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
 WRONG = error(400, "A field is wrong: the message starts with its name")
 TAKEN = error(409, "Another SLO has this name")
 MISSING = error(404, "No SLO with this id")

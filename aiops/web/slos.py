@@ -17,6 +17,7 @@ from aiops.web.auth import require_token
 
 api = Blueprint("slos", __name__, url_prefix="/aiops/slos")
 pages = errors.html_pages(Blueprint("slo_pages", __name__))
+MAX_ID = 2**31 - 1
 
 
 def _configured() -> None:
@@ -24,6 +25,8 @@ def _configured() -> None:
 
 
 def _found(slo_id: int):
+    if slo_id > MAX_ID:  # past the column's range (PostgreSQL would refuse the query)
+        abort(404, description=f"no SLO {slo_id}")
     try:
         return slo_service.get(slo_id)
     except slo_service.SloNotFound as exc:

@@ -42,6 +42,7 @@ def test_crud(client):
         missing = method(f"/aiops/slos/{slo['id']}")
         assert missing.status_code == 404 and missing.get_json()["error"] == "Not Found"
     assert client.put(f"/aiops/slos/{slo['id']}", json=BODY).status_code == 404
+    assert client.get("/aiops/slos/394907688624049").status_code == 404  # past the id column's range
 
 
 def test_get_shows_the_evaluation_of_the_stored_spans(app, client):
