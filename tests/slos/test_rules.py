@@ -76,3 +76,20 @@ def test_history_has_one_point_a_day_oldest_first():
 def test_the_period_sums_its_days():
     daily = {10: Counts(1, 2), 9: Counts(3, 4), 5: Counts(100, 100)}
     assert rules.period_counts(daily, 10, 2) == Counts(4, 6)
+
+
+def test_two_percent_errors_page_within_the_workbooks_detection_time():
+    """After an hour of clean traffic, 2 % errors fill the 1-hour window at a burn of 20: it crosses
+    14.4 after 14.4 / 20 x 60 = 43.2 minutes (the workbook's detection time), the 5-minute one at once."""
+    per_minute = 1000
+
+    def status_after(minutes: int) -> str:
+        windows = {}
+        for name, length in WINDOWS.items():
+            span = length // 60
+            bad_minutes = min(minutes, span)
+            windows[name] = Counts(span * per_minute - bad_minutes * per_minute * 2 // 100, span * per_minute)
+        return rules.status(rules.burn_rates(windows, 99.9))
+
+    assert status_after(43) == "ok"
+    assert status_after(44) == "page"
