@@ -1,7 +1,7 @@
 """The AIOps product: one package per pipeline stage, importing one way (import-linter,
-``pyproject.toml``): ``web | cli`` -> ``jobs`` -> ``outbox`` -> ``incidents`` -> ``rca`` -> ``logs``
--> ``detection`` -> ``store`` -> ``settings | instruments | owner`` -> ``kinds``. Any of it may import
-telemetry; none of it imports ``simulation``. This file holds only the product's own routes and
+``pyproject.toml``): ``web | cli`` -> ``jobs`` -> ``outbox`` -> ``slos`` -> ``incidents`` -> ``rca``
+-> ``logs`` -> ``detection`` -> ``store`` -> ``settings | instruments | owner`` -> ``kinds``. Any of it
+may import telemetry; none of it imports ``simulation``. This file holds only the product's own routes and
 ``init_app``, which imports the blueprints when it runs, so importing any aiops module stays cheap.
 """
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # importing any aiops module runs this file: it must not pull
 # AIOPS_IGNORE_SERVICES leaves out of detection), so the dashboard polling itself raises nothing.
 SERVICE = "aiops"
 ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/metrics", "/openapi.json",
-          "/logs")
+          "/logs", "/slos")
 
 
 def service_names(own_service: str) -> ServiceNames:
@@ -36,6 +36,8 @@ def init_app(app: Flask) -> None:
     from aiops.web.health import bp as health_bp
     from aiops.web.openapi import bp as openapi_bp
     from aiops.web.pages import bp as pages_bp
+    from aiops.web.slos import api as slos_bp
+    from aiops.web.slos import pages as slo_pages_bp
 
     errors.init_app(app)
     security.init_app(app)
@@ -44,6 +46,21 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(slos_bp)
+    app.register_blueprint(slo_pages_bp)
     app.cli.add_command(aiops_cli)
     logfeed.register(app, logfeed.StoreFeed())  # cycles read the stored log lines (none: trace-only)
+    _slos(app)
+
+
+def _slos(app: Flask) -> None:
+    """The SLOs' routes in the OpenAPI document, and their gauges on ``/metrics`` (read from the
+    store at scrape time)."""
+    from aiops.slos.metrics import SloCollector
+    from aiops.web import openapi_slos
+    from aiops.web.openapi import add_paths
+    from telemetry.selfmetrics import add_scrape_collector
+
+    add_paths(app, openapi_slos.paths(), openapi_slos.SCHEMAS)
+    add_scrape_collector(app, SloCollector())
 

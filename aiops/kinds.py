@@ -43,6 +43,7 @@ class IncidentKind(StrEnum):
     ERRORS = "errors"
     TIMEOUT = "timeout"
     CASCADING = "cascading"
+    SLO = "slo"
 
 
 class Channel(StrEnum):

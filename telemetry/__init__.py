@@ -128,11 +128,12 @@ def _note_requests(app: Flask, recorder) -> None:
 
 def _prometheus_metrics() -> Response:
     """``GET /metrics``: every worker's counters, whichever worker answers."""
-    from flask import Response, request
+    from flask import Response, current_app, request
 
     from telemetry import selfmetrics
 
-    body, content_type = selfmetrics.render(request.headers.get("Accept"))
+    collectors = current_app.extensions.get(selfmetrics.SCRAPE_COLLECTORS, ())
+    body, content_type = selfmetrics.render(request.headers.get("Accept"), collectors)
     return Response(body, content_type=content_type)
 
 

@@ -284,13 +284,25 @@ def otlp_batch(*, stored: int, rejected: int, failed: bool = False, signal: str 
         m.log_batches.labels(outcome).inc()
 
 
-def render(accept: str | None) -> tuple[bytes, str]:
-    """The exposition of every process's values (Prometheus text, or OpenMetrics if asked for)."""
+SCRAPE_COLLECTORS = "aiops_scrape_collectors"  # app.extensions: collectors read at scrape time
+
+
+def add_scrape_collector(app, collector) -> None:
+    """Serve ``collector`` (a ``prometheus_client`` collector: ``collect()`` yields metric
+    families) on ``/metrics`` beside the counters: figures read from the store at scrape time."""
+    app.extensions.setdefault(SCRAPE_COLLECTORS, []).append(collector)
+
+
+def render(accept: str | None, collectors: Sequence = ()) -> tuple[bytes, str]:
+    """The exposition of every process's values (Prometheus text, or OpenMetrics if asked for),
+    and of ``collectors`` (see :func:`add_scrape_collector`)."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import choose_encoder
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics().path)
+    for collector in collectors:
+        registry.register(collector)
     encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type

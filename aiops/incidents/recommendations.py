@@ -105,7 +105,19 @@ def _unknown(incident: dict) -> list[str]:
     ]
 
 
+def _slo(incident: dict) -> list[str]:
+    root, service = facts.root_name(incident), facts.service_name(incident)
+    return [
+        f"The error budget of an SLO on {root} is burning fast: open /slos for its burn rates and "
+        "daily history, and the incident page for the failing or slow requests behind it.",
+        f"Check recent deploys and config changes to {service} ({_since(incident)}): a slow burn "
+        "often starts with a change the baselines have since learned to accept.",
+        f"Check {service}'s dependencies and saturation: CPU, memory, worker threads, connection pools.",
+    ]
+
+
 _RECOMMENDERS = {
+    "slo": _slo,
     "latency": _latency,
     "errors": _errors,
     "timeout": _timeout,

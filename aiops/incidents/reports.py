@@ -19,7 +19,7 @@ from aiops.kinds import IncidentKind
 KINDS = (*IncidentKind, "unknown")
 
 # Anomaly type -> report kind when the failure did not spread.
-_KIND_OF_TYPE = {"latency": "latency", "error": "errors", "timeout": "timeout"}
+_KIND_OF_TYPE = {"latency": "latency", "error": "errors", "timeout": "timeout", "slo": "slo"}
 # Anomaly types that mean a caller is failing, not just slow: seen off the root, the failure spread.
 _FAILING_TYPES = ("error", "timeout")
 _TYPE_WORDS = {"latency": "slow", "error": "errors", "timeout": "timeouts"}

@@ -107,6 +107,8 @@ def severity(anomalies: Iterable[Anomaly], affected: int, share: float | None = 
             level = max(level, 3)
         elif a.type == AnomalyType.ERROR:
             level = max(level, 3 if a.observed >= 0.5 else 2)
+        elif a.type == "slo":  # an SLO alert: page (burn >= 6x) is high, ticket (1x) medium
+            level = max(level, 2 if (a.baseline or 0) > 1 else 1)
         elif a.type == AnomalyType.LATENCY and a.baseline:
             ratio = a.observed / a.baseline
             level = max(level, 2 if ratio >= 5 else 1)
@@ -158,6 +160,8 @@ def describe(group: Group) -> tuple[str, str]:
         title = f"{endpoint} logs changed ({lead.request_count} lines)"
     elif lead.type == "error" and own:
         title = f"{endpoint} errors {lead.observed:.0%} of {lead.request_count} requests"
+    elif lead.type == "slo" and own:
+        title = f"{endpoint} {lead.message.partition(':')[0]} burning its error budget ({lead.observed:.1f}x)"
     elif lead.type == "timeout" and own:
         title = f"{endpoint} timeouts ({lead.observed:.0f} calls)"
     else:

@@ -36,6 +36,7 @@ from aiops.logs.signals import LogWindow
 from aiops.owner import owner_name
 from aiops.rca.analysis import analyse
 from aiops.settings import Settings
+from aiops.slos import service as slos
 from aiops.store.models import DetectionCycle, DetectionState
 from telemetry import store
 from telemetry.db import begin_write, db
@@ -180,13 +181,15 @@ class _Findings:
     anomalies: list
     memory: logfeed.Registered | None  # the log feed and its memory (None without a log feed)
     logs: LogWindow | None  # the window's judged log lines (None: no logs)
-    groups: list  # the anomalies grouped by root cause
+    groups: list  # the anomalies grouped by root cause (then the SLO alerts)
+    slos: list  # (SLO id, its evaluation) for every SLO
 
 
 def _run_cycle(settings: Settings, now: float | None, started_at: float | None) -> dict:
     """Judge the window (writing nothing), then write everything it decided in one transaction."""
     wall_start = time.time() if started_at is None else started_at
     now = wall_start if now is None else now
+    slos.load_config_once(settings.slo_file, now)
     found = _detect(settings, now)
     db.session.rollback()
     begin_write()
@@ -194,6 +197,7 @@ def _run_cycle(settings: Settings, now: float | None, started_at: float | None) 
     opened_kinds = [(lead_type(i), i.severity) for i in changes.opened]
     _learn(found, now, settings)
     _advance_state(found, now)
+    slos.save(found.slos, now)
     summary = _summary(found, wall_start, changes, queued, stormed)
     db.session.add(_history_row(found, wall_start, changes))
     db.session.commit()
@@ -224,8 +228,10 @@ def _detect(settings: Settings, now: float) -> _Findings:
     if mode == "normal":
         anomalies += logfeed.anomalies(logs, window, anomalies)
     groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs)
+    judged = slos.evaluate_all(now)  # one aggregate query per SLO (and one a day for its history)
+    groups += slos.alert_groups(judged, groups)  # after the baselines' groups: they join those
     return _Findings(window, upto, stats, baselines, signal_baselines, th, rules, seen, saved, mode,
-                     relearn_until, anomalies, memory, logs, groups)
+                     relearn_until, anomalies, memory, logs, groups, judged)
 
 
 def _assess(window: list, cursor: int, state, signal_baselines: dict, rules: lb.Rules, now: float,
@@ -311,6 +317,7 @@ def _summary(found: _Findings, started_at: float, changes: Changes, queued: int,
         "incidents_resolved": [i.id for i in changes.resolved],
         "notifications_queued": queued,
         "groups_merged_into_storm": stormed,
+        "slo_alerts": [a.message for g in found.groups for a in g.anomalies if a.type == slos.SLO_ANOMALY],
     }
 
 

@@ -105,6 +105,9 @@ class Settings:
     relearn_for: float = setting(
         30.0, "AIOPS_RELEARN_FOR", "... for this many seconds of data, while nothing is raised", DETECTION,
         parse.non_negative)
+    slo_file: str | None = setting(
+        None, "AIOPS_SLO_FILE", "JSON or TOML file of SLOs, upserted by name when a process first needs them "
+        "([format](../README.md#slos))", DETECTION, parse.text)
     metrics_window: float = setting(
         300.0, "AIOPS_METRICS_WINDOW", "seconds covered by `/aiops/metrics` and the dashboard", DETECTION,
         parse.positive)
@@ -187,6 +190,9 @@ class Settings:
     remediation_cascading_url: str | None = setting(
         None, "AIOPS_REMEDIATION_CASCADING_URL", "hook called for a confirmed cascading incident",
         REMEDIATION, parse.text)
+    remediation_slo_url: str | None = setting(
+        None, "AIOPS_REMEDIATION_SLO_URL", "hook called for a confirmed SLO incident (an SLO's burn-rate "
+        "alert)", REMEDIATION, parse.text)
     remediation_token: str | None = setting(
         None, "AIOPS_REMEDIATION_TOKEN", "bearer token sent to remediation hooks", REMEDIATION, parse.text)
 

@@ -326,3 +326,33 @@ class ChannelState(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_attempt_at: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Slo(db.Model):
+    """A service level objective (see :mod:`aiops.slos`) and its last evaluation.
+
+    ``endpoint`` is ``""`` for the whole service. ``burn_rates``, ``status`` and
+    ``budget_remaining`` are what the last detection cycle (or the last edit) computed;
+    ``daily`` caches the good/total counts of completed UTC days, so the 30-day history
+    outlives the span retention and costs one query a day.
+    """
+
+    __tablename__ = "slos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    service: Mapped[str] = mapped_column(String(255))
+    endpoint: Mapped[str] = mapped_column(String(512), default="")
+    sli: Mapped[str] = mapped_column(String(16))
+    objective: Mapped[float] = mapped_column(Float)
+    threshold_ms: Mapped[float | None] = mapped_column(Float)
+    min_rps: Mapped[float | None] = mapped_column(Float)
+    window_days: Mapped[int] = mapped_column(Integer, default=30)
+    source: Mapped[str] = mapped_column(String(16), default="api")  # api | config
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    evaluated_at: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str | None] = mapped_column(String(16))
+    burn_rates: Mapped[dict | None] = mapped_column(JSON)
+    budget_remaining: Mapped[float | None] = mapped_column(Float)
+    daily: Mapped[dict | None] = mapped_column(JSON)

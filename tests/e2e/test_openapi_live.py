@@ -22,6 +22,7 @@ import sys
 import pytest
 from openapi_spec_validator import validate
 
+from aiops.slos import service as slo_service
 from aiops.store.models import LogTemplate, Notification
 from telemetry.db import db
 from telemetry.store import insert_logs
@@ -62,6 +63,9 @@ def seed(db_url: str) -> None:
                                            first_seen=1000.0 + n, last_seen=1001.0 + n, count=2,
                                            exception=False))
             db.session.commit()
+            for n in range(3):  # SLOs for the operations on one (their ids are 1 to 3)
+                slo_service.create({"name": f"slo {n}", "service": "shop", "sli": "availability",
+                                    "objective": 99.0 + n / 10}, 1000.0)
     finally:
         dispose_app(app)
 

@@ -18,6 +18,7 @@ from tests.support.incident_rows import add_incidents
 NOT_JSON = {
     ("GET", "/"),
     ("GET", "/logs"),
+    ("GET", "/slos"),
     ("GET", "/incidents/{incident_id}"),
     ("POST", "/incidents/{incident_id}/acknowledge"),
     ("POST", "/incidents/{incident_id}/resolve"),
@@ -63,7 +64,7 @@ def test_every_operation_documents_its_errors_with_the_error_schema(app):
     for path, item in doc["paths"].items():
         for method, op in item.items():
             responses = op["responses"]
-            assert "200" in responses and "400" in responses, (method, path)
+            assert any(s.startswith("2") for s in responses) and "400" in responses, (method, path)
             if op["security"]:
                 assert "401" in responses, (method, path)
             if "requestBody" in op:

@@ -1,0 +1,249 @@
+"""SLO service functions: they own the transactions. CRUD for the API and pages, the
+``AIOPS_SLO_FILE`` config (upserted by name on first use in a process), evaluation (in the
+detection cycle, and on every edit), and the alerts a cycle hands to the incident lifecycle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import tomllib
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from aiops.detection.rules import WHOLE_SERVICE, Anomaly
+from aiops.rca.analysis import Group
+from aiops.slos import queries, rules
+from aiops.slos.rules import Counts
+from aiops.slos.spec import FIELDS, SpecError, check
+from aiops.store.models import Incident, Slo, iso
+from telemetry.db import begin_write, db
+
+log = logging.getLogger(__name__)
+
+SLO_ANOMALY = "slo"  # the anomaly type an SLO alert is recorded as (report kind ``slo``)
+MAX_SLOS = 500  # objectives stored at most (each costs a query per cycle)
+MAX_CONFIG_BYTES = 1_000_000
+_loaded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> config files loaded
+_load_lock = threading.Lock()
+
+
+class SloNotFound(LookupError):
+    pass
+
+
+class SloConflict(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One SLO judged at one time (plain data, written to its row by :func:`save`)."""
+
+    rates: dict[str, float]
+    status: str
+    budget_remaining: float
+    daily: dict
+    requests_5m: int
+
+
+# -- reading and editing -------------------------------------------------------------------------
+
+
+def list_slos() -> list[Slo]:
+    return list(db.session.scalars(select(Slo).order_by(Slo.name)))
+
+
+def get(slo_id: int) -> Slo:
+    slo = db.session.get(Slo, slo_id)
+    if slo is None:
+        raise SloNotFound(f"no SLO {slo_id}")
+    return slo
+
+
+def create(body: object, now: float, source: str = "api") -> Slo:
+    spec = check(body)
+    begin_write()
+    if db.session.scalar(select(Slo.id).where(Slo.name == spec.name)) is not None:
+        raise SloConflict(f"name: an SLO named {spec.name!r} exists already")
+    if len(list_slos()) >= MAX_SLOS:
+        raise SloConflict(f"at most {MAX_SLOS} SLOs")
+    slo = Slo(**spec.as_dict(), source=source, created_at=now, updated_at=now)
+    db.session.add(slo)
+    db.session.flush()
+    _apply(slo, evaluate(slo, now), now)
+    db.session.commit()
+    return slo
+
+
+def update(slo_id: int, body: object, now: float, source: str | None = None) -> Slo:
+    """Replace an SLO by ``body`` (a whole body, as for :func:`create`); its daily counts are
+    counted afresh when what it measures changed."""
+    spec = check(body)
+    begin_write()
+    slo = get(slo_id)
+    current = {f: getattr(slo, f) for f in FIELDS}
+    clash = db.session.scalar(select(Slo.id).where(Slo.name == spec.name, Slo.id != slo_id))
+    if clash is not None:
+        raise SloConflict(f"name: an SLO named {spec.name!r} exists already")
+    if spec.as_dict() != current:
+        for field, value in spec.as_dict().items():
+            setattr(slo, field, value)
+        slo.daily = None  # another objective: its days are counted afresh
+        slo.updated_at = now
+        if source:
+            slo.source = source
+        _apply(slo, evaluate(slo, now), now)
+    db.session.commit()
+    return slo
+
+
+def delete(slo_id: int) -> None:
+    begin_write()
+    db.session.delete(get(slo_id))
+    db.session.commit()
+
+
+def to_json(slo: Slo) -> dict:
+    today = rules.day_of(slo.evaluated_at) if slo.evaluated_at is not None else None
+    daily = _days(slo.daily)
+    return {
+        "id": slo.id, "name": slo.name, "service": slo.service, "endpoint": slo.endpoint or None,
+        "sli": slo.sli, "objective": slo.objective, "threshold_ms": slo.threshold_ms,
+        "min_rps": slo.min_rps, "window_days": slo.window_days, "source": slo.source,
+        "created_at": iso(slo.created_at), "updated_at": iso(slo.updated_at),
+        "evaluated_at": iso(slo.evaluated_at), "status": slo.status or "ok",
+        "error_budget": round(rules.error_budget(slo.objective), 6),
+        "budget_remaining": None if slo.budget_remaining is None else round(slo.budget_remaining, 6),
+        "burn_rates": slo.burn_rates or dict.fromkeys(rules.WINDOWS, 0.0),
+        "history": [] if today is None else rules.history(daily, today, slo.objective),
+    }
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+
+
+def _days(daily: dict | None) -> dict[int, Counts]:
+    return {int(d): Counts(g, n) for d, (g, n) in ((daily or {}).get("days") or {}).items()}
+
+
+def evaluate(slo: Slo, now: float) -> Evaluation:
+    """Judge ``slo`` at ``now``: the windows in one query; the completed days not cached yet (one
+    query a day, the first time up to 30) added to its cache of daily counts. Writes nothing."""
+    windows, today_counts = queries.window_counts(slo, now)
+    today = rules.day_of(now)
+    keep = max(rules.HISTORY_DAYS, slo.window_days)
+    days = _days(slo.daily)
+    through = (slo.daily or {}).get("through")
+    first = today - keep + 1 if through is None else max(through + 1, today - keep + 1)
+    days.update(queries.daily_counts(slo, first, today - 1))
+    days[today] = today_counts
+    days = {d: c for d, c in days.items() if today - keep < d <= today}
+    rates = rules.burn_rates(windows, slo.objective)
+    budget = rules.budget_remaining(rules.period_counts(days, today, slo.window_days), slo.objective)
+    cache = {"through": max(today - 1, through or 0),
+             "days": {str(d): [c.good, c.total] for d, c in days.items()}}
+    return Evaluation(rules.rounded(rates), rules.status(rates), budget, cache, windows["5m"].total)
+
+
+def _apply(slo: Slo, ev: Evaluation, now: float) -> None:
+    slo.burn_rates, slo.status = ev.rates, ev.status
+    slo.budget_remaining = round(max(ev.budget_remaining, -1e9), 6)
+    slo.daily, slo.evaluated_at = ev.daily, now
+
+
+def evaluate_all(now: float) -> list[tuple[int, Evaluation]]:
+    """Every SLO judged at ``now`` (a detection cycle's read phase: writes nothing)."""
+    return [(slo.id, evaluate(slo, now)) for slo in list_slos()]
+
+
+def save(evaluations: list[tuple[int, Evaluation]], now: float) -> None:
+    """Write the cycle's evaluations (in the cycle's write transaction; the caller commits)."""
+    for slo_id, ev in evaluations:
+        slo = db.session.get(Slo, slo_id)
+        if slo is not None:  # deleted meanwhile
+            _apply(slo, ev, now)
+
+
+def alert_groups(evaluations: list[tuple[int, Evaluation]], groups: list[Group]) -> list[Group]:
+    """One incident group per SLO whose rules fire, rooted where the baseline incident of the same
+    root is (open, or opened by this cycle's groups), so the lifecycle adds the alert to it as
+    evidence instead of opening a second incident. A whole-service SLO joins the service's."""
+    roots = [g.root for g in groups]
+    roots += [(i.root_service, i.root_endpoint) for i in db.session.scalars(
+        select(Incident).where(Incident.status != "resolved").order_by(Incident.last_seen.desc()))]
+    out = []
+    for slo_id, ev in evaluations:
+        rule = rules.firing(ev.rates)
+        slo = db.session.get(Slo, slo_id)
+        if rule is None or slo is None:
+            continue
+        status, threshold, long, short = rule
+        root = (slo.service, slo.endpoint or WHOLE_SERVICE)
+        if not slo.endpoint:
+            root = next((r for r in roots if r[0] == slo.service), root)
+        message = (f"SLO {slo.name} ({slo.sli} {slo.objective:g}%): error budget burning "
+                   f"{ev.rates[long]:.1f}x over {long} and {ev.rates[short]:.1f}x over {short} "
+                   f"(>= {threshold:g}x: {status})")
+        anomaly = Anomaly(root[0], root[1], SLO_ANOMALY, ev.rates[long], threshold, ev.requests_5m, message)
+        out.append(Group(root, [anomaly], [(root, 1.0)]))
+    return out
+
+
+# -- the config file ------------------------------------------------------------------------------
+
+
+def read_config(path: str) -> list:
+    """The SLO bodies of a JSON file (a list, or ``{"slos": [...]}``) or a TOML file (``[[slos]]``)."""
+    raw = Path(path).read_bytes()[:MAX_CONFIG_BYTES + 1]
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
+    data = tomllib.loads(raw.decode()) if path.endswith(".toml") else json.loads(raw)
+    bodies = data.get("slos") if isinstance(data, dict) else data
+    if not isinstance(bodies, list):
+        raise ValueError(f"{path}: expected a list of SLOs (JSON: [...] or "
+                         '{"slos": [...]}; TOML: [[slos]])')
+    return bodies
+
+
+def load_config(path: str, now: float) -> int:
+    """Upsert the file's SLOs by name (``source`` ``config``); a wrong entry is logged and skipped.
+    Returns how many were created or changed."""
+    changed = 0
+    for n, body in enumerate(read_config(path)):
+        try:
+            spec = check(body)
+            existing = db.session.scalar(select(Slo).where(Slo.name == spec.name))
+            db.session.rollback()
+            if existing is None:
+                create(body, now, source="config")
+            else:
+                update(existing.id, body, now, source="config")
+            changed += 1
+        except (SpecError, SloConflict) as exc:
+            db.session.rollback()
+            log.error("%s: SLO #%d skipped: %s", path, n + 1, exc)
+        except IntegrityError:  # another process created it at the same moment
+            db.session.rollback()
+    return changed
+
+
+def load_config_once(path: str | None, now: float) -> None:
+    """Load ``AIOPS_SLO_FILE`` the first time this process needs the SLOs (a bad file is logged,
+    and tried again next time)."""
+    if not path or path in _loaded.get(db.engine, ()):
+        return
+    with _load_lock:
+        if path in _loaded.get(db.engine, ()):
+            return
+        try:
+            load_config(path, now)
+            _loaded.setdefault(db.engine, set()).add(path)
+        except (OSError, ValueError) as exc:
+            db.session.rollback()
+            log.error("AIOPS_SLO_FILE %s not loaded: %s", path, exc)
