@@ -1,7 +1,7 @@
 """Service level objectives: ``slos`` holds each objective (from the API or ``AIOPS_SLO_FILE``), its
 last evaluation (burn rates, status, budget remaining) and the daily counts of completed days.
 
-Revision ID: 0011
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-06
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
