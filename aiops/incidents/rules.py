@@ -88,7 +88,9 @@ def severity(anomalies: Iterable[Anomaly], affected: int, share: float | None = 
             level = max(level, 3)
         elif a.type == AnomalyType.ERROR:
             level = max(level, 3 if a.observed >= 0.5 else 2)
-        elif a.type == AnomalyType.LATENCY and a.baseline:
+        elif a.type == AnomalyType.TRAFFIC_DROP:
+            level = max(level, 2)  # its callers get nothing from it: a failure, not slowness
+        elif a.type in (AnomalyType.LATENCY, AnomalyType.DEGRADATION) and a.baseline:
             ratio = a.observed / a.baseline
             level = max(level, 2 if ratio >= 5 else 1)
     if affected >= 3:
@@ -139,6 +141,10 @@ def describe(group: Group) -> tuple[str, str]:
         title = f"{endpoint} logs changed ({lead.request_count} lines)"
     elif lead.type == "error" and own:
         title = f"{endpoint} errors {lead.observed:.0%} of {lead.request_count} requests"
+    elif lead.type == "degradation" and own:
+        title = f"{endpoint} degraded to {lead.observed:.0f}ms (long-term {lead.baseline:.0f}ms)"
+    elif lead.type == "traffic_drop" and own:
+        title = f"{endpoint} traffic dropped to 0 (about {lead.baseline:.0f} expected)"
     elif lead.type == "timeout" and own:
         title = f"{endpoint} timeouts ({lead.observed:.0f} calls)"
     else:

@@ -105,6 +105,22 @@ class Settings:
     relearn_for: float = setting(
         30.0, "AIOPS_RELEARN_FOR", "... for this many seconds of data, while nothing is raised", DETECTION,
         parse.non_negative)
+    degradation_factor: float = setting(
+        2.0, "AIOPS_DEGRADATION_FACTOR", "degradation: an endpoint's window mean at least this × its slow "
+        "(long-term) baseline, while its fast baseline has absorbed the creep ...", DETECTION, parse.positive)
+    degradation_min_delta_ms: float = setting(
+        10.0, "AIOPS_DEGRADATION_MIN_DELTA_MS", "... and at least this many ms above it", DETECTION,
+        parse.non_negative)
+    slow_alpha: float = setting(
+        0.01, "AIOPS_SLOW_ALPHA", "weight of the newest normal window in the slow latency baseline and in "
+        "the expected-traffic baseline's long memory", DETECTION, parse.positive)
+    slow_min_windows: int = setting(
+        20, "AIOPS_SLOW_MIN_WINDOWS", "windows the slow baselines (degradation, expected traffic) learn "
+        "before they judge", DETECTION, parse.count)
+    traffic_min_expected: float = setting(
+        10.0, "AIOPS_TRAFFIC_MIN_EXPECTED", "traffic drop: an endpoint with no requests in a window where "
+        "the rest of the system's traffic says it should have had at least this many (Poisson: "
+        "P(0 | 10) ≈ 0.005 %)", DETECTION, parse.positive)
     metrics_window: float = setting(
         300.0, "AIOPS_METRICS_WINDOW", "seconds covered by `/aiops/metrics` and the dashboard", DETECTION,
         parse.positive)
@@ -186,6 +202,12 @@ class Settings:
         parse.text)
     remediation_cascading_url: str | None = setting(
         None, "AIOPS_REMEDIATION_CASCADING_URL", "hook called for a confirmed cascading incident",
+        REMEDIATION, parse.text)
+    remediation_degradation_url: str | None = setting(
+        None, "AIOPS_REMEDIATION_DEGRADATION_URL", "hook called for a confirmed degradation incident",
+        REMEDIATION, parse.text)
+    remediation_traffic_drop_url: str | None = setting(
+        None, "AIOPS_REMEDIATION_TRAFFIC_DROP_URL", "hook called for a confirmed traffic drop incident",
         REMEDIATION, parse.text)
     remediation_token: str | None = setting(
         None, "AIOPS_REMEDIATION_TOKEN", "bearer token sent to remediation hooks", REMEDIATION, parse.text)
