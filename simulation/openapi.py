@@ -37,6 +37,21 @@ def _fault(summary: str, params: list[dict], response: dict | None = None) -> di
     }}
 
 
+def _time_faults(endpoint: dict) -> dict:
+    """The faults of the patterns told apart by time: a slow creep, and an endpoint gone silent."""
+    return {
+        "/simulate/degrade": _fault("Make an endpoint's latency creep up to factor x over ramp_s seconds", [
+            endpoint,
+            query("factor", {"type": "number", "minimum": 1, "maximum": MAX_DEGRADE_FACTOR, "default": 2},
+                  "its latency at the end of the ramp, as a multiple of its normal latency"),
+            query("ramp_s", {"type": "number", "minimum": 0, "maximum": MAX_RAMP_S, "default": 600},
+                  "seconds from the injection to the full factor (0: at once)")]),
+        "/simulate/stop": _fault("Stop an endpoint: its callers' connections are refused", [
+            query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls",
+                  required=True)]),
+    }
+
+
 def paths() -> dict:
     """``/simulate/*`` and the shop, for :func:`aiops.web.openapi.add_paths`."""
     ms = {"type": "number", "minimum": 0, "maximum": MAX_DELAY_MS}
@@ -55,15 +70,7 @@ def paths() -> dict:
         "/simulate/network": _fault("Slow the network into an endpoint (its callers wait)", [
             query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls", required=True),
             query("delay_ms", ms, "milliseconds", required=True)]),
-        "/simulate/degrade": _fault("Make an endpoint's latency creep up to factor x over ramp_s seconds", [
-            endpoint,
-            query("factor", {"type": "number", "minimum": 1, "maximum": MAX_DEGRADE_FACTOR, "default": 2},
-                  "its latency at the end of the ramp, as a multiple of its normal latency"),
-            query("ramp_s", {"type": "number", "minimum": 0, "maximum": MAX_RAMP_S, "default": 600},
-                  "seconds from the injection to the full factor (0: at once)")]),
-        "/simulate/stop": _fault("Stop an endpoint: its callers' connections are refused", [
-            query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls",
-                  required=True)]),
+        **_time_faults(endpoint),
         "/simulate/cpu": _fault("Busy threads in every process of the demo", [
             query("threads", {"type": "integer", "minimum": 1, "maximum": MAX_CPU_THREADS, "default": 1},
                    "per process"),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from aiops.detection import ewma
 from aiops.detection.rules import Anomaly, Thresholds
 from aiops.kinds import AnomalyType
+from telemetry.columns import KIND_CLIENT
 
 # A window is taught to the slow baseline only below this share of the way to ``factor``.
 LEARN_LIMIT = 0.5
@@ -72,9 +73,11 @@ def degraded(mean_ms: float, count: int, base: ewma.BaselineValue | None, fast_n
             and fast >= cfg.learn_limit * slow)
 
 
-def detect(stats: Mapping, baselines: Mapping, th: Thresholds, cfg: Config, already: Iterable = ()) -> list:
+def detect(stats: Mapping, baselines: Mapping, th: Thresholds, cfg: Config, already: Iterable = (),
+           window: Iterable = ()) -> list:
     """Degradation anomalies for the window, in place of the robust latency shifts they explain
-    (returns the new list of anomalies: ``already`` without those, plus the degradations)."""
+    (returns the new list of anomalies: ``already`` without those, plus the degradations). Each
+    is shown by its endpoint's spans of ``window`` that ran ``factor`` x its long-term latency."""
     found, explained = [], set()
     already = list(already)
     spiking = {a.key for a in already
@@ -89,6 +92,14 @@ def detect(stats: Mapping, baselines: Mapping, th: Thresholds, cfg: Config, alre
             f"Degradation: {s.mean_ms:.0f}ms, {s.mean_ms / base.slow_ms:.1f}x its long-term "
             f"{base.slow_ms:.0f}ms (recent baseline: {base.latency_ms:.0f}ms)",
         ))
+    if found:
+        by_key = {a.key: a for a in found}
+        for span in window:
+            a = by_key.get((span.service, span.endpoint))
+            if a is not None and span.kind != KIND_CLIENT and span.duration_ms >= cfg.factor * a.baseline:
+                a.shown_by.append(span)
+        for a in found:
+            a.shown_by.sort(key=lambda sp: -sp.start_time)
     kept = [a for a in already if not (a.key in explained and a.type == AnomalyType.LATENCY
                                        and a.message.startswith(SHIFT_MESSAGES))]
     return kept + found

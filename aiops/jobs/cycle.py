@@ -263,7 +263,7 @@ def _time_patterns(anomalies: list, window: list, stats: dict, baselines: dict, 
     if mode != "normal":
         return anomalies
     slow, expect = degradation.Config.from_settings(settings), traffic.Config.from_settings(settings)
-    anomalies = degradation.detect(stats, baselines, th, slow, anomalies)
+    anomalies = degradation.detect(stats, baselines, th, slow, anomalies, window)
     calls = traffic.calls_to(window, settings.ignore_services)
     return anomalies + traffic.detect(stats, baselines, calls, expect, anomalies)
 

@@ -112,8 +112,8 @@ class Settings:
         10.0, "AIOPS_DEGRADATION_MIN_DELTA_MS", "... and at least this many ms above it", DETECTION,
         parse.non_negative)
     slow_alpha: float = setting(
-        0.01, "AIOPS_SLOW_ALPHA", "weight of the newest normal window in the slow latency baseline and in "
-        "the expected-traffic baseline's long memory", DETECTION, parse.positive)
+        0.01, "AIOPS_SLOW_ALPHA", "weight of the newest normal window in the slow (long-term) latency "
+        "baseline that degradation is measured against", DETECTION, parse.positive)
     slow_min_windows: int = setting(
         20, "AIOPS_SLOW_MIN_WINDOWS", "windows the slow baselines (degradation, expected traffic) learn "
         "before they judge", DETECTION, parse.count)
