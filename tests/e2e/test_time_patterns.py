@@ -7,12 +7,15 @@ The slow baselines need history (``AIOPS_SLOW_MIN_WINDOWS``): a few warm-up cycl
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.e2e import helpers as h
 
 pytestmark = pytest.mark.e2e
 
+RAMP_S = 8
 WARM_UP = 4  # cycles of normal traffic: the slow baselines judge from the third
 # A lower degradation floor than the default 10 ms: the demo's payment takes about 20 ms.
 ENV = {"AIOPS_SLOW_MIN_WINDOWS": 3, "AIOPS_DEGRADATION_MIN_DELTA_MS": 5}
@@ -55,14 +58,17 @@ def test_a_slow_creep_on_payment_is_a_degradation(tmp_path):
     fast baseline to absorb it, so only the slow baseline sees the creep."""
     with h.running(tmp_path, h.shop_env(h.sqlite_url(tmp_path), **ENV)) as server:
         h.warm_up(server, rounds=WARM_UP)
-        h.inject(server, "degrade", endpoint="payment", factor=3, ramp_s=8)
-        found, cycles = None, 0
+        ramped = time.time() + RAMP_S
+        h.inject(server, "degrade", endpoint="payment", factor=3, ramp_s=RAMP_S)
+        found, cycles, at_full = None, 0, 0  # at_full: cycles whose traffic all ran at the full factor
         while found is None and cycles < 25:
+            full = time.time() >= ramped
             assert h.checkouts(server.url, 30, threads=6) == {200: 30}
             summary = h.analyze(server)
-            cycles += 1
+            cycles, at_full = cycles + 1, at_full + full
             opened = h.incidents(server)["active_incidents"]
             found = opened[0] if opened else None
         assert found is not None, f"no incident after {cycles} cycles"
+        assert at_full <= 2, f"found {at_full} cycles after the ramp ended"
         h.assert_root(found, "payment")
         assert _kind(found) == "degradation", (found["report"], summary)
