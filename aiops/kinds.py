@@ -34,6 +34,9 @@ class AnomalyType(StrEnum):
     LATENCY = "latency"
     ERROR = "error"
     TIMEOUT = "timeout"
+    # Told apart by time (aiops.detection.degradation, aiops.detection.traffic)
+    DEGRADATION = "degradation"
+    TRAFFIC_DROP = "traffic_drop"
 
 
 class IncidentKind(StrEnum):
@@ -44,6 +47,9 @@ class IncidentKind(StrEnum):
     TIMEOUT = "timeout"
     CASCADING = "cascading"
     SLO = "slo"
+    # Told apart by time: a slow creep past the long-term baseline; an endpoint gone silent
+    DEGRADATION = "degradation"
+    TRAFFIC_DROP = "traffic_drop"
 
 
 class Channel(StrEnum):

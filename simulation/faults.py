@@ -21,6 +21,8 @@ PROCESS = "*"
 # calls checkout or health that way, so a network fault on them would do nothing.
 NETWORK_ENDPOINTS = ("payment", "inventory")
 MAX_DELAY_MS = 600_000
+MAX_DEGRADE_FACTOR = 100.0
+MAX_RAMP_S = 86_400.0
 MAX_CPU_THREADS = 4  # per process: enough to slow it, few enough to stay a demo
 MAX_CPU_SECONDS = 3600
 
@@ -106,6 +108,26 @@ def parse_cpu(params: Mapping) -> tuple[int, float | None]:
     return int(threads), duration
 
 
+def parse_degrade(params: Mapping) -> tuple[str, float, float]:
+    """``factor`` x the endpoint's latency (default 2), reached linearly over ``ramp_s`` seconds
+    (default 600; 0: at once) from the injection."""
+    _only(params, "endpoint", "factor", "ramp_s")
+    endpoint = _endpoint(params)
+    factor = _number(params, "factor", 1, MAX_DEGRADE_FACTOR) if "factor" in params else 2.0
+    ramp = _number(params, "ramp_s", 0, MAX_RAMP_S) if "ramp_s" in params else 600.0
+    return endpoint, factor, ramp
+
+
+def parse_stop(params: Mapping) -> str:
+    """An endpoint the demo calls over the network (its callers' connections are refused)."""
+    _only(params, "endpoint")
+    endpoint = _endpoint(params)
+    if endpoint not in NETWORK_ENDPOINTS:
+        raise FaultError(f"nothing calls {endpoint!r} over the network in the demo, so nothing could be "
+                         f"refused; 'endpoint' must be one of {', '.join(NETWORK_ENDPOINTS)}")
+    return endpoint
+
+
 def parse_clear(params: Mapping) -> str:
     """One endpoint, or ``*`` for the process-wide faults (the CPU hog)."""
     return PROCESS if params.get("endpoint") == PROCESS else _endpoint(params)
@@ -136,6 +158,25 @@ def set_timeout(endpoint: str) -> Fault:
 
 def set_network(endpoint: str, delay_ms: float) -> Fault:
     return _upsert(endpoint, network_delay_ms=delay_ms)
+
+
+def set_degrade(endpoint: str, factor: float, ramp_s: float) -> Fault:
+    return _upsert(endpoint, degrade_factor=factor, degrade_ramp_s=ramp_s, degrade_since=time.time())
+
+
+def set_stop(endpoint: str) -> Fault:
+    return _upsert(endpoint, stopped=True)
+
+
+def degrade_factor(fault: dict | None, now: float) -> float:
+    """How many times its normal latency a degraded endpoint takes at ``now`` (1: not degraded):
+    growing linearly from 1 at the injection to the factor after ``ramp_s``."""
+    since = (fault or {}).get("degrade_since_epoch")
+    if not fault or fault.get("degrade_factor", 0) <= 1 or since is None:
+        return 1.0
+    ramp = fault["degrade_ramp_s"]
+    progress = 1.0 if ramp <= 0 else min(1.0, max(0.0, (now - since) / ramp))
+    return 1.0 + (fault["degrade_factor"] - 1.0) * progress
 
 
 def set_cpu(threads: int, duration_s: float | None) -> Fault:
@@ -173,6 +214,8 @@ def for_endpoint(endpoint: str) -> dict | None:
     """The endpoint's fault as plain data; the read transaction ends before the request sleeps."""
     fault = db.session.get(Fault, endpoint)
     data = fault.to_dict() if fault is not None else None
+    if data is not None:
+        data["degrade_since_epoch"] = fault.degrade_since  # for degrade_factor
     db.session.close()
     return data
 

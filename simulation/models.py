@@ -6,7 +6,7 @@ worker and every instance sees an injected fault on its next request.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, Integer, String
+from sqlalchemy import Boolean, Float, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aiops.store.models import iso
@@ -25,6 +25,12 @@ class Fault(db.Model):
     # Only on the process row (``*``): busy threads per process, and until when (None: until cleared).
     cpu_threads: Mapped[int] = mapped_column(Integer, default=0)
     cpu_until: Mapped[float | None] = mapped_column(Float)
+    # Latency growing linearly from ``degrade_since`` to ``degrade_factor`` x over ``degrade_ramp_s``.
+    degrade_factor: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    degrade_ramp_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    degrade_since: Mapped[float | None] = mapped_column(Float)
+    # The endpoint stops answering: its callers' connections are refused.
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[float] = mapped_column(Float)
 
     def to_dict(self) -> dict:
@@ -36,4 +42,8 @@ class Fault(db.Model):
             "network_delay_ms": self.network_delay_ms,
             "cpu_threads": self.cpu_threads,
             "cpu_until": iso(self.cpu_until),
+            "degrade_factor": self.degrade_factor,
+            "degrade_ramp_s": self.degrade_ramp_s,
+            "degrade_since": iso(self.degrade_since),
+            "stopped": self.stopped,
         }

@@ -8,16 +8,20 @@ from simulation.faults import (
     DEMO_ENDPOINTS,
     MAX_CPU_SECONDS,
     MAX_CPU_THREADS,
+    MAX_DEGRADE_FACTOR,
     MAX_DELAY_MS,
+    MAX_RAMP_S,
     NETWORK_ENDPOINTS,
 )
 
 ENDPOINT = {"type": "string", "enum": list(DEMO_ENDPOINTS)}
 SCHEMAS = {
     "Fault": obj(
-        ("endpoint", "delay_ms", "error_rate", "timeout", "network_delay_ms", "cpu_threads", "cpu_until"),
+        ("endpoint", "delay_ms", "error_rate", "timeout", "network_delay_ms", "cpu_threads", "cpu_until",
+         "degrade_factor", "degrade_ramp_s", "degrade_since", "stopped"),
         endpoint=STRING, delay_ms=NUMBER, error_rate=NUMBER, timeout=BOOLEAN, network_delay_ms=NUMBER,
-        cpu_threads=INTEGER, cpu_until=nullable(TIME),
+        cpu_threads=INTEGER, cpu_until=nullable(TIME), degrade_factor=NUMBER, degrade_ramp_s=NUMBER,
+        degrade_since=nullable(TIME), stopped=BOOLEAN,
     ),
     "Injected": obj(("injected",), injected=ref("Fault")),
 }
@@ -31,6 +35,21 @@ def _fault(summary: str, params: list[dict], response: dict | None = None) -> di
         "responses": {**ok(response or ref("Injected")), "400": error(400, "A parameter is missing or bad")},
         "x-mutation": True,
     }}
+
+
+def _time_faults(endpoint: dict) -> dict:
+    """The faults of the patterns told apart by time: a slow creep, and an endpoint gone silent."""
+    return {
+        "/simulate/degrade": _fault("Make an endpoint's latency creep up to factor x over ramp_s seconds", [
+            endpoint,
+            query("factor", {"type": "number", "minimum": 1, "maximum": MAX_DEGRADE_FACTOR, "default": 2},
+                  "its latency at the end of the ramp, as a multiple of its normal latency"),
+            query("ramp_s", {"type": "number", "minimum": 0, "maximum": MAX_RAMP_S, "default": 600},
+                  "seconds from the injection to the full factor (0: at once)")]),
+        "/simulate/stop": _fault("Stop an endpoint: its callers' connections are refused", [
+            query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls",
+                  required=True)]),
+    }
 
 
 def paths() -> dict:
@@ -51,6 +70,7 @@ def paths() -> dict:
         "/simulate/network": _fault("Slow the network into an endpoint (its callers wait)", [
             query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls", required=True),
             query("delay_ms", ms, "milliseconds", required=True)]),
+        **_time_faults(endpoint),
         "/simulate/cpu": _fault("Busy threads in every process of the demo", [
             query("threads", {"type": "integer", "minimum": 1, "maximum": MAX_CPU_THREADS, "default": 1},
                    "per process"),

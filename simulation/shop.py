@@ -9,6 +9,7 @@ not arrived (it is still hanging).
 
 from __future__ import annotations
 
+import errno
 import http.client
 import logging
 import random
@@ -16,7 +17,7 @@ import threading
 import time
 
 import requests
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from opentelemetry import propagate
 from werkzeug.exceptions import BadGateway, BadRequest, GatewayTimeout
 
@@ -47,13 +48,34 @@ def _http() -> requests.Session:
 _WORK = {"checkout": (0.002, 0.008), "payment": (0.010, 0.030), "inventory": (0.003, 0.012)}
 
 
+# The recorded latency also counts the server's own overhead around the view, which no sleep in
+# the view multiplies: the degradation's extra sleep is this much longer so the recorded latency
+# reaches its factor.
+DEGRADE_MARGIN = 0.1
+
+
+@bp.before_request
+def _started() -> None:
+    g.shop_started = time.perf_counter()
+
+
+@bp.after_request
+def _degraded(response):
+    """A degraded endpoint (``/simulate/degrade``) takes ``factor`` x the time it took so far."""
+    factor = faults.degrade_factor(g.get("shop_fault"), time.time())
+    if factor > 1.0:
+        elapsed = time.perf_counter() - g.get("shop_started", time.perf_counter())
+        time.sleep((factor - 1.0) * (1.0 + DEGRADE_MARGIN) * elapsed)
+    return response
+
+
 def _apply_fault(endpoint: str) -> None:
     faults.follow_cpu(current_app._get_current_object())  # a CPU hog injected through another worker
     low, high = _WORK.get(endpoint, (0.0, 0.0))
     scale = current_settings().demo_work
     if high and scale > 0:
         time.sleep(random.uniform(low, high) * scale)
-    fault = faults.for_endpoint(endpoint)
+    fault = g.shop_fault = faults.for_endpoint(endpoint)
     if not fault:
         return
     if fault["timeout"]:
@@ -102,8 +124,13 @@ def _send(method: str, url: str, json, headers: dict, timeout: float) -> request
 
 def _slow_network(endpoint: str, timeout: float) -> None:
     """The network fault on ``endpoint``, inside the caller's CLIENT span: the call takes longer
-    while the callee's own SERVER span stays normal. A delay past the timeout is a timeout."""
-    delay = faults.network_delay_ms(endpoint) / 1000.0
+    while the callee's own SERVER span stays normal. A delay past the timeout is a timeout. A
+    stopped endpoint (``/simulate/stop``) refuses the connection, as a closed port does."""
+    fault = faults.for_endpoint(endpoint) or {}
+    if fault.get("stopped"):
+        refused = ConnectionRefusedError(errno.ECONNREFUSED, f"Connection refused: {endpoint} is stopped")
+        raise requests.ConnectionError(refused)
+    delay = (fault.get("network_delay_ms") or 0.0) / 1000.0
     if delay >= timeout:
         time.sleep(timeout)
         raise requests.ConnectTimeout(f"network delay to {endpoint} ({delay:g}s) exceeds the timeout")

@@ -61,6 +61,22 @@ def network():
     return jsonify(injected=faults.set_network(endpoint, delay_ms).to_dict())
 
 
+@bp.post("/degrade")
+@require_token
+def degrade():
+    """The endpoint's latency grows linearly to ``factor`` x over ``ramp_s`` seconds: a slow creep."""
+    endpoint, factor, ramp_s = _checked(faults.parse_degrade)
+    return jsonify(injected=faults.set_degrade(endpoint, factor, ramp_s).to_dict())
+
+
+@bp.post("/stop")
+@require_token
+def stop():
+    """The endpoint stops answering: its callers' connections are refused, its traffic drops to zero."""
+    endpoint = _checked(faults.parse_stop)
+    return jsonify(injected=faults.set_stop(endpoint).to_dict())
+
+
 @bp.post("/cpu")
 @require_token
 def cpu():

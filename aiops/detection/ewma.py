@@ -15,6 +15,12 @@ class BaselineValue:
     error_rate: float = 0.0
     samples: int = 0
     windows: int = 0
+    # The slow (long-term) latency baseline and the expected traffic: aiops.detection.degradation
+    # and aiops.detection.traffic learn them beside the fast EWMA above.
+    slow_ms: float | None = None
+    slow_windows: int = 0
+    traffic_ratio: float | None = None
+    traffic_windows: int = 0
 
     def ready(self, min_samples: int) -> bool:
         """Enough history to judge against: no verdict before that."""

@@ -96,6 +96,37 @@ def _cascading(incident: dict) -> list[str]:
     return recs
 
 
+def _degradation(incident: dict) -> list[str]:
+    root, service = facts.root_name(incident), facts.service_name(incident)
+    return [
+        f"Compare {root}'s latency over the last hours and days: a slow creep points at growth, "
+        "not at one change. Look for growing data (tables, caches, queues), traffic mix and leaks.",
+        f"Check {service} for resources that fill up over time: memory and garbage-collection time, "
+        "connection pools, thread pools, disk and file descriptors.",
+        f"List the deploys and config changes to {service} since it was last at its usual latency; "
+        "a gradual rollout degrades gradually too.",
+        f"Open the {_trace_hint(incident)} and compare its waterfall with an older one: which step "
+        f"of {root} grew?",
+        f"Check {root}'s dependencies (database query plans, index bloat, downstream services) over "
+        "the same period.",
+    ]
+
+
+def _traffic_drop(incident: dict) -> list[str]:
+    root, service = facts.root_name(incident), facts.service_name(incident)
+    who = _who(incident)
+    return [
+        f"Check that {service} is up and listening: process, container restarts, health checks, "
+        "and the port its callers connect to (connection refused means nothing listens there).",
+        f"Check the routing to {root}: load balancer targets, service discovery and DNS, ingress "
+        "rules, feature flags that send traffic elsewhere.",
+        f"Check {who}: did they stop calling {root}, or do their calls fail before they arrive?",
+        f"If {service} is running and serving, check its telemetry pipeline: the SDK exporter, "
+        "the collector, and their dropped-span counters (missing data looks like no traffic).",
+        f"Check recent deploys and config changes to {service} ({_since(incident)}).",
+    ]
+
+
 def _unknown(incident: dict) -> list[str]:
     root, service = facts.root_name(incident), facts.service_name(incident)
     return [
@@ -122,6 +153,8 @@ _RECOMMENDERS = {
     "errors": _errors,
     "timeout": _timeout,
     "cascading": _cascading,
+    "degradation": _degradation,
+    "traffic_drop": _traffic_drop,
     "unknown": _unknown,
 }
 

@@ -19,15 +19,24 @@ from aiops.kinds import IncidentKind
 KINDS = (*IncidentKind, "unknown")
 
 # Anomaly type -> report kind when the failure did not spread.
-_KIND_OF_TYPE = {"latency": "latency", "error": "errors", "timeout": "timeout", "slo": "slo"}
+_KIND_OF_TYPE = {"latency": "latency", "error": "errors", "timeout": "timeout", "slo": "slo",
+                 "degradation": "degradation", "traffic_drop": "traffic_drop"}
+# Patterns told apart by time: when the root's own lead anomaly is one, it names the incident even
+# though its callers fail (a stopped endpoint's callers get refused: that is the drop, not a cascade).
+_TIME_PATTERNS = ("degradation", "traffic_drop")
 # Anomaly types that mean a caller is failing, not just slow: seen off the root, the failure spread.
 _FAILING_TYPES = ("error", "timeout")
-_TYPE_WORDS = {"latency": "slow", "error": "errors", "timeout": "timeouts"}
+_TYPE_WORDS = {"latency": "slow", "error": "errors", "timeout": "timeouts", "degradation": "degraded",
+               "traffic_drop": "silent"}
 MAX_RECOMMENDATIONS = 5
 
 
 def kind(incident: dict) -> str:
-    """``latency``, ``errors``, ``timeout``, ``cascading`` (the failure spread) or ``unknown`` (no anomalies).
+    """``latency``, ``errors``, ``timeout``, ``degradation``, ``traffic_drop``, ``cascading`` (the failure
+    spread) or ``unknown`` (no anomalies).
+
+    A root whose own lead anomaly is a pattern told apart by time (degradation, traffic drop) is
+    that pattern.
 
     Cascading: an endpoint other than the root reports errors or timeouts, or
     the anomalies span two or more services. Otherwise the root's own first
@@ -38,6 +47,9 @@ def kind(incident: dict) -> str:
     if not anomalies:
         return "unknown"
     root = facts.root_key(incident)
+    lead = facts.lead(incident)
+    if facts.key(lead) == root and lead.get("type") in _TIME_PATTERNS:
+        return _KIND_OF_TYPE[lead["type"]]
     if any(facts.key(a) != root and a.get("type") in _FAILING_TYPES for a in anomalies):
         return "cascading"
     if len({a.get("service") for a in anomalies}) >= 2:
@@ -128,6 +140,8 @@ def _measure(incident: dict, lead: dict) -> str:
         if exception:
             text += f", mostly {exception}"
         return text
+    if kind_ in _TIME_PATTERNS:
+        return _time_measure(kind_, observed, baseline)
     if kind_ == "timeout":
         n = int(observed)
         text = f"is timing out: {n} timed-out call{'s' if n != 1 else ''} in the last detection window"
@@ -136,6 +150,21 @@ def _measure(incident: dict, lead: dict) -> str:
         return text
     issue = lead.get("message") or facts.root_cause(incident).get("issue") or "see the incident"
     return "has a problem: " + issue
+
+
+def _time_measure(kind_: str, observed: float, baseline: float | None) -> str:
+    """How bad a pattern told apart by time is: against the long-term latency, or the expected traffic."""
+    if kind_ == "degradation":
+        text = f"has degraded: {_ms(observed)} on average"
+        if baseline:
+            text += (f", {observed / baseline:.1f}x its long-term {_ms(baseline)} "
+                     "(a slow creep the recent baseline absorbed)")
+        return text
+    text = "stopped getting requests"
+    if baseline:
+        text += (f": none in the last detection window, where the rest of the traffic "
+                 f"predicted about {baseline:.0f}")
+    return text
 
 
 # -- the summary's sentences -----------------------------------------------------------------------

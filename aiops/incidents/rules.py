@@ -109,7 +109,9 @@ def severity(anomalies: Iterable[Anomaly], affected: int, share: float | None = 
             level = max(level, 3 if a.observed >= 0.5 else 2)
         elif a.type == "slo":  # an SLO alert: page (burn >= 6x) is high, ticket (1x) medium
             level = max(level, 2 if (a.baseline or 0) > 1 else 1)
-        elif a.type == AnomalyType.LATENCY and a.baseline:
+        elif a.type == AnomalyType.TRAFFIC_DROP:
+            level = max(level, 2)  # its callers get nothing from it: a failure, not slowness
+        elif a.type in (AnomalyType.LATENCY, AnomalyType.DEGRADATION) and a.baseline:
             ratio = a.observed / a.baseline
             level = max(level, 2 if ratio >= 5 else 1)
     if affected >= 3:
@@ -162,6 +164,10 @@ def describe(group: Group) -> tuple[str, str]:
         title = f"{endpoint} errors {lead.observed:.0%} of {lead.request_count} requests"
     elif lead.type == "slo" and own:
         title = f"{endpoint} {lead.message.partition(':')[0]} burning its error budget ({lead.observed:.1f}x)"
+    elif lead.type == "degradation" and own:
+        title = f"{endpoint} degraded to {lead.observed:.0f}ms (long-term {lead.baseline:.0f}ms)"
+    elif lead.type == "traffic_drop" and own:
+        title = f"{endpoint} traffic dropped to 0 (about {lead.baseline:.0f} expected)"
     elif lead.type == "timeout" and own:
         title = f"{endpoint} timeouts ({lead.observed:.0f} calls)"
     else:

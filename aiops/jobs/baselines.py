@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, insert, select, update
 
+from aiops.detection import degradation, traffic
 from aiops.detection import ewma as bl
 from aiops.detection import robust as lb
 from aiops.detection.rules import Thresholds
+from aiops.kinds import AnomalyType
 from aiops.store.models import Baseline, SignalBaseline
 from telemetry.db import db
 
@@ -20,9 +22,11 @@ RELEARN_WEIGHT = 0.5  # weight of each window while relearning after a silence
 
 
 def read_means() -> dict:
-    """Every endpoint's baseline of the mean rules."""
+    """Every endpoint's baseline of the mean rules, with its slow latency and expected traffic."""
     return {
-        (b.service, b.endpoint): bl.BaselineValue(b.latency_ms, b.error_rate, b.samples, b.windows)
+        (b.service, b.endpoint): bl.BaselineValue(b.latency_ms, b.error_rate, b.samples, b.windows,
+                                                  b.slow_ms, b.slow_windows or 0, b.traffic_ratio,
+                                                  b.traffic_windows or 0)
         for b in db.session.execute(select(Baseline.__table__))
     }
 
@@ -36,19 +40,34 @@ def read_signals() -> dict:
     }
 
 
-def learn_means(stats: dict, baselines: dict, anomalous: set, th: Thresholds, alpha: float,
-                 now: float, mode: str) -> None:
-    """Fold normal windows into the EWMA baselines of the mean rules (see :func:`learn_signals`
-    for ``mode``)."""
+def learn_means(stats: dict, baselines: dict, anomalous: dict, th: Thresholds, alpha: float,
+                now: float, mode: str, slow: degradation.Config, expect: traffic.Config) -> None:
+    """Fold the window into every endpoint's baselines (see :func:`learn_signals` for ``mode``):
+    the fast EWMA and the slow latency baseline from normal windows only, the expected traffic from
+    every window where the rest of the system had traffic. ``anomalous``: the anomaly types of
+    each endpoint flagged in the window."""
     changed, added = [], []
-    for key, s in stats.items():
-        current = None if mode == "reseed" else baselines.get(key)
-        if mode == "normal" and (key in anomalous or not bl.is_normal(s, current, th)):
-            continue  # learn from normal windows only
-        b = bl.learn(current, s.mean_ms, s.error_rate, s.count,
-                     RELEARN_WEIGHT if mode == "relearn" else alpha)
-        row = {"service": key[0], "endpoint": key[1], "latency_ms": b.latency_ms,
-               "error_rate": b.error_rate, "samples": b.samples, "windows": b.windows, "updated_at": now}
+    total = sum(s.count for s in stats.values())
+    for key in sorted(set(stats) | set(baselines)):
+        s = stats.get(key)
+        count = s.count if s is not None else 0
+        old = None if mode == "reseed" else baselines.get(key)
+        b = old
+        flagged = key in anomalous
+        if s is not None and count > 0 and (mode != "normal" or not flagged and bl.is_normal(s, old, th)):
+            b = bl.learn(old, s.mean_ms, s.error_rate, count, RELEARN_WEIGHT if mode == "relearn" else alpha)
+        if b is None:
+            continue  # never seen normal: nothing to remember yet
+        if s is not None:
+            b = degradation.learn(b, s.mean_ms, count, slow, mode, flagged)
+        silent = AnomalyType.TRAFFIC_DROP in anomalous.get(key, ()) or (key[0], "") in anomalous
+        b = traffic.learn(b, count, total - count, expect, mode, silent)
+        if b == baselines.get(key):
+            continue
+        row = {"service": key[0], "endpoint": key[1], "latency_ms": b.latency_ms, "error_rate": b.error_rate,
+               "samples": b.samples, "windows": b.windows, "slow_ms": b.slow_ms,
+               "slow_windows": b.slow_windows, "traffic_ratio": b.traffic_ratio,
+               "traffic_windows": b.traffic_windows, "updated_at": now}
         (changed if key in baselines else added).append(row)
     _write_rows(Baseline.__table__, ("service", "endpoint"), changed, added)
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from aiops import instruments as selfmetrics
 from aiops import outbox
-from aiops.detection import evidence
+from aiops.detection import degradation, evidence, traffic
 from aiops.detection import robust as lb
 from aiops.detection import selftime as st
 from aiops.detection.rules import Thresholds, detect, network, shifted, window_stats
@@ -222,6 +222,7 @@ def _detect(settings: Settings, now: float) -> _Findings:
     seen, saved = _assess(window, cursor, state, signal_baselines, rules, now, settings)
     mode, relearn_until = _learning_mode(state, window, now, settings)
     anomalies = _trace_anomalies(stats, baselines, th, seen, rules, mode)
+    anomalies = _time_patterns(anomalies, window, stats, baselines, th, mode, settings)
     memory = logfeed.registered(current_app)
     logstate.load(memory)  # the saved log memory, when it is newer than this process's
     logs = logfeed.judge(memory, now, window, anomalies, mode)  # None: no logs
@@ -261,6 +262,18 @@ def _trace_anomalies(stats: dict, baselines: dict, th: Thresholds, seen: evidenc
     return anomalies
 
 
+def _time_patterns(anomalies: list, window: list, stats: dict, baselines: dict, th: Thresholds, mode: str,
+                   settings: Settings) -> list:
+    """The patterns told apart by time: a slow creep past the long-term baseline (in place of the
+    robust shifts it explains), and endpoints or services gone silent."""
+    if mode != "normal":
+        return anomalies
+    slow, expect = degradation.Config.from_settings(settings), traffic.Config.from_settings(settings)
+    anomalies = degradation.detect(stats, baselines, th, slow, anomalies, window)
+    calls = traffic.calls_to(window, settings.ignore_services)
+    return anomalies + traffic.detect(stats, baselines, calls, expect, anomalies)
+
+
 def _update_incidents(found: _Findings, now: float, settings: Settings) -> tuple[Changes, int, int]:
     """Open, update, reopen and resolve incidents for the cycle's groups, and queue what they call
     for: (the changes, rows queued in the outbox, groups merged into the storm incident)."""
@@ -280,8 +293,11 @@ def _learn(found: _Findings, now: float, settings: Settings) -> None:
     """Fold the window into the baselines that stayed normal: the mean rules', the evidence series'
     and the logs' (templates, their ids on the log rows, miners, log baselines)."""
     alpha, mode = settings.ewma_alpha, found.mode
-    anomalous = {a.key for a in found.anomalies}
-    learn_means(found.stats, found.baselines, anomalous, found.th, alpha, now, mode)
+    anomalous: dict = {}
+    for a in found.anomalies:
+        anomalous.setdefault(a.key, set()).add(a.type)
+    learn_means(found.stats, found.baselines, anomalous, found.th, alpha, now, mode,
+                degradation.Config.from_settings(settings), traffic.Config.from_settings(settings))
     learn_signals(found.seen.values, found.signal_baselines, found.seen.skip, found.rules, alpha, now, mode)
     logstate.save(found.memory, found.logs, now)
 

@@ -269,8 +269,9 @@ def propagation_path(group: Group, suspect: Suspect | None, tree: TraceTree | No
         if a.key == group.root and hops:
             continue  # the root's evidence already says it
         seen.add(a.key)
-        symptoms.append(_hop(a.service, a.endpoint, a.type, a.observed if a.type == "latency" else 0.0,
-                             a.baseline if a.type == "latency" else None, a.onset, a.message))
+        timed = a.type in ("latency", "degradation")  # observed and baseline are durations
+        symptoms.append(_hop(a.service, a.endpoint, a.type, a.observed if timed else 0.0,
+                             a.baseline if timed else None, a.onset, a.message))
     root = group.root
     # The root's own anomaly leads (it is the root's evidence when no suspect says more); then the
     # symptoms by onset second and, within one, deepest first.

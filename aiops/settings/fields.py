@@ -108,6 +108,22 @@ class Settings:
     slo_file: str | None = setting(
         None, "AIOPS_SLO_FILE", "JSON or TOML file of SLOs, upserted by name when a process first needs them "
         "([format](../README.md#slos))", DETECTION, parse.text)
+    degradation_factor: float = setting(
+        2.0, "AIOPS_DEGRADATION_FACTOR", "degradation: an endpoint's window mean at least this × its slow "
+        "(long-term) baseline, while its fast baseline has absorbed the creep ...", DETECTION, parse.positive)
+    degradation_min_delta_ms: float = setting(
+        10.0, "AIOPS_DEGRADATION_MIN_DELTA_MS", "... and at least this many ms above it", DETECTION,
+        parse.non_negative)
+    slow_alpha: float = setting(
+        0.01, "AIOPS_SLOW_ALPHA", "weight of the newest normal window in the slow (long-term) latency "
+        "baseline that degradation is measured against", DETECTION, parse.positive)
+    slow_min_windows: int = setting(
+        20, "AIOPS_SLOW_MIN_WINDOWS", "windows the slow baselines (degradation, expected traffic) learn "
+        "before they judge", DETECTION, parse.count)
+    traffic_min_expected: float = setting(
+        10.0, "AIOPS_TRAFFIC_MIN_EXPECTED", "traffic drop: an endpoint with no requests in a window where "
+        "the rest of the system's traffic says it should have had at least this many (Poisson: "
+        "P(0 | 10) ≈ 0.005 %)", DETECTION, parse.positive)
     metrics_window: float = setting(
         300.0, "AIOPS_METRICS_WINDOW", "seconds covered by `/aiops/metrics` and the dashboard", DETECTION,
         parse.positive)
@@ -193,6 +209,12 @@ class Settings:
     remediation_slo_url: str | None = setting(
         None, "AIOPS_REMEDIATION_SLO_URL", "hook called for a confirmed SLO incident (an SLO's burn-rate "
         "alert)", REMEDIATION, parse.text)
+    remediation_degradation_url: str | None = setting(
+        None, "AIOPS_REMEDIATION_DEGRADATION_URL", "hook called for a confirmed degradation incident",
+        REMEDIATION, parse.text)
+    remediation_traffic_drop_url: str | None = setting(
+        None, "AIOPS_REMEDIATION_TRAFFIC_DROP_URL", "hook called for a confirmed traffic drop incident",
+        REMEDIATION, parse.text)
     remediation_token: str | None = setting(
         None, "AIOPS_REMEDIATION_TOKEN", "bearer token sent to remediation hooks", REMEDIATION, parse.text)
 

@@ -29,6 +29,12 @@ class Baseline(db.Model):
     samples: Mapped[int] = mapped_column(Integer, default=0)
     windows: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[float] = mapped_column(Float)
+    # The slow latency baseline (aiops.detection.degradation) and the expected traffic, as requests
+    # per request to every other endpoint (aiops.detection.traffic); NULL until first learned.
+    slow_ms: Mapped[float | None] = mapped_column(Float)
+    slow_windows: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    traffic_ratio: Mapped[float | None] = mapped_column(Float)
+    traffic_windows: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SignalBaseline(db.Model):

@@ -230,7 +230,8 @@ def test_bad_network_and_cpu_faults_say_what_is_wrong(client):
 
 
 NO_FAULT = {"delay_ms": 0.0, "error_rate": 0.0, "timeout": False, "network_delay_ms": 0.0, "cpu_threads": 0,
-            "cpu_until": None}
+            "cpu_until": None, "degrade_factor": 0.0, "degrade_ramp_s": 0.0, "degrade_since": None,
+            "stopped": False}
 
 
 def test_fault_injection_is_visible_and_cleared(client):
@@ -296,6 +297,8 @@ MUTATING = [
     "/simulate/timeout?endpoint=payment",
     "/simulate/network?endpoint=payment&delay_ms=10",
     "/simulate/cpu?duration=1",
+    "/simulate/degrade?endpoint=payment",
+    "/simulate/stop?endpoint=payment",
     "/simulate/clear",
     "/aiops/analyze",
 ]
