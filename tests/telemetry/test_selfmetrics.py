@@ -68,9 +68,15 @@ def test_every_family_is_exported_and_parses(client):
         "aiops_incidents_opened": "counter", "aiops_notification_attempts": "counter",
         "aiops_incident_storm_groups": "counter", "aiops_logs_ingested": "counter",
         "aiops_logs_rejected": "counter", "aiops_log_batches": "counter",
+        "aiops_scrape_errors": "counter",
+        # read from the store at scrape time (aiops.web.store_gauges)
+        "aiops_incidents_open": "gauge", "aiops_outbox_pending": "gauge",
+        "aiops_outbox_oldest_pending_timestamp_seconds": "gauge",
+        "aiops_detection_last_cycle_timestamp_seconds": "gauge", "aiops_detection_interval_seconds": "gauge",
     }
     # A labelled family appears with its first sample (incidents: once one is opened).
-    labelled = {"aiops_spans_recorded", "aiops_incidents_opened", "aiops_notification_attempts"}
+    labelled = {"aiops_spans_recorded", "aiops_incidents_opened", "aiops_notification_attempts",
+                "aiops_outbox_oldest_pending_timestamp_seconds"}
     assert labelled | set(families) == set(expected)
     assert all(expected[name] == kind for name, kind in families.items())
     openmetrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
