@@ -4,16 +4,9 @@ product exports."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
-from tests.support.factories import add_incident, add_notification
-from tests.support.prometheus import RESERVED, ROOT, RULES, binary, rule_exprs
-
-METRIC_NAME = re.compile(r"\baiops_[a-z0-9_]+")
+from tests.support.prometheus import METRIC_NAME, RESERVED, ROOT, RULES, binary, rule_exprs
 
 
 def test_promtool_checks_the_rules():
@@ -26,17 +19,6 @@ def test_the_rules_fire_as_their_unit_tests_say():
     done = subprocess.run([binary("promtool"), "test", "rules", "tests/deploy/rules_test.yml"], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-@pytest.fixture
-def exported(app, client) -> set[str]:
-    """Every sample name ``GET /metrics`` serves once a cycle ran and something waits in the outbox."""
-    assert client.post("/aiops/analyze").status_code == 200
-    with app.app_context():
-        add_incident()
-        add_notification("webhook")
-    body = client.get("/metrics").get_data(as_text=True)
-    return {s.name for family in text_string_to_metric_families(body) for s in family.samples}
 
 
 def test_every_rule_names_only_exported_metrics(exported):

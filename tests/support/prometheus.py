@@ -3,7 +3,9 @@ where they are missing, a failure under ``AIOPS_TEST_REQUIRE_PROMETHEUS=1`` (CI)
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,15 @@ def rule_exprs() -> list[str]:
     """Every ``expr`` of the shipped rules."""
     groups = yaml.safe_load(RULES.read_text())["groups"]
     return [rule["expr"] for group in groups for rule in group["rules"]]
+
+
+METRIC_NAME = re.compile(r"\baiops_[a-z0-9_]+")
+
+
+def check_exprs(exprs: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """``promtool check rules`` over ``exprs`` as recording rules (``{name: PromQL}``): their syntax."""
+    rules = {"groups": [{"name": "check", "rules": [{"record": name, "expr": expr}
+                                                    for name, expr in exprs.items()]}]}
+    path = tmp_path / "exprs.yml"
+    path.write_text(yaml.safe_dump(rules))
+    return subprocess.run([binary("promtool"), "check", "rules", str(path)], capture_output=True, text=True)
