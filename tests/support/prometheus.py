@@ -48,3 +48,67 @@ def check_exprs(exprs: dict[str, str], tmp_path: Path) -> subprocess.CompletedPr
     path = tmp_path / "exprs.yml"
     path.write_text(yaml.safe_dump(rules))
     return subprocess.run([binary("promtool"), "check", "rules", str(path)], capture_output=True, text=True)
+
+
+class PrometheusServer:
+    """A real Prometheus (Debian's binary) on a free loopback port, scraping ``targets`` every
+    ``scrape`` seconds and evaluating ``rules`` (the shipped ones by default); stopped on exit."""
+
+    def __init__(self, tmp_path: Path, targets: list[str], scrape: float = 1.0, rules: Path = RULES):
+        from tests.e2e.server import free_port
+
+        self.dir = tmp_path / "prometheus"
+        self.dir.mkdir()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "global": {"scrape_interval": f"{scrape:g}s", "scrape_timeout": f"{scrape:g}s",
+                       "evaluation_interval": f"{scrape:g}s"},
+            "rule_files": [str(rules)],
+            "scrape_configs": [{"job_name": "aiops", "static_configs": [{"targets": targets}]}],
+        }
+        (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> PrometheusServer:
+        import requests
+
+        from tests.e2e.helpers import wait_for
+
+        cmd = [binary("prometheus"), f"--config.file={self.dir / 'prometheus.yml'}",
+               f"--storage.tsdb.path={self.dir / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"]
+        with open(self.dir / "prometheus.log", "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            assert self.proc.poll() is None, (self.dir / "prometheus.log").read_text()
+            try:
+                return requests.get(self.url + "/-/ready", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(ready, "Prometheus to start", timeout=30)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def api(self, path: str, **params) -> dict | list:
+        import requests
+
+        r = requests.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, promql: str) -> dict[tuple, float]:
+        """An instant query: ``{((label, value), ...) without __name__: value}``."""
+        return {tuple(sorted((k, v) for k, v in s["metric"].items() if k != "__name__")): float(s["value"][1])
+                for s in self.api("query", query=promql)["result"]}
