@@ -14,6 +14,8 @@ def exported(app, client) -> set[str]:
     (the labelled counters appear with their first sample: an incident opened, a message sent)."""
     from aiops import instruments
 
+    assert client.get("/health").status_code == 200
+    app.extensions["aiops_buffer"].flush()  # spans recorded, by service
     assert client.post("/aiops/analyze").status_code == 200
     instruments.cycle_finished(0.01, ["error"], [("error", "critical")])
     instruments.notification_attempted("webhook", "delivered")
