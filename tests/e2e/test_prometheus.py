@@ -15,9 +15,9 @@ from tests.support.prometheus import PrometheusServer, binary
 pytestmark = pytest.mark.e2e
 
 
-def test_prometheus_sees_the_workers_figures_and_the_store_gauges(tmp_path):
+def test_prometheus_sees_the_workers_figures_and_the_store_gauges(tmp_path, db_url):
     binary("prometheus")  # skip (or fail in CI) before starting anything
-    env = h.shop_env(h.sqlite_url(tmp_path))
+    env = h.shop_env(db_url)
     with h.running(tmp_path, env, workers=2) as server:
         worker_pid = server.worker_processes[0].pid
         h.warm_up(server)  # two cycles, answered by the worker process
