@@ -5,10 +5,12 @@ worker needs spare threads or a checkout can wait on a call queued behind
 itself. The app itself is created in each worker after the fork (no
 ``preload_app``): the span writer and scheduler threads belong to the worker.
 
-``GET /metrics`` sums every worker's values (``prometheus_client`` multiprocess
-mode, see :mod:`telemetry.selfmetrics`). The hooks give this server its own
-metrics directory: ``PROMETHEUS_MULTIPROC_DIR`` if set (emptied at start), else
-a fresh temporary one exported to the workers and removed on exit.
+``GET /metrics`` sums every worker's values and the worker process's
+(``prometheus_client`` multiprocess mode, see :mod:`telemetry.metrics_dir`). The
+master names the directory before the fork: ``PROMETHEUS_MULTIPROC_DIR`` if set,
+else the one every process of this installation derives from the instance
+folder and the database; it removes the files of processes that are gone (a
+previous run's) and keeps those of live ones (the worker's).
 
 The master migrates the database before it forks (``on_starting``), so no
 request ever does; the scheduled work runs in ``flask --app app aiops worker``
@@ -29,20 +31,21 @@ graceful_timeout = 10
 
 def on_starting(server):
     """In the master, before any worker is forked (workers inherit the environment)."""
-    from telemetry import selfmetrics
+    from app import create_app
+    from telemetry import metrics_dir
 
-    path = selfmetrics.prepare_master(os.environ, os.getpid())
+    app = create_app()  # no I/O: it names the database the metrics directory is derived from
+    key = metrics_dir.store_key(app.instance_path, app.config["SQLALCHEMY_DATABASE_URI"])
+    path = metrics_dir.prepare_master(os.environ, os.getpid(), key)
     server.log.info("metrics directory %s", path)
-    _migrate(server)
+    _migrate(server, app)
 
 
-def _migrate(server):
+def _migrate(server, app):
     """Bring the schema up to date once, before serving; the master keeps no connection."""
     from aiops.store.schema import ensure_schema
-    from app import create_app
     from telemetry.db import db
 
-    app = create_app()
     with app.app_context():
         server.log.info("database schema %s", ensure_schema())
         db.engine.dispose()
@@ -56,6 +59,7 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    from telemetry import selfmetrics
+    """The last process out of a directory aiops chose removes it (the worker may still use it)."""
+    from telemetry import metrics_dir
 
-    selfmetrics.cleanup_master(os.environ, os.getpid())
+    metrics_dir.cleanup_master(os.environ, os.getpid())

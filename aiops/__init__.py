@@ -31,7 +31,7 @@ def init_app(app: Flask) -> None:
     from aiops.cli import aiops_cli
     from aiops.logs import feed as logfeed
     from aiops.store import models  # noqa: F401 - models register tables
-    from aiops.web import errors, security
+    from aiops.web import errors, security, store_gauges
     from aiops.web.api import bp as api_bp
     from aiops.web.health import bp as health_bp
     from aiops.web.openapi import bp as openapi_bp
@@ -48,6 +48,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(openapi_bp)
     app.register_blueprint(slos_bp)
     app.register_blueprint(slo_pages_bp)
+    store_gauges.init_app(app)  # GET /metrics (telemetry's route) also reads these from the store
     app.cli.add_command(aiops_cli)
     logfeed.register(app, logfeed.StoreFeed())  # cycles read the stored log lines (none: trace-only)
     _slos(app)
@@ -59,8 +60,8 @@ def _slos(app: Flask) -> None:
     from aiops.slos.metrics import SloCollector
     from aiops.web import openapi_slos
     from aiops.web.openapi import add_paths
-    from telemetry.selfmetrics import add_scrape_collector
+    from telemetry.selfmetrics import add_collector
 
     add_paths(app, openapi_slos.paths(), openapi_slos.SCHEMAS)
-    add_scrape_collector(app, SloCollector())
+    add_collector(app, "slos", SloCollector().collect)
 

@@ -65,6 +65,8 @@ def init_app(app: Flask, settings, names: ServiceNames) -> None:
     with app.app_context():
         configure_engine(db.engine)
         engine = db.engine
+    # Every process of this installation (web workers, the worker, the demo) counts into one place.
+    selfmetrics.share_with(app.instance_path, app.config["SQLALCHEMY_DATABASE_URI"])
 
     buffer = SpanBuffer(
         lambda rows: insert_spans(engine, rows),
@@ -127,13 +129,13 @@ def _note_requests(app: Flask, recorder) -> None:
 
 
 def _prometheus_metrics() -> Response:
-    """``GET /metrics``: every worker's counters, whichever worker answers."""
+    """``GET /metrics``: every process's counters, whichever worker answers, and the store's gauges."""
     from flask import Response, current_app, request
 
     from telemetry import selfmetrics
 
-    collectors = current_app.extensions.get(selfmetrics.SCRAPE_COLLECTORS, ())
-    body, content_type = selfmetrics.render(request.headers.get("Accept"), collectors)
+    body, content_type = selfmetrics.render(request.headers.get("Accept"),
+                                            current_app.extensions.get(selfmetrics.COLLECTORS))
     return Response(body, content_type=content_type)
 
 

@@ -1,34 +1,25 @@
 """The product's own Prometheus metrics (``GET /metrics``), right under several gunicorn workers.
 
-Every gunicorn worker is a separate process with its own span buffer, so a
-per-process registry would report only the share of the worker that happens
-to answer the scrape. This module uses ``prometheus_client``'s multiprocess
-mode instead: each process writes its values to memory-mapped files in one
-shared directory, and a scrape (whichever worker answers it) sums every
-process's files, including those of workers that have exited, so counters
-never go backwards when gunicorn recycles a worker.
+Every gunicorn worker is a separate process with its own span buffer, and the
+detection cycles run in yet another (``flask aiops worker``), so a per-process
+registry would report only the share of the process that happens to answer
+the scrape. This module uses ``prometheus_client``'s multiprocess mode
+instead: each process writes its values to memory-mapped files in one shared
+directory (:mod:`telemetry.metrics_dir` chooses it: every process of one
+installation derives the same one, with no setting), and a scrape (whichever
+worker answers it) sums every process's files, including those of workers
+that have exited, so counters never go backwards when gunicorn recycles a
+worker.
 
 Why multiprocess mode rather than counters in the database: it keeps counting
 when the database is the thing that is failing (store errors are most
 interesting then), costs a memory write instead of a transaction, and gives
 each server instance its own totals, which is what Prometheus expects when it
-scrapes several instances and sums them.
-
-The directory:
-
-- ``PROMETHEUS_MULTIPROC_DIR`` when the operator sets it (wipe it between runs,
-  as the library asks; the shipped ``gunicorn.conf.py`` does that at start);
-- otherwise ``gunicorn.conf.py`` creates a fresh temporary one in the master
-  before the fork (and removes it on exit), so every worker of one server
-  shares it and no two servers do;
-- otherwise (gunicorn started with another config) the workers agree on one
-  named after their master's pid and start time; a single process (``python
-  app.py``, ``flask``, the tests) takes a private temporary directory removed
-  at exit.
-
-A directory this module chose is exported with ``AIOPS_METRICS_DIR_OWNER``
-(the pid of the process tree it belongs to), so a server started *from* such
-a process (the test suite starting gunicorn) does not inherit its counters.
+scrapes several instances and sums them. Figures that *are* the store's state
+(open incidents, the last cycle, the outbox) are read from it at scrape time
+instead, by collectors the product registers (:func:`add_collector`), so every
+worker and every instance agrees on them; a collector that fails is skipped
+and counted (``aiops_scrape_errors_total{collector}``), never a 500.
 
 ``prometheus_client`` decides between in-memory and file-backed values when it
 is first imported, from the environment. Nothing here reads the environment at
@@ -43,115 +34,24 @@ batch). The hooks never raise: a metrics failure is logged once and ignored.
 
 from __future__ import annotations
 
-import atexit
 import functools
-import glob
 import logging
 import os
-import shutil
-import tempfile
 import threading
 from collections import Counter as Tally
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import TypeVar
 
+from telemetry import metrics_dir
 from telemetry.columns import SPAN_FIELDS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-OWNER_ENV = "AIOPS_METRICS_DIR_OWNER"
 STORE_SOURCES = ("recorder", "otlp", "otlp_logs")
 LOG_BATCH_OUTCOMES = ("accepted", "rejected", "failed")
 _service_of = itemgetter(SPAN_FIELDS.index("service"))
-
-
-# --- choosing the shared directory (plain functions of their arguments) ---
-
-def owned_dir(environ: MutableMapping[str, str], tree_pid: int) -> str | None:
-    """The directory in ``environ`` if it applies to the process tree of ``tree_pid``.
-
-    Set by an operator (no owner): it applies. Chosen by aiops for another
-    process tree (inherited by a server that process started): it does not.
-    """
-    path = environ.get(DIR_ENV)
-    if not path:
-        return None
-    owner = environ.get(OWNER_ENV)
-    return path if owner is None or owner == str(tree_pid) else None
-
-
-def _export(environ: MutableMapping[str, str], path: str, tree_pid: int) -> str:
-    environ[DIR_ENV] = path
-    environ[OWNER_ENV] = str(tree_pid)
-    return path
-
-
-def prepare_master(environ: MutableMapping[str, str], pid: int) -> str:
-    """In the gunicorn master before the fork: an empty directory for this server's workers."""
-    path = owned_dir(environ, pid)
-    if path is None:
-        return _export(environ, tempfile.mkdtemp(prefix=f"aiops-metrics-gunicorn-{pid}-"), pid)
-    os.makedirs(path, exist_ok=True)
-    for stale in glob.glob(os.path.join(path, "*.db")):  # a previous run's values ...
-        if not _alive(_file_pid(stale)):  # ... not those of a live process (the worker shares it)
-            os.remove(stale)
-    return path
-
-
-def _file_pid(path: str) -> int | None:
-    """``counter_1234.db`` -> 1234 (prometheus_client names each process's files so)."""
-    stem = os.path.basename(path).rsplit(".", 1)[0]
-    tail = stem.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else None
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def cleanup_master(environ: MutableMapping[str, str], pid: int) -> None:
-    """On the master's exit: remove the directory if :func:`prepare_master` created it."""
-    if environ.get(OWNER_ENV) == str(pid) and environ.get(DIR_ENV):
-        shutil.rmtree(environ[DIR_ENV], ignore_errors=True)
-
-
-def _start_ticks(pid: int) -> str:
-    """A process's start time (clock ticks since boot, Linux), to tell a reused pid apart."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "0"
-
-
-def choose_dir(environ: MutableMapping[str, str]) -> str:
-    """This process's metrics directory: exported in ``environ`` (``prometheus_client`` reads it there)."""
-    master = os.getppid() if environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/") else None
-    tree = master if master is not None else os.getpid()
-    path = owned_dir(environ, tree)
-    if path is not None:
-        os.makedirs(path, exist_ok=True)
-        return path
-    if master is not None:
-        # gunicorn without our gunicorn.conf.py: every worker derives the same name.
-        base = os.path.join(tempfile.gettempdir(), f"aiops-metrics-{os.getuid()}")
-        path = os.path.join(base, f"gunicorn-{master}-{_start_ticks(master)}")
-        os.makedirs(path, mode=0o700, exist_ok=True)
-    else:
-        path = tempfile.mkdtemp(prefix=f"aiops-metrics-{tree}-")
-        atexit.register(shutil.rmtree, path, True)
-    return _export(environ, path, tree)
 
 
 # --- the metric objects, created once per process on first use ---
@@ -189,6 +89,9 @@ class _Metrics:
         self.store_errors = Counter("aiops_store_errors", "Failed writes to the span and log stores: "
                                     "recorder batches (retried), OTLP span and log batches (answered 503)",
                                     ["source"], registry=None)
+        self.scrape_errors = Counter("aiops_scrape_errors", "Store reads of GET /metrics that failed, by "
+                                     "collector (its gauges were left out of that scrape)", ["collector"],
+                                     registry=None)
         for source in STORE_SOURCES:  # export zeros, so rate() works from the first scrape
             self.store_errors.labels(source)
         for outcome in LOG_BATCH_OUTCOMES:
@@ -197,6 +100,15 @@ class _Metrics:
 
 _lock = threading.Lock()
 _current: _Metrics | None = None
+_key: str | None = None  # metrics_dir.store_key of the app this process serves (set by share_with)
+
+
+def share_with(instance_path: str, database_url: str) -> None:
+    """Name the installation this process belongs to (``telemetry.init_app``): every process of
+    it (web workers, the worker, the demo) then counts into the same directory. The first use of
+    the metrics fixes the directory for the process's life."""
+    global _key
+    _key = metrics_dir.store_key(instance_path, database_url)
 
 
 def metrics() -> _Metrics:
@@ -207,7 +119,7 @@ def metrics() -> _Metrics:
         return current
     with _lock:
         if _current is None or _current.pid != os.getpid():
-            _current = _Metrics(choose_dir(os.environ))
+            _current = _Metrics(metrics_dir.choose_dir(os.environ, _key))
         return _current
 
 
@@ -284,25 +196,64 @@ def otlp_batch(*, stored: int, rejected: int, failed: bool = False, signal: str 
         m.log_batches.labels(outcome).inc()
 
 
-SCRAPE_COLLECTORS = "aiops_scrape_collectors"  # app.extensions: collectors read at scrape time
+# --- GET /metrics ---
+
+COLLECTORS = "aiops_metrics_collectors"  # app.extensions: {name: collect} (add_collector)
+Collect = Callable[[], Iterable]
 
 
-def add_scrape_collector(app, collector) -> None:
-    """Serve ``collector`` (a ``prometheus_client`` collector: ``collect()`` yields metric
-    families) on ``/metrics`` beside the counters: figures read from the store at scrape time."""
-    app.extensions.setdefault(SCRAPE_COLLECTORS, []).append(collector)
+def add_collector(app, name: str, collect: Collect) -> None:
+    """Add figures read at scrape time to ``GET /metrics``: ``collect()`` runs inside the scrape's
+    request (the app context and its database session) and returns metric families
+    (``prometheus_client.core.GaugeMetricFamily``...). Keep it to one cheap aggregate query. One
+    that raises is left out of that scrape, logged, and counted in
+    ``aiops_scrape_errors_total{collector=name}``; the others and the counters are still served."""
+    app.extensions.setdefault(COLLECTORS, {})[name] = collect
 
 
-def render(accept: str | None, collectors: Sequence = ()) -> tuple[bytes, str]:
-    """The exposition of every process's values (Prometheus text, or OpenMetrics if asked for),
-    and of ``collectors`` (see :func:`add_scrape_collector`)."""
+class _Guarded:
+    """A collector that never fails the scrape (``prometheus_client`` calls ``collect``)."""
+
+    def __init__(self, name: str, collect: Collect):
+        self.name, self._collect = name, collect
+
+    def collect(self) -> list:
+        counted = metrics().scrape_errors.labels(self.name)  # a zero from the first scrape
+        try:
+            return list(self._collect())
+        except Exception as exc:  # noqa: BLE001 - a failing store read must not fail the scrape
+            log.warning("GET /metrics: collector %r failed, its figures are left out: %r", self.name, exc)
+            _rollback()
+            counted.inc()
+            return []
+
+
+def _rollback() -> None:
+    """End the failed transaction, so the next collector of the scrape starts clean."""
+    try:
+        from telemetry.db import db
+
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the store is failing already; nothing more to do
+        log.debug("rollback after a failed collector failed too", exc_info=True)
+
+
+def render(accept: str | None, collectors: dict[str, Collect] | None = None) -> tuple[bytes, str]:
+    """The exposition of every process's values and of ``collectors`` (:func:`add_collector`):
+    Prometheus text, or OpenMetrics if asked for."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import choose_encoder
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
+    for name, collect in (collectors or {}).items():  # first: their error counts are read after
+        registry.register(_Guarded(name, collect))
     MultiProcessCollector(registry, path=metrics().path)
-    for collector in collectors:
-        registry.register(collector)
     encoder, content_type = choose_encoder(accept or "")
-    return encoder(registry), content_type
+    for attempt in range(3):
+        try:
+            return encoder(registry), content_type
+        except FileNotFoundError:  # a starting process removed a dead one's file between glob and read
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")

@@ -57,8 +57,9 @@ def reference() -> str:
         "",
         "| variable | meaning |",
         "| --- | --- |",
-        "| `PROMETHEUS_MULTIPROC_DIR` | where gunicorn's workers keep the values `GET /metrics` adds up "
-        "(a temporary directory per server by default) |",
+        "| `PROMETHEUS_MULTIPROC_DIR` | where gunicorn's workers and the worker process keep the values "
+        "`GET /metrics` adds up (default: one every process derives from the instance folder and the "
+        "database, in the temporary directory; see [operations.md](operations.md#prometheus-metrics)) |",
         "",
     ]
     return "\n".join(lines)

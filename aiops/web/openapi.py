@@ -222,7 +222,7 @@ def _product_paths() -> dict:
             "responses": {**ok(ref("Health")), "400": error(400)}, "x-open": True,
         }},
         "/metrics": {"get": {
-            "summary": "The service's own Prometheus metrics (every worker's)",
+            "summary": "The service's own Prometheus metrics (every process's, and store gauges)",
             "responses": {"200": {"description": "Prometheus text, or OpenMetrics if the Accept header asks",
                                   "content": {"text/plain": TEXT, "application/openmetrics-text": TEXT}},
                           "400": error(400)},

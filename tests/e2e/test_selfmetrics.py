@@ -7,7 +7,6 @@ equal the rows in the database, not one worker's share of them.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
@@ -22,6 +21,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from telemetry.metrics_dir import store_key
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT, GunicornServer
 
@@ -49,7 +49,13 @@ def shop_rows(db_file: Path) -> int:
 
 def writers(metrics_dir: str) -> set[int]:
     """Pids of the processes that have written counters into the metrics directory."""
-    return {int(m.group(1)) for f in os.listdir(metrics_dir) if (m := re.fullmatch(r"counter_(\d+)\.db", f))}
+    names = os.listdir(metrics_dir) if os.path.isdir(metrics_dir) else []  # made on first use
+    return {int(m.group(1)) for f in names if (m := re.fullmatch(r"counter_(\d+)\.db", f))}
+
+
+def derived_dir(db_file: Path) -> str:
+    key = store_key(str(ROOT / "instance"), f"sqlite:///{db_file}")
+    return os.path.join(tempfile.gettempdir(), f"aiops-metrics-{os.getuid()}", key)
 
 
 def _logged_dir(log: Path) -> str:
@@ -76,15 +82,12 @@ def test_metrics_add_up_every_worker(tmp_path, config):
     server = GunicornServer(env, workers=WORKERS, threads=h.THREADS, log_path=tmp_path / "server.log",
                             extra_args=args)
     server.start()
-    master_pid = server.proc.pid
     try:
+        # Both ways, the workers count where any process of this installation would: the
+        # directory derived from the instance folder and the database (telemetry.metrics_dir).
+        metrics_dir = derived_dir(db_file)
         if config == "shipped":
-            metrics_dir = _logged_dir(tmp_path / "server.log")
-        else:
-            base = os.path.join(tempfile.gettempdir(), f"aiops-metrics-{os.getuid()}")
-            h.wait_for(lambda: glob.glob(os.path.join(base, f"gunicorn-{master_pid}-*")),
-                       "the workers' metrics directory")
-            [metrics_dir] = glob.glob(os.path.join(base, f"gunicorn-{master_pid}-*"))
+            assert _logged_dir(tmp_path / "server.log") == metrics_dir
 
         # Every worker records (and so counts) part of the traffic.
         h.reach_every_worker(server, lambda: writers(metrics_dir), WORKERS)
@@ -106,9 +109,7 @@ def test_metrics_add_up_every_worker(tmp_path, config):
             assert sample[("aiops_detection_cycle_duration_seconds_count", ())] == 1
     finally:
         server.stop()
-        if config == "none":
-            for leftover in glob.glob(os.path.join(tempfile.gettempdir(), f"aiops-metrics-{os.getuid()}",
-                                                   f"gunicorn-{master_pid}-*")):
-                shutil.rmtree(leftover, ignore_errors=True)
-    if config == "shipped":
-        assert not os.path.exists(metrics_dir), "the master did not remove its metrics directory"
+    if config == "none":  # workers leaving at once each see the others still there: the next start cleans
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    else:  # the master leaves last
+        assert not os.path.exists(metrics_dir), "the master did not remove the metrics directory"

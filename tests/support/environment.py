@@ -16,6 +16,9 @@ The suite's own switches are spelled ``AIOPS_TEST_*`` and are kept:
   wheel, and the run still skips) (CI);
 - ``AIOPS_TEST_REQUIRE_DATASETS=1``: the replay of the TrainTicket dataset
   (``../shared/datasets/trainticket/`` beside the clone) fails instead of skipping (CI);
+- ``AIOPS_TEST_REQUIRE_PROMETHEUS=1``: the tests that run ``promtool`` and a real Prometheus server
+  (Debian's ``prometheus`` package: ``tests/deploy/``, ``tests/e2e/test_prometheus.py``) fail
+  instead of skipping (CI);
 - ``AIOPS_TEST_CHROMIUM``: another Chromium binary;
 - ``AIOPS_TEST_POSTGRES_URL``: the PostgreSQL server to make throwaway databases on.
 """

@@ -6,10 +6,6 @@ of one gunicorn worker would), so every test compares before and after.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -72,9 +68,15 @@ def test_every_family_is_exported_and_parses(client):
         "aiops_incidents_opened": "counter", "aiops_notification_attempts": "counter",
         "aiops_incident_storm_groups": "counter", "aiops_logs_ingested": "counter",
         "aiops_logs_rejected": "counter", "aiops_log_batches": "counter",
+        "aiops_scrape_errors": "counter",
+        # read from the store at scrape time (aiops.web.store_gauges)
+        "aiops_incidents_open": "gauge", "aiops_outbox_pending": "gauge",
+        "aiops_outbox_oldest_pending_timestamp_seconds": "gauge",
+        "aiops_detection_last_cycle_timestamp_seconds": "gauge", "aiops_detection_interval_seconds": "gauge",
     }
     # A labelled family appears with its first sample (incidents: once one is opened).
-    labelled = {"aiops_spans_recorded", "aiops_incidents_opened", "aiops_notification_attempts"}
+    labelled = {"aiops_spans_recorded", "aiops_incidents_opened", "aiops_notification_attempts",
+                "aiops_outbox_oldest_pending_timestamp_seconds"}
     assert labelled | set(families) == set(expected)
     assert all(expected[name] == kind for name, kind in families.items())
     openmetrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
@@ -234,59 +236,6 @@ def test_buffer_flushed_counts_recorder_store_errors(client):
     after = scrape(client)
     assert delta(before, after, "aiops_store_errors_total", source="recorder") == 1
     assert delta(before, after, "aiops_spans_dropped_total") == 4
-
-
-# -- choosing the shared directory ---------------------------------------------------------
-
-
-def test_an_operator_directory_applies_to_any_process_tree():
-    assert selfmetrics.owned_dir({"PROMETHEUS_MULTIPROC_DIR": "/m"}, 42) == "/m"
-    assert selfmetrics.owned_dir({}, 42) is None
-
-
-def test_a_directory_chosen_for_another_process_tree_is_not_inherited():
-    env = {"PROMETHEUS_MULTIPROC_DIR": "/m", "AIOPS_METRICS_DIR_OWNER": "7"}
-    assert selfmetrics.owned_dir(env, 7) == "/m"
-    assert selfmetrics.owned_dir(env, 42) is None  # e.g. a server the test process started
-
-
-def test_the_gunicorn_master_prepares_a_fresh_directory_and_removes_it(tmp_path):
-    env = {"PROMETHEUS_MULTIPROC_DIR": "/elsewhere", "AIOPS_METRICS_DIR_OWNER": "1"}
-    path = selfmetrics.prepare_master(env, 4242)
-    assert path != "/elsewhere" and os.path.isdir(path) and os.listdir(path) == []
-    assert env == {"PROMETHEUS_MULTIPROC_DIR": path, "AIOPS_METRICS_DIR_OWNER": "4242"}
-    selfmetrics.cleanup_master(env, 4242)
-    assert not os.path.exists(path)
-
-
-def test_the_gunicorn_master_empties_an_operator_directory_and_keeps_it(tmp_path):
-    """A previous run's files go; those of a live process sharing the directory (the worker) stay."""
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (tmp_path / f"counter_{dead.pid}.db").write_bytes(b"old")
-    (tmp_path / f"counter_{os.getppid()}.db").write_bytes(b"live")
-    (tmp_path / "notes.txt").write_text("not ours")
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    assert selfmetrics.prepare_master(env, 4242) == str(tmp_path)
-    assert sorted(os.listdir(tmp_path)) == sorted([f"counter_{os.getppid()}.db", "notes.txt"])
-    selfmetrics.cleanup_master(env, 4242)  # not ours to remove
-    assert tmp_path.is_dir()
-
-
-def test_a_single_process_gets_a_private_directory():
-    env = {"PROMETHEUS_MULTIPROC_DIR": "/from-my-parent", "AIOPS_METRICS_DIR_OWNER": "1"}
-    path = selfmetrics.choose_dir(env)
-    assert path != "/from-my-parent" and os.path.isdir(path)
-    assert env["AIOPS_METRICS_DIR_OWNER"] == str(os.getpid())
-    assert selfmetrics.choose_dir(env) == path  # and keeps it
-
-
-def test_gunicorn_workers_without_the_config_agree_on_their_masters_directory():
-    env = {"SERVER_SOFTWARE": "gunicorn/23.0.0"}
-    path = selfmetrics.choose_dir(env)
-    assert f"gunicorn-{os.getppid()}-" in path and os.path.isdir(path)
-    assert env["AIOPS_METRICS_DIR_OWNER"] == str(os.getppid())
-    os.rmdir(path)
 
 
 def test_outbox_sends_are_counted_by_channel_and_outcome(app, client):
