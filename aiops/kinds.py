@@ -43,6 +43,11 @@ class IncidentKind(StrEnum):
     ERRORS = "errors"
     TIMEOUT = "timeout"
     CASCADING = "cascading"
+    # Patterns told apart by what fails (aiops.detection.patterns; repeated timeouts: aiops.incidents.reports)
+    DEPENDENCY = "dependency"
+    EXHAUSTION = "exhaustion"
+    INVALID_RESPONSE = "invalid_response"
+    TIMEOUTS = "timeouts"
 
 
 class Channel(StrEnum):

@@ -25,6 +25,11 @@ class Fault(db.Model):
     # Only on the process row (``*``): busy threads per process, and until when (None: until cleared).
     cpu_threads: Mapped[int] = mapped_column(Integer, default=0)
     cpu_until: Mapped[float | None] = mapped_column(Float)
+    # The endpoint's call to the external peer fails: refused, dns or 5xx (None: it works).
+    dependency: Mapped[str | None] = mapped_column(String(16))
+    # The endpoint fails with a resource's real error: pool, memory, fds or disk (None: it works).
+    exhaust: Mapped[str | None] = mapped_column(String(16))
+    invalid: Mapped[bool] = mapped_column(Boolean, default=False)  # answers 200 with a body that is not JSON
     updated_at: Mapped[float] = mapped_column(Float)
 
     def to_dict(self) -> dict:
@@ -36,4 +41,7 @@ class Fault(db.Model):
             "network_delay_ms": self.network_delay_ms,
             "cpu_threads": self.cpu_threads,
             "cpu_until": iso(self.cpu_until),
+            "dependency": self.dependency,
+            "exhaust": self.exhaust,
+            "invalid": bool(self.invalid),
         }

@@ -176,7 +176,7 @@ def _record(incident: Incident, group: Group, now: float) -> None:
             AnomalyRecord(
                 service=a.service, endpoint=a.endpoint, type=a.type, observed=a.observed,
                 baseline=a.baseline, request_count=a.request_count, message=a.message,
-                detected_at=now, trace_ids=a.trace_ids[:5],
+                detected_at=now, trace_ids=a.trace_ids[:5], pattern=a.pattern,
             )
         )
 
