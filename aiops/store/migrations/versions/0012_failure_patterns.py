@@ -22,30 +22,33 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-COLUMNS = {
-    "anomalies": (sa.Column("pattern", sa.String(32), nullable=True),),
-    "incidents": (sa.Column("paged_at", sa.Float(), nullable=True),
-                  sa.Column("paged_kind", sa.String(32), nullable=True)),
-    "faults": (sa.Column("dependency", sa.String(16), nullable=True),
-               sa.Column("exhaust", sa.String(16), nullable=True),
-               sa.Column("invalid", sa.Boolean(), nullable=False, server_default=sa.false())),
-}
+
+
+def _columns() -> dict[str, tuple[sa.Column, ...]]:
+    return {
+        "anomalies": (sa.Column("pattern", sa.String(32), nullable=True),),
+        "incidents": (sa.Column("paged_at", sa.Float(), nullable=True),
+                      sa.Column("paged_kind", sa.String(32), nullable=True)),
+        "faults": (sa.Column("dependency", sa.String(16), nullable=True),
+                   sa.Column("exhaust", sa.String(16), nullable=True),
+                   sa.Column("invalid", sa.Boolean(), nullable=False, server_default=sa.false())),
+    }
 
 
 def upgrade() -> None:
     inspector = sa.inspect(op.get_bind())
-    for table, columns in COLUMNS.items():
+    for table, columns in _columns().items():
         # A database adopted from create_all may already have them (see 0001).
         present = {c["name"] for c in inspector.get_columns(table)}
         missing = [c for c in columns if c.name not in present]
         if missing:
             with op.batch_alter_table(table) as batch:
                 for column in missing:
-                    batch.add_column(column.copy())
+                    batch.add_column(column)
 
 
 def downgrade() -> None:
-    for table, columns in COLUMNS.items():
+    for table, columns in _columns().items():
         with op.batch_alter_table(table) as batch:
             for column in reversed(columns):
                 batch.drop_column(column.name)
