@@ -145,9 +145,9 @@ def dominant(counts: dict[str, int], failures: int) -> str | None:
 
 
 _RESOURCES = (
-    ("connection pool", re.compile(r"pool|too many (?:connections|clients)|connection slots"
-                                   r"|waiting for (?:a |an )?(?:free |idle )?connection|connection is not available",
-                                   re.IGNORECASE)),
+    ("connection pool", re.compile(
+        r"pool|too many (?:connections|clients)|connection slots"
+        r"|waiting for (?:a |an )?(?:free |idle )?connection|connection is not available", re.IGNORECASE)),
     ("file descriptors", re.compile(r"open files|\bE[MN]FILE\b|\[Errno 2[34]\]", re.IGNORECASE)),
     ("disk", re.compile(r"no space left|\bENOSPC\b|\[Errno 28\]|disk|quota|\bEDQUOT\b", re.IGNORECASE)),
     ("memory", re.compile(r"memory|\bENOMEM\b|\[Errno 12\]", re.IGNORECASE)),

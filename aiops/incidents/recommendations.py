@@ -99,7 +99,9 @@ def _cascading(incident: dict) -> list[str]:
 
 def _evidence(incident: dict, kind: str, lead_in: str) -> list[str]:
     found = facts.evidence(incident, kind)
-    return [f"{lead_in}: {found}. Open the {_trace_hint(incident)} to see where it is raised."] if found else []
+    if not found:
+        return []
+    return [f"{lead_in}: {found}. Open the {_trace_hint(incident)} to see where it is raised."]
 
 
 def _dependency(incident: dict) -> list[str]:
