@@ -10,6 +10,7 @@ from functools import partial
 from flask import Flask
 from sqlalchemy import delete, select
 
+from simulation import external
 from simulation.cpuhog import hog
 from simulation.models import Fault
 from telemetry.db import begin_write, db
@@ -106,6 +107,41 @@ def parse_cpu(params: Mapping) -> tuple[int, float | None]:
     return int(threads), duration
 
 
+def _choice(params: Mapping, name: str, choices: tuple[str, ...]) -> str:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        raise FaultError(f"'{name}' is required (one of {', '.join(choices)})")
+    if raw not in choices:
+        raise FaultError(f"'{name}' must be one of {', '.join(choices)}, not {str(raw)[:64]!r}")
+    return raw
+
+
+def parse_dependency(params: Mapping) -> tuple[str, str]:
+    """The endpoint whose call to the external peer fails, and how (refused, dns, 5xx)."""
+    _only(params, "endpoint", "mode")
+    endpoint = _endpoint(params)
+    if endpoint not in external.CALLERS:
+        raise FaultError(f"'endpoint': {endpoint!r} calls no external peer in the demo; "
+                         f"a dependency fault applies to {', '.join(external.CALLERS)}")
+    return endpoint, _choice(params, "mode", external.MODES)
+
+
+def parse_exhaust(params: Mapping) -> tuple[str, str]:
+    """The endpoint that fails with a resource's error, and which (pool, memory, fds, disk)."""
+    _only(params, "endpoint", "resource")
+    return _endpoint(params), _choice(params, "resource", external.RESOURCES)
+
+
+def parse_invalid(params: Mapping) -> str:
+    """An endpoint the demo calls over HTTP (its caller is the one that cannot parse the answer)."""
+    _only(params, "endpoint")
+    endpoint = _endpoint(params)
+    if endpoint not in NETWORK_ENDPOINTS:
+        raise FaultError(f"'endpoint': nothing in the demo parses {endpoint!r}'s answers; "
+                         f"an invalid-response fault applies to {', '.join(NETWORK_ENDPOINTS)}")
+    return endpoint
+
+
 def parse_clear(params: Mapping) -> str:
     """One endpoint, or ``*`` for the process-wide faults (the CPU hog)."""
     return PROCESS if params.get("endpoint") == PROCESS else _endpoint(params)
@@ -136,6 +172,18 @@ def set_timeout(endpoint: str) -> Fault:
 
 def set_network(endpoint: str, delay_ms: float) -> Fault:
     return _upsert(endpoint, network_delay_ms=delay_ms)
+
+
+def set_dependency(endpoint: str, mode: str) -> Fault:
+    return _upsert(endpoint, dependency=mode)
+
+
+def set_exhaust(endpoint: str, resource: str) -> Fault:
+    return _upsert(endpoint, exhaust=resource)
+
+
+def set_invalid(endpoint: str) -> Fault:
+    return _upsert(endpoint, invalid=True)
 
 
 def set_cpu(threads: int, duration_s: float | None) -> Fault:

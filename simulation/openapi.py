@@ -11,13 +11,16 @@ from simulation.faults import (
     MAX_DELAY_MS,
     NETWORK_ENDPOINTS,
 )
+from simulation.external import CALLERS, MODES, RESOURCES
 
 ENDPOINT = {"type": "string", "enum": list(DEMO_ENDPOINTS)}
 SCHEMAS = {
     "Fault": obj(
-        ("endpoint", "delay_ms", "error_rate", "timeout", "network_delay_ms", "cpu_threads", "cpu_until"),
+        ("endpoint", "delay_ms", "error_rate", "timeout", "network_delay_ms", "cpu_threads", "cpu_until",
+         "dependency", "exhaust", "invalid"),
         endpoint=STRING, delay_ms=NUMBER, error_rate=NUMBER, timeout=BOOLEAN, network_delay_ms=NUMBER,
-        cpu_threads=INTEGER, cpu_until=nullable(TIME),
+        cpu_threads=INTEGER, cpu_until=nullable(TIME), dependency={"enum": [*MODES, None]},
+        exhaust={"enum": [*RESOURCES, None]}, invalid=BOOLEAN,
     ),
     "Injected": obj(("injected",), injected=ref("Fault")),
 }
@@ -51,6 +54,18 @@ def paths() -> dict:
         "/simulate/network": _fault("Slow the network into an endpoint (its callers wait)", [
             query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls", required=True),
             query("delay_ms", ms, "milliseconds", required=True)]),
+        "/simulate/dependency": _fault("Make an endpoint's call to the demo's external peer fail", [
+            query("endpoint", {"enum": list(CALLERS)}, "an endpoint that calls the external peer",
+                  required=True),
+            query("mode", {"enum": list(MODES)}, "connection refused, a DNS error, or a 503 from the peer",
+                  required=True)]),
+        "/simulate/exhaust": _fault("Make an endpoint fail with a resource's real error", [
+            endpoint,
+            query("resource", {"enum": list(RESOURCES)}, "a pool timeout, MemoryError, OSError(EMFILE) "
+                  "or OSError(ENOSPC)", required=True)]),
+        "/simulate/invalid": _fault("Make an endpoint answer 200 with a body its caller cannot parse", [
+            query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls",
+                  required=True)]),
         "/simulate/cpu": _fault("Busy threads in every process of the demo", [
             query("threads", {"type": "integer", "minimum": 1, "maximum": MAX_CPU_THREADS, "default": 1},
                    "per process"),

@@ -230,7 +230,7 @@ def test_bad_network_and_cpu_faults_say_what_is_wrong(client):
 
 
 NO_FAULT = {"delay_ms": 0.0, "error_rate": 0.0, "timeout": False, "network_delay_ms": 0.0, "cpu_threads": 0,
-            "cpu_until": None}
+            "cpu_until": None, "dependency": None, "exhaust": None, "invalid": False}
 
 
 def test_fault_injection_is_visible_and_cleared(client):
