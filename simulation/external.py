@@ -78,7 +78,9 @@ def refused_url() -> str:
         return f"http://127.0.0.1:{_refusing.getsockname()[1]}"
 
 
-def call(session: requests.Session, method: str, path: str, mode: str | None, timeout: float) -> requests.Response:
+def call(
+    session: requests.Session, method: str, path: str, mode: str | None, timeout: float
+) -> requests.Response:
     """One call to the gateway, failing as ``mode`` says (None: it works)."""
     headers = {}
     if mode == "refused":
@@ -88,7 +90,8 @@ def call(session: requests.Session, method: str, path: str, mode: str | None, ti
         cause = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         raise requests.ConnectionError(
             f"HTTPConnectionPool(host='{UNRESOLVABLE}', port=80): Max retries exceeded with url: /{path} "
-            f"(Caused by NameResolutionError(\"Failed to resolve '{UNRESOLVABLE}' ([Errno -2] {cause.strerror})\"))"
+            f"(Caused by NameResolutionError(\"Failed to resolve '{UNRESOLVABLE}' "
+            f"([Errno -2] {cause.strerror})\"))"
         ) from cause
     else:
         base = stub_url()

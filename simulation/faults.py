@@ -35,7 +35,8 @@ def _endpoint(params: Mapping) -> str:
     if not endpoint:
         raise FaultError(f"'endpoint' is required (one of {', '.join(DEMO_ENDPOINTS)})")
     if endpoint not in DEMO_ENDPOINTS:
-        raise FaultError(f"'endpoint': unknown endpoint {str(endpoint)[:64]!r} (one of {', '.join(DEMO_ENDPOINTS)})")
+        raise FaultError(f"'endpoint': unknown endpoint {str(endpoint)[:64]!r} "
+                         f"(one of {', '.join(DEMO_ENDPOINTS)})")
     return endpoint
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiops.web.openapi import JSON, error, ok, query
 from aiops.web.openapi_schemas import BOOLEAN, INTEGER, NUMBER, STRING, TIME, nullable, obj, ref
+from simulation.external import CALLERS, MODES, RESOURCES
 from simulation.faults import (
     DEMO_ENDPOINTS,
     MAX_CPU_SECONDS,
@@ -11,7 +12,6 @@ from simulation.faults import (
     MAX_DELAY_MS,
     NETWORK_ENDPOINTS,
 )
-from simulation.external import CALLERS, MODES, RESOURCES
 
 ENDPOINT = {"type": "string", "enum": list(DEMO_ENDPOINTS)}
 SCHEMAS = {

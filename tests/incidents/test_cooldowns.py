@@ -22,8 +22,14 @@ def refused():
 
 
 def full_disk():
-    return group("payment", replace(error("payment"), message="Error spike (OSError: [Errno 28] No space left "
-                                    "on device)", pattern="exhaustion"))
+    return group(
+        "payment",
+        replace(
+            error("payment"),
+            message="Error spike (OSError: [Errno 28] No space left on device)",
+            pattern="exhaustion",
+        ),
+    )
 
 
 def triggers(changes):
@@ -41,7 +47,9 @@ def fire_and_resolve(start: float, make=refused) -> tuple[str, float]:
 
 def test_the_table_covers_every_pattern_and_keeps_the_older_kinds():
     assert cooldowns.minutes("dependency") == 30 and cooldowns.minutes("exhaustion") == 60
-    assert cooldowns.minutes("latency") == 0 and cooldowns.minutes("no-such-kind") == cooldowns.DEFAULT_MINUTES
+    assert (
+        cooldowns.minutes("latency") == 0 and cooldowns.minutes("no-such-kind") == cooldowns.DEFAULT_MINUTES
+    )
     assert cooldowns.is_held("dependency", "dependency", 1000.0, 1000.0 + 29 * 60)
     assert not cooldowns.is_held("dependency", "dependency", 1000.0, 1000.0 + 30 * 60)
     assert not cooldowns.is_held("dependency", "exhaustion", 1000.0, 1001.0)

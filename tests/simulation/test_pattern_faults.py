@@ -20,21 +20,24 @@ def faults(client) -> list[dict]:
     return client.get("/simulate/faults").get_json()["faults"]
 
 
-@pytest.mark.parametrize(("path", "field"), [
-    ("/simulate/dependency?mode=refused", "endpoint"),
-    ("/simulate/dependency?endpoint=payment", "mode"),
-    ("/simulate/dependency?endpoint=payment&mode=teapot", "mode"),
-    ("/simulate/dependency?endpoint=checkout&mode=dns", "endpoint"),
-    ("/simulate/dependency?endpoint=nope&mode=dns", "endpoint"),
-    ("/simulate/dependency?endpoint=payment&mode=dns&rate=1", "rate"),
-    ("/simulate/exhaust?resource=pool", "endpoint"),
-    ("/simulate/exhaust?endpoint=payment", "resource"),
-    ("/simulate/exhaust?endpoint=payment&resource=" + "x" * 5000, "resource"),
-    ("/simulate/exhaust?endpoint=payment&resource=cpu", "resource"),
-    ("/simulate/invalid", "endpoint"),
-    ("/simulate/invalid?endpoint=checkout", "endpoint"),
-    ("/simulate/invalid?endpoint=payment&mode=html", "mode"),
-])
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/simulate/dependency?mode=refused", "endpoint"),
+        ("/simulate/dependency?endpoint=payment", "mode"),
+        ("/simulate/dependency?endpoint=payment&mode=teapot", "mode"),
+        ("/simulate/dependency?endpoint=checkout&mode=dns", "endpoint"),
+        ("/simulate/dependency?endpoint=nope&mode=dns", "endpoint"),
+        ("/simulate/dependency?endpoint=payment&mode=dns&rate=1", "rate"),
+        ("/simulate/exhaust?resource=pool", "endpoint"),
+        ("/simulate/exhaust?endpoint=payment", "resource"),
+        ("/simulate/exhaust?endpoint=payment&resource=" + "x" * 5000, "resource"),
+        ("/simulate/exhaust?endpoint=payment&resource=cpu", "resource"),
+        ("/simulate/invalid", "endpoint"),
+        ("/simulate/invalid?endpoint=checkout", "endpoint"),
+        ("/simulate/invalid?endpoint=payment&mode=html", "mode"),
+    ],
+)
 def test_bad_parameters_are_a_400_naming_the_field_and_change_nothing(client, path, field):
     response = client.post(path)
     assert response.status_code == 400, response.get_data(as_text=True)
@@ -45,8 +48,13 @@ def test_bad_parameters_are_a_400_naming_the_field_and_change_nothing(client, pa
 
 
 def test_each_fault_is_stored_shown_and_cleared(client):
-    assert client.post("/simulate/dependency?endpoint=payment&mode=5xx").get_json()["injected"]["dependency"] == "5xx"
-    assert client.post("/simulate/exhaust", json={"endpoint": "inventory", "resource": "fds"}).status_code == 200
+    assert (
+        client.post("/simulate/dependency?endpoint=payment&mode=5xx").get_json()["injected"]["dependency"]
+        == "5xx"
+    )
+    assert (
+        client.post("/simulate/exhaust", json={"endpoint": "inventory", "resource": "fds"}).status_code == 200
+    )
     assert client.post("/simulate/invalid?endpoint=inventory").get_json()["injected"]["invalid"] is True
     shown = {f["endpoint"]: f for f in faults(client)}
     assert shown["payment"]["dependency"] == "5xx"
@@ -57,8 +65,12 @@ def test_each_fault_is_stored_shown_and_cleared(client):
 
 def test_the_faults_need_the_token(app_factory):
     client = app_factory(AIOPS_API_TOKEN=TOKEN).test_client()
-    for path in ("/simulate/dependency?endpoint=payment&mode=dns", "/simulate/exhaust?endpoint=payment&resource=disk",
-                 "/simulate/invalid?endpoint=payment", "/simulate/dependency?endpoint=nope"):
+    for path in (
+        "/simulate/dependency?endpoint=payment&mode=dns",
+        "/simulate/exhaust?endpoint=payment&resource=disk",
+        "/simulate/invalid?endpoint=payment",
+        "/simulate/dependency?endpoint=nope",
+    ):
         assert client.post(path).status_code == 401, path
     assert faults(client) == []
     ok = client.post("/simulate/invalid?endpoint=payment", headers={"Authorization": f"Bearer {TOKEN}"})
@@ -80,16 +92,22 @@ def server(app_factory):
 
 def _call_of(spans, endpoint: str):
     server_span = next(s for s in spans if s.endpoint == endpoint and s.kind == KIND_SERVER)
-    calls = [s for s in spans if s.kind == KIND_CLIENT and s.parent_span_id == server_span.span_id
-             and s.peer == external.PEER]
+    calls = [
+        s
+        for s in spans
+        if s.kind == KIND_CLIENT and s.parent_span_id == server_span.span_id and s.peer == external.PEER
+    ]
     return server_span, calls
 
 
-@pytest.mark.parametrize(("mode", "status", "exception"), [
-    ("refused", None, "Connection refused"),
-    ("dns", None, "Name or service not known"),
-    ("5xx", 503, None),
-])
+@pytest.mark.parametrize(
+    ("mode", "status", "exception"),
+    [
+        ("refused", None, "Connection refused"),
+        ("dns", None, "Name or service not known"),
+        ("5xx", 503, None),
+    ],
+)
 def test_a_dependency_fault_fails_the_call_to_the_external_peer(server, mode, status, exception):
     client = server.app.test_client()
     assert requests.post(server.url + "/payment", timeout=10).status_code == 200  # it calls the peer normally
@@ -107,15 +125,20 @@ def test_a_dependency_fault_fails_the_call_to_the_external_peer(server, mode, st
     assert not [s for s in stored(server.app) if s.parent_span_id == call.span_id]  # nothing records the peer
 
 
-@pytest.mark.parametrize(("resource", "exception_type", "words"), [
-    ("pool", "sqlalchemy.exc.TimeoutError", "QueuePool limit"),
-    ("memory", "MemoryError", "memory"),
-    ("fds", "OSError", "Too many open files"),
-    ("disk", "OSError", "No space left on device"),
-])
+@pytest.mark.parametrize(
+    ("resource", "exception_type", "words"),
+    [
+        ("pool", "sqlalchemy.exc.TimeoutError", "QueuePool limit"),
+        ("memory", "MemoryError", "memory"),
+        ("fds", "OSError", "Too many open files"),
+        ("disk", "OSError", "No space left on device"),
+    ],
+)
 def test_an_exhaust_fault_raises_the_resources_real_error(server, resource, exception_type, words):
-    assert server.app.test_client().post(f"/simulate/exhaust?endpoint=inventory&resource={resource}").status_code \
+    assert (
+        server.app.test_client().post(f"/simulate/exhaust?endpoint=inventory&resource={resource}").status_code
         == 200
+    )
     assert requests.get(server.url + "/inventory", timeout=10).status_code == 500
     [span] = [s for s in stored(server.app) if s.endpoint == "inventory"]
     assert span.exception_type == exception_type and words in span.exception_message

@@ -191,7 +191,8 @@ def test_lean_and_otel_recorders_write_identical_rows(servers):
     assert all(r["status_code"] == 200 and not r["error"] for r in healthy_rows)
     assert sorted((r["endpoint"], r["kind"]) for r in healthy_rows) == [
         ("charge", KIND_CLIENT), ("checkout", KIND_SERVER), ("inventory", KIND_SERVER),
-        ("inventory", KIND_CLIENT), ("payment", KIND_SERVER), ("payment", KIND_CLIENT), ("stock", KIND_CLIENT),
+        ("inventory", KIND_CLIENT), ("payment", KIND_SERVER), ("payment", KIND_CLIENT),
+        ("stock", KIND_CLIENT),
     ]
     assert {r["peer"] for r in healthy_rows if r["endpoint"] in ("charge", "stock")} == {"gateway"}
 
