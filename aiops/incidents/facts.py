@@ -124,14 +124,11 @@ def pattern_of(anomaly: dict) -> str | None:
 
 
 def _own_or_lead(incident: dict) -> list[dict]:
-    """The root's own anomalies this episode, else the lead's (blamed by its callers' traces)."""
+    """The root's own anomalies this episode, else all of them: a root blamed by its callers'
+    traces (a peer nothing records, seen only through their CLIENT spans) shows in theirs."""
     current = current_anomalies(incident)
     root = root_key(incident)
-    own = [a for a in current if key(a) == root]
-    if own:
-        return own
-    first = lead(incident)
-    return [a for a in current if key(a) == key(first)]
+    return [a for a in current if key(a) == root] or current
 
 
 def pattern(incident: dict) -> str | None:
@@ -143,8 +140,8 @@ def pattern(incident: dict) -> str | None:
 
 
 def timeout_cycles(incident: dict) -> int:
-    """In how many detection cycles the root (or the lead) timed out, over the incident's whole
-    history: timeouts that recur on the same edge, across cycles and recurrences."""
+    """In how many detection cycles the root (or, blamed by traces, its callers) timed out, over the
+    incident's whole history: timeouts that recur on the same edge, across cycles and recurrences."""
     keys = {key(a) for a in _own_or_lead(incident) if a.get("type") == "timeout"}
     if not keys:
         return 0
