@@ -36,6 +36,24 @@ def _fault(summary: str, params: list[dict], response: dict | None = None) -> di
     }}
 
 
+def _pattern_faults(endpoint: dict) -> dict:
+    """The faults of the failure patterns (:mod:`simulation.external`)."""
+    return {
+        "/simulate/dependency": _fault("Make an endpoint's call to the demo's external peer fail", [
+            query("endpoint", {"enum": list(CALLERS)}, "an endpoint that calls the external peer",
+                  required=True),
+            query("mode", {"enum": list(MODES)}, "connection refused, a DNS error, or a 503 from the peer",
+                  required=True)]),
+        "/simulate/exhaust": _fault("Make an endpoint fail with a resource's real error", [
+            endpoint,
+            query("resource", {"enum": list(RESOURCES)}, "a pool timeout, MemoryError, OSError(EMFILE) "
+                  "or OSError(ENOSPC)", required=True)]),
+        "/simulate/invalid": _fault("Make an endpoint answer 200 with a body its caller cannot parse", [
+            query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls",
+                  required=True)]),
+    }
+
+
 def paths() -> dict:
     """``/simulate/*`` and the shop, for :func:`aiops.web.openapi.add_paths`."""
     ms = {"type": "number", "minimum": 0, "maximum": MAX_DELAY_MS}
@@ -54,18 +72,7 @@ def paths() -> dict:
         "/simulate/network": _fault("Slow the network into an endpoint (its callers wait)", [
             query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls", required=True),
             query("delay_ms", ms, "milliseconds", required=True)]),
-        "/simulate/dependency": _fault("Make an endpoint's call to the demo's external peer fail", [
-            query("endpoint", {"enum": list(CALLERS)}, "an endpoint that calls the external peer",
-                  required=True),
-            query("mode", {"enum": list(MODES)}, "connection refused, a DNS error, or a 503 from the peer",
-                  required=True)]),
-        "/simulate/exhaust": _fault("Make an endpoint fail with a resource's real error", [
-            endpoint,
-            query("resource", {"enum": list(RESOURCES)}, "a pool timeout, MemoryError, OSError(EMFILE) "
-                  "or OSError(ENOSPC)", required=True)]),
-        "/simulate/invalid": _fault("Make an endpoint answer 200 with a body its caller cannot parse", [
-            query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls",
-                  required=True)]),
+        **_pattern_faults(endpoint),
         "/simulate/cpu": _fault("Busy threads in every process of the demo", [
             query("threads", {"type": "integer", "minimum": 1, "maximum": MAX_CPU_THREADS, "default": 1},
                    "per process"),
