@@ -50,6 +50,11 @@ class IncidentKind(StrEnum):
     # Told apart by time: a slow creep past the long-term baseline; an endpoint gone silent
     DEGRADATION = "degradation"
     TRAFFIC_DROP = "traffic_drop"
+    # Patterns told apart by what fails (aiops.detection.patterns; repeated timeouts: aiops.incidents.reports)
+    DEPENDENCY = "dependency"
+    EXHAUSTION = "exhaustion"
+    INVALID_RESPONSE = "invalid_response"
+    TIMEOUTS = "timeouts"
 
 
 class Channel(StrEnum):

@@ -10,6 +10,7 @@ from functools import partial
 from flask import Flask
 from sqlalchemy import delete, select
 
+from simulation import external
 from simulation.cpuhog import hog
 from simulation.models import Fault
 from telemetry.db import begin_write, db
@@ -36,7 +37,8 @@ def _endpoint(params: Mapping) -> str:
     if not endpoint:
         raise FaultError(f"'endpoint' is required (one of {', '.join(DEMO_ENDPOINTS)})")
     if endpoint not in DEMO_ENDPOINTS:
-        raise FaultError(f"unknown endpoint {endpoint!r} (one of {', '.join(DEMO_ENDPOINTS)})")
+        raise FaultError(f"'endpoint': unknown endpoint {str(endpoint)[:64]!r} "
+                         f"(one of {', '.join(DEMO_ENDPOINTS)})")
     return endpoint
 
 
@@ -128,6 +130,41 @@ def parse_stop(params: Mapping) -> str:
     return endpoint
 
 
+def _choice(params: Mapping, name: str, choices: tuple[str, ...]) -> str:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        raise FaultError(f"'{name}' is required (one of {', '.join(choices)})")
+    if raw not in choices:
+        raise FaultError(f"'{name}' must be one of {', '.join(choices)}, not {str(raw)[:64]!r}")
+    return raw
+
+
+def parse_dependency(params: Mapping) -> tuple[str, str]:
+    """The endpoint whose call to the external peer fails, and how (refused, dns, 5xx)."""
+    _only(params, "endpoint", "mode")
+    endpoint = _endpoint(params)
+    if endpoint not in external.CALLERS:
+        raise FaultError(f"'endpoint': {endpoint!r} calls no external peer in the demo; "
+                         f"a dependency fault applies to {', '.join(external.CALLERS)}")
+    return endpoint, _choice(params, "mode", external.MODES)
+
+
+def parse_exhaust(params: Mapping) -> tuple[str, str]:
+    """The endpoint that fails with a resource's error, and which (pool, memory, fds, disk)."""
+    _only(params, "endpoint", "resource")
+    return _endpoint(params), _choice(params, "resource", external.RESOURCES)
+
+
+def parse_invalid(params: Mapping) -> str:
+    """An endpoint the demo calls over HTTP (its caller is the one that cannot parse the answer)."""
+    _only(params, "endpoint")
+    endpoint = _endpoint(params)
+    if endpoint not in NETWORK_ENDPOINTS:
+        raise FaultError(f"'endpoint': nothing in the demo parses {endpoint!r}'s answers; "
+                         f"an invalid-response fault applies to {', '.join(NETWORK_ENDPOINTS)}")
+    return endpoint
+
+
 def parse_clear(params: Mapping) -> str:
     """One endpoint, or ``*`` for the process-wide faults (the CPU hog)."""
     return PROCESS if params.get("endpoint") == PROCESS else _endpoint(params)
@@ -177,6 +214,18 @@ def degrade_factor(fault: dict | None, now: float) -> float:
     ramp = fault["degrade_ramp_s"]
     progress = 1.0 if ramp <= 0 else min(1.0, max(0.0, (now - since) / ramp))
     return 1.0 + (fault["degrade_factor"] - 1.0) * progress
+
+
+def set_dependency(endpoint: str, mode: str) -> Fault:
+    return _upsert(endpoint, dependency=mode)
+
+
+def set_exhaust(endpoint: str, resource: str) -> Fault:
+    return _upsert(endpoint, exhaust=resource)
+
+
+def set_invalid(endpoint: str) -> Fault:
+    return _upsert(endpoint, invalid=True)
 
 
 def set_cpu(threads: int, duration_s: float | None) -> Fault:

@@ -31,6 +31,11 @@ class Fault(db.Model):
     degrade_since: Mapped[float | None] = mapped_column(Float)
     # The endpoint stops answering: its callers' connections are refused.
     stopped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The endpoint's call to the external peer fails: refused, dns or 5xx (None: it works).
+    dependency: Mapped[str | None] = mapped_column(String(16))
+    # The endpoint fails with a resource's real error: pool, memory, fds or disk (None: it works).
+    exhaust: Mapped[str | None] = mapped_column(String(16))
+    invalid: Mapped[bool] = mapped_column(Boolean, default=False)  # answers 200 with a body that is not JSON
     updated_at: Mapped[float] = mapped_column(Float)
 
     def to_dict(self) -> dict:
@@ -46,4 +51,7 @@ class Fault(db.Model):
             "degrade_ramp_s": self.degrade_ramp_s,
             "degrade_since": iso(self.degrade_since),
             "stopped": self.stopped,
+            "dependency": self.dependency,
+            "exhaust": self.exhaust,
+            "invalid": bool(self.invalid),
         }

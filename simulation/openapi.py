@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiops.web.openapi import JSON, error, ok, query
 from aiops.web.openapi_schemas import BOOLEAN, INTEGER, NUMBER, STRING, TIME, nullable, obj, ref
+from simulation.external import CALLERS, MODES, RESOURCES
 from simulation.faults import (
     DEMO_ENDPOINTS,
     MAX_CPU_SECONDS,
@@ -18,10 +19,11 @@ ENDPOINT = {"type": "string", "enum": list(DEMO_ENDPOINTS)}
 SCHEMAS = {
     "Fault": obj(
         ("endpoint", "delay_ms", "error_rate", "timeout", "network_delay_ms", "cpu_threads", "cpu_until",
-         "degrade_factor", "degrade_ramp_s", "degrade_since", "stopped"),
+         "degrade_factor", "degrade_ramp_s", "degrade_since", "stopped", "dependency", "exhaust", "invalid"),
         endpoint=STRING, delay_ms=NUMBER, error_rate=NUMBER, timeout=BOOLEAN, network_delay_ms=NUMBER,
         cpu_threads=INTEGER, cpu_until=nullable(TIME), degrade_factor=NUMBER, degrade_ramp_s=NUMBER,
-        degrade_since=nullable(TIME), stopped=BOOLEAN,
+        degrade_since=nullable(TIME), stopped=BOOLEAN, dependency={"enum": [*MODES, None]},
+        exhaust={"enum": [*RESOURCES, None]}, invalid=BOOLEAN,
     ),
     "Injected": obj(("injected",), injected=ref("Fault")),
 }
@@ -52,6 +54,24 @@ def _time_faults(endpoint: dict) -> dict:
     }
 
 
+def _pattern_faults(endpoint: dict) -> dict:
+    """The faults of the failure patterns (:mod:`simulation.external`)."""
+    return {
+        "/simulate/dependency": _fault("Make an endpoint's call to the demo's external peer fail", [
+            query("endpoint", {"enum": list(CALLERS)}, "an endpoint that calls the external peer",
+                  required=True),
+            query("mode", {"enum": list(MODES)}, "connection refused, a DNS error, or a 503 from the peer",
+                  required=True)]),
+        "/simulate/exhaust": _fault("Make an endpoint fail with a resource's real error", [
+            endpoint,
+            query("resource", {"enum": list(RESOURCES)}, "a pool timeout, MemoryError, OSError(EMFILE) "
+                  "or OSError(ENOSPC)", required=True)]),
+        "/simulate/invalid": _fault("Make an endpoint answer 200 with a body its caller cannot parse", [
+            query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls",
+                  required=True)]),
+    }
+
+
 def paths() -> dict:
     """``/simulate/*`` and the shop, for :func:`aiops.web.openapi.add_paths`."""
     ms = {"type": "number", "minimum": 0, "maximum": MAX_DELAY_MS}
@@ -71,6 +91,7 @@ def paths() -> dict:
             query("endpoint", {"enum": list(NETWORK_ENDPOINTS)}, "an endpoint the demo calls", required=True),
             query("delay_ms", ms, "milliseconds", required=True)]),
         **_time_faults(endpoint),
+        **_pattern_faults(endpoint),
         "/simulate/cpu": _fault("Busy threads in every process of the demo", [
             query("threads", {"type": "integer", "minimum": 1, "maximum": MAX_CPU_THREADS, "default": 1},
                    "per process"),

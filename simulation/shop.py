@@ -17,13 +17,13 @@ import threading
 import time
 
 import requests
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from opentelemetry import propagate
 from werkzeug.exceptions import BadGateway, BadRequest, GatewayTimeout
 
 import telemetry
 from aiops.settings import current_settings
-from simulation import faults
+from simulation import external, faults
 
 bp = Blueprint("shop", __name__)
 log = logging.getLogger(__name__)  # its records are stored with the request's trace (telemetry.log_bridge)
@@ -69,7 +69,8 @@ def _degraded(response):
     return response
 
 
-def _apply_fault(endpoint: str) -> None:
+def _apply_fault(endpoint: str) -> dict | None:
+    """Apply the endpoint's injected fault (delay, hang, error, exhaustion); returns it (None: none)."""
     faults.follow_cpu(current_app._get_current_object())  # a CPU hog injected through another worker
     low, high = _WORK.get(endpoint, (0.0, 0.0))
     scale = current_settings().demo_work
@@ -77,7 +78,7 @@ def _apply_fault(endpoint: str) -> None:
         time.sleep(random.uniform(low, high) * scale)
     fault = g.shop_fault = faults.for_endpoint(endpoint)
     if not fault:
-        return
+        return None
     if fault["timeout"]:
         # Hang past any caller's timeout, as a stuck dependency would.
         log.warning("%s: waiting on a stuck resource", endpoint)
@@ -91,6 +92,43 @@ def _apply_fault(endpoint: str) -> None:
         except InjectedFault as error:
             log.exception("%s failed: %s", endpoint, error)  # as real code logs before it gives up
             raise
+    if fault["exhaust"]:
+        try:
+            external.exhaust(fault["exhaust"])
+        except Exception as error:
+            log.exception("%s failed: %s: %s", endpoint, type(error).__name__, error)
+            raise
+    return fault
+
+
+def _gateway(endpoint: str, fault: dict | None) -> None:
+    """The endpoint's call to the external peer (:mod:`simulation.external`), failing as its
+    ``/simulate/dependency`` fault says: 502 when it cannot be reached or answers 5xx."""
+    method, path = external.CALLERS[endpoint]
+    mode = fault["dependency"] if fault else None
+    timeout = current_settings().demo_timeout
+    try:
+        with telemetry.active_recorder().client_span(path, method, service=external.PEER) as call:
+            response = external.call(_http(), method, path, mode, timeout)
+            call["status_code"] = response.status_code
+    except requests.RequestException as exc:
+        telemetry.record_exception(exc)
+        log.error("call to %s failed: %s", external.PEER, exc, exc_info=exc)
+        if isinstance(exc, requests.Timeout):
+            raise GatewayTimeout(f"{external.PEER} did not answer within {timeout:g}s") from exc
+        raise BadGateway(f"{external.PEER} could not be reached: {type(exc).__name__}") from exc
+    if response.status_code >= 500:
+        err = BadGateway(f"{external.PEER} answered {response.status_code}")
+        telemetry.record_exception(err)
+        log.error("call to %s answered %d", external.PEER, response.status_code)
+        raise err
+
+
+def _answer(fault: dict | None, **body) -> Response:
+    """The endpoint's JSON answer, or (``/simulate/invalid``) a 200 whose body is not JSON."""
+    if fault and fault["invalid"]:
+        return Response(external.INVALID_BODY, 200, mimetype="text/html")
+    return jsonify(**body)
 
 
 def _dropped(exc: requests.ConnectionError) -> bool:
@@ -190,7 +228,13 @@ def _call(method: str, endpoint: str, json=None) -> dict:
         telemetry.record_exception(err)
         log.error("call to %s answered %d", endpoint, response.status_code)
         raise err
-    return response.json()
+    try:
+        return response.json()
+    except ValueError as exc:  # requests' JSONDecodeError: a 200 that is not what was asked for
+        telemetry.record_exception(exc)
+        log.error("call to %s answered %d with a body that is not JSON: %s", endpoint,
+                  response.status_code, exc, exc_info=exc)
+        raise BadGateway(f"{endpoint} answered a body that is not JSON") from exc
 
 
 def _amount(default: float) -> float:
@@ -216,11 +260,14 @@ def checkout():
 
 @bp.post("/payment")
 def payment():
-    _apply_fault("payment")
-    return jsonify(status="paid", amount=_amount(0))
+    fault = _apply_fault("payment")
+    amount = _amount(0)
+    _gateway("payment", fault)
+    return _answer(fault, status="paid", amount=amount)
 
 
 @bp.get("/inventory")
 def inventory():
-    _apply_fault("inventory")
-    return jsonify(items={"widget": 12, "gadget": 7})
+    fault = _apply_fault("inventory")
+    _gateway("inventory", fault)
+    return _answer(fault, items={"widget": 12, "gadget": 7})

@@ -77,6 +77,30 @@ def stop():
     return jsonify(injected=faults.set_stop(endpoint).to_dict())
 
 
+@bp.post("/dependency")
+@require_token
+def dependency():
+    """The endpoint's call to the demo's external peer fails: connection refused, DNS error or 5xx."""
+    endpoint, mode = _checked(faults.parse_dependency)
+    return jsonify(injected=faults.set_dependency(endpoint, mode).to_dict())
+
+
+@bp.post("/exhaust")
+@require_token
+def exhaust():
+    """The endpoint fails with a resource's real error: pool timeout, MemoryError, EMFILE, ENOSPC."""
+    endpoint, resource = _checked(faults.parse_exhaust)
+    return jsonify(injected=faults.set_exhaust(endpoint, resource).to_dict())
+
+
+@bp.post("/invalid")
+@require_token
+def invalid():
+    """The endpoint answers 200 with a body its caller cannot parse."""
+    endpoint = _checked(faults.parse_invalid)
+    return jsonify(injected=faults.set_invalid(endpoint).to_dict())
+
+
 @bp.post("/cpu")
 @require_token
 def cpu():

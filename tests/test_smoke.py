@@ -17,6 +17,9 @@ def test_checkout_is_recorded_with_trace(app, client):
     with app.app_context():
         app.extensions["aiops_buffer"].flush()
         spans = db.session.scalars(select(Span)).all()
-    assert [(s.service, s.endpoint, s.status_code) for s in spans] == [("shop", "payment", 200)]
-    assert len(spans[0].trace_id) == 32 and spans[0].parent_span_id is None
+    # payment's call to the demo's external peer (a CLIENT span), then payment itself
+    assert [(s.service, s.endpoint, s.status_code) for s in spans] == [("shop", "charge", 200),
+                                                                       ("shop", "payment", 200)]
+    assert len(spans[1].trace_id) == 32 and spans[1].parent_span_id is None
+    assert spans[0].peer == "gateway" and spans[0].parent_span_id == spans[1].span_id
     assert telemetry

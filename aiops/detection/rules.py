@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from aiops.detection import patterns
 from aiops.detection.ewma import BaselineValue
 from aiops.detection.robust import Rules, Shift
 from aiops.kinds import AnomalyType
@@ -83,6 +84,8 @@ class WindowStats:
     total_ms: float = 0.0
     unanswered: int = 0  # calls to this endpoint that timed out on the caller's side
     exceptions: dict[str, int] = field(default_factory=dict)
+    # Failed requests by the pattern their evidence names (aiops.detection.patterns).
+    patterns: dict[str, int] = field(default_factory=dict)
 
     @property
     def mean_ms(self) -> float:
@@ -96,6 +99,10 @@ class WindowStats:
         if not self.exceptions:
             return None
         return max(self.exceptions.items(), key=lambda kv: kv[1])[0]
+
+    def pattern(self) -> str | None:
+        """The pattern at least half of the failed requests show (None: none does)."""
+        return patterns.dominant(self.patterns, max(self.errors, self.timeouts))
 
 
 @dataclass
@@ -113,6 +120,8 @@ class Anomaly:
     # Spans that show it, for RCA to follow (when no baseline of the mean rules can pick them).
     shown_by: list = field(default_factory=list)
     onset: float | None = None  # start of the earliest span that showed it
+    # What fails, when the evidence names it: dependency, exhaustion, invalid_response (or None).
+    pattern: str | None = None
 
     @property
     def key(self) -> Key:
@@ -131,6 +140,8 @@ def window_stats(spans: Iterable, ignore_services: Iterable[str] = ()) -> dict[K
     """Aggregate a window per endpoint. CLIENT spans only count as calls to their peer."""
     ignored = set(ignore_services)
     stats: dict[Key, WindowStats] = defaultdict(WindowStats)
+    spans = list(spans)
+    calls = patterns.failed_calls(spans)
     for span in spans:
         if span.service in ignored:
             continue
@@ -146,6 +157,9 @@ def window_stats(spans: Iterable, ignore_services: Iterable[str] = ()) -> dict[K
             if span.exception_type:
                 label = f"{span.exception_type}: {span.exception_message or ''}".strip()[:200]
                 s.exceptions[label] = s.exceptions.get(label, 0) + 1
+            pattern = patterns.of_failure(span, calls)
+            if pattern:
+                s.patterns[pattern] = s.patterns.get(pattern, 0) + 1
         if is_timeout(span):
             s.timeouts += 1
     return dict(stats)
@@ -167,14 +181,14 @@ def detect(
                 else f"{s.timeouts} of {s.count} requests timed out"
             )
             found.append(Anomaly(service, endpoint, AnomalyType.TIMEOUT, float(timed_out), None,
-                                 s.count, f"Timeout: {why}"))
+                                 s.count, f"Timeout: {why}", pattern=s.pattern()))
         if s.count >= th.min_window_requests and s.error_rate > th.error_rate:
             top = s.top_exception()
             found.append(Anomaly(
                 service, endpoint, AnomalyType.ERROR, s.error_rate,
                 base.error_rate if base else None, s.count,
                 f"Error spike: {s.error_rate:.0%} of {s.count} requests failed"
-                + (f" ({top})" if top else ""),
+                + (f" ({top})" if top else ""), pattern=s.pattern(),
             ))
         if s.count >= th.min_slow_requests and th.is_slow(s.mean_ms, base):
             assert base is not None

@@ -6,7 +6,10 @@ what it reads. Pure logic: :mod:`aiops.incidents.reports` and
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import UTC, datetime
+
+from aiops.detection import patterns
 
 # The top exception ``aiops.detection.rules`` appends to an error message: "... failed (KeyError: 'sku')".
 _EXCEPTION = re.compile(r"failed \((.+)\)\s*$")
@@ -104,3 +107,51 @@ def exception(anomaly: dict) -> str | None:
 def cap(text: str) -> str:
     """``text`` with a capital first letter (a sentence that starts with a name)."""
     return text[:1].upper() + text[1:]
+
+
+_FAILING = ("error", "timeout")
+
+
+def pattern_of(anomaly: dict) -> str | None:
+    """What an anomaly says fails: the pattern detection stored, else the one its message names (a
+    log line's template, the top exception; anomalies stored before patterns existed)."""
+    if anomaly.get("type") not in _FAILING:
+        return None
+    stored = anomaly.get("pattern")
+    if stored in patterns.PATTERNS:
+        return stored
+    return patterns.of_text(anomaly.get("message"))
+
+
+def _own_or_lead(incident: dict) -> list[dict]:
+    """The root's own anomalies this episode, else all of them: a root blamed by its callers'
+    traces (a peer nothing records, seen only through their CLIENT spans) shows in theirs."""
+    current = current_anomalies(incident)
+    root = root_key(incident)
+    return [a for a in current if key(a) == root] or current
+
+
+def pattern(incident: dict) -> str | None:
+    """The failure pattern the root's own failures show (the most frequent), or None."""
+    counts = Counter(p for a in _own_or_lead(incident) if (p := pattern_of(a)))
+    if not counts:
+        return None
+    return max(counts.items(), key=lambda kv: (kv[1], -patterns.PATTERNS.index(kv[0])))[0]
+
+
+def timeout_cycles(incident: dict) -> int:
+    """In how many detection cycles the root (or, blamed by traces, its callers) timed out, over the
+    incident's whole history: timeouts that recur on the same edge, across cycles and recurrences."""
+    keys = {key(a) for a in _own_or_lead(incident) if a.get("type") == "timeout"}
+    if not keys:
+        return 0
+    return len({a.get("detected_at") for a in incident.get("anomalies") or []
+                if a.get("type") == "timeout" and key(a) in keys})
+
+
+def evidence(incident: dict, kind: str) -> str | None:
+    """The exception (or log line) of the root's failures that shows ``kind``, bounded."""
+    for a in _own_or_lead(incident):
+        if pattern_of(a) == kind:
+            return exception(a) or (a.get("message") or "")[:300] or None
+    return None

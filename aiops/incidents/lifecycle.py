@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from aiops.detection.rules import WHOLE_SERVICE
+from aiops.incidents import cooldowns
 from aiops.incidents.errors import InvalidTransition
+from aiops.incidents.reports import kind as report_kind
 from aiops.incidents.rules import (
     Policy,
     describe,
@@ -177,7 +179,7 @@ def _record(incident: Incident, group: Group, now: float) -> None:
             AnomalyRecord(
                 service=a.service, endpoint=a.endpoint, type=a.type, observed=a.observed,
                 baseline=a.baseline, request_count=a.request_count, message=a.message,
-                detected_at=now, trace_ids=a.trace_ids[:5],
+                detected_at=now, trace_ids=a.trace_ids[:5], pattern=a.pattern,
             )
         )
 
@@ -200,13 +202,14 @@ def _settle(incident: Incident, impact: str, now: float, policy: Policy, changes
         add_event(incident, "escalated", now, f"{start} -> {new_severity}: " + ", ".join(reasons))
     incident.severity = new_severity
     if incident.confirmed_at is None:
-        if incident.seen_cycles >= policy.notify_after_cycles:
+        if incident.seen_cycles >= policy.notify_after_cycles and not _cooling(incident, now):
             incident.confirmed_at = now
             add_event(incident, "confirmed", now,
                    f"anomalous in {incident.seen_cycles} cycle{'s' if incident.seen_cycles > 1 else ''}")
             if incident.status == "open":  # an acknowledged one already has someone on it
                 changes.notify.append((incident, "trigger"))
                 changes.remediate.append(incident)
+                incident.paged_at, incident.paged_kind = now, report_kind(incident.to_dict())
     elif raised or incident in changes.changed:
         changes.notify.append((incident, "update"))  # worse, or another fault: say what fails now
 
@@ -227,6 +230,23 @@ def _fold(starved: list[Incident], whole: Incident, now: float, open_ones: list[
         new = [e for e in incident.affected if e not in whole.affected]
         whole.affected = whole.affected + new
         add_event(whole, "updated", now, f"took in {incident.id} ({incident.title})")
+def _cooling(incident: Incident, now: float) -> bool:
+    """A recurrence of the kind this root last paged as, within that kind's cooldown
+    (:mod:`aiops.incidents.cooldowns`): held, and said once on the timeline."""
+    earlier = incident
+    if incident.paged_at is None and incident.related_to:
+        earlier = db.session.get(Incident, incident.related_to) or incident
+    if earlier.paged_at is None:
+        return False
+    kind = report_kind(incident.to_dict())
+    until = cooldowns.held_until(kind, earlier.paged_kind, earlier.paged_at)
+    if until is None or now >= until:
+        return False
+    since = iso(incident.episode_at if incident.episode_at is not None else incident.first_detected)
+    if not any(e["event"] == "cooldown" and e["at"] >= since for e in incident.timeline):
+        add_event(incident, "cooldown", now, f"{kind} paged at {iso(earlier.paged_at)}: the page is held "
+                  f"until {iso(until)} ({cooldowns.minutes(kind):g} min cooldown)")
+    return True
 
 
 def apply_groups(groups: list[Group], now: float, policy: Policy,

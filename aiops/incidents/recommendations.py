@@ -4,6 +4,7 @@ incident report (:mod:`aiops.incidents.reports`). Pure logic over the incident J
 
 from __future__ import annotations
 
+from aiops.detection import patterns
 from aiops.incidents import facts
 
 
@@ -127,6 +128,80 @@ def _traffic_drop(incident: dict) -> list[str]:
     ]
 
 
+def _evidence(incident: dict, kind: str, lead_in: str) -> list[str]:
+    found = facts.evidence(incident, kind)
+    if not found:
+        return []
+    return [f"{lead_in}: {found}. Open the {_trace_hint(incident)} to see where it is raised."]
+
+
+def _dependency(incident: dict) -> list[str]:
+    root = facts.root_name(incident)
+    return [
+        *_evidence(incident, "dependency", f"Start from the failed calls {root} makes"),
+        f"Find the dependency {root} calls in the trace waterfall (the failing CLIENT span: its peer "
+        "or server address) and check whether it is up and reachable from {root}'s hosts.".replace(
+            "{root}", root),
+        "Connection refused: is the dependency running, listening on that port, and is the address "
+        "in the config right? DNS errors: does its name resolve from these hosts (resolver, records, "
+        "search domains)? 5xx: check the dependency's own status page or logs.",
+        f"Check what changed in {root}'s configuration for it ({_since(incident)}): endpoints, "
+        "credentials, certificates, firewall rules.",
+        f"Make {root} degrade gracefully while it is down: a timeout, a circuit breaker and a fallback, "
+        "so one failing dependency does not fail every request.",
+    ]
+
+
+def _exhaustion(incident: dict) -> list[str]:
+    root, service = facts.root_name(incident), facts.service_name(incident)
+    found = facts.evidence(incident, "exhaustion")
+    what = patterns.resource(found) or "memory, connection pools, file descriptors and disk"
+    advice = {
+        "connection pool": f"Check {service}'s connection pool: its size against the number of workers "
+                           "and threads, connections held too long (slow queries, transactions left "
+                           "open, leaks), and the database's own connection limit.",
+        "file descriptors": f"Check {service}'s open file descriptors against its limit (ulimit -n, "
+                            "/proc/<pid>/limits): sockets or files opened and never closed leak them.",
+        "disk": f"Free disk space where {service} writes (logs, temp files, data volume) and find what "
+                "filled it; check inode use too (df -i).",
+        "memory": f"Check {service}'s memory use against its limit (container, cgroup, heap): a leak "
+                  "grows steadily, a spike follows one large request or payload.",
+    }.get(what)
+    return [
+        *_evidence(incident, "exhaustion", f"{root} ran out of {what}"),
+        advice or f"Check {service}'s {what} against their limits.",
+        f"Relieve it now: restart or scale out {service}, or raise the limit, then find what consumed it.",
+        f"Check what changed ({_since(incident)}): traffic, a deploy, a config change that sized pools "
+        "or limits.",
+        f"Alert on {service}'s usage of {what} before it runs out, not on the errors after.",
+    ]
+
+
+def _invalid_response(incident: dict) -> list[str]:
+    root = facts.root_name(incident)
+    return [
+        *_evidence(incident, "invalid_response", f"{root} could not parse what it received"),
+        f"Find the call whose answer {root} could not parse in the {_trace_hint(incident)} (the CLIENT "
+        "span just before the failure) and look at what that service answers: an HTML error page, an "
+        "empty body, or a changed schema behind a 200.",
+        f"Check deploys of the services {root} calls ({_since(incident)}): a changed response format "
+        "or contract breaks every caller at once.",
+        f"Make {root} check the status and content type before parsing, and report a bad answer as "
+        "the dependency's failure (a 502) with the body's first bytes in the log.",
+    ]
+
+
+def _timeouts(incident: dict) -> list[str]:
+    recs = _timeout(incident)
+    root = facts.root_name(incident)
+    return [
+        f"These timeouts recur on the same calls to {root} across detection cycles: a standing "
+        "problem, not a blip. Find what keeps {root} from answering in time (hung workers, a "
+        "dependency of its own, a lock, saturation).".replace("{root}", root),
+        *recs[:4],
+    ]
+
+
 def _unknown(incident: dict) -> list[str]:
     root, service = facts.root_name(incident), facts.service_name(incident)
     return [
@@ -155,6 +230,10 @@ _RECOMMENDERS = {
     "cascading": _cascading,
     "degradation": _degradation,
     "traffic_drop": _traffic_drop,
+    "dependency": _dependency,
+    "exhaustion": _exhaustion,
+    "invalid_response": _invalid_response,
+    "timeouts": _timeouts,
     "unknown": _unknown,
 }
 

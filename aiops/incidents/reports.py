@@ -11,6 +11,7 @@ templates HTML-escape it, :mod:`aiops.outbox.slack` escapes it for Slack).
 
 from __future__ import annotations
 
+from aiops.detection import patterns
 from aiops.incidents import facts
 from aiops.incidents.facts import current_anomalies  # also aiops.web.pages' reports.current_anomalies
 from aiops.incidents.recommendations import recommend
@@ -29,23 +30,32 @@ _FAILING_TYPES = ("error", "timeout")
 _TYPE_WORDS = {"latency": "slow", "error": "errors", "timeout": "timeouts", "degradation": "degraded",
                "traffic_drop": "silent"}
 MAX_RECOMMENDATIONS = 5
+REPEATED_TIMEOUT_CYCLES = 2  # timeouts on the same edge in this many cycles are ``timeouts``, not one-off
 
 
 def kind(incident: dict) -> str:
-    """``latency``, ``errors``, ``timeout``, ``degradation``, ``traffic_drop``, ``cascading`` (the failure
-    spread) or ``unknown`` (no anomalies).
+    """The incident's failure pattern: ``dependency``, ``exhaustion``, ``invalid_response``,
+    ``timeouts``, ``degradation``, ``traffic_drop``, ``slo``, ``cascading``, ``latency``, ``errors``,
+    ``timeout``, or ``unknown`` (no anomalies).
 
-    A root whose own lead anomaly is a pattern told apart by time (degradation, traffic drop) is
-    that pattern.
-
-    Cascading: an endpoint other than the root reports errors or timeouts, or
-    the anomalies span two or more services. Otherwise the root's own first
-    anomaly decides (the first anomaly when the root has none of its own), as
-    ``aiops.incidents.lifecycle.lead_type`` does.
+    First what fails, when the root's own failures name it (:mod:`aiops.detection.patterns`:
+    a failed call to a peer, an exhausted resource, an answer that could not be parsed): that is
+    the fault to fix, however far it spread. Then timeouts that recur on the same edge across
+    cycles (``timeouts``; a one-off stays ``timeout``). Then a pattern told apart by time, when it
+    is the root's own lead anomaly (``degradation``, ``traffic_drop``: a stopped endpoint's callers
+    get refused, which is the drop, not a cascade). Then cascading: an endpoint other than
+    the root reports errors or timeouts, or the anomalies span two or more services. Otherwise
+    the root's own first anomaly decides (the first anomaly when the root has none of its own),
+    as ``aiops.incidents.rules.lead_type`` does.
     """
     anomalies = current_anomalies(incident)
     if not anomalies:
         return "unknown"
+    named = facts.pattern(incident)
+    if named:
+        return named
+    if facts.timeout_cycles(incident) >= REPEATED_TIMEOUT_CYCLES:
+        return IncidentKind.TIMEOUTS.value
     root = facts.root_key(incident)
     lead = facts.lead(incident)
     if facts.key(lead) == root and lead.get("type") in _TIME_PATTERNS:
@@ -65,7 +75,7 @@ def report(incident: dict, now: float | None = None) -> dict:
     always gives the same words (notification payloads are stored).
     """
     k = kind(incident)
-    sentences = [_what(incident, k), _when(incident, now), _history(incident)]
+    sentences = [_what(incident, k), _pattern(incident, k), _when(incident, now), _history(incident)]
     return {
         "kind": k,
         "summary": " ".join(s for s in sentences if s),
@@ -74,8 +84,10 @@ def report(incident: dict, now: float | None = None) -> dict:
 
 
 def with_report(incident: dict) -> dict:
-    """The incident JSON with its ``report`` attached: what the API, the pages and the channels show."""
-    return {**incident, "report": report(incident)}
+    """The incident JSON with its ``report`` attached, and its ``kind`` beside it: what the API, the
+    pages and the channels show."""
+    rep = report(incident)
+    return {**incident, "kind": rep["kind"], "report": rep}
 
 
 # -- formatting ---------------------------------------------------------------------------------------
@@ -189,6 +201,23 @@ def _what(incident: dict, k: str) -> str:
     else:
         text = f"{facts.where(*facts.key(lead))} {measure}, and its traces point to {root_where} as the cause"
     return text.rstrip(".") + "."
+
+
+def _pattern(incident: dict, k: str) -> str:
+    """What the pattern is, in words, with the evidence that named it."""
+    evidence = facts.evidence(incident, k)
+    shown = f" ({evidence})" if evidence else ""
+    if k == IncidentKind.DEPENDENCY:
+        return f"Dependency failure: its calls to a dependency fail before any useful answer{shown}."
+    if k == IncidentKind.EXHAUSTION:
+        what = patterns.resource(evidence) or "a resource"
+        return f"Resource exhaustion: it has run out of {what}{shown}."
+    if k == IncidentKind.INVALID_RESPONSE:
+        return f"Invalid response: it received an answer it could not parse{shown}."
+    if k == IncidentKind.TIMEOUTS:
+        n = facts.timeout_cycles(incident)
+        return f"Repeated timeouts: the same calls timed out in {n} detection cycles."
+    return ""
 
 
 def _when(incident: dict, now: float | None) -> str:

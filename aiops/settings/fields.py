@@ -215,6 +215,18 @@ class Settings:
     remediation_traffic_drop_url: str | None = setting(
         None, "AIOPS_REMEDIATION_TRAFFIC_DROP_URL", "hook called for a confirmed traffic drop incident",
         REMEDIATION, parse.text)
+    remediation_dependency_url: str | None = setting(
+        None, "AIOPS_REMEDIATION_DEPENDENCY_URL", "hook called for a confirmed dependency incident",
+        REMEDIATION, parse.text)
+    remediation_exhaustion_url: str | None = setting(
+        None, "AIOPS_REMEDIATION_EXHAUSTION_URL", "hook called for a confirmed exhaustion incident",
+        REMEDIATION, parse.text)
+    remediation_invalid_response_url: str | None = setting(
+        None, "AIOPS_REMEDIATION_INVALID_RESPONSE_URL", "hook called for a confirmed invalid_response "
+        "incident", REMEDIATION, parse.text)
+    remediation_timeouts_url: str | None = setting(
+        None, "AIOPS_REMEDIATION_TIMEOUTS_URL", "hook called for a confirmed timeouts (repeated) incident",
+        REMEDIATION, parse.text)
     remediation_token: str | None = setting(
         None, "AIOPS_REMEDIATION_TOKEN", "bearer token sent to remediation hooks", REMEDIATION, parse.text)
 

@@ -198,6 +198,10 @@ class Incident(db.Model):
     # When the current episode began: opened, reopened, or another kind of fault took over. The
     # title, root issue, kind and severity describe the anomalies since then (None: first_detected).
     episode_at: Mapped[float | None] = mapped_column(Float)
+    # When a trigger last went out (paged) and as which kind: the per-pattern cooldowns
+    # (aiops.incidents.cooldowns) hold a repeat of the same kind on the same root.
+    paged_at: Mapped[float | None] = mapped_column(Float)
+    paged_kind: Mapped[str | None] = mapped_column(String(32))
 
     anomalies: Mapped[list[AnomalyRecord]] = relationship(
         back_populates="incident", order_by="AnomalyRecord.id", cascade="all, delete-orphan"
@@ -255,6 +259,7 @@ class AnomalyRecord(db.Model):
     message: Mapped[str] = mapped_column(Text)
     detected_at: Mapped[float] = mapped_column(Float)
     trace_ids: Mapped[list] = mapped_column(JSON, default=list)
+    pattern: Mapped[str | None] = mapped_column(String(32))  # aiops.detection.patterns (None: unnamed)
 
     incident: Mapped[Incident] = relationship(back_populates="anomalies")
 
@@ -269,6 +274,7 @@ class AnomalyRecord(db.Model):
             "message": self.message,
             "detected_at": iso(self.detected_at),
             "trace_ids": self.trace_ids,
+            "pattern": self.pattern,
         }
 
 

@@ -9,7 +9,7 @@ field is an extension, not a break.
 
 from __future__ import annotations
 
-from aiops.kinds import Severity
+from aiops.kinds import IncidentKind, Severity
 from aiops.web.incident_queries import MAX_LIMIT, MAX_NOTIFICATIONS, NOTIFICATION_STATUSES, STATUSES
 
 
@@ -58,10 +58,12 @@ SCHEMAS: dict[str, dict] = {
          "trace_ids"),
         service=STRING, endpoint=ENDPOINT, type={"enum": ["latency", "error", "timeout"]}, observed=NUMBER,
         baseline=nullable(NUMBER), request_count=INTEGER, message=STRING, detected_at=TIME, trace_ids=STRINGS,
+        pattern={"enum": ["dependency", "exhaustion", "invalid_response", None],
+                 "description": "what the evidence says fails (null: it does not say)"},
     ),
     "TimelineEvent": obj(("at", "event", "by"), at=TIME, event=STRING, by=STRING, detail=STRING),
     "Report": obj(("kind", "summary", "recommendations"),
-                  kind={"enum": ["latency", "errors", "timeout", "cascading", "unknown"]},
+                  kind={"enum": [*(k.value for k in IncidentKind), "unknown"]},
                   summary=STRING, recommendations=STRINGS),
     "Incident": obj(
         ("id", "status", "severity", "title", "root_cause", "root_cause_candidates", "affected_endpoints",
@@ -78,6 +80,8 @@ SCHEMAS: dict[str, dict] = {
         first_detected=TIME,
         last_seen=TIME,
         resolved_at=nullable(TIME),
+        kind={"enum": [*(k.value for k in IncidentKind), "unknown"],
+              "description": "the failure pattern (the same as report.kind)"},
         episode_started={**TIME, "description": "when the current episode began (opened, reopened, or "
                          "another kind of fault took over): title, root_cause.issue, severity and "
                          "report.kind describe the anomalies since then"},

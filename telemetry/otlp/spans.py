@@ -15,7 +15,9 @@ How a span becomes a row (``telemetry.columns.SPAN_FIELDS`` order):
   (older instrumentations do not set the status); never with status OK;
 - ``peer`` (CLIENT spans only): ``peer.service``, else ``server.address``,
   else ``net.peer.name``: the service or host called;
-- ``exception_*``: from the span's last ``exception`` event;
+- ``exception_*``: from the span's last ``exception`` event; without one, from the span's own
+  ``exception.type``/``exception.message`` attributes (``error.type`` for the type) and, for a
+  failed span, its status message (what failed, for :mod:`aiops.detection.patterns`), bounded;
 - ``start_time`` in epoch seconds, ``duration_ms`` from start and end.
 
 A span that cannot be stored is *rejected* (counted, with a reason) while the
@@ -52,6 +54,7 @@ _WANTED = frozenset({
     "http.response.status_code", "http.status_code",
     "http.request.method", "http.method",
     "peer.service", "server.address", "net.peer.name",
+    "exception.type", "exception.message", "error.type",
 })
 _EXCEPTION_KEYS = frozenset({"exception.type", "exception.message", "exception.stacktrace"})
 
@@ -95,6 +98,16 @@ def _exception(events) -> tuple[str | None, str | None, str | None]:
         clean(_text(attrs.get("exception.message")), _MAX_TEXT),
         clean(_text(attrs.get("exception.stacktrace")), _MAX_TEXT),
     )
+
+
+def _exception_or_status(span, attrs: dict, error: bool) -> tuple[str | None, str | None, str | None]:
+    """The last ``exception`` event, else what the span's attributes and status message say."""
+    found = _exception(span.events)
+    if found != (None, None, None):
+        return found
+    exc_type = attrs.get("exception.type") or (attrs.get("error.type") if error else None)
+    message = attrs.get("exception.message") or (span.status.message if error else None)
+    return clean(_text(exc_type), _MAX_EXC_TYPE), clean(_text(message), _MAX_TEXT), None
 
 
 def _invalid(span) -> str | None:
@@ -143,7 +156,7 @@ def span_row(span, service: str) -> tuple:
         start_ns / 1e9,
         (end_ns - start_ns) / 1e6,
         clean(_text(peer), _MAX_PEER),
-        *_exception(span.events),
+        *_exception_or_status(span, attrs, error),
     )
 
 

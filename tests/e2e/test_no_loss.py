@@ -69,7 +69,7 @@ def test_every_served_request_is_stored_exactly_once(tmp_path, db_url):
     assert tallies["checkout"] == {200: CHECKOUTS}, tallies
     assert tallies["inventory"] == {200: INVENTORY}, tallies
     assert tallies["payment"] == {200: PAYMENT}, tallies
-    expected = CHECKOUTS * 5 + INVENTORY + PAYMENT
+    expected = CHECKOUTS * 7 + (INVENTORY + PAYMENT) * 2  # with payment's and inventory's gateway calls
     assert before < expected / 2, f"{before} of {expected} rows written before the stop"
 
     duplicates = _query(db_url, "SELECT trace_id, span_id, count(*) FROM spans "
@@ -89,11 +89,15 @@ def test_every_served_request_is_stored_exactly_once(tmp_path, db_url):
         ("inventory", KIND_SERVER, False): CHECKOUTS,
         ("inventory", KIND_SERVER, True): INVENTORY,
         ("payment", KIND_SERVER, True): PAYMENT,
+        # payment and inventory call the demo's external gateway (a CLIENT span each, no SERVER span)
+        ("charge", KIND_CLIENT, False): CHECKOUTS + PAYMENT,
+        ("stock", KIND_CLIENT, False): CHECKOUTS + INVENTORY,
     }, counts  # (health: the start-up probes, a number the test does not control)
-    # Each checkout trace is whole: its server span, two client spans, and the two calls they made.
+    # Each checkout trace is whole: its server span, two client spans, the two calls they made, and
+    # their calls to the gateway.
     traces = _query(db_url, "SELECT t.trace_id, count(*) FROM spans t WHERE t.trace_id IN "
                             "(SELECT trace_id FROM spans WHERE endpoint = 'checkout' AND kind = 2) "
                             "GROUP BY t.trace_id")
     sizes = collections.Counter(n for _, n in traces)
-    assert len(traces) == CHECKOUTS and set(sizes) == {5}, sizes
+    assert len(traces) == CHECKOUTS and set(sizes) == {7}, sizes
     assert _query(db_url, "SELECT count(*) FROM spans WHERE service <> 'shop'") == [(0,)]

@@ -90,6 +90,24 @@ def test_last_exception_event():
         "TimeoutError", "boom", "Traceback...")
 
 
+def test_without_an_exception_event_the_attributes_and_status_message_say_what_failed():
+    """Instrumentations that set ``exception.*``/``error.type`` attributes or only a status message
+    still say what failed (bounded like the rest; an OK span's status message is not a failure)."""
+    failed = make_span(status=2, attrs={"error.type": "ConnectionRefusedError"})
+    failed.status.message = "connect ECONNREFUSED 10.0.0.7:5432\x00" + "x" * 100_000
+    r = row(failed)
+    assert r["exception_type"] == "ConnectionRefusedError" and r["exception_stack"] is None
+    assert r["exception_message"].startswith("connect ECONNREFUSED 10.0.0.7:5432x")
+    assert len(r["exception_message"]) == 32 * 1024
+    attrs = row(make_span(status=2, attrs={"exception.type": "OSError", "exception.message": "[Errno 28] No "
+                                           "space left on device", "error.type": "500"}))
+    assert (attrs["exception_type"], attrs["exception_message"]) == (
+        "OSError", "[Errno 28] No space left on device")
+    fine = make_span(status=1, attrs={"error.type": "x"})
+    fine.status.message = "all good"
+    assert (row(fine)["exception_type"], row(fine)["exception_message"]) == (None, None)
+
+
 def test_strings_are_cut_to_columns_and_cleaned():
     span = make_span(name="x" * 2000 + "\x00", kind=KIND_CLIENT,
                      attrs={"http.request.method": "VERYLONGMETHODNAME123", "peer.service": "p\x00q"})

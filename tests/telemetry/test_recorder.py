@@ -101,15 +101,15 @@ def test_store_failure_is_counted_and_retried_never_a_500(app, client):
     assert buffer.flush() == 0
     stats = buffer.stats()
     assert stats["store_errors"] >= 1
-    assert stats["pending"] == 6 and stats["dropped"] == 0
+    assert stats["pending"] == 9 and stats["dropped"] == 0  # payment's call to its gateway is a span too
 
     # The store recovers: the retained spans are written by the next flush, none lost.
     with app.app_context():
         with db.engine.begin() as conn:
             conn.execute(text("ALTER TABLE spans_away RENAME TO spans"))
     spans = stored(app)
-    assert [s.endpoint for s in spans] == ["health"] * 2 + ["health", "payment"] * 3
-    assert buffer.stats()["pending"] == 0 and buffer.stats()["written"] == 8
+    assert [s.endpoint for s in spans] == ["health"] * 2 + ["health", "charge", "payment"] * 3
+    assert buffer.stats()["pending"] == 0 and buffer.stats()["written"] == 11
 
 
 # -- (d) lean and otel write the same rows -------------------------------------
@@ -169,7 +169,9 @@ def test_lean_and_otel_recorders_write_identical_rows(servers):
     assert shapes["otel"] == shapes["lean"]
 
     # And the rows are the right ones, not merely equal.
-    assert len(healthy) == 5 and len(failing) == 3
+    # healthy: checkout, its two calls and their SERVER spans, and payment's and inventory's calls to
+    # the external gateway (no SERVER span: nothing records it)
+    assert len(healthy) == 7 and len(failing) == 3
     fields = [f for f in SPAN_FIELDS if f not in
               {"trace_id", "span_id", "parent_span_id", "start_time", "duration_ms", "exception_stack"}]
     names = [*fields, "parent", "stack_tail"]
@@ -188,9 +190,11 @@ def test_lean_and_otel_recorders_write_identical_rows(servers):
     healthy_rows = [dict(zip(names, row, strict=True)) for row in healthy]
     assert all(r["status_code"] == 200 and not r["error"] for r in healthy_rows)
     assert sorted((r["endpoint"], r["kind"]) for r in healthy_rows) == [
-        ("checkout", KIND_SERVER), ("inventory", KIND_SERVER), ("inventory", KIND_CLIENT),
-        ("payment", KIND_SERVER), ("payment", KIND_CLIENT),
+        ("charge", KIND_CLIENT), ("checkout", KIND_SERVER), ("inventory", KIND_SERVER),
+        ("inventory", KIND_CLIENT), ("payment", KIND_SERVER), ("payment", KIND_CLIENT),
+        ("stock", KIND_CLIENT),
     ]
+    assert {r["peer"] for r in healthy_rows if r["endpoint"] in ("charge", "stock")} == {"gateway"}
 
 
 # -- (e) recording off ---------------------------------------------------------
