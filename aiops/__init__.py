@@ -1,7 +1,7 @@
 """The AIOps product: one package per pipeline stage, importing one way (import-linter,
-``pyproject.toml``): ``web | cli`` -> ``jobs`` -> ``outbox`` -> ``incidents`` -> ``rca`` -> ``logs``
--> ``detection`` -> ``store`` -> ``settings | instruments | owner`` -> ``kinds``. Any of it may import
-telemetry; none of it imports ``simulation``. This file holds only the product's own routes and
+``pyproject.toml``): ``web | cli`` -> ``jobs`` -> ``outbox`` -> ``silences`` -> ``incidents`` -> ``rca``
+-> ``logs`` -> ``detection`` -> ``store`` -> ``settings | instruments | owner`` -> ``kinds``. Any of it
+may import telemetry; none of it imports ``simulation``. This file holds only the product's own routes and
 ``init_app``, which imports the blueprints when it runs, so importing any aiops module stays cheap.
 """
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # importing any aiops module runs this file: it must not pull
 # AIOPS_IGNORE_SERVICES leaves out of detection), so the dashboard polling itself raises nothing.
 SERVICE = "aiops"
 ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/metrics", "/openapi.json",
-          "/logs")
+          "/logs", "/silences", "/silences/")
 
 
 def service_names(own_service: str) -> ServiceNames:
@@ -30,12 +30,17 @@ def service_names(own_service: str) -> ServiceNames:
 def init_app(app: Flask) -> None:
     from aiops.cli import aiops_cli
     from aiops.logs import feed as logfeed
+    from aiops.silences.metrics import ActiveSilences
     from aiops.store import models  # noqa: F401 - models register tables
-    from aiops.web import errors, security
+    from aiops.web import errors, openapi_silences, security
     from aiops.web.api import bp as api_bp
     from aiops.web.health import bp as health_bp
+    from aiops.web.openapi import add_paths
     from aiops.web.openapi import bp as openapi_bp
     from aiops.web.pages import bp as pages_bp
+    from aiops.web.silences import api as silences_api
+    from aiops.web.silences import pages as silences_pages
+    from telemetry import add_scrape_collector
 
     errors.init_app(app)
     security.init_app(app)
@@ -44,6 +49,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(silences_api)
+    app.register_blueprint(silences_pages)
+    add_paths(app, openapi_silences.paths(), openapi_silences.SCHEMAS)
+    add_scrape_collector(app, ActiveSilences())
     app.cli.add_command(aiops_cli)
     logfeed.register(app, logfeed.StoreFeed())  # cycles read the stored log lines (none: trace-only)
 

@@ -126,13 +126,22 @@ def _note_requests(app: Flask, recorder) -> None:
                 recorder.record_exception(request.environ, exc)
 
 
+SCRAPE_COLLECTORS = "aiops_scrape_collectors"  # app.extensions: collectors /metrics reads at scrape time
+
+
+def add_scrape_collector(app: Flask, collector) -> None:
+    """Have ``GET /metrics`` also ask ``collector`` (a ``prometheus_client`` collector) at each scrape."""
+    app.extensions.setdefault(SCRAPE_COLLECTORS, []).append(collector)
+
+
 def _prometheus_metrics() -> Response:
     """``GET /metrics``: every worker's counters, whichever worker answers."""
-    from flask import Response, request
+    from flask import Response, current_app, request
 
     from telemetry import selfmetrics
 
-    body, content_type = selfmetrics.render(request.headers.get("Accept"))
+    body, content_type = selfmetrics.render(request.headers.get("Accept"),
+                                            current_app.extensions.get(SCRAPE_COLLECTORS, ()))
     return Response(body, content_type=content_type)
 
 

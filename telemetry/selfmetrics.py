@@ -284,13 +284,16 @@ def otlp_batch(*, stored: int, rejected: int, failed: bool = False, signal: str 
         m.log_batches.labels(outcome).inc()
 
 
-def render(accept: str | None) -> tuple[bytes, str]:
-    """The exposition of every process's values (Prometheus text, or OpenMetrics if asked for)."""
+def render(accept: str | None, collectors: Sequence = ()) -> tuple[bytes, str]:
+    """The exposition of every process's values (Prometheus text, or OpenMetrics if asked for), and
+    of ``collectors`` that read their figures at scrape time (from the store, say)."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import choose_encoder
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics().path)
+    for collector in collectors:
+        registry.register(collector)
     encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type

@@ -26,6 +26,8 @@ PURE_MODULES = (
     "aiops.incidents.storm",
     "aiops.incidents.reports",
     "aiops.incidents.rules",
+    "aiops.silences.matchers",
+    "aiops.silences.specs",
     "aiops.settings",
     "aiops.kinds",
     "telemetry.columns",
