@@ -30,7 +30,6 @@ from aiops.web import auth, errors, waterfall
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
-from aiops.web import silences as silence_forms
 from telemetry import store
 
 bp = errors.html_pages(Blueprint("pages", __name__))  # their errors are HTML pages too
@@ -245,8 +244,6 @@ def incident_page(incident_id: str):
         csrf_token=csrf,
         token_required=bool(current_settings().api_token),
         notice=NOTICES.get(request.args.get("done", "")),
-        silence_durations=silence_forms.DURATIONS,
-        silence_default=silence_forms.DEFAULT_DURATION,
     )
     response = make_response(html)
     response.headers["Cache-Control"] = "no-store"  # the page carries this browser's CSRF token

@@ -5,9 +5,10 @@ The API (``api``): ``GET`` lists (``?state=``), ``POST`` creates from ``{"matche
 now. A bad body is a 400 naming the field (:class:`aiops.silences.InvalidSilence`, mapped in
 :mod:`aiops.web.errors`); mutations need the API token (:func:`aiops.web.auth.require_token`).
 
-The page (``pages``) lists them with a form to create one and a button to expire each; the incident
-page's "Silence this" form posts here too (with the incident's id, to go back to it). Its forms
-are guarded as the incident page's are (:func:`aiops.web.auth.check_form`).
+The page (``pages``) lists them with a form to create one and a button to expire each. The incident
+page's "Silence this" link opens it with the form filled in from the incident (as Alertmanager's
+"Silence" button does), and the form then goes back to the incident. Its forms are guarded as the
+incident page's are (:func:`aiops.web.auth.check_form`).
 """
 
 from __future__ import annotations
@@ -78,14 +79,26 @@ def expire(silence_id: str):
 # -- page ----------------------------------------------------------------------------
 
 
+def prefill(args) -> tuple[dict[str, str], str | None]:
+    """The create form's values from ``?service=&endpoint=&kind=&severity=`` (the incident page's
+    "Silence this" link), and ``?incident=`` to go back to; over-long values are left out."""
+    values = {name: args.get(name, "") for name in matchers.NAMES}
+    values = {name: v if len(v) <= matchers.MAX_VALUE else "" for name, v in values.items()}
+    incident = args.get("incident", "")
+    return values, incident if 0 < len(incident) <= incident_service.MAX_ID_CHARS else None
+
+
 @pages.get("/silences")
 def silences_page():
     now = time.time()
     csrf = auth.csrf_token()
+    values, incident = prefill(request.args)
     html = render_template(
         "silences.html",
         silences=[_json(s, now) for s in silence_service.listed(now)],
         names=matchers.NAMES,
+        values=values,
+        incident=incident,
         durations=DURATIONS,
         default_duration=DEFAULT_DURATION,
         csrf_token=csrf,
@@ -115,7 +128,7 @@ def form_body(form, now: float) -> dict:
 
 @pages.post("/silences")
 def create_from_form():
-    """Create from the page's form, or the incident page's "Silence this" (``incident``: back to it)."""
+    """Create from the page's form (``incident``: opened from that incident's page, go back to it)."""
     auth.check_form()
     now = time.time()
     incident_id = request.form.get("incident", "")
