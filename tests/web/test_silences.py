@@ -39,7 +39,8 @@ def test_create_read_list_and_expire(client):
     assert response.status_code == 200, response.get_json()
     silence = response.get_json()
     assert re.fullmatch(r"[0-9a-f-]{36}", silence["id"])
-    assert silence["state"] == "active" and (silence["created_by"], silence["comment"]) == ("alice", "db upgrade")
+    assert silence["state"] == "active"
+    assert (silence["created_by"], silence["comment"]) == ("alice", "db upgrade")
     assert silence["matchers"] == [{"name": "service", "value": "shop", "regex": False},
                                    {"name": "endpoint", "value": "pay.*", "regex": True}]
     assert client.get(f"/aiops/silences/{silence['id']}").get_json() == silence
@@ -113,8 +114,8 @@ def test_incident_json_says_which_silence_covers_it(app, client):
     incident = client.get(f"/aiops/incidents/{iid}").get_json()
     assert (incident["silenced"], incident["silence_id"]) == (False, None)
 
-    silence = create(client, matchers=[{"name": "endpoint", "value": "payment"},
-                                       {"name": "severity", "value": "high|critical", "regex": True}]).get_json()
+    high = {"name": "severity", "value": "high|critical", "regex": True}
+    silence = create(client, matchers=[{"name": "endpoint", "value": "payment"}, high]).get_json()
     incident = client.get(f"/aiops/incidents/{iid}").get_json()
     assert (incident["silenced"], incident["silence_id"]) == (True, silence["id"])
     page = client.get("/aiops/incidents").get_json()["active_incidents"]
@@ -167,7 +168,8 @@ def test_silence_this_from_the_incident_page(app, client):
 
     [silence] = listed(client)
     assert silence["created_by"] == HOSTILE_NAME and silence["matchers"] == [
-        {"name": "service", "value": "shop", "regex": False}, {"name": "endpoint", "value": "payment", "regex": False}]
+        {"name": "service", "value": "shop", "regex": False},
+        {"name": "endpoint", "value": "payment", "regex": False}]
     page = assert_inert(client.get(f"/incidents/{iid}?done=silenced").get_data(as_text=True))
     assert page.text_of(id="silenced").startswith(f"Silenced by {silence['id']}")
     assert "silence-this" not in page.raw
