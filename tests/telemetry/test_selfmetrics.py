@@ -72,6 +72,7 @@ def test_every_family_is_exported_and_parses(client):
         "aiops_incidents_opened": "counter", "aiops_notification_attempts": "counter",
         "aiops_incident_storm_groups": "counter", "aiops_logs_ingested": "counter",
         "aiops_logs_rejected": "counter", "aiops_log_batches": "counter",
+        "aiops_silences_active": "gauge",  # read from the store at scrape time
     }
     # A labelled family appears with its first sample (incidents: once one is opened).
     labelled = {"aiops_spans_recorded", "aiops_incidents_opened", "aiops_notification_attempts"}
