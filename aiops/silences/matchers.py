@@ -60,17 +60,14 @@ def parse(raw: object, field: str = "matchers") -> list[Matcher]:
 def _one(item: object, field: str) -> Matcher:
     if not isinstance(item, dict):
         raise InvalidSilence(field, 'must be an object {"name", "value", "regex"}')
-    unknown = sorted(set(item) - {"name", "value", "regex", "isRegex", "isEqual"})
+    unknown = sorted(str(k) for k in set(item) - {"name", "value", "regex"})
     if unknown:
-        raise InvalidSilence(f"{field}.{unknown[0][:40]}", "is not a matcher field")
-    name, value = item.get("name"), item.get("value")
-    regex = item.get("regex", item.get("isRegex", False))
+        raise InvalidSilence(f"{field}.{unknown[0][:40]}", "is not a matcher field (name, value, regex)")
+    name, value, regex = item.get("name"), item.get("value"), item.get("regex", False)
     if name not in NAMES:
         raise InvalidSilence(f"{field}.name", f"must be one of {', '.join(NAMES)}")
     if not isinstance(regex, bool):
         raise InvalidSilence(f"{field}.regex", "must be true or false")
-    if item.get("isEqual", True) is not True:
-        raise InvalidSilence(f"{field}.isEqual", "only equality matchers are supported")
     if not isinstance(value, str) or "\x00" in value:
         raise InvalidSilence(f"{field}.value", "must be a string without NUL")
     if regex:

@@ -36,9 +36,10 @@ def test_a_silence_matches_when_all_its_matchers_do():
     assert not m.matches_all([], LABELS)  # no matchers: matches nothing
 
 
-def test_parse_accepts_alertmanager_shapes():
-    [one] = m.parse([{"name": "endpoint", "value": "pay.*", "isRegex": True, "isEqual": True}])
+def test_parse_and_store():
+    [one] = m.parse([{"name": "endpoint", "value": "pay.*", "regex": True}])
     assert one == m.Matcher("endpoint", "pay.*", True)
+    assert m.parse([{"name": "endpoint", "value": "pay"}]) == [m.Matcher("endpoint", "pay", False)]
     assert one.to_dict() == {"name": "endpoint", "value": "pay.*", "regex": True}
     assert m.from_stored([one.to_dict()]) == [one]
 
@@ -55,7 +56,7 @@ def test_parse_accepts_alertmanager_shapes():
     ([{"name": "service", "value": "a\x00b"}], "matchers[0].value"),
     ([{"name": "service", "value": "x" * (m.MAX_VALUE + 1)}], "matchers[0].value"),
     ([{"name": "service", "value": "a", "regex": "yes"}], "matchers[0].regex"),
-    ([{"name": "service", "value": "a", "isEqual": False}], "matchers[0].isEqual"),
+    ([{"name": "service", "value": "a", "isRegex": True}], "matchers[0].isRegex"),
     ([{"name": "service", "value": "a", "colour": "red"}], "matchers[0].colour"),
     ([{"name": "severity", "value": "urgent"}], "matchers[0].value"),  # never matches: refused
     ([{"name": "kind", "value": "slowness"}], "matchers[0].value"),
