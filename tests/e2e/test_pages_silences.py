@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import dispose_app, make_app
 from tests.e2e import helpers as h
-from tests.e2e.test_pages import Browser, assert_no_payload_elements, chromium_binary
+from tests.e2e.test_pages import Browser, assert_no_payload_elements, chromium_binary, screenshot
 from tests.support.factories import add_incident
 from tests.support.hostile_pages import HOSTILE_NAME
 
@@ -56,6 +56,8 @@ def test_silence_an_incident_from_its_page_then_expire_it(tmp_path):
         assert not tab.evaluate("!!document.getElementById('silence-this')")
         incident = server.get(f"/aiops/incidents/{iid}").json()
         assert (incident["silenced"], incident["silence_id"]) == (True, silence["id"])
+        screenshot(page_url, tmp_path / "incident-silenced.png")
+        screenshot(f"{server.url}/silences", tmp_path / "silences.png")
 
         tab.navigate(f"{server.url}/silences")
         doc = tab.document()
