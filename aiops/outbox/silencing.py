@@ -22,7 +22,7 @@ from aiops.store.models import Incident, Notification, Silence
 from telemetry.db import db
 
 TRIGGER_CLASS = ("trigger", "update")  # messages that page (acknowledge and resolve ease a page)
-EVENT = "silenced"
+EVENT, RELEASED = "silenced", "unsilenced"  # timeline events
 
 
 def active(now: float) -> list[Silence]:
@@ -65,8 +65,9 @@ def released(changes: Changes, notifying: set[str], live: Sequence[Silence],
     for incident in changes.touched:
         if incident.id in notifying or incident.status != "open" or incident.confirmed_at is None:
             continue
-        if not any(e.get("event") == EVENT for e in incident.timeline):
+        marks = [e.get("event") for e in incident.timeline if e.get("event") in (EVENT, RELEASED)]
+        if not marks or marks[-1] != EVENT:  # never held back, or released already
             continue
         if covering(incident, live) is None and not told(incident.id):
-            add_event(incident, "unsilenced", now, "no silence covers it any more: trigger sent")
+            add_event(incident, RELEASED, now, "no silence covers it any more: the held trigger is released")
             yield incident
