@@ -1,8 +1,9 @@
 """The AIOps product: one package per pipeline stage, importing one way (import-linter,
-``pyproject.toml``): ``web | cli`` -> ``jobs`` -> ``outbox`` -> ``slos`` -> ``incidents`` -> ``rca``
--> ``logs`` -> ``detection`` -> ``store`` -> ``settings | instruments | owner`` -> ``kinds``. Any of it
-may import telemetry; none of it imports ``simulation``. This file holds only the product's own routes and
-``init_app``, which imports the blueprints when it runs, so importing any aiops module stays cheap.
+``pyproject.toml``): ``web | cli`` -> ``jobs`` -> ``outbox`` -> ``slos | silences`` -> ``incidents``
+-> ``rca`` -> ``logs`` -> ``detection`` -> ``store`` -> ``settings | instruments | owner``
+-> ``kinds``. Any of it may import telemetry; none of it imports ``simulation``. This file holds
+only the product's own routes and ``init_app``, which imports the blueprints when it runs, so
+importing any aiops module stays cheap.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ if TYPE_CHECKING:  # importing any aiops module runs this file: it must not pull
 # AIOPS_IGNORE_SERVICES leaves out of detection), so the dashboard polling itself raises nothing.
 SERVICE = "aiops"
 ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/metrics", "/openapi.json",
-          "/logs", "/slos")
+          "/logs", "/slos", "/silences", "/silences/")
 
 
 def service_names(own_service: str) -> ServiceNames:
@@ -30,38 +31,32 @@ def service_names(own_service: str) -> ServiceNames:
 def init_app(app: Flask) -> None:
     from aiops.cli import aiops_cli
     from aiops.logs import feed as logfeed
+    from aiops.silences.metrics import active_silences
+    from aiops.slos.metrics import slo_gauges
     from aiops.store import models  # noqa: F401 - models register tables
-    from aiops.web import errors, security, store_gauges
+    from aiops.web import errors, openapi_silences, openapi_slos, security, store_gauges
     from aiops.web.api import bp as api_bp
     from aiops.web.health import bp as health_bp
+    from aiops.web.openapi import add_paths
     from aiops.web.openapi import bp as openapi_bp
     from aiops.web.pages import bp as pages_bp
-    from aiops.web.slos import api as slos_bp
-    from aiops.web.slos import pages as slo_pages_bp
+    from aiops.web.silences import api as silences_api
+    from aiops.web.silences import pages as silences_pages
+    from aiops.web.slos import api as slos_api
+    from aiops.web.slos import pages as slos_pages
+    from telemetry.selfmetrics import add_collector
 
     errors.init_app(app)
     security.init_app(app)
     app.add_template_filter(models.iso, "iso")
-    app.register_blueprint(health_bp)
-    app.register_blueprint(api_bp)
-    app.register_blueprint(pages_bp)
-    app.register_blueprint(openapi_bp)
-    app.register_blueprint(slos_bp)
-    app.register_blueprint(slo_pages_bp)
-    store_gauges.init_app(app)  # GET /metrics (telemetry's route) also reads these from the store
+    for blueprint in (health_bp, api_bp, pages_bp, openapi_bp, slos_api, slos_pages, silences_api,
+                      silences_pages):
+        app.register_blueprint(blueprint)
+    add_paths(app, openapi_slos.paths(), openapi_slos.SCHEMAS)
+    add_paths(app, openapi_silences.paths(), openapi_silences.SCHEMAS)
+    # GET /metrics (telemetry's route) also reads these from the store at scrape time.
+    store_gauges.init_app(app)
+    add_collector(app, "slos", slo_gauges)
+    add_collector(app, "silences", active_silences)
     app.cli.add_command(aiops_cli)
     logfeed.register(app, logfeed.StoreFeed())  # cycles read the stored log lines (none: trace-only)
-    _slos(app)
-
-
-def _slos(app: Flask) -> None:
-    """The SLOs' routes in the OpenAPI document, and their gauges on ``/metrics`` (read from the
-    store at scrape time)."""
-    from aiops.slos.metrics import SloCollector
-    from aiops.web import openapi_slos
-    from aiops.web.openapi import add_paths
-    from telemetry.selfmetrics import add_collector
-
-    add_paths(app, openapi_slos.paths(), openapi_slos.SCHEMAS)
-    add_collector(app, "slos", SloCollector().collect)
-

@@ -28,6 +28,8 @@ PURE_MODULES = (
     "aiops.incidents.rules",
     "aiops.slos.rules",
     "aiops.slos.spec",
+    "aiops.silences.matchers",
+    "aiops.silences.specs",
     "aiops.settings",
     "aiops.kinds",
     "telemetry.columns",

@@ -9,6 +9,7 @@ need from here; the modules behind it are the outbox's own:
 - :mod:`~aiops.outbox.channels`: each channel once: what turns it on, where it sends (read at send
   time, so no secret is stored), which renderer makes its body;
 - :mod:`~aiops.outbox.enqueue`: queueing rows in the incident's transaction (supersede, rate limits);
+- :mod:`~aiops.outbox.silencing`: what active silences hold back (:mod:`aiops.silences`);
 - :mod:`~aiops.outbox.render`: the JSON body per channel (:mod:`~aiops.outbox.slack` for Slack);
 - :mod:`~aiops.outbox.policy`: pure decisions (what an answer means, backoff, the circuit breaker);
 - :mod:`~aiops.outbox.sender`: the HTTP POST;

@@ -20,13 +20,13 @@ from sqlalchemy import update
 from aiops.incidents.lifecycle import Changes, add_event, transition
 from aiops.incidents.reports import with_report
 from aiops.kinds import Channel
-from aiops.outbox import channels
+from aiops.outbox import channels, silencing
 from aiops.outbox.render import dedup_key
 from aiops.settings import Settings
 from aiops.store.models import Incident, Notification, iso
 from telemetry.db import db
 
-TRIGGER_CLASS = ("trigger", "update")
+TRIGGER_CLASS = silencing.TRIGGER_CLASS  # rate-limited, and held back by silences
 
 
 def _enabled(settings: Settings) -> bool:
@@ -96,10 +96,15 @@ def enqueue_remediation(incident: Incident, now: float, settings: Settings) -> N
 
 
 def dispatch(changes: Changes, now: float, settings: Settings) -> int:
-    """Queue what a cycle's incident changes call for; returns how many rows were queued."""
+    """Queue what a cycle's incident changes call for, but what silences hold back; returns how
+    many rows were queued."""
     queued = 0
+    live = silencing.active(now)
     for incident, event in changes.notify:
-        queued += len(enqueue(incident, event, now, settings))
+        if not silencing.held(incident, event, live, now):
+            queued += len(enqueue(incident, event, now, settings))
+    for incident in silencing.released(changes, {i.id for i, _ in changes.notify}, live, now):
+        queued += len(enqueue(incident, "trigger", now, settings))
     for incident in changes.remediate:
         queued += enqueue_remediation(incident, now, settings) is not None
     return queued
@@ -107,8 +112,9 @@ def dispatch(changes: Changes, now: float, settings: Settings) -> int:
 
 def human_transition(incident: Incident, action: str, now: float, by: str, comment: str,
                      settings: Settings) -> Incident:
-    """Acknowledge or resolve by hand and tell the channels, if they were told of it (caller commits)."""
+    """Acknowledge or resolve by hand and tell the channels, if they were told of it and no silence
+    holds it back (caller commits)."""
     transition(incident, action, now, by, comment)
-    if incident.confirmed_at is not None:
+    if incident.confirmed_at is not None and not silencing.held(incident, action, silencing.active(now), now):
         enqueue(incident, action, now, settings, actor=by, comment=comment)
     return incident

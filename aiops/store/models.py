@@ -368,3 +368,18 @@ class Slo(db.Model):
     burn_rates: Mapped[dict | None] = mapped_column(JSON)
     budget_remaining: Mapped[float | None] = mapped_column(Float)
     daily: Mapped[dict | None] = mapped_column(JSON)
+class Silence(db.Model):
+    """A silence (Alertmanager's model): incidents whose labels all its ``matchers`` match send no
+    notification from ``starts_at`` until ``ends_at`` (see :mod:`aiops.silences`). Expiring one
+    early moves ``ends_at`` to then; its state always follows from the clock."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a UUID, as Alertmanager's
+    matchers: Mapped[list] = mapped_column(JSON)  # [{"name", "value", "regex"}], checked when created
+    starts_at: Mapped[float] = mapped_column(Float)
+    ends_at: Mapped[float] = mapped_column(Float, index=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)

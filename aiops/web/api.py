@@ -11,6 +11,7 @@ from aiops import outbox
 from aiops.jobs import on_demand
 from aiops.jobs.cycle import run_claimed
 from aiops.settings import current_settings
+from aiops.silences import service as silence_service
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
@@ -26,9 +27,10 @@ def incidents():
     ``?severity=``, ``?service=`` (the root cause's), ``?cursor=`` (a page's ``next``)."""
     filters, limit, cursor = incident_service.page_query(request.args)
     page = incident_service.list_incidents(filters, limit, cursor)
+    live = silence_service.active(time.time())  # read once for the page
     return jsonify(
-        active_incidents=[incident_service.to_json(i) for i in page.active],
-        resolved_incidents=[incident_service.to_json(i) for i in page.resolved],
+        active_incidents=[incident_service.to_json(i, live) for i in page.active],
+        resolved_incidents=[incident_service.to_json(i, live) for i in page.resolved],
         next=page.next,
     )
 

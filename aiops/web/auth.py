@@ -105,6 +105,15 @@ def set_csrf_cookie(response, token: str):
     return response
 
 
+def check_form() -> None:
+    """A page's form post: 403 unless same-origin with a matching CSRF field (:func:`check_csrf`),
+    then 401 unless ``AIOPS_API_TOKEN`` is unset or typed into the form's ``token`` field."""
+    check_csrf()
+    token = current_settings().api_token
+    if token and not secret_equal(request.form.get("token", ""), token):
+        abort(401, description="the API token is missing or wrong (the server has AIOPS_API_TOKEN set)")
+
+
 def check_csrf() -> None:
     """403 unless the request is same-origin and its form field matches its cookie."""
     same_origin()

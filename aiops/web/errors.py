@@ -5,8 +5,8 @@ the routes of a blueprint that declared itself HTML (:func:`html_pages`: the
 dashboard, incident and log pages) get an HTML error page, found from the app's
 URL map: the route that served the request, or for a wrong method (405) the
 route that has the path. A path no route has is JSON. The incident rules'
-errors (:mod:`aiops.incidents.errors`) and the queries' bad input
-(:class:`aiops.web.incident_queries.InvalidInput`) carry no HTTP:
+errors (:mod:`aiops.incidents.errors`), the silences' (:mod:`aiops.silences.errors`) and the
+queries' bad input (:class:`aiops.web.incident_queries.InvalidInput`) carry no HTTP:
 :data:`DOMAIN_STATUS` is where they become a status, for the API and the pages
 alike.
 
@@ -27,6 +27,7 @@ from flask import Blueprint, Flask, current_app, g, jsonify, make_response, rend
 from werkzeug.exceptions import BadRequest, Conflict, HTTPException, InternalServerError, NotFound
 
 from aiops.incidents.errors import IncidentNotFound, InvalidTransition
+from aiops.silences import InvalidSilence, SilenceNotFound
 from aiops.web.incident_queries import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ DOMAIN_STATUS: dict[type[Exception], type[HTTPException]] = {
     IncidentNotFound: NotFound,
     InvalidTransition: Conflict,
     InvalidInput: BadRequest,
+    InvalidSilence: BadRequest,
+    SilenceNotFound: NotFound,
 }
 
 

@@ -16,7 +16,7 @@ extra statement for the whole page (``selectinload``), never one per incident.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_, select
@@ -27,7 +27,8 @@ from aiops.incidents.errors import IncidentNotFound
 from aiops.incidents.reports import with_report
 from aiops.kinds import Severity
 from aiops.settings import Settings
-from aiops.store.models import Incident, Notification
+from aiops.silences import service as silences
+from aiops.store.models import Incident, Notification, Silence
 from aiops.web import pagination
 from telemetry.db import begin_write, db
 
@@ -149,9 +150,17 @@ def incidents_by_trace(trace_ids: set[str]) -> dict[str, str]:
     return {trace_id: incident_id for trace_id, incident_id in found}
 
 
-def to_json(incident: Incident) -> dict:
-    """The contract's incident JSON (``DESIGN.md``), its plain-language report included."""
-    return with_report(incident.to_dict())
+def to_json(incident: Incident, live: Sequence[Silence] | None = None) -> dict:
+    """The contract's incident JSON (``DESIGN.md``), its plain-language report included, and
+    ``silenced``/``silence_id``: the active silence that covers it, if it is still active (``live``:
+    the silences in force, read once for a whole list; None: read them now)."""
+    data = with_report(incident.to_dict())
+    silence = None
+    if incident.active:
+        silence = silences.covering(data, silences.active(time.time()) if live is None else live)
+    data["silenced"] = silence is not None
+    data["silence_id"] = silence.id if silence is not None else None
+    return data
 
 
 def notification_history(args: Mapping[str, str]) -> tuple[list[dict], str | None]:

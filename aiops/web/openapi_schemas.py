@@ -95,6 +95,8 @@ SCHEMAS: dict[str, dict] = {
         related_to=nullable(STRING),
         remediation=nullable({"enum": ["requested", "ran", "failed", "cleared", "persisting"]}),
         report=ref("Report"),
+        silenced={"type": "boolean", "description": "an active silence covers it: it sends no notification"},
+        silence_id={**nullable(STRING), "description": "the silence that covers it, or null"},
     ),
     "IncidentList": obj(
         ("active_incidents", "resolved_incidents", "next"),

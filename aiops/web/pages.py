@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 
 from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import WHOLE_SERVICE, Key, Thresholds
@@ -30,7 +30,7 @@ from aiops.web import auth, errors, waterfall
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
-from telemetry import store, tokens
+from telemetry import store
 
 bp = errors.html_pages(Blueprint("pages", __name__))  # their errors are HTML pages too
 
@@ -39,7 +39,8 @@ DASHBOARD_ACTIVE, DASHBOARD_RESOLVED = 100, 20  # incidents listed (the tile cou
 MAX_ANOMALY_ROWS = 50  # raw observations listed on an incident page
 FORM_ACTOR = "web"  # "by" on the timeline when the form's name field is left empty
 # ?done=<value> after a form post: the notice shown (only these; the value is never echoed).
-NOTICES = {"acknowledged": "Incident acknowledged.", "resolved": "Incident resolved."}
+NOTICES = {"acknowledged": "Incident acknowledged.", "resolved": "Incident resolved.",
+           "silenced": "Silence created: this incident sends no notification while it lasts."}
 
 
 # -- pure helpers (plain data in and out) -------------------------------------------
@@ -268,10 +269,7 @@ def logs_page():
 
 def _form_action(incident_id: str, action: str):
     """The form's post: guards, then the transition, then back to the page (303)."""
-    auth.check_csrf()
-    token = current_settings().api_token
-    if token and not tokens.secret_equal(request.form.get("token", ""), token):
-        abort(401, description="the API token is missing or wrong (the server has AIOPS_API_TOKEN set)")
+    auth.check_form()
     by, comment = incident_service.check_actor(request.form.get("by", "").strip(),
                                                request.form.get("comment", "").strip(), FORM_ACTOR)
     incident_service.change(incident_id, action, by, comment, current_settings())

@@ -8,12 +8,18 @@ through ``SCHEMATHESIS_HOOKS``; the run's settings come in ``AIOPS_ST_*`` variab
 - Every fault the run injects is cleared right after the call that injected it, so no request
   that follows hangs on a timeout fault, burns CPU in a hog, or fails on purpose. The fault
   endpoints themselves are still exercised with every parameter the document allows.
+- A new silence must end in the future and its regexes must compile, which no schema can say: a
+  schema-valid ``POST /aiops/silences`` gets times around now (a start before the end) and its
+  regex matchers an escaped value (a regex that matches the text). Negative cases are sent as made.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import time
+from datetime import UTC, datetime
 
 import requests
 import schemathesis
@@ -40,3 +46,26 @@ def after_call(context, case, response) -> None:
         cleared = requests.post(os.environ["AIOPS_ST_BASE_URL"] + "/simulate/clear", timeout=30,
                                 headers={"Authorization": f"Bearer {os.environ['AIOPS_ST_TOKEN']}"})
         cleared.raise_for_status()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs) -> None:
+    meta = getattr(case, "meta", None)
+    positive = meta is None or meta.generation.mode.is_positive
+    if not (positive and case.method.upper() == "POST" and case.path == "/aiops/silences"):
+        return
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    now = time.time()
+    if isinstance(body.get("starts_at"), str):
+        body["starts_at"] = _iso(now - 60)
+    body["ends_at"] = _iso(now + 3600)
+    for matcher in body.get("matchers") or []:
+        regex = isinstance(matcher, dict) and matcher.get("regex") is True
+        if regex and isinstance(matcher.get("value"), str):
+            matcher["value"] = re.escape(matcher["value"][:100])

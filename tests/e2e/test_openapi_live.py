@@ -5,7 +5,10 @@ notifications; the schemathesis CLI runs every phase (examples, coverage, fuzzin
 through the document's links) with every check: no 5xx, only documented statuses, content
 types, headers and bodies as documented, schema-violating requests refused, schema-valid ones
 accepted, the token enforced. Hooks (``tests/e2e/schemathesis_hooks.py``) clear each injected
-fault after its call and record every status, which this test then holds against the document.
+fault after its call and record every status, which this test then holds against the document;
+one check is left out: ``use_after_free``, since ``DELETE /aiops/silences/<id>`` expires a silence
+as Alertmanager's does and the silence stays readable (state ``expired``): a GET after it answers
+200 by design. (Schemathesis' per-operation check settings do not reach its stateful phase.)
 
 Bounded: at most ``MAX_EXAMPLES`` generated cases per operation and phase, a fixed seed (a
 failure reproduces), one request at a time; about 20 s per backend on a laptop.
@@ -96,7 +99,8 @@ def test_the_live_server_answers_as_its_document_says(tmp_path, db_url):
         try:
             run = subprocess.run(
                 [sys.executable, "-c", ST, "run", f"{server.url}/openapi.json",
-                 "--header", f"Authorization: Bearer {TOKEN}", "--checks", "all",
+                 "--header", f"Authorization: Bearer {TOKEN}",
+                 "--checks", "all", "--exclude-checks", "use_after_free",
                  "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "1",
                  "--request-timeout", "20", "--report", "json", "--report-json-path", str(report)],
                 cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=RUN_TIMEOUT,

@@ -73,6 +73,7 @@ def test_every_family_is_exported_and_parses(client):
         "aiops_incidents_open": "gauge", "aiops_outbox_pending": "gauge",
         "aiops_outbox_oldest_pending_timestamp_seconds": "gauge",
         "aiops_detection_last_cycle_timestamp_seconds": "gauge", "aiops_detection_interval_seconds": "gauge",
+        "aiops_silences_active": "gauge",  # read from the store at scrape time
     }
     # A labelled family appears with its first sample (incidents: once one is opened).
     labelled = {"aiops_spans_recorded", "aiops_incidents_opened", "aiops_notification_attempts",

@@ -6,11 +6,14 @@ checks the document itself, fast.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from aiops.settings import settings_of
+from aiops.store.models import iso
 from tests.conftest import dispose_app, make_app
 from tests.support.incident_rows import add_incidents
 
@@ -22,6 +25,9 @@ NOT_JSON = {
     ("GET", "/incidents/{incident_id}"),
     ("POST", "/incidents/{incident_id}/acknowledge"),
     ("POST", "/incidents/{incident_id}/resolve"),
+    ("GET", "/silences"),
+    ("POST", "/silences"),
+    ("POST", "/silences/{silence_id}/expire"),
     ("GET", "/static/{filename}"),
 }
 IMPLICIT = {"HEAD", "OPTIONS"}  # Flask adds them to every route
@@ -124,3 +130,13 @@ def test_answers_match_their_schemas(app):
     check(resolve, url, "post", headers=auth)
     check(resolve, url, "post", "409", headers=auth)
     check(resolve, url, "post", "401")
+    ends = {"matchers": [{"name": "service", "value": "shop"}], "ends_at": "2099-01-01T00:00:00Z"}
+    soon = {**ends, "ends_at": iso(time.time() + 3600)}
+    silence = check("/aiops/silences", "/aiops/silences", "post", json=soon, headers=auth)
+    check("/aiops/silences", "/aiops/silences", "post", "400", json=ends, headers=auth)  # too long
+    check("/aiops/silences", "/aiops/silences")
+    check("/aiops/silences/{silence_id}", f"/aiops/silences/{silence['id']}")
+    check("/aiops/silences/{silence_id}", f"/aiops/silences/{silence['id']}", "delete", headers=auth)
+    check("/aiops/silences/{silence_id}", "/aiops/silences/nope", "delete", "404", headers=auth)
+    incident = check("/aiops/incidents/{incident_id}", "/aiops/incidents/INC-1002-2")
+    assert incident["silenced"] is False and incident["silence_id"] is None
