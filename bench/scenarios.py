@@ -333,7 +333,7 @@ def migrate(env: dict[str, str], log_path: Path) -> None:
 def stack(scenario: Scenario, db_url: str, logs: Path) -> Iterator[tuple[object, Traffic]]:
     """Migrated database, gunicorn, the worker and traffic; all stopped on exit, traffic first."""
     with tempfile.TemporaryDirectory(prefix="aiops-bench-metrics-") as metrics_dir:
-        env = h.shop_env(db_url, **ENV, **dict(scenario.env), PROMETHEUS_MULTIPROC_DIR=metrics_dir)
+        env = h.shop_env(db_url, **{**ENV, **dict(scenario.env)}, PROMETHEUS_MULTIPROC_DIR=metrics_dir)
         migrate(env, logs / f"{scenario.name}.log")
         with h.running(logs, env, name=scenario.name) as server, Traffic(server.url, RATE) as traffic:
             yield server, traffic

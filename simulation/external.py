@@ -4,7 +4,8 @@ failure patterns (``/simulate/dependency``, ``/simulate/exhaust``, ``/simulate/i
 Payment and inventory call the stub on every request (a card gateway, a warehouse API), inside
 a CLIENT span whose peer is ``gateway``; the stub records no span of its own, so the product
 sees it only through its callers, as it would see a third-party API. Each process starts its
-own stub on a free loopback port the first time it needs it (after the fork, under gunicorn).
+own stub, a process of its own on a free loopback port (a real API does not share the shop's CPU),
+the first time it needs it (after the fork, under gunicorn); the stub exits with its parent.
 
 The faults raise the errors real code meets: a real refused connection (a port bound but not
 listening), a name-resolution error, a 503 from the stub; a real SQLAlchemy pool timeout, a
@@ -15,57 +16,40 @@ is really exhausted.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import requests
+
+from simulation import gateway
 
 PEER = "gateway"  # the peer name its callers' CLIENT spans carry
 CALLERS = {"payment": ("POST", "charge"), "inventory": ("GET", "stock")}  # endpoint -> the call it makes
 MODES = ("refused", "dns", "5xx")
 RESOURCES = ("pool", "memory", "fds", "disk")
-FAIL_HEADER = "X-Demo-Fail"  # asks the stub for a 503 (the caller's fault says so)
+GATEWAY = Path(__file__).with_name("gateway.py")
 UNRESOLVABLE = "gateway.invalid"  # RFC 6761: never resolves
 
 _lock = threading.Lock()
-_stub: ThreadingHTTPServer | None = None
+_stub: tuple[subprocess.Popen, int] | None = None  # the stub process and its port
 _refusing: socket.socket | None = None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Answers any path with a small JSON body, or a 503 when the caller's fault asks for one."""
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(min(length, 65536))
-        failing = self.headers.get(FAIL_HEADER) == "503"
-        body = json.dumps({"error": "unavailable"} if failing else {"ok": True}).encode()
-        self.send_response(503 if failing else 200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        """Quiet: the stub is a prop, not a service."""
-
-
 def stub_url() -> str:
-    """``http://127.0.0.1:<port>`` of this process's stub, started on first use."""
+    """``http://127.0.0.1:<port>`` of this process's stub (:mod:`simulation.gateway`, a process of
+    its own), started on first use."""
     global _stub
     with _lock:
-        if _stub is None:
-            _stub = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-            _stub.daemon_threads = True
-            threading.Thread(target=_stub.serve_forever, name="demo-gateway-stub", daemon=True).start()
-        return f"http://127.0.0.1:{_stub.server_address[1]}"
+        if _stub is None or _stub[0].poll() is not None:
+            process = subprocess.Popen([sys.executable, str(GATEWAY), str(os.getpid())],
+                                       stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+            _stub = (process, int(process.stdout.readline()))
+        return f"http://127.0.0.1:{_stub[1]}"
 
 
 def refused_url() -> str:
@@ -96,7 +80,7 @@ def call(
     else:
         base = stub_url()
         if mode == "5xx":
-            headers[FAIL_HEADER] = "503"
+            headers[gateway.FAIL_HEADER] = "503"
     return session.request(method, f"{base}/{path}", headers=headers, timeout=timeout)
 
 
