@@ -13,7 +13,8 @@ folder and the database; it removes the files of processes that are gone (a
 previous run's) and keeps those of live ones (the worker's).
 
 The master migrates the database before it forks (``on_starting``), so no
-request ever does; the scheduled work runs in ``flask --app app aiops worker``
+request ever does; with the demo on, each worker starts the demo's external peer as it boots
+(``post_worker_init``), not inside a request; the scheduled work runs in ``flask --app app aiops worker``
 beside this server, never in its workers.
 """
 
@@ -63,3 +64,17 @@ def on_exit(server):
     from telemetry import metrics_dir
 
     metrics_dir.cleanup_master(os.environ, os.getpid())
+
+
+def post_worker_init(worker):
+    """With the demo on, its external peer (a process per worker: :mod:`simulation.external`)
+    starts now rather than inside the worker's first payment: a process started mid-request is a
+    latency spike the baselines would see."""
+    if "shop" not in getattr(worker.wsgi, "blueprints", {}):
+        return
+    from simulation import external
+
+    try:
+        external.stub_url()
+    except Exception:  # noqa: BLE001 - the first call will try again; the worker serves regardless
+        worker.log.exception("the demo's gateway stub did not start")

@@ -379,14 +379,17 @@ def test_real_incident_pages_in_the_browser(tmp_path):
         assert "of the blame lands on payment" in page.text_of(id="evidence")
         labels = [" ".join(t.split()) for t in page.texts_of_class("wf-label")][1:]  # [0]: axis
         # checkout calls inventory, then payment: siblings in start order, each call above its callee
+        # (each calls the demo's external peer, seen only through that CLIENT span)
         assert labels == ["shop checkout 200", "shop → inventory 200", "shop inventory 200",
-                          "shop → payment 200", "shop payment 200 1 log"], labels
+                          "shop → gateway stock 200", "shop → payment 200", "shop payment 200 1 log",
+                          "shop → gateway charge 200"], labels
         # payment logged the fault as a WARN (the demo's own logs): marked on its span, listed under it
         [warned] = page.texts_of_class("wf-log")
         assert warned == "WARN payment: slow backend, 600 ms spent waiting", warned
         assert any("slow backend" in line for line in page.texts_of_class("trace-log"))
         rows = page.elements_with_class("wf-span")
-        assert [("wf-culprit" in attrs["class"]) for _, attrs in rows] == [False, False, False, True, True]
+        culprit = [("wf-culprit" in attrs["class"]) for _, attrs in rows]
+        assert culprit == [False, False, False, False, True, True, False], rows
         assert "detected" in page.text_of(id="timeline")
         report = incident["report"]
         assert report["summary"] and " ".join(report["summary"].split()) in page.text_of(id="report")
