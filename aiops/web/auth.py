@@ -24,7 +24,7 @@ import secrets
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import abort, g, request
+from flask import abort, g, make_response, render_template, request
 
 from aiops.settings import current_settings
 from telemetry.tokens import presented, secret_equal
@@ -103,6 +103,17 @@ def set_csrf_cookie(response, token: str):
     response.set_cookie(CSRF_COOKIE, token, path="/", httponly=True, samesite="Strict",
                         secure=request.is_secure)
     return response
+
+
+def form_page(template: str, notices: dict[str, str], **context):
+    """A page with forms: rendered with this browser's CSRF token (and whether the API token must
+    be typed in, and the notice of what the last post did), never cached, the cookie set."""
+    token = csrf_token()
+    html = render_template(template, csrf_token=token, token_required=bool(current_settings().api_token),
+                           notice=notices.get(request.args.get("done", "")), **context)
+    response = make_response(html)
+    response.headers["Cache-Control"] = "no-store"  # the page carries this browser's CSRF token
+    return set_csrf_cookie(response, token)
 
 
 def check_form() -> None:

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import WHOLE_SERVICE, Key, Thresholds
@@ -225,9 +225,8 @@ def incident_page(incident_id: str):
     trace_logs = [log_service.line_view(r) for r in lines]
     waterfall.mark_logs(rows, trace_logs)
     total = waterfall.total_ms(rows)
-    csrf = auth.csrf_token()
-    html = render_template(
-        "incident.html",
+    return auth.form_page(
+        "incident.html", NOTICES,
         incident=incident,
         data=data,
         summary=anomaly_summary(data["anomalies"], root),
@@ -241,13 +240,7 @@ def incident_page(incident_id: str):
         trace_ms=total,
         ticks=waterfall.ticks(total),
         now=time.time(),
-        csrf_token=csrf,
-        token_required=bool(current_settings().api_token),
-        notice=NOTICES.get(request.args.get("done", "")),
     )
-    response = make_response(html)
-    response.headers["Cache-Control"] = "no-store"  # the page carries this browser's CSRF token
-    return auth.set_csrf_cookie(response, csrf)
 
 
 @bp.get("/logs")

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, jsonify, redirect, request, url_for
 
-from aiops.settings import current_settings
 from aiops.silences import InvalidSilence, matchers, specs
 from aiops.silences import service as silence_service
 from aiops.store.models import iso
@@ -91,23 +90,16 @@ def prefill(args) -> tuple[dict[str, str], str | None]:
 @pages.get("/silences")
 def silences_page():
     now = time.time()
-    csrf = auth.csrf_token()
     values, incident = prefill(request.args)
-    html = render_template(
-        "silences.html",
+    return auth.form_page(
+        "silences.html", NOTICES,
         silences=[_json(s, now) for s in silence_service.listed(now)],
         names=matchers.NAMES,
         values=values,
         incident=incident,
         durations=DURATIONS,
         default_duration=DEFAULT_DURATION,
-        csrf_token=csrf,
-        token_required=bool(current_settings().api_token),
-        notice=NOTICES.get(request.args.get("done", "")),
     )
-    response = make_response(html)
-    response.headers["Cache-Control"] = "no-store"  # the page carries this browser's CSRF token
-    return auth.set_csrf_cookie(response, csrf)
 
 
 def form_body(form, now: float) -> dict:
