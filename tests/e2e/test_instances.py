@@ -107,6 +107,9 @@ def _held_lease(engine, since: float) -> tuple[str, float, float]:
     raise AssertionError("no cycle claimed after the bulk insert")
 
 
+IN_FLIGHT = 1.0  # seconds for a statement sent before a SIGSTOP to be done on a loaded machine
+
+
 def _freeze_a_cycle_reading_bulk(engine, attempts: int = 5) -> tuple[str, float, float]:
     """Write bulk spans and freeze (SIGSTOP) the worker process whose cycle holds the lease while
     they are unread: (owner, lease_until, claimed_at). A frozen process never finishes its cycle,
@@ -119,6 +122,9 @@ def _freeze_a_cycle_reading_bulk(engine, attempts: int = 5) -> tuple[str, float,
         held = _held_lease(engine, inserted_at - INTERVAL)
         pid = int(held[0].rsplit(":", 1)[1])
         os.kill(pid, signal.SIGSTOP)
+        # A commit the process sent just before it stopped still lands: look once it would have
+        # (else the lease seen held may already be given back, and another cycle run in it).
+        time.sleep(IN_FLIGHT)
         if _state(engine) == held and _bulk_unread(engine):
             return held
         os.kill(pid, signal.SIGCONT)
