@@ -269,12 +269,6 @@ def for_endpoint(endpoint: str) -> dict | None:
     return data
 
 
-def network_delay_ms(endpoint: str) -> float:
-    """The delay the callers of ``endpoint`` add to their calls (0: none)."""
-    fault = for_endpoint(endpoint)
-    return fault["network_delay_ms"] if fault else 0.0
-
-
 def follow_cpu(app: Flask, force: bool = False) -> None:
     """Start or stop this process's CPU hog to match the stored fault (at most once a second
     unless ``force``); see :mod:`simulation.cpuhog`."""
