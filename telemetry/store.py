@@ -19,7 +19,7 @@ except ImportError:  # not POSIX: the processes of a server wait in SQLite's bus
 
 from sqlalchemy import Engine, case, delete, func, select, text
 
-from telemetry.columns import KIND_CLIENT, KIND_SERVER, LOG_FIELDS, SPAN_FIELDS
+from telemetry.columns import KIND_CLIENT, LOG_FIELDS, SPAN_FIELDS
 from telemetry.db import db, write_connection
 from telemetry.models import LogRecord, Span
 
@@ -212,14 +212,13 @@ def spans_by_id(ids: Iterable[int]) -> dict[int, SpanRow]:
     return rows
 
 
-def server_spans(trace_ids: Iterable[str], upto: int) -> list[SpanRow]:
-    """The SERVER span rows of the given traces stored up to id ``upto`` (the ``trace_id`` index)."""
+def earlier_spans(trace_ids: Iterable[str], upto: int) -> list[SpanRow]:
+    """The span rows of the given traces stored up to id ``upto`` (the ``trace_id`` index)."""
     ids = sorted(set(trace_ids))
     rows: list[SpanRow] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        rows += _span_rows(select(*_SPAN_COLUMNS).where(
-            _T.c.trace_id.in_(chunk), _T.c.id <= upto, _T.c.kind == KIND_SERVER))
+        rows += _span_rows(select(*_SPAN_COLUMNS).where(_T.c.trace_id.in_(chunk), _T.c.id <= upto))
     return rows
 
 

@@ -48,6 +48,10 @@ QUIET_SERIES = 20  # values a series may have judged (over its windows) to have 
 # An entry judged on this many spans whose own work did not move is proof that its service's
 # process is not starved: the service's shifted entries are faults of their own, not one slowdown.
 BUSY_ENTRY = 10
+# An entry judged on fewer spans (at least this many) is that proof too when none of them was
+# strongly slow: a starved process leaves no entry untouched. Callers of a slow endpoint are seen
+# less often (they wait), so they are the entries a starved verdict must not outvote.
+UNTOUCHED_ENTRY = 5
 
 
 @dataclass
@@ -204,13 +208,16 @@ def _slowed_everywhere(self_shifts: Mapping[Key, Shift]) -> set[str]:
     """Services with two or more busy entries whose own work *every one* moved (most values above
     typical, a sign test): a starved process slows all of its endpoints, most of them too little
     to pass the evidence gate alone, while a fault in one endpoint leaves the others' own work as
-    it was."""
+    it was. An entry seen too few times for the sign test vetoes when it shows no slow value."""
     busy: dict[str, list[Shift]] = defaultdict(list)
+    untouched: set[str] = set()
     for key, shift in self_shifts.items():
         if shift.judged >= BUSY_ENTRY:
             busy[key[0]].append(shift)
+        elif shift.judged >= UNTOUCHED_ENTRY and not shift.strong and not shift.moved:
+            untouched.add(key[0])
     return {service for service, shifts in busy.items()
-            if len(shifts) >= 2 and all(shift.moved for shift in shifts)}
+            if service not in untouched and len(shifts) >= 2 and all(shift.moved for shift in shifts)}
 
 
 def _explain_away(ranked: list[Suspect]) -> list[Suspect]:

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 STATE_ID = 1
 MAX_SPANS_PER_CYCLE = 500_000
-MAX_CONTEXT_TRACES = 5_000  # traces whose earlier SERVER spans a cycle looks up for its calls
+MAX_CONTEXT_TRACES = 5_000  # traces whose earlier spans a cycle looks up (selftime.needs_context)
 MAX_PENDING, MAX_PENDING_SPANS = 200, 20  # series whose evidence is carried, and spans per series
 PENDING_WINDOWS = 4  # evidence adds up over at most this many detection intervals
 
@@ -106,7 +106,7 @@ def _pending_in(saved: list | None, now: float, horizon: float) -> tuple[dict, d
         names.update({(rows[i].trace_id, rows[i].span_id): name
                       for i, *_, name in e["strong"] if name and i in rows})
         key = tuple(e["key"])
-        verdicts[key] = lb.Shift(key, e["judged"], e["expected"], e["power"], strong)
+        verdicts[key] = lb.Shift(key, e["judged"], e["expected"], e["power"], strong, e.get("above", 0))
     return verdicts, names
 
 
@@ -117,7 +117,7 @@ def _pending_out(pending: dict, names: dict, saved: list | None, now: float) -> 
     kept = sorted(pending.items(), key=lambda kv: -kv[1].score)[:MAX_PENDING]
     return [{
         "key": list(key), "since": min(since.get(key, now), v.onset or now),
-        "judged": v.judged, "expected": v.expected, "power": v.power,
+        "judged": v.judged, "expected": v.expected, "power": v.power, "above": v.above,
         "strong": [[s.id, value, typical, z, names.get((s.trace_id, s.span_id))]
                    for s, value, typical, z in v.strong[-MAX_PENDING_SPANS:]],
     } for key, v in kept]
@@ -239,8 +239,8 @@ def _assess(window: list, cursor: int, state, signal_baselines: dict, rules: lb.
             settings: Settings) -> tuple[evidence.Assessment, list | None]:
     """The window's evidence (self time, durations, calls), the earlier SERVER spans of its traces
     and the evidence carried from the last windows included; and that carried evidence as stored."""
-    traces = sorted(st.unmatched_calls(window))[:MAX_CONTEXT_TRACES]
-    context = store.server_spans(traces, cursor) if traces else []
+    traces = sorted(st.needs_context(window, now - settings.detection_interval))[:MAX_CONTEXT_TRACES]
+    context = store.earlier_spans(traces, cursor) if traces else []
     horizon = PENDING_WINDOWS * settings.detection_interval
     saved = state.pending if state else None
     earlier, names = _pending_in(saved, now, horizon)

@@ -202,6 +202,22 @@ def test_two_slow_endpoints_of_one_service_stay_two_roots():
     assert shop.root_for(("shop", "/checkout")) == shop.key == ("shop", "/payment")
 
 
+def test_an_entry_seen_a_few_times_and_untouched_vetoes_a_starved_verdict():
+    """Payment and inventory slow in their own work and busy; checkout seen only 6 times (it waits
+    on them), its own work as it was: two faults, not a starved process, which leaves no entry
+    untouched."""
+    own = {"payment": 300.0, "inventory": 60.0}
+    spans = window(6, 5000.0, 23, own=own, topology=SHOP)
+    for node in ("payment", "inventory"):
+        spans += window(30, 5000.0, 24, own=own, topology={node: SHOP[node]})
+    found = evidence.assess(spans, SHOP_BASE, RULES)
+    checkout = found.own[("shop", "/checkout")]
+    assert evidence.UNTOUCHED_ENTRY <= checkout.judged < evidence.BUSY_ENTRY and not checkout.strong
+    assert all(v.moved for k, v in found.own.items() if k != ("shop", "/checkout"))
+    [shop] = found.suspects
+    assert not shop.wide
+
+
 def test_a_service_slowed_in_every_endpoint_is_one_whole_service_root():
     found = evidence.assess(window(40, 5000.0, 19, own={"checkout": 40.0, "payment": 60.0, "inventory": 50.0},
                                    topology=SHOP), SHOP_BASE, RULES).suspects

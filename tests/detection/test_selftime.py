@@ -59,6 +59,29 @@ def test_a_call_to_a_known_callee_is_an_edge_not_the_callers_own_work():
     assert [round(v, 6) for v in values[("self", "svc", "/order")]] == [20.0]
 
 
+def test_a_call_whose_callee_reports_later_is_not_the_callers_own_work():
+    """Each service exports in its own batches: one call's callee span is in the window, the
+    other's lands a cycle later. The second call is still an edge, not 3 s of the caller's work."""
+    def order(start: float):
+        root = span("/order", 3020.0, service="svc", start_time=start)
+        call = span("POST /pay", 3000.0, parent=root, service="svc", start_time=start + 0.01)
+        call.kind = KIND_CLIENT
+        return root, call
+
+    root, call = order(1000.0)
+    answered = span("/pay", 2990.0, service="payments", parent=call, start_time=1000.015)
+    late_root, late_call = order(1001.0)
+    index = st.SpanIndex([root, call, answered, late_root, late_call])
+    assert st.is_edge(index, late_call)
+    _, values = st.shifts(index, {}, RULES)
+    assert ("self", "svc", "POST /pay") not in values
+
+    # With no call of that operation answered, it is a call to an uninstrumented dependency: own work.
+    alone = st.SpanIndex([late_root, late_call])
+    assert not st.is_edge(alone, late_call)
+    assert ("self", "svc", "POST /pay") in st.shifts(alone, {}, RULES)[1]
+
+
 def _window(self_ms: float, n: int):
     spans = []
     for i in range(n):

@@ -101,3 +101,40 @@ def test_a_quiet_callee_delayed_once_per_window_is_found_in_the_second(app):
     assert found[0] == [], found  # one slow call: not enough alone
     network = [a for a in found[1] if a["message"].startswith("Network")]
     assert [(a["service"], a["endpoint"]) for a in network] == [("back", "/data")], found[1]
+
+
+def test_carried_evidence_keeps_its_sign_test(app):
+    """Carried to the next window, a verdict keeps how many of its values sat above typical: merged
+    without them, a starved entry's sign test would fail (34 judged, only this window's 16 above)."""
+    import json
+
+    from aiops.jobs.cycle import _pending_in, _pending_out
+
+    t = 4_000_000.0
+    rows = _rows(t, 3, 20.0)
+    with app.app_context():
+        store.insert_spans(db.engine, rows)
+        stored = store.spans_by_id(range(1, 10))
+        strong = [(s, 80.0, 20.0, 4.0) for s in stored.values() if s.service == "back"]
+        carried = lb.Shift(("back", "/data"), judged=18, expected=0.5, power=3.0, strong=strong, above=17)
+        saved = json.loads(json.dumps(_pending_out({carried.key: carried}, {}, None, t + 1)))
+        [back] = _pending_in(saved, t + 2, horizon=30.0)[0].values()
+    assert (back.judged, back.above, len(back.strong)) == (18, 17, 3)
+    assert back.moved
+
+
+def test_a_span_stored_a_cycle_after_its_children_keeps_its_own_time(app):
+    """A service exports its spans as they end: a long request's calls can land a batch (and a cycle)
+    before the request's own span. Judged without them, its self time would count the calls."""
+    from telemetry.columns import SPAN_FIELDS
+
+    service, kind = SPAN_FIELDS.index("service"), SPAN_FIELDS.index("kind")
+    t = 5_000_000.0
+    for w in range(6):
+        assert _cycle(app, _rows(t + 30 * w, 60, 20.0, seed=w), t + 30 * (w + 1))["anomalies"] == []
+    start = t + 180
+    rows = _rows(start, 60, 20.0, seed=7)
+    entries = [r for r in rows if r[service] == "front" and r[kind] == KIND_SERVER]
+    assert _cycle(app, [r for r in rows if r not in entries], start + 30)["anomalies"] == []
+    late = _cycle(app, entries, start + 60)
+    assert late["spans"] == 60 and late["anomalies"] == [], late["anomalies"]
