@@ -94,16 +94,18 @@ class SpanIndex:
         return span_key(self.entry_span(span))
 
 
-def needs_context(spans: Iterable, since: float) -> set[str]:
+def needs_context(spans: Iterable, since: float) -> list[str]:
     """Trace ids whose earlier-stored spans the window needs, linked as context: those of CLIENT
     spans with no SERVER child among ``spans`` (the callee's span may have landed first), and
     those of spans that began before ``since``, the last cycle: their children may have ended,
     and been stored, before it. Without them a long span's self time would count the children
-    it waited for (a checkout that waited 150 ms on inventory, then 1.5 s on payment)."""
+    it waited for (a checkout that waited 150 ms on inventory, then 1.5 s on payment). The calls'
+    traces come first: a cycle bounds how many it looks up."""
     spans = list(spans)
     called = {(s.trace_id, s.parent_span_id) for s in spans if s.kind == KIND_SERVER}
-    return {s.trace_id for s in spans
-            if s.start_time < since or (s.kind == KIND_CLIENT and (s.trace_id, s.span_id) not in called)}
+    calls = {s.trace_id for s in spans if s.kind == KIND_CLIENT and (s.trace_id, s.span_id) not in called}
+    early = {s.trace_id for s in spans if s.start_time < since} - calls
+    return sorted(calls) + sorted(early)
 
 
 def is_edge(index: SpanIndex, span) -> bool:

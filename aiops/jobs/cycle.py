@@ -239,7 +239,7 @@ def _assess(window: list, cursor: int, state, signal_baselines: dict, rules: lb.
             settings: Settings) -> tuple[evidence.Assessment, list | None]:
     """The window's evidence (self time, durations, calls), the earlier SERVER spans of its traces
     and the evidence carried from the last windows included; and that carried evidence as stored."""
-    traces = sorted(st.needs_context(window, now - settings.detection_interval))[:MAX_CONTEXT_TRACES]
+    traces = st.needs_context(window, now - settings.detection_interval)[:MAX_CONTEXT_TRACES]
     context = store.earlier_spans(traces, cursor) if traces else []
     horizon = PENDING_WINDOWS * settings.detection_interval
     saved = state.pending if state else None

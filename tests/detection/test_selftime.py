@@ -111,3 +111,16 @@ def test_spans_still_running_at_the_cycle_are_not_judged():
 
 def _log_stats(ms: float) -> tuple[float, float]:
     return math.log1p(ms), 0.04
+
+
+def test_the_traces_to_look_up_are_unanswered_calls_first_then_spans_begun_before_the_last_cycle():
+    old = span("/report", 5000.0, service="svc", start_time=990.0)  # began before the last cycle (995)
+    fresh = span("/order", 20.0, service="svc", start_time=999.0)
+    call = span("GET", 10.0, parent=fresh, service="svc", start_time=999.001)
+    call.kind = KIND_CLIENT  # its callee's span is not in the window
+    answered = span("/home", 30.0, service="svc", trace_id="f" * 32, start_time=999.0)
+    asked = span("GET", 10.0, parent=answered, service="svc", start_time=999.001)
+    asked.kind = KIND_CLIENT
+    callee = span("/price", 5.0, parent=asked, service="other", start_time=999.002)
+    assert st.needs_context([old, fresh, call, answered, asked, callee], since=995.0) == [
+        fresh.trace_id, old.trace_id]
