@@ -16,7 +16,7 @@ from aiops.logs import storage as logstate
 from aiops.store.models import LogMiner, LogState, LogTemplate
 from telemetry.db import db
 from telemetry.models import LogRecord
-from tests.conftest import dispose_app, make_app
+from tests.conftest import dispose_app, make_app, sqlite_only
 from tests.support.factories import insert_logs, log_row
 
 
@@ -179,6 +179,7 @@ def test_the_api_filters_lines_by_template_and_pages_the_templates(app, client):
     ("/aiops/logs/templates", {"cursor": "nope"}), ("/aiops/logs/templates", {"service": "a\x00b"}),
     ("/aiops/logs/templates", {"text": "x" * 201}),
 ])
+@sqlite_only
 def test_bad_template_parameters_are_400(client, path, args):
     r = client.get(path, query_string=args)
     assert r.status_code == 400 and r.get_json()["error"] == "Bad Request", args

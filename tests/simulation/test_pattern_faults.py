@@ -11,6 +11,7 @@ import requests
 
 from simulation import external
 from telemetry.columns import KIND_CLIENT, KIND_SERVER
+from tests.conftest import sqlite_only
 from tests.support.loopback import LoopbackServer, stored
 
 TOKEN = "s3cret-token"
@@ -38,6 +39,7 @@ def faults(client) -> list[dict]:
         ("/simulate/invalid?endpoint=payment&mode=html", "mode"),
     ],
 )
+@sqlite_only
 def test_bad_parameters_are_a_400_naming_the_field_and_change_nothing(client, path, field):
     response = client.post(path)
     assert response.status_code == 400, response.get_data(as_text=True)

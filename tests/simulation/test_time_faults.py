@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from simulation import faults
+from tests.conftest import sqlite_only
 
 BAD = [
     ("/simulate/degrade", "'endpoint'"),
@@ -32,6 +33,7 @@ def stored(client) -> list[dict]:
 
 
 @pytest.mark.parametrize(("path", "named"), BAD)
+@sqlite_only
 def test_bad_degrade_and_stop_are_a_400_naming_the_field(client, path, named):
     r = client.post(path)
     assert r.status_code == 400 and r.is_json, r.data[:200]

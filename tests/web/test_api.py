@@ -15,7 +15,7 @@ from aiops.settings import settings_of
 from aiops.store.models import CycleRequest, DetectionCycle
 from aiops.web import api
 from telemetry.db import db
-from tests.conftest import dispose_app, make_app
+from tests.conftest import dispose_app, make_app, sqlite_only
 
 TOKEN = "s3cret-token"
 
@@ -63,6 +63,7 @@ def test_unknown_incident_is_a_json_404(client):
 
 
 @pytest.mark.parametrize("path", ["/aiops/nope", "/aiops/incidents/x/y/z", "/simulate/nope"])
+@sqlite_only
 def test_unknown_api_route_is_a_json_404(client, path):
     assert_json_error(client.get(path), 404, "Not Found")
 
@@ -280,6 +281,7 @@ def test_injected_error_makes_the_endpoint_fail_with_json(client):
 
 
 @pytest.mark.parametrize("body", [[1], "lots", {"amount": "lots"}, {"amount": True}, {"amount": None}])
+@sqlite_only
 def test_shop_bodies_other_than_an_order_are_a_400(client, body):
     """A list once reached ``.get`` (a 500); a string amount was passed on to payment."""
     for path in ("/payment", "/checkout"):

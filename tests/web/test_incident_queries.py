@@ -14,7 +14,7 @@ from aiops.store.models import Notification
 from aiops.web import incident_queries as incident_service
 from aiops.web import pagination
 from telemetry.db import db
-from tests.conftest import dispose_app, make_app
+from tests.conftest import dispose_app, make_app, sqlite_only
 from tests.support.incident_rows import add_incidents
 
 TOKEN = "service-token"
@@ -108,6 +108,7 @@ def test_filters_narrow_the_lists_in_sql(app, client):
     "cursor=" + base64.urlsafe_b64encode(b'{"notifications":null}').decode(),
     "service=" + "x" * 600, "service=a%00b",
 ])
+@sqlite_only
 def test_bad_list_parameters_are_a_clear_400(client, query):
     r = client.get(f"/aiops/incidents?{query}")
     assert r.status_code == 400 and r.is_json
@@ -177,6 +178,7 @@ def test_notification_history_pages_with_a_cursor(app, client):
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "status=sent", "cursor=nope",
                                    "incident=a%00b"])
+@sqlite_only
 def test_bad_notification_parameters_are_a_400(client, query):
     r = client.get(f"/aiops/notifications?{query}")
     assert r.status_code == 400 and r.get_json()["error"] == "Bad Request"

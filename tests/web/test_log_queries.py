@@ -6,6 +6,7 @@ import pytest
 
 from telemetry.db import db
 from telemetry.store import insert_logs
+from tests.conftest import sqlite_only
 
 T = 1_760_000_000.0
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -72,6 +73,7 @@ def test_filters_and_pages(app, client):
     {"limit": "0"}, {"limit": "5000"},
     {"cursor": "nope"}, {"text": "x" * 201}, {"service": "a\x00b"},
 ])
+@sqlite_only
 def test_bad_values_are_400(client, args):
     r = client.get("/aiops/logs", query_string=args)
     assert r.status_code == 400 and r.get_json()["error"] == "Bad Request", args

@@ -11,6 +11,7 @@ import pytest
 
 from aiops.settings import reconfigure
 from aiops.store.models import iso
+from tests.conftest import sqlite_only
 from tests.support.factories import add_incident
 from tests.support.hostile_pages import HOSTILE_NAME, Page, assert_inert
 
@@ -80,6 +81,7 @@ def test_unknown_ids_are_404(client):
     ({"comment": "x" * 2001}, "'comment'"),
     ({"silence": True}, "'silence'"),
 ])
+@sqlite_only
 def test_bad_bodies_are_400_naming_the_field_and_store_nothing(client, body, field):
     response = create(client, **body)
     assert response.status_code == 400
@@ -89,6 +91,7 @@ def test_bad_bodies_are_400_naming_the_field_and_store_nothing(client, body, fie
 
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]", b'"text"'])
+@sqlite_only
 def test_a_body_that_is_no_json_object_is_400(client, raw):
     response = client.post("/aiops/silences", data=raw, content_type="application/json")
     assert response.status_code == 400 and "'body'" in response.get_json()["message"]

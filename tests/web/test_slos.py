@@ -8,6 +8,7 @@ import time
 import pytest
 
 from aiops.settings import reconfigure
+from tests.conftest import sqlite_only
 from tests.support.factories import insert_spans, span
 
 BODY = {"name": "checkout availability", "service": "shop", "endpoint": "checkout", "sli": "availability",
@@ -75,6 +76,7 @@ def test_get_shows_the_evaluation_of_the_stored_spans(app, client):
     ({"window_days": 0}, "window_days"),
     ({"window_days": 7.5}, "window_days"),
 ])
+@sqlite_only
 def test_a_wrong_body_is_a_400_naming_the_field(client, change, field):
     response = client.post("/aiops/slos", json={**BODY, **change})
     assert response.status_code == 400
