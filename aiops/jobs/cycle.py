@@ -237,7 +237,7 @@ def _detect(settings: Settings, now: float) -> _Findings:
 
 def _assess(window: list, cursor: int, state, signal_baselines: dict, rules: lb.Rules, now: float,
             settings: Settings) -> tuple[evidence.Assessment, list | None]:
-    """The window's evidence (self time, durations, calls), the earlier SERVER spans of its traces
+    """The window's evidence (self time, durations, calls), the earlier-stored spans of its traces
     and the evidence carried from the last windows included; and that carried evidence as stored."""
     traces = st.needs_context(window, now - settings.detection_interval)[:MAX_CONTEXT_TRACES]
     context = store.earlier_spans(traces, cursor) if traces else []
