@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 
 from aiops.detection.robust import LogBaseline, Rules, Shift, judge_all
 from telemetry.columns import KIND_CLIENT, KIND_SERVER
@@ -64,8 +65,12 @@ class SpanIndex:
             self.by_id[(s.trace_id, s.span_id)] = s
             if s.parent_span_id:
                 self.children[(s.trace_id, s.parent_span_id)].append(s)
-        # CLIENT operations (service, name) seen reaching an instrumented callee.
-        self.answered: set[Key] = {
+
+    @cached_property
+    def answered(self) -> set[Key]:
+        """CLIENT operations (service, name) seen reaching an instrumented callee (for
+        :func:`is_edge`; computed once, and only by the index that judges self time)."""
+        return {
             span_key(self.by_id[ref]) for ref, kids in self.children.items()
             if ref in self.by_id and self.by_id[ref].kind == KIND_CLIENT
             and any(k.kind == KIND_SERVER for k in kids)
