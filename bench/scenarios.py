@@ -388,7 +388,7 @@ def print_summary(rows: list[dict]) -> None:
               f"| {r['seconds_per_run']:.1f} |")
 
 
-def _interrupted(signum, frame):
+def interrupted(signum, frame):
     raise KeyboardInterrupt  # SIGTERM as Ctrl-C: the context managers stop every child process
 
 
@@ -409,7 +409,7 @@ def main() -> int:
                      else "nothing to run")
     if args.database_url and sa.engine.make_url(args.database_url).host not in LOOPBACK:
         parser.error("--database-url must point at a loopback address")
-    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
 
     results: list[dict] = []
     warm_ups: dict[str, dict] = {}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -90,8 +91,13 @@ def main() -> int:
     args = parser.parse_args()
     if args.minutes <= 0 or args.interval <= 0:
         parser.error("--minutes and --interval must be positive")
-    with tempfile.TemporaryDirectory(prefix="aiops-bench-steady-") as tmp:
-        result = run(args, Path(tmp))
+    signal.signal(signal.SIGTERM, sc.interrupted)  # the stack's context managers stop gunicorn and the worker
+    try:
+        with tempfile.TemporaryDirectory(prefix="aiops-bench-steady-") as tmp:
+            result = run(args, Path(tmp))
+    except KeyboardInterrupt:
+        print("interrupted: nothing to report", flush=True)
+        return 130
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     print(f"\n| minutes | interval (s) | cycles | requests | incidents | SLO alerts |\n"

@@ -48,9 +48,10 @@ QUIET_SERIES = 20  # values a series may have judged (over its windows) to have 
 # An entry judged on this many spans whose own work did not move is proof that its service's
 # process is not starved: the service's shifted entries are faults of their own, not one slowdown.
 BUSY_ENTRY = 10
-# An entry judged on fewer spans (at least this many) is that proof too when none of them was
-# strongly slow: a starved process leaves no entry untouched. Callers of a slow endpoint are seen
-# less often (they wait), so they are the entries a starved verdict must not outvote.
+# An entry judged on fewer spans (at least this many) is that proof too when its values did not
+# move and fewer than ``Rules.min_strong`` were strongly slow: a starved process leaves no entry
+# untouched. Callers of a slow endpoint are seen less often (they wait), so they are the entries a
+# starved verdict must not outvote.
 UNTOUCHED_ENTRY = 5
 
 
@@ -164,6 +165,7 @@ def rank(
     significant: set,
     endpoints: Mapping[tuple[str, str], str],
     entry: Callable[[object], Key],
+    rules: Rules,
 ) -> list[Suspect]:
     """Suspects best first. ``*_shifts`` hold every judged series; ``significant`` names the keys
     (entry keys and edge keys) that passed the evidence gate; ``endpoints`` names the callee
@@ -174,7 +176,7 @@ def rank(
         if signal.weight > 0:
             suspects.setdefault(service, Suspect(service)).signals.append(signal)
 
-    starved = _slowed_everywhere(self_shifts)
+    starved = _slowed_everywhere(self_shifts, rules.min_strong)
     for key, shift in self_shifts.items():
         # A starved service's entries are evidence together even where each alone is below the gate.
         if key in significant or (key[0] in starved and shift.strong):
@@ -204,20 +206,24 @@ def rank(
     return _explain_away(sorted(suspects.values(), key=lambda s: (-s.score, s.service)))
 
 
-def _slowed_everywhere(self_shifts: Mapping[Key, Shift]) -> set[str]:
+def _slowed_everywhere(self_shifts: Mapping[Key, Shift], min_strong: int) -> set[str]:
     """Services with two or more busy entries whose own work *every one* moved (most values above
-    typical, a sign test): a starved process slows all of its endpoints, most of them too little
-    to pass the evidence gate alone, while a fault in one endpoint leaves the others' own work as
-    it was. An entry seen too few times for the sign test vetoes when it shows no slow value."""
+    typical, a sign test) with ``min_strong`` strongly slow values or more: a starved process
+    slows all of its endpoints, most of them too little to pass the evidence gate alone, while a
+    fault in one endpoint leaves the others' own work as it was. Slightly slower everywhere is
+    not starved: threads held by a slow call make the others' own work a little slower, with no
+    value strongly slow. An entry seen too few times for the sign test vetoes when it shows
+    fewer than ``min_strong`` slow values."""
     busy: dict[str, list[Shift]] = defaultdict(list)
     untouched: set[str] = set()
     for key, shift in self_shifts.items():
         if shift.judged >= BUSY_ENTRY:
             busy[key[0]].append(shift)
-        elif shift.judged >= UNTOUCHED_ENTRY and not shift.strong and not shift.moved:
+        elif shift.judged >= UNTOUCHED_ENTRY and len(shift.strong) < min_strong and not shift.moved:
             untouched.add(key[0])
     return {service for service, shifts in busy.items()
-            if service not in untouched and len(shifts) >= 2 and all(shift.moved for shift in shifts)}
+            if service not in untouched and len(shifts) >= 2
+            and all(shift.moved and len(shift.strong) >= min_strong for shift in shifts)}
 
 
 def _explain_away(ranked: list[Suspect]) -> list[Suspect]:
@@ -269,7 +275,7 @@ def assess(window: list, baselines: Mapping[tuple, LogBaseline], rules: Rules,
         verdicts[key] = verdicts[key].merge(shift) if key in verdicts else shift
     significant = {k for verdicts in (own, edge) for k, v in verdicts.items() if v.significant(rules)}
     names = {**(earlier_names or {}), **edges.callee_endpoints(calls)}
-    suspects = rank(own, edge, significant, names, index.entry)
+    suspects = rank(own, edge, significant, names, index.entry, rules)
     # A series whose values were strongly slow in a significant verdict must not learn them.
     skip = {("self", *span_key(sp)) for k in significant if k in own for sp in own[k].spans()}
     skip |= {k for k in significant if k in edge}

@@ -277,12 +277,27 @@ def test_trace_and_log_suspects_share_score_lead_and_onset():
     assert evidence.Suspect("idle").onset is None and LogSuspect("idle").score == 0
 
 
-def test_a_hog_that_moves_every_endpoint_a_little_and_one_past_the_gate_is_the_whole_service():
-    """A starved process: every endpoint's own work a little slower (most values above typical, too
-    few strongly slow to pass the gate alone), one endpoint past it."""
+def test_every_endpoint_a_little_slower_and_one_past_the_gate_is_that_endpoint_not_a_starved_service():
+    """Every endpoint's own work moved (most values above typical) but only payment's strongly: a
+    fault of payment, the others slowed a little by the load it holds. A starved process slows
+    every endpoint's own work by a like factor, strongly in each."""
     found = evidence.assess(window(40, 5000.0, 22, own={"checkout": 3.0, "payment": 60.0, "inventory": 3.0},
                                    topology=SHOP), SHOP_BASE, RULES)
     assert [k for k, v in found.own.items() if v.significant(RULES)] == [("shop", "/payment")]
     assert all(v.moved for v in found.own.values())
+    assert all(len(v.strong) < RULES.min_strong for k, v in found.own.items() if k != ("shop", "/payment"))
     [shop] = found.suspects
-    assert shop.wide and shop.key == ("shop", WHOLE_SERVICE)
+    assert not shop.wide and shop.key == ("shop", "/payment")
+
+
+def test_two_slow_endpoints_and_their_caller_a_little_slower_stay_two_roots():
+    """Payment and inventory slow in their own work; checkout, which waits on both, a little slower in
+    its own (every value above typical, none strongly): two faults, not a starved process."""
+    found = evidence.assess(window(40, 5000.0, 25, own={"checkout": 2.0, "payment": 300.0, "inventory": 60.0},
+                                   topology=SHOP), SHOP_BASE, RULES)
+    checkout = found.own[("shop", "/checkout")]
+    assert checkout.judged >= evidence.BUSY_ENTRY and checkout.moved
+    assert len(checkout.strong) < RULES.min_strong
+    [shop] = found.suspects
+    assert not shop.wide
+    assert shop.root_for(("shop", "/inventory")) == ("shop", "/inventory")
