@@ -72,12 +72,17 @@ class Breaker:
 class Pending:
     """The bounded in-memory buffer: batches of span rows in arrival order, at most ``max_spans``
     spans and none older than ``max_age`` seconds. What does not fit is handed back (oldest first)
-    for the fallback file; nothing here is ever dropped silently."""
+    for the fallback file; nothing here is ever dropped silently.
+
+    The batch being sent (:meth:`peek` to :meth:`done` or :meth:`release`) is never handed back:
+    spans arriving meanwhile push out the batches behind it, so it is neither lost nor sent twice
+    (it may then reach the receiver after those, the one case where order is not kept)."""
 
     def __init__(self, max_spans: int = 10_000, max_age: float = 300.0, batch_size: int = 512):
         self.max_spans, self.max_age, self.batch_size = max_spans, max_age, batch_size
         self._batches: deque[tuple[float, list[tuple]]] = deque()
         self.spans = 0
+        self._held = False  # the first batch is being sent
 
     def __len__(self) -> int:
         return len(self._batches)
@@ -89,32 +94,47 @@ class Pending:
             self._batches.append((now, chunk))
             self.spans += len(chunk)
         out = []
-        while self.spans > self.max_spans and self._batches:
-            out.append(self._pop())
+        keep = 1 if self._held else 0
+        while self.spans > self.max_spans and len(self._batches) > keep:
+            out.append(self._pop(keep))
         return out
 
     def expired(self, now: float) -> list[list[tuple]]:
         """The batches older than ``max_age``, taken out (oldest first)."""
         out = []
-        while self._batches and now - self._batches[0][0] > self.max_age:
-            out.append(self._pop())
+        keep = 1 if self._held else 0
+        while len(self._batches) > keep and now - self._batches[keep][0] > self.max_age:
+            out.append(self._pop(keep))
         return out
 
     def take_all(self) -> list[list[tuple]]:
         out = []
-        while self._batches:
-            out.append(self._pop())
+        while len(self._batches) > (1 if self._held else 0):
+            out.append(self._pop(1 if self._held else 0))
         return out
 
     def peek(self) -> list[tuple] | None:
-        return self._batches[0][1] if self._batches else None
+        """The first batch, now held for sending (until :meth:`done` or :meth:`release`)."""
+        if not self._batches:
+            return None
+        self._held = True
+        return self._batches[0][1]
 
     def done(self) -> list[tuple]:
-        """The first batch was exported: remove it."""
-        return self._pop()
+        """The held batch was exported: remove it."""
+        self._held = False
+        return self._pop(0)
 
-    def _pop(self) -> list[tuple]:
-        _, batch = self._batches.popleft()
+    def release(self) -> None:
+        """The held batch was not exported: it stays first, and may be handed back again."""
+        self._held = False
+
+    def _pop(self, index: int) -> list[tuple]:
+        if index == 0:
+            _, batch = self._batches.popleft()
+        else:
+            _, batch = self._batches[index]
+            del self._batches[index]
         self.spans -= len(batch)
         return batch
 

@@ -185,6 +185,8 @@ class Exporter:
         if batch is None:
             return IDLE
         self._attempt(batch, self._memory_done, now)
+        with self._lock:
+            self.pending.release()  # a no-op after done(); after a failure the batch may spill again
         return 0.0
 
     def _memory_done(self) -> None:

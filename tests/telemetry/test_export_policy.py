@@ -85,6 +85,21 @@ def test_the_buffer_hands_back_batches_older_than_its_age_limit():
     assert pending.take_all() == [rows(2, start=3)] and pending.spans == 0
 
 
+def test_the_batch_being_sent_is_never_handed_back():
+    pending = Pending(max_spans=8, max_age=10, batch_size=4)
+    pending.add(rows(8), now=0)
+    sending = pending.peek()
+    assert sending == rows(4)
+    out = pending.add(rows(4, start=8), now=1)  # overflow while the first batch is in flight
+    assert out == [rows(4, start=4)]  # the one behind it goes, not the one being sent
+    assert pending.expired(100) == [rows(4, start=8)] and pending.take_all() == []
+    assert pending.done() == sending and pending.spans == 0
+    pending.add(rows(4), now=0)
+    pending.peek()
+    pending.release()  # a failed send: it may be handed back now
+    assert pending.expired(100) == [rows(4)]
+
+
 def test_health_verdicts():
     assert policy.verdict(Figures()) == ("healthy", [])
     status, issues = policy.verdict(Figures(consecutive_failures=2, last_failure=5.0))
