@@ -88,6 +88,8 @@ class Exporter:
         self._spill: list[list[tuple]] = []
         self._wake = threading.Event()
         self._pid: int | None = None if thread else os.getpid()  # no thread: the caller steps it (tests)
+        if thread:  # registered now, so it runs after the span writer's last flush (atexit is LIFO)
+            atexit.register(self.close)
         self._retry_at = 0.0
         self.exported = self.retried = self.dropped = 0
         self.last_success = self.last_failure = self.last_drop = None
@@ -116,7 +118,6 @@ class Exporter:
             self._pid = os.getpid()
             thread = threading.Thread(target=self._run, name="aiops-otlp-export", daemon=True)
             thread.start()
-            atexit.register(self.close)
 
     def start(self) -> None:
         if self._pid != os.getpid():
@@ -125,6 +126,9 @@ class Exporter:
     def close(self, wait: float = 2.0) -> None:
         """At exit: what memory still holds goes to the fallback file, for the next process to send
         (it adopts this one's folder). Waits at most ``wait`` seconds for a send in progress."""
+        with self._lock:
+            if not self._spill and not self.pending.spans:
+                return  # nothing to keep (and no folder made by a process that never exported)
         if not self._io.acquire(timeout=wait):
             log.warning("export: exiting during a send; %d spans in memory are lost", self.pending.spans)
             return
