@@ -50,16 +50,16 @@ def build(settings, instance_path: str) -> Exporter | None:
     url = traces_url(endpoint)
     made = []
 
-    def send(spans) -> tuple[bool, str | None]:
+    def send(spans) -> tuple[bool, str | None, int | None]:
         from opentelemetry.sdk.trace.export import SpanExportResult
 
         if not made:  # built in the sender thread, after any fork
             made.extend(make_otlp_exporter(url, settings.export_otlp_headers, settings.export_otlp_timeout,
                                            settings.export_otlp_compression))
         otlp_exporter, session = made
-        session.last_error = None
+        session.last_error = session.last_status = None
         ok = otlp_exporter.export(spans) == SpanExportResult.SUCCESS
-        return ok, None if ok else session.last_error
+        return ok, None if ok else session.last_error, session.last_status
 
     folder = settings.export_fallback_dir or os.path.join(instance_path, "export-fallback")
     exporter = Exporter(

@@ -34,6 +34,9 @@ from telemetry.export.spans import json_line, readable_spans, rows_of_line
 
 log = logging.getLogger(__name__)
 IDLE = 1.0  # seconds the thread sleeps when it has nothing due (ages are checked at least this often)
+# Answers that say a batch will never be accepted (OTLP/HTTP: 400 is not to be retried; 413 too
+# large). 401/403 are not among them: a wrong token is fixed by its owner, and the spans wait.
+REFUSED = frozenset({400, 413})
 
 
 def _recording_session():
@@ -43,13 +46,16 @@ def _recording_session():
 
     class RecordingSession(requests.Session):
         last_error: str | None = None
+        last_status: int | None = None
 
         def request(self, method, url, *args, **kwargs):
+            self.last_status = None
             try:
                 response = super().request(method, url, *args, **kwargs)
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 raise
+            self.last_status = response.status_code
             if response.status_code >= 400:
                 self.last_error = f"HTTP {response.status_code} {response.reason}: {response.text[:200]}"
             return response
@@ -74,11 +80,11 @@ class Exporter:
     """One process's export: :meth:`submit` from the recording side, :meth:`step` in the thread
     (tests call it themselves with ``thread=False`` and a fake clock), :meth:`figures` for health."""
 
-    def __init__(self, send: Callable[[list], tuple[bool, str | None]], fallback: Fallback, *,
+    def __init__(self, send: Callable[[list], tuple[bool, str | None, int | None]], fallback: Fallback, *,
                  pending: policy.Pending, backoff: policy.Backoff, breaker: policy.Breaker,
                  secrets: tuple[str, ...] = (), clock: Callable[[], float] = time.time, endpoint: str = "",
                  thread: bool = True):
-        self._send = send  # ReadableSpans -> (exported?, the error if not)
+        self._send = send  # ReadableSpans -> (exported?, the error if not, the HTTP status)
         self.fallback, self.pending, self.backoff, self.breaker = fallback, pending, backoff, breaker
         self.secrets, self.clock, self.endpoint = secrets, clock, endpoint
         self.blackout: Callable[[], float | None] = lambda: None  # until when a simulated failure lasts
@@ -188,9 +194,11 @@ class Exporter:
             batch = self.pending.peek()
         if batch is None:
             return IDLE
-        self._attempt(batch, self._memory_done, now)
-        with self._lock:
-            self.pending.release()  # a no-op after done(); after a failure the batch may spill again
+        try:
+            self._attempt(batch, self._memory_done, now)
+        finally:
+            with self._lock:
+                self.pending.release()  # a no-op after done(); after a failure the batch may spill again
         return 0.0
 
     def _memory_done(self) -> None:
@@ -211,7 +219,14 @@ class Exporter:
     def _attempt(self, rows: list[tuple], done: Callable[[], None], now: float) -> None:
         if self._failed_before:
             self.retried += 1
-        ok, error = self._try(rows, now)
+        ok, error, refused = self._try(rows, now)
+        if refused:  # the endpoint will never take this batch (400, 413): retrying would block the rest
+            done()
+            self.dropped += len(rows)
+            self.last_drop = self.last_failure = self.clock()
+            self.last_error = policy.scrub(error, self.secrets)
+            log.warning("export: %d spans refused by the endpoint, dropped: %s", len(rows), self.last_error)
+            return
         if ok:
             done()
             self.exported += len(rows)
@@ -229,15 +244,16 @@ class Exporter:
         else:
             self._retry_at = self.last_failure + self.backoff.delay(self.breaker.failures)
 
-    def _try(self, rows: list[tuple], now: float) -> tuple[bool, str]:
+    def _try(self, rows: list[tuple], now: float) -> tuple[bool, str, bool]:
+        """(exported, the error, whether the endpoint refused the batch for good)."""
         until = self.blackout()
         if until is not None and until > now:
-            return False, "simulated collector failure (POST /simulate/collector-failure)"
+            return False, "simulated collector failure (POST /simulate/collector-failure)", False
         try:
-            ok, error = self._send(readable_spans(rows))
+            ok, error, status = self._send(readable_spans(rows))
         except Exception as exc:  # noqa: BLE001 - any exporter failure is a failed attempt
-            return False, f"{type(exc).__name__}: {exc}"
-        return ok, error or f"export to {self.endpoint} failed"
+            return False, f"{type(exc).__name__}: {exc}", False
+        return ok, error or f"export to {self.endpoint} failed", not ok and status in REFUSED
 
     # --- what the health route and /metrics read ---
 

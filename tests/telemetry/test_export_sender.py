@@ -22,15 +22,19 @@ class Endpoint:
 
     def __init__(self):
         self.down = False
+        self.refuse = 0  # batches to answer 400
         self.received: list[str] = []
         self.calls = 0
 
-    def send(self, spans) -> tuple[bool, str | None]:
+    def send(self, spans) -> tuple[bool, str | None, int | None]:
         self.calls += 1
+        if self.refuse:
+            self.refuse -= 1
+            return False, "HTTP 400 Bad Request: invalid span", 400
         if self.down:
-            return False, "ConnectionError: refused (Authorization: Bearer tok-123)"
+            return False, "ConnectionError: refused (Authorization: Bearer tok-123)", None
         self.received += [f"{s.context.span_id:016x}" for s in spans]
-        return True, None
+        return True, None, 200
 
 
 class Clock:
@@ -202,6 +206,17 @@ def test_what_memory_holds_at_exit_is_sent_by_the_next_process(tmp_path):
     second = exporter(tmp_path, endpoint, clock)  # same pid here: it adopts its own folder's files
     drain(second, clock, 10)
     assert endpoint.received == [row(i)[1] for i in range(7)]
+
+
+def test_a_batch_the_endpoint_refuses_is_dropped_not_retried_forever(tmp_path):
+    endpoint, clock = Endpoint(), Clock()
+    endpoint.refuse = 1
+    exp = exporter(tmp_path, endpoint, clock, max_spans=100)
+    exp.submit([row(i) for i in range(25)])  # batches of 10: the first is refused
+    drain(exp, clock, 10)
+    assert endpoint.received == [row(i)[1] for i in range(10, 25)]
+    f = exp.figures()
+    assert (f.dropped, f.exported, f.consecutive_failures) == (10, 15, 0) and "400" in f.last_error
 
 
 def test_submit_never_raises(tmp_path):
