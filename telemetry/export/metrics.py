@@ -19,7 +19,8 @@ class _Metrics:
         from prometheus_client import Counter, Gauge
 
         self.spans = Counter("aiops_export_spans", "Spans of the OTLP export by outcome: exported (the "
-                             "endpoint accepted them), dropped (fallback file full or unwritable)",
+                             "endpoint accepted them), dropped (refused with 400/413, or the fallback "
+                             "file full or unwritable)",
                              ["outcome"], registry=None)
         self.retried = Counter("aiops_export_retries", "Export attempts that repeated a failed one",
                                registry=None)

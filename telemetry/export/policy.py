@@ -178,7 +178,8 @@ def verdict(figures: Figures) -> tuple[str, list[str]]:
         issues.append(f"export buffer {figures.queued}/{figures.capacity} spans")
     if figures.dropped and figures.last_drop is not None and (
             figures.last_success is None or figures.last_drop >= figures.last_success):
-        issues.append(f"{figures.dropped} spans dropped (fallback file full or not writable)")
+        issues.append(f"{figures.dropped} spans dropped (refused by the endpoint, or the fallback file "
+                      "full or not writable)")
     if figures.breaker_state != CLOSED:
         return "failing", issues
     return ("degraded" if issues else "healthy"), issues
