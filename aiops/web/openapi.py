@@ -228,9 +228,9 @@ def _product_paths() -> dict:
                           "400": error(400)},
         }},
         "/telemetry/health": {"get": {
-            "summary": "The OTLP export's state in the answering process (AIOPS_EXPORT_OTLP_ENDPOINT)",
+            "summary": "The OTLP export's state (AIOPS_EXPORT_OTLP_ENDPOINT), over every process",
             "description": "Always 200: status healthy, degraded or failing, with the issues and the "
-                           "resilience figures. /metrics has the same figures summed over processes.",
+                           "resilience figures (the same values as aiops_export_* on /metrics).",
             "responses": {**ok(ref("TelemetryHealth")), "400": error(400)},
         }},
         "/openapi.json": {"get": {

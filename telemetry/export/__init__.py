@@ -11,8 +11,7 @@ Tempo, another instance of this product).
 
 Spans are handed over *after* they are stored (the span writer's batch, an ingested batch), so the
 receiver gets the spans the product stored, with their ids and times. Each process exports its own
-spans (gunicorn workers, the demo); ``GET /telemetry/health`` shows the answering process, ``/metrics``
-sums them all.
+spans (gunicorn workers, the demo); ``GET /telemetry/health`` and ``/metrics`` speak for them all.
 """
 
 from __future__ import annotations

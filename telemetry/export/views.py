@@ -1,5 +1,6 @@
-"""``GET /telemetry/health``: the export pipeline's state in this process (the design's health
-shape: ``status``, ``healthy``, ``issues``, ``resilience_metrics``)."""
+"""``GET /telemetry/health``: the export pipeline's state (the design's health shape: ``status``,
+``healthy``, ``issues``, ``resilience_metrics``), over every process of the installation
+(:func:`telemetry.export.metrics.installation`); ``last_error`` is the answering process's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify
 
-from telemetry.export import exporter_of, policy
+from telemetry.export import exporter_of, metrics, policy
 
 bp = Blueprint("telemetry_health", __name__)
 
@@ -23,7 +24,7 @@ def health_document(exporter) -> dict:
         return {"status": "healthy", "healthy": True, "export": "disabled",
                 "message": "export is not configured (AIOPS_EXPORT_OTLP_ENDPOINT is unset)",
                 "issues": [], "resilience_metrics": _figures(policy.Figures())}
-    figures = exporter.figures()
+    figures = metrics.installation(exporter.figures())
     status, issues = policy.verdict(figures)
     return {
         "status": status,
