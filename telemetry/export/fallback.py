@@ -61,16 +61,20 @@ class Fallback:
         self._adopt()
 
     def _adopt(self) -> None:
-        """Take over the files of processes that are gone (and this pid's own, after a restart)."""
-        for other in sorted(self.root.iterdir()):
-            if not other.is_dir() or not other.name.isdigit():
-                continue
+        """Take over the files of processes that are gone (and this pid's own, after a restart: a
+        container's pids repeat), renamed in order after any already here."""
+        others = sorted((p for p in self.root.iterdir() if p.is_dir() and p.name.isdigit()),
+                        key=lambda p: (p != self.folder, int(p.name)))
+        for other in others:
             if other != self.folder and _alive(int(other.name)):
                 continue
             for path in sorted(other.glob("*" + SUFFIX)):
-                text = path.read_text(encoding="utf-8", errors="replace")
                 target = self._next_path()
-                path.replace(target)
+                try:
+                    path.replace(target)
+                except FileNotFoundError:  # another process adopted it first
+                    continue
+                text = target.read_text(encoding="utf-8", errors="replace")
                 self._files.append([target, len(text.encode()), spans_in(text)])
                 self.bytes += self._files[-1][1]
             if other != self.folder:
@@ -80,8 +84,11 @@ class Fallback:
                     pass
 
     def _next_path(self) -> Path:
-        self._seq += 1
-        return self.folder / f"{self._seq:08d}{SUFFIX}"
+        while True:
+            self._seq += 1
+            path = self.folder / f"{self._seq:08d}{SUFFIX}"
+            if not path.exists():
+                return path
 
     def __bool__(self) -> bool:
         return bool(self._files)

@@ -4,6 +4,7 @@ clock and a fake endpoint: no thread, no network, no sleeping."""
 from __future__ import annotations
 
 import json
+import os
 
 from telemetry.export import policy, traces_url
 from telemetry.export.fallback import Fallback
@@ -217,6 +218,20 @@ def test_a_batch_the_endpoint_refuses_is_dropped_not_retried_forever(tmp_path):
     assert endpoint.received == [row(i)[1] for i in range(10, 25)]
     f = exp.figures()
     assert (f.dropped, f.exported, f.consecutive_failures) == (10, 15, 0) and "400" in f.last_error
+
+
+def test_files_left_in_this_pid_s_own_folder_are_sent_first_and_none_overwritten(tmp_path):
+    root = tmp_path / "fallback"
+    own, gone = root / str(os.getpid()), root / "999999998"
+    own.mkdir(parents=True)
+    gone.mkdir()
+    (own / "00000001.jsonl").write_text(json_line([row(0)]) + "\n")
+    (own / "00000002.jsonl").write_text(json_line([row(1)]) + "\n")
+    (gone / "00000001.jsonl").write_text(json_line([row(2)]) + "\n")
+    endpoint, clock = Endpoint(), Clock()
+    exp = exporter(tmp_path, endpoint, clock)
+    drain(exp, clock, 10)
+    assert endpoint.received == [row(i)[1] for i in range(3)]
 
 
 def test_submit_never_raises(tmp_path):
