@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # importing any aiops module runs this file: it must not pull
 # AIOPS_IGNORE_SERVICES leaves out of detection), so the dashboard polling itself raises nothing.
 SERVICE = "aiops"
 ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/metrics", "/openapi.json",
-          "/logs", "/slos", "/silences", "/silences/")
+          "/logs", "/slos", "/silences", "/silences/", "/telemetry/")
 
 
 def service_names(own_service: str) -> ServiceNames:

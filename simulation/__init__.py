@@ -20,10 +20,14 @@ def init_app(app: Flask) -> None:
     if not settings_of(app).enable_simulation:
         return
     from aiops.web.openapi import add_paths
-    from simulation import openapi
+    from simulation import collector, openapi
     from simulation.shop import bp as shop_bp
     from simulation.views import bp as simulate_bp
+    from telemetry import export
 
+    exporter = export.exporter_of(app)
+    if exporter is not None:  # the export thread asks whether a collector failure is injected
+        exporter.blackout = collector.blackout_until(app)
     app.register_blueprint(shop_bp)
     app.register_blueprint(simulate_bp)
     add_paths(app, openapi.paths(), openapi.SCHEMAS)

@@ -57,7 +57,7 @@ def _plain_number(raw) -> float | None:
     return None
 
 
-def _number(params: Mapping, name: str, low: float, high: float) -> float:
+def number(params: Mapping, name: str, low: float, high: float) -> float:
     raw = params.get(name)
     if raw is None or raw == "":
         raise FaultError(f"'{name}' is required")
@@ -69,7 +69,7 @@ def _number(params: Mapping, name: str, low: float, high: float) -> float:
     return value
 
 
-def _only(params: Mapping, *names: str) -> None:
+def check_only(params: Mapping, *names: str) -> None:
     """Refuse unknown parameters: a typo (``duration`` for ``delay_ms``) must not pass as a default."""
     unknown = sorted(set(params) - set(names))
     if unknown:
@@ -77,11 +77,11 @@ def _only(params: Mapping, *names: str) -> None:
 
 
 def parse_delay(params: Mapping) -> tuple[str, float]:
-    return _endpoint(params), _number(params, "duration", 0, MAX_DELAY_MS)
+    return _endpoint(params), number(params, "duration", 0, MAX_DELAY_MS)
 
 
 def parse_error(params: Mapping) -> tuple[str, float]:
-    return _endpoint(params), _number(params, "rate", 0, 1)
+    return _endpoint(params), number(params, "rate", 0, 1)
 
 
 def parse_endpoint(params: Mapping) -> str:
@@ -92,37 +92,37 @@ parse_timeout = parse_endpoint  # a timeout takes nothing but the endpoint
 
 
 def parse_network(params: Mapping) -> tuple[str, float]:
-    _only(params, "endpoint", "delay_ms")
+    check_only(params, "endpoint", "delay_ms")
     endpoint = _endpoint(params)
     if endpoint not in NETWORK_ENDPOINTS:
         raise FaultError(f"nothing calls {endpoint!r} over the network in the demo; "
                          f"a network fault applies to {', '.join(NETWORK_ENDPOINTS)}")
-    return endpoint, _number(params, "delay_ms", 0, MAX_DELAY_MS)
+    return endpoint, number(params, "delay_ms", 0, MAX_DELAY_MS)
 
 
 def parse_cpu(params: Mapping) -> tuple[int, float | None]:
     """``threads`` busy threads per process (default 1), for ``duration`` seconds (default: until cleared)."""
-    _only(params, "threads", "duration")
-    threads = _number(params, "threads", 1, MAX_CPU_THREADS) if "threads" in params else 1
+    check_only(params, "threads", "duration")
+    threads = number(params, "threads", 1, MAX_CPU_THREADS) if "threads" in params else 1
     if threads != int(threads):
         raise FaultError(f"'threads' must be a whole number, not {threads:g}")
-    duration = _number(params, "duration", 1, MAX_CPU_SECONDS) if "duration" in params else None
+    duration = number(params, "duration", 1, MAX_CPU_SECONDS) if "duration" in params else None
     return int(threads), duration
 
 
 def parse_degrade(params: Mapping) -> tuple[str, float, float]:
     """``factor`` x the endpoint's latency (default 2), reached linearly over ``ramp_s`` seconds
     (default 600; 0: at once) from the injection."""
-    _only(params, "endpoint", "factor", "ramp_s")
+    check_only(params, "endpoint", "factor", "ramp_s")
     endpoint = _endpoint(params)
-    factor = _number(params, "factor", 1, MAX_DEGRADE_FACTOR) if "factor" in params else 2.0
-    ramp = _number(params, "ramp_s", 0, MAX_RAMP_S) if "ramp_s" in params else 600.0
+    factor = number(params, "factor", 1, MAX_DEGRADE_FACTOR) if "factor" in params else 2.0
+    ramp = number(params, "ramp_s", 0, MAX_RAMP_S) if "ramp_s" in params else 600.0
     return endpoint, factor, ramp
 
 
 def parse_stop(params: Mapping) -> str:
     """An endpoint the demo calls over the network (its callers' connections are refused)."""
-    _only(params, "endpoint")
+    check_only(params, "endpoint")
     endpoint = _endpoint(params)
     if endpoint not in NETWORK_ENDPOINTS:
         raise FaultError(f"nothing calls {endpoint!r} over the network in the demo, so nothing could be "
@@ -141,7 +141,7 @@ def _choice(params: Mapping, name: str, choices: tuple[str, ...]) -> str:
 
 def parse_dependency(params: Mapping) -> tuple[str, str]:
     """The endpoint whose call to the external peer fails, and how (refused, dns, 5xx)."""
-    _only(params, "endpoint", "mode")
+    check_only(params, "endpoint", "mode")
     endpoint = _endpoint(params)
     if endpoint not in external.CALLERS:
         raise FaultError(f"'endpoint': {endpoint!r} calls no external peer in the demo; "
@@ -151,13 +151,13 @@ def parse_dependency(params: Mapping) -> tuple[str, str]:
 
 def parse_exhaust(params: Mapping) -> tuple[str, str]:
     """The endpoint that fails with a resource's error, and which (pool, memory, fds, disk)."""
-    _only(params, "endpoint", "resource")
+    check_only(params, "endpoint", "resource")
     return _endpoint(params), _choice(params, "resource", external.RESOURCES)
 
 
 def parse_invalid(params: Mapping) -> str:
     """An endpoint the demo calls over HTTP (its caller is the one that cannot parse the answer)."""
-    _only(params, "endpoint")
+    check_only(params, "endpoint")
     endpoint = _endpoint(params)
     if endpoint not in NETWORK_ENDPOINTS:
         raise FaultError(f"'endpoint': nothing in the demo parses {endpoint!r}'s answers; "
@@ -170,7 +170,7 @@ def parse_clear(params: Mapping) -> str:
     return PROCESS if params.get("endpoint") == PROCESS else _endpoint(params)
 
 
-def _upsert(endpoint: str, **changes) -> Fault:
+def upsert(endpoint: str, **changes) -> Fault:
     begin_write()
     fault = db.session.get(Fault, endpoint) or Fault(endpoint=endpoint)
     for name, value in changes.items():
@@ -182,27 +182,27 @@ def _upsert(endpoint: str, **changes) -> Fault:
 
 
 def set_delay(endpoint: str, duration_ms: float) -> Fault:
-    return _upsert(endpoint, delay_ms=duration_ms)
+    return upsert(endpoint, delay_ms=duration_ms)
 
 
 def set_error(endpoint: str, rate: float) -> Fault:
-    return _upsert(endpoint, error_rate=rate)
+    return upsert(endpoint, error_rate=rate)
 
 
 def set_timeout(endpoint: str) -> Fault:
-    return _upsert(endpoint, timeout=True)
+    return upsert(endpoint, timeout=True)
 
 
 def set_network(endpoint: str, delay_ms: float) -> Fault:
-    return _upsert(endpoint, network_delay_ms=delay_ms)
+    return upsert(endpoint, network_delay_ms=delay_ms)
 
 
 def set_degrade(endpoint: str, factor: float, ramp_s: float) -> Fault:
-    return _upsert(endpoint, degrade_factor=factor, degrade_ramp_s=ramp_s, degrade_since=time.time())
+    return upsert(endpoint, degrade_factor=factor, degrade_ramp_s=ramp_s, degrade_since=time.time())
 
 
 def set_stop(endpoint: str) -> Fault:
-    return _upsert(endpoint, stopped=True)
+    return upsert(endpoint, stopped=True)
 
 
 def degrade_factor(fault: dict | None, now: float) -> float:
@@ -217,20 +217,20 @@ def degrade_factor(fault: dict | None, now: float) -> float:
 
 
 def set_dependency(endpoint: str, mode: str) -> Fault:
-    return _upsert(endpoint, dependency=mode)
+    return upsert(endpoint, dependency=mode)
 
 
 def set_exhaust(endpoint: str, resource: str) -> Fault:
-    return _upsert(endpoint, exhaust=resource)
+    return upsert(endpoint, exhaust=resource)
 
 
 def set_invalid(endpoint: str) -> Fault:
-    return _upsert(endpoint, invalid=True)
+    return upsert(endpoint, invalid=True)
 
 
 def set_cpu(threads: int, duration_s: float | None) -> Fault:
     until = None if duration_s is None else time.time() + duration_s
-    return _upsert(PROCESS, cpu_threads=threads, cpu_until=until)
+    return upsert(PROCESS, cpu_threads=threads, cpu_until=until)
 
 
 def clear(endpoints: tuple[str, ...] | None = None) -> int:
@@ -253,10 +253,11 @@ def remediation_targets(payload: object) -> tuple[str, ...]:
 
 
 def active() -> list[Fault]:
-    """Every stored fault, but not a CPU hog whose duration has ended."""
+    """Every stored fault, but not a CPU hog or a collector failure whose duration has ended."""
     now = time.time()
     return [f for f in db.session.scalars(select(Fault).order_by(Fault.endpoint))
-            if not (f.endpoint == PROCESS and f.cpu_until is not None and f.cpu_until <= now)]
+            if not (f.endpoint == PROCESS and f.cpu_until is not None and f.cpu_until <= now)
+            and not (f.until is not None and f.until <= now)]
 
 
 def for_endpoint(endpoint: str) -> dict | None:

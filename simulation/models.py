@@ -36,6 +36,8 @@ class Fault(db.Model):
     # The endpoint fails with a resource's real error: pool, memory, fds or disk (None: it works).
     exhaust: Mapped[str | None] = mapped_column(String(16))
     invalid: Mapped[bool] = mapped_column(Boolean, default=False)  # answers 200 with a body that is not JSON
+    # When a fault that lasts a while ends: the collector failure (row ``otlp-collector``).
+    until: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 
     def to_dict(self) -> dict:
@@ -54,4 +56,5 @@ class Fault(db.Model):
             "dependency": self.dependency,
             "exhaust": self.exhaust,
             "invalid": bool(self.invalid),
+            "until": iso(self.until),
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiops.web.openapi import JSON, error, ok, query
 from aiops.web.openapi_schemas import BOOLEAN, INTEGER, NUMBER, STRING, TIME, nullable, obj, ref
+from simulation.collector import MAX_COLLECTOR_SECONDS
 from simulation.external import CALLERS, MODES, RESOURCES
 from simulation.faults import (
     DEMO_ENDPOINTS,
@@ -19,11 +20,12 @@ ENDPOINT = {"type": "string", "enum": list(DEMO_ENDPOINTS)}
 SCHEMAS = {
     "Fault": obj(
         ("endpoint", "delay_ms", "error_rate", "timeout", "network_delay_ms", "cpu_threads", "cpu_until",
-         "degrade_factor", "degrade_ramp_s", "degrade_since", "stopped", "dependency", "exhaust", "invalid"),
+         "degrade_factor", "degrade_ramp_s", "degrade_since", "stopped", "dependency", "exhaust", "invalid",
+         "until"),
         endpoint=STRING, delay_ms=NUMBER, error_rate=NUMBER, timeout=BOOLEAN, network_delay_ms=NUMBER,
         cpu_threads=INTEGER, cpu_until=nullable(TIME), degrade_factor=NUMBER, degrade_ramp_s=NUMBER,
         degrade_since=nullable(TIME), stopped=BOOLEAN, dependency={"enum": [*MODES, None]},
-        exhaust={"enum": [*RESOURCES, None]}, invalid=BOOLEAN,
+        exhaust={"enum": [*RESOURCES, None]}, invalid=BOOLEAN, until=nullable(TIME),
     ),
     "Injected": obj(("injected",), injected=ref("Fault")),
 }
@@ -97,6 +99,10 @@ def paths() -> dict:
                    "per process"),
             query("duration", {"type": "number", "minimum": 1, "maximum": MAX_CPU_SECONDS},
                    "seconds (default: until cleared)")]),
+        "/simulate/collector-failure": _fault(
+            "Make the OTLP export's endpoint fail for a while (watch GET /telemetry/health)", [
+                query("seconds", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_COLLECTOR_SECONDS},
+                      "how long every export fails", required=True)]),
         "/simulate/clear": _fault("Clear every fault, or one endpoint's ('*': the CPU hog)", [
             query("endpoint", {"enum": [*DEMO_ENDPOINTS, "*"]}, "only this endpoint's")],
             {"type": "object", "required": ["cleared"], "properties": {"cleared": {"type": "integer"}}}),

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 
 from aiops.settings import current_settings
 from aiops.web.auth import require_token
-from simulation import faults
+from simulation import collector, faults
 
 bp = Blueprint("simulation", __name__, url_prefix="/simulate")
 
@@ -109,6 +109,14 @@ def cpu():
     fault = faults.set_cpu(threads, duration).to_dict()
     faults.follow_cpu(current_app._get_current_object(), force=True)  # this process: now
     return jsonify(injected=fault)
+
+
+@bp.post("/collector-failure")
+@require_token
+def collector_failure():
+    """Every OTLP export of every process fails for ``seconds`` (``GET /telemetry/health`` shows it)."""
+    seconds = _checked(collector.parse)
+    return jsonify(injected=collector.inject(seconds).to_dict())
 
 
 @bp.post("/clear")

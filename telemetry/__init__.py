@@ -55,7 +55,7 @@ def app_settings(app: Flask | None = None):
 
 def init_app(app: Flask, settings, names: ServiceNames) -> None:
     """Wire recording and ingest; ``names`` says which routes are the app's own (stored apart)."""
-    from telemetry import log_bridge, selfmetrics
+    from telemetry import export, log_bridge, selfmetrics
     from telemetry.buffer import SpanBuffer
     from telemetry.db import configure_engine, db
     from telemetry.otlp_limits import InflightBudget
@@ -68,8 +68,16 @@ def init_app(app: Flask, settings, names: ServiceNames) -> None:
     # Every process of this installation (web workers, the worker, the demo) counts into one place.
     selfmetrics.share_with(app.instance_path, app.config["SQLALCHEMY_DATABASE_URI"])
 
+    export.init_app(app, settings)
+    exporter = export.exporter_of(app)
+
+    def write_spans(rows):
+        insert_spans(engine, rows)
+        if exporter is not None:  # stored first: the receiver gets what we stored
+            exporter.submit(rows)
+
     buffer = SpanBuffer(
-        lambda rows: insert_spans(engine, rows),
+        write_spans,
         flush_interval=settings.flush_interval,
         max_size=settings.buffer_max,
         on_flush=selfmetrics.buffer_flushed,

@@ -57,7 +57,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from telemetry import app_settings, otlp, otlp_limits, otlp_logs, selfmetrics, tokens
+from telemetry import app_settings, export, otlp, otlp_limits, otlp_logs, selfmetrics, tokens
 from telemetry.db import db
 from telemetry.store import insert_logs, insert_spans
 
@@ -251,6 +251,8 @@ def _store(mapped: otlp.Mapped, content_type: str, signal: Signal) -> Response:
         response.headers["Retry-After"] = RETRY_AFTER
         return response
     selfmetrics.otlp_batch(stored=len(mapped.rows), rejected=mapped.rejected, signal=signal.metric)
+    if signal is TRACES:
+        export.forward_ingested(current_app, mapped.rows)  # AIOPS_EXPORT_INGESTED=1: a tee
     if mapped.rejected:
         log.info("OTLP batch: stored %d %ss, %s", len(mapped.rows), mapped.noun, mapped.error_message)
     return Response(otlp.encode(signal.response(mapped), content_type), status=200,

@@ -34,6 +34,7 @@ PURE_MODULES = (
     "aiops.kinds",
     "telemetry.columns",
     "telemetry.rows",
+    "telemetry.export.policy",  # the export's backoff, breaker and buffer accounting
 )
 # What the pure modules must not need: the web framework, the database layer, the OpenTelemetry SDK.
 WEB_STACK = ("flask", "sqlalchemy", "flask_sqlalchemy", "opentelemetry.sdk")

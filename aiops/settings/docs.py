@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import fields
 from urllib.parse import urlsplit
 
+from aiops.settings.declare import SECTIONS
 from aiops.settings.fields import Settings
 
 
@@ -29,10 +30,10 @@ def _shown(f: dataclasses.Field) -> str:
 
 
 def _sections() -> Iterator[tuple[str, list[dataclasses.Field]]]:
-    order: dict[str, list[dataclasses.Field]] = {}
+    order: dict[str, list[dataclasses.Field]] = {section: [] for section in SECTIONS}
     for f in fields(Settings):
-        order.setdefault(f.metadata["section"], []).append(f)
-    yield from order.items()
+        order[f.metadata["section"]].append(f)
+    yield from ((section, members) for section, members in order.items() if members)
 
 
 def reference() -> str:

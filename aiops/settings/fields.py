@@ -11,41 +11,31 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from aiops.kinds import IncidentKind
 from aiops.settings import parse
-
-# Sections of the generated reference, in this order.
-STORAGE = "Storage and recording"
-DETECTION = "Detection"
-INCIDENTS = "Incidents"
-NOTIFICATIONS = "Notifications"
-REMEDIATION = "Remediation hooks"
-SECURITY = "Security"
-INGEST = "OTLP ingest and replay"
-DEMO = "Demo"
-SERVING = "Serving"
-
-
-def setting(default: Any, env: str, doc: str, section: str, parser: Callable[[str], Any] = str,
-            shown: str | None = None) -> Any:
-    """A dataclass field that knows its variable, parser and meaning.
-
-    ``shown`` is the default as the docs print it, when the value itself says
-    too little (``None`` meaning "derived from another setting").
-    """
-    factory = (lambda: dict(default)) if isinstance(default, dict) else None
-    meta = {"env": env, "doc": doc, "section": section, "parse": parser, "shown": shown}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+from aiops.settings.declare import (
+    DEMO,
+    DETECTION,
+    INCIDENTS,
+    INGEST,
+    NOTIFICATIONS,
+    REMEDIATION,
+    SECURITY,
+    SERVING,
+    STORAGE,
+    setting,
+)
+from aiops.settings.export import ExportSettings
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(ExportSettings):
+    """Every setting; the export ones are declared in :mod:`aiops.settings.export` (inherited)."""
+
     # Storage and recording
     database_url: str | None = setting(
         None, "AIOPS_DATABASE_URL", "SQLAlchemy URL; `postgresql+psycopg://user@host/db` works too",
@@ -313,6 +303,7 @@ class Settings:
     def __post_init__(self):
         # Typed values (a test configuration) skip the parsers; the choices still hold.
         parse.recorder(self.recorder)
+        parse.compression(self.export_otlp_compression)
 
     # --- derived values -------------------------------------------------------------------------
 

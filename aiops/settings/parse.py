@@ -53,6 +53,27 @@ def recorder(value: str) -> str:
     return value
 
 
+def compression(value: str) -> str:
+    value = value.strip().lower()
+    if value not in ("none", "gzip", "deflate"):
+        raise ValueError(f"must be none, gzip or deflate, not {value!r}")
+    return value
+
+
+def headers(value: str) -> dict[str, str]:
+    """``"api-key=abc,x-tenant=shop"`` -> a dict, as ``OTEL_EXPORTER_OTLP_HEADERS`` is written
+    (values may be percent-encoded)."""
+    from urllib.parse import unquote
+
+    found = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        name, sep, text = part.partition("=")
+        if not sep or not name.strip():
+            raise ValueError("expected name=value pairs separated by commas")
+        found[unquote(name.strip()).lower()] = unquote(text.strip())
+    return found
+
+
 DEFAULT_RATE_LIMITS = {Severity.CRITICAL: 0.0, Severity.HIGH: 300.0, Severity.MEDIUM: 900.0,
                        Severity.LOW: 3600.0}
 

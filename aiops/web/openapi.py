@@ -227,6 +227,12 @@ def _product_paths() -> dict:
                                   "content": {"text/plain": TEXT, "application/openmetrics-text": TEXT}},
                           "400": error(400)},
         }},
+        "/telemetry/health": {"get": {
+            "summary": "The OTLP export's state (AIOPS_EXPORT_OTLP_ENDPOINT), over every process",
+            "description": "Always 200: status healthy, degraded or failing, with the issues and the "
+                           "resilience figures (the same values as aiops_export_* on /metrics).",
+            "responses": {**ok(ref("TelemetryHealth")), "400": error(400)},
+        }},
         "/openapi.json": {"get": {
             "summary": "This document",
             "responses": {**ok({"type": "object", "required": ["openapi", "paths"]}), "400": error(400)},

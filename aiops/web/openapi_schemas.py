@@ -152,6 +152,18 @@ SCHEMAS: dict[str, dict] = {
         security=obj(("ingest", "api", "reads", "warnings"), ingest={"enum": ["open", "token"]},
                      api={"enum": ["open", "token"]}, reads={"enum": ["open", "token"]}, warnings=STRINGS),
     ),
+    "TelemetryHealth": obj(
+        ("status", "healthy", "export", "issues", "resilience_metrics"),
+        status={"enum": ["healthy", "degraded", "failing"]}, healthy=BOOLEAN,
+        export={"enum": ["enabled", "disabled"]}, endpoint=STRING, message=STRING, issues=STRINGS,
+        resilience_metrics=obj(
+            ("queued", "exported", "retried", "dropped", "fallback_bytes", "breaker_state", "breaker_trips",
+             "consecutive_failures", "last_success", "last_failure", "last_error"),
+            queued=INTEGER, exported=INTEGER, retried=INTEGER, dropped=INTEGER, fallback_bytes=INTEGER,
+            breaker_state={"enum": ["closed", "open", "half_open"]}, breaker_trips=INTEGER,
+            consecutive_failures=INTEGER, last_success=nullable(TIME), last_failure=nullable(TIME),
+            last_error=nullable(STRING)),
+    ),
     "OtlpTraces": {
         "type": "object",
         "description": "ExportTraceServiceRequest in OTLP/JSON (hex ids, int64 as strings or numbers)",

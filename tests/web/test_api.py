@@ -232,7 +232,7 @@ def test_bad_network_and_cpu_faults_say_what_is_wrong(client):
 
 NO_FAULT = {"delay_ms": 0.0, "error_rate": 0.0, "timeout": False, "network_delay_ms": 0.0, "cpu_threads": 0,
             "cpu_until": None, "degrade_factor": 0.0, "degrade_ramp_s": 0.0, "degrade_since": None,
-            "stopped": False, "dependency": None, "exhaust": None, "invalid": False}
+            "stopped": False, "dependency": None, "exhaust": None, "invalid": False, "until": None}
 
 
 def test_fault_injection_is_visible_and_cleared(client):
