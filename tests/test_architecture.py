@@ -35,6 +35,7 @@ PURE_MODULES = (
     "telemetry.columns",
     "telemetry.rows",
     "telemetry.regexes",
+    "telemetry.tempo_json",
 )
 # What the pure modules must not need: the web framework, the database layer, the OpenTelemetry SDK.
 WEB_STACK = ("flask", "sqlalchemy", "flask_sqlalchemy", "opentelemetry.sdk")
