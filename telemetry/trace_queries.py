@@ -47,8 +47,10 @@ def _compare(column, op: str, value):
             "<": column < value, "<=": column <= value}[op]
 
 
-def _number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _small_int(value) -> bool:
+    """An int the 32-bit column can be compared with in SQL (the driver casts the parameter to the
+    column's type: a float would be rounded, a larger int refused)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31
 
 
 def _column_filter(term: Comparison):
@@ -70,7 +72,7 @@ def _column_filter(term: Comparison):
         return _compare(Span.service, op, value)
     if field.scope not in ("span", ""):
         return None
-    if field.name in ("http.status_code", "http.response.status_code") and _number(value):
+    if field.name in ("http.status_code", "http.response.status_code") and _small_int(value):
         return _compare(Span.status_code, op, value)
     if field.name in ("http.method", "http.request.method") and equality:
         return _compare(Span.method, op, value)

@@ -4,7 +4,7 @@ to the document with :func:`aiops.web.openapi.add_paths`. The shapes are Tempo's
 
 from __future__ import annotations
 
-from aiops.web.openapi import error, ok, query
+from aiops.web.openapi import NO_NUL, error, ok, query
 from aiops.web.openapi_schemas import INTEGER, STRING, obj, ref
 from aiops.web.tempo_api import DEFAULT_LIMIT, DEFAULT_SPSS, MAX_LIMIT, MAX_SPSS
 from telemetry.traceql import MAX_QUERY_CHARS
@@ -55,7 +55,8 @@ def paths() -> dict:
                            "whose message gives its line and column. Tempo's tag-based search "
                            "(tags=) is not supported (a 400).",
             "parameters": [
-                query("q", {"type": "string", "maxLength": MAX_QUERY_CHARS, "default": "{}"},
+                query("q", {"type": "string", "maxLength": MAX_QUERY_CHARS, "pattern": NO_NUL,
+                            "default": "{}"},
                       "a TraceQL query, e.g. { resource.service.name = \"shop\" && status = error }"),
                 query("start", SECONDS, f"{_WHEN}; default: an hour before end"),
                 query("end", SECONDS, f"{_WHEN}; default: now"),

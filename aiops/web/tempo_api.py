@@ -56,6 +56,8 @@ def _query():
     if "tags" in request.args:
         abort(400, description="tags: tag-based search is not supported here; send a TraceQL query as q")
     text = request.args.get("q", "").strip() or "{}"
+    if "\x00" in text:  # no column holds it (PostgreSQL refuses it in a parameter)
+        abort(400, description="q: must not contain NUL characters")
     try:
         return traceql.parse(text)
     except traceql.TraceQLError as exc:

@@ -131,7 +131,11 @@ def _value_for(field: Field, op: Token, value: Token):
     if kind == "STRING":
         return _unquote(value)
     if kind == "NUMBER":
-        return float(value) if "." in value else int(value)
+        if "." in value:
+            return float(value)
+        if not -(2**63) <= int(value) < 2**63:
+            raise _at(value, "an integer must fit in 64 bits")
+        return int(value)
     if value in ("true", "false"):
         return value == "true"
     if value == "nil":

@@ -83,6 +83,11 @@ def test_search_filters_by_attributes_and_limits(client, traces):
     assert len(some["spans"]) == 1 and some["matched"] == 3
 
 
+def test_a_float_status_code_is_compared_as_a_float_not_rounded_by_sql(client, traces):
+    assert len(_search(client, q="{ kind = server && span.http.status_code > 199.5 }")["traces"]) == 9
+    assert len(_search(client, q="{ span.http.status_code > 200.5 && kind = server }")["traces"]) == 3
+
+
 def test_search_runs_what_sql_cannot(client, traces):
     """Regexes, ||, spanset operators and trace intrinsics are evaluated on the loaded traces."""
     assert len(_search(client, q='{ span.http.route =~ "/pay.*" }')["traces"]) == 9
@@ -172,6 +177,7 @@ def test_an_unknown_trace_is_a_404(client):
     ({"start": "yesterday"}, "start: must be unix epoch seconds"),
     ({"start": "200", "end": "100"}, "end: must not be before start"),
     ({"tags": "service.name=shop"}, "tags: tag-based search is not supported"),
+    ({"q": '{ name = "a\x00b" }'}, "q: must not contain NUL characters"),
 ])
 def test_bad_parameters_are_400_with_a_message_that_says_which(client, args, words):
     r = client.get("/api/search", query_string=args)
@@ -188,6 +194,14 @@ def test_reads_need_the_token_when_reads_are_protected(app_factory):
     auth = {"Authorization": "Bearer t0ken"}
     assert web.get("/api/search", headers=auth).status_code == 200
     assert web.get("/api/traces/" + "ab" * 16, headers=auth).status_code == 404
+
+
+def test_values_at_the_edges_of_their_types_answer_without_an_error(client, traces):
+    """Pushed into SQL on both backends: the largest integers, huge durations, long strings."""
+    for q in ("{ span.http.status_code = 9223372036854775807 }",
+              "{ span.http.status_code > -9223372036854775808 }", "{ duration < 99999999999h }",
+              '{ name = "' + "x" * 1500 + '" }', '{ name != "é\\u0001" }'):
+        assert client.get("/api/search", query_string={**WINDOW, "q": q}).status_code == 200, q
 
 
 def test_the_client_kind_column_is_what_kind_reads(client, app):

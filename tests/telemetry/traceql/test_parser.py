@@ -115,6 +115,7 @@ def _error(text: str) -> TraceQLError:
     ('{ span.a =~ "(a+)+" }', 1, 13, "regex refused"),
     ("{ span.a > nil }", 1, 10, "nil can only be compared"),
     ("{ span.a = maybe }", 1, 12, "unexpected 'maybe'"),
+    ("{ span.a = 9223372036854775808 }", 1, 12, "must fit in 64 bits"),
 ])
 def test_errors_name_their_line_and_column(text, line, column, words):
     error = _error(text)
