@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
 
-from telemetry.traceql import TraceQLError, parse
+from telemetry.traceql import TraceQLError, matching_spans, parse
 from telemetry.traceql.nodes import (
     NIL,
     Always,
@@ -22,9 +23,13 @@ from telemetry.traceql.nodes import (
     Status,
 )
 from telemetry.traceql.parser import MAX_CONDITIONS, MAX_DEPTH, MAX_QUERY_CHARS, MAX_REGEX
+from tests.support.factories import client, span
+from tests.support.traceql_text import queries
 
 ROUTE = Field("span", "http.route")
 SERVICE = Field("resource", "service.name")
+_ROOT = span("checkout", 120.0)
+TRACE = [_ROOT, client(_ROOT, "payment", 100.0, status_code=503)]
 
 
 def _one(text: str) -> Comparison:
@@ -160,3 +165,16 @@ def test_odd_input_is_an_error_or_a_query_never_a_crash(text):
         parse(text)
     except TraceQLError as error:
         assert error.line >= 1 and error.column >= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(queries)
+def test_any_text_parses_or_is_a_positioned_error(text):
+    """Generated: the parser raises nothing but TraceQLError, whose position is inside the text, and
+    a tree it returns runs over a trace without raising."""
+    try:
+        tree = parse(text)
+    except TraceQLError as error:
+        assert error.line >= 1 and error.column >= 1 and 0 <= error.offset <= len(text)
+        return
+    matching_spans(tree, TRACE)
