@@ -6,7 +6,10 @@
 - :func:`trace_batches`: ``GET /api/traces/<id>``'s answer, ``{"batches": [ResourceSpans...]}``:
   OTLP/JSON grouped by service, as Tempo answers it. Like Tempo's own answer (grafana/tempo#5437) the
   ids are base64, the protobuf JSON mapping's encoding of bytes, not OTLP/JSON's hex; enums are their
-  names (``SPAN_KIND_SERVER``) and 64-bit integers strings.
+  names (``SPAN_KIND_SERVER``) and 64-bit integers strings. That is exactly protobuf's JSON mapping of
+  OTLP's ``TracesData`` (with ``batches`` for ``resourceSpans``), so :func:`trace_protobuf` is the
+  same answer parsed by protobuf's own JSON parser: what Tempo sends for ``Accept:
+  application/protobuf`` (its ``Trace`` message has the resource spans as field 1, as ``TracesData``).
 
 Checked against Tempo's documentation, not against a running Tempo.
 """
@@ -128,3 +131,12 @@ def trace_batches(spans: Sequence) -> dict:
          "scopeSpans": [{"scope": {}, "spans": found}]}
         for service, found in by_service.items()
     ]}
+
+
+def trace_protobuf(spans: Sequence) -> bytes:
+    """The trace as a serialized OTLP ``TracesData`` (wire-compatible with Tempo's ``Trace``)."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    data = {"resourceSpans": trace_batches(spans)["batches"]}
+    return json_format.ParseDict(data, TracesData()).SerializeToString()

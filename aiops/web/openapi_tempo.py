@@ -4,9 +4,9 @@ to the document with :func:`aiops.web.openapi.add_paths`. The shapes are Tempo's
 
 from __future__ import annotations
 
-from aiops.web.openapi import NO_NUL, error, ok, query
+from aiops.web.openapi import JSON, NO_NUL, error, ok, query
 from aiops.web.openapi_schemas import INTEGER, STRING, obj, ref
-from aiops.web.tempo_api import DEFAULT_LIMIT, DEFAULT_SPSS, MAX_LIMIT, MAX_SPSS
+from aiops.web.tempo_api import DEFAULT_LIMIT, DEFAULT_SPSS, MAX_LIMIT, MAX_SPSS, PROTOBUF
 from telemetry.traceql import MAX_QUERY_CHARS
 
 NANOS = {"type": "string", "pattern": "^[0-9]+$", "description": "nanoseconds, as a decimal string"}
@@ -74,7 +74,11 @@ def paths() -> dict:
             "parameters": [{"name": "trace_id", "in": "path", "required": True,
                             "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{1,32}$"},
                             "description": "hex; shorter ids are padded with zeros on the left"}],
-            "responses": {**ok(ref("TempoTrace")), "400": error(400, "Not 1 to 32 hex digits"),
+            "responses": {"200": {"description": "The trace: OTLP JSON, or with Accept: application/"
+                                                 "protobuf a serialized OTLP TracesData (Tempo's Trace)",
+                                  "content": {JSON: {"schema": ref("TempoTrace")},
+                                              PROTOBUF: {"schema": {"type": "string", "format": "binary"}}}},
+                          "400": error(400, "Not 1 to 32 hex digits"),
                           "404": error(404, "No span of this trace is stored")},
         }},
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 
 from telemetry import tempo_json, trace_queries, traceql
 
@@ -24,6 +24,7 @@ DEFAULT_SPSS, MAX_SPSS = 3, 100
 DEFAULT_WINDOW = 3600  # seconds searched back from end when start is not given
 _SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
+JSON, PROTOBUF = "application/json", "application/protobuf"
 
 
 def _integer(name: str, default: int, most: int) -> int:
@@ -81,10 +82,13 @@ def search():
 
 @bp.get("/traces/<trace_id>")
 def trace(trace_id: str):
-    """One trace as OTLP/JSON ``batches`` (Tempo's answer): 404 when no span of it is stored."""
+    """One trace as OTLP/JSON ``batches`` (Tempo's answer), or OTLP protobuf when the ``Accept`` header
+    prefers ``application/protobuf``: 404 when no span of it is stored."""
     if not TRACE_ID.fullmatch(trace_id):
         abort(400, description="trace_id: must be 1 to 32 hex digits")
     spans = trace_queries.trace(trace_id.lower().rjust(32, "0"))
     if not spans:
         abort(404, description=f"trace not found: {trace_id}")
+    if request.accept_mimetypes.best_match([JSON, PROTOBUF, "application/x-protobuf"], default=JSON) != JSON:
+        return Response(tempo_json.trace_protobuf(spans), mimetype=PROTOBUF)
     return jsonify(tempo_json.trace_batches(spans))

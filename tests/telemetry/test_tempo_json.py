@@ -40,3 +40,21 @@ def test_a_search_entry_shows_the_queried_attributes_but_not_name_or_duration():
                                    {"key": "kind", "value": {"stringValue": "server"}}]
     assert shown["startTimeUnixNano"] == "1250000000" and shown["durationNanos"] == "12500000"
     assert entry["durationMs"] == 12  # Tempo's durationMs is a whole number (round half to even)
+
+
+def test_the_trace_json_is_protobuf_s_json_mapping_of_otlp():
+    """protobuf's own JSON parser reads the answer as OTLP TracesData (unknown fields would fail),
+    and gets the ids and times back."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    root = span("checkout", 12.5, start_time=1.25)
+    failed = span("payment", 3.0, parent=root, status_code=503, exception_type="E", exception_message="m")
+    answer = tempo_json.trace_batches([root, failed])
+    data = json_format.ParseDict({"resourceSpans": answer["batches"]}, TracesData())
+    spans = data.resource_spans[0].scope_spans[0].spans
+    assert [s.span_id.hex() for s in spans] == [root.span_id, failed.span_id]
+    assert spans[1].parent_span_id.hex() == root.span_id and spans[1].trace_id.hex() == root.trace_id
+    assert spans[0].end_time_unix_nano - spans[0].start_time_unix_nano == 12_500_000
+    assert spans[1].status.code == 2 and spans[1].events[0].name == "exception"
+    assert TracesData.FromString(tempo_json.trace_protobuf([root, failed])) == data

@@ -143,6 +143,20 @@ def test_trace_by_id_answers_otlp_json_batches(client, traces):
     assert {"key": "http.response.status_code", "value": {"intValue": "503"}} in failed["attributes"]
 
 
+def test_trace_by_id_answers_protobuf_when_asked(client, traces):
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    root = traces[0][0]
+    r = client.get(f"/api/traces/{root.trace_id}", headers={"Accept": "application/protobuf"})
+    assert r.status_code == 200 and r.mimetype == "application/protobuf"
+    data = TracesData.FromString(r.data)
+    services = [rs.resource.attributes[0].value.string_value for rs in data.resource_spans]
+    assert services == ["shop", "payments"]
+    assert data.resource_spans[0].scope_spans[0].spans[0].span_id.hex() == root.span_id
+    either = client.get(f"/api/traces/{root.trace_id}", headers={"Accept": "*/*"})
+    assert either.mimetype == "application/json"
+
+
 def test_trace_ids_are_hex_of_any_case_padded_to_32_digits(app, client):
     short = span("checkout", trace_id="0" * 16 + "abcdef0123456789", start_time=NOW)
     insert_spans(app, [short])
