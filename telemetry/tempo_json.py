@@ -20,7 +20,7 @@ import base64
 from collections.abc import Sequence
 
 from telemetry.traceql import nodes
-from telemetry.traceql.evaluate import KIND_NAMES, TraceFacts, field_value, route_of
+from telemetry.traceql.evaluate import TraceFacts, field_value, kind_name, route_of
 
 NO_ROOT = "<root span not yet received>"  # what Tempo names a trace whose root span is missing
 
@@ -103,7 +103,7 @@ def otlp_span(span) -> dict:
     """One stored span as an OTLP/JSON ``Span`` (Tempo's encoding: base64 ids)."""
     end = span.start_time + span.duration_ms / 1000.0
     out = {"traceId": _id(span.trace_id), "spanId": _id(span.span_id), "name": span.endpoint,
-           "kind": f"SPAN_KIND_{KIND_NAMES[span.kind].upper() if 0 <= span.kind < 6 else 'UNSPECIFIED'}",
+           "kind": f"SPAN_KIND_{kind_name(span).upper()}",
            "startTimeUnixNano": str(_ns(span.start_time)), "endTimeUnixNano": str(_ns(end)),
            "attributes": _span_attributes(span), "status": {}}
     if span.parent_span_id:

@@ -64,7 +64,8 @@ def route_of(span) -> str | None:
     return "/" + endpoint if span.method and " " not in endpoint else None
 
 
-def _kind_name(span) -> str:
+def kind_name(span) -> str:
+    """The span's kind as TraceQL names it (``unspecified`` for a value OTLP does not define)."""
     return KIND_NAMES[span.kind] if 0 <= span.kind < len(KIND_NAMES) else "unspecified"
 
 
@@ -86,7 +87,7 @@ _INTRINSICS: dict[str, Callable[[object, TraceFacts], object]] = {
     "name": lambda s, t: s.endpoint,
     "status": lambda s, t: "error" if s.error else "unset",
     "duration": lambda s, t: s.duration_ms,
-    "kind": lambda s, t: _kind_name(s),
+    "kind": lambda s, t: kind_name(s),
     "span:id": lambda s, t: s.span_id,
     "span:parentID": lambda s, t: s.parent_span_id,
     "trace:id": lambda s, t: t.trace_id,

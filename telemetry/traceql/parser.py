@@ -166,24 +166,23 @@ class _ToNodes(Transformer):
     def always(self, _token):
         return nodes.Always()
 
-    def field(self, token: Token) -> tuple[Field, Token]:
+    def field(self, token: Token) -> Field:
         if token.type == "ATTRIBUTE":
             scope, _, name = token.partition(".")
-            return Field(scope, name), token
+            return Field(scope, name)
         canonical = INTRINSICS.get(str(token))
         if canonical is None:
             raise _at(token, f"unknown field {str(token)[:40]!r}: an intrinsic ("
                              "name, status, duration, kind, span:id, span:parentID, trace:id, "
                              "trace:duration, trace:rootName, trace:rootService) or an attribute "
                              "(span.x, resource.x, .x)")
-        return Field("intrinsic", canonical), token
+        return Field("intrinsic", canonical)
 
     def value(self, token: Token) -> Token:
         return token
 
-    def comparison(self, field, op: Token, value: Token) -> Comparison:
-        found, _ = field
-        return Comparison(found, str(op), _value_for(found, op, value))
+    def comparison(self, field: Field, op: Token, value: Token) -> Comparison:
+        return Comparison(field, str(op), _value_for(field, op, value))
 
 
 _STRINGS = re.compile(r'"(\\.|[^"\\])*"')
