@@ -65,7 +65,9 @@ def paths() -> dict:
                 query("spss", {"type": "integer", "minimum": 1, "maximum": MAX_SPSS, "default": DEFAULT_SPSS},
                       "spans shown per spanset"),
             ],
-            "responses": {**ok(ref("TempoSearch")),
+            "responses": {"200": {**ok(ref("TempoSearch"))["200"], "links": {"trace": {
+                              "operationId": "tempo.trace",
+                              "parameters": {"trace_id": "$response.body#/traces/0/traceID"}}}},
                           "400": error(400, "A bad parameter, or a query that does not parse (the "
                                             "message gives the line and column)")},
         }},
