@@ -29,7 +29,7 @@ JSON, PROTOBUF = "application/json", "application/protobuf"
 
 def _integer(name: str, default: int, most: int) -> int:
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= most:
         abort(400, description=f"{name}: must be a whole number from 1 to {most}")
@@ -38,7 +38,7 @@ def _integer(name: str, default: int, most: int) -> int:
 
 def _seconds(name: str, default: float) -> float:
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not _SECONDS.fullmatch(raw):
         abort(400, description=f"{name}: must be unix epoch seconds")

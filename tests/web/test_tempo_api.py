@@ -189,6 +189,8 @@ def test_an_unknown_trace_is_a_404(client):
     ({"limit": "ten"}, "limit"),
     ({"spss": "1000"}, "spss"),
     ({"start": "yesterday"}, "start: must be unix epoch seconds"),
+    ({"start": ""}, "start: must be unix epoch seconds"),
+    ({"limit": ""}, "limit"),
     ({"start": "200", "end": "100"}, "end: must not be before start"),
     ({"tags": "service.name=shop"}, "tags: tag-based search is not supported"),
     ({"q": '{ name = "a\x00b" }'}, "q: must not contain NUL characters"),
