@@ -16,8 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Detection, RCA and the rules of logs and incidents: plain data in and out, no app, no database.
-PURE_PACKAGES = ("aiops.detection", "aiops.rca")
+# Detection, RCA, the rules of logs and incidents, TraceQL: plain data in and out, no app, no database.
+PURE_PACKAGES = ("aiops.detection", "aiops.rca", "telemetry.traceql")
 PURE_MODULES = (
     "aiops.logs.mining",
     "aiops.logs.signals",
@@ -35,6 +35,8 @@ PURE_MODULES = (
     "telemetry.columns",
     "telemetry.rows",
     "telemetry.export.policy",  # the export's backoff, breaker and buffer accounting
+    "telemetry.regexes",
+    "telemetry.tempo_json",
 )
 # What the pure modules must not need: the web framework, the database layer, the OpenTelemetry SDK.
 WEB_STACK = ("flask", "sqlalchemy", "flask_sqlalchemy", "opentelemetry.sdk")

@@ -40,6 +40,7 @@ from telemetry import otlp, otlp_limits
 from tests.conftest import dispose_app, make_app
 from tests.support.factories import add_incident
 from tests.support.otlp_http import decoded_items
+from tests.support.traceql_text import queries
 
 settings.register_profile("ci", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -252,6 +253,20 @@ def test_incident_transitions(fuzz_app, action, incident_id, body):
     path = f"/aiops/incidents/{incident_id}/{action}"
     r = client.post(path, data=body) if isinstance(body, bytes) else client.post(path, json=body)
     _assert_sound(fuzz_app, r, before)
+
+
+@given(queries, st.dictionaries(st.sampled_from(["start", "end", "limit", "spss", "tags"]),
+                                st.one_of(st.text(max_size=12), st.sampled_from(["0", "1", "20", "1e309",
+                                                                               "1800000000"])), max_size=3))
+def test_trace_search(fuzz_app, q, query):
+    before = _state(fuzz_app)
+    _assert_sound(fuzz_app, fuzz_app.test_client().get("/api/search", query_string={**query, "q": q}), before)
+
+
+@given(st.text(max_size=40))
+def test_trace_lookups(fuzz_app, trace_id):
+    r = fuzz_app.test_client().get("/api/traces/" + trace_id)
+    assert r.status_code in (200, 400, 404), r.status_code
 
 
 @given(params, st.sampled_from(["/aiops/notifications", "/aiops/incidents", "/aiops/metrics", "/",

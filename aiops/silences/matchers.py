@@ -7,26 +7,26 @@ value (anchored, like Alertmanager's). A silence matches an incident when all it
 
 A regex comes from outside and runs in the worker on every cycle, so it is checked before it is
 stored (:func:`check`): bounded in length, compiled once, and refused when its shape can take
-exponential time on Python's backtracking engine: repetition inside unbounded repetition
-(``(a+)+``, ``(a?)*``), an alternation repeated without bound (``(a|ab)*``), a backreference, or more than
-:data:`MAX_UNBOUNDED` unbounded repeats in all.
+exponential time on Python's backtracking engine (:mod:`telemetry.regexes`): repetition inside
+unbounded repetition (``(a+)+``, ``(a?)*``), an alternation repeated without bound (``(a|ab)*``), a
+backreference, or more than :data:`MAX_UNBOUNDED` unbounded repeats in all.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from aiops.kinds import IncidentKind, Severity
 from aiops.silences.errors import InvalidSilence
+from telemetry import regexes
 
 NAMES = ("service", "endpoint", "kind", "severity")
 MAX_MATCHERS = 8
 MAX_VALUE = 512  # characters: an endpoint's column width
 MAX_REGEX = 256  # characters of a regex value
-MAX_UNBOUNDED = 3  # unbounded repeats (*, +, {n,}) in one regex
+MAX_UNBOUNDED = regexes.MAX_UNBOUNDED  # unbounded repeats (*, +, {n,}) in one regex
 # Exact values these labels can take: an exact matcher with another value could never match.
 VOCABULARY = {"severity": tuple(Severity), "kind": (*IncidentKind, "unknown")}
 
@@ -108,64 +108,16 @@ def labels_of(incident: Mapping) -> dict[str, str]:
 
 def check(pattern: str, field: str) -> re.Pattern:
     """The compiled regex, or :class:`InvalidSilence` naming ``field``: too long, invalid, or a
-    shape that can take exponential time (see the module's docstring)."""
+    shape that can take exponential time (:mod:`telemetry.regexes`)."""
     if len(pattern) > MAX_REGEX:
         raise InvalidSilence(field, f"a regex must be at most {MAX_REGEX} characters")
     try:
-        compiled_ = re.compile(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise InvalidSilence(field, f"is not a valid regex: {str(exc)[:120]}") from None
-    problem = _unsafe(pattern)
-    if problem:
-        raise InvalidSilence(field, f"regex refused: {problem}")
-    return compiled_
+        return regexes.checked(pattern)
+    except ValueError as exc:
+        message = str(exc)
+        raise InvalidSilence(field, message if message.startswith("regex") else f"is {message}") from None
 
 
-@functools.lru_cache(maxsize=1024)
 def compiled(pattern: str) -> re.Pattern:
     """A stored regex, compiled once per process."""
-    return re.compile(pattern)
-
-
-def _unsafe(pattern: str) -> str | None:
-    from re import _constants as c
-    from re import _parser
-
-    unbounded = [0]
-
-    def walk(items, inside_unbounded: bool) -> str | None:
-        for op, av in items:
-            if op in (c.GROUPREF, c.GROUPREF_EXISTS):
-                return "backreferences are not supported"
-            if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
-                _, hi, sub = av
-                if inside_unbounded:
-                    return "repetition nested inside unbounded repetition"
-                endless = hi == c.MAXREPEAT
-                unbounded[0] += endless
-                found = walk(sub, inside_unbounded or endless)
-            elif op == c.BRANCH:
-                if inside_unbounded:
-                    return "an alternation repeated without bound"
-                found = next((f for branch in av[1] if (f := walk(branch, False))), None)
-            else:
-                found = next((f for sub in _subpatterns(av, _parser.SubPattern)
-                              if (f := walk(sub, inside_unbounded))), None)
-            if found:
-                return found
-        return None
-
-    found = walk(_parser.parse(pattern), False)
-    if found:
-        return found
-    if unbounded[0] > MAX_UNBOUNDED:
-        return f"more than {MAX_UNBOUNDED} unbounded repeats (*, +, {{n,}})"
-    return None
-
-
-def _subpatterns(av, kind) -> Iterable:
-    if isinstance(av, kind):
-        yield av
-    elif isinstance(av, tuple | list):
-        for part in av:
-            yield from _subpatterns(part, kind)
+    return regexes.compiled(pattern)

@@ -48,7 +48,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 OPEN_PATHS = ("/health", "/static/")  # never behind AIOPS_PROTECT_READS
-API_PREFIXES = ("/aiops/", "/simulate/", "/incidents/")
+API_PREFIXES = ("/aiops/", "/simulate/", "/incidents/", "/api/")
 
 
 # -- pure helpers -------------------------------------------------------------------

@@ -11,6 +11,8 @@ through ``SCHEMATHESIS_HOOKS``; the run's settings come in ``AIOPS_ST_*`` variab
 - A new silence must end in the future and its regexes must compile, which no schema can say: a
   schema-valid ``POST /aiops/silences`` gets times around now (a start before the end) and its
   regex matchers an escaped value (a regex that matches the text). Negative cases are sent as made.
+- Likewise a schema-valid ``GET /api/search`` gets a TraceQL query that parses, and ``start`` not
+  after ``end``.
 """
 
 from __future__ import annotations
@@ -52,10 +54,35 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Schema-valid text is rarely a query that parses: a positive search gets one of these.
+TRACEQL = ["{}", "{ status = error }", '{ resource.service.name = "aiops" && duration > 1ms }',
+           '{ span.http.route =~ "/api/.*" } || { kind = client }']
+
+
+def _valid_search(case) -> None:
+    """A positive ``GET /api/search``: a query that parses, and ``start`` not after ``end``."""
+    query = case.query if isinstance(case.query, dict) else None
+    if query is None:
+        return
+    if "q" in query:
+        query["q"] = TRACEQL[len(str(query["q"])) % len(TRACEQL)]
+    start, end = query.get("start"), query.get("end")
+    try:
+        if start is not None and end is None and float(start) > time.time():
+            query["end"] = start  # end's default, now, would be before it
+        elif start is not None and end is not None and float(end) < float(start):
+            query["start"], query["end"] = end, start
+    except (TypeError, ValueError):
+        pass
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs) -> None:
     meta = getattr(case, "meta", None)
     positive = meta is None or meta.generation.mode.is_positive
+    if positive and case.method.upper() == "GET" and case.path == "/api/search":
+        _valid_search(case)
+        return
     if not (positive and case.method.upper() == "POST" and case.path == "/aiops/silences"):
         return
     body = case.body

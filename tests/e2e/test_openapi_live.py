@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from openapi_spec_validator import validate
@@ -28,10 +29,11 @@ from openapi_spec_validator import validate
 from aiops.slos import service as slo_service
 from aiops.store.models import LogTemplate, Notification
 from telemetry.db import db
-from telemetry.store import insert_logs
+from telemetry.store import insert_logs, insert_spans
 from tests.conftest import dispose_app, make_app
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT
+from tests.support.factories import row_of, span
 from tests.support.incident_rows import add_incidents
 
 pytestmark = pytest.mark.e2e
@@ -66,6 +68,9 @@ def seed(db_url: str) -> None:
                                            first_seen=1000.0 + n, last_seen=1001.0 + n, count=2,
                                            exception=False))
             db.session.commit()
+            now = time.time()  # a recent trace for GET /api/search and the link to GET /api/traces/<id>
+            # (a service no SLO covers: an SLO alert would change the incidents the run reads)
+            insert_spans(db.engine, [row_of(span("checkout", 120.0, service="seeded", start_time=now - 60))])
             for n in range(3):  # SLOs for the operations on one (their ids are 1 to 3)
                 slo_service.create({"name": f"slo {n}", "service": "shop", "sli": "availability",
                                     "objective": 99.0 + n / 10}, 1000.0)
