@@ -9,7 +9,8 @@ field is an extension, not a break.
 
 from __future__ import annotations
 
-from aiops.kinds import IncidentKind, Severity
+from aiops.kinds import AnomalyType, IncidentKind, Severity
+from aiops.slos.service import SLO_ANOMALY
 from aiops.web.incident_queries import MAX_LIMIT, MAX_NOTIFICATIONS, NOTIFICATION_STATUSES, STATUSES
 
 
@@ -56,7 +57,8 @@ SCHEMAS: dict[str, dict] = {
     "Anomaly": obj(
         ("service", "endpoint", "type", "observed", "baseline", "request_count", "message", "detected_at",
          "trace_ids"),
-        service=STRING, endpoint=ENDPOINT, type={"enum": ["latency", "error", "timeout"]}, observed=NUMBER,
+        service=STRING, endpoint=ENDPOINT, type={"enum": [*(t.value for t in AnomalyType), SLO_ANOMALY]},
+        observed=NUMBER,
         baseline=nullable(NUMBER), request_count=INTEGER, message=STRING, detected_at=TIME, trace_ids=STRINGS,
         pattern={"enum": ["dependency", "exhaustion", "invalid_response", None],
                  "description": "what the evidence says fails (null: it does not say)"},

@@ -15,6 +15,7 @@ from openapi_spec_validator import validate
 from aiops.settings import settings_of
 from aiops.store.models import iso
 from tests.conftest import dispose_app, make_app
+from tests.support.factories import add_incident
 from tests.support.incident_rows import add_incidents
 
 # Routes that are not JSON endpoints: the pages (HTML, their forms answer 303) and the assets.
@@ -140,3 +141,27 @@ def test_answers_match_their_schemas(app):
     check("/aiops/silences/{silence_id}", "/aiops/silences/nope", "delete", "404", headers=auth)
     incident = check("/aiops/incidents/{incident_id}", "/aiops/incidents/INC-1002-2")
     assert incident["silenced"] is False and incident["silence_id"] is None
+
+
+def test_an_incident_with_every_anomaly_type_matches_its_schema(app):
+    """Every anomaly type the detection records (and an SLO alert's) is one the document allows."""
+    from aiops.kinds import AnomalyType
+    from aiops.slos.service import SLO_ANOMALY
+    from aiops.store.models import AnomalyRecord
+    from telemetry.db import begin_write, db
+
+    add_incident(app, "INC-7")
+    with app.app_context():
+        begin_write()
+        for kind in [*AnomalyType, SLO_ANOMALY]:
+            db.session.add(AnomalyRecord(incident_id="INC-7", service="shop", endpoint="payment",
+                                         type=str(kind), observed=1.0, baseline=None, request_count=1,
+                                         message=str(kind), detected_at=1.7e9, trace_ids=[]))
+        db.session.commit()
+    client = app.test_client()
+    doc = client.get("/openapi.json").get_json()
+    body = client.get("/aiops/incidents/INC-7").get_json()
+    assert {a["type"] for a in body["anomalies"]} == {*map(str, AnomalyType), SLO_ANOMALY}
+    answer = doc["paths"]["/aiops/incidents/{incident_id}"]["get"]["responses"]["200"]
+    schema = answer["content"]["application/json"]["schema"]
+    OAS31Validator({**schema, "components": doc["components"]}).validate(body)
