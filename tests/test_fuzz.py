@@ -266,7 +266,8 @@ def test_trace_search(fuzz_app, q, query):
 @given(st.text(max_size=40))
 def test_trace_lookups(fuzz_app, trace_id):
     r = fuzz_app.test_client().get("/api/traces/" + trace_id)
-    assert r.status_code in (200, 400, 404), r.status_code
+    # 308: an id starting with "/" makes "//", which the router answers with the merged path
+    assert r.status_code in (200, 308, 400, 404), r.status_code
 
 
 @given(params, st.sampled_from(["/aiops/notifications", "/aiops/incidents", "/aiops/metrics", "/",
