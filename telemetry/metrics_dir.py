@@ -105,10 +105,8 @@ def _file_pid(path: str) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
-def _alive(pid: int | None) -> bool:
-    """Another running process (this one does not count: it is starting, or leaving)."""
-    if pid is None or pid == os.getpid():
-        return False
+def process_alive(pid: int) -> bool:
+    """A process with this id runs (one of another user's counts: signalling it is refused)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -116,6 +114,11 @@ def _alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _alive(pid: int | None) -> bool:
+    """Another running process (this one does not count: it is starting, or leaving)."""
+    return pid is not None and pid != os.getpid() and process_alive(pid)
 
 
 def remove_stale(path: str) -> list[str]:

@@ -21,22 +21,14 @@ import os
 from collections import deque
 from pathlib import Path
 
+from telemetry.metrics_dir import process_alive
+
 log = logging.getLogger(__name__)
 SUFFIX = ".jsonl"
 
 
 def spans_in(line: str) -> int:
     return line.count('"spanId"')
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Fallback:
@@ -66,7 +58,7 @@ class Fallback:
         others = sorted((p for p in self.root.iterdir() if p.is_dir() and p.name.isdigit()),
                         key=lambda p: (p != self.folder, int(p.name)))
         for other in others:
-            if other != self.folder and _alive(int(other.name)):
+            if other != self.folder and process_alive(int(other.name)):
                 continue
             for path in sorted(other.glob("*" + SUFFIX)):
                 target = self._next_path()
