@@ -1,0 +1,47 @@
+"""Times as users write them: ISO 8601, epoch seconds, durations back from now."""
+
+from __future__ import annotations
+
+import pytest
+
+from telemetry import times
+
+NOW = 1_800_000_000.0
+T = 1_800_000_000.0 - 3600  # 2027-01-15T07:00:00Z
+
+
+def test_iso_forms():
+    assert times.iso_time("2027-01-15T07:00:00Z") == T
+    assert times.iso_time("2027-01-15t07:00:00z") == T
+    assert times.iso_time("2027-01-15T08:00:00+01:00") == T
+    assert times.iso_time("2027-01-15T07:00:00") == T  # no offset: UTC
+    assert times.iso_time("2027-01-15T06:59:60Z") == T - 1  # a leap second, as :59
+
+
+@pytest.mark.parametrize("raw", ["", "yesterday", "2027-13-01T00:00:00Z", "9" * 65, None, 5])
+def test_iso_refuses_what_is_not_a_time(raw):
+    with pytest.raises(ValueError, match="ISO 8601"):
+        times.iso_time(raw)
+
+
+def test_instant_takes_epoch_seconds_too():
+    assert times.instant("1737404800.5") == 1737404800.5
+    assert times.instant(" 2027-01-15T07:00:00Z ") == T
+    with pytest.raises(ValueError, match="epoch seconds or an ISO 8601"):
+        times.instant("1e9")
+
+
+@pytest.mark.parametrize("raw,back", [("90s", 90), ("15m", 900), ("6h", 21_600), ("7d", 604_800),
+                                      ("2W", 1_209_600)])
+def test_moment_takes_a_duration_back_from_now(raw, back):
+    assert times.moment(raw, NOW) == NOW - back
+
+
+def test_moment_takes_a_time_too_and_says_what_it_expected():
+    assert times.moment("2027-01-15T07:00:00Z", NOW) == T
+    with pytest.raises(ValueError, match=r"15m, 6h, 7d.*'soon'"):
+        times.moment("soon", NOW)
+    with pytest.raises(ValueError, match="at most 400d"):
+        times.moment("999999d", NOW)
+    with pytest.raises(ValueError):
+        times.moment("-5m", NOW)
