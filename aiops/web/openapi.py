@@ -71,6 +71,12 @@ LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "
                "incidents per list and page")
 CURSOR = query("cursor", {"type": "string", "maxLength": 1024},
                 "the 'next' value of the previous page (same filters); anything else is a 400")
+# since/until of the chart, map and trace APIs: a duration back from now, or a time (telemetry.times);
+# empty, as a page's form sends a field left blank: the default.
+EMPTY = {"type": "string", "maxLength": 0}
+MOMENT = {"anyOf": [{"type": "string", "pattern": "^[0-9]{1,6}[smhdwSMHDW]$"},
+                   {"type": "string", "pattern": log_service.TIME_PATTERN},
+                   {"type": "string", "format": "date-time"}, EMPTY]}
 LOG_TIME = {"anyOf": [{"type": "string", "pattern": log_service.TIME_PATTERN},
                      {"type": "string", "format": "date-time"}]}
 LOG_SERVICE = query("service", {"type": "string", "maxLength": log_service.MAX_SERVICE_CHARS,

@@ -26,11 +26,10 @@ from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import WHOLE_SERVICE, Key, Thresholds
 from aiops.incidents import reports
 from aiops.settings import current_settings
-from aiops.web import auth, errors, waterfall
+from aiops.web import auth, errors, traces
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
-from telemetry import store
 
 bp = errors.html_pages(Blueprint("pages", __name__))  # their errors are HTML pages too
 
@@ -217,14 +216,7 @@ def incident_page(incident_id: str):
     incident = incident_service.get(incident_id)
     data = incident_service.to_json(incident)
     root = (incident.root_service, incident.root_endpoint)
-    spans = []
-    if incident.trace_id:
-        spans = store.trace_spans([incident.trace_id]).get(incident.trace_id, [])
-    rows = waterfall.layout(spans, highlight=root)
-    lines, more_lines = log_service.trace_lines(incident.trace_id) if incident.trace_id else ([], False)
-    trace_logs = [log_service.line_view(r) for r in lines]
-    waterfall.mark_logs(rows, trace_logs)
-    total = waterfall.total_ms(rows)
+    trace = traces.trace_context(incident.trace_id or "", highlight=root)
     return auth.form_page(
         "incident.html", NOTICES,
         incident=incident,
@@ -232,13 +224,9 @@ def incident_page(incident_id: str):
         summary=anomaly_summary(data["anomalies"], root),
         episode=anomaly_summary(reports.current_anomalies(data), root),
         observations=list(reversed(data["anomalies"]))[:MAX_ANOMALY_ROWS],
-        rows=rows,
-        span_count=len(spans),
-        trace_logs=trace_logs,
-        more_lines=more_lines,
         templates=surged_templates(incident.propagation),
-        trace_ms=total,
-        ticks=waterfall.ticks(total),
+        trace_id=incident.trace_id,
+        **trace,
         now=time.time(),
     )
 

@@ -12,7 +12,7 @@ through ``SCHEMATHESIS_HOOKS``; the run's settings come in ``AIOPS_ST_*`` variab
   schema-valid ``POST /aiops/silences`` gets times around now (a start before the end) and its
   regex matchers an escaped value (a regex that matches the text). Negative cases are sent as made.
 - Likewise a schema-valid ``GET /api/search`` gets a TraceQL query that parses, and ``start`` not
-  after ``end``.
+  after ``end``; a ``since`` and ``until`` (``RANGES``), and ``min_ms`` and ``max_ms``, come in order.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import requests
 import schemathesis
 
 CURSORS = {"/aiops/incidents": "incidents", "/aiops/notifications": "notifications", "/aiops/logs": "logs",
-           "/aiops/logs/templates": "templates"}
+           "/aiops/logs/templates": "templates", "/aiops/traces": "traces"}
+RANGES = {"/aiops/traces": "1h"}  # paths taking since/until (a duration back or a time), their default since
 
 
 @schemathesis.hook
@@ -76,12 +77,39 @@ def _valid_search(case) -> None:
         pass
 
 
+def _valid_range(case, default_since: str) -> None:
+    """A positive call with ``since``/``until`` (or ``min_ms``/``max_ms``): swapped when the first
+    would come after the second."""
+    from telemetry import times
+
+    query = case.query if isinstance(case.query, dict) else None
+    if query is None:
+        return
+    try:
+        if float(query["min_ms"]) > float(query["max_ms"]):
+            query["min_ms"], query["max_ms"] = query["max_ms"], query["min_ms"]
+    except (KeyError, TypeError, ValueError):
+        pass
+    if not ({"since", "until"} & set(query)):
+        return
+    now = time.time()
+    since, until = str(query.get("since") or default_since), str(query.get("until") or "0s")
+    try:
+        if times.moment(since, now) > times.moment(until, now):
+            query["since"], query["until"] = until, since
+    except ValueError:
+        pass
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs) -> None:
     meta = getattr(case, "meta", None)
     positive = meta is None or meta.generation.mode.is_positive
     if positive and case.method.upper() == "GET" and case.path == "/api/search":
         _valid_search(case)
+        return
+    if positive and case.method.upper() == "GET" and case.path in RANGES:
+        _valid_range(case, RANGES[case.path])
         return
     if not (positive and case.method.upper() == "POST" and case.path == "/aiops/silences"):
         return

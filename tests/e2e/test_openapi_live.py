@@ -70,7 +70,8 @@ def seed(db_url: str) -> None:
             db.session.commit()
             now = time.time()  # a recent trace for GET /api/search and the link to GET /api/traces/<id>
             # (a service no SLO covers: an SLO alert would change the incidents the run reads)
-            insert_spans(db.engine, [row_of(span("checkout", 120.0, service="seeded", start_time=now - 60))])
+            seeded = [span("checkout", 120.0, service="seeded", start_time=now - 60 + n) for n in range(2)]
+            insert_spans(db.engine, [row_of(s) for s in seeded])  # two traces: /aiops/traces has a next page
             for n in range(3):  # SLOs for the operations on one (their ids are 1 to 3)
                 slo_service.create({"name": f"slo {n}", "service": "shop", "sli": "availability",
                                     "objective": 99.0 + n / 10}, 1000.0)
@@ -92,7 +93,8 @@ def test_the_live_server_answers_as_its_document_says(tmp_path, db_url):
         cursors = {"incidents": server.get("/aiops/incidents?limit=1").json()["next"],
                    "notifications": server.get("/aiops/notifications?limit=1").json()["next"],
                    "logs": server.get("/aiops/logs?limit=1").json()["next"],
-                   "templates": server.get("/aiops/logs/templates?limit=1").json()["next"]}
+                   "templates": server.get("/aiops/logs/templates?limit=1").json()["next"],
+                   "traces": server.get("/aiops/traces?limit=1").json()["next"]}
         assert all(cursors.values()), cursors
         seen_path = tmp_path / "seen.txt"
         report = tmp_path / "schemathesis.json"

@@ -30,6 +30,8 @@ NOT_JSON = {
     ("POST", "/silences"),
     ("POST", "/silences/{silence_id}/expire"),
     ("GET", "/static/{filename}"),
+    ("GET", "/traces"),
+    ("GET", "/traces/{trace_id}"),
 }
 IMPLICIT = {"HEAD", "OPTIONS"}  # Flask adds them to every route
 
