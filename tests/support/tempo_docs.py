@@ -4,8 +4,8 @@ From grafana/tempo ``docs/sources/tempo/api_docs/_index.md`` ("Example of TraceQ
 of tags-based search") and ``docs/sources/tempo/api_docs/pushing-spans-with-http.md`` ("Retrieve
 traces": ``/api/traces/<id>`` in its earlier version, ``/api/v2/traces/<id>`` now, and "Use TraceQL
 to search for a trace"). The TraceQL search example lacks the ``}`` that closes its trace; it is
-added here. The one-line answers are laid out over lines; their content is the docs'. Our compatibility with Tempo is checked against these, not
-against a running Tempo.
+added here. The one-line answers are laid out over lines; their content is the docs'. Our
+compatibility with Tempo is checked against these, not against a running Tempo.
 """
 
 from __future__ import annotations
