@@ -158,18 +158,23 @@ class Seen:
 
 def to_fetch(searches: Sequence[Sequence[Found]], seen: Seen, most: int) -> tuple[list[Found], int]:
     """The traces to fetch from one poll's searches, in order, once each, at most ``most``; and
-    how many were skipped as unchanged since they were stored. A trace whose summary has no field
-    at all is always fetched (nothing says it did not change)."""
-    chosen: dict[str, Found] = {}
-    unchanged = set()
+    how many were skipped as unchanged since they were stored.
+
+    A trace's summary is what every search said of it (the error search counts its failed spans,
+    the search for all its spans, so a trace that grows by a span that did not fail changes too). A
+    trace whose summaries have no field at all is always fetched: nothing says it did not change.
+    """
+    summaries: dict[str, list] = {}
     for found in (f for search in searches for f in search):
-        if found.trace_id in chosen or found.trace_id in unchanged:
-            continue
-        if found in seen and any(v is not None for v in found.summary):
-            unchanged.add(found.trace_id)
+        summaries.setdefault(found.trace_id, []).append(found.summary)
+    chosen, unchanged = [], 0
+    for trace_id, said in summaries.items():
+        found = Found(trace_id, tuple(said))
+        if found in seen and any(v is not None for summary in said for v in summary):
+            unchanged += 1
         elif len(chosen) < most:
-            chosen[found.trace_id] = found
-    return list(chosen.values()), len(unchanged)
+            chosen.append(found)
+    return chosen, unchanged
 
 
 def _resource_spans(doc) -> list:

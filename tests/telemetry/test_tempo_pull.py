@@ -73,18 +73,33 @@ def test_what_is_not_a_search_answer_is_an_error(bad):
         tempo_pull.found_traces(bad, 10)
 
 
+def _whole(found: Found, *more: Found) -> Found:
+    """What :func:`to_fetch` makes of a trace the searches found: every summary said of it."""
+    return Found(found.trace_id, (found.summary, *(m.summary for m in more)))
+
+
 def test_traces_stored_whole_are_not_fetched_again_until_they_change():
-    a, b, c = (Found(f"{i:032x}", ("1", 10, 2)) for i in (1, 2, 3))
+    a, b, c = (Found(f"{i:032x}", ("1", 10, 2)) for i in range(1, 4))
     seen = Seen(10)
-    assert tempo_pull.to_fetch([[a, b], [b, c]], seen, 10) == ([a, b, c], 0)
-    seen.add(a)
-    seen.add(b)
+    assert tempo_pull.to_fetch([[a, b], [b, c]], seen, 10) == ([_whole(a), _whole(b, b), _whole(c)], 0)
+    seen.add(_whole(a))
+    seen.add(_whole(b))
     grown = Found(b.trace_id, ("1", 12, 3))
-    assert tempo_pull.to_fetch([[a, grown, c]], seen, 10) == ([grown, c], 1)
-    assert tempo_pull.to_fetch([[a, grown, c]], seen, 1) == ([grown], 1)
+    assert tempo_pull.to_fetch([[a, grown, c]], seen, 10) == ([_whole(grown), _whole(c)], 1)
+    assert tempo_pull.to_fetch([[a, grown, c]], seen, 1) == ([_whole(grown)], 1)
     blank = Found(a.trace_id, (None, None, None))  # nothing to compare: fetched (dedup holds)
-    seen.add(blank)
-    assert tempo_pull.to_fetch([[blank]], seen, 10) == ([blank], 0)
+    seen.add(_whole(blank))
+    assert tempo_pull.to_fetch([[blank]], seen, 10) == ([_whole(blank)], 0)
+
+
+def test_a_trace_that_grows_by_a_span_that_did_not_fail_is_fetched_again():
+    errors, every = Found("1" * 32, ("1", 10, 1)), Found("1" * 32, ("1", 10, 3))
+    seen = Seen(10)
+    [first], _ = tempo_pull.to_fetch([[errors], [every]], seen, 10)
+    seen.add(first)
+    assert tempo_pull.to_fetch([[errors], [every]], seen, 10) == ([], 1)
+    more = Found("1" * 32, ("1", 10, 4))  # the error search says the same; the other does not
+    assert tempo_pull.to_fetch([[errors], [more]], seen, 10) == ([_whole(errors, more)], 0)
 
 
 def test_the_seen_traces_are_bounded_oldest_out():
