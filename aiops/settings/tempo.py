@@ -24,5 +24,5 @@ class TempoSettings:
         0.1, "AIOPS_TEMPO_TIMEOUT", "seconds one call to the Tempo API may take, from connect to last byte",
         TEMPO, parse.positive)
     tempo_limit: int = setting(
-        100, "AIOPS_TEMPO_LIMIT", "traces one search asks for (`limit`), and fetched per poll at most", TEMPO,
-        parse.count)
+        100, "AIOPS_TEMPO_LIMIT", "traces one search asks for (`limit`), and fetched per poll at most "
+        "(this product's own API answers up to 500)", TEMPO, parse.count)
