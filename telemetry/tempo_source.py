@@ -183,17 +183,24 @@ class TempoSource:
     # --- one poll --------------------------------------------------------------------------------
 
     def search(self, poll: Poll, now: float) -> list[list[tempo_pull.Found]]:
-        """The poll's searches: TraceQL, or by time alone once TraceQL was refused."""
+        """The poll's searches: TraceQL, or by time alone while TraceQL is refused. The refusal and
+        the return of TraceQL are logged when they happen, not at each retry."""
         if now >= self.traceql_refused_until:
             try:
-                return [self._found(tempo_pull.search_params(now, self.window, self.limit, q), poll)
-                        for q in tempo_pull.TRACEQL_QUERIES]
+                found = [self._found(tempo_pull.search_params(now, self.window, self.limit, q), poll)
+                         for q in tempo_pull.TRACEQL_QUERIES]
             except CallFailed as exc:
                 if exc.status not in REFUSES_TRACEQL:
                     raise
-                log.warning("Tempo source %s refused TraceQL (%s): searching by time alone for %.0f s",
-                            self.shown, exc, TRACEQL_RETRY)
+                (log.debug if self.traceql_refused_until else log.warning)(
+                    "Tempo source %s refused TraceQL (%s): searching by time alone for %.0f s",
+                    self.shown, exc, TRACEQL_RETRY)
                 self.traceql_refused_until = now + TRACEQL_RETRY
+            else:
+                if self.traceql_refused_until:
+                    log.info("Tempo source %s answers TraceQL again", self.shown)
+                    self.traceql_refused_until = 0.0
+                return found
         poll.mode = "time"
         return [self._found(tempo_pull.search_params(now, self.window, self.limit, None), poll)]
 
@@ -246,6 +253,7 @@ class TempoSource:
             poll.failed("poll", repr(exc))
         _count(poll, now)
         self._log_change(poll)
+        log.debug("Tempo source poll: %s", poll)
         return poll
 
     def _poll(self, engine, poll: Poll, now: float, started: float) -> None:

@@ -167,9 +167,17 @@ def test_a_server_that_refuses_traceql_is_searched_by_time_and_that_is_remembere
     asked = [args for path, args, _ in tempo.requests if path == "/api/search"]
     assert ["q" in a for a in asked] == [True, False, False]  # TraceQL tried once, then not
     assert len([r for r in caplog.records if "refused TraceQL" in r.message]) == 1
-    clock[0] += tempo_source.TRACEQL_RETRY + 1  # later, TraceQL is tried again
-    poll(app, source)
-    assert "q" in [args for path, args, _ in tempo.requests if path == "/api/search"][3]
+    clock[0] += tempo_source.TRACEQL_RETRY + 1  # later, TraceQL is tried again: still refused,
+    with caplog.at_level(logging.INFO, "telemetry.tempo_source"):
+        assert poll(app, source).mode == "time"  # and not logged again
+        tempo.search = answer  # then answered
+        clock[0] += tempo_source.TRACEQL_RETRY + 1
+        assert poll(app, source).mode == "traceql"
+    asked = [args for path, args, _ in tempo.requests if path == "/api/search"]
+    assert ["q" in a for a in asked] == [True, False, False, True, False, True, True]
+    messages = [r.message for r in caplog.records]
+    assert len([m for m in messages if "refused TraceQL" in m]) == 1
+    assert len([m for m in messages if "answers TraceQL again" in m]) == 1
 
 
 @sqlite_only
