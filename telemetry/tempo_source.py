@@ -133,6 +133,7 @@ class TempoSource:
         self.limits = otlp_limits.Limits(settings.otlp_max_spans, settings.otlp_max_items)
         self.settings = settings
         self.session = session or requests.Session()
+        self.session.headers.update(settings.tempo_headers)  # X-Scope-OrgID, authorization
         self.clock = clock
         self.seen = tempo_pull.Seen(SEEN_TRACES)
         self.traceql_refused_until = 0.0

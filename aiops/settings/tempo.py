@@ -15,6 +15,11 @@ class TempoSettings:
         None, "AIOPS_TEMPO_URL", "base URL of a Tempo query API (`http://tempo:3200`, or another instance of "
         "this product) the worker polls for recent traces, stored as `POST /v1/traces` stores them; unset, "
         "nothing is pulled", TEMPO, parse.http_url)
+    tempo_headers: dict = setting(
+        {}, "AIOPS_TEMPO_HEADERS", "headers sent with every call, `name=value,name2=value2` "
+        "(`X-Scope-OrgID=team` for a multi-tenant Tempo, `authorization=Bearer%20...`); a user and password "
+        "may be in the URL instead",
+        TEMPO, parse.headers, shown="none")
     tempo_interval: float = setting(
         30.0, "AIOPS_TEMPO_INTERVAL", "seconds between polls", TEMPO, parse.positive)
     tempo_lookback: float = setting(

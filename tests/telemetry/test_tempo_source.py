@@ -135,8 +135,10 @@ def tempo():
 
 @sqlite_only
 def test_documented_answers_are_pulled_and_the_calls_are_tempo_s(app, tempo):
-    done = poll(app, make_source(app, tempo.url, tempo_timeout=0.1))
+    done = poll(app, make_source(app, tempo.url, tempo_timeout=0.1, tempo_headers={"x-scope-orgid": "team"}))
     assert (done.fetched, done.stored, done.failures) == (2, 3, {})
+    assert all({k.lower(): v for k, v in headers.items()}["x-scope-orgid"] == "team"
+               for _, _, headers in tempo.requests)  # a multi-tenant Tempo's tenant, on every call
     assert {k[0] for k in pulled(app)} == {TRACE_A, TRACE_B}
     searches = [(args, headers) for path, args, headers in tempo.requests if path == "/api/search"]
     assert [a["q"] for a, _ in searches] == ["{ status = error }", "{}"]
