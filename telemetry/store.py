@@ -202,6 +202,11 @@ def trace_spans(trace_ids: Iterable[str]) -> dict[str, list[SpanRow]]:
     return out
 
 
+def stored_span_ids(trace_id: str) -> set[str]:
+    """The span ids stored for one trace (the ``trace_id`` index): what a pulled trace need not add."""
+    return set(db.session.scalars(select(_T.c.span_id).where(_T.c.trace_id == trace_id)))
+
+
 def spans_by_id(ids: Iterable[int]) -> dict[int, SpanRow]:
     """Span rows by primary key (a few, remembered by an earlier cycle)."""
     wanted = sorted(set(ids))

@@ -37,6 +37,7 @@ PURE_MODULES = (
     "telemetry.export.policy",  # the export's backoff, breaker and buffer accounting
     "telemetry.regexes",
     "telemetry.tempo_json",
+    "telemetry.tempo_pull",  # what the Tempo pull source decides from Tempo's answers
 )
 # What the pure modules must not need: the web framework, the database layer, the OpenTelemetry SDK.
 WEB_STACK = ("flask", "sqlalchemy", "flask_sqlalchemy", "opentelemetry.sdk")

@@ -5,7 +5,9 @@ in one worker process: ``flask --app app aiops worker`` in production, or a
 thread of ``python app.py`` for the demo. Both call :func:`start`, which also
 answers ``POST /aiops/analyze`` (:mod:`aiops.jobs.on_demand`). Several workers (or
 instances) may run: the database leases keep each cycle and each message to
-one of them, so a second worker is a standby, not a duplicate.
+one of them, so a second worker is a standby, not a duplicate. With ``AIOPS_TEMPO_URL`` set, each
+worker also polls that Tempo API for traces (a second worker's polls store nothing twice: span ids
+are unique in the store).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from telemetry.db import db
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 600.0  # seconds between retention passes
+TEMPO_JOB_ID = "aiops-tempo-pull"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ def jobs(settings: Settings, detection: bool = True) -> list[Job]:
         ]
     if outbound(settings):
         found.append(Job(outbox.JOB_ID, settings.notify_poll, Worker.deliver))
+    if settings.tempo_url:
+        found.append(Job(TEMPO_JOB_ID, settings.tempo_interval, Worker.pull_tempo))
     return found
 
 
@@ -75,6 +80,7 @@ class Worker:
         self._cycle = threading.Lock()  # one cycle at a time in this process (scheduled or asked for)
         self._scheduler: BackgroundScheduler | None = None
         self._listener: threading.Thread | None = None
+        self._tempo = None  # the Tempo source (AIOPS_TEMPO_URL), made on its first poll
 
     # --- job bodies ------------------------------------------------------------------------------
 
@@ -118,6 +124,19 @@ class Worker:
 
     def deliver(self) -> int:
         return outbox.tick(self.app)
+
+    def pull_tempo(self):
+        """One poll of the Tempo source (:mod:`telemetry.tempo_source`): it never raises, and keeps
+        what it learned (traces stored, TraceQL refused) from one poll to the next."""
+        from telemetry.tempo_source import TempoSource
+
+        if self._tempo is None:
+            self._tempo = TempoSource(self.settings)
+        with self.app.app_context():
+            try:
+                return self._tempo.poll(db.engine)
+            finally:
+                db.session.remove()
 
     # --- on demand -------------------------------------------------------------------------------
 

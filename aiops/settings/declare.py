@@ -2,7 +2,8 @@
 meaning and section) and the sections of the generated reference, in their order.
 
 Apart from :mod:`aiops.settings.fields` so that a group of settings can be declared in a module of
-its own (:mod:`aiops.settings.export`) and still be read, checked and documented like the rest.
+its own (:mod:`aiops.settings.export`, :mod:`aiops.settings.tempo`) and still be read, checked and
+documented like the rest.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ REMEDIATION = "Remediation hooks"
 SECURITY = "Security"
 INGEST = "OTLP ingest and replay"
 EXPORT = "OTLP export"
+TEMPO = "Tempo pull source"
 DEMO = "Demo"
 SERVING = "Serving"
-SECTIONS = (STORAGE, DETECTION, INCIDENTS, NOTIFICATIONS, REMEDIATION, SECURITY, INGEST, EXPORT, DEMO,
-            SERVING)
+SECTIONS = (STORAGE, DETECTION, INCIDENTS, NOTIFICATIONS, REMEDIATION, SECURITY, INGEST, EXPORT, TEMPO,
+            DEMO, SERVING)
 
 
 def setting(default: Any, env: str, doc: str, section: str, parser: Callable[[str], Any] = str,

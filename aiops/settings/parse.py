@@ -46,6 +46,22 @@ def text(value: str) -> str | None:
     return value.strip() or None
 
 
+def http_url(value: str) -> str | None:
+    """An ``http://`` or ``https://`` URL with a host; blank means unset."""
+    from urllib.parse import urlsplit
+
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
 def recorder(value: str) -> str:
     value = value.strip()
     if value not in ("lean", "otel"):

@@ -61,17 +61,19 @@ def parse_json(body: bytes | str, object_hook=None, message_type=ExportTraceServ
     failing the whole batch. ``object_hook`` sees every object as it is
     built (the decoding limits count them).
     """
-    return _message(_load_json(body, object_hook), message_type)
+    return message_from_json(load_json(body, object_hook), message_type)
 
 
 def parse_json_any(body: bytes | str):
     """A trace or a logs request, told apart by content (``resourceLogs`` or not), as replay needs."""
-    doc = _load_json(body)
+    doc = load_json(body)
     logs = isinstance(doc, dict) and ("resourceLogs" in doc or "resource_logs" in doc)
-    return _message(doc, ExportLogsServiceRequest if logs else ExportTraceServiceRequest)
+    return message_from_json(doc, ExportLogsServiceRequest if logs else ExportTraceServiceRequest)
 
 
-def _load_json(body: bytes | str, object_hook=None):
+def load_json(body: bytes | str, object_hook=None):
+    """JSON text (UTF-8 bytes or str) -> Python objects, invalid UTF-8 and lone surrogates repaired;
+    :class:`OtlpError` when it is not JSON. ``object_hook`` sees every object as it is built."""
     if isinstance(body, bytes | bytearray):
         body = bytes(body).decode("utf-8", "replace")
     try:
@@ -85,7 +87,9 @@ def _load_json(body: bytes | str, object_hook=None):
     return doc
 
 
-def _message(doc, message_type):
+def message_from_json(doc, message_type=ExportTraceServiceRequest):
+    """A loaded OTLP/JSON document (hex ids, as :func:`load_json` returns it) -> the message;
+    :class:`OtlpError` when it does not have the message's shape."""
     name = message_type.DESCRIPTOR.name
     if not isinstance(doc, dict):
         raise OtlpError(f"body must be a JSON object (an {name})")
