@@ -15,6 +15,7 @@ from typing import Any
 STORAGE = "Storage and recording"
 DETECTION = "Detection"
 INCIDENTS = "Incidents"
+RULES = "Trace-query rules"
 NOTIFICATIONS = "Notifications"
 REMEDIATION = "Remediation hooks"
 SECURITY = "Security"
@@ -22,7 +23,7 @@ INGEST = "OTLP ingest and replay"
 EXPORT = "OTLP export"
 DEMO = "Demo"
 SERVING = "Serving"
-SECTIONS = (STORAGE, DETECTION, INCIDENTS, NOTIFICATIONS, REMEDIATION, SECURITY, INGEST, EXPORT, DEMO,
+SECTIONS = (STORAGE, DETECTION, INCIDENTS, RULES, NOTIFICATIONS, REMEDIATION, SECURITY, INGEST, EXPORT, DEMO,
             SERVING)
 
 

@@ -30,11 +30,13 @@ from aiops.settings.declare import (
     setting,
 )
 from aiops.settings.export import ExportSettings
+from aiops.settings.rules import RuleSettings
 
 
 @dataclass(frozen=True)
-class Settings(ExportSettings):
-    """Every setting; the export ones are declared in :mod:`aiops.settings.export` (inherited)."""
+class Settings(RuleSettings, ExportSettings):
+    """Every setting; the export and rule ones are declared in :mod:`aiops.settings.export` and
+    :mod:`aiops.settings.rules` (inherited)."""
 
     # Storage and recording
     database_url: str | None = setting(
