@@ -78,11 +78,7 @@ def check(body: object) -> RuleSpec:
     if kind not in KINDS:
         raise SpecError("kind", f"must be one of {', '.join(KINDS)}")
     preset = PRESETS.get(kind)
-    query = text(body, "query", traceql.MAX_QUERY_CHARS, preset is None).strip()
-    if not query and preset is None:
-        raise SpecError("query", "is required (a TraceQL query, e.g. { status = error })")
-    query = query or preset.query
-    parse_query(query)
+    query = _query(body.get("query"), preset)
     aggregation = body.get("aggregation") or (preset.aggregation if preset else None)
     if aggregation not in AGGREGATIONS:
         raise SpecError("aggregation", f"must be one of {', '.join(AGGREGATIONS)}")
@@ -99,6 +95,25 @@ def check(body: object) -> RuleSpec:
         if split.scheme not in ("http", "https") or not split.hostname:
             raise SpecError("webhook_url", "must be an http:// or https:// URL with a host")
     return RuleSpec(name, str(kind), query, window, str(aggregation), threshold, str(severity), url)
+
+
+def _query(value: object, preset: Preset | None) -> str:
+    """The query's text (several lines allowed), checked by parsing it; a preset's when left out."""
+    if value is not None and not isinstance(value, str):
+        raise SpecError("query", "must be a string")
+    query = (value or "").strip()
+    if not query:
+        if preset is None:
+            raise SpecError("query", "is required (a TraceQL query, e.g. { status = error })")
+        return preset.query
+    if len(query) > traceql.MAX_QUERY_CHARS:
+        raise SpecError("query", f"must be at most {traceql.MAX_QUERY_CHARS} characters")
+    try:
+        query.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no database column holds it
+        raise SpecError("query", "must be valid Unicode") from None
+    parse_query(query)
+    return query
 
 
 def parse_query(query: str):
