@@ -9,29 +9,18 @@ stored URL.
 
 from __future__ import annotations
 
-import json
-import logging
-import threading
-import tomllib
-import weakref
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from aiops.rules.spec import FIELDS, SpecError, check
+from aiops.store import config_files
 from aiops.store.models import Rule, RuleAlert, iso
 from telemetry.db import begin_write, db
 
-log = logging.getLogger(__name__)
-
 MAX_RULES = 500  # rules stored at most (each costs a query every interval)
-MAX_CONFIG_BYTES = 1_000_000
 MAX_ID = 2**31 - 1
 MASK = "***"
-_loaded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> config files loaded
-_load_lock = threading.Lock()
 
 
 class RuleNotFound(LookupError):
@@ -170,52 +159,21 @@ def alert_counts() -> dict[str, int]:
 # -- the config file ------------------------------------------------------------------------------
 
 
-def read_config(path: str) -> list:
-    """The rule bodies of a JSON file (a list, or ``{"rules": [...]}``) or a TOML file (``[[rules]]``)."""
-    raw = Path(path).read_bytes()[:MAX_CONFIG_BYTES + 1]
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
-    data = tomllib.loads(raw.decode()) if path.endswith(".toml") else json.loads(raw)
-    bodies = data.get("rules") if isinstance(data, dict) else data
-    if not isinstance(bodies, list):
-        raise ValueError(f"{path}: expected a list of rules (JSON: [...] or "
-                         '{"rules": [...]}; TOML: [[rules]])')
-    return bodies
+_load_once = config_files.LoadOnce("AIOPS_RULES_FILE")
 
 
 def load_config(path: str, now: float) -> int:
-    """Upsert the file's rules by name (``source`` ``config``); a wrong entry is logged and skipped.
-    Returns how many were created or replaced."""
-    changed = 0
-    for n, body in enumerate(read_config(path)):
-        try:
-            spec = check(body)
-            existing = db.session.scalar(select(Rule.id).where(Rule.name == spec.name))
-            db.session.rollback()
-            if existing is None:
-                create(body, now, source="config")
-            else:
-                update(existing, body, now, source="config")
-            changed += 1
-        except (SpecError, RuleConflict) as exc:
-            db.session.rollback()
-            log.error("%s: rule #%d skipped: %s", path, n + 1, exc)
-        except IntegrityError:  # another process created it at the same moment
-            db.session.rollback()
-    return changed
+    """Upsert the file's rules (JSON: a list or ``{"rules": [...]}``; TOML: ``[[rules]]``) by name
+    (``source`` ``config``); a wrong entry is logged and skipped. Returns how many were created or
+    replaced."""
+    return config_files.upsert_by_name(
+        path, config_files.read_bodies(path, "rules"), lambda body: check(body).name,
+        lambda name: db.session.scalar(select(Rule.id).where(Rule.name == name)),
+        lambda body: create(body, now, source="config"),
+        lambda rule_id, body: update(rule_id, body, now, source="config"), (SpecError, RuleConflict), "rule")
 
 
 def load_config_once(path: str | None, now: float) -> None:
     """Load ``AIOPS_RULES_FILE`` the first time this process needs the rules (a bad file is logged,
     and tried again next time)."""
-    if not path or path in _loaded.get(db.engine, ()):
-        return
-    with _load_lock:
-        if path in _loaded.get(db.engine, ()):
-            return
-        try:
-            load_config(path, now)
-            _loaded.setdefault(db.engine, set()).add(path)
-        except (OSError, ValueError) as exc:
-            db.session.rollback()
-            log.error("AIOPS_RULES_FILE %s not loaded: %s", path, exc)
+    _load_once(path, lambda p: load_config(p, now))
