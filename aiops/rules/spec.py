@@ -91,7 +91,11 @@ def check(body: object) -> RuleSpec:
         raise SpecError("severity", f"must be one of {', '.join(Severity)}")
     url = text(body, "webhook_url", MAX_URL, False) or None
     if url is not None:
-        split = urlsplit(url)
+        try:
+            split = urlsplit(url)
+            split.port  # noqa: B018 - raises ValueError for a port that is not one
+        except ValueError:
+            raise SpecError("webhook_url", "must be a valid URL") from None
         if split.scheme not in ("http", "https") or not split.hostname:
             raise SpecError("webhook_url", "must be an http:// or https:// URL with a host")
     return RuleSpec(name, str(kind), query, window, str(aggregation), threshold, str(severity), url)

@@ -63,6 +63,8 @@ def test_a_bad_query_names_its_line_and_column():
     ({"webhook_url": "ftp://example.com/x"}, "webhook_url"),
     ({"webhook_url": "file:///etc/passwd"}, "webhook_url"),
     ({"webhook_url": "https://"}, "webhook_url"),
+    ({"webhook_url": "https://example.com:99999/x"}, "webhook_url"),
+    ({"webhook_url": "http://[::1/x"}, "webhook_url"),
     ({"webhook_url": 5}, "webhook_url"),
 ])
 def test_a_wrong_field_is_named(change, field):
