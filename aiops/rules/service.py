@@ -167,10 +167,8 @@ def load_config(path: str, now: float) -> int:
     (``source`` ``config``); a wrong entry is logged and skipped. Returns how many were created or
     replaced."""
     return config_files.upsert_by_name(
-        path, config_files.read_bodies(path, "rules"), lambda body: check(body).name,
-        lambda name: db.session.scalar(select(Rule.id).where(Rule.name == name)),
-        lambda body: create(body, now, source="config"),
-        lambda rule_id, body: update(rule_id, body, now, source="config"), (SpecError, RuleConflict), "rule")
+        path, "rules", Rule, lambda body: check(body).name, lambda body: create(body, now, source="config"),
+        lambda rule_id, body: update(rule_id, body, now, source="config"), (SpecError, RuleConflict))
 
 
 def load_config_once(path: str | None, now: float) -> None:

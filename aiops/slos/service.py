@@ -195,10 +195,8 @@ def load_config(path: str, now: float) -> int:
     (``source`` ``config``); a wrong entry is logged and skipped. Returns how many were created or
     changed."""
     return config_files.upsert_by_name(
-        path, config_files.read_bodies(path, "slos"), lambda body: check(body).name,
-        lambda name: db.session.scalar(select(Slo.id).where(Slo.name == name)),
-        lambda body: create(body, now, source="config"),
-        lambda slo_id, body: update(slo_id, body, now, source="config"), (SpecError, SloConflict), "SLO")
+        path, "slos", Slo, lambda body: check(body).name, lambda body: create(body, now, source="config"),
+        lambda slo_id, body: update(slo_id, body, now, source="config"), (SpecError, SloConflict))
 
 
 def load_config_once(path: str | None, now: float) -> None:

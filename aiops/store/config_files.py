@@ -14,9 +14,10 @@ import logging
 import threading
 import tomllib
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from telemetry.db import db
@@ -38,16 +39,16 @@ def read_bodies(path: str, key: str) -> list:
     return bodies
 
 
-def upsert_by_name(path: str, bodies: Iterable, name_of: Callable[[object], str],
-                   find: Callable[[str], int | None], create: Callable[[object], object],
-                   replace: Callable[[int, object], object], refused: tuple[type[Exception], ...],
-                   noun: str) -> int:
-    """Create each body, or replace the one of the same name; returns how many. ``name_of`` checks
-    a body (raising one of ``refused``: the entry is logged and skipped) and gives its name."""
+def upsert_by_name(path: str, key: str, model, name_of: Callable[[object], str],
+                   create: Callable[[object], object], replace: Callable[[int, object], object],
+                   refused: tuple[type[Exception], ...]) -> int:
+    """Create each body the file lists under ``key``, or replace the ``model`` row of the same
+    ``name``; returns how many. ``name_of`` checks a body (raising one of ``refused``: the entry is
+    logged and skipped) and gives its name."""
     changed = 0
-    for n, body in enumerate(bodies):
+    for n, body in enumerate(read_bodies(path, key)):
         try:
-            existing = find(name_of(body))
+            existing = db.session.scalar(select(model.id).where(model.name == name_of(body)))
             db.session.rollback()
             if existing is None:
                 create(body)
@@ -56,7 +57,7 @@ def upsert_by_name(path: str, bodies: Iterable, name_of: Callable[[object], str]
             changed += 1
         except refused as exc:
             db.session.rollback()
-            log.error("%s: %s #%d skipped: %s", path, noun, n + 1, exc)
+            log.error("%s: %s #%d skipped: %s", path, key, n + 1, exc)
         except IntegrityError:  # another process created it at the same moment
             db.session.rollback()
     return changed
