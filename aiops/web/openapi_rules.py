@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from aiops.kinds import RuleKind, Severity
 from aiops.rules import spec
-from aiops.web.openapi import CURSOR, JSON, NO_NUL, error, ok, query
+from aiops.web.openapi import CURSOR, NO_NUL, error, ok, query
+from aiops.web.openapi_crud import Words, crud_paths
 from aiops.web.openapi_schemas import INTEGER, NUMBER, STRING, STRINGS, TIME, nullable, obj, ref
+from aiops.web.openapi_slos import TEXT
 from aiops.web.rules import MAX_ALERTS
 
-TEXT = "^[^\\u0000-\\u001f\\u007f]*$"  # no control characters (a 400)
 PRESETS = "; ".join(f"{k}: {p.query} {p.aggregation} > {p.threshold:g}" for k, p in spec.PRESETS.items())
 BODY = {
     **obj(("name",),
@@ -60,44 +61,15 @@ SCHEMAS = {
     "RuleAlertList": obj(("alerts", "next"), alerts={"type": "array", "items": ref("RuleAlert")},
                          next=nullable(STRING)),
 }
-RULE_ID = {"name": "rule_id", "in": "path", "required": True,
-           "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
-WRONG = error(400, "A field is wrong: the message starts with its name")
-TAKEN = error(409, "Another rule has this name")
-MISSING = error(404, "No rule with this id")
-
-
-def _links(source: str) -> dict:
-    return {op: {"operationId": f"rules.{op}", "parameters": {"rule_id": f"$response.body#{source}"}}
-            for op in ("get_rule", "update_rule", "delete_rule")}
+WORDS = Words(name="rule", label="a rule", listed="Every trace-query rule with its last evaluation",
+              create="Create a trace-query rule (the worker evaluates it)", created="Created", one="One rule")
 
 
 def paths() -> dict:
-    body = {"required": True, "content": {JSON: {"schema": ref("RuleBody")}}}
-    listed = ok(ref("RuleList"))
-    listed["200"]["links"] = _links("/rules/0/id")
     limit = query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ALERTS, "default": 50},
                   "alerts per page")
     return {
-        "/aiops/rules": {
-            "get": {"summary": "Every trace-query rule with its last evaluation",
-                    "responses": {**listed, "400": error(400)}},
-            "post": {"summary": "Create a trace-query rule (the worker evaluates it)", "requestBody": body,
-                     "x-mutation": True,
-                     "responses": {"201": {"description": "Created", "links": _links("/id"),
-                                           "content": {JSON: {"schema": ref("Rule")}}},
-                                   "400": WRONG, "409": TAKEN}},
-        },
-        "/aiops/rules/{rule_id}": {
-            "get": {"summary": "One rule", "parameters": [RULE_ID],
-                    "responses": {**ok(ref("Rule")), "400": error(400), "404": MISSING}},
-            "put": {"summary": "Replace a rule (the whole body, as for POST)", "parameters": [RULE_ID],
-                    "requestBody": body, "x-mutation": True,
-                    "responses": {**ok(ref("Rule")), "400": WRONG, "404": MISSING, "409": TAKEN}},
-            "delete": {"summary": "Delete a rule (its alerts stay listed)", "parameters": [RULE_ID],
-                       "x-mutation": True,
-                       "responses": {"204": {"description": "Deleted"}, "400": error(400), "404": MISSING}},
-        },
+        **crud_paths("/aiops/rules", "rules", "rule", WORDS),
         "/aiops/alerts": {
             "get": {"summary": "Alerts raised by trace-query rules, newest first",
                     "parameters": [limit, CURSOR],
