@@ -267,3 +267,16 @@ def test_the_worker_evaluates_and_web_processes_do_not(app):
     assert evaluation.tick(app)["evaluated"] == 1
     with app.app_context():
         assert db.session.scalar(select(RuleAlert)) is None
+
+
+def test_a_deleted_rules_queued_alert_fails_without_a_send(app, receiver):
+    _traffic(app)
+    rule_id = _rule(app, kind="high_latency", webhook_url=receiver.url("/h"))
+    _run(app)
+    with app.app_context():
+        service.delete(rule_id)
+        assert deliver_due(settings_of(app), now=NOW) == 1
+        row = db.session.scalar(select(Notification))
+        assert row.status == "failed" and "no webhook_url" in row.last_error
+    assert receiver.count == 0
+    assert _alerts(app)[0]["rule"] == "r"  # the alert stays listed under its rule's name
