@@ -1,6 +1,6 @@
 """The AIOps product: one package per pipeline stage, importing one way (import-linter,
-``pyproject.toml``): ``web | cli`` -> ``jobs`` -> ``outbox`` -> ``slos | silences`` -> ``incidents``
--> ``rca`` -> ``logs`` -> ``detection`` -> ``store`` -> ``settings | instruments | owner``
+``pyproject.toml``): ``web | cli`` -> ``jobs`` -> ``rules`` -> ``outbox`` -> ``slos | silences``
+-> ``incidents`` -> ``rca`` -> ``logs`` -> ``detection`` -> ``store`` -> ``settings | instruments | owner``
 -> ``kinds``. Any of it may import telemetry; none of it imports ``simulation``. This file holds
 only the product's own routes and ``init_app``, which imports the blueprints when it runs, so
 importing any aiops module stays cheap.
@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # importing any aiops module runs this file: it must not pull
 # AIOPS_IGNORE_SERVICES leaves out of detection), so the dashboard polling itself raises nothing.
 SERVICE = "aiops"
 ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/metrics", "/openapi.json",
-          "/logs", "/slos", "/silences", "/silences/", "/telemetry/", "/api/", "/traces", "/traces/")
+          "/logs", "/slos", "/silences", "/silences/", "/rules", "/telemetry/", "/api/", "/traces",
+          "/traces/")
 
 
 def service_names(own_service: str) -> ServiceNames:
@@ -31,11 +32,13 @@ def service_names(own_service: str) -> ServiceNames:
 def init_app(app: Flask) -> None:
     from aiops.cli import aiops_cli
     from aiops.logs import feed as logfeed
+    from aiops.rules.metrics import trace_anomalies
     from aiops.silences.metrics import active_silences
     from aiops.slos.metrics import slo_gauges
     from aiops.store import models  # noqa: F401 - models register tables
     from aiops.web import (
         errors,
+        openapi_rules,
         openapi_silences,
         openapi_slos,
         openapi_tempo,
@@ -48,6 +51,8 @@ def init_app(app: Flask) -> None:
     from aiops.web.openapi import add_paths
     from aiops.web.openapi import bp as openapi_bp
     from aiops.web.pages import bp as pages_bp
+    from aiops.web.rules import api as rules_api
+    from aiops.web.rules import pages as rules_pages
     from aiops.web.silences import api as silences_api
     from aiops.web.silences import pages as silences_pages
     from aiops.web.slos import api as slos_api
@@ -61,15 +66,17 @@ def init_app(app: Flask) -> None:
     security.init_app(app)
     app.add_template_filter(models.iso, "iso")
     for blueprint in (health_bp, api_bp, pages_bp, openapi_bp, slos_api, slos_pages, silences_api,
-                      silences_pages, tempo_bp, traces_api, traces_pages):
+                      silences_pages, rules_api, rules_pages, tempo_bp, traces_api, traces_pages):
         app.register_blueprint(blueprint)
     add_paths(app, openapi_slos.paths(), openapi_slos.SCHEMAS)
     add_paths(app, openapi_silences.paths(), openapi_silences.SCHEMAS)
     add_paths(app, openapi_tempo.paths(), openapi_tempo.SCHEMAS)
     add_paths(app, openapi_traces.paths(), openapi_traces.SCHEMAS)
+    add_paths(app, openapi_rules.paths(), openapi_rules.SCHEMAS)
     # GET /metrics (telemetry's route) also reads these from the store at scrape time.
     store_gauges.init_app(app)
     add_collector(app, "slos", slo_gauges)
     add_collector(app, "silences", active_silences)
+    add_collector(app, "rules", trace_anomalies)
     app.cli.add_command(aiops_cli)
     logfeed.register(app, logfeed.StoreFeed())  # cycles read the stored log lines (none: trace-only)

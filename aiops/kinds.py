@@ -1,4 +1,5 @@
-"""The product's fixed vocabularies, defined once: severities, incident kinds, anomaly types, channels.
+"""The product's fixed vocabularies, defined once: severities, incident kinds, anomaly types, channels,
+trace-query rule kinds.
 
 They are ``StrEnum`` so a member is its own JSON and database value
 (``Severity.HIGH == "high"``): stored rows and API payloads keep their strings.
@@ -64,8 +65,18 @@ class Channel(StrEnum):
     SLACK = "slack"
     PAGERDUTY = "pagerduty"
     REMEDIATION = "remediation"
+    RULE = "rule"  # a trace-query rule's own webhook (its URL is the rule's, read when sent)
 
     @classmethod
     def notifications(cls) -> tuple[Channel, ...]:
         """The channels that tell people (remediation tells a machine)."""
         return (cls.WEBHOOK, cls.SLACK, cls.PAGERDUTY)
+
+
+class RuleKind(StrEnum):
+    """What a trace-query rule looks for (:mod:`aiops.rules`); its alerts' ``anomaly_type``."""
+
+    QUERY = "query"  # any TraceQL query, aggregation and threshold
+    HIGH_LATENCY = "high_latency"  # spans slower than the query says
+    ERROR_STATUS = "error_status"  # traces with a failed span
+    HIGH_ERROR_RATE = "high_error_rate"  # the share of traces that failed, over a threshold

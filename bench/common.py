@@ -7,9 +7,14 @@ clone (``.venv/bin/python bench/NAME.py``) and imports this module by path.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -17,7 +22,8 @@ if str(ROOT) not in sys.path:
 
 from tests.e2e.server import GunicornServer  # noqa: E402  (needs ROOT on sys.path)
 
-__all__ = ["ROOT", "GunicornServer", "cpu_count", "median", "print_table", "process_tree_cpu", "verdict"]
+__all__ = ["ROOT", "GunicornServer", "cpu_count", "database", "median", "print_table", "process_tree_cpu",
+           "verdict"]
 
 
 def cpu_count() -> int:
@@ -65,3 +71,28 @@ def print_table(headers: list[str], rows: list[list]) -> None:
 
 def verdict(ok: bool) -> str:
     return "MET" if ok else "NOT MET"
+
+
+def _admin(url: sa.URL, sql: str) -> None:
+    engine = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def database(name: str, base_url: str | None, tmp: Path) -> Iterator[str]:
+    """A fresh database for one run (a scenario, a bench store): a SQLite file in ``tmp``, or
+    ``<base>_<name>_<pid>`` on the PostgreSQL server of ``base_url`` (dropped after)."""
+    if not base_url:
+        yield f"sqlite:///{tmp / (name + '.db')}"
+        return
+    url = sa.engine.make_url(base_url)
+    fresh = re.sub(r"\W", "_", f"{url.database or 'aiops_bench'}_{name}_{os.getpid()}").lower()
+    _admin(url, f'CREATE DATABASE "{fresh}"')
+    try:
+        yield url.set(database=fresh).render_as_string(hide_password=False)
+    finally:
+        _admin(url, f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import random
 import re
 import signal
@@ -49,7 +48,7 @@ import requests
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT  # noqa: E402  (also puts the checkout on sys.path)
+from common import ROOT, database  # noqa: E402  (also puts the checkout on sys.path)
 
 from tests.e2e import helpers as h  # noqa: E402
 from tests.support import environment  # noqa: E402
@@ -295,30 +294,6 @@ def warm_up(server) -> dict:
     data = h.incidents(server)
     return {"seconds": round(time.monotonic() - started, 1),
             "incidents": [brief(i) for i in data["active_incidents"] + data["resolved_incidents"]]}
-
-
-def _admin(url: sa.URL, sql: str) -> None:
-    engine = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(sql)
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def database(name: str, base_url: str | None, tmp: Path) -> Iterator[str]:
-    """A fresh database for one scenario: a SQLite file, or ``<base>_<name>_<pid>`` on PostgreSQL."""
-    if not base_url:
-        yield f"sqlite:///{tmp / (name + '.db')}"
-        return
-    url = sa.engine.make_url(base_url)
-    fresh = re.sub(r"\W", "_", f"{url.database or 'aiops_bench'}_{name}_{os.getpid()}").lower()
-    _admin(url, f'CREATE DATABASE "{fresh}"')
-    try:
-        yield url.set(database=fresh).render_as_string(hide_password=False)
-    finally:
-        _admin(url, f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
 
 
 def migrate(env: dict[str, str], log_path: Path) -> None:

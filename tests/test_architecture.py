@@ -26,6 +26,8 @@ PURE_MODULES = (
     "aiops.incidents.storm",
     "aiops.incidents.reports",
     "aiops.incidents.rules",
+    "aiops.rules.aggregate",
+    "aiops.rules.spec",
     "aiops.slos.rules",
     "aiops.slos.spec",
     "aiops.silences.matchers",

@@ -1,6 +1,6 @@
 """The scheduled work, as data, and the process that runs it.
 
-Web workers only serve requests. Detection, outbox delivery and retention run
+Web workers only serve requests. Detection, trace-query rules, outbox delivery and retention run
 in one worker process: ``flask --app app aiops worker`` in production, or a
 thread of ``python app.py`` for the demo. Both call :func:`start`, which also
 answers ``POST /aiops/analyze`` (:mod:`aiops.jobs.on_demand`). Several workers (or
@@ -28,6 +28,7 @@ from aiops.jobs import on_demand
 from aiops.jobs.cycle import prune_cycles, run_claimed
 from aiops.logs import storage as logstate
 from aiops.owner import owner_name
+from aiops.rules import evaluation as rules
 from aiops.settings import Settings, settings_of
 from telemetry import store
 from telemetry.db import db
@@ -47,7 +48,9 @@ class Job:
 
 
 def outbound(settings: Settings) -> bool:
-    """Whether the outbox has anywhere to send: notifications on and a channel or hook configured."""
+    """Whether the outbox has anywhere to send: notifications on and a channel or hook configured
+    (a trace-query rule's webhook counts as configured whenever notifications are on: rules are made
+    at run time)."""
     return bool(settings.notifications) and any(
         outbox.configured(settings, channel) for channel in outbox.CHANNELS)
 
@@ -59,6 +62,7 @@ def jobs(settings: Settings, detection: bool = True) -> list[Job]:
         found += [
             Job("aiops-detection", settings.detection_interval, Worker.detect),
             Job("aiops-retention", PRUNE_EVERY, Worker.prune),
+            Job(rules.JOB_ID, settings.rules_interval, Worker.evaluate_rules),
         ]
     if outbound(settings):
         found.append(Job(outbox.JOB_ID, settings.notify_poll, Worker.deliver))
@@ -121,6 +125,9 @@ class Worker:
                 log.exception("retention pass failed")
             finally:
                 db.session.remove()
+
+    def evaluate_rules(self) -> dict | None:
+        return rules.tick(self.app)
 
     def deliver(self) -> int:
         return outbox.tick(self.app)

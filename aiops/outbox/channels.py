@@ -3,8 +3,9 @@
 Enqueueing, delivery and the stats all read these descriptions, so no rule of a
 channel is stated twice. A row stores its rendered body and nothing secret:
 URLs, the PagerDuty routing key and the hook token are read from the settings
-when the row is sent (:func:`target`), so a rotated key or URL takes effect for
-rows already queued, and every error the send returns is scrubbed of them.
+(a trace-query rule's webhook: from its rule) when the row is sent (:func:`target`),
+so a rotated key or URL takes effect for rows already queued, and every error
+the send returns is scrubbed of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from aiops.kinds import Channel, IncidentKind
 from aiops.outbox.render import EVENTS, pagerduty_body, slack_body, webhook_body
+from aiops.outbox.store import rule_webhook
 from aiops.settings import Settings, env_name, remediation_field
 
 # (event, incident, settings, actor, comment) -> the body the outbox stores
@@ -106,13 +108,34 @@ class Hooks:
         return Target(url, payload, headers, problem=_url_problem(name, url), secrets=_secrets_of(url, token))
 
 
+@dataclass(frozen=True)
+class RuleHooks:
+    """Trace-query rules' own webhooks (:mod:`aiops.outbox.alerts`): the row names its rule
+    (``rule_id``), whose ``webhook_url`` is read from the store when the row is sent. On whenever
+    notifications are: rules are made at run time, so no setting says whether one has a webhook."""
+
+    name: Channel = Channel.RULE
+
+    def configured(self, settings: Settings) -> bool:
+        return bool(settings.notifications)
+
+    def target(self, settings: Settings, payload: dict) -> Target:
+        rule_id = payload.get("rule_id")
+        known = isinstance(rule_id, int) and not isinstance(rule_id, bool) and 0 < rule_id < 2**31
+        url = rule_webhook(rule_id) if known else None
+        if not url:
+            return Target(None, payload, problem=f"rule {rule_id} is gone or has no webhook_url")
+        return Target(url, payload, problem=_url_problem("the rule's webhook_url", url),
+                      secrets=_secrets_of(url))
+
+
 NOTIFIERS = (
     Notifier(Channel.WEBHOOK, switch="webhook_url", url="webhook_url", body=webhook_body),
     Notifier(Channel.SLACK, switch="slack_webhook_url", url="slack_webhook_url", body=slack_body),
     Notifier(Channel.PAGERDUTY, switch="pagerduty_routing_key", url="pagerduty_url", body=pagerduty_body,
              key="routing_key"),
 )
-_ALL: dict[str, Notifier | Hooks] = {c.name: c for c in (*NOTIFIERS, Hooks())}
+_ALL: dict[str, Notifier | Hooks | RuleHooks] = {c.name: c for c in (*NOTIFIERS, Hooks(), RuleHooks())}
 CHANNELS = tuple(_ALL)  # every channel, the order the stats list them in
 
 

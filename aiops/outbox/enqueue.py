@@ -33,7 +33,9 @@ def _enabled(settings: Settings) -> bool:
     return bool(settings.notifications)
 
 
-def _supersede(incident_id: str, channel: str) -> None:
+def supersede(incident_id: str, channel: str) -> None:
+    """Mark the pending message of ``incident_id`` (an incident, or a rule's alerts) on ``channel``
+    superseded: the receiver only needs the newest."""
     db.session.execute(
         update(Notification)
         .where(Notification.incident_id == incident_id, Notification.channel == channel,
@@ -42,13 +44,19 @@ def _supersede(incident_id: str, channel: str) -> None:
     )
 
 
+def hold_until(last: float | None, severity: str, now: float, settings: Settings) -> float:
+    """When a trigger-class message may go: now, or once the severity's rate limit has passed
+    since the last one (``last``)."""
+    limit = settings.notify_rate_limits.get(severity, 0.0)
+    return now if last is None or now - last >= limit else last + limit
+
+
 def _due(incident: Incident, event: str, now: float, settings: Settings) -> float:
     """When a message may go: now, or held until the severity's rate limit has passed."""
     if event not in TRIGGER_CLASS:
         return now
     limit = settings.notify_rate_limits.get(incident.severity, 0.0)
-    last = incident.last_notified_at
-    due = now if last is None or now - last >= limit else last + limit
+    due = hold_until(incident.last_notified_at, incident.severity, now, settings)
     incident.last_notified_at = due
     if due > now:
         add_event(incident, "rate-limited", now,
@@ -67,7 +75,7 @@ def enqueue(incident: Incident, event: str, now: float, settings: Settings,
     data = with_report(incident.to_dict())
     rows = []
     for notifier in notifiers:
-        _supersede(incident.id, notifier.name)
+        supersede(incident.id, notifier.name)
         rows.append(Notification(
             channel=notifier.name, incident_id=incident.id, event=event, dedup_key=dedup_key(data),
             severity=incident.severity, status="pending", attempts=0, created_at=now,

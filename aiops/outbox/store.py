@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 
 from aiops.outbox.policy import breaker_state
 from aiops.owner import owner_name
-from aiops.store.models import ChannelState, Notification
+from aiops.store.models import ChannelState, Notification, Rule
 from telemetry.db import begin_write, db, is_sqlite
 
 
@@ -142,3 +142,11 @@ def claim(row_id: int, channel: str, now: float, lease: float, use_breaker: bool
         .where(Notification.id == row_id)).one()
     db.session.commit()
     return Claim(row_id, channel, row.event, row.incident_id, row.payload or {}, now + lease, owner, probe)
+
+
+def rule_webhook(rule_id: int) -> str | None:
+    """The ``webhook_url`` of a trace-query rule now (None: no such rule, or no URL). Ends its read
+    transaction: the send that follows must hold none."""
+    url = db.session.scalar(select(Rule.webhook_url).where(Rule.id == rule_id))
+    db.session.rollback()
+    return url

@@ -16,6 +16,7 @@ from typing import Any
 STORAGE = "Storage and recording"
 DETECTION = "Detection"
 INCIDENTS = "Incidents"
+RULES = "Trace-query rules"
 NOTIFICATIONS = "Notifications"
 REMEDIATION = "Remediation hooks"
 SECURITY = "Security"
@@ -24,7 +25,7 @@ EXPORT = "OTLP export"
 TEMPO = "Tempo pull source"
 DEMO = "Demo"
 SERVING = "Serving"
-SECTIONS = (STORAGE, DETECTION, INCIDENTS, NOTIFICATIONS, REMEDIATION, SECURITY, INGEST, EXPORT, TEMPO,
+SECTIONS = (STORAGE, DETECTION, INCIDENTS, RULES, NOTIFICATIONS, REMEDIATION, SECURITY, INGEST, EXPORT, TEMPO,
             DEMO, SERVING)
 
 

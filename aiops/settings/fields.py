@@ -30,13 +30,14 @@ from aiops.settings.declare import (
     setting,
 )
 from aiops.settings.export import ExportSettings
+from aiops.settings.rules import RuleSettings
 from aiops.settings.tempo import TempoSettings
 
 
 @dataclass(frozen=True)
-class Settings(TempoSettings, ExportSettings):
-    """Every setting; the export and Tempo source ones are declared in :mod:`aiops.settings.export` and
-    :mod:`aiops.settings.tempo` (inherited)."""
+class Settings(RuleSettings, TempoSettings, ExportSettings):
+    """Every setting; the export, Tempo source and rule ones are declared in
+    :mod:`aiops.settings.export`, :mod:`aiops.settings.tempo` and :mod:`aiops.settings.rules` (inherited)."""
 
     # Storage and recording
     database_url: str | None = setting(

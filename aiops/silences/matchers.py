@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from aiops.kinds import IncidentKind, Severity
+from aiops.kinds import IncidentKind, RuleKind, Severity
 from aiops.silences.errors import InvalidSilence
 from telemetry import regexes
 
@@ -27,8 +27,10 @@ MAX_MATCHERS = 8
 MAX_VALUE = 512  # characters: an endpoint's column width
 MAX_REGEX = 256  # characters of a regex value
 MAX_UNBOUNDED = regexes.MAX_UNBOUNDED  # unbounded repeats (*, +, {n,}) in one regex
-# Exact values these labels can take: an exact matcher with another value could never match.
-VOCABULARY = {"severity": tuple(Severity), "kind": (*IncidentKind, "unknown")}
+# Exact values these labels can take: an exact matcher with another value could never match. A
+# trace-query rule's alert has its anomaly type as its kind (aiops.outbox.alerts).
+VOCABULARY = {"severity": tuple(Severity),
+              "kind": (*IncidentKind, "unknown", *(k for k in RuleKind if k not in set(IncidentKind)))}
 
 
 @dataclass(frozen=True)

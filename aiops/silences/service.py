@@ -92,7 +92,12 @@ def count_active(now: float) -> int:
 def covering(incident: Mapping, silences: Sequence[Silence]) -> Silence | None:
     """The silence among ``silences`` that matches the incident JSON (its report attached), or None;
     of several, the one that lasts longest (then the lowest id), so the answer is stable."""
-    labels = m.labels_of(incident)
+    return covering_labels(m.labels_of(incident), silences)
+
+
+def covering_labels(labels: Mapping[str, str], silences: Sequence[Silence]) -> Silence | None:
+    """The silence among ``silences`` whose matchers all match ``labels`` (``service``, ``endpoint``,
+    ``kind``, ``severity``: an incident's, or a trace-query alert's), as :func:`covering` picks it."""
     found = [s for s in silences if m.matches_all(m.from_stored(s.matchers), labels)]
     return max(found, key=lambda s: (s.ends_at, _neg(s.id)), default=None)
 

@@ -5,32 +5,21 @@ detection cycle, and on every edit), and the alerts a cycle hands to the inciden
 
 from __future__ import annotations
 
-import json
-import logging
-import threading
-import tomllib
-import weakref
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from aiops.detection.rules import WHOLE_SERVICE, Anomaly
 from aiops.rca.analysis import Group
 from aiops.slos import queries, rules
 from aiops.slos.rules import Counts
 from aiops.slos.spec import FIELDS, SpecError, check
+from aiops.store import config_files
 from aiops.store.models import Incident, Slo, iso
 from telemetry.db import begin_write, db
 
-log = logging.getLogger(__name__)
-
 SLO_ANOMALY = "slo"  # the anomaly type an SLO alert is recorded as (report kind ``slo``)
 MAX_SLOS = 500  # objectives stored at most (each costs a query per cycle)
-MAX_CONFIG_BYTES = 1_000_000
-_loaded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> config files loaded
-_load_lock = threading.Lock()
 
 
 class SloNotFound(LookupError):
@@ -198,52 +187,19 @@ def alert_groups(evaluations: list[tuple[int, Evaluation]], groups: list[Group])
 # -- the config file ------------------------------------------------------------------------------
 
 
-def read_config(path: str) -> list:
-    """The SLO bodies of a JSON file (a list, or ``{"slos": [...]}``) or a TOML file (``[[slos]]``)."""
-    raw = Path(path).read_bytes()[:MAX_CONFIG_BYTES + 1]
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
-    data = tomllib.loads(raw.decode()) if path.endswith(".toml") else json.loads(raw)
-    bodies = data.get("slos") if isinstance(data, dict) else data
-    if not isinstance(bodies, list):
-        raise ValueError(f"{path}: expected a list of SLOs (JSON: [...] or "
-                         '{"slos": [...]}; TOML: [[slos]])')
-    return bodies
+_load_once = config_files.LoadOnce("AIOPS_SLO_FILE")
 
 
 def load_config(path: str, now: float) -> int:
-    """Upsert the file's SLOs by name (``source`` ``config``); a wrong entry is logged and skipped.
-    Returns how many were created or changed."""
-    changed = 0
-    for n, body in enumerate(read_config(path)):
-        try:
-            spec = check(body)
-            existing = db.session.scalar(select(Slo).where(Slo.name == spec.name))
-            db.session.rollback()
-            if existing is None:
-                create(body, now, source="config")
-            else:
-                update(existing.id, body, now, source="config")
-            changed += 1
-        except (SpecError, SloConflict) as exc:
-            db.session.rollback()
-            log.error("%s: SLO #%d skipped: %s", path, n + 1, exc)
-        except IntegrityError:  # another process created it at the same moment
-            db.session.rollback()
-    return changed
+    """Upsert the file's SLOs (JSON: a list or ``{"slos": [...]}``; TOML: ``[[slos]]``) by name
+    (``source`` ``config``); a wrong entry is logged and skipped. Returns how many were created or
+    changed."""
+    return config_files.upsert_by_name(
+        path, "slos", Slo, lambda body: check(body).name, lambda body: create(body, now, source="config"),
+        lambda slo_id, body: update(slo_id, body, now, source="config"), (SpecError, SloConflict))
 
 
 def load_config_once(path: str | None, now: float) -> None:
     """Load ``AIOPS_SLO_FILE`` the first time this process needs the SLOs (a bad file is logged,
     and tried again next time)."""
-    if not path or path in _loaded.get(db.engine, ()):
-        return
-    with _load_lock:
-        if path in _loaded.get(db.engine, ()):
-            return
-        try:
-            load_config(path, now)
-            _loaded.setdefault(db.engine, set()).add(path)
-        except (OSError, ValueError) as exc:
-            db.session.rollback()
-            log.error("AIOPS_SLO_FILE %s not loaded: %s", path, exc)
+    _load_once(path, lambda p: load_config(p, now))

@@ -47,7 +47,7 @@ class Spec:
         return asdict(self)
 
 
-def _text(body: Mapping, field: str, limit: int, required: bool) -> str:
+def text(body: Mapping, field: str, limit: int, required: bool) -> str:
     value = body.get(field)
     if value is None or value == "":
         if required:
@@ -66,7 +66,7 @@ def _text(body: Mapping, field: str, limit: int, required: bool) -> str:
     return value
 
 
-def _number(body: Mapping, field: str, low: float, high: float) -> float | None:
+def number(body: Mapping, field: str, low: float, high: float) -> float | None:
     value = body.get(field)
     if value is None:
         return None
@@ -84,9 +84,9 @@ def check(body: object) -> Spec:
     unknown = sorted(str(k) for k in body if k not in FIELDS)
     if unknown:
         raise SpecError(unknown[0], f"unknown field (known: {', '.join(FIELDS)})")
-    name = _text(body, "name", MAX_NAME, True)
-    service = _text(body, "service", MAX_SERVICE, True)
-    endpoint = _text(body, "endpoint", MAX_ENDPOINT, False)
+    name = text(body, "name", MAX_NAME, True)
+    service = text(body, "service", MAX_SERVICE, True)
+    endpoint = text(body, "endpoint", MAX_ENDPOINT, False)
     sli = body.get("sli")
     if sli not in SLIS:
         raise SpecError("sli", f"must be one of {', '.join(SLIS)}")
@@ -95,8 +95,8 @@ def check(body: object) -> Spec:
         raise SpecError("objective", "is required: a number of percent, above 0 and below 100")
     if not 0 < objective < 100:
         raise SpecError("objective", "must be above 0 and below 100 (percent)")
-    threshold = _number(body, "threshold_ms", 0, MAX_THRESHOLD_MS)
-    min_rps = _number(body, "min_rps", 0, MAX_RPS)
+    threshold = number(body, "threshold_ms", 0, MAX_THRESHOLD_MS)
+    min_rps = number(body, "min_rps", 0, MAX_RPS)
     _only_for(sli, "latency", "threshold_ms", threshold)
     _only_for(sli, "throughput", "min_rps", min_rps)
     days = body.get("window_days", 30)

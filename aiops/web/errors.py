@@ -27,7 +27,9 @@ from flask import Blueprint, Flask, current_app, g, jsonify, make_response, rend
 from werkzeug.exceptions import BadRequest, Conflict, HTTPException, InternalServerError, NotFound
 
 from aiops.incidents.errors import IncidentNotFound, InvalidTransition
+from aiops.rules.service import RuleConflict, RuleNotFound
 from aiops.silences import InvalidSilence, SilenceNotFound
+from aiops.slos.spec import SpecError
 from aiops.web.incident_queries import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,9 @@ DOMAIN_STATUS: dict[type[Exception], type[HTTPException]] = {
     InvalidInput: BadRequest,
     InvalidSilence: BadRequest,
     SilenceNotFound: NotFound,
+    SpecError: BadRequest,  # an SLO's or a rule's body: the message starts with the field's name
+    RuleNotFound: NotFound,
+    RuleConflict: Conflict,
 }
 
 

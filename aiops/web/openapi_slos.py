@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from aiops.slos import rules, spec
-from aiops.web.openapi import JSON, error, ok
+from aiops.web.openapi_crud import Words, crud_paths
 from aiops.web.openapi_schemas import NUMBER, STRING, TIME, nullable, obj, ref
 
 TEXT = "^[^\\u0000-\\u001f\\u007f]*$"  # no control characters (a 400)
@@ -61,42 +61,10 @@ SCHEMAS = {
     "SloList": obj(("slos",), slos={"type": "array", "items": ref("Slo")}),
 }
 
-SLO_ID = {"name": "slo_id", "in": "path", "required": True,
-          "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
-WRONG = error(400, "A field is wrong: the message starts with its name")
-TAKEN = error(409, "Another SLO has this name")
-MISSING = error(404, "No SLO with this id")
-
-
-def _links(source: str) -> dict:
-    """Links from a response to the operations on one SLO (operationId = the Flask endpoint name)."""
-    return {op: {"operationId": f"slos.{op}", "parameters": {"slo_id": f"$response.body#{source}"}}
-            for op in ("get_slo", "update_slo", "delete_slo")}
+WORDS = Words(name="SLO", label="an SLO",
+              listed="Every SLO with its status, burn rates, budget and daily history",
+              create="Create an SLO", created="Created (and judged at once)", one="One SLO")
 
 
 def paths() -> dict:
-    def body(schema: str) -> dict:
-        return {"required": True, "content": {JSON: {"schema": ref(schema)}}}
-
-    listed = ok(ref("SloList"))
-    listed["200"]["links"] = _links("/slos/0/id")
-
-    return {
-        "/aiops/slos": {
-            "get": {"summary": "Every SLO with its status, burn rates, budget and daily history",
-                    "responses": {**listed, "400": error(400)}},
-            "post": {"summary": "Create an SLO", "requestBody": body("SloBody"), "x-mutation": True,
-                     "responses": {"201": {"description": "Created (and judged at once)",
-                                           "content": {JSON: {"schema": ref("Slo")}}, "links": _links("/id")},
-                                   "400": WRONG, "409": TAKEN}},
-        },
-        "/aiops/slos/{slo_id}": {
-            "get": {"summary": "One SLO", "parameters": [SLO_ID],
-                    "responses": {**ok(ref("Slo")), "400": error(400), "404": MISSING}},
-            "put": {"summary": "Replace an SLO (the whole body, as for POST)", "parameters": [SLO_ID],
-                    "requestBody": body("SloBody"), "x-mutation": True,
-                    "responses": {**ok(ref("Slo")), "400": WRONG, "404": MISSING, "409": TAKEN}},
-            "delete": {"summary": "Delete an SLO", "parameters": [SLO_ID], "x-mutation": True,
-                       "responses": {"204": {"description": "Deleted"}, "400": error(400), "404": MISSING}},
-        },
-    }
+    return crud_paths("/aiops/slos", "slos", "slo", WORDS)

@@ -23,6 +23,7 @@ NOT_JSON = {
     ("GET", "/"),
     ("GET", "/logs"),
     ("GET", "/slos"),
+    ("GET", "/rules"),
     ("GET", "/incidents/{incident_id}"),
     ("POST", "/incidents/{incident_id}/acknowledge"),
     ("POST", "/incidents/{incident_id}/resolve"),

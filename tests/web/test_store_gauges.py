@@ -94,7 +94,7 @@ def test_the_outbox_backlog_by_channel_with_its_oldest_message(app, client):
         db.session.remove()
     sample = scrape(client)
     pending = {c: sample[("aiops_outbox_pending", (("channel", c),))] for c in Channel}
-    assert pending == {"webhook": 2, "slack": 0, "pagerduty": 1, "remediation": 0}
+    assert pending == {"webhook": 2, "slack": 0, "pagerduty": 1, "remediation": 0, "rule": 0}
     oldest = "aiops_outbox_oldest_pending_timestamp_seconds"
     assert sample[(oldest, (("channel", "webhook"),))] == T0
     assert sample[(oldest, (("channel", "pagerduty"),))] == T0 + 50
