@@ -23,6 +23,7 @@ NOT_JSON = {
     ("GET", "/"),
     ("GET", "/logs"),
     ("GET", "/slos"),
+    ("GET", "/map"),
     ("GET", "/incidents/{incident_id}"),
     ("POST", "/incidents/{incident_id}/acknowledge"),
     ("POST", "/incidents/{incident_id}/resolve"),
