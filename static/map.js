@@ -16,7 +16,9 @@
 
   var STATUS_WORD = {incident: "◆ root cause", degraded: "▲ degraded", ok: "● ok", idle: "○ idle"};
   var SHAPE = {incident: "octagon", degraded: "triangle", ok: "ellipse", idle: "ellipse"};
-  var EDGE_LABELS_UP_TO = 30; // more edges than this: their figures show on hover and in the tables
+  // Bigger maps than these keep their labels short (figures on hover, on tap and in the tables), so
+  // a 40-service system stays readable; dagre lays nodes out around their labels (no overlaps).
+  var EDGE_LABELS_UP_TO = 12, NODE_FIGURES_UP_TO = 12;
   var data = JSON.parse(source.textContent);
   var etag = box.dataset.etag ? '"' + box.dataset.etag + '"' : null;
   var pollMs = Math.max(1, Number(box.dataset.poll) || 2) * 1000;
@@ -32,7 +34,12 @@
     return Math.abs(v) < 100 ? v.toFixed(1) + " ms" : Math.round(v).toLocaleString("en-US") + " ms";
   }
   function pct(rate) { return (rate * 100).toFixed(1) + "%"; }
-  function perS(rate) { return rate.toFixed(2); }
+  function perS(rate) { return rate.toFixed(3); } // as the tables: calls a second
+  function rate(r) { // a label's call rate, in the unit that keeps it readable
+    if (r >= 10) return Math.round(r) + "/s";
+    if (r >= 0.1) return r.toFixed(1) + "/s";
+    return (r * 60).toFixed(r * 60 >= 10 ? 0 : 1) + "/min";
+  }
 
   function endpointUrl(service, endpoint) {
     return "/services/" + encodeURIComponent(service) + "/endpoints/" + encodeURIComponent(endpoint);
@@ -45,22 +52,24 @@
     return "/traces?" + q.toString();
   }
 
-  function nodeLabel(n) {
-    var lines = [n.id, perS(n.calls_per_s) + "/s · " + pct(n.error_rate) + " err · p95 " + fmtMs(n.p95_ms)];
+  function nodeLabel(n, figures) {
+    var lines = [n.id];
+    if (figures) lines.push(rate(n.calls_per_s) + " · " + pct(n.error_rate) + " err · p95 " + fmtMs(n.p95_ms));
     if (n.status !== "ok") lines.push(STATUS_WORD[n.status]);
     if (n.external) lines.push("external");
     return lines.join("\n");
   }
   function edgeLabel(e) {
-    return perS(e.calls_per_s) + "/s · " + pct(e.error_rate) + " · p95 " + fmtMs(e.p95_ms);
+    return rate(e.calls_per_s) + " · " + pct(e.error_rate) + " · p95 " + fmtMs(e.p95_ms);
   }
 
   function elements(d) {
+    var figures = d.nodes.length <= NODE_FIGURES_UP_TO;
     var nodes = d.nodes.map(function (n) {
       var classes = ["st-" + n.status];
       if (n.root) classes.push("root");
       if (n.external) classes.push("external");
-      return {group: "nodes", data: {id: n.id, label: nodeLabel(n), shape: SHAPE[n.status], node: n},
+      return {group: "nodes", data: {id: n.id, label: nodeLabel(n, figures), full: nodeLabel(n, true), shape: SHAPE[n.status], node: n},
               classes: classes.join(" ")};
     });
     var edges = d.edges.map(function (e) {
@@ -94,6 +103,7 @@
         "text-background-color": css("--card"), "text-background-opacity": 0.85, "text-background-padding": 1,
         "text-rotation": "autorotate"}},
       {selector: "edge.labelled, edge:selected, edge.hover", style: {"label": "data(label)"}},
+      {selector: "node.hover, node:selected", style: {"label": "data(full)", "z-index": 10}},
       {selector: "edge.failing", style: {"line-color": css("--map-incident"), "target-arrow-color": css("--map-incident"),
                                          "line-style": "dashed", "width": 3}},
     ];
@@ -103,13 +113,18 @@
     container: box, elements: elements(data), style: styles(), wheelSensitivity: 0.3,
     minZoom: 0.2, maxZoom: 3, boxSelectionEnabled: false,
   });
-  var state = {cy: cy, data: data, updates: 0};
+  var state = {cy: cy, data: data, updates: 0,
+               go: function (url) { window.location.assign(url); }};
   window.aiopsMap = state; // read by tests/e2e/test_map.py
 
   function layout() {
     var name = typeof window.cytoscapeDagre === "function" ? "dagre" : "breadthfirst";
-    cy.layout({name: name, rankDir: "LR", nodeSep: 40, rankSep: 110, edgeSep: 12, padding: 24,
+    box.style.height = Math.min(900, Math.max(420, 200 + 18 * cy.nodes().length)) + "px";
+    cy.resize();
+    cy.layout({name: name, rankDir: "LR", nodeSep: 24, rankSep: 90, edgeSep: 12, padding: 24,
+               nodeDimensionsIncludeLabels: true,
                directed: true, fit: true, animate: false}).run();
+    if (cy.zoom() > 1) { cy.zoom(1); cy.center(); } // a small map keeps its text size
   }
   layout();
 
@@ -144,13 +159,13 @@
 
   cy.on("tap", "node", function (evt) {
     var n = evt.target.data("node");
-    if (n.endpoint && !n.external) window.location.assign(endpointUrl(n.service, n.endpoint));
+    if (n.endpoint && !n.external) state.go(endpointUrl(n.service, n.endpoint));
     else showNode(n);
   });
-  cy.on("tap", "edge", function (evt) { window.location.assign(tracesUrl(evt.target.data("edge").traces)); });
+  cy.on("tap", "edge", function (evt) { state.go(tracesUrl(evt.target.data("edge").traces)); });
   cy.on("tap", function (evt) { if (evt.target === cy) details.hidden = true; });
-  cy.on("mouseover", "edge", function (evt) { evt.target.addClass("hover"); });
-  cy.on("mouseout", "edge", function (evt) { evt.target.removeClass("hover"); });
+  cy.on("mouseover", "node, edge", function (evt) { evt.target.addClass("hover"); });
+  cy.on("mouseout", "node, edge", function (evt) { evt.target.removeClass("hover"); });
 
   // -- the tables under the drawing (the page without JavaScript shows the same) --------------------
 
