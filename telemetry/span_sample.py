@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from telemetry.db import db
 
-MAX_SPANS = 30_000  # rows one map reads, at most (bench/map.py: ~0.1 s of reading and pairing)
+MAX_SPANS = 20_000  # rows one map reads, at most (bench/map.py)
 SLICES = 6
 
 MapSpan = namedtuple("MapSpan", ("trace_id", "span_id", "parent_span_id", "service", "endpoint", "kind",

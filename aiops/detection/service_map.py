@@ -88,8 +88,8 @@ def _is_entry(span, parent) -> bool:
 class _Builder:
     def __init__(self, spans: Sequence, weights: Sequence[float] | None, by_endpoint: bool):
         self.index = SpanIndex(spans)
-        self.weights = {(s.trace_id, s.span_id): 1.0 if weights is None else w
-                        for s, w in zip(spans, weights or [1.0] * len(spans), strict=True)}
+        # By object identity: the spans outlive the builder, and no key is built per lookup.
+        self.weights = {id(s): w for s, w in zip(spans, weights or [1.0] * len(spans), strict=True)}
         self.by_endpoint = by_endpoint
         self.nodes: dict[str, dict] = {}  # id -> {"service", "endpoint", "external"}
         self.tallies: dict[str, Tally] = defaultdict(Tally)
@@ -97,12 +97,13 @@ class _Builder:
         self.edges: dict[tuple[str, str], Tally] = defaultdict(Tally)
 
     def weight(self, span) -> float:
-        return self.weights[(span.trace_id, span.span_id)]
+        return self.weights[id(span)]
 
     def node(self, service: str, endpoint: str) -> str:
         ident = endpoint if self.by_endpoint else service
-        self.nodes.setdefault(ident, {"service": service, "endpoint": endpoint if self.by_endpoint else None,
-                                      "external": False})
+        if ident not in self.nodes:
+            self.nodes[ident] = {"service": service, "endpoint": endpoint if self.by_endpoint else None,
+                                 "external": False}
         return ident
 
     def caller(self, span) -> str:
