@@ -1,16 +1,19 @@
 """A bounded read of the spans of any time range, for the service map: its cost follows a cap, never
 the range or the table.
 
-The range is cut into :data:`SLICES` equal slices and each gives at most its share of
+The part of the range that holds spans (from its oldest to its newest span: two index seeks) is
+cut into :data:`SLICES` equal slices, and each gives at most its share of
 :data:`MAX_SPANS`, newest first: one backward scan of ``ix_spans_start_time`` with a ``LIMIT`` per
 slice, so a 7-day range holding a million spans reads as many rows as a quiet 15 minutes that
 holds the cap. Slices, rather than the newest spans of the whole range, so a service that only
 ran on Monday is still on a week's map.
 
 A slice that held more than its share was *sampled*: the rows it gave cover only its newest part,
-so each stands for ``slice length / covered length`` spans (its ``weight``), which keeps call
-rates and error shares estimates of the whole slice. A slice that held fewer is read whole
-(weight 1): the map of a quiet range is exact.
+so each stands for ``occupied length / covered length`` spans (its ``weight``), where the occupied
+part runs from the slice's oldest span (one more index seek) to its newest: call rates and error
+shares stay estimates of the whole slice, and a demo that ran for ten minutes of a 7-day range is
+not extrapolated over a day. A slice that held fewer is read whole (weight 1): the map of a quiet
+range is exact.
 
 Rows come through the session's driver cursor as plain named tuples (the detection cycle's way,
 :func:`telemetry.store.logs_after`): tens of thousands of SQLAlchemy ``Row`` objects cost more than
@@ -46,13 +49,11 @@ def slices(since: float, until: float, count: int = SLICES) -> list[tuple[float,
     return [(since + i * step, until if i == count - 1 else since + (i + 1) * step) for i in range(count)]
 
 
-def weight(rows_start: float, start: float, end: float, full: bool) -> float:
-    """What each row of a slice stands for: 1 when the slice was read whole, else the slice's length
-    over the part its rows cover (from the oldest row read to the slice's end)."""
-    if not full:
-        return 1.0
-    covered = max(end - rows_start, 1e-3)
-    return max(1.0, (end - start) / covered)
+def weight(first: float, oldest_read: float, newest_read: float) -> float:
+    """What each row of a sampled slice stands for: the span of time its spans occupy (from its
+    ``first`` span to the newest read) over the span of time the rows read cover."""
+    covered = max(newest_read - oldest_read, 1e-3)
+    return max(1.0, (newest_read - first) / covered)
 
 
 def spans_between(since: float, until: float, ignore_services: Sequence[str] = (),
@@ -70,8 +71,19 @@ def spans_between(since: float, until: float, ignore_services: Sequence[str] = (
     weights: list[float] = []
     sampled = False
     cur = conn.connection.cursor()
+
+    def edge(start: float, end: float, op: str, order: str) -> float | None:
+        """The oldest (``order`` ASC) or newest start time in the slice: one index seek."""
+        cur.execute(f"SELECT start_time FROM spans WHERE {where.format(op=op)} "
+                    f"ORDER BY start_time {order} LIMIT 1", (start, end, *ignored))
+        row = cur.fetchone()
+        return None if row is None else row[0]
+
     try:
-        parts = slices(since, until, count)
+        # Slice the part of the range that holds spans: a demo that ran ten minutes of a 7-day range
+        # gets all the slices, not one.
+        first, last = edge(since, until, "<=", "ASC"), edge(since, until, "<=", "DESC")
+        parts = [] if first is None else slices(first, last, count if last > first else 1)
         for i, (start, end) in enumerate(parts):
             op = "<=" if i == len(parts) - 1 else "<"
             cur.execute(f"SELECT {_COLUMNS} FROM spans WHERE {where.format(op=op)} "
@@ -79,9 +91,10 @@ def spans_between(since: float, until: float, ignore_services: Sequence[str] = (
             rows = cur.fetchall()
             if not rows:
                 continue
-            full = len(rows) >= share
-            sampled |= full
-            w = weight(rows[-1][7], start, end, full)
+            w = 1.0
+            if len(rows) >= share:
+                sampled = True
+                w = weight(edge(start, end, op, "ASC"), rows[-1][7], rows[0][7])
             spans += map(MapSpan._make, rows)
             weights += [w] * len(rows)
     finally:

@@ -173,3 +173,15 @@ def test_a_large_range_is_read_as_a_bounded_weighted_sample(app, monkeypatch):
     assert (len(whole.spans), whole.sampled, set(whole.weights)) == (1200, False, {1.0})
     assert part.sampled and len(part.spans) == 120
     assert sum(part.weights) == pytest.approx(1200, rel=0.05)  # each slice's rows stand for the whole slice
+
+
+@sqlite_only
+def test_a_burst_in_a_long_range_is_not_extrapolated_over_its_slice(app):
+    """A week's range whose spans all came in the last ten minutes: the slices cut those ten minutes
+    (the whole budget is read), and the weights stand for those spans, not for a week at their rate."""
+    now = time.time()
+    insert_spans(app, [span("GET /", 10, service="a", start_time=now - 600 + i * 0.25) for i in range(2000)])
+    with app.app_context():
+        part = span_sample.spans_between(now - 7 * 86_400, now, limit=600, count=6)
+    assert part.sampled and len(part.spans) == 600
+    assert sum(part.weights) == pytest.approx(2000, rel=0.05)
