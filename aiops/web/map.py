@@ -49,6 +49,8 @@ def time_range(args, now: float) -> tuple[float, float]:
             bounds.append(now)
             continue
         try:
+            if len(raw) > times.MAX_CHARS:  # as the OpenAPI document says, padding or not
+                raise ValueError(f"at most {times.MAX_CHARS} characters")
             bounds.append(times.moment(raw, now))
         except ValueError as exc:
             raise InvalidInput(f"'{name}' must be {exc}") from None
@@ -63,7 +65,7 @@ def version(args) -> str:
     cycle = db.session.scalar(select(func.max(DetectionCycle.id)))
     count, last = db.session.execute(select(func.count(), func.max(Incident.last_seen))
                                      .where(Incident.status != "resolved")).one()
-    raw = repr((cycle, count, last, args.get("since", ""), args.get("until", "")))
+    raw = repr((cycle, count, last, args.get("since") or DEFAULT_SINCE, args.get("until") or ""))
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 

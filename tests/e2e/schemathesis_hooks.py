@@ -12,7 +12,9 @@ through ``SCHEMATHESIS_HOOKS``; the run's settings come in ``AIOPS_ST_*`` variab
   schema-valid ``POST /aiops/silences`` gets times around now (a start before the end) and its
   regex matchers an escaped value (a regex that matches the text). Negative cases are sent as made.
 - Likewise a schema-valid ``GET /api/search`` gets a TraceQL query that parses, and ``start`` not
-  after ``end``.
+  after ``end``; a schema-valid ``GET /aiops/map`` whose ``since`` and ``until`` are no range the
+  server takes (a duration past 400 days, text that is no time, an end before the start) gets
+  ``since=15m`` and no ``until``.
 """
 
 from __future__ import annotations
@@ -76,12 +78,30 @@ def _valid_search(case) -> None:
         pass
 
 
+def _valid_range(case) -> None:
+    """A positive ``GET /aiops/map``: a range the server takes (checked as it checks it)."""
+    from aiops.web.incident_queries import InvalidInput
+    from aiops.web.map import time_range
+
+    query = case.query if isinstance(case.query, dict) else None
+    if query is None:
+        return
+    try:
+        time_range({k: str(v) for k, v in query.items() if v is not None}, time.time())
+    except InvalidInput:
+        query.pop("until", None)
+        query["since"] = "15m"
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs) -> None:
     meta = getattr(case, "meta", None)
     positive = meta is None or meta.generation.mode.is_positive
     if positive and case.method.upper() == "GET" and case.path == "/api/search":
         _valid_search(case)
+        return
+    if positive and case.method.upper() == "GET" and case.path == "/aiops/map":
+        _valid_range(case)
         return
     if not (positive and case.method.upper() == "POST" and case.path == "/aiops/silences"):
         return

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from html import unescape
 
 import pytest
 from markupsafe import escape
@@ -118,6 +119,7 @@ def test_the_etag_holds_until_a_cycle_or_an_incident_changes(app, client):
     ({"since": "999d"}, "'since' must be a duration back of at most 400d, not '999d'"),
     ({"since": "1h", "until": "2h"}, "'since' must be before 'until'"),
     ({"since": "2026-13-01T00:00:00Z"}, "'since' must be a duration back from now"),
+    ({"since": "15m" + " " * 70}, "'since' must be at most 64 characters"),  # the document's maxLength
 ])
 def test_a_bad_range_is_a_400_that_says_what_it_expected(client, query, expected):
     for path in ("/aiops/map", "/map"):
@@ -131,6 +133,16 @@ def test_a_bad_range_is_a_400_that_says_what_it_expected(client, query, expected
             assert str(escape(expected)) in response.get_data(as_text=True)
     tagged = client.get("/aiops/map", query_string=query, headers={"If-None-Match": "*"})
     assert tagged.status_code == 400  # checked before the ETag
+
+
+def test_the_pages_first_poll_is_a_304(app, client):
+    """The page hands map.js the ETag of what it drew: its first poll costs no span read."""
+    insert_spans(app, traffic(time.time()))
+    page = client.get("/map").get_data(as_text=True)
+    tag = re.search(r'data-etag="([0-9a-f]+)"', page)[1]
+    src = unescape(re.search(r'data-src="([^"]+)"', page)[1])
+    assert src == "/aiops/map?since=15m&until="
+    assert client.get(src, headers={"If-None-Match": f'"{tag}"'}).status_code == 304
 
 
 def test_the_page_shows_the_map_as_tables_and_as_data(app, client):
