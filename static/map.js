@@ -86,7 +86,7 @@
       {selector: "node", style: {
         "label": "data(label)", "shape": "data(shape)", "width": 30, "height": 30,
         "background-color": css("--map-ok"), "border-width": 2, "border-color": fg,
-        "color": fg, "font-size": 11, "text-wrap": "wrap", "text-max-width": 220,
+        "color": fg, "font-size": 12, "text-wrap": "wrap", "text-max-width": 220,
         "text-valign": "bottom", "text-halign": "center", "text-margin-y": 4,
         "text-background-color": css("--card"), "text-background-opacity": 0.85, "text-background-padding": 2}},
       {selector: "node.st-degraded", style: {"background-color": css("--map-degraded")}},
