@@ -113,6 +113,9 @@
     container: box, elements: elements(data), style: styles(), wheelSensitivity: 0.3,
     minZoom: 0.2, maxZoom: 3, boxSelectionEnabled: false,
   });
+  if (window.matchMedia) { // the browser's dark mode switched: the canvas takes the new colours too
+    window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", function () { cy.style(styles()); });
+  }
   var state = {cy: cy, data: data, updates: 0,
                go: function (url) { window.location.assign(url); }};
   window.aiopsMap = state; // read by tests/e2e/test_map.py

@@ -92,6 +92,15 @@ def test_the_map_draws_known_traffic_and_updates_after_a_cycle(tmp_path):
             assert len(set(positions)) == 4
             screenshot(f"{server.url}/map", tmp_path / "map.png")
 
+            # The browser's dark mode: the page and the drawing follow it.
+            label_colour = "aiopsMap.cy.getElementById('orders').style('color')"
+            light = tab.evaluate(label_colour)
+            dark = {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+            tab.send("Emulation.setEmulatedMedia", dark)
+            assert tab.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(18, 21, 27)"
+            changed = f"{label_colour} !== {json.dumps(light)} && {label_colour}"
+            assert wait_js(tab, changed, "dark labels") == "rgb(230,232,236)"
+
             # A new service calls in; the next cycle's ETag brings it to the open page, no reload.
             tab.evaluate("window.notReloaded = true")
             insert_spans(app, calls(time.time(), "orders", "audit"))
