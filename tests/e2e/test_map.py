@@ -86,6 +86,13 @@ def test_the_map_draws_known_traffic_and_updates_after_a_cycle(tmp_path):
             doc = tab.document()
             assert_inert_map(doc)
             assert XSS_SERVICE in doc.texts_of_class("node-name")
+            # A click on a service node lists its endpoints, each a link to its page.
+            tab.evaluate("aiopsMap.cy.getElementById('orders').emit('tap'), true")
+            links = tab.evaluate("Array.from(document.querySelectorAll('#map-details a.ep-link'))"
+                                 ".map(a => [a.textContent, a.getAttribute('href')])")
+            assert tab.evaluate("document.getElementById('map-details').hidden") is False
+            assert links == [["GET /", "/services/orders/endpoints/GET%20%2F"],
+                             ["GET /work", "/services/orders/endpoints/GET%20%2Fwork"]], links
             # Laid out: every node has a distinct position inside the canvas.
             positions = tab.evaluate("aiopsMap.cy.nodes().map(n => [n.renderedPosition('x'), "
                                      "n.renderedPosition('y')].map(Math.round).join(','))")
