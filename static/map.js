@@ -122,9 +122,10 @@
 
   function layout() {
     var name = typeof window.cytoscapeDagre === "function" ? "dagre" : "breadthfirst";
-    box.style.height = Math.min(900, Math.max(420, 200 + 18 * cy.nodes().length)) + "px";
+    // Taller for bigger maps (the page scrolls), so 40 services still fit at a legible zoom.
+    box.style.height = Math.min(1400, Math.max(420, 200 + 24 * cy.nodes().length)) + "px";
     cy.resize();
-    cy.layout({name: name, rankDir: "LR", nodeSep: 24, rankSep: 90, edgeSep: 12, padding: 24,
+    cy.layout({name: name, rankDir: "LR", nodeSep: 16, rankSep: 90, edgeSep: 12, padding: 24,
                nodeDimensionsIncludeLabels: true,
                directed: true, fit: true, animate: false}).run();
     if (cy.zoom() > 1) { cy.zoom(1); cy.center(); } // a small map keeps its text size

@@ -117,6 +117,30 @@ def test_the_map_draws_known_traffic_and_updates_after_a_cycle(tmp_path):
             assert "audit" in tab.evaluate(
                 "Array.from(document.querySelectorAll('#map-nodes .node-name')).map(e => e.textContent)")
             assert_inert_map(tab.document())
+
+            # A 40-service system (a call tree with a few cross calls) stays readable: after the next
+            # cycle every node is drawn inside the canvas, at a zoom that keeps 12 px labels legible,
+            # and no two nodes' labels overlap.
+            names = [f"svc{i:02d}" for i in range(40)]
+            pairs = [(names[i], names[c]) for i in range(40) for c in (2 * i + 1, 2 * i + 2) if c < 40]
+            pairs += [(names[i], names[(i * 7 + 3) % 40]) for i in range(0, 40, 5)]
+            insert_spans(app, [s for a, b in pairs for s in calls(time.time(), a, b, count=2)])
+            h.analyze(server)
+            wait_js(tab, "aiopsMap.cy.nodes().length >= 45", "the 40 services")
+            zoom = tab.evaluate("aiopsMap.cy.zoom()")
+            assert zoom >= 0.7, zoom  # 12 px labels drawn at 8.4 px or more
+            overlaps = tab.evaluate("""(() => {
+                const cy = aiopsMap.cy, w = cy.width(), h = cy.height(), out = [];
+                const boxes = cy.nodes().map(n => [n.id(), n.renderedBoundingBox({includeLabels: true})]);
+                for (const [id, b] of boxes) if (b.x1 < 0 || b.y1 < 0 || b.x2 > w || b.y2 > h) out.push(id);
+                for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+                  const [p, q] = [boxes[i][1], boxes[j][1]];
+                  const hit = p.x1 < q.x2 && q.x1 < p.x2 && p.y1 < q.y2 && q.y1 < p.y2;
+                  if (hit) out.push(boxes[i][0] + ' / ' + boxes[j][0]);
+                }
+                return out; })()""")
+            assert overlaps == [], overlaps
+            screenshot(f"{server.url}/map", tmp_path / "map-40.png")
     finally:
         dispose_app(app)
 
