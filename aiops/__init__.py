@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # importing any aiops module runs this file: it must not pull
 SERVICE = "aiops"
 ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/metrics", "/openapi.json",
           "/logs", "/slos", "/silences", "/silences/", "/rules", "/telemetry/", "/api/", "/traces",
-          "/traces/")
+          "/traces/", "/map")
 
 
 def service_names(own_service: str) -> ServiceNames:
@@ -38,6 +38,7 @@ def init_app(app: Flask) -> None:
     from aiops.store import models  # noqa: F401 - models register tables
     from aiops.web import (
         errors,
+        openapi_map,
         openapi_rules,
         openapi_silences,
         openapi_slos,
@@ -46,6 +47,7 @@ def init_app(app: Flask) -> None:
         security,
         store_gauges,
     )
+    from aiops.web import map as service_map
     from aiops.web.api import bp as api_bp
     from aiops.web.health import bp as health_bp
     from aiops.web.openapi import add_paths
@@ -66,13 +68,15 @@ def init_app(app: Flask) -> None:
     security.init_app(app)
     app.add_template_filter(models.iso, "iso")
     for blueprint in (health_bp, api_bp, pages_bp, openapi_bp, slos_api, slos_pages, silences_api,
-                      silences_pages, rules_api, rules_pages, tempo_bp, traces_api, traces_pages):
+                      silences_pages, rules_api, rules_pages, tempo_bp, traces_api, traces_pages,
+                      service_map.api, service_map.pages):
         app.register_blueprint(blueprint)
     add_paths(app, openapi_slos.paths(), openapi_slos.SCHEMAS)
     add_paths(app, openapi_silences.paths(), openapi_silences.SCHEMAS)
     add_paths(app, openapi_tempo.paths(), openapi_tempo.SCHEMAS)
     add_paths(app, openapi_traces.paths(), openapi_traces.SCHEMAS)
     add_paths(app, openapi_rules.paths(), openapi_rules.SCHEMAS)
+    add_paths(app, openapi_map.paths(), openapi_map.SCHEMAS)
     # GET /metrics (telemetry's route) also reads these from the store at scrape time.
     store_gauges.init_app(app)
     add_collector(app, "slos", slo_gauges)

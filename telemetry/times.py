@@ -27,7 +27,7 @@ UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 def iso_time(raw: object) -> float:
     if not isinstance(raw, str) or len(raw) > MAX_CHARS:
         raise ValueError(f"an ISO 8601 time like {ISO_EXAMPLE}")
-    text = _LEAP_SECOND.sub(":59", raw.strip().upper())
+    text = _LEAP_SECOND.sub(":59", raw.upper())
     try:
         when = datetime.fromisoformat(text)
         value = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
@@ -40,7 +40,6 @@ def iso_time(raw: object) -> float:
 
 def instant(raw: str) -> float:
     """Epoch seconds or an ISO 8601 time."""
-    raw = raw.strip()
     if _NUMBER.fullmatch(raw):
         return float(raw)
     try:
@@ -52,7 +51,6 @@ def instant(raw: str) -> float:
 def moment(raw: str, now: float) -> float:
     """A duration back from ``now`` (``90s``, ``15m``, ``6h``, ``7d``, ``2w``), epoch seconds or an
     ISO 8601 time."""
-    raw = raw.strip()
     duration = _DURATION.fullmatch(raw.lower())
     if duration:
         return now - int(duration[1]) * UNIT_SECONDS[duration[2]]
@@ -61,3 +59,17 @@ def moment(raw: str, now: float) -> float:
     except ValueError:
         raise ValueError(f"a duration back from now (15m, 6h, 7d), epoch seconds or an ISO 8601 time "
                          f"like {ISO_EXAMPLE}, not {raw[:40]!r}") from None
+
+
+def time_range(since: str | None, until: str | None, now: float, default_since: str) -> tuple[float, float]:
+    """``since`` (empty: ``default_since`` back) and ``until`` (empty: now), each as :func:`moment`
+    takes it; ValueError names the field (``'since' must be ...``), or says they are out of order."""
+    bounds = []
+    for name, raw, default in (("since", since, default_since), ("until", until, "0s")):
+        try:
+            bounds.append(moment(raw or default, now))
+        except ValueError as exc:
+            raise ValueError(f"'{name}' must be {exc}") from None
+    if bounds[0] > bounds[1]:
+        raise ValueError("'since' must not be after 'until'")
+    return bounds[0], bounds[1]

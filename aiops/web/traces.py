@@ -58,16 +58,10 @@ def trace_id_arg(raw: str | None) -> str | None:
 def parse_filter(args: Mapping[str, str], now: float) -> TraceFilter:
     """The filters of a query string: ``service``, ``endpoint``, ``min_ms``, ``max_ms``, ``errors``,
     ``since`` (default 1h back), ``until`` (default now), ``trace_id``."""
-    bounds = {}
-    for name, default in (("since", DEFAULT_SINCE), ("until", None)):
-        raw = (args.get(name) or "").strip()
-        try:
-            bounds[name] = times.moment(raw, now) if raw else (now if default is None else
-                                                               times.moment(default, now))
-        except ValueError as exc:
-            raise InvalidInput(f"'{name}' must be {exc}") from None
-    if bounds["since"] > bounds["until"]:
-        raise InvalidInput("'since' must not be after 'until'")
+    try:
+        since, until = times.time_range(args.get("since"), args.get("until"), now, DEFAULT_SINCE)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
     errors = (args.get("errors") or "").strip().lower()
     if errors not in TRUE + FALSE:
         raise InvalidInput("'errors' must be 1 (only traces with an error span) or 0")
@@ -75,7 +69,7 @@ def parse_filter(args: Mapping[str, str], now: float) -> TraceFilter:
     if min_ms is not None and max_ms is not None and min_ms > max_ms:
         raise InvalidInput("'min_ms' must not be above 'max_ms'")
     return TraceFilter(
-        since=bounds["since"], until=bounds["until"],
+        since=since, until=until,
         service=text_filter(args, "service", MAX_SERVICE_CHARS) or None,
         endpoint=text_filter(args, "endpoint", MAX_ENDPOINT_CHARS) or None,
         min_ms=min_ms, max_ms=max_ms, errors=errors in TRUE,

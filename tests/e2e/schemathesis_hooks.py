@@ -12,7 +12,8 @@ through ``SCHEMATHESIS_HOOKS``; the run's settings come in ``AIOPS_ST_*`` variab
   schema-valid ``POST /aiops/silences`` gets times around now (a start before the end) and its
   regex matchers an escaped value (a regex that matches the text). Negative cases are sent as made.
 - Likewise a schema-valid ``GET /api/search`` gets a TraceQL query that parses, and ``start`` not
-  after ``end``; a ``since`` and ``until`` (``RANGES``), and ``min_ms`` and ``max_ms``, come in order.
+  after ``end``; the ``since`` and ``until`` of ``RANGES``, and ``min_ms`` and ``max_ms``, come in
+  order.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import schemathesis
 
 CURSORS = {"/aiops/incidents": "incidents", "/aiops/notifications": "notifications", "/aiops/logs": "logs",
            "/aiops/logs/templates": "templates", "/aiops/traces": "traces"}
-RANGES = {"/aiops/traces": "1h"}  # paths taking since/until (a duration back or a time), their default since
+# Paths taking since/until (a duration back or a time), and their default since.
+RANGES = {"/aiops/traces": "1h", "/aiops/map": "15m"}
 
 
 @schemathesis.hook
@@ -78,8 +80,8 @@ def _valid_search(case) -> None:
 
 
 def _valid_range(case, default_since: str) -> None:
-    """A positive call with ``since``/``until`` (or ``min_ms``/``max_ms``): swapped when the first
-    would come after the second."""
+    """A positive call with ``since``/``until`` (and ``min_ms``/``max_ms``): a range the server
+    takes (checked as it checks it), the pairs swapped when the first would come after the second."""
     from telemetry import times
 
     query = case.query if isinstance(case.query, dict) else None
@@ -93,12 +95,15 @@ def _valid_range(case, default_since: str) -> None:
     if not ({"since", "until"} & set(query)):
         return
     now = time.time()
-    since, until = str(query.get("since") or default_since), str(query.get("until") or "0s")
+    for name in ("since", "until"):  # schema-valid, yet no time the server reads: the default
+        try:
+            times.moment(str(query.get(name) or "0s"), now)
+        except ValueError:
+            query.pop(name, None)
     try:
-        if times.moment(since, now) > times.moment(until, now):
-            query["since"], query["until"] = until, since
-    except ValueError:
-        pass
+        times.time_range(query.get("since"), query.get("until"), now, default_since)
+    except ValueError:  # out of order
+        query["since"], query["until"] = query.get("until") or "0s", query.get("since") or default_since
 
 
 @schemathesis.hook

@@ -24,6 +24,7 @@ NOT_JSON = {
     ("GET", "/logs"),
     ("GET", "/slos"),
     ("GET", "/rules"),
+    ("GET", "/map"),
     ("GET", "/incidents/{incident_id}"),
     ("POST", "/incidents/{incident_id}/acknowledge"),
     ("POST", "/incidents/{incident_id}/resolve"),
