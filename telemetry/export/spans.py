@@ -8,7 +8,9 @@ fraction of a microsecond). The mapping is the inverse of
 :mod:`telemetry.otlp.spans`: the endpoint is the span name, the method, status code and peer are
 the HTTP attributes ingest reads, the error flag is the status (ERROR; OK for a 5xx that was not
 an error), an exception is an ``exception`` event. A row of kind UNSPECIFIED goes out as INTERNAL
-(the SDK has no unspecified kind).
+(the SDK has no unspecified kind). A row of the product's own work
+(:class:`~telemetry.columns.AttributedRow`) adds its ``aiops.*`` attributes, which a fallback line
+gives back when read.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 
 from telemetry import otlp
-from telemetry.columns import KIND_CLIENT
+from telemetry.columns import KIND_CLIENT, AttributedRow
+from telemetry.otlp.mapping import scalar
+from telemetry.work_spans import PREFIX
 
 SCOPE = InstrumentationScope("aiops.export")
 _KINDS = {1: SpanKind.INTERNAL, 2: SpanKind.SERVER, 3: SpanKind.CLIENT, 4: SpanKind.PRODUCER,
@@ -62,6 +66,9 @@ def readable(row: tuple, resources: dict[str, Resource]) -> ReadableSpan:
         attributes["http.response.status_code"] = status_code
     if peer and kind == KIND_CLIENT:
         attributes["peer.service"] = peer
+    extra = getattr(row, "attributes", None)
+    if extra:
+        attributes.update(extra)
     start_ns = nanoseconds(start)
     end_ns = start_ns + round(duration_ms * 1e6)
     events = ()
@@ -92,4 +99,21 @@ def json_line(rows: Sequence[tuple]) -> str:
 def rows_of_line(line: str) -> list[tuple]:
     """The rows of one OTLP/JSON line, as ingest maps them (no live checks: the spans keep their
     own clock). A line that does not decode raises :class:`telemetry.otlp.OtlpError`."""
-    return otlp.to_rows(otlp.parse_json(line)).rows
+    request = otlp.parse_json(line)
+    rows = otlp.to_rows(request).rows
+    work = _work_attributes(request)
+    if not work:
+        return rows
+    return [AttributedRow(row, work[row[0], row[1]]) if (row[0], row[1]) in work else row for row in rows]
+
+
+def _work_attributes(request) -> dict[tuple[str, str], dict]:
+    """The ``aiops.*`` attributes of the work spans in ``request``, by (trace id, span id)."""
+    found = {}
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                mine = {kv.key: scalar(kv.value) for kv in span.attributes if kv.key.startswith(PREFIX)}
+                if mine:
+                    found[span.trace_id.hex(), span.span_id.hex()] = mine
+    return found

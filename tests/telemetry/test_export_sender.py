@@ -9,7 +9,7 @@ import os
 from telemetry.export import policy, traces_url
 from telemetry.export.fallback import Fallback
 from telemetry.export.sender import Exporter
-from telemetry.export.spans import json_line, rows_of_line
+from telemetry.export.spans import json_line, readable_spans, rows_of_line
 
 
 def row(i: int, start: float = 1_790_000_000.123456) -> tuple:
@@ -239,3 +239,14 @@ def test_submit_never_raises(tmp_path):
     exp = exporter(tmp_path, endpoint, clock)
     exp.pending = None  # broken on purpose
     exp.submit([row(0)])
+
+
+def test_work_span_attributes_are_exported_and_survive_the_fallback_line():
+    from telemetry.columns import AttributedRow
+
+    work = AttributedRow(row(7), {"aiops.cycle.spans": 12, "aiops.cycle.anomalies": 1})
+    [span] = readable_spans([work])
+    assert span.attributes["aiops.cycle.spans"] == 12 and span.attributes["aiops.cycle.anomalies"] == 1
+    back = rows_of_line(json_line([row(1), work]))
+    assert not hasattr(back[0], "attributes")
+    assert back[1].attributes == work.attributes and back[1][:9] == work[:9]
