@@ -29,8 +29,10 @@ app, which would be a span to export in turn), until all are there or ``--drain-
 its ``aiops_spans_ingested_total`` (spans delivered, duplicates included) summed over its runs
 (each run counts in its own ``PROMETHEUS_MULTIPROC_DIR``, read from the files once the run is
 over) minus the spans it holds. **Throughput**: requests/s of the loop with export on (all of it,
-and while the receiver was down) over export off (both baseline halves); the app's CPU is shown
-too (all its processes, from ``/proc``).
+and while the receiver was down) over export off (both baseline halves); beside it the CPUs busy
+(from ``/proc``): the app's processes, the receiver's (its restarts included: a cost of the bench,
+not of the product, whose backend runs elsewhere) and the whole machine's (anything else running
+shows there).
 
 Options: ``--minutes`` (10), ``--rate`` spans/s (2000), ``--outages`` (2), ``--outage-seconds`` (60),
 ``--baseline-minutes`` (a fifth of ``--minutes``, at least 0.5), ``--drain-timeout`` s (600),
@@ -46,6 +48,7 @@ import http.client
 import itertools
 import json
 import multiprocessing
+import os
 import signal
 import sqlite3
 import sys
@@ -62,6 +65,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scenarios as sc  # noqa: E402  (bench/ is on sys.path when run as a script)
 from common import GunicornServer, cpu_count, print_table, process_tree_cpu, verdict  # noqa: E402
 from ingest import BATCH, Batches  # noqa: E402
+
+from aiops.jobs.worker import CYCLE_SPAN  # noqa: E402
 
 TARGET_RATIO = 0.95
 SEGMENT = 5.0  # seconds per turn of the request loop: each turn is judged receiver up or down
@@ -245,6 +250,7 @@ class Receiver:
     def __init__(self, folder: Path, logs: Path):
         self.folder, self.db = folder, folder / "receiver.db"
         self.runs: list[Path] = []
+        self._cpu = 0.0
         env = {"AIOPS_DATABASE_URL": f"sqlite:///{self.db}", "AIOPS_RECORD_REQUESTS": "0",
                "AIOPS_ENABLE_SIMULATION": "0", "AIOPS_SERVICE_NAME": "receiver", "AIOPS_SCHEDULER": "0"}
         self.server = GunicornServer(env, workers=cpu_count(), threads=8, log_path=logs / "receiver.log")
@@ -257,7 +263,14 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        if self.server.proc is not None:
+            self._cpu += process_tree_cpu(self.server.proc.pid) or 0.0
         self.server.stop()
+
+    def cpu(self) -> float:
+        """CPU seconds of every run so far (to its stop; the running one's until now)."""
+        live = self.server.proc is not None and process_tree_cpu(self.server.proc.pid) or 0.0
+        return self._cpu + live
 
     def delivered(self) -> tuple[int, int]:
         """(spans delivered, spans rejected) over every run, from the runs' counter files."""
@@ -337,9 +350,12 @@ def max_id(url: str) -> int:
         engine.dispose()
 
 
-def count(db: Path) -> int:
+def count(db: Path) -> tuple[int, int]:
+    """(spans, of them the sender's detection cycles) in the receiver's database."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        return conn.execute("SELECT count(*) FROM spans").fetchone()[0]
+        cycles = conn.execute("SELECT count(*) FROM spans WHERE service = 'aiops' AND endpoint = ?",
+                              (CYCLE_SPAN,)).fetchone()[0]
+        return conn.execute("SELECT count(*) FROM spans").fetchone()[0], cycles
 
 
 def wait_drained(app_url: str, receiver: Receiver, upto: int, timeout: float) -> tuple[int, int, float]:
@@ -371,14 +387,26 @@ def tree_cpu(server) -> float:
 # -- the phases -----------------------------------------------------------------------------------------
 
 
-def measure(server, loop: RequestLoop, seconds: float, feed: Feed) -> tuple[list[Turn], float]:
-    """Turns of the request loop for ``seconds`` while ``feed`` runs: (the turns, CPUs busy)."""
-    turns, cpu0, t0 = [], tree_cpu(server), time.monotonic()
+def machine_cpu() -> float:
+    """CPU seconds the whole machine spent busy since boot (Linux ``/proc/stat``; else 0)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+def measure(server, loop: RequestLoop, seconds: float, feed: Feed, meters: dict) -> tuple[list[Turn], dict]:
+    """Turns of the request loop for ``seconds`` while ``feed`` runs: (the turns, CPUs busy per
+    meter: the app's processes, the receiver's, the whole machine's)."""
+    meters = {"app": lambda: tree_cpu(server), **meters}
+    start, t0, turns = {name: read() for name, read in meters.items()}, time.monotonic(), []
     with feed:
         while (left := t0 + seconds - time.monotonic()) > 0.5:
             turns.append(loop.turn(server.port, min(SEGMENT, left)))
-    cpu = (tree_cpu(server) - cpu0) / (time.monotonic() - t0)
-    return turns, cpu
+    elapsed = time.monotonic() - t0
+    return turns, {name: round((read() - start[name]) / elapsed, 2) for name, read in meters.items()}
 
 
 def interrupted(signum, frame):
@@ -431,14 +459,14 @@ def run(args, loop: RequestLoop, tmp: Path, logs: Path) -> dict:
               f"{cpu_count()} gunicorn workers each and a worker process; {cpu_count()} CPUs", flush=True)
 
         print(f"export off, {half:.0f}s ...", flush=True)
-        off_feeds = [Feed(off.port, args.rate, batches, numbers)]
-        off_turns, off_cpu = measure(off, loop, half, off_feeds[-1])
+        meters = {"receiver": receiver.cpu, "machine": machine_cpu}
+        off_turns, off_cpu = measure(off, loop, half, Feed(off.port, args.rate, batches, numbers), meters)
 
         print(f"export on, {args.minutes:g} min at {args.rate:g} spans/s; receiver down at "
               + ", ".join(f"{a:.0f}-{b:.0f}s" for a, b in args.plan), flush=True)
         on_feed = Feed(on.port, args.rate, batches, numbers)
         with Outages(receiver, args.plan) as outages:
-            on_turns, on_cpu = measure(on, loop, args.minutes * 60, on_feed)
+            on_turns, on_cpu = measure(on, loop, args.minutes * 60, on_feed, meters)
         if outages.errors:
             raise RuntimeError(f"the receiver did not start again: {outages.errors}")
         mark_down(on_turns, outages.downs)
@@ -452,11 +480,11 @@ def run(args, loop: RequestLoop, tmp: Path, logs: Path) -> dict:
         on.stop()
         receiver.stop()
         delivered, rejected = receiver.delivered()
-        held = count(receiver.db)
+        held, cycles = count(receiver.db)
 
         print(f"export off again, {half:.0f}s ...", flush=True)
-        off_feeds.append(Feed(off.port, args.rate, batches, numbers))
-        more_turns, more_cpu = measure(off, loop, half, off_feeds[-1])
+        more_turns, more_cpu = measure(off, loop, half, Feed(off.port, args.rate, batches, numbers),
+                                       {"machine": machine_cpu})
         off_turns += more_turns
 
     up = [t for t in on_turns if not t.down]
@@ -469,7 +497,7 @@ def run(args, loop: RequestLoop, tmp: Path, logs: Path) -> dict:
                    "refused_spans": on_feed.refused, "given_up_spans": on_feed.failed,
                    "rate_achieved": round(on_feed.acked / (args.minutes * 60), 1)},
         "export": {"spans_stored_by_app": spans, "lost": lost, "drain_seconds": round(drain_s, 1),
-                   "delivered_to_receiver": delivered, "held_by_receiver": held,
+                   "delivered_to_receiver": delivered, "held_by_receiver": held, "cycle_spans": cycles,
                    "rejected_by_receiver": rejected, "duplicates": delivered - held, "health": figures},
         "outages": [{"down_s": round(a - outages.t0, 1), "up_s": round(b - outages.t0, 1)}
                     for a, b in outages.downs],
@@ -478,7 +506,8 @@ def run(args, loop: RequestLoop, tmp: Path, logs: Path) -> dict:
             "on_up_rps": round(rate(up), 1), "on_down_rps": round(rate(down), 1),
             "ratio": round(ratio, 4), "errors_on": sum(t.errors for t in on_turns),
             "errors_off": sum(t.errors for t in off_turns),
-            "app_cpus_busy_on": round(on_cpu, 2), "app_cpus_busy_off": round((off_cpu + more_cpu) / 2, 2),
+            "cpus_busy_on": on_cpu,
+            "cpus_busy_off": {name: round((off_cpu[name] + more_cpu[name]) / 2, 2) for name in more_cpu},
             "turns": {"on": [asdict(t) for t in on_turns], "off": [asdict(t) for t in off_turns]},
         },
     }
@@ -497,18 +526,23 @@ def report(result: dict) -> bool:
         ["  drained in (s, after the load)", export["drain_seconds"]],
         ["spans delivered to the receiver (its counters)", f"{export['delivered_to_receiver']:,}"],
         ["spans the receiver holds (distinct ids)", f"{export['held_by_receiver']:,}"],
+        ["  of them the worker's detection cycles", export["cycle_spans"]],
         ["  duplicates delivered; rejected by the receiver",
          f"{export['duplicates']:,}; {export['rejected_by_receiver']:,}"],
         ["export health after the drain", " ".join(f"{k}={export['health'][k]}" for k in (
             "status", "exported", "retried", "dropped", "breaker_trips", "queued", "fallback_bytes"))],
     ])
     print()
-    print_table(["GET /inventory", "req/s", "errors", "app CPUs busy"], [
-        ["export off", f"{through['off_rps']:,.1f}", through["errors_off"], through["app_cpus_busy_off"]],
-        ["export on (all)", f"{through['on_rps']:,.1f}", through["errors_on"], through["app_cpus_busy_on"]],
-        ["  receiver up", f"{through['on_up_rps']:,.1f}", "", ""],
-        ["  receiver down", f"{through['on_down_rps']:,.1f}", "", ""],
+    on_cpu, off_cpu = through["cpus_busy_on"], through["cpus_busy_off"]
+    print_table(["GET /inventory", "req/s", "errors", "CPUs busy: app", "receiver", "machine"], [
+        ["export off", f"{through['off_rps']:,.1f}", through["errors_off"], off_cpu["app"], "-",
+         off_cpu["machine"]],
+        ["export on (all)", f"{through['on_rps']:,.1f}", through["errors_on"], on_cpu["app"],
+         on_cpu["receiver"], on_cpu["machine"]],
+        ["  receiver up", f"{through['on_up_rps']:,.1f}", "", "", "", ""],
+        ["  receiver down", f"{through['on_down_rps']:,.1f}", "", "", "", ""],
     ])
+    print(f"(machine: every process, this bench's load and anything else running; {cpu_count()} CPUs)")
     lost_ok = export["lost"] == 0 and ingest["given_up_spans"] == ingest["refused_spans"] == 0
     fast_ok = through["ratio"] >= TARGET_RATIO
     print(f"\nthroughput export on / off: {through['ratio']:.3f}")
