@@ -75,8 +75,8 @@ def otlp_parts(row: tuple) -> tuple[int, dict, int, int, int, dict | None]:
         found = {"exception.type": exc_type, "exception.message": exc_message,
                  "exception.stacktrace": exc_stack}
         exception = {k: v for k, v in found.items() if v}
-    return (kind if kind in _KINDS else KIND_INTERNAL), attributes, status, start_ns, \
-        start_ns + round(duration_ms * 1e6), exception
+    end_ns = start_ns + round(duration_ms * 1e6)
+    return (kind if kind in _KINDS else KIND_INTERNAL), attributes, status, start_ns, end_ns, exception
 
 
 def readable(row: tuple, resources: dict[str, Resource]) -> ReadableSpan:
