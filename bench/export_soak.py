@@ -324,6 +324,33 @@ class Outages:
             print(f"  {time.monotonic() - self.t0:.0f}s: receiver answering again", flush=True)
 
 
+class FolderPeak:
+    """The largest size a folder (the fallback files of every process) reached, sampled each second."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.peak = folder, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> FolderPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            size = 0
+            for path in self.folder.rglob("*.jsonl"):
+                try:
+                    size += path.stat().st_size
+                except FileNotFoundError:  # sent and removed meanwhile
+                    pass
+            self.peak = max(self.peak, size)
+
+
 # -- reading the stores ------------------------------------------------------------------------------------
 
 
@@ -465,7 +492,7 @@ def run(args, loop: RequestLoop, tmp: Path, logs: Path) -> dict:
         print(f"export on, {args.minutes:g} min at {args.rate:g} spans/s; receiver down at "
               + ", ".join(f"{a:.0f}-{b:.0f}s" for a, b in args.plan), flush=True)
         on_feed = Feed(on.port, args.rate, batches, numbers)
-        with Outages(receiver, args.plan) as outages:
+        with Outages(receiver, args.plan) as outages, FolderPeak(tmp / "fallback") as fallback:
             on_turns, on_cpu = measure(on, loop, args.minutes * 60, on_feed, meters)
         if outages.errors:
             raise RuntimeError(f"the receiver did not start again: {outages.errors}")
@@ -498,7 +525,8 @@ def run(args, loop: RequestLoop, tmp: Path, logs: Path) -> dict:
                    "rate_achieved": round(on_feed.acked / (args.minutes * 60), 1)},
         "export": {"spans_stored_by_app": spans, "lost": lost, "drain_seconds": round(drain_s, 1),
                    "delivered_to_receiver": delivered, "held_by_receiver": held, "cycle_spans": cycles,
-                   "rejected_by_receiver": rejected, "duplicates": delivered - held, "health": figures},
+                   "rejected_by_receiver": rejected, "duplicates": delivered - held,
+                   "fallback_peak_bytes": fallback.peak, "health": figures},
         "outages": [{"down_s": round(a - outages.t0, 1), "up_s": round(b - outages.t0, 1)}
                     for a, b in outages.downs],
         "throughput": {
@@ -529,6 +557,8 @@ def report(result: dict) -> bool:
         ["  of them the worker's detection cycles", export["cycle_spans"]],
         ["  duplicates delivered; rejected by the receiver",
          f"{export['duplicates']:,}; {export['rejected_by_receiver']:,}"],
+        ["fallback files at their largest (MB, all processes)",
+         f"{export['fallback_peak_bytes'] / 1e6:,.1f}"],
         ["export health after the drain", " ".join(f"{k}={export['health'][k]}" for k in (
             "status", "exported", "retried", "dropped", "breaker_trips", "queued", "fallback_bytes"))],
     ])
