@@ -288,17 +288,15 @@ class Receiver:
         return int(totals["aiops_spans_ingested_total"]), int(totals["aiops_spans_rejected_total"])
 
 
-class Outages:
-    """Stops and restarts the receiver on the plan, in a thread; notes when it was down."""
+class Background:
+    """A daemon thread running ``_run`` for the length of a ``with`` block (``_stop`` set at its end)."""
 
-    def __init__(self, receiver: Receiver, plan: list[tuple[float, float]]):
-        self.receiver, self.plan = receiver, plan
-        self.downs: list[tuple[float, float]] = []  # monotonic: stopping began, answering again
-        self.errors: list[str] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def __init__(self):
         self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.t0 = 0.0
 
-    def __enter__(self) -> Outages:
+    def __enter__(self):
         self.t0 = time.monotonic()
         self._thread.start()
         return self
@@ -306,6 +304,19 @@ class Outages:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(120)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Outages(Background):
+    """Stops and restarts the receiver on the plan; notes when it was down."""
+
+    def __init__(self, receiver: Receiver, plan: list[tuple[float, float]]):
+        super().__init__()
+        self.receiver, self.plan = receiver, plan
+        self.downs: list[tuple[float, float]] = []  # monotonic: stopping began, answering again
+        self.errors: list[str] = []
 
     def _run(self) -> None:
         for start, end in self.plan:
@@ -324,21 +335,12 @@ class Outages:
             print(f"  {time.monotonic() - self.t0:.0f}s: receiver answering again", flush=True)
 
 
-class FolderPeak:
+class FolderPeak(Background):
     """The largest size a folder (the fallback files of every process) reached, sampled each second."""
 
     def __init__(self, folder: Path):
+        super().__init__()
         self.folder, self.peak = folder, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> FolderPeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
