@@ -84,6 +84,7 @@ def init_app(app: Flask, settings, names: ServiceNames) -> None:
     )
     recorder = _recorder(app, settings, buffer, names)
     app.extensions["aiops_buffer"] = buffer
+    app.extensions["aiops_service_names"] = names  # the product's own work is its routes' (work_spans)
     if settings.record_requests:
         # The request's own log records, with its trace and span ids (telemetry.log_bridge).
         log_buffer = SpanBuffer(lambda rows: insert_logs(engine, rows),

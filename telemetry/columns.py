@@ -29,6 +29,21 @@ SPAN_FIELDS = (
     "exception_stack",
 )
 
+
+
+class AttributedRow(tuple):
+    """A span row (``SPAN_FIELDS`` order) with attributes the table has no column for: the figures
+    of the product's own work (:mod:`telemetry.work_spans`). The store takes it as the plain row it
+    is; the export (:mod:`telemetry.export.spans`) sends ``attributes`` with the span."""
+
+    attributes: dict
+
+    def __new__(cls, values, attributes: dict):
+        row = super().__new__(cls, values)
+        row.attributes = attributes
+        return row
+
+
 # Column order of the log tuples the OTLP mapping and the logging handler produce.
 LOG_FIELDS = (
     "time",

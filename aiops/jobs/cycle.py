@@ -123,14 +123,20 @@ def _pending_out(pending: dict, names: dict, saved: list | None, now: float) -> 
     } for key, v in kept]
 
 
-def _learning_mode(state, window: list, now: float, settings: Settings) -> tuple[str, float | None]:
+def _has_data(window: list, ignored: tuple[str, ...]) -> bool:
+    """Whether the window holds spans of a service detection analyses: the product's own (its
+    dashboard polled, its worker's cycles, ``telemetry.work_spans``) are not data after a silence."""
+    return any(span.service not in ignored for span in window)
+
+
+def _learning_mode(state, data: bool, now: float, settings: Settings) -> tuple[str, float | None]:
     """``normal``; or, when data resumes after ``AIOPS_REBASELINE_AFTER`` of silence, ``reseed``
     for that window and ``relearn`` for ``AIOPS_RELEARN_FOR`` seconds after it: the baselines
     describe a system that may no longer exist, so they are learned anew and nothing is raised.
     Returns the mode and the end of the relearning period."""
     last = state.last_data_at if state else None
     until = state.relearn_until if state else None
-    if window and last is not None and abs(now - last) > settings.rebaseline_after:
+    if data and last is not None and abs(now - last) > settings.rebaseline_after:
         log.info("data resumed %.0f s after the last window: relearning the baselines", now - last)
         return "reseed", now + settings.relearn_for
     if until is not None and now <= until:
@@ -168,6 +174,7 @@ class _Findings:
     """What a cycle read and decided before writing anything."""
 
     window: list  # the spans since the last cycle
+    data: bool  # whether it holds spans of an analysed service (see _has_data)
     upto: int  # the last span id read: the next cursor
     stats: dict  # per-endpoint window statistics (the mean rules')
     baselines: dict  # the mean rules' baselines
@@ -220,7 +227,8 @@ def _detect(settings: Settings, now: float) -> _Findings:
     rules = lb.Rules()
     signal_baselines = read_signals()
     seen, saved = _assess(window, cursor, state, signal_baselines, rules, now, settings)
-    mode, relearn_until = _learning_mode(state, window, now, settings)
+    data = _has_data(window, settings.ignore_services)
+    mode, relearn_until = _learning_mode(state, data, now, settings)
     anomalies = _trace_anomalies(stats, baselines, th, seen, rules, mode)
     anomalies = _time_patterns(anomalies, window, stats, baselines, th, mode, settings)
     memory = logfeed.registered(current_app)
@@ -231,7 +239,7 @@ def _detect(settings: Settings, now: float) -> _Findings:
     groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs)
     judged = slos.evaluate_all(now)  # one aggregate query per SLO (and one a day for its history)
     groups += slos.alert_groups(judged, groups)  # after the baselines' groups: they join those
-    return _Findings(window, upto, stats, baselines, signal_baselines, th, rules, seen, saved, mode,
+    return _Findings(window, data, upto, stats, baselines, signal_baselines, th, rules, seen, saved, mode,
                      relearn_until, anomalies, memory, logs, groups, judged)
 
 
@@ -309,7 +317,7 @@ def _advance_state(found: _Findings, now: float) -> None:
     state.cursor = found.upto
     state.cycles += 1
     state.lease_until = None
-    if found.window:
+    if found.data:
         state.last_data_at = now
     state.relearn_until = found.relearn_until
     seen = found.seen

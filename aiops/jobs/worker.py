@@ -30,12 +30,14 @@ from aiops.logs import storage as logstate
 from aiops.owner import owner_name
 from aiops.rules import evaluation as rules
 from aiops.settings import Settings, settings_of
-from telemetry import store
+from telemetry import store, work_spans
 from telemetry.db import db
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 600.0  # seconds between retention passes
 TEMPO_JOB_ID = "aiops-tempo-pull"
+# The spans of the worker's own work (telemetry.work_spans), under the service of the app's own routes.
+CYCLE_SPAN, DELIVERY_SPAN = "detection cycle", "outbox delivery"
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,13 @@ class Worker:
 
     def _claimed_cycle(self, force: bool) -> dict | None:
         with self._cycle:
+            started, t0 = time.time(), time.perf_counter()
             try:
                 summary = run_claimed(self.settings, force=force)
-            except Exception:
+            except Exception as exc:
                 log.exception("detection cycle failed")
+                work_spans.record(self.app, CYCLE_SPAN, started, (time.perf_counter() - t0) * 1000,
+                                  {}, exc)
                 return None
             finally:
                 db.session.remove()
@@ -104,6 +109,13 @@ class Worker:
                 len(summary["anomalies"]),
                 summary["incidents_opened"],
             )
+            work_spans.record(self.app, CYCLE_SPAN, summary["started_at"], summary["duration_ms"], {
+                "aiops.cycle.spans": summary["spans"],
+                "aiops.cycle.anomalies": len(summary["anomalies"]),
+                "aiops.cycle.incidents_opened": len(summary["incidents_opened"]),
+                "aiops.cycle.incidents_resolved": len(summary["incidents_resolved"]),
+                "aiops.cycle.notifications_queued": summary["notifications_queued"],
+            })
         return summary
 
     def detect(self) -> dict | None:
@@ -130,7 +142,12 @@ class Worker:
         return rules.tick(self.app)
 
     def deliver(self) -> int:
-        return outbox.tick(self.app)
+        started, t0 = time.time(), time.perf_counter()
+        taken = outbox.tick(self.app)
+        if taken:
+            work_spans.record(self.app, DELIVERY_SPAN, started, (time.perf_counter() - t0) * 1000,
+                              {"aiops.outbox.messages": taken})
+        return taken
 
     def pull_tempo(self):
         """One poll of the Tempo source (:mod:`telemetry.tempo_source`): it never raises, and keeps

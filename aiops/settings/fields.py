@@ -93,8 +93,9 @@ class Settings(RuleSettings, TempoSettings, ExportSettings):
         3, "AIOPS_MIN_SLOW_REQUESTS", "requests (latency) or timed-out calls (timeout) a verdict needs",
         DETECTION, parse.count)
     rebaseline_after: float = setting(
-        3600.0, "AIOPS_REBASELINE_AFTER", "seconds of silence (no spans at all, on the data's clock) after "
-        "which the baselines are stale and are learned anew ...", DETECTION, parse.positive)
+        3600.0, "AIOPS_REBASELINE_AFTER", "seconds of silence (no spans of an analysed service, on the "
+        "data's clock) after which the baselines are stale and are learned anew ...", DETECTION,
+        parse.positive)
     relearn_for: float = setting(
         30.0, "AIOPS_RELEARN_FOR", "... for this many seconds of data, while nothing is raised", DETECTION,
         parse.non_negative)

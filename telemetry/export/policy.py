@@ -114,11 +114,19 @@ class Pending:
         return out
 
     def peek(self) -> list[tuple] | None:
-        """The first batch, now held for sending (until :meth:`done` or :meth:`release`)."""
+        """The first batch, now held for sending (until :meth:`done` or :meth:`release`). Batches
+        queued behind it join it while the sum fits ``batch_size``: the span writer hands over a
+        small batch per flush, and a backlog of them goes out in few requests, not one each (it
+        keeps the first one's time, so its spans age no later than they would have)."""
         if not self._batches:
             return None
+        since, first = self._batches[0]
+        while len(self._batches) > 1 and len(first) + len(self._batches[1][1]) <= self.batch_size:
+            first = first + self._batches[1][1]
+            del self._batches[1]
+        self._batches[0] = (since, first)
         self._held = True
-        return self._batches[0][1]
+        return first
 
     def done(self) -> list[tuple]:
         """The held batch was exported: remove it."""
@@ -137,6 +145,18 @@ class Pending:
             del self._batches[index]
         self.spans -= len(batch)
         return batch
+
+
+def joined(batches: Iterable[list[tuple]], size: int) -> list[list[tuple]]:
+    """Consecutive batches joined, in order, while the sum fits ``size`` (the fallback file gets a
+    line per joined batch, and replays it in one request)."""
+    out: list[list[tuple]] = []
+    for batch in batches:
+        if out and len(out[-1]) + len(batch) <= size:
+            out[-1] = out[-1] + batch
+        else:
+            out.append(batch)
+    return out
 
 
 @dataclass(frozen=True)

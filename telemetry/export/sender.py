@@ -206,7 +206,7 @@ class Exporter:
             self.pending.done()
 
     def _write(self, batches: list[list[tuple]]) -> None:
-        for batch in batches:
+        for batch in policy.joined(batches, self.pending.batch_size):
             try:
                 dropped = self.fallback.append(json_line(batch), len(batch))
             except Exception as exc:  # noqa: BLE001 - a full disk drops (and counts), never raises

@@ -138,3 +138,17 @@ def test_a_span_stored_a_cycle_after_its_children_keeps_its_own_time(app):
     assert _cycle(app, [r for r in rows if r not in entries], start + 30)["anomalies"] == []
     late = _cycle(app, entries, start + 60)
     assert late["spans"] == 60 and late["anomalies"] == [], late["anomalies"]
+
+
+def test_the_product_s_own_spans_during_a_silence_are_not_data(app):
+    """A worker alone records a span per cycle (telemetry.work_spans) and a dashboard polls: those
+    spans of the ignored service "aiops" must not hide a silence of the analysed services."""
+    t = 3_000_000.0
+    for w in range(4):
+        _cycle(app, _rows(t + 30 * w, 60, 20.0, seed=w), t + 30 * (w + 1))
+    quiet = t + 120 + 2 * 3600  # two hours on, only the product's own spans
+    own = [span_row(trace_id=uuid.uuid4().hex, span_id=uuid.uuid4().hex[:16], service="aiops",
+                    endpoint="detection cycle", kind=1, error=False, start_time=quiet, duration_ms=3.0)]
+    assert _cycle(app, own, quiet + 30)["learning"] == "normal"
+    resumed = _cycle(app, _rows(quiet + 60, 60, 200.0, seed=9), quiet + 90)
+    assert resumed["learning"] == "reseed" and resumed["anomalies"] == []

@@ -120,3 +120,18 @@ def test_scrub_hides_credentials_queries_and_configured_header_values():
     for secret in ("user:pw", "abc", "s3cr3t-token", "tenant-key-123"):
         assert secret not in scrubbed
     assert "collector:4318/v1/traces" in scrubbed
+
+
+def test_small_batches_queued_behind_the_first_go_out_with_it():
+    pending = Pending(max_spans=100, max_age=300, batch_size=6)
+    for start in range(0, 12, 2):  # the span writer's small flushes, waiting behind a slow send
+        pending.add(rows(2, start=start), now=start)
+    assert pending.peek() == rows(6) and len(pending) == 4  # three joined, three behind
+    assert pending.done() == rows(6)
+    assert pending.peek() == rows(6, start=6) and pending.spans == 6
+
+
+def test_joined_keeps_the_order_and_the_size():
+    batches = [rows(2), rows(3, start=2), rows(4, start=5), rows(1, start=9)]
+    assert policy.joined(batches, 5) == [rows(5), rows(5, start=5)]
+    assert policy.joined(batches, 3) == batches

@@ -9,7 +9,7 @@ import os
 from telemetry.export import policy, traces_url
 from telemetry.export.fallback import Fallback
 from telemetry.export.sender import Exporter
-from telemetry.export.spans import json_line, rows_of_line
+from telemetry.export.spans import json_line, readable_spans, rows_of_line
 
 
 def row(i: int, start: float = 1_790_000_000.123456) -> tuple:
@@ -239,3 +239,37 @@ def test_submit_never_raises(tmp_path):
     exp = exporter(tmp_path, endpoint, clock)
     exp.pending = None  # broken on purpose
     exp.submit([row(0)])
+
+
+def test_work_span_attributes_are_exported_and_survive_the_fallback_line():
+    from telemetry.columns import AttributedRow
+
+    work = AttributedRow(row(7), {"aiops.cycle.spans": 12, "aiops.cycle.anomalies": 1})
+    [span] = readable_spans([work])
+    assert span.attributes["aiops.cycle.spans"] == 12 and span.attributes["aiops.cycle.anomalies"] == 1
+    back = rows_of_line(json_line([row(1), work]))
+    assert not hasattr(back[0], "attributes")
+    assert back[1].attributes == work.attributes and back[1][:9] == work[:9]
+
+
+def test_a_line_reads_back_as_ingest_maps_it_and_as_the_memory_path_sends_it():
+    """The fallback line is written and read as plain JSON (not protobuf's JSON mapping): the rows it
+    gives back are those ``flask aiops replay`` or a receiver would map from it, and those the
+    receiver gets when the same rows go out from memory (the SDK's spans, the official encoder)."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from telemetry import otlp
+    from telemetry.columns import AttributedRow
+
+    rows = [row(i) for i in range(30)]
+    rows[4] = rows[4][:5] + (0,) + rows[4][6:]  # kind UNSPECIFIED goes out as INTERNAL
+    rows[5] = rows[5][:12] + ("ValueError", "bad \"input\" ü", "Traceback ...\n  line 1")
+    rows[6] = AttributedRow(rows[6][:3] + ("aiops", "detection cycle", 1, None, None, False) + rows[6][9:11]
+                            + (None, None, None, None), {"aiops.cycle.spans": 3, "aiops.ratio": 0.5,
+                                                         "aiops.flag": True, "aiops.name": "x"})
+    line = json_line(rows)
+    back = rows_of_line(line)
+    ingest = otlp.to_rows(otlp.parse_json(line)).rows
+    memory = otlp.to_rows(encode_spans(readable_spans(rows))).rows
+    assert back == ingest == memory
+    assert back[[r[1] for r in back].index(rows[6][1])].attributes == rows[6].attributes
