@@ -74,6 +74,7 @@ def test_every_family_is_exported_and_parses(client):
         "aiops_outbox_oldest_pending_timestamp_seconds": "gauge",
         "aiops_detection_last_cycle_timestamp_seconds": "gauge", "aiops_detection_interval_seconds": "gauge",
         "aiops_silences_active": "gauge",  # read from the store at scrape time
+        "trace_anomalies": "counter",  # the design's name; every rule kind, 0 until one alerts
     }
     # A labelled family appears with its first sample (incidents: once one is opened).
     labelled = {"aiops_spans_recorded", "aiops_incidents_opened", "aiops_notification_attempts",
