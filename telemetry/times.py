@@ -21,6 +21,7 @@ ISO_EXAMPLE = "2026-01-20T10:30:00Z"
 _NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")  # as the OpenAPI document's pattern
 _LEAP_SECOND = re.compile(r"(?<=T[0-9]{2}:[0-9]{2}):60")
 _DURATION = re.compile(r"([0-9]{1,6})([smhdw])")
+LAST_SECOND = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
@@ -63,11 +64,12 @@ def moment(raw: str, now: float) -> float:
 
 def time_range(since: str | None, until: str | None, now: float, default_since: str) -> tuple[float, float]:
     """``since`` (empty: ``default_since`` back) and ``until`` (empty: now), each as :func:`moment`
-    takes it; ValueError names the field (``'since' must be ...``), or says they are out of order."""
+    takes it, held within 1970..9999 (no span is stored outside it, and an answer can write both as
+    ISO 8601); ValueError names the field (``'since' must be ...``), or says they are out of order."""
     bounds = []
     for name, raw, default in (("since", since, default_since), ("until", until, "0s")):
         try:
-            bounds.append(moment(raw or default, now))
+            bounds.append(min(max(moment(raw or default, now), 0.0), LAST_SECOND))
         except ValueError as exc:
             raise ValueError(f"'{name}' must be {exc}") from None
     if bounds[0] > bounds[1]:

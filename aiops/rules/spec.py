@@ -79,11 +79,13 @@ def check(body: object) -> RuleSpec:
         raise SpecError("kind", f"must be one of {', '.join(KINDS)}")
     preset = PRESETS.get(kind)
     query = _query(body.get("query"), preset)
-    aggregation = body.get("aggregation") or (preset.aggregation if preset else None)
+    # Left out: the preset's, else any match alerts (count > 0); an explicit null is wrong.
+    default = preset.aggregation if preset else "count"
+    aggregation = body["aggregation"] if "aggregation" in body else default
     if aggregation not in AGGREGATIONS:
         raise SpecError("aggregation", f"must be one of {', '.join(AGGREGATIONS)}")
     window = _number(body, "window_s", 1.0, MAX_WINDOW_S, DEFAULT_WINDOW_S)
-    threshold = _number(body, "threshold", 0.0, MAX_THRESHOLD, preset.threshold if preset else None)
+    threshold = _number(body, "threshold", 0.0, MAX_THRESHOLD, preset.threshold if preset else 0.0)
     if aggregation == "rate" and threshold >= 1:
         raise SpecError("threshold", "must be below 1 for a rate (the share of traces that match, 0..1)")
     severity = body.get("severity", DEFAULT_SEVERITY)
@@ -130,12 +132,10 @@ def parse_query(query: str):
         raise SpecError("query", str(exc)) from None
 
 
-def _number(body: Mapping, field: str, low: float, high: float, default: float | None) -> float:
-    value = body.get(field)
-    if value is None:
-        if default is None:
-            raise SpecError(field, f"is required: a number from {low:g} to {high:g}")
+def _number(body: Mapping, field: str, low: float, high: float, default: float) -> float:
+    if field not in body:
         return default
+    value = body[field]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise SpecError(field, "must be a number")
     if not low <= value <= high:

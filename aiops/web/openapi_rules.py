@@ -25,9 +25,11 @@ BODY = {
                     "description": "seconds looked back over"},
           aggregation={"enum": list(spec.AGGREGATIONS),
                        "description": "count: matching traces; rate: their share of the window's traces "
-                                      "(0..1); p95: of the matched spans' durations in ms"},
+                                      "(0..1); p95: of the matched spans' durations in ms. Left out: the "
+                                      "kind's, count for kind query"},
           threshold={"type": "number", "minimum": 0, "maximum": spec.MAX_THRESHOLD,
-                     "description": "fires when the aggregate is above it (a rate's: below 1)"},
+                     "description": "fires when the aggregate is above it (a rate's: below 1). Left out: "
+                                    "the kind's, 0 for kind query (any match fires)"},
           severity={"enum": list(Severity), "default": spec.DEFAULT_SEVERITY.value,
                     "description": "the outbox's rate limit, and a silence's label"},
           webhook_url=nullable({"type": "string", "format": "uri", "maxLength": spec.MAX_URL,

@@ -11,7 +11,8 @@ through ``SCHEMATHESIS_HOOKS``; the run's settings come in ``AIOPS_ST_*`` variab
 - A new silence must end in the future and its regexes must compile, which no schema can say: a
   schema-valid ``POST /aiops/silences`` gets times around now (a start before the end) and its
   regex matchers an escaped value (a regex that matches the text). Negative cases are sent as made.
-- Likewise a schema-valid ``GET /api/search`` gets a TraceQL query that parses, and ``start`` not
+- Likewise a schema-valid ``GET /api/search``, and a schema-valid rule body, get a TraceQL query
+  that parses (and a rate a threshold below 1), and ``start`` not
   after ``end``; the ``since`` and ``until`` of ``RANGES``, and ``min_ms`` and ``max_ms``, come in
   order.
 """
@@ -28,7 +29,7 @@ import requests
 import schemathesis
 
 CURSORS = {"/aiops/incidents": "incidents", "/aiops/notifications": "notifications", "/aiops/logs": "logs",
-           "/aiops/logs/templates": "templates", "/aiops/traces": "traces"}
+           "/aiops/logs/templates": "templates", "/aiops/traces": "traces", "/aiops/alerts": "alerts"}
 # Paths taking since/until (a duration back or a time), and their default since.
 RANGES = {"/aiops/traces": "1h", "/aiops/map": "15m"}
 
@@ -106,6 +107,20 @@ def _valid_range(case, default_since: str) -> None:
         query["since"], query["until"] = query.get("until") or "0s", query.get("since") or default_since
 
 
+def _valid_rule(case) -> None:
+    """A positive ``POST /aiops/rules`` or ``PUT /aiops/rules/{id}``: a query that parses (where the
+    body has one, or its kind needs one), a rate's threshold below 1."""
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    custom = body.get("kind", "query") == "query"
+    if "query" in body or custom:
+        body["query"] = TRACEQL[len(str(body.get("query"))) % len(TRACEQL)]
+    threshold = body.get("threshold")
+    if body.get("aggregation") == "rate" and isinstance(threshold, int | float) and threshold >= 1:
+        body["threshold"] = 0.5
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs) -> None:
     meta = getattr(case, "meta", None)
@@ -115,6 +130,9 @@ def before_call(context, case, kwargs) -> None:
         return
     if positive and case.method.upper() == "GET" and case.path in RANGES:
         _valid_range(case, RANGES[case.path])
+        return
+    if positive and case.method.upper() in ("POST", "PUT") and case.path.startswith("/aiops/rules"):
+        _valid_rule(case)
         return
     if not (positive and case.method.upper() == "POST" and case.path == "/aiops/silences"):
         return

@@ -26,8 +26,9 @@ import time
 import pytest
 from openapi_spec_validator import validate
 
+from aiops.rules import service as rule_service
 from aiops.slos import service as slo_service
-from aiops.store.models import LogTemplate, Notification
+from aiops.store.models import LogTemplate, Notification, RuleAlert
 from telemetry.db import db
 from telemetry.store import insert_logs, insert_spans
 from tests.conftest import dispose_app, make_app
@@ -72,6 +73,15 @@ def seed(db_url: str) -> None:
             # (a service no SLO covers: an SLO alert would change the incidents the run reads)
             seeded = [span("checkout", 120.0, service="seeded", start_time=now - 60 + n) for n in range(2)]
             insert_spans(db.engine, [row_of(s) for s in seeded])  # two traces: /aiops/traces has a next page
+            rule = rule_service.create({"name": "seeded", "kind": "error_status"}, 1000.0)
+            for n in range(2):  # two alerts: GET /aiops/alerts has a next page
+                db.session.add(RuleAlert(
+                    rule_id=rule.id, rule=rule.name, anomaly_type="error_status", fingerprint=f"{n:064x}",
+                    trace_id=seeded[n].trace_id, span_name="checkout", service="seeded", duration_ms=120.0,
+                    error_message="boom", aggregation="count", value=1.0, threshold=0.0, affected_traces=1,
+                    total_traces=2, trace_ids=[seeded[n].trace_id], severity="high", notification="off",
+                    first_seen=1000.0 + n, last_seen=1000.0 + n, seen=1))
+            db.session.commit()
             for n in range(3):  # SLOs for the operations on one (their ids are 1 to 3)
                 slo_service.create({"name": f"slo {n}", "service": "shop", "sli": "availability",
                                     "objective": 99.0 + n / 10}, 1000.0)
@@ -94,7 +104,8 @@ def test_the_live_server_answers_as_its_document_says(tmp_path, db_url):
                    "notifications": server.get("/aiops/notifications?limit=1").json()["next"],
                    "logs": server.get("/aiops/logs?limit=1").json()["next"],
                    "templates": server.get("/aiops/logs/templates?limit=1").json()["next"],
-                   "traces": server.get("/aiops/traces?limit=1").json()["next"]}
+                   "traces": server.get("/aiops/traces?limit=1").json()["next"],
+                   "alerts": server.get("/aiops/alerts?limit=1").json()["next"]}
         assert all(cursors.values()), cursors
         seen_path = tmp_path / "seen.txt"
         report = tmp_path / "schemathesis.json"

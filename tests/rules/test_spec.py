@@ -26,6 +26,14 @@ def test_a_built_in_kind_fills_in_what_is_left_out(kind):
     assert spec.window_s == DEFAULT_WINDOW_S and spec.webhook_url is None
 
 
+def test_a_query_rule_alerts_on_any_match_unless_told_otherwise():
+    spec = check({"name": "x", "query": '{ name = "checkout" }'})
+    assert (spec.kind, spec.aggregation, spec.threshold) == ("query", "count", 0.0)
+    for field in ("aggregation", "threshold"):  # left out is a default; null is wrong
+        with pytest.raises(SpecError, match=field):
+            check({"name": "x", "query": "{}", field: None})
+
+
 def test_a_built_in_kind_takes_its_own_query_and_threshold():
     spec = check({"name": "x", "kind": "high_latency", "query": "{ duration > 250ms }", "threshold": 2})
     assert (spec.query, spec.aggregation, spec.threshold) == ("{ duration > 250ms }", "count", 2.0)

@@ -46,3 +46,13 @@ def test_moment_takes_a_time_too_and_says_what_it_expected():
     assert times.moment("999999w", NOW) < 0  # before 1970: every stored span is after it
     with pytest.raises(ValueError):
         times.moment("-5m", NOW)
+
+
+def test_a_range_is_held_within_the_years_an_answer_can_write():
+    assert times.time_range("999999w", "", NOW, "1h") == (0.0, NOW)
+    assert times.time_range("0923-09-20T07:10:25Z", "999999999999", NOW, "1h") == (0.0, times.LAST_SECOND)
+    assert times.time_range("", "", NOW, "15m") == (NOW - 900, NOW)
+    with pytest.raises(ValueError, match="'until' must be"):
+        times.time_range("1h", "later", NOW, "15m")
+    with pytest.raises(ValueError, match="'since' must not be after 'until'"):
+        times.time_range("1h", "2h", NOW, "15m")
