@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # importing any aiops module runs this file: it must not pull
 # AIOPS_IGNORE_SERVICES leaves out of detection), so the dashboard polling itself raises nothing.
 SERVICE = "aiops"
 ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/metrics", "/openapi.json",
-          "/logs", "/slos", "/silences", "/silences/", "/telemetry/", "/api/")
+          "/logs", "/slos", "/silences", "/silences/", "/telemetry/", "/api/", "/services/", "/traces/")
 
 
 def service_names(own_service: str) -> ServiceNames:
@@ -34,7 +34,16 @@ def init_app(app: Flask) -> None:
     from aiops.silences.metrics import active_silences
     from aiops.slos.metrics import slo_gauges
     from aiops.store import models  # noqa: F401 - models register tables
-    from aiops.web import errors, openapi_silences, openapi_slos, openapi_tempo, security, store_gauges
+    from aiops.web import (
+        charts,
+        errors,
+        openapi_charts,
+        openapi_silences,
+        openapi_slos,
+        openapi_tempo,
+        security,
+        store_gauges,
+    )
     from aiops.web.api import bp as api_bp
     from aiops.web.health import bp as health_bp
     from aiops.web.openapi import add_paths
@@ -51,11 +60,12 @@ def init_app(app: Flask) -> None:
     security.init_app(app)
     app.add_template_filter(models.iso, "iso")
     for blueprint in (health_bp, api_bp, pages_bp, openapi_bp, slos_api, slos_pages, silences_api,
-                      silences_pages, tempo_bp):
+                      silences_pages, tempo_bp, charts.api, charts.pages):
         app.register_blueprint(blueprint)
     add_paths(app, openapi_slos.paths(), openapi_slos.SCHEMAS)
     add_paths(app, openapi_silences.paths(), openapi_silences.SCHEMAS)
     add_paths(app, openapi_tempo.paths(), openapi_tempo.SCHEMAS)
+    add_paths(app, openapi_charts.paths(), openapi_charts.SCHEMAS)
     # GET /metrics (telemetry's route) also reads these from the store at scrape time.
     store_gauges.init_app(app)
     add_collector(app, "slos", slo_gauges)

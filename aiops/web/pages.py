@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import WHOLE_SERVICE, Key, Thresholds
@@ -30,6 +30,7 @@ from aiops.web import auth, errors, waterfall
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
+from aiops.web.series_queries import incident_charts, poll_seconds
 from telemetry import store
 
 bp = errors.html_pages(Blueprint("pages", __name__))  # their errors are HTML pages too
@@ -217,14 +218,7 @@ def incident_page(incident_id: str):
     incident = incident_service.get(incident_id)
     data = incident_service.to_json(incident)
     root = (incident.root_service, incident.root_endpoint)
-    spans = []
-    if incident.trace_id:
-        spans = store.trace_spans([incident.trace_id]).get(incident.trace_id, [])
-    rows = waterfall.layout(spans, highlight=root)
-    lines, more_lines = log_service.trace_lines(incident.trace_id) if incident.trace_id else ([], False)
-    trace_logs = [log_service.line_view(r) for r in lines]
-    waterfall.mark_logs(rows, trace_logs)
-    total = waterfall.total_ms(rows)
+    now = time.time()
     return auth.form_page(
         "incident.html", NOTICES,
         incident=incident,
@@ -232,15 +226,37 @@ def incident_page(incident_id: str):
         summary=anomaly_summary(data["anomalies"], root),
         episode=anomaly_summary(reports.current_anomalies(data), root),
         observations=list(reversed(data["anomalies"]))[:MAX_ANOMALY_ROWS],
-        rows=rows,
-        span_count=len(spans),
-        trace_logs=trace_logs,
-        more_lines=more_lines,
         templates=surged_templates(incident.propagation),
-        trace_ms=total,
-        ticks=waterfall.ticks(total),
-        now=time.time(),
+        charts=incident_charts(incident, data, now),
+        poll=poll_seconds(),
+        now=now,
+        **_waterfall(incident.trace_id, root),
     )
+
+
+def _waterfall(trace_id: str | None, highlight: tuple[str, str] | None) -> dict:
+    """A trace's waterfall rows and log lines, as ``_waterfall.html`` shows them."""
+    spans = store.trace_spans([trace_id]).get(trace_id, []) if trace_id else []
+    rows = waterfall.layout(spans, highlight=highlight)
+    lines, more_lines = log_service.trace_lines(trace_id) if trace_id else ([], False)
+    trace_logs = [log_service.line_view(r) for r in lines]
+    waterfall.mark_logs(rows, trace_logs)
+    total = waterfall.total_ms(rows)
+    return {"rows": rows, "span_count": len(spans), "trace_logs": trace_logs, "more_lines": more_lines,
+            "trace_ms": total, "ticks": waterfall.ticks(total)}
+
+
+@bp.get("/traces/<trace_id>")
+def trace_page(trace_id: str):
+    """One trace as a waterfall (the endpoint page's slowest and failed traces link here)."""
+    if len(trace_id) > 32 or not all(c in "0123456789abcdefABCDEF" for c in trace_id):
+        abort(404, description="a trace id is 1 to 32 hex digits")
+    trace_id = trace_id.lower()
+    context = _waterfall(trace_id, None)
+    if not context["rows"]:
+        abort(404, description=f"no span of trace {trace_id} is stored (retention, or never recorded)")
+    return render_template("trace.html", trace_id=trace_id,
+                           incident=incident_service.incidents_by_trace({trace_id}).get(trace_id), **context)
 
 
 @bp.get("/logs")
