@@ -45,3 +45,15 @@ def test_moment_takes_a_time_too_and_says_what_it_expected():
         times.moment("999999d", NOW)
     with pytest.raises(ValueError):
         times.moment("-5m", NOW)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("300", 300), (" 5m ", 300), ("1H", 3600), ("1d", 86_400),
+                                               ("30s", 30)])
+def test_seconds_takes_whole_seconds_or_a_duration(raw, expected):
+    assert times.seconds(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "5.5", "-5", "5 m", "5x", "１０", "9" * 10])
+def test_seconds_says_what_it_expected(raw):
+    with pytest.raises(ValueError, match="whole seconds .* or a duration"):
+        times.seconds(raw)
