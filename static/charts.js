@@ -28,7 +28,12 @@
     if (kind === "errors") {
       return [xs, pts.map(function (p) { return p.error_rate == null ? null : p.error_rate * 100; })];
     }
-    return [xs, pts.map(function (p) { return p.requests / step; })];
+    // per second of the bucket's time inside the range (the first and the current one are partial)
+    var since = seconds(data.since), until = seconds(data.until);
+    return [xs, pts.map(function (p, i) {
+      var covered = Math.min(xs[i] + step, until) - Math.max(xs[i], since);
+      return covered > 0 ? p.requests / covered : null;
+    })];
   }
 
   function seriesOf(kind) {
