@@ -12,8 +12,9 @@ duration_ms, error), which answers it alone. Percentiles differ by database:
   bucket's quantiles computed as ``percentile_cont`` would. At most about :data:`MAX_READ`
   durations are read: past that, a uniform sample of the spans (a hash of the span's row id, so
   spans written in a repeating pattern are not picked in step with it); ``sample_every`` says
-  how many spans each one read stands for. A 7-day range of a busy endpoint costs one index scan
-  and 20,000 rows, not 250,000.
+  how many spans each one read stands for. A 7-day range of a busy endpoint costs two scans of its
+  index entries and 10,000 rows read, not 200,000 (SQLite's window functions, the exact way, sort
+  them all: 300 ms for 50,000 spans).
 
 Only SERVER-side spans count (not the CLIENT spans a caller records under the callee's name), as
 for ``/aiops/metrics``. The pure half (:func:`plan`, :func:`quantile`, :func:`fold`) takes and
@@ -27,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, case, cast, func, select
+from sqlalchemy import Float, Integer, bindparam, case, cast, func, select
 
 from telemetry.columns import KIND_CLIENT
 from telemetry.db import db
@@ -35,7 +36,7 @@ from telemetry.models import Span
 
 MAX_POINTS = 2000  # buckets a series may have (a step giving more is refused)
 TARGET_POINTS = 240  # buckets an automatic step aims at (at most)
-MAX_READ = 20_000  # durations read per series on SQLite before sampling
+MAX_READ = 10_000  # durations read per series on SQLite before sampling (bench/pages.py)
 MAX_STEP = 86_400
 # Round steps an automatic choice picks from (seconds): 5 s ... 1 day.
 STEPS = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -134,28 +135,48 @@ def _where(service: str, endpoint: str, since: float, until: float) -> tuple:
             Span.start_time < until, Span.kind != KIND_CLIENT)
 
 
+def _raw(conn, stmt, runs: Iterable[dict] = ({},)) -> list[list[tuple]]:
+    """``stmt``'s rows for each of ``runs`` (values of its bind parameters), compiled once and
+    read straight from the driver's cursor: SQLAlchemy's rows cost ~4 us each, 3x the scan."""
+    compiled = stmt.compile(dialect=conn.dialect)
+    sql, names = str(compiled), compiled.positiontup
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        out = []
+        for run in runs:
+            values = {**compiled.params, **run}
+            out.append(cursor.execute(sql, [values[k] for k in names]).fetchall())
+        return out
+    finally:
+        cursor.close()
+
+
 def read(service: str, endpoint: str, p: Plan) -> Series:
     """The series of one endpoint over the plan's buckets (see the module's docstring)."""
-    postgres = db.session.get_bind().dialect.name == "postgresql"
-    offset = (Span.start_time - p.start) / p.step
-    bucket = (func.floor(offset) if postgres else cast(offset, Integer)).label("b")
-    where = _where(service, endpoint, p.start, p.until)
-    columns = [bucket, func.count(), func.sum(case((Span.error, 1), else_=0))]
-    if postgres:
-        columns += [func.percentile_cont(q).within_group(Span.duration_ms) for q in QUANTILES]
-        rows = db.session.execute(select(*columns).where(*where).group_by(bucket)).all()
+    conn = db.session.connection()  # Core, not the ORM: thousands of plain rows, no entities
+    errors = func.sum(case((Span.error, 1), else_=0))
+    if conn.dialect.name == "postgresql":
+        bucket = func.floor((Span.start_time - p.start) / p.step).label("b")
+        quantiles = [func.percentile_cont(q).within_group(Span.duration_ms) for q in QUANTILES]
+        rows = conn.execute(select(bucket, func.count(), errors, *quantiles)
+                            .where(*_where(service, endpoint, p.start, p.until)).group_by(bucket)).all()
         exact = {int(r[0]): (r[3], r[4]) for r in rows}
         return Series(fold(p, ((r[0], r[1], r[2]) for r in rows), exact=exact), 1.0)
-    counts = db.session.execute(select(*columns).where(*where).group_by(bucket)).all()
-    total = sum(r[1] for r in counts)
-    stmt = select(bucket, Span.duration_ms).where(*where)
+    # SQLite: one count per bucket, each a seek and a range of the index (40 % cheaper than a GROUP
+    # BY on the bucket, which evaluates the expression per span and sorts in a temporary B-tree).
+    lo, hi = bindparam("lo", type_=Float), bindparam("hi", type_=Float)
+    each = _raw(conn, select(func.count(), errors).where(*_where(service, endpoint, lo, hi)),
+                ({"lo": t, "hi": t + p.step} for t in p.times()))
+    counts = [(i, rows[0][0], rows[0][1]) for i, rows in enumerate(each) if rows[0][0]]
+    total = sum(n for _, n, _ in counts)
+    bucket = cast((Span.start_time - p.start) / p.step, Integer)
+    stmt = select(bucket, Span.duration_ms).where(*_where(service, endpoint, p.start, p.until))
     every = 1.0
     if total > MAX_READ:
         keep = max(int(_HASH_MOD * MAX_READ / total), 1)
         every = _HASH_MOD / keep
         stmt = stmt.where((Span.id * _HASH_MUL) % _HASH_MOD < keep)
-    durations = db.session.execute(stmt).all()
-    return Series(fold(p, counts, durations), round(every, 2))
+    return Series(fold(p, counts, _raw(conn, stmt)[0]), round(every, 2))
 
 
 def recent_traces(service: str, endpoint: str, since: float, until: float, limit: int) -> dict[str, list]:

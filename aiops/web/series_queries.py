@@ -37,6 +37,7 @@ from telemetry.db import db
 MAX_ENDPOINT_CHARS = 512  # the span column's width
 MAX_INCIDENTS = 100  # incidents marked on one chart (the newest)
 TRACES = 10  # slowest and failed traces listed on the endpoint page
+TRACES_WINDOW = 86_400  # ... from the range's last day
 DEFAULT_SINCE = "1h"
 RANGES = ("15m", "1h", "6h", "24h", "7d")  # the pages' range links
 PAD_MIN = 15 * 60  # an incident chart shows at least this much before detection and after resolution
@@ -151,7 +152,10 @@ def iso_ms(ts: float) -> str:
 
 
 def traces(q: Query) -> dict[str, list]:
-    return series.recent_traces(q.service, q.endpoint, q.plan.since, q.plan.until, TRACES)
+    """The endpoint page's slowest and failed traces: of the range's last :data:`TRACES_WINDOW`
+    seconds ("recent"; a week of spans would cost a sort of all of them)."""
+    since = max(q.plan.since, q.plan.until - TRACES_WINDOW)
+    return series.recent_traces(q.service, q.endpoint, since, q.plan.until, TRACES)
 
 
 def etag(q: Query) -> str:
