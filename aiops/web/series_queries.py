@@ -40,6 +40,7 @@ TRACES = 10  # slowest and failed traces listed on the endpoint page
 TRACES_WINDOW = 86_400  # ... from the range's last day
 DEFAULT_SINCE = "1h"
 RANGES = ("15m", "1h", "6h", "24h", "7d")  # the pages' range links
+LAST_SECOND = 253_402_300_800  # 10000-01-01T00:00:00Z: ISO 8601 has no later time to answer with
 PAD_MIN = 15 * 60  # an incident chart shows at least this much before detection and after resolution
 
 
@@ -53,9 +54,12 @@ class Query:
 
 def _moment(args: Mapping[str, str], name: str, default: str, now: float) -> float:
     try:
-        return times.moment(args.get(name) or default, now)
+        value = times.moment(args.get(name) or default, now)
     except ValueError as exc:
         raise InvalidInput(f"'{name}' must be {exc}") from None
+    if not 0 <= value < LAST_SECOND:
+        raise InvalidInput(f"'{name}' must be a time between 1970 and 9999")
+    return value
 
 
 def parse(args: Mapping[str, str], service: str | None = None, endpoint: str | None = None,

@@ -85,6 +85,8 @@ def test_a_7_day_range_serves_at_most_2000_points_and_refuses_a_finer_step(clien
     ({"step": "fast"}, "'step' must be whole seconds (300) or a duration (30s, 5m, 1h)"),
     ({"step": "0"}, "'step' must be between 1 s and 86400 s"),
     ({"since": "999d"}, "a duration back of at most 400d"),
+    ({"since": "999999999999", "until": "999999999999.5"}, "'since' must be a time between 1970 and 9999"),
+    ({"since": "1900-01-01T00:00:00Z"}, "'since' must be a time between 1970 and 9999"),
 ])
 def test_bad_times_are_a_400_that_says_what_was_expected(client, args, named):
     r = client.get(series_url(**args))
