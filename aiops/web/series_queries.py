@@ -181,8 +181,9 @@ def incident_charts(incident: Incident, data: Mapping, now: float) -> dict:
     its anomalies name, else the root's). ``args`` are ``/aiops/series``' since/until: an active
     incident's run to now, so the charts grow with it."""
     since, until = incident_window(incident.first_detected, incident.resolved_at, now)
+    until = max(until, since + PAD_MIN)  # a replayed incident's clock may run ahead of this one
     args = {"since": iso_ms(since)}
-    if incident.resolved_at is not None:
+    if incident.resolved_at is not None or until > now:
         args["until"] = iso_ms(until)
     services = {}
     for a in data.get("anomalies") or ():

@@ -229,3 +229,11 @@ def test_the_trace_page_shows_the_waterfall(app, client):
     assert r.status_code == 200 and 'id="waterfall"' in r.get_data(as_text=True)
     assert client.get("/traces/not-hex").status_code == 404
     assert client.get("/traces/" + "ab" * 16).status_code == 404
+
+
+def test_incident_pages_whose_clock_runs_ahead_or_whose_root_is_a_service_render(app, client):
+    add_incident(app, "INC-future", at=time.time() + 7200)  # replayed data on its own clock
+    add_incident(app, "INC-whole", root_endpoint="")
+    assert 'id="root-chart"' in client.get("/incidents/INC-future").get_data(as_text=True)
+    html = client.get("/incidents/INC-whole").get_data(as_text=True)
+    assert 'id="root-chart"' not in html and "no one endpoint to chart" in html
