@@ -173,12 +173,38 @@
     updateTables(group, data);
   }
 
+  /* After a cycle (a poll that was not a 304), the page's other live parts ([data-live] with an id:
+   * the incident's status, report, timeline; the endpoint's traces) are read again from the server's
+   * own rendering of this page and swapped in; parsed by DOMParser, nothing in them runs. A part
+   * holding the keyboard focus (a form being filled) is left alone. */
+  var swapping = null;
+  function refreshLive() {
+    clearTimeout(swapping);
+    swapping = setTimeout(function () {
+      var live = document.querySelectorAll("[data-live][id]");
+      if (!live.length) { return; }
+      fetch(location.href, { cache: "no-store", credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) { return; }
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          live.forEach(function (el) {
+            var fresh = doc.getElementById(el.id);
+            if (fresh && !el.contains(document.activeElement)) { el.replaceWith(document.importNode(fresh, true)); }
+          });
+          document.body.dataset.liveSwaps = String((+document.body.dataset.liveSwaps || 0) + 1);
+        })
+        .catch(function () { /* the next change tries again */ });
+    }, 300);
+  }
+
   function load(group) {
     var headers = group.aiopsEtag ? { "If-None-Match": group.aiopsEtag } : {};
     return fetch(group.dataset.series, { headers: headers, cache: "no-store", credentials: "same-origin" })
       .then(function (r) {
         if (r.status === 304) { return null; }
         if (!r.ok) { throw new Error("HTTP " + r.status); }
+        if (group.aiopsEtag) { refreshLive(); }  // not the first answer: something changed
         group.aiopsEtag = r.headers.get("ETag");
         return r.json();
       })

@@ -3,7 +3,8 @@
 The endpoint page of a hostile endpoint draws its charts (uPlot's canvases have pixels, its data
 the series' points, its axes tick labels), shows the hostile names as text (nothing ran, nothing
 became an element), and updates without a reload when a detection cycle finishes (its conditional
-poll gets a 200 after the 304s). The incident page draws the root endpoint's chart. Skipped without
+poll gets a 200 after the 304s). The incident page draws the root endpoint's chart, and shows a
+resolve made elsewhere without a reload. Skipped without
 Chromium unless ``AIOPS_TEST_REQUIRE_CHROMIUM=1`` (CI), where that fails.
 """
 
@@ -123,3 +124,12 @@ def test_the_incident_page_charts_the_root_around_the_incident(chart_server):
         doc = tab.document()
         assert_no_payload_elements(doc)
         assert not title_of(doc).startswith("pwned")
+
+        # Resolved elsewhere: the next poll sees it, and the page's status and timeline follow.
+        assert server.post("/aiops/incidents/INC-charts/resolve", json={"by": "bob"}).status_code == 200
+        status = "document.querySelector('#incident-meta .status').textContent"
+        h.wait_for(lambda: tab.evaluate(status) == "resolved", "the page never showed the resolve", 30)
+        assert "resolved by bob" in " ".join(tab.evaluate("document.querySelector('#timeline').textContent")
+                                            .split())
+        assert tab.evaluate("performance.getEntriesByType('navigation').length") == 1
+        assert_no_payload_elements(tab.document())
