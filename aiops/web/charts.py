@@ -11,6 +11,8 @@ allows no inline script, so the data reaches it through ``data-`` attributes and
 single rows and no span (:func:`aiops.web.series_queries.etag`). Long polling or server-sent
 events would hold one of gunicorn's few threads per open tab for as long as the tab is open;
 a conditional poll holds one for a millisecond per interval, and goes through every proxy.
+When a poll does find a change, the script reads the page itself once more and swaps in its
+``data-live`` parts (the server's own rendering: no second template in script).
 
 Names come from telemetry: a service or endpoint may hold ``/``, ``%``, ``?``, spaces or markup.
 The route takes any text (a service runs up to the first ``/endpoints/``, the endpoint to the
