@@ -10,7 +10,10 @@ from aiops.web.series_queries import MAX_ENDPOINT_CHARS, MAX_INCIDENTS
 from telemetry.series import MAX_POINTS, MAX_STEP, TARGET_POINTS
 
 MS = nullable({**NUMBER, "description": "milliseconds; null: no request in the bucket"})
-MOMENT = {"type": "string", "maxLength": 64,
+# What telemetry.times.moment takes (it strips whitespace and lowercases the unit first).
+MOMENT = {"anyOf": [{"type": "string", "pattern": "^\\s*[0-9]{1,6}[smhdwSMHDW]\\s*$"},
+                    {"type": "string", "pattern": "^\\s*[0-9]{1,12}(\\.[0-9]{1,6})?\\s*$"},
+                    {"type": "string", "format": "date-time", "maxLength": 64}],
           "description": "a duration back from now (15m, 6h, 7d), epoch seconds or ISO 8601"}
 SCHEMAS = {
     "SeriesPoint": obj(
@@ -54,8 +57,9 @@ def paths() -> dict:
                                    "pattern": NO_NUL}, "the endpoint (span name)", required=True),
                 query("since", {**MOMENT, "default": "1h"}, "the range's start"),
                 query("until", MOMENT, "the range's end; default: now"),
-                query("step", {"type": "string", "pattern": "^ *([0-9]{1,9}|[0-9]{1,6}[smhdwSMHDW]) *$"},
-                      f"seconds (300) or a duration (5m), 1 s to {MAX_STEP} s"),
+                query("step", {"type": "string", "pattern": "^\\s*[1-9][0-9]{0,4}[sSmMhHdD]?\\s*$"},
+                      f"seconds (300) or a duration (5m), 1 s to {MAX_STEP} s; at most {MAX_POINTS} "
+                      "points over the range"),
             ],
             "responses": {**ok(ref("Series")),
                           "304": {"description": "Not modified since the ETag given in If-None-Match"},

@@ -12,7 +12,8 @@ through ``SCHEMATHESIS_HOOKS``; the run's settings come in ``AIOPS_ST_*`` variab
   schema-valid ``POST /aiops/silences`` gets times around now (a start before the end) and its
   regex matchers an escaped value (a regex that matches the text). Negative cases are sent as made.
 - Likewise a schema-valid ``GET /api/search`` gets a TraceQL query that parses, and ``start`` not
-  after ``end``.
+  after ``end``; and a schema-valid ``GET /aiops/series`` a range that ends after it starts and a
+  step that gives at most 2,000 points over it.
 """
 
 from __future__ import annotations
@@ -76,12 +77,30 @@ def _valid_search(case) -> None:
         pass
 
 
+# Ranges with a step each that fits them (and fits the default range, 1h).
+SERIES_RANGES = [("15m", "30s"), ("6h", "5m"), ("7d", "1h")]
+
+
+def _valid_series(case) -> None:
+    """A positive ``GET /aiops/series``: since before until, and a step that fits the range."""
+    query = case.query if isinstance(case.query, dict) else None
+    if query is None:
+        return
+    since, step = SERIES_RANGES[len(str(query.get("since", ""))) % len(SERIES_RANGES)]
+    for name, value in (("since", since), ("until", "0s"), ("step", step)):
+        if name in query:
+            query[name] = value
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs) -> None:
     meta = getattr(case, "meta", None)
     positive = meta is None or meta.generation.mode.is_positive
     if positive and case.method.upper() == "GET" and case.path == "/api/search":
         _valid_search(case)
+        return
+    if positive and case.method.upper() == "GET" and case.path == "/aiops/series":
+        _valid_series(case)
         return
     if not (positive and case.method.upper() == "POST" and case.path == "/aiops/silences"):
         return
