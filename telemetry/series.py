@@ -4,11 +4,13 @@ The charts (``GET /aiops/series``, the endpoint and incident pages) read it. A r
 at most :data:`MAX_POINTS` buckets of ``step`` seconds, aligned on multiples of the step (so two
 polls a cycle apart share their buckets); :func:`plan` picks a round step when none is asked.
 
-The counts are one ``GROUP BY`` over the index on (service, endpoint, start_time, kind,
-duration_ms, error), which answers it alone. Percentiles differ by database:
+Everything is read from the index on (service, endpoint, start_time, kind, duration_ms, error),
+which answers alone. By database:
 
-- **PostgreSQL** computes them exactly in the same statement (``percentile_cont``);
-- **SQLite** has no percentile function, so the durations are read into Python and each
+- **PostgreSQL**: one ``GROUP BY`` on the bucket gives the counts and exact percentiles
+  (``percentile_cont``);
+- **SQLite**: one count per bucket (a compiled statement run for each: cheaper than a ``GROUP
+  BY`` on an expression); it has no percentile function, so the durations are read into Python and each
   bucket's quantiles computed as ``percentile_cont`` would. At most about :data:`MAX_READ`
   durations are read: past that, a uniform sample of the spans (a hash of the span's row id, so
   spans written in a repeating pattern are not picked in step with it); ``sample_every`` says
