@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # importing any aiops module runs this file: it must not pull
 SERVICE = "aiops"
 ROUTES = ("/", "/aiops/", "/simulate/", "/v1/", "/static/", "/incidents/", "/metrics", "/openapi.json",
           "/logs", "/slos", "/silences", "/silences/", "/rules", "/telemetry/", "/api/", "/traces",
-          "/traces/", "/map")
+          "/traces/", "/map", "/services/")
 
 
 def service_names(own_service: str) -> ServiceNames:
@@ -37,7 +37,9 @@ def init_app(app: Flask) -> None:
     from aiops.slos.metrics import slo_gauges
     from aiops.store import models  # noqa: F401 - models register tables
     from aiops.web import (
+        charts,
         errors,
+        openapi_charts,
         openapi_map,
         openapi_rules,
         openapi_silences,
@@ -69,7 +71,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(models.iso, "iso")
     for blueprint in (health_bp, api_bp, pages_bp, openapi_bp, slos_api, slos_pages, silences_api,
                       silences_pages, rules_api, rules_pages, tempo_bp, traces_api, traces_pages,
-                      service_map.api, service_map.pages):
+                      service_map.api, service_map.pages, charts.api, charts.pages):
         app.register_blueprint(blueprint)
     add_paths(app, openapi_slos.paths(), openapi_slos.SCHEMAS)
     add_paths(app, openapi_silences.paths(), openapi_silences.SCHEMAS)
@@ -77,6 +79,7 @@ def init_app(app: Flask) -> None:
     add_paths(app, openapi_traces.paths(), openapi_traces.SCHEMAS)
     add_paths(app, openapi_rules.paths(), openapi_rules.SCHEMAS)
     add_paths(app, openapi_map.paths(), openapi_map.SCHEMAS)
+    add_paths(app, openapi_charts.paths(), openapi_charts.SCHEMAS)
     # GET /metrics (telemetry's route) also reads these from the store at scrape time.
     store_gauges.init_app(app)
     add_collector(app, "slos", slo_gauges)

@@ -4,7 +4,8 @@
   without an offset, UTC) -> epoch seconds;
 - :func:`instant`: that, or epoch seconds (``1737404800.5``);
 - :func:`moment`: that, or a duration back from ``now`` (``15m``, ``6h``, ``7d``), as the chart,
-  map and trace pages take ``since`` and ``until``.
+  map and trace pages take ``since`` and ``until``;
+- :func:`seconds`: a length of time, ``300`` or ``5m`` (a chart's ``step``).
 
 Each raises :class:`ValueError` with a message that says what it expected; callers turn it into
 their own 400.
@@ -75,3 +76,14 @@ def time_range(since: str | None, until: str | None, now: float, default_since: 
     if bounds[0] > bounds[1]:
         raise ValueError("'since' must not be after 'until'")
     return bounds[0], bounds[1]
+
+
+def seconds(raw: str) -> int:
+    """A length of time: whole seconds (``300``) or a duration (``30s``, ``5m``, ``1h``, ``1d``)."""
+    raw = raw.strip().lower()
+    if raw.isascii() and raw.isdigit() and len(raw) <= 9:
+        return int(raw)
+    duration = _DURATION.fullmatch(raw)
+    if duration:
+        return int(duration[1]) * UNIT_SECONDS[duration[2]]
+    raise ValueError(f"whole seconds (300) or a duration (30s, 5m, 1h), not {raw[:40]!r}")

@@ -26,6 +26,7 @@ import os
 import resource
 import string
 import zlib
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -275,6 +276,22 @@ def test_trace_lookups(fuzz_app, trace_id):
 def test_reads(fuzz_app, query, path):
     before = _state(fuzz_app)
     _assert_sound(fuzz_app, fuzz_app.test_client().get(path, query_string=query), before)
+
+
+times_ = st.one_of(st.text(max_size=14), st.sampled_from(["15m", "7d", "0", "1e309", "999999999999", "-1h",
+                                                          "2026-02-30T00:00:00Z", "10000-01-01", "NaN"]))
+
+
+@given(st.text(max_size=20), st.text(max_size=40),
+       st.dictionaries(st.sampled_from(["since", "until", "step"]), times_, max_size=3))
+def test_series_and_endpoint_pages(fuzz_app, service, endpoint, query):
+    client = fuzz_app.test_client()
+    before = _state(fuzz_app)
+    _assert_sound(fuzz_app, client.get("/aiops/series", query_string={**query, "service": service,
+                                                                       "endpoint": endpoint}), before)
+    r = client.get(f"/services/{quote(service, safe='')}/endpoints/{quote(endpoint, safe='/')}",
+                   query_string=query)
+    assert r.status_code in (308, 404) or r.status_code < 500, r.status_code  # 404: an empty name
 
 
 @given(st.text(max_size=40))

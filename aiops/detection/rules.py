@@ -70,10 +70,12 @@ class Thresholds:
         """One span (or a window mean) is slow against a ready baseline."""
         if not self.judges(baseline):
             return False
-        return (
-            duration_ms > self.latency_factor * baseline.latency_ms
-            and duration_ms - baseline.latency_ms > self.latency_min_delta_ms
-        )
+        return duration_ms > self.slow_above(baseline.latency_ms)
+
+    def slow_above(self, baseline_ms: float) -> float:
+        """The latency above which a span or window mean is slow against ``baseline_ms``: both
+        ``latency_factor`` times it and ``latency_min_delta_ms`` over it (the charts draw this line)."""
+        return max(self.latency_factor * baseline_ms, baseline_ms + self.latency_min_delta_ms)
 
 
 @dataclass

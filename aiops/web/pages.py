@@ -30,6 +30,7 @@ from aiops.web import auth, errors, traces
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
+from aiops.web.series_queries import incident_charts, poll_seconds
 
 bp = errors.html_pages(Blueprint("pages", __name__))  # their errors are HTML pages too
 
@@ -216,6 +217,7 @@ def incident_page(incident_id: str):
     incident = incident_service.get(incident_id)
     data = incident_service.to_json(incident)
     root = (incident.root_service, incident.root_endpoint)
+    now = time.time()
     trace = traces.trace_context(incident.trace_id or "", highlight=root)
     return auth.form_page(
         "incident.html", NOTICES,
@@ -225,9 +227,11 @@ def incident_page(incident_id: str):
         episode=anomaly_summary(reports.current_anomalies(data), root),
         observations=list(reversed(data["anomalies"]))[:MAX_ANOMALY_ROWS],
         templates=surged_templates(incident.propagation),
+        charts=incident_charts(incident, data, now),
+        poll=poll_seconds(),
+        now=now,
         trace_id=incident.trace_id,
         **trace,
-        now=time.time(),
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
-from aiops.web import errors, waterfall
+from aiops.web import errors, incident_queries, waterfall
 from aiops.web import log_queries as log_service
 from aiops.web.incident_queries import InvalidInput, decode_cursor, page_limit, text_filter
 from aiops.web.pagination import encode
@@ -129,4 +129,5 @@ def traces_page():
 @pages.get("/traces/<trace_id>")
 def trace_page(trace_id: str):
     trace_id = trace_id_arg(trace_id) or ""
-    return render_template("trace.html", trace_id=trace_id, **trace_context(trace_id))
+    incident = incident_queries.incidents_by_trace({trace_id}).get(trace_id)
+    return render_template("trace.html", trace_id=trace_id, incident=incident, **trace_context(trace_id))

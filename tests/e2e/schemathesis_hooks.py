@@ -15,6 +15,8 @@ through ``SCHEMATHESIS_HOOKS``; the run's settings come in ``AIOPS_ST_*`` variab
   that parses (and a rate a threshold below 1), and ``start`` not
   after ``end``; the ``since`` and ``until`` of ``RANGES``, and ``min_ms`` and ``max_ms``, come in
   order.
+  A schema-valid ``GET /aiops/series`` gets a range that ends after it starts and a step that
+  gives at most 2,000 points over it.
 """
 
 from __future__ import annotations
@@ -121,6 +123,21 @@ def _valid_rule(case) -> None:
         body["threshold"] = 0.5
 
 
+# Ranges with a step each that fits them (and fits the default range, 1h).
+SERIES_RANGES = [("15m", "30s"), ("6h", "5m"), ("7d", "1h")]
+
+
+def _valid_series(case) -> None:
+    """A positive ``GET /aiops/series``: since before until, and a step that fits the range."""
+    query = case.query if isinstance(case.query, dict) else None
+    if query is None:
+        return
+    since, step = SERIES_RANGES[len(str(query.get("since", ""))) % len(SERIES_RANGES)]
+    for name, value in (("since", since), ("until", "0s"), ("step", step)):
+        if name in query:
+            query[name] = value
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs) -> None:
     meta = getattr(case, "meta", None)
@@ -133,6 +150,9 @@ def before_call(context, case, kwargs) -> None:
         return
     if positive and case.method.upper() in ("POST", "PUT") and case.path.startswith("/aiops/rules"):
         _valid_rule(case)
+        return
+    if positive and case.method.upper() == "GET" and case.path == "/aiops/series":
+        _valid_series(case)
         return
     if not (positive and case.method.upper() == "POST" and case.path == "/aiops/silences"):
         return

@@ -53,7 +53,7 @@ def test_fresh_database_gets_the_schema_from_migrations(engine):
     assert set(inspector.get_table_names()) == MODEL_TABLES | {"alembic_version"}
     assert _revision(engine) == schema.heads()
     indexes = {ix["name"] for ix in inspector.get_indexes("spans")}
-    assert indexes == {"ux_spans_trace_span", "ix_spans_start_time"}
+    assert indexes == {"ux_spans_trace_span", "ix_spans_start_time", "ix_spans_endpoint_time"}
     # Idempotent: the second run finds nothing to do.
     assert schema.upgrade(engine) == "current"
 

@@ -56,3 +56,15 @@ def test_a_range_is_held_within_the_years_an_answer_can_write():
         times.time_range("1h", "later", NOW, "15m")
     with pytest.raises(ValueError, match="'since' must not be after 'until'"):
         times.time_range("1h", "2h", NOW, "15m")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("300", 300), (" 5m ", 300), ("1H", 3600), ("1d", 86_400),
+                                               ("30s", 30)])
+def test_seconds_takes_whole_seconds_or_a_duration(raw, expected):
+    assert times.seconds(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "5.5", "-5", "5 m", "5x", "１０", "9" * 10])
+def test_seconds_says_what_it_expected(raw):
+    with pytest.raises(ValueError, match="whole seconds .* or a duration"):
+        times.seconds(raw)

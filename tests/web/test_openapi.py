@@ -33,6 +33,7 @@ NOT_JSON = {
     ("POST", "/silences/{silence_id}/expire"),
     ("GET", "/static/{filename}"),
     ("GET", "/traces"),
+    ("GET", "/services/{service}/endpoints/{name}"),
     ("GET", "/traces/{trace_id}"),
 }
 IMPLICIT = {"HEAD", "OPTIONS"}  # Flask adds them to every route
@@ -145,6 +146,9 @@ def test_answers_match_their_schemas(app):
     check("/aiops/silences/{silence_id}", "/aiops/silences/nope", "delete", "404", headers=auth)
     incident = check("/aiops/incidents/{incident_id}", "/aiops/incidents/INC-1002-2")
     assert incident["silenced"] is False and incident["silence_id"] is None
+    series = check("/aiops/series", "/aiops/series?service=shop&endpoint=payment&since=7d")
+    assert series["points"] and series["incidents"]
+    check("/aiops/series", "/aiops/series?service=shop&endpoint=payment&step=1&since=7d", status="400")
 
 
 def test_an_incident_with_every_anomaly_type_matches_its_schema(app):

@@ -263,7 +263,8 @@ def test_dashboard_lists_endpoints_and_refreshes(app, client):
     incident_id = _open_incident(app, spans)
     html = client.get("/").get_data(as_text=True)
     doc = assert_inert(html)
-    endpoints = [m.group(1) for m in re.finditer(r'<td class="ep-name">([^<]*)</td>', html)]
+    linked = r'<td class="ep-name"><a href="/services/[^"]+">([^<]*)</a></td>'  # to the endpoint's page
+    endpoints = [m.group(1) for m in re.finditer(linked, html)]
     assert endpoints == ["checkout", "inventory", "payment"]  # SERVER spans only
     assert "root cause · " + incident_id in doc.plain
     assert "affected · " not in doc.plain  # checkout is not in this incident's affected list

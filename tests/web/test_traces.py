@@ -121,7 +121,7 @@ def test_trace_page_draws_the_waterfall_and_the_log_lines(app, client, stored):
     assert page.count('class="wf-row wf-span') == 3
     assert "card declined &lt;b&gt;x&lt;/b&gt;" in page
     missing = client.get("/traces/" + "0" * 32)
-    assert missing.status_code == 200 and 'id="no-trace"' in missing.get_data(as_text=True)
+    assert missing.status_code == 200 and "is no longer stored" in missing.get_data(as_text=True)
     assert client.get("/traces/not-a-trace").status_code == 400
 
 
