@@ -51,7 +51,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median, print_table, verdict  # noqa: E402
+from common import bulk_load, median, print_table, verdict  # noqa: E402
 
 TARGET_MS = 250.0
 SERVICES = [f"svc{i:02d}" for i in range(20)]
@@ -234,29 +234,19 @@ class Store:
             return conn.execute("SELECT count(*) FROM logs").fetchone()[0]
 
     def _bulk_load(self, count: int) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.execute("PRAGMA cache_size=-500000")
-        indexes = conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('spans', 'logs') "
-            "AND sql IS NOT NULL").fetchall()
-        conn.execute("BEGIN IMMEDIATE")
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{name}"')
-        step = 100_000
-        for done in range(0, count, step):
-            n = min(step, count - done)
-            rows = self.maker.spans(n, self.clock, RATE)
-            conn.executemany(self.sql, rows)
-            if self.log_maker is not None:
-                # As many log records as spans: the SERVER spans' lines, twice.
-                lines = self.log_maker.logs(rows)
-                conn.executemany(self.log_sql, lines + lines[: n - len(lines)])
-            self.clock += n / RATE
-        for _, sql in indexes:
-            conn.execute(sql)
-        conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.close()
+        def fill(conn) -> None:
+            step = 100_000
+            for done in range(0, count, step):
+                n = min(step, count - done)
+                rows = self.maker.spans(n, self.clock, RATE)
+                conn.executemany(self.sql, rows)
+                if self.log_maker is not None:
+                    # As many log records as spans: the SERVER spans' lines, twice.
+                    lines = self.log_maker.logs(rows)
+                    conn.executemany(self.log_sql, lines + lines[: n - len(lines)])
+                self.clock += n / RATE
+
+        bulk_load(self.path, ("spans", "logs"), fill, analyze=False)
         with self.app.app_context():
             from sqlalchemy import text
 
@@ -267,7 +257,7 @@ class Store:
             _ensure_state()
             begin_write()
             state = db.session.get(DetectionState, STATE_ID)
-            state.cursor = db.session.execute(text("SELECT max(id) FROM spans")).scalar()
+            state.cursor = db.session.execute(text("SELECT max(id) FROM spans")).scalar() or 0
             db.session.commit()
             db.session.remove()
 

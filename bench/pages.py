@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import sqlite3
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median, print_table, verdict  # noqa: E402
+from common import bulk_load, median, print_table, span_insert_sql, verdict  # noqa: E402
 
 TARGET_MS = 300.0
 SERVICE = "shop"
@@ -65,7 +64,6 @@ def seed_store(path: Path, spans: int, names: list[str], now: float):
     from aiops.store.models import Baseline
     from aiops.store.schema import ensure_schema
     from app import create_app
-    from telemetry.columns import SPAN_FIELDS
     from telemetry.db import begin_write, db
     from tests.support.factories import add_incident
 
@@ -73,23 +71,11 @@ def seed_store(path: Path, spans: int, names: list[str], now: float):
                       "AIOPS_RECORD_REQUESTS": False})
     with app.app_context():
         ensure_schema()
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA cache_size=-500000")
-    indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'spans' "
-                           "AND sql IS NOT NULL").fetchall()
-    conn.execute("BEGIN IMMEDIATE")
-    for name, _ in indexes:
-        conn.execute(f'DROP INDEX "{name}"')
-    sql = f"INSERT INTO spans ({', '.join(SPAN_FIELDS)}) VALUES ({', '.join('?' * len(SPAN_FIELDS))})"
+    sql = span_insert_sql()
     chunk = 100_000
-    for done in range(0, spans, chunk):
+    bulk_load(path, ("spans",), lambda conn: [
         conn.executemany(sql, make_rows(done, min(chunk, spans - done), spans, names, now))
-    for _, create in indexes:
-        conn.execute(create)
-    conn.execute("COMMIT")
-    conn.execute("ANALYZE")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+        for done in range(0, spans, chunk)])
     with app.app_context():
         begin_write()
         for name in names:

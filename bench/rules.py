@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sqlite3
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import database, median, print_table, verdict  # noqa: E402
+from common import bulk_load, database, median, print_table, span_insert_sql, verdict  # noqa: E402
 from detect import SPANS_PER_TRACE, TraceMaker  # noqa: E402
 
 TARGET_MS = 100.0
@@ -69,23 +68,8 @@ def traces(maker: TraceMaker, count: int, t0: float, rate: float, rnd: random.Ra
 
 
 def load_sqlite(path: str, batches) -> None:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA cache_size=-500000")
-    indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'spans' "
-                           "AND sql IS NOT NULL").fetchall()
-    conn.execute("BEGIN IMMEDIATE")
-    for name, _ in indexes:
-        conn.execute(f'DROP INDEX "{name}"')
-    from telemetry.columns import SPAN_FIELDS
-
-    sql = f"INSERT INTO spans ({', '.join(SPAN_FIELDS)}) VALUES ({', '.join('?' * len(SPAN_FIELDS))})"
-    for rows in batches:
-        conn.executemany(sql, rows)
-    for _, create in indexes:
-        conn.execute(create)
-    conn.execute("COMMIT")
-    conn.execute("ANALYZE")
-    conn.close()
+    sql = span_insert_sql()
+    bulk_load(path, ("spans",), lambda conn: [conn.executemany(sql, rows) for rows in batches])
 
 
 def load_postgres(engine, batches) -> None:
