@@ -18,7 +18,8 @@ from aiops.outbox.enqueue import hold_until, supersede
 from aiops.outbox.render import DEDUP_KEY_MAX, WEBHOOK_VERSION
 from aiops.settings import Settings
 from aiops.silences import service as silences
-from aiops.store.models import Notification, Rule
+from aiops.store.declared import Rule
+from aiops.store.models import Notification
 from telemetry.db import db
 
 EVENT = "alert"

@@ -18,7 +18,8 @@ from aiops.incidents.lifecycle import Changes, add_event
 from aiops.incidents.reports import with_report
 from aiops.kinds import Channel
 from aiops.silences import service as silences
-from aiops.store.models import Incident, Notification, Silence
+from aiops.store.declared import Silence
+from aiops.store.models import Incident, Notification
 from telemetry.db import db
 
 TRIGGER_CLASS = ("trigger", "update")  # messages that page (acknowledge and resolve ease a page)

@@ -22,7 +22,8 @@ from sqlalchemy.orm import aliased
 
 from aiops.outbox.policy import breaker_state
 from aiops.owner import owner_name
-from aiops.store.models import ChannelState, Notification, Rule
+from aiops.store.declared import Rule
+from aiops.store.models import ChannelState, Notification
 from telemetry.db import begin_write, db, is_sqlite
 
 

@@ -34,7 +34,7 @@ from aiops.rules.aggregate import Matched
 from aiops.rules.service import alert_json, load_config_once
 from aiops.rules.spec import parse_query
 from aiops.settings import Settings, settings_of
-from aiops.store.models import Rule, RuleAlert
+from aiops.store.declared import Rule, RuleAlert
 from telemetry import trace_queries
 from telemetry.db import begin_write, db
 from telemetry.models import Span

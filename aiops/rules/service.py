@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from aiops.rules.spec import FIELDS, SpecError, check
 from aiops.store import config_files
-from aiops.store.models import Rule, RuleAlert, iso
+from aiops.store.declared import Rule, RuleAlert
+from aiops.store.models import iso
 from telemetry.db import begin_write, db
 
 MAX_RULES = 500  # rules stored at most (each costs a query every interval)

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from aiops.silences import matchers as m
 from aiops.silences import specs
 from aiops.silences.errors import InvalidSilence, SilenceNotFound
-from aiops.store.models import Silence, iso
+from aiops.store.declared import Silence
+from aiops.store.models import iso
 from telemetry.db import begin_write, db
 
 MAX_LIVE = 1000  # active and pending silences at once: each is matched against every notifying incident

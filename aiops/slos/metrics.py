@@ -10,7 +10,7 @@ def slo_gauges() -> list:
     from prometheus_client.core import GaugeMetricFamily
     from sqlalchemy import select
 
-    from aiops.store.models import Slo
+    from aiops.store.declared import Slo
     from telemetry.db import db
 
     burn = GaugeMetricFamily("aiops_slo_burn_rate", "Error-budget burn rate of each SLO over each "

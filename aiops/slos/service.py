@@ -15,7 +15,8 @@ from aiops.slos import queries, rules
 from aiops.slos.rules import Counts
 from aiops.slos.spec import FIELDS, SpecError, check
 from aiops.store import config_files
-from aiops.store.models import Incident, Slo, iso
+from aiops.store.declared import Slo
+from aiops.store.models import Incident, iso
 from telemetry.db import begin_write, db
 
 SLO_ANOMALY = "slo"  # the anomaly type an SLO alert is recorded as (report kind ``slo``)

@@ -28,7 +28,8 @@ from aiops.incidents.reports import with_report
 from aiops.kinds import Severity
 from aiops.settings import Settings
 from aiops.silences import service as silences
-from aiops.store.models import Incident, Notification, Silence
+from aiops.store.declared import Silence
+from aiops.store.models import Incident, Notification
 from aiops.web import pagination
 from telemetry.db import begin_write, db
 

@@ -28,7 +28,8 @@ from openapi_spec_validator import validate
 
 from aiops.rules import service as rule_service
 from aiops.slos import service as slo_service
-from aiops.store.models import LogTemplate, Notification, RuleAlert
+from aiops.store.declared import RuleAlert
+from aiops.store.models import LogTemplate, Notification
 from telemetry.db import db
 from telemetry.store import insert_logs, insert_spans
 from tests.conftest import dispose_app, make_app

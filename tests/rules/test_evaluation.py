@@ -14,7 +14,8 @@ from aiops.outbox import deliver_due
 from aiops.rules import evaluation, service
 from aiops.settings import Settings, reconfigure, settings_of
 from aiops.silences import service as silences
-from aiops.store.models import Notification, Rule, RuleAlert, iso
+from aiops.store.declared import Rule, RuleAlert
+from aiops.store.models import Notification, iso
 from telemetry.db import db
 from tests.support.factories import insert_spans, span
 from tests.support.receivers import Receiver

@@ -10,7 +10,7 @@ import pytest
 from aiops.slos import queries
 from aiops.slos import service as slo_service
 from aiops.slos.rules import DAY, Counts
-from aiops.store.models import Slo
+from aiops.store.declared import Slo
 from telemetry.db import db
 from telemetry.models import Span
 from tests.conftest import dispose_app, make_app
