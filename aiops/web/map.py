@@ -15,17 +15,16 @@ JavaScript the page is the same data as tables, and a ``<noscript>`` refresh.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, render_template, request
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from aiops.detection import service_map
 from aiops.settings import current_settings
-from aiops.store.models import DetectionCycle, Incident, iso
-from aiops.web import errors
+from aiops.store.models import Incident, iso
+from aiops.web import errors, live
 from aiops.web.incident_queries import InvalidInput
 from aiops.web.pages import REFRESH_SECONDS
 from telemetry import span_sample, times
@@ -50,11 +49,7 @@ def time_range(args, now: float) -> tuple[float, float]:
 
 def version(args) -> str:
     """The ETag of the map for these arguments: it changes when a cycle finishes or an incident does."""
-    cycle = db.session.scalar(select(func.max(DetectionCycle.id)))
-    count, last = db.session.execute(select(func.count(), func.max(Incident.last_seen))
-                                     .where(Incident.status != "resolved")).one()
-    raw = repr((cycle, count, last, args.get("since") or DEFAULT_SINCE, args.get("until") or ""))
-    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+    return live.etag(args.get("since") or DEFAULT_SINCE, args.get("until") or "")
 
 
 def _marks() -> list[service_map.IncidentMark]:

@@ -18,18 +18,18 @@ resolved by hand).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import Thresholds
 from aiops.settings import Settings, current_settings
-from aiops.store.models import AnomalyRecord, Baseline, DetectionState, Incident, iso
+from aiops.store.models import AnomalyRecord, Baseline, Incident, iso
+from aiops.web import live
 from aiops.web.incident_queries import MAX_SERVICE_CHARS, InvalidInput, text_filter
 from telemetry import series, times
 from telemetry.db import db
@@ -155,12 +155,7 @@ def traces(q: Query) -> dict[str, list]:
 
 def etag(q: Query) -> str:
     """A strong validator of ``q``'s answer until the next cycle or incident change (module doc)."""
-    state = db.session.execute(select(DetectionState.cycles, DetectionState.last_cycle_at)).first()
-    acknowledged = func.sum(case((Incident.status == "acknowledged", 1), else_=0))
-    changed = db.session.execute(select(func.count(), func.max(Incident.last_seen),
-                                        func.max(Incident.resolved_at), acknowledged)).first()
-    key = repr((q.service, q.endpoint, sorted(q.args.items()), tuple(state or ()), tuple(changed or ())))
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return live.etag(q.service, q.endpoint, sorted(q.args.items()))
 
 
 MAX_AFFECTED_CHARTS = 12
