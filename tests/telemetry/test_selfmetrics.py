@@ -79,8 +79,11 @@ def test_every_family_is_exported_and_parses(client):
     # A labelled family appears with its first sample (incidents: once one is opened).
     labelled = {"aiops_spans_recorded", "aiops_incidents_opened", "aiops_notification_attempts",
                 "aiops_outbox_oldest_pending_timestamp_seconds"}
-    assert labelled | set(families) == set(expected)
-    assert all(expected[name] == kind for name, kind in families.items())
+    # The export's and the Tempo source's families appear once one of them ran in this process (an
+    # earlier test of the same run: the whole suite runs in one process); their own tests check them.
+    on_use = {name for name in families if name.startswith(("aiops_export_", "aiops_tempo_"))}
+    assert labelled | (set(families) - on_use) == set(expected)
+    assert all(expected[name] == kind for name, kind in families.items() if name not in on_use)
     openmetrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
     assert openmetrics.mimetype == "application/openmetrics-text"
     assert openmetrics.get_data(as_text=True).endswith("# EOF\n")
