@@ -20,9 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import databases, environment  # noqa: E402
+from tests.support import databases, environment, routing_cache  # noqa: E402
 
 environment.strip(os.environ)
+routing_cache.install()
 
 _PG: bool | None = None
 # Databases the db_url fixture copied from the migrated template: make_app need not migrate them.
