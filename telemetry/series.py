@@ -66,14 +66,16 @@ class Plan:
 def plan(since: float, until: float, step: int | None = None, max_points: int = MAX_POINTS,
          target: int = TARGET_POINTS) -> Plan:
     """The buckets of ``since .. until``: ``step`` seconds each, or without one the smallest round
-    step (:data:`STEPS`) giving at most ``target`` buckets. ValueError (saying what it expected) if
-    the range is empty or ``step`` would give more than ``max_points`` buckets: a step is refused,
-    not clamped, so a client gets the spacing it asked for or knows it did not."""
+    step (:data:`STEPS`, or whole days past them) giving at most ``target`` buckets. ValueError
+    (saying what it expected) if the range is empty or ``step`` would give more than
+    ``max_points`` buckets: a step is refused, not clamped, so a client gets the spacing it
+    asked for or knows it did not."""
     if not until > since:
         raise ValueError("'since' must be before 'until'")
     span = until - since
-    if step is None:
-        step = next((s for s in STEPS if span / s + 1 <= target), STEPS[-1])  # +1: the aligned start
+    if step is None:  # +1: the aligned start; beyond the largest round step, whole days
+        step = next((s for s in STEPS if span / s + 1 <= target),
+                    STEPS[-1] * math.ceil(span / (target - 1) / STEPS[-1]))
     elif not 1 <= step <= MAX_STEP:
         raise ValueError(f"'step' must be between 1 s and {MAX_STEP} s (1d)")
     start = math.floor(since / step) * step

@@ -88,12 +88,17 @@ def poll_seconds() -> int:
     return int(min(max(current_settings().detection_interval, 5), 60))
 
 
-def incident_window(first_detected: float, resolved_at: float | None, now: float) -> tuple[float, float]:
+def incident_window(first_detected: float, resolved_at: float | None, last_seen: float,
+                    now: float) -> tuple[float, float]:
     """The range an incident's charts show: before detection and after resolution, by half its
-    length and at least :data:`PAD_MIN`; up to now while it is active."""
-    end = now if resolved_at is None else resolved_at
+    length and at least :data:`PAD_MIN`. An active incident's runs to now, unless nothing was
+    seen of it for longer than that pad (a replayed incident, on the data's old clock): then it
+    ends that pad after it was last seen."""
+    end = resolved_at if resolved_at is not None else max(first_detected, min(last_seen, now))
     pad = max(PAD_MIN, (end - first_detected) / 2)
-    return first_detected - pad, min(now, end + pad) if resolved_at is not None else now
+    if resolved_at is None and now - end <= pad:
+        return first_detected - pad, now
+    return first_detected - pad, min(now, end + pad)
 
 
 def _baseline(service: str, endpoint: str, th: Thresholds) -> dict | None:
@@ -166,10 +171,10 @@ def incident_charts(incident: Incident, data: Mapping, now: float) -> dict:
     now, for the page's table without script) and one per affected endpoint (each in the service
     its anomalies name, else the root's). ``args`` are ``/aiops/series``' since/until: an active
     incident's run to now, so the charts grow with it."""
-    since, until = incident_window(incident.first_detected, incident.resolved_at, now)
+    since, until = incident_window(incident.first_detected, incident.resolved_at, incident.last_seen, now)
     until = max(until, since + PAD_MIN)  # a replayed incident's clock may run ahead of this one
     args = {"since": iso_ms(since)}
-    if incident.resolved_at is not None or until > now:
+    if until != now:  # else the charts grow with the incident
         args["until"] = iso_ms(until)
     services = {}
     for a in data.get("anomalies") or ():

@@ -142,3 +142,8 @@ def test_recent_traces_are_the_slowest_and_the_latest_failed(app):
     assert slow == sorted(slow, reverse=True) and len(slow) == 5 and max(slow) < 5000  # no CLIENT span
     failed = [s.start_time for s in found["failed"]]
     assert failed == sorted(failed, reverse=True) and all(s.error for s in found["failed"])
+
+
+def test_a_range_past_the_largest_round_step_gets_whole_days():
+    p = series.plan(0.0, 5 * 365 * 86400.0)
+    assert p.step % 86400 == 0 and p.buckets <= series.TARGET_POINTS

@@ -239,3 +239,14 @@ def test_incident_pages_whose_clock_runs_ahead_or_whose_root_is_a_service_render
     assert 'id="root-chart"' in client.get("/incidents/INC-future").get_data(as_text=True)
     html = client.get("/incidents/INC-whole").get_data(as_text=True)
     assert 'id="root-chart"' not in html and "no one endpoint to chart" in html
+
+
+def test_an_active_incident_replayed_years_ago_charts_around_when_it_was_seen(app, client):
+    """A replayed incident still open on the data's old clock: its charts end a pad after it was
+    last seen (not years of empty buckets up to now, which no step could serve)."""
+    last_seen = time.time() - 4 * 365 * 86400
+    add_incident(app, "INC-old", at=last_seen)
+    r = client.get("/incidents/INC-old")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert 'id="root-chart"' in html and "&amp;until=" in html
