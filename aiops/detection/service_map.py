@@ -228,3 +228,27 @@ def mark(graph: dict, incidents: Iterable[IncidentMark], error_threshold: float)
         else:
             node["status"] = "ok"
     return graph
+
+
+def _nodes_of(graph: dict, service: str, endpoint: str) -> list[str]:
+    """The node ids a (service, endpoint) of an incident is drawn as: its endpoint's node (all the
+    service's endpoints for a whole-service one), its service's node, or the external peer of that name."""
+    exact = graph["by"] == "endpoint" and endpoint
+    own = [n["id"] for n in graph["nodes"] if not n["external"] and n["service"] == service
+           and (not exact or n["endpoint"] == endpoint)]
+    return own or [n["id"] for n in graph["nodes"] if n["external"] and n["service"] == service]
+
+
+def path(graph: dict, incident_id: str, root: tuple[str, str], hops: Iterable) -> dict:
+    """An incident's propagation path on the map: ``root`` (the root cause's node, or None when the
+    range does not show it), ``nodes`` (root first, then each hop's, in the path's order) and the
+    ``edges`` between two of them, as ``[caller, callee]``: the calls the trouble travelled along."""
+    roots = _nodes_of(graph, *root)
+    on_path = dict.fromkeys(roots)
+    for hop in hops or ():
+        if isinstance(hop, dict) and isinstance(hop.get("service"), str):
+            on_path.update(dict.fromkeys(_nodes_of(graph, hop["service"], hop.get("endpoint") or "")))
+    edges = [[e["caller"], e["callee"]] for e in graph["edges"]
+             if e["caller"] in on_path and e["callee"] in on_path]
+    return {"incident": incident_id, "root": roots[0] if roots else None, "nodes": list(on_path),
+            "edges": edges}

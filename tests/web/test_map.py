@@ -18,7 +18,7 @@ from tests.support.factories import add_incident, insert_spans, span
 from tests.support.factories import client as client_span
 from tests.support.hostile_pages import XSS_SERVICE, assert_inert
 
-SCRIPTS = ("/static/vendor/cytoscape/cytoscape.min.js",
+SCRIPTS = ("/static/live.js", "/static/vendor/cytoscape/cytoscape.min.js",
            "/static/vendor/cytoscape-dagre/cytoscape-dagre.min.js", "/static/map.js")
 DATA = re.compile(r'<script type="application/json" id="map-data">(.*?)</script>', re.S)
 
@@ -135,13 +135,18 @@ def test_a_bad_range_is_a_400_that_says_what_it_expected(client, query, expected
 
 
 def test_the_pages_first_poll_is_a_304(app, client):
-    """The page hands map.js the ETag of what it drew: its first poll costs no span read."""
+    """The page hands live.js the ETag it was rendered under: its polls cost no span read until a cycle."""
     insert_spans(app, traffic(time.time()))
-    page = client.get("/map").get_data(as_text=True)
-    tag = re.search(r'data-etag="([0-9a-f]+)"', page)[1]
-    src = unescape(re.search(r'data-src="([^"]+)"', page)[1])
-    assert src == "/aiops/map?since=15m&until="
-    assert client.get(src, headers={"If-None-Match": f'"{tag}"'}).status_code == 304
+    page = client.get("/map?since=1h")
+    html = page.get_data(as_text=True)
+    tag = re.search(r'data-live-etag="([0-9a-f]+)"', html)[1]
+    assert page.headers["ETag"] == f'"{tag}"' and page.headers["Cache-Control"] == "no-store"
+    src = unescape(re.search(r'data-src="([^"]+)"', html)[1])
+    assert src == "/aiops/map?since=1h&until="  # what the drawing asks for, when it fetches at all
+    assert client.get("/map?since=1h", headers={"If-None-Match": f'"{tag}"'}).status_code == 304
+    assert client.get("/map?since=2h", headers={"If-None-Match": f'"{tag}"'}).status_code == 200
+    assert client.post("/aiops/analyze").status_code == 200
+    assert client.get("/map?since=1h", headers={"If-None-Match": f'"{tag}"'}).status_code == 200
 
 
 def test_the_page_shows_the_map_as_tables_and_as_data(app, client):
