@@ -29,7 +29,7 @@ from aiops.web import errors, live
 from aiops.web import incident_queries as incident_service
 from aiops.web.incident_queries import InvalidInput
 from aiops.web.pages import REFRESH_SECONDS
-from aiops.web.series_queries import incident_window
+from aiops.web.series_queries import PAD_MIN, incident_window
 from telemetry import span_sample, times
 from telemetry.db import db
 
@@ -46,7 +46,8 @@ def time_range(args, now: float, incident: Incident | None = None) -> tuple[floa
     starts, is InvalidInput."""
     since, until = args.get("since"), args.get("until")
     if incident is not None and not since and not until:
-        return incident_window(incident.first_detected, incident.resolved_at, now)
+        start, end = incident_window(incident.first_detected, incident.resolved_at, now)
+        return start, max(end, start + PAD_MIN)  # a replayed incident's clock may run ahead of this one
     try:
         return times.time_range(since, until, now, DEFAULT_SINCE)
     except ValueError as exc:
