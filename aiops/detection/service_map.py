@@ -239,15 +239,18 @@ def _nodes_of(graph: dict, service: str, endpoint: str) -> list[str]:
     return own or [n["id"] for n in graph["nodes"] if n["external"] and n["service"] == service]
 
 
-def path(graph: dict, incident_id: str, root: tuple[str, str], hops: Iterable) -> dict:
+def path(graph: dict, incident_id: str, root: tuple[str, str], hops: Iterable,
+         affected: Iterable[tuple[str, str]] = ()) -> dict:
     """An incident's propagation path on the map: ``root`` (the root cause's node, or None when the
-    range does not show it), ``nodes`` (root first, then each hop's, in the path's order) and the
-    ``edges`` between two of them, as ``[caller, callee]``: the calls the trouble travelled along."""
+    range does not show it), ``nodes`` (root first, then each hop's, in the path's order, then the
+    ``affected`` (service, endpoint)s no hop named) and the ``edges`` between two of them, as
+    ``[caller, callee]``: the calls the trouble travelled along."""
     roots = _nodes_of(graph, *root)
     on_path = dict.fromkeys(roots)
-    for hop in hops or ():
-        if isinstance(hop, dict) and isinstance(hop.get("service"), str):
-            on_path.update(dict.fromkeys(_nodes_of(graph, hop["service"], hop.get("endpoint") or "")))
+    named = [(hop["service"], hop.get("endpoint") or "") for hop in hops or ()
+             if isinstance(hop, dict) and isinstance(hop.get("service"), str)]
+    for service, endpoint in [*named, *affected]:
+        on_path.update(dict.fromkeys(_nodes_of(graph, service, endpoint)))
     edges = [[e["caller"], e["callee"]] for e in graph["edges"]
              if e["caller"] in on_path and e["callee"] in on_path]
     return {"incident": incident_id, "root": roots[0] if roots else None, "nodes": list(on_path),

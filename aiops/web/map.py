@@ -89,7 +89,8 @@ def build(since: float, until: float, incident: Incident | None = None) -> dict:
            "sampled": sample.sampled, **graph}
     if incident is not None:
         root = (incident.root_service, incident.root_endpoint or "")
-        out["path"] = service_map.path(graph, incident.id, root, incident.propagation)
+        affected = [(incident.root_service, e) for e in incident.affected or () if isinstance(e, str)]
+        out["path"] = service_map.path(graph, incident.id, root, incident.propagation, affected)
     return out
 
 

@@ -229,6 +229,9 @@ def test_the_path_of_an_incident_on_an_endpoint_map():
     # An external peer on the path is its node; a whole-service root is every endpoint of it.
     hops = [{"service": "gateway", "endpoint": "charge"}]
     assert path(graph, "INC-2", ("shop", "payment"), hops)["edges"] == [["payment", "gateway"]]
+    # The affected endpoints no hop named are on it too (the RCA's symptoms).
+    got = path(graph, "INC-6", ("shop", "payment"), [], [("shop", "checkout")])
+    assert got["edges"] == [["checkout", "payment"]]
     whole = path(graph, "INC-3", ("shop", ""), None)
     assert whole["root"] == "checkout" and set(whole["nodes"]) == {"checkout", "payment", "inventory"}
 
