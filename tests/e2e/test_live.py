@@ -5,12 +5,16 @@ and reloads itself. Skipped without Chromium unless ``AIOPS_TEST_REQUIRE_CHROMIU
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from tests.conftest import dispose_app, make_app
 from tests.e2e import helpers as h
 from tests.e2e.test_map import wait_js
 from tests.e2e.test_pages import Browser, assert_no_payload_elements, chromium_binary, title_of
-from tests.support.hostile_pages import Page
+from tests.support.factories import insert_spans
+from tests.support.hostile_pages import XSS_CALLEE, XSS_CALLER, XSS_SERVICE, Page, hostile_trace
 
 pytestmark = pytest.mark.e2e
 
@@ -76,3 +80,39 @@ def test_without_javascript_the_dashboard_has_the_data_and_reloads(tmp_path):
         names = doc.texts_of_class("ep-name")
         assert {"checkout", "payment", "inventory"} <= set(names), names
         assert title_of(doc) == "Dashboard · AIOps"
+
+
+def test_hostile_telemetry_arrives_live_as_text(tmp_path):
+    """An incident built from hostile names reaches the open dashboard by the live swap, and its
+    page's map draws them as labels: nothing in them ever becomes markup or runs."""
+    chromium_binary()
+    url = h.sqlite_url(tmp_path)
+    app = make_app(url)
+    now = time.time()
+    try:
+        insert_spans(app, [r for i in range(25)
+                           for r in hostile_trace(now - 120 + i, 100.0, 50.0, failing=False)])
+        env = h.shop_env(url, AIOPS_IGNORE_SERVICES="aiops,shop")  # the server's own requests left out
+        with h.running(tmp_path, env, workers=1) as server, Browser() as browser:
+            assert h.analyze(server)["incidents_opened"] == []  # the baselines
+            tab = browser.new_tab()
+            tab.navigate(server.url + "/")
+            tab.evaluate("window.notReloaded = true")
+            insert_spans(app, [r for i in range(10)
+                               for r in hostile_trace(time.time() - 30 + i, 1100.0, 1000.0, failing=True)])
+            [incident_id] = h.analyze(server)["incidents_opened"]
+            h.wait_for(lambda: tab.evaluate(ACTIVE_IDS) == [incident_id], "the hostile incident, live")
+            assert tab.evaluate("window.notReloaded === true")
+            doc = tab.document()
+            assert_no_payload_elements(doc)
+            for payload in (XSS_SERVICE, XSS_CALLEE):
+                assert payload in doc.plain, payload
+
+            tab.navigate(f"{server.url}/incidents/{incident_id}")
+            wait_js(tab, PATH, "the hostile incident's map", timeout=30)
+            labels = tab.evaluate("aiopsMap.cy.nodes().map(n => n.data('label').split('\\n')[0])")
+            assert {XSS_CALLER, XSS_CALLEE} <= set(labels), labels
+            assert tab.evaluate("aiopsMap.data.path.root") == XSS_CALLEE
+            assert_no_payload_elements(tab.document())
+    finally:
+        dispose_app(app)
