@@ -10,7 +10,8 @@ logic: spans in (with weights, :mod:`telemetry.span_sample`), nodes and edges ou
   whose parent, not a CLIENT span, lies in another node. Its p95 is the callers' view (the CLIENT
   spans' durations) when there is one. Calls inside one node are not edges.
 - A CLIENT span that no instrumented callee answered, naming its peer (the ``peer`` column:
-  ``peer.service``, else ``server.address``, else ``net.peer.name``; ``db.system`` is not stored),
+  ``peer.service``, else a database's ``db.system:db.name@host``, else ``server.address``, else
+  ``net.peer.name``: :mod:`telemetry.otlp.spans`),
   calls an **external** node of that name, unless other calls of the same caller to the same peer
   reached an instrumented service: then its callee span is just not in the sample (it hung, or
   was cut off at a slice's edge) and the call counts for that service.

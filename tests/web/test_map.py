@@ -13,6 +13,7 @@ import pytest
 from markupsafe import escape
 
 from telemetry import span_sample
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 from tests.conftest import sqlite_only
 from tests.support.factories import add_incident, insert_spans, span
 from tests.support.factories import client as client_span
@@ -201,3 +202,27 @@ def test_a_burst_in_a_long_range_is_not_extrapolated_over_its_slice(app):
         part = span_sample.spans_between(now - 7 * 86_400, now, limit=600, count=6)
     assert part.sampled and len(part.spans) == 600
     assert sum(part.weights) == pytest.approx(2000, rel=0.05)
+
+
+def test_a_database_call_over_otlp_is_an_external_node(app, client):
+    """OTLP in (``POST /v1/traces``), map out: a CLIENT span with ``db.system`` and no instrumented
+    callee is the database's external node, named by system, database and host."""
+    from tests.support.factories import RECENT_NS, make_request, make_span
+    from tests.support.otlp_http import PB, encoded, post
+
+    start = int(time.time() - 60) * 1_000_000_000
+    assert start > RECENT_NS
+    server = make_span(1, name="GET /orders", kind=KIND_SERVER, start_ns=start, dur_ms=30)
+    query = make_span(2, parent="0000000000000001", name="SELECT orders", kind=KIND_CLIENT, start_ns=start,
+                      dur_ms=8, attrs={"db.system": "postgresql", "db.name": "orders",
+                                       "server.address": "db.internal"})
+    cache = make_span(3, parent="0000000000000001", name="GET", kind=KIND_CLIENT, start_ns=start, dur_ms=1,
+                      attrs={"db.system": "redis"})
+    front = make_span(4, trace="1" * 32, name="GET /", kind=KIND_SERVER, start_ns=start, dur_ms=3)
+    request = make_request({"orders": [server, query, cache], "frontend": [front]})
+    assert post(client, encoded(request, PB), PB).status_code == 200
+    body = client.get("/aiops/map").get_json()
+    nodes = {n["id"]: n for n in body["nodes"]}
+    assert nodes["postgresql:orders@db.internal"]["external"] and nodes["redis"]["external"]
+    assert {(e["caller"], e["callee"]) for e in body["edges"]} == {
+        ("orders", "postgresql:orders@db.internal"), ("orders", "redis")}
