@@ -2,11 +2,11 @@
 
 Starts the demo as deployed (gunicorn and a worker, on a SQLite file in a temporary folder), drives
 checkouts until the baselines are learned, injects a 3 s delay on ``payment``, drives more
-checkouts (so that ``checkout`` is slow too, as tests/e2e/test_faults.py), runs a detection cycle, and screenshots the pages named (``dashboard``, ``incident``,
-``map``; all three by default) with headless Chromium into ``docs/img/<page>.png``. Each page is
-shot once its script has drawn it (the incident's charts and the map of its propagation path, the
-service map), over the DevTools protocol; the incident page down to its map. Needs Debian's
-``chromium`` (or ``AIOPS_TEST_CHROMIUM``).
+checkouts (so that ``checkout`` is slow too, as in tests/e2e/test_faults.py), runs a detection
+cycle, and screenshots the pages named (``dashboard``, ``incident``, ``map``; all three by default)
+with headless Chromium into ``docs/img/<page>.png``. Each page is shot once its script has drawn it
+(the incident's charts and the map of its propagation path, the service map), over the DevTools
+protocol; the incident page down to its map. Needs Debian's ``chromium`` (or ``AIOPS_TEST_CHROMIUM``).
 """
 
 from __future__ import annotations
