@@ -14,7 +14,9 @@ Then it times, in process (Flask's test client: the server's own time, no networ
 - the endpoint page of the busiest endpoint (default range, 1 h) and at 7 days;
 - ``GET /aiops/series`` at 15 min, 6 h and 7 d;
 - a poll answered 304 (``If-None-Match``: what an open page costs between cycles);
-- the incident page (the root endpoint's chart around the incident, the affected endpoints').
+- the incident page (the root endpoint's chart around the incident, the affected endpoints');
+- the dashboard; and the live pages' own polls (``static/live.js``: the dashboard, the incident and
+  the endpoint page asked again with their ETag, every 2 s per open tab), each a 304 between cycles.
 
 Target: each page and series within 300 ms at 1M spans (``MET``/``NOT MET`` per line).
 """
@@ -133,7 +135,12 @@ def main() -> None:
             ("/aiops/series 7d", series("7d"), {}, 200),
             ("/aiops/series 6h, poll (304)", series("6h"), {"If-None-Match": tag}, 304),
             ("incident page", "/incidents/INC-bench", {}, 200),
+            ("dashboard", "/", {}, 200),
         ]
+        live = (("dashboard", "/"), ("incident page", "/incidents/INC-bench"), ("endpoint page", page))
+        for label, url in live:
+            tag = client.get(url).headers["ETag"]
+            cases.append((f"{label}, live poll (304)", url, {"If-None-Match": tag}, 304))
         rows = []
         for label, url, headers, status in cases:
             ms = timed(client, url, args.rounds, headers, status)

@@ -1,14 +1,14 @@
 /* Charts of GET /aiops/series, drawn with uPlot (static/vendor/uplot), for the endpoint and incident pages.
  *
  * Every element with data-series is a chart group: its URL is fetched, and each [data-chart] inside it
- * (latency, errors, requests) is drawn from the answer. The group polls again every data-poll seconds
- * with If-None-Match; the server answers 304 until a detection cycle finishes, so polling costs it
- * almost nothing (see aiops/web/charts.py). No inline script (the CSP forbids it); names from
+ * (latency, errors, requests) is drawn from the answer. When the page changes (static/live.js polls
+ * it) the group asks again with If-None-Match: a 304 until a detection cycle finishes (see
+ * aiops/web/charts.py). No inline script (the CSP forbids it); names from
  * telemetry are only ever set as textContent or drawn on a canvas, never parsed as HTML.
  */
 (function () {
   "use strict";
-  if (typeof uPlot === "undefined") { return; }  // the tables the server rendered stay
+  if (typeof uPlot === "undefined" || !window.aiopsLive) { return; }  // the tables the server rendered stay
 
   var HEIGHTS = { latency: 260, errors: 150, requests: 150 };
   var MINI = 150;
@@ -173,50 +173,19 @@
     updateTables(group, data);
   }
 
-  /* After a cycle (a poll that was not a 304), the page's other live parts ([data-live] with an id:
-   * the incident's status, report, timeline; the endpoint's traces) are read again from the server's
-   * own rendering of this page and swapped in; parsed by DOMParser, nothing in them runs. A part
-   * holding the keyboard focus (a form being filled) is left alone. */
-  var swapping = null;
-  function refreshLive() {
-    clearTimeout(swapping);
-    swapping = setTimeout(function () {
-      var live = document.querySelectorAll("[data-live][id]");
-      if (!live.length) { return; }
-      fetch(location.href, { cache: "no-store", credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.text() : null; })
-        .then(function (html) {
-          if (!html) { return; }
-          var doc = new DOMParser().parseFromString(html, "text/html");
-          live.forEach(function (el) {
-            var fresh = doc.getElementById(el.id);
-            if (fresh && !el.contains(document.activeElement)) { el.replaceWith(document.importNode(fresh, true)); }
-          });
-          document.body.dataset.liveSwaps = String((+document.body.dataset.liveSwaps || 0) + 1);
-        })
-        .catch(function () { /* the next change tries again */ });
-    }, 300);
-  }
-
+  /* The group's data: GET data-series with its ETag (static/live.js' Source); a 304 keeps the drawing. */
   function load(group) {
-    var headers = group.aiopsEtag ? { "If-None-Match": group.aiopsEtag } : {};
-    return fetch(group.dataset.series, { headers: headers, cache: "no-store", credentials: "same-origin" })
-      .then(function (r) {
-        if (r.status === 304) { return null; }
-        if (!r.ok) { throw new Error("HTTP " + r.status); }
-        if (group.aiopsEtag) { refreshLive(); }  // not the first answer: something changed
-        group.aiopsEtag = r.headers.get("ETag");
-        return r.json();
-      })
+    group.aiopsSource = group.aiopsSource || new window.aiopsLive.Source(group.dataset.series);
+    return group.aiopsSource.get()
+      .then(function (r) { return r ? r.json() : null; })
       .then(function (data) { if (data) { draw(group, data); } group.dataset.error = ""; })
       .catch(function (err) { group.dataset.error = String(err.message || err); });
   }
 
-  function start(group) {
-    load(group);
-    var every = Math.max(parseInt(group.dataset.poll, 10) || 30, 5) * 1000;
-    setInterval(function () { if (!document.hidden) { load(group); } }, every);
-  }
+  var groups = document.querySelectorAll("[data-series]");
+  groups.forEach(load);
+  // The page polls for itself (live.js): after a cycle, each chart asks for its data again.
+  window.aiopsLive.onChange(function () { groups.forEach(load); });
 
   var resizing = null;
   window.addEventListener("resize", function () {
@@ -230,5 +199,4 @@
       });
     }, 150);
   });
-  document.querySelectorAll("[data-series]").forEach(start);
 })();

@@ -1,6 +1,9 @@
-/* The service map page (templates/map.html): draws GET /aiops/map with cytoscape and its dagre layout,
- * then asks again every few seconds with If-None-Match. The server answers 304 until a detection
- * cycle finishes or an incident changes (aiops/web/map.py), so polling costs it two indexed reads.
+/* The service map (templates/map.html; the incident page's small map of its propagation path): draws
+ * GET /aiops/map with cytoscape and its dagre layout. The /map page carries its data (#map-data) and
+ * polls for itself (static/live.js): after a cycle, the data comes from the page's new rendering, its
+ * tables are swapped in by live.js. The incident page's map has no data block: it fetches data-src,
+ * and again (with If-None-Match) when the page changes. An answer with a path (?incident=) marks the
+ * path's nodes and calls, the root cause's node most, and dims the rest.
  *
  * Every name here came from telemetry and is hostile: node and edge labels are cytoscape data, drawn
  * on a canvas as text; the tables and the details panel are built with textContent and attributes,
@@ -12,16 +15,16 @@
 
   var box = document.getElementById("map");
   var source = document.getElementById("map-data");
-  if (!box || !source || typeof window.cytoscape !== "function") return;
+  if (!box || typeof window.cytoscape !== "function" || !window.aiopsLive) return;
 
   var STATUS_WORD = {incident: "◆ root cause", degraded: "▲ degraded", ok: "● ok", idle: "○ idle"};
   var SHAPE = {incident: "octagon", degraded: "triangle", ok: "ellipse", idle: "ellipse"};
   // Bigger maps than these keep their labels short (figures on hover, on tap and in the tables), so
   // a 40-service system stays readable; dagre lays nodes out around their labels (no overlaps).
   var EDGE_LABELS_UP_TO = 12, NODE_FIGURES_UP_TO = 12;
-  var data = JSON.parse(source.textContent);
-  var etag = box.dataset.etag ? '"' + box.dataset.etag + '"' : null;
-  var pollMs = Math.max(1, Number(box.dataset.poll) || 2) * 1000;
+  var small = box.classList.contains("map-small");
+  var empty = {nodes: [], edges: [], by: "service"};
+  var data = source ? JSON.parse(source.textContent) : empty;
   var range = {since: box.dataset.since, until: box.dataset.until};
 
   function css(name) {
@@ -65,17 +68,25 @@
 
   function elements(d) {
     var figures = d.nodes.length <= NODE_FIGURES_UP_TO;
+    var path = d.path || null, onPath = {}, pathEdges = {};
+    if (path) {
+      path.nodes.forEach(function (id) { onPath[id] = true; });
+      path.edges.forEach(function (e) { pathEdges[JSON.stringify(e)] = true; });
+    }
+    function pathClass(on) { return path ? (on ? " on-path" : " off-path") : ""; }
     var nodes = d.nodes.map(function (n) {
       var classes = ["st-" + n.status];
       if (n.root) classes.push("root");
       if (n.external) classes.push("external");
+      if (path) classes.push(n.id === path.root ? "path-root on-path" : (onPath[n.id] ? "on-path" : "off-path"));
       return {group: "nodes", data: {id: n.id, label: nodeLabel(n, figures), full: nodeLabel(n, true), shape: SHAPE[n.status], node: n},
               classes: classes.join(" ")};
     });
     var edges = d.edges.map(function (e) {
-      return {group: "edges", data: {id: JSON.stringify([e.caller, e.callee]), source: e.caller,
-                                     target: e.callee, label: edgeLabel(e), edge: e},
-              classes: (e.error_rate >= 0.05 ? "failing" : "") + (d.edges.length <= EDGE_LABELS_UP_TO ? " labelled" : "")};
+      var id = JSON.stringify([e.caller, e.callee]);
+      return {group: "edges", data: {id: id, source: e.caller, target: e.callee, label: edgeLabel(e), edge: e},
+              classes: (e.error_rate >= 0.05 ? "failing" : "") + (d.edges.length <= EDGE_LABELS_UP_TO ? " labelled" : "") +
+                       pathClass(pathEdges[id])};
     });
     return nodes.concat(edges);
   }
@@ -106,6 +117,12 @@
       {selector: "node.hover, node:selected", style: {"label": "data(full)", "z-index": 10}},
       {selector: "edge.failing", style: {"line-color": css("--map-incident"), "target-arrow-color": css("--map-incident"),
                                          "line-style": "dashed", "width": 3}},
+      // An incident's path (?incident=): its calls thick in the accent colour, the rest faded.
+      {selector: ".off-path", style: {"opacity": 0.35}},
+      {selector: "edge.on-path", style: {"line-color": css("--accent"), "target-arrow-color": css("--accent"),
+                                         "width": 5, "line-style": "solid", "z-index": 5}},
+      {selector: "node.on-path", style: {"border-color": css("--accent"), "border-width": 4}},
+      {selector: "node.path-root", style: {"border-style": "double", "border-width": 8, "font-weight": "bold"}},
     ];
   }
 
@@ -123,7 +140,8 @@
   function layout() {
     var name = typeof window.cytoscapeDagre === "function" ? "dagre" : "breadthfirst";
     // Taller for bigger maps (the page scrolls), so 40 services still fit at a legible zoom.
-    box.style.height = Math.min(1400, Math.max(420, 200 + 24 * cy.nodes().length)) + "px";
+    box.style.height = (small ? Math.min(520, Math.max(280, 160 + 16 * cy.nodes().length))
+                              : Math.min(1400, Math.max(420, 200 + 24 * cy.nodes().length))) + "px";
     cy.resize();
     cy.layout({name: name, rankDir: "LR", nodeSep: 16, rankSep: 90, edgeSep: 12, padding: 24,
                nodeDimensionsIncludeLabels: true,
@@ -142,6 +160,7 @@
     return e;
   }
   function showNode(n) {
+    if (!details) return;
     details.replaceChildren();
     details.appendChild(el("h3", n.id));
     details.appendChild(el("p", STATUS_WORD[n.status] + (n.external ? " · external" : "")));
@@ -167,56 +186,11 @@
     else showNode(n);
   });
   cy.on("tap", "edge", function (evt) { state.go(tracesUrl(evt.target.data("edge").traces)); });
-  cy.on("tap", function (evt) { if (evt.target === cy) details.hidden = true; });
+  cy.on("tap", function (evt) { if (evt.target === cy && details) details.hidden = true; });
   cy.on("mouseover", "node, edge", function (evt) { evt.target.addClass("hover"); });
   cy.on("mouseout", "node, edge", function (evt) { evt.target.removeClass("hover"); });
 
-  // -- the tables under the drawing (the page without JavaScript shows the same) --------------------
-
-  function cell(text, cls) { return el("td", text, cls ? {class: cls} : null); }
-  function fillTables(d) {
-    var nodes = document.querySelector("#map-nodes tbody"), edges = document.querySelector("#map-edges tbody");
-    nodes.replaceChildren.apply(nodes, d.nodes.map(function (n) {
-      var tr = el("tr", null, {class: "mnode mnode-" + n.status});
-      var name = cell(null);
-      name.appendChild(el("span", n.id, {class: "node-name"}));
-      if (n.external) { name.appendChild(document.createTextNode(" ")); name.appendChild(el("span", "external", {class: "muted"})); }
-      else if (d.by === "endpoint") { name.appendChild(document.createTextNode(" ")); name.appendChild(el("span", n.service, {class: "svc"})); }
-      var status = cell(null);
-      status.appendChild(el("span", STATUS_WORD[n.status], {class: "mstatus mstatus-" + n.status}));
-      var links = cell(null);
-      var eps = n.endpoint && !n.external ? [n.endpoint] : (n.endpoints || []).map(function (e) { return e.endpoint; });
-      eps.forEach(function (ep) {
-        links.appendChild(el("a", ep, {class: "ep-link", href: endpointUrl(n.service, ep)}));
-        links.appendChild(document.createTextNode(" "));
-      });
-      n.incidents.forEach(function (id) {
-        links.appendChild(el("a", id, {class: "health health-" + (n.root ? "incident" : "touched"),
-                                       href: "/incidents/" + encodeURIComponent(id)}));
-        links.appendChild(document.createTextNode(" "));
-      });
-      [name, status, cell(perS(n.calls_per_s), "num"), cell(pct(n.error_rate), "num"), cell(fmtMs(n.p95_ms), "num"), links]
-        .forEach(function (c) { tr.appendChild(c); });
-      return tr;
-    }));
-    edges.replaceChildren.apply(edges, d.edges.map(function (e) {
-      var tr = el("tr", null, {class: "medge"});
-      var link = cell(null);
-      link.appendChild(el("a", "traces", {class: "traces-link", href: tracesUrl(e.traces)}));
-      [cell(e.caller, "edge-caller"), cell(e.callee, "edge-callee"), cell(perS(e.calls_per_s), "num"),
-       cell(pct(e.error_rate), "num"), cell(fmtMs(e.p95_ms), "num"), link].forEach(function (c) { tr.appendChild(c); });
-      return tr;
-    }));
-    document.getElementById("map-nodes").hidden = !d.nodes.length;
-    document.getElementById("map-nodes-empty").hidden = !!d.nodes.length;
-    document.getElementById("map-edges").hidden = !d.edges.length;
-    document.getElementById("map-edges-empty").hidden = !!d.edges.length;
-    document.getElementById("map-range").textContent = d.since + " – " + d.until;
-    document.getElementById("map-spans").textContent = d.spans_read + " spans read" +
-      (d.sampled ? " (a sample: rates are estimates)" : "");
-  }
-
-  // -- live: conditional polling -------------------------------------------------------------------
+  // -- live: after a cycle (static/live.js) -------------------------------------------------------
 
   function apply(d) {
     var before = cy.elements().map(function (e) { return e.id(); }).sort().join("\n");
@@ -231,29 +205,22 @@
       }
     });
     if (before !== after) layout();
-    fillTables(d);
     state.data = d;
     state.updates += 1;
     box.dataset.updates = String(state.updates);
+    box.dataset.path = d.path ? d.path.edges.length + " calls" : "";  // what a test can wait for
   }
 
-  var live = document.getElementById("map-live");
-  function poll() {
-    if (document.hidden) { window.setTimeout(poll, pollMs); return; }
-    var headers = etag ? {"If-None-Match": etag} : {};
-    fetch(box.dataset.src, {headers: headers, cache: "no-store", credentials: "same-origin"})
-      .then(function (r) {
-        if (r.status === 304) return null;
-        if (!r.ok) throw new Error("HTTP " + r.status);
-        etag = r.headers.get("ETag");
-        return r.json();
-      })
-      .then(function (d) {
-        if (d) apply(d);
-        live.textContent = "live · checked " + new Date().toLocaleTimeString();
-      })
-      .catch(function (err) { live.textContent = "live updates paused: " + err.message + " (retrying)"; })
-      .finally(function () { window.setTimeout(poll, pollMs); });
+  var answers = new window.aiopsLive.Source(box.dataset.src);
+  function fetchMap() {
+    return answers.get().then(function (r) { return r ? r.json() : null; })
+      .then(function (d) { if (d) apply(d); box.dataset.error = ""; })
+      .catch(function (err) { box.dataset.error = String(err.message || err); });
   }
-  window.setTimeout(poll, pollMs);
+  if (!source) fetchMap();  // the incident page's map: its data is fetched, not in the page
+  window.aiopsLive.onChange(function (doc) {
+    var fresh = source && doc.getElementById("map-data");
+    if (fresh) apply(JSON.parse(fresh.textContent));
+    else fetchMap();
+  });
 })();

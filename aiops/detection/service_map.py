@@ -10,7 +10,8 @@ logic: spans in (with weights, :mod:`telemetry.span_sample`), nodes and edges ou
   whose parent, not a CLIENT span, lies in another node. Its p95 is the callers' view (the CLIENT
   spans' durations) when there is one. Calls inside one node are not edges.
 - A CLIENT span that no instrumented callee answered, naming its peer (the ``peer`` column:
-  ``peer.service``, else ``server.address``, else ``net.peer.name``; ``db.system`` is not stored),
+  ``peer.service``, else a database's ``db.system:db.name@host``, else ``server.address``, else
+  ``net.peer.name``: :mod:`telemetry.otlp.spans`),
   calls an **external** node of that name, unless other calls of the same caller to the same peer
   reached an instrumented service: then its callee span is just not in the sample (it hung, or
   was cut off at a slice's edge) and the call counts for that service.
@@ -228,3 +229,30 @@ def mark(graph: dict, incidents: Iterable[IncidentMark], error_threshold: float)
         else:
             node["status"] = "ok"
     return graph
+
+
+def _nodes_of(graph: dict, service: str, endpoint: str) -> list[str]:
+    """The node ids a (service, endpoint) of an incident is drawn as: its endpoint's node (all the
+    service's endpoints for a whole-service one), its service's node, or the external peer of that name."""
+    exact = graph["by"] == "endpoint" and endpoint
+    own = [n["id"] for n in graph["nodes"] if not n["external"] and n["service"] == service
+           and (not exact or n["endpoint"] == endpoint)]
+    return own or [n["id"] for n in graph["nodes"] if n["external"] and n["service"] == service]
+
+
+def path(graph: dict, incident_id: str, root: tuple[str, str], hops: Iterable,
+         affected: Iterable[tuple[str, str]] = ()) -> dict:
+    """An incident's propagation path on the map: ``root`` (the root cause's node, or None when the
+    range does not show it), ``nodes`` (root first, then each hop's, in the path's order, then the
+    ``affected`` (service, endpoint)s no hop named) and the ``edges`` between two of them, as
+    ``[caller, callee]``: the calls the trouble travelled along."""
+    roots = _nodes_of(graph, *root)
+    on_path = dict.fromkeys(roots)
+    named = [(hop["service"], hop.get("endpoint") or "") for hop in hops or ()
+             if isinstance(hop, dict) and isinstance(hop.get("service"), str)]
+    for service, endpoint in [*named, *affected]:
+        on_path.update(dict.fromkeys(_nodes_of(graph, service, endpoint)))
+    edges = [[e["caller"], e["callee"]] for e in graph["edges"]
+             if e["caller"] in on_path and e["callee"] in on_path]
+    return {"incident": incident_id, "root": roots[0] if roots else None, "nodes": list(on_path),
+            "edges": edges}

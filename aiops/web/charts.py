@@ -6,13 +6,10 @@ The page is whole without script: it renders the same series as a table (and a
 ``static/charts.js`` draws the series with uPlot (``static/vendor/uplot``, no CDN; the CSP
 allows no inline script, so the data reaches it through ``data-`` attributes and fetches).
 
-**Why conditional polling.** The page asks ``/aiops/series`` again every detection interval
-(5 to 60 s) with ``If-None-Match``; until a cycle finishes the answer is a 304 that reads two
-single rows and no span (:func:`aiops.web.series_queries.etag`). Long polling or server-sent
-events would hold one of gunicorn's few threads per open tab for as long as the tab is open;
-a conditional poll holds one for a millisecond per interval, and goes through every proxy.
-When a poll does find a change, the script reads the page itself once more and swaps in its
-``data-live`` parts (the server's own rendering: no second template in script).
+**Live, by conditional polling** (:mod:`aiops.web.live`, which says why not server-sent events).
+The page asks for itself again with ``If-None-Match`` (``static/live.js``); until a cycle
+finishes the answer is a 304. When one does, its ``data-live`` parts are swapped in and the
+charts ask ``/aiops/series`` again, with their own ETag (:func:`aiops.web.series_queries.etag`).
 
 Names come from telemetry: a service or endpoint may hold ``/``, ``%``, ``?``, spaces or markup.
 The route takes any text (a service runs up to the first ``/endpoints/``, the endpoint to the
@@ -30,7 +27,7 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from werkzeug.routing import BaseConverter
 
 from aiops.settings import current_settings
-from aiops.web import errors
+from aiops.web import errors, live
 from aiops.web import series_queries as queries
 
 api = Blueprint("series", __name__, url_prefix="/aiops")
@@ -79,11 +76,11 @@ def series():
 
 @pages.get("/services/<service_name:service>/endpoints/<endpoint_name:name>", merge_slashes=False)
 def endpoint_page(service: str, name: str):
+    """Live (:func:`aiops.web.live.page`): a 304 to ``live.js``' poll until the next cycle."""
     q = queries.parse(request.args, service, name)
-    data = queries.read(q, current_settings())
-    return render_template(
+    return live.page(lambda live_args: render_template(
         "endpoint.html",
-        data=data,
+        data=queries.read(q, current_settings()),
         query=q,
         traces=queries.traces(q),
         ranges=queries.RANGES,
@@ -91,4 +88,5 @@ def endpoint_page(service: str, name: str):
         series_url=series_url(q.service, q.endpoint, q.args),
         poll=queries.poll_seconds(),
         now=time.time(),
-    )
+        **live_args,
+    ))

@@ -3,19 +3,23 @@
 The map is built from a bounded read of the range's spans (:mod:`telemetry.span_sample`) by
 :mod:`aiops.detection.service_map`, then coloured from the active incidents.
 
-**Live, by conditional polling.** The page asks ``GET /aiops/map`` again every
-:data:`POLL_SECONDS` with ``If-None-Match``. The ETag is the *version* of what the map shows: the
-last detection cycle's id and the active incidents' count and newest ``last_seen`` (two indexed
-reads), with the range asked for. While it stands, the answer is a 304 read from those two
-statements, with no span read: a request holds a gunicorn thread for milliseconds, where a
-server-sent events stream would hold one per open page for as long as it stays open. So the map
-changes when a cycle finishes or an incident changes, as the dashboard's figures do. Without
-JavaScript the page is the same data as tables, and a ``<noscript>`` refresh.
+``?incident=<id>`` draws an incident's propagation path: the range defaults to the incident's
+(as its charts', :func:`aiops.web.series_queries.incident_window`) and the answer gets ``path``
+(:func:`aiops.detection.service_map.path`), which the incident page's small map highlights.
+
+**Live, by conditional polling** (:mod:`aiops.web.live`, which says why not server-sent events).
+``GET /aiops/map`` answers a 304 to ``If-None-Match`` while no cycle finished and no incident
+changed; the ``/map`` page polls for itself the same way and, on a change, takes the map's data
+and tables from its new rendering. Without JavaScript the page is the same data as tables, and
+a ``<noscript>`` refresh.
 """
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, render_template, request
@@ -25,8 +29,10 @@ from aiops.detection import service_map
 from aiops.settings import current_settings
 from aiops.store.models import Incident, iso
 from aiops.web import errors, live
+from aiops.web import incident_queries as incident_service
 from aiops.web.incident_queries import InvalidInput
 from aiops.web.pages import REFRESH_SECONDS
+from aiops.web.series_queries import PAD_MIN, incident_window
 from telemetry import span_sample, times
 from telemetry.db import db
 
@@ -34,22 +40,32 @@ api = Blueprint("map", __name__, url_prefix="/aiops")
 pages = errors.html_pages(Blueprint("map_pages", __name__))
 
 DEFAULT_SINCE = "15m"
-POLL_SECONDS = 2  # the page's conditional poll: a new incident shows within a few seconds
 MAX_INCIDENTS = 500  # active incidents read to colour the map (the newest)
 
 
-def time_range(args, now: float) -> tuple[float, float]:
-    """``since`` (default 15 minutes back) and ``until`` (default now): a duration back from now,
-    epoch seconds or ISO 8601; anything else, or a range that ends before it starts, is InvalidInput."""
+def time_range(args, now: float, incident: Incident | None = None) -> tuple[float, float]:
+    """``since`` (default 15 minutes back, or the incident's range) and ``until`` (default now): a
+    duration back from now, epoch seconds or ISO 8601; anything else, or a range that ends before it
+    starts, is InvalidInput."""
+    since, until = args.get("since"), args.get("until")
+    if incident is not None and not since and not until:
+        start, end = incident_window(incident.first_detected, incident.resolved_at, now)
+        return start, max(end, start + PAD_MIN)  # a replayed incident's clock may run ahead of this one
     try:
-        return times.time_range(args.get("since"), args.get("until"), now, DEFAULT_SINCE)
+        return times.time_range(since, until, now, DEFAULT_SINCE)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
 
 
+def incident_of(args) -> Incident | None:
+    """The incident ``?incident=`` names (IncidentNotFound, a 404, when there is none), or None."""
+    ident = args.get("incident")
+    return None if ident is None else incident_service.get(ident)
+
+
 def version(args) -> str:
     """The ETag of the map for these arguments: it changes when a cycle finishes or an incident does."""
-    return live.etag(args.get("since") or DEFAULT_SINCE, args.get("until") or "")
+    return live.etag(args.get("since") or DEFAULT_SINCE, args.get("until") or "", args.get("incident"))
 
 
 def _marks() -> list[service_map.IncidentMark]:
@@ -65,14 +81,37 @@ def _marks() -> list[service_map.IncidentMark]:
     return marks
 
 
-def build(since: float, until: float) -> dict:
-    """The map of ``[since, until]`` with its statuses, as ``GET /aiops/map`` answers it."""
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """A map allocates some 100,000 short-lived tuples, lists and dicts (20,000 span rows, their
+    index, the tallies), none of them in a reference cycle: reference counting frees them all. The
+    cyclic collector would meanwhile run several full passes over the whole process's heap, about
+    half of the build's time (``bench/map.py``), so it waits for the build (a fraction of a second;
+    it is process-wide, so other threads' garbage waits as long) and runs as usual after it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def build(since: float, until: float, incident: Incident | None = None) -> dict:
+    """The map of ``[since, until]`` with its statuses, as ``GET /aiops/map`` answers it (with the
+    ``path`` of ``incident`` when one is given)."""
     settings = current_settings()
-    sample = span_sample.spans_between(since, until, settings.ignore_services)
-    graph = service_map.build(sample.spans, until - since, sample.weights, settings.ignore_services)
+    with _no_cycle_collection():
+        sample = span_sample.spans_between(since, until, settings.ignore_services)
+        graph = service_map.build(sample.spans, until - since, sample.weights, settings.ignore_services)
     service_map.mark(graph, _marks(), settings.error_rate_threshold)
-    return {"since": iso(since), "until": iso(until), "spans_read": len(sample.spans),
-            "sampled": sample.sampled, **graph}
+    out = {"since": iso(since), "until": iso(until), "spans_read": len(sample.spans),
+           "sampled": sample.sampled, **graph}
+    if incident is not None:
+        root = (incident.root_service, incident.root_endpoint or "")
+        affected = [(incident.root_service, e) for e in incident.affected or () if isinstance(e, str)]
+        out["path"] = service_map.path(graph, incident.id, root, incident.propagation, affected)
+    return out
 
 
 def endpoint_url(service: str, endpoint: str) -> str:
@@ -82,14 +121,16 @@ def endpoint_url(service: str, endpoint: str) -> str:
 
 @api.get("/map")
 def map_json():
-    """Nodes and caller -> callee edges of ``?since=`` .. ``?until=``; 304 while the ETag stands."""
+    """Nodes and caller -> callee edges of ``?since=`` .. ``?until=`` (and ``?incident=``'s path);
+    304 while the ETag stands."""
     now = time.time()
-    time_range(request.args, now)  # a bad range is a 400 even when the client holds an ETag
+    incident = incident_of(request.args)  # a bad range or an unknown incident is a 4xx even with an ETag
+    since, until = time_range(request.args, now, incident)
     tag = version(request.args)
     if request.if_none_match.contains(tag):
         response = Response(status=304)
     else:
-        response = jsonify(build(*time_range(request.args, now)))
+        response = jsonify(build(since, until, incident))
     response.set_etag(tag)
     response.headers["Cache-Control"] = "no-cache"
     return response
@@ -97,9 +138,9 @@ def map_json():
 
 @pages.get("/map")
 def map_page():
-    now = time.time()
-    since, until = time_range(request.args, now)
+    """Live (:func:`aiops.web.live.page`): a 304 to ``live.js``' poll until the next cycle."""
+    since, until = time_range(request.args, time.time())
     args = {k: request.args.get(k, "") for k in ("since", "until")}
-    return render_template("map.html", data=build(since, until), etag=version(request.args), args=args,
-                           default_since=DEFAULT_SINCE, poll_s=POLL_SECONDS, refresh=REFRESH_SECONDS,
-                           endpoint_url=endpoint_url)
+    return live.page(lambda live_args: render_template(
+        "map.html", data=build(since, until), args=args, default_since=DEFAULT_SINCE,
+        refresh=REFRESH_SECONDS, endpoint_url=endpoint_url, **live_args))

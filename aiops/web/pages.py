@@ -26,7 +26,7 @@ from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import WHOLE_SERVICE, Key, Thresholds
 from aiops.incidents import reports
 from aiops.settings import current_settings
-from aiops.web import auth, errors, traces
+from aiops.web import auth, errors, live, traces
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
@@ -191,6 +191,13 @@ def _observed(kind, value):
 
 @bp.get("/")
 def dashboard():
+    """Live (:func:`aiops.web.live.page`): a 304 to ``live.js``' poll until the next cycle or
+    incident change; without script, a reload every ``?refresh=`` seconds (0 pauses both)."""
+    refresh = _refresh_seconds()
+    return live.page(lambda live_args: _dashboard(refresh, live_args if refresh else {}))
+
+
+def _dashboard(refresh: int, live_args: dict) -> str:
     settings = current_settings()
     now = time.time()
     page = incident_service.list_incidents(limit=DASHBOARD_ACTIVE, resolved_limit=DASHBOARD_RESOLVED,
@@ -208,13 +215,19 @@ def dashboard():
         window_s=settings.metrics_window,
         settings=settings,
         now=now,
-        refresh=_refresh_seconds(),
+        refresh=refresh,
+        **live_args,
     )
 
 
 @bp.get("/incidents/<incident_id>")
 def incident_page(incident_id: str):
+    """Live (:func:`aiops.web.live.page`), as the dashboard; an unknown id is a 404 all the same."""
     incident = incident_service.get(incident_id)
+    return live.page(lambda live_args: _incident_page(incident, live_args))
+
+
+def _incident_page(incident, live_args: dict):
     data = incident_service.to_json(incident)
     root = (incident.root_service, incident.root_endpoint)
     now = time.time()
@@ -232,6 +245,7 @@ def incident_page(incident_id: str):
         now=now,
         trace_id=incident.trace_id,
         **trace,
+        **live_args,
     )
 
 

@@ -13,8 +13,11 @@ How a span becomes a row (``telemetry.columns.SPAN_FIELDS`` order):
 - ``status_code``: ``http.response.status_code`` or the older ``http.status_code``;
 - ``error``: status ERROR; with status UNSET also an HTTP status >= 500
   (older instrumentations do not set the status); never with status OK;
-- ``peer`` (CLIENT spans only): ``peer.service``, else ``server.address``,
-  else ``net.peer.name``: the service or host called;
+- ``peer`` (CLIENT spans only): ``peer.service``, else for a database call (``db.system``, or
+  ``db.system.name`` of newer conventions) the system with the database (``db.namespace``, older
+  ``db.name``) and host when given, as ``postgresql:orders@db.internal`` (a database sends no
+  spans: the map draws it as an external node), else ``server.address``, else ``net.peer.name``:
+  the service or host called;
 - ``exception_*``: from the span's last ``exception`` event; without one, from the span's own
   ``exception.type``/``exception.message`` attributes (``error.type`` for the type) and, for a
   failed span, its status message (what failed, for :mod:`aiops.detection.patterns`), bounded;
@@ -54,6 +57,7 @@ _WANTED = frozenset({
     "http.response.status_code", "http.status_code",
     "http.request.method", "http.method",
     "peer.service", "server.address", "net.peer.name",
+    "db.system", "db.system.name", "db.namespace", "db.name",
     "exception.type", "exception.message", "error.type",
 })
 _EXCEPTION_KEYS = frozenset({"exception.type", "exception.message", "exception.stacktrace"})
@@ -125,6 +129,16 @@ def _invalid(span) -> str | None:
     return None
 
 
+def _peer(attrs: dict):
+    """What a CLIENT span called (see the module's docstring)."""
+    host = attrs.get("server.address") or attrs.get("net.peer.name")
+    system = _text(attrs.get("db.system") or attrs.get("db.system.name"))
+    if attrs.get("peer.service") or not system:
+        return attrs.get("peer.service") or host
+    name = _text(attrs.get("db.namespace") or attrs.get("db.name"))
+    return system + (f":{name}" if name else "") + (f"@{_text(host)}" if host else "")
+
+
 def span_row(span, service: str) -> tuple:
     """One OTLP ``Span`` (already validated) as a row in ``SPAN_FIELDS`` order."""
     attrs = _wanted_attrs(span.attributes)
@@ -136,9 +150,7 @@ def span_row(span, service: str) -> tuple:
         endpoint = f"{method} {route}" if method else route
     else:
         endpoint = span.name
-    peer = None
-    if kind == KIND_CLIENT:
-        peer = attrs.get("peer.service") or attrs.get("server.address") or attrs.get("net.peer.name")
+    peer = _peer(attrs) if kind == KIND_CLIENT else None
     status = span.status.code
     error = status == STATUS_ERROR or (status != STATUS_OK and status_code is not None and status_code >= 500)
     parent = span.parent_span_id.hex() if any(span.parent_span_id) else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiops.detection.service_map import EXTERNAL_SUFFIX, IncidentMark, build, mark, quantile
+from aiops.detection.service_map import EXTERNAL_SUFFIX, IncidentMark, build, mark, path, quantile
 from telemetry.columns import KIND_CLIENT, KIND_INTERNAL, KIND_PRODUCER
 from tests.support.factories import client, span
 
@@ -215,3 +215,38 @@ def test_a_client_span_without_peer_and_callee_is_no_edge():
     other = span("GET /", service="orders")
     graph = build([front, anon, other], seconds=1.0)
     assert graph["edges"] == [] and anon.kind == KIND_CLIENT
+
+
+def test_the_path_of_an_incident_on_an_endpoint_map():
+    """payment is the root, checkout its symptom: the call checkout -> payment is the path; the
+    gateway payment calls and inventory are not on it."""
+    graph = build([s for i in range(5) for s in demo_trace(1000.0 + i)], seconds=5.0)
+    hops = [{"service": "shop", "endpoint": "payment", "signal": "self-time"},
+            {"service": "shop", "endpoint": "checkout", "signal": "latency"}, "not a hop", {"service": 3}]
+    assert path(graph, "INC-1", ("shop", "payment"), hops) == {
+        "incident": "INC-1", "root": "payment", "nodes": ["payment", "checkout"],
+        "edges": [["checkout", "payment"]]}
+    # An external peer on the path is its node; a whole-service root is every endpoint of it.
+    hops = [{"service": "gateway", "endpoint": "charge"}]
+    assert path(graph, "INC-2", ("shop", "payment"), hops)["edges"] == [["payment", "gateway"]]
+    # The affected endpoints no hop named are on it too (the RCA's symptoms).
+    got = path(graph, "INC-6", ("shop", "payment"), [], [("shop", "checkout")])
+    assert got["edges"] == [["checkout", "payment"]]
+    whole = path(graph, "INC-3", ("shop", ""), None)
+    assert whole["root"] == "checkout" and set(whole["nodes"]) == {"checkout", "payment", "inventory"}
+
+
+def test_the_path_of_an_incident_on_a_service_map_and_outside_the_range():
+    spans = []
+    for i in range(5):
+        front = span("GET /", 50, service="frontend", start_time=1000.0 + i)
+        to_orders, orders = call(front, "orders", "POST /orders")
+        spans += [front, to_orders, orders, *call(orders, "payments", "POST /pay")]
+        spans += call(front, "ads", "GET /ad")
+    graph = build(spans, seconds=5.0)
+    hops = [{"service": "orders", "endpoint": "POST /orders"}, {"service": "frontend", "endpoint": "GET /"}]
+    got = path(graph, "INC-4", ("payments", "POST /pay"), hops)
+    assert got["root"] == "payments" and got["nodes"] == ["payments", "orders", "frontend"]
+    assert got["edges"] == [["frontend", "orders"], ["orders", "payments"]]  # not frontend -> ads
+    gone = path(graph, "INC-5", ("billing", "x"), [])
+    assert gone == {"incident": "INC-5", "root": None, "nodes": [], "edges": []}

@@ -26,7 +26,10 @@ XSS_EXC_MESSAGE = "\"><img src=x onerror=alert(1)><script>document.title='pwned-
 # A log line's body, as an OTLP client or a logging call may write it.
 XSS_LOG_BODY = "<script>document.title='pwned-log'</script><img src=x onerror=alert(2)> refund 42 failed"
 PAYLOADS = (XSS_SERVICE, XSS_CALLER, XSS_CALLEE, XSS_EXC_TYPE, XSS_EXC_MESSAGE, XSS_LOG_BODY)
-OUR_SCRIPTS = {"/static/charts.js", "/static/vendor/uplot/uPlot.iife.min.js"}
+OUR_SCRIPTS = {"/static/live.js", "/static/charts.js", "/static/map.js",
+               "/static/vendor/uplot/uPlot.iife.min.js",
+               "/static/vendor/cytoscape/cytoscape.min.js",
+               "/static/vendor/cytoscape-dagre/cytoscape-dagre.min.js"}
 INLINE_SCRIPT = re.compile(r"<script\b[^>]*>\s*[^<\s]", re.IGNORECASE)  # a script element with a body
 FORBIDDEN_TAGS = {"script", "img", "svg", "iframe", "b", "object", "embed"}
 # What a style attribute on these pages may look like: numbers only.

@@ -74,6 +74,13 @@ def test_error_follows_status_first():
     ({"server.address": "10.0.0.1", "net.peer.name": "db.local"}, "10.0.0.1"),
     ({"net.peer.name": "db.local"}, "db.local"),
     ({}, None),
+    # A database call: its system, database and host (a database sends no spans of its own).
+    ({"db.system": "postgresql", "db.name": "orders", "server.address": "db.internal"},
+     "postgresql:orders@db.internal"),
+    ({"db.system.name": "postgresql", "db.namespace": "orders"}, "postgresql:orders"),
+    ({"db.system": "redis", "net.peer.name": "cache"}, "redis@cache"),
+    ({"db.system": "sqlite"}, "sqlite"),
+    ({"db.system": "postgresql", "peer.service": "orders-db"}, "orders-db"),  # named: the name wins
 ])
 def test_client_peer_order(attrs, peer):
     assert row(make_span(kind=KIND_CLIENT, attrs=attrs))["peer"] == peer

@@ -13,12 +13,13 @@ import pytest
 from markupsafe import escape
 
 from telemetry import span_sample
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 from tests.conftest import sqlite_only
 from tests.support.factories import add_incident, insert_spans, span
 from tests.support.factories import client as client_span
 from tests.support.hostile_pages import XSS_SERVICE, assert_inert
 
-SCRIPTS = ("/static/vendor/cytoscape/cytoscape.min.js",
+SCRIPTS = ("/static/live.js", "/static/vendor/cytoscape/cytoscape.min.js",
            "/static/vendor/cytoscape-dagre/cytoscape-dagre.min.js", "/static/map.js")
 DATA = re.compile(r'<script type="application/json" id="map-data">(.*?)</script>', re.S)
 
@@ -135,13 +136,18 @@ def test_a_bad_range_is_a_400_that_says_what_it_expected(client, query, expected
 
 
 def test_the_pages_first_poll_is_a_304(app, client):
-    """The page hands map.js the ETag of what it drew: its first poll costs no span read."""
+    """The page hands live.js the ETag it was rendered under: its polls cost no span read until a cycle."""
     insert_spans(app, traffic(time.time()))
-    page = client.get("/map").get_data(as_text=True)
-    tag = re.search(r'data-etag="([0-9a-f]+)"', page)[1]
-    src = unescape(re.search(r'data-src="([^"]+)"', page)[1])
-    assert src == "/aiops/map?since=15m&until="
-    assert client.get(src, headers={"If-None-Match": f'"{tag}"'}).status_code == 304
+    page = client.get("/map?since=1h")
+    html = page.get_data(as_text=True)
+    tag = re.search(r'data-live-etag="([0-9a-f]+)"', html)[1]
+    assert page.headers["ETag"] == f'"{tag}"' and page.headers["Cache-Control"] == "no-store"
+    src = unescape(re.search(r'data-src="([^"]+)"', html)[1])
+    assert src == "/aiops/map?since=1h&until="  # what the drawing asks for, when it fetches at all
+    assert client.get("/map?since=1h", headers={"If-None-Match": f'"{tag}"'}).status_code == 304
+    assert client.get("/map?since=2h", headers={"If-None-Match": f'"{tag}"'}).status_code == 200
+    assert client.post("/aiops/analyze").status_code == 200
+    assert client.get("/map?since=1h", headers={"If-None-Match": f'"{tag}"'}).status_code == 200
 
 
 def test_the_page_shows_the_map_as_tables_and_as_data(app, client):
@@ -196,3 +202,27 @@ def test_a_burst_in_a_long_range_is_not_extrapolated_over_its_slice(app):
         part = span_sample.spans_between(now - 7 * 86_400, now, limit=600, count=6)
     assert part.sampled and len(part.spans) == 600
     assert sum(part.weights) == pytest.approx(2000, rel=0.05)
+
+
+def test_a_database_call_over_otlp_is_an_external_node(app, client):
+    """OTLP in (``POST /v1/traces``), map out: a CLIENT span with ``db.system`` and no instrumented
+    callee is the database's external node, named by system, database and host."""
+    from tests.support.factories import RECENT_NS, make_request, make_span
+    from tests.support.otlp_http import PB, encoded, post
+
+    start = int(time.time() - 60) * 1_000_000_000
+    assert start > RECENT_NS
+    server = make_span(1, name="GET /orders", kind=KIND_SERVER, start_ns=start, dur_ms=30)
+    query = make_span(2, parent="0000000000000001", name="SELECT orders", kind=KIND_CLIENT, start_ns=start,
+                      dur_ms=8, attrs={"db.system": "postgresql", "db.name": "orders",
+                                       "server.address": "db.internal"})
+    cache = make_span(3, parent="0000000000000001", name="GET", kind=KIND_CLIENT, start_ns=start, dur_ms=1,
+                      attrs={"db.system": "redis"})
+    front = make_span(4, trace="1" * 32, name="GET /", kind=KIND_SERVER, start_ns=start, dur_ms=3)
+    request = make_request({"orders": [server, query, cache], "frontend": [front]})
+    assert post(client, encoded(request, PB), PB).status_code == 200
+    body = client.get("/aiops/map").get_json()
+    nodes = {n["id"]: n for n in body["nodes"]}
+    assert nodes["postgresql:orders@db.internal"]["external"] and nodes["redis"]["external"]
+    assert {(e["caller"], e["callee"]) for e in body["edges"]} == {
+        ("orders", "postgresql:orders@db.internal"), ("orders", "redis")}

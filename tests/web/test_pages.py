@@ -256,7 +256,10 @@ def test_timeline_events_get_their_own_classes(app, client):
 def test_dashboard_lists_endpoints_and_refreshes(app, client):
     fresh = client.get("/").get_data(as_text=True)
     assert "No requests recorded" in fresh and "No active incidents." in fresh
-    assert '<meta http-equiv="refresh" content="30">' in fresh
+    # Without script, a reload every 30 s; with it, live.js polls (the refresh is inside <noscript>).
+    assert '<noscript><meta http-equiv="refresh" content="30"></noscript>' in fresh
+    assert re.search(r'id="live-status" class="live-status" data-live-etag="[0-9a-f]{32}" '
+                     r'data-live-poll="2"', fresh)
 
     now = time.time()
     spans = [s for i in range(3) for s in _known_trace(now - 10 - i)]
@@ -272,10 +275,11 @@ def test_dashboard_lists_endpoints_and_refreshes(app, client):
     assert "(1) Dashboard" in html  # the tab title counts active incidents
 
     paused = client.get("/?refresh=0").get_data(as_text=True)
-    assert 'http-equiv="refresh"' not in paused and "auto-refresh paused" in paused
+    assert 'http-equiv="refresh"' not in paused and "live updates paused" in paused
+    assert "data-live-etag" not in paused  # live.js polls nothing either
     for arg, seconds in (("99999", 3600), ("1", 5), ("x", 30)):
         page = client.get(f"/?refresh={arg}").get_data(as_text=True)
-        assert f'<meta http-equiv="refresh" content="{seconds}">' in page
+        assert f'<noscript><meta http-equiv="refresh" content="{seconds}"></noscript>' in page
 
 
 # -- aiops.web.waterfall.layout (pure) -----------------------------------------------------
