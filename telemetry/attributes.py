@@ -1,0 +1,103 @@
+"""A span's attributes as the ``spans.attributes`` column keeps them: one compact JSON object of the
+span's own attributes and its resource's, bounded. Pure (no SQLAlchemy, no Flask).
+
+Why one JSON text column, not a key/value table: a span is written once and read by a handful of
+pages (what changed, a trace, the export), so a single column costs ingest one ``json.dumps`` and
+the row a few hundred bytes, where a side table would double the rows written per span. Both
+stores filter on it as it is (SQLite ``json_extract``, PostgreSQL ``::json ->>``; see
+:func:`telemetry.span_attrs.attribute_filter`).
+
+What is kept, and the bounds (each value below is the only place it is set):
+
+- the resource's attributes, then the span's: a span's own key wins a clash (the span is the more
+  specific; OTel's conventions keep the two apart anyway). The resource's come *first* and at most
+  :data:`MAX_RESOURCE_KEYS` of them, so a span with a thousand attributes cannot push out the
+  ``k8s.pod.name`` or ``host.name`` "what changed" compares;
+- at most :data:`MAX_KEYS` keys in all, in the order they came; a key over :data:`MAX_KEY_CHARS`
+  characters is dropped (a cut key would be another key), a string value is cut to
+  :data:`MAX_VALUE_CHARS`;
+- scalars only: strings, booleans, integers, floats (NaN and infinities as strings, which JSON
+  cannot hold); arrays and maps are dropped (ingest decodes only scalars);
+- not the keys already stored as columns (:data:`COLUMN_KEYS`: HTTP method and status,
+  ``exception.*``, ``peer.service``, the resource's ``service.name``), nor the SDK's own description
+  (``telemetry.sdk.*``), so rows do not grow for nothing;
+- nothing at all: NULL, not ``{}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+
+MAX_KEYS = 32
+MAX_RESOURCE_KEYS = 16
+MAX_KEY_CHARS = 128
+MAX_VALUE_CHARS = 256
+
+COLUMN_KEYS = frozenset({
+    "service.name",
+    "http.request.method", "http.method",
+    "http.response.status_code", "http.status_code",
+    "exception.type", "exception.message", "exception.stacktrace", "exception.escaped",
+    "peer.service",  # a CLIENT span's ``peer``
+})
+_SKIPPED_PREFIXES = ("telemetry.sdk.", "telemetry.auto.")
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii():  # lone surrogates cannot be stored as UTF-8
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _value(value):
+    if isinstance(value, str):
+        return _text(value)[:MAX_VALUE_CHARS]
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return None
+
+
+def kept(pairs: Iterable[tuple[str, object]], limit: int = MAX_KEYS, into: dict | None = None) -> dict:
+    """The ``(key, value)`` pairs the column keeps (the module's rules), added to ``into`` until it
+    holds ``limit`` keys; a key already in ``into`` is replaced (it does not count twice)."""
+    out = {} if into is None else into
+    for key, value in pairs:
+        if (len(out) >= limit and key not in out) or key in COLUMN_KEYS or len(key) > MAX_KEY_CHARS:
+            continue
+        if not key or key.startswith(_SKIPPED_PREFIXES):
+            continue
+        if not key.isascii() or "\x00" in key:
+            key = _text(key)
+        value = _value(value)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def merged(resource: dict, span_pairs: Iterable[tuple[str, object]]) -> dict:
+    """A span's kept attributes: ``resource`` (already :func:`kept`, at most
+    :data:`MAX_RESOURCE_KEYS`) and then its own, which win a clash."""
+    return kept(span_pairs, MAX_KEYS, dict(resource))
+
+
+def encode(attributes: dict | None) -> str | None:
+    """The column's text: compact JSON, or None for no attribute."""
+    return _ENCODER.encode(attributes) if attributes else None
+
+
+def decode(text: str | None) -> dict:
+    """The column's text as a dict ({} for NULL, or for a text that is not a JSON object)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
