@@ -35,13 +35,20 @@ MAX_RESOURCE_KEYS = 16
 MAX_KEY_CHARS = 128
 MAX_VALUE_CHARS = 256
 
-COLUMN_KEYS = frozenset({
-    "service.name",
-    "http.request.method", "http.method",
-    "http.response.status_code", "http.status_code",
-    "exception.type", "exception.message", "exception.stacktrace", "exception.escaped",
-    "peer.service",  # a CLIENT span's ``peer``
-})
+COLUMN_KEYS = frozenset(
+    {
+        "service.name",
+        "http.request.method",
+        "http.method",
+        "http.response.status_code",
+        "http.status_code",
+        "exception.type",
+        "exception.message",
+        "exception.stacktrace",
+        "exception.escaped",
+        "peer.service",  # a CLIENT span's ``peer``
+    }
+)
 _SKIPPED_PREFIXES = ("telemetry.sdk.", "telemetry.auto.")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
