@@ -4,9 +4,11 @@ Seeds a SQLite store with ``--spans`` spans (1,000,000) spread over the last 7 d
 demo-like installation keeps them: ``--endpoints`` (4) busy endpoints of one service, each span a
 SERVER span of one of them, and one CLIENT span in five (a caller's call, named after its callee,
 which the series must leave out); a 2 % error rate, log-normal latencies, and one stretch of 40
-minutes, 3 hours ago, where the first endpoint is 8x slower and an incident is open on it. The
-baselines are learned. The rows go in with raw ``executemany``, the indexes dropped during the
-load and rebuilt as the schema defines them (as ``bench/detect.py`` does).
+minutes, 3 hours ago, where the first endpoint is 8x slower on one of its three pods and an
+incident is open on it. Each span carries attributes as OTLP ingest stores them (its pod, host,
+version and route: about 100 bytes of JSON). The baselines are learned. The rows go in with raw
+``executemany``, the indexes dropped during the load and rebuilt as the schema defines them (as
+``bench/detect.py`` does).
 
 Then it times, in process (Flask's test client: the server's own time, no network), the median of
 ``--rounds`` (7) GETs after one warm-up each:
@@ -14,7 +16,12 @@ Then it times, in process (Flask's test client: the server's own time, no networ
 - the endpoint page of the busiest endpoint (default range, 1 h) and at 7 days;
 - ``GET /aiops/series`` at 15 min, 6 h and 7 d;
 - a poll answered 304 (``If-None-Match``: what an open page costs between cycles);
-- the incident page (the root endpoint's chart around the incident, the affected endpoints').
+- the incident page (the root endpoint's chart around the incident, the affected endpoints', and
+  what changed);
+- ``GET /aiops/changes`` (what changed) at 1 h and 7 d, around the incident (whose top factor must
+  be the slow pod; the bench says which it found) and for the whole service at 7 d.
+
+The endpoint pages include their "What changed" table too.
 
 Target: each page and series within 300 ms at 1M spans (``MET``/``NOT MET`` per line).
 """
@@ -36,6 +43,15 @@ SERVICE = "shop"
 KIND_SERVER, KIND_CLIENT = 2, 3
 WEEK = 7 * 86_400
 SLOW_FROM, SLOW_TO = 3 * 3600, 3 * 3600 - 40 * 60  # seconds before now
+PODS = 3
+SLOW_POD = "shop-7d9f-2"  # the pod the slow stretch is on
+
+
+def attributes(name: str, pod: int) -> str:
+    from telemetry.attributes import encode
+
+    return encode({"k8s.pod.name": f"shop-7d9f-{pod}", "host.name": f"node-{pod % 2}",
+                   "service.version": "1.4.2", "http.route": name.split(" ", 1)[1]})
 
 
 def endpoints(n: int) -> list[str]:
@@ -46,17 +62,20 @@ def make_rows(first: int, count: int, total: int, names: list[str], now: float) 
     """Span rows ``first .. first + count`` of ``total`` in SPAN_FIELDS order, evenly over the last
     week, oldest first (ids grow with time, as in a live store)."""
     rnd = random.Random(first)
+    attrs = {(name, pod): attributes(name, pod) for name in names for pod in range(PODS)}
     rows = []
     for i in range(first, first + count):
         start = now - WEEK + (i + rnd.random()) * WEEK / total
         name = names[i % len(names)]
         ms = rnd.lognormvariate(3.0, 0.5)
-        if name == names[0] and now - SLOW_FROM <= start < now - SLOW_TO:
+        pod = i % PODS
+        if name == names[0] and now - SLOW_FROM <= start < now - SLOW_TO and f"shop-7d9f-{pod}" == SLOW_POD:
             ms *= 8
         kind = KIND_CLIENT if i % 5 == 4 else KIND_SERVER
         failed = rnd.random() < 0.02
         rows.append((f"{rnd.getrandbits(128):032x}", f"{rnd.getrandbits(64):016x}", None, SERVICE, name,
-                     kind, "GET", 500 if failed else 200, failed, start, ms, None, None, None, None))
+                     kind, "GET", 500 if failed else 200, failed, start, ms, None, None, None, None,
+                     attrs[name, pod]))
     return rows
 
 
@@ -71,7 +90,9 @@ def seed_store(path: Path, spans: int, names: list[str], now: float):
                       "AIOPS_RECORD_REQUESTS": False})
     with app.app_context():
         ensure_schema()
-    sql = span_insert_sql()
+    from telemetry.columns import SPAN_FIELDS
+
+    sql = span_insert_sql(SPAN_FIELDS)
     chunk = 100_000
     bulk_load(path, ("spans",), lambda conn: [
         conn.executemany(sql, make_rows(done, min(chunk, spans - done), spans, names, now))
@@ -124,6 +145,16 @@ def main() -> None:
         def series(since: str) -> str:
             return "/aiops/series?" + urlencode({"service": SERVICE, "endpoint": names[0], "since": since})
 
+        def changes(**args) -> str:
+            return "/aiops/changes?" + urlencode({"service": SERVICE, "endpoint": names[0], **args})
+
+        around = {"since": f"{now - SLOW_FROM - 900:.0f}", "until": f"{now - SLOW_TO:.0f}"}
+        top = client.get(changes(**around)).get_json()
+        found = top["factors"][0] if top["factors"] else {}
+        which = "the slow pod" if found.get("value") == SLOW_POD else "NOT the slow pod"
+        print(f"what changed around the incident: bad {top['bad']}, good {top['good']}; top factor "
+              f"{found.get('field')}={found.get('value')} (bad {found.get('bad_share')}, good "
+              f"{found.get('good_share')}): {which}", flush=True)
         tag = client.get(series("6h")).headers["ETag"]
         cases = [
             ("endpoint page (1h)", page, {}, 200),
@@ -133,6 +164,11 @@ def main() -> None:
             ("/aiops/series 7d", series("7d"), {}, 200),
             ("/aiops/series 6h, poll (304)", series("6h"), {"If-None-Match": tag}, 304),
             ("incident page", "/incidents/INC-bench", {}, 200),
+            ("/aiops/changes 1h", changes(since="1h"), {}, 200),
+            ("/aiops/changes 7d", changes(since="7d"), {}, 200),
+            ("/aiops/changes around the incident", changes(**around), {}, 200),
+            ("/aiops/changes whole service 7d", "/aiops/changes?" + urlencode({"service": SERVICE,
+                                                                                "since": "7d"}), {}, 200),
         ]
         rows = []
         for label, url, headers, status in cases:

@@ -59,6 +59,7 @@ _WANTED = frozenset({
     "peer.service", "server.address", "net.peer.name",
     "exception.type", "exception.message", "error.type",
 })
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})  # mapping.scalar's
 _EXCEPTION_KEYS = frozenset({"exception.type", "exception.message", "exception.stacktrace"})
 
 
@@ -132,7 +133,10 @@ def _attributes(span, resource: dict) -> tuple[dict, str | None]:
     """The attributes the columns read, and the ``attributes`` column's text: one pass over them."""
     wanted, pairs = {}, []
     for kv in span.attributes:
-        key, value = kv.key, scalar(kv.value)
+        value = kv.value
+        which = value.WhichOneof("value")
+        value = getattr(value, which) if which in _SCALARS else None
+        key = kv.key
         if key in _WANTED and value is not None and value != "":
             wanted[key] = value
         pairs.append((key, value))
