@@ -54,9 +54,13 @@ _SKIPPED_PREFIXES = ("telemetry.sdk.", "telemetry.auto.")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 # The C encoder made once (``JSONEncoder.encode`` makes one per call: a third of the cost of encoding
 # a span's few keys, on ingest's hot path); the plain encoder where CPython has no C accelerator.
-_C_ENCODER = (json.encoder.c_make_encoder(None, _ENCODER.default, json.encoder.encode_basestring, None, ":",
-                                          ",", False, False, True)
-              if json.encoder.c_make_encoder is not None else None)
+_C_ENCODER = (
+    json.encoder.c_make_encoder(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+    if json.encoder.c_make_encoder is not None
+    else None
+)
 
 
 def _text(value: str) -> str:

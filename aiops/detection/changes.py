@@ -19,6 +19,10 @@ over-represented values are listed (``bad_share > good_share``), with some suppo
 span (request ids, timestamps: more than half as many distinct values as spans carrying them, or
 over :data:`MAX_VALUES`) are left out: every value of such a key is "seen only among the bad" and
 explains nothing.
+
+**Where**: a value every span carries is no factor (it is as common among the good), but where the
+bad spans ran still matters when a service has one pod: :data:`WHERE_KEYS` values that *every* bad
+span carries are given apart (``where``), so the answer names the pod and host even then.
 """
 
 from __future__ import annotations
@@ -32,6 +36,17 @@ MIN_BAD = 2
 MIN_SHARE = 0.1
 MAX_VALUES = 100  # distinct values a key may have and still be compared
 MAX_FACTORS = 20
+WHERE_KEYS = (
+    "k8s.pod.name",
+    "k8s.node.name",
+    "host.name",
+    "container.id",
+    "service.instance.id",
+    "service.version",
+    "k8s.deployment.name",
+    "k8s.namespace.name",
+    "cloud.availability_zone",
+)
 
 Factor = tuple[str, str, str]  # (source: "span" or "attribute", field, value)
 
@@ -65,6 +80,7 @@ class Comparison:
     bad: int
     good: int
     factors: list[Ranked]
+    where: list[Ranked]  # WHERE_KEYS values every bad span carries (the module's docstring)
 
 
 def slow_above(durations: Sequence[float], quantile: float = SLOW_QUANTILE) -> float | None:
@@ -99,8 +115,10 @@ def compare(observations: Iterable[tuple[bool, Iterable[Factor]]], limit: int = 
     for (source, field, _), (b, g) in counts.items():
         distinct[source, field] += 1
         carried[source, field] += b + g
-    ranked = []
+    ranked, where = [], []
     for (source, field, value), (b, g) in counts.items():
+        if source == "attribute" and field in WHERE_KEYS and b == bad > 0:
+            where.append(Ranked(source, field, value, b, g, 1.0, g / good if good else 0.0, g == 0))
         key = (source, field)
         if distinct[key] > MAX_VALUES or (distinct[key] > 2 and distinct[key] * 2 > carried[key]):
             continue
@@ -117,7 +135,8 @@ def compare(observations: Iterable[tuple[bool, Iterable[Factor]]], limit: int = 
             r.value,
         )
     )
-    return Comparison(bad, good, ranked[:limit])
+    where.sort(key=lambda r: (WHERE_KEYS.index(r.field), r.value))
+    return Comparison(bad, good, ranked[:limit], where)
 
 
 def span_factors(

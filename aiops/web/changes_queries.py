@@ -98,4 +98,5 @@ def read(q: Query) -> dict:
         "bad": found.bad,
         "good": found.good,
         "factors": [f.to_dict() for f in found.factors],
+        "where": [f.to_dict() for f in found.where],
     }

@@ -45,6 +45,7 @@ SCHEMAS = {
             "bad",
             "good",
             "factors",
+            "where",
         ),
         service=STRING,
         endpoint=nullable({**STRING, "description": "null: every endpoint of the service"}),
@@ -63,6 +64,12 @@ SCHEMAS = {
         bad={**INTEGER, "minimum": 0, "description": "slow or failed spans"},
         good={**INTEGER, "minimum": 0, "description": "the other spans"},
         factors={"type": "array", "maxItems": MAX_FACTORS, "items": ref("ChangeFactor")},
+        where={
+            "type": "array",
+            "items": ref("ChangeFactor"),
+            "description": "pod, host, version ... values every bad span carries (even when every span "
+            "does: a service with one pod still names it)",
+        },
     ),
 }
 

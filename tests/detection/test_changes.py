@@ -39,7 +39,18 @@ def test_the_list_is_capped_and_an_empty_sample_has_nothing():
     rows = [obs(True, **{f"k{i}": "v" for i in range(40)}) for _ in range(5)] + [obs(False) for _ in range(5)]
     assert len(compare(rows).factors) == MAX_FACTORS
     empty = compare([])
-    assert (empty.bad, empty.good, empty.factors) == (0, 0, [])
+    assert (empty.bad, empty.good, empty.factors, empty.where) == (0, 0, [], [])
+
+
+def test_where_every_bad_span_ran_is_named_even_when_every_span_ran_there():
+    rows = [obs(True, **{"k8s.pod.name": "p1", "host.name": "h1", "tier": "x"}) for _ in range(3)]
+    rows += [obs(False, **{"k8s.pod.name": "p1", "host.name": "h2"}) for _ in range(7)]
+    found = compare(rows)
+    assert [(f.field, f.value, f.good_share) for f in found.where] == [
+        ("k8s.pod.name", "p1", 1.0),
+        ("host.name", "h1", 0.0),
+    ]
+    assert ("k8s.pod.name", "p1") not in [(f.field, f.value) for f in found.factors]
 
 
 def test_slow_above_is_the_samples_90th_percentile():

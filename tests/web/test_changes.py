@@ -79,6 +79,12 @@ def test_the_slow_pod_is_the_top_factor(app, client):
     top = body["factors"][0]
     assert (top["field"], top["value"], top["source"]) == ("k8s.pod.name", "shop-a", "attribute")
     assert top["bad_share"] == 1.0 and top["good_share"] == round(20 / 90, 4) and top["bad_count"] == 10
+    # every bad span ran on shop-a and node-1: named apart, though node-1 is no factor (all ran there)
+    assert [(f["field"], f["value"]) for f in body["where"]] == [
+        ("k8s.pod.name", "shop-a"),
+        ("host.name", "node-1"),
+        ("service.version", "1.4"),
+    ]
     fields = {f["field"] for f in body["factors"]}
     assert "request.id" not in fields  # unique per span: explains nothing
     assert "host.name" not in fields and "service.version" not in fields  # alike on every span
@@ -155,6 +161,8 @@ def test_export_and_the_tempo_api_carry_the_stored_attributes(app, client):
     from tests.support.factories import SPAN_FIELDS
 
     with app.app_context():
-        row = db.session.execute(select(*(getattr(Span, f) for f in SPAN_FIELDS))).one()
+        row = db.session.execute(
+            select(*(getattr(Span, f) for f in SPAN_FIELDS)).where(Span.service == "orders")
+        ).one()
     [out] = readable_spans([tuple(row)])
     assert out.attributes["k8s.pod.name"] == "shop-a" and out.attributes["request.id"] == "shop-a-0"
