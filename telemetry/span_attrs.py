@@ -24,7 +24,7 @@ from telemetry.attributes import decode
 from telemetry.columns import KIND_CLIENT
 from telemetry.db import db
 
-MAX_SPANS = 3_000  # spans one comparison reads (bench/pages.py times it on 1 M spans)
+MAX_SPANS = 2_000  # spans one comparison reads (bench/pages.py times it on 1 M spans): 200 bad at p90
 _CHUNK = 300  # spans per statement: at most 901 parameters (SQLite's old limit is 999)
 
 ChangeSpan = namedtuple(
@@ -50,16 +50,20 @@ def _mark(conn) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
-def attribute_filter(dialect: str, mark: str) -> str:
-    """A SQL condition "attribute ``key`` has the text ``value``", taking (key, value) parameters."""
+def attribute_filter(dialect: str, key: str, value: str) -> str:
+    """A SQL condition "attribute ``key`` has the text ``value``", where ``key`` and ``value`` are
+    the statement's placeholders (``?``, ``%s``, ``:name``) for :func:`attribute_params`' values."""
     if dialect == "postgresql":
-        return f"(attributes::json ->> {mark}) = {mark}"
-    return f"CAST(json_extract(attributes, '$.\"' || {mark} || '\"') AS TEXT) = {mark}"
+        return f"(attributes::json ->> {key}) = {value}"
+    return f"CAST(json_extract(attributes, '$.\"' || {key} || '\"') AS TEXT) = {value}"
 
 
-def _sqlite_key(key: str) -> str:
-    """A key as it goes into SQLite's quoted JSON path (a ``"`` or ``\\`` in it would end the path)."""
-    return key.replace("\\", "\\\\").replace('"', '\\"')
+def attribute_params(dialect: str, key: str, value: str) -> tuple[str, str]:
+    """The values for :func:`attribute_filter`'s placeholders: on SQLite the key goes into a quoted
+    JSON path, where a ``"`` or ``\\`` in it would end the path."""
+    if dialect != "postgresql":
+        key = key.replace("\\", "\\\\").replace('"', '\\"')
+    return key, value
 
 
 def of_trace(trace_id: str) -> dict[str, dict]:
@@ -98,9 +102,8 @@ def endpoint_spans(
         where += f" AND endpoint = {m}"
         params.append(endpoint)
     if attr is not None:
-        where += " AND " + attribute_filter(conn.dialect.name, m)
-        key = attr[0] if conn.dialect.name == "postgresql" else _sqlite_key(attr[0])
-        params += [key, attr[1]]
+        where += " AND " + attribute_filter(conn.dialect.name, m, m)
+        params += attribute_params(conn.dialect.name, *attr)
     sql = f"SELECT {_COLUMNS} FROM spans WHERE {where} ORDER BY start_time DESC LIMIT {m}"
     cur = conn.connection.cursor()
     try:

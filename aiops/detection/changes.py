@@ -13,7 +13,11 @@ long ago, and the slowest tenth of a healthy endpoint is still worth explaining 
 event deltas compare a selection with the rest).
 
 **Ranking**, as HyperDX's event deltas and Coroot's comparisons put it: values seen *only* among
-the bad spans first (by how many bad spans carry them), then by ``bad_share - good_share``. Only
+the bad spans first (by how many bad spans carry them), when they are on at least
+:data:`ONLY_BAD_LEAD` of them; then by ``bad_share - good_share``. The floor is there because an
+error is bad by definition: the ``status_code=500`` of an endpoint's usual 2 % of errors is always
+"only among the bad", and would otherwise top a slowdown that one pod explains (``bench/pages.py``
+saw exactly that at 1 M spans). Only
 over-represented values are listed (``bad_share > good_share``), with some support: at least
 :data:`MIN_BAD` bad spans and :data:`MIN_SHARE` of them. Keys whose values are nearly unique per
 span (request ids, timestamps: more than half as many distinct values as spans carrying them, or
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 SLOW_QUANTILE = 0.9
 MIN_BAD = 2
 MIN_SHARE = 0.1
+ONLY_BAD_LEAD = 0.25  # share of the bad spans a value seen only among them needs to come first
 MAX_VALUES = 100  # distinct values a key may have and still be compared
 MAX_FACTORS = 20
 WHERE_KEYS = (
@@ -128,8 +133,8 @@ def compare(observations: Iterable[tuple[bool, Iterable[Factor]]], limit: int = 
         ranked.append(Ranked(source, field, value, b, g, bad_share, good_share, g == 0))
     ranked.sort(
         key=lambda r: (
-            not r.only_bad,
-            -(r.bad_share if r.only_bad else r.bad_share - r.good_share),
+            not (r.only_bad and r.bad_share >= ONLY_BAD_LEAD),
+            -(r.bad_share - r.good_share),  # for a value only among the bad: its bad_share
             -r.bad_count,
             r.field,
             r.value,

@@ -14,13 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiops.detection import changes
-from aiops.web.incident_queries import MAX_SERVICE_CHARS, InvalidInput, text_filter
+from aiops.web.incident_queries import MAX_SERVICE_CHARS, InvalidInput, attr_filter, text_filter
 from aiops.web.series_queries import DEFAULT_SINCE, MAX_ENDPOINT_CHARS, iso_ms
 from telemetry import span_attrs, times
-from telemetry.attributes import MAX_KEY_CHARS, MAX_VALUE_CHARS, decode
+from telemetry.attributes import decode
 
 INCIDENT_LEAD = 15 * 60
-MAX_ATTR_CHARS = MAX_KEY_CHARS + 1 + MAX_VALUE_CHARS
 
 
 @dataclass(frozen=True)
@@ -30,15 +29,6 @@ class Query:
     since: float
     until: float
     attr: tuple[str, str] | None = None  # only spans whose attribute ``key`` is ``value``
-
-
-def _attr(raw: str | None) -> tuple[str, str] | None:
-    if not raw:
-        return None
-    key, sep, value = raw.partition(":")
-    if not sep or not key:
-        raise InvalidInput("'attr' must be key:value, like k8s.pod.name:checkout-7d9f")
-    return key, value  # a key or value longer than any stored one simply matches no span
 
 
 def parse(
@@ -56,7 +46,7 @@ def parse(
         since, until = times.time_range(args.get("since"), args.get("until"), now, DEFAULT_SINCE)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    return Query(service, endpoint, since, until, _attr(text_filter(args, "attr", MAX_ATTR_CHARS)))
+    return Query(service, endpoint, since, until, attr_filter(args))
 
 
 def for_incident(incident, now: float) -> Query:

@@ -4,8 +4,7 @@ document with :func:`aiops.web.openapi.add_paths`."""
 from __future__ import annotations
 
 from aiops.detection.changes import MAX_FACTORS
-from aiops.web.changes_queries import MAX_ATTR_CHARS
-from aiops.web.incident_queries import MAX_SERVICE_CHARS
+from aiops.web.incident_queries import ATTR_PATTERN, MAX_ATTR_CHARS, MAX_SERVICE_CHARS
 from aiops.web.openapi import NO_NUL, error, ok, query
 from aiops.web.openapi_charts import MOMENT
 from aiops.web.openapi_schemas import BOOLEAN, INTEGER, NUMBER, STRING, TIME, nullable, obj, ref
@@ -102,7 +101,7 @@ def paths() -> dict:
                         {
                             "type": "string",
                             "maxLength": MAX_ATTR_CHARS,
-                            "pattern": "^[^:\\u0000]+:[^\\u0000]*$",
+                            "pattern": ATTR_PATTERN,
                         },
                         "only spans whose attribute has this value: key:value (k8s.pod.name:checkout-1)",
                     ),

@@ -27,6 +27,20 @@ def test_a_value_seen_only_among_the_bad_comes_first_then_the_biggest_gap():
     assert [(f.field, f.value) for f in found.factors] == [("pod", "a"), ("zone", "z1")]
 
 
+def test_a_value_on_few_of_the_bad_spans_only_does_not_lead():
+    """The 500s of the usual few errors are only among the bad (an error is bad by definition), yet
+    the pod that most slow spans ran on explains more."""
+    rows = [obs(True, pod="a") for _ in range(14)] + [
+        (True, [("span", "status_code", "500"), ("attribute", "pod", "b")]) for _ in range(3)
+    ]
+    rows += [obs(False, pod="a") for _ in range(20)] + [obs(False, pod="b") for _ in range(60)]
+    found = compare(rows)
+    assert [(f.field, f.value, f.only_bad) for f in found.factors] == [
+        ("pod", "a", False),
+        ("status_code", "500", True),
+    ]
+
+
 def test_low_support_and_id_like_keys_are_left_out():
     rows = [obs(True, request_id=f"r{i}", pod="a") for i in range(10)]
     rows += [obs(False, request_id=f"g{i}", pod="b") for i in range(90)]

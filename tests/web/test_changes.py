@@ -166,3 +166,16 @@ def test_export_and_the_tempo_api_carry_the_stored_attributes(app, client):
         ).one()
     [out] = readable_spans([tuple(row)])
     assert out.attributes["k8s.pod.name"] == "shop-a" and out.attributes["request.id"] == "shop-a-0"
+
+
+def test_the_trace_search_filters_on_a_stored_attribute(app, client):
+    now = time.time()
+    ingest(client, sdk_spans("shop-a", 3, 400.0, now - 600) + sdk_spans("shop-b", 4, 20.0, now - 590))
+    found = client.get("/aiops/traces?since=1h&attr=k8s.pod.name:shop-b").get_json()["traces"]
+    assert len(found) == 4
+    assert len(client.get("/aiops/traces?since=1h&attr=tier:none").get_json()["traces"]) == 0
+    assert len(client.get("/aiops/traces?since=1h&service=orders&attr=").get_json()["traces"]) == 7
+    response = client.get("/aiops/traces?since=1h&attr=nocolon")
+    assert response.status_code == 400 and "'attr' must be key:value" in response.get_json()["message"]
+    page = client.get("/traces?since=1h&attr=k8s.pod.name:shop-a").get_data(as_text=True)
+    assert page.count("/traces/") >= 3 and 'value="k8s.pod.name:shop-a"' in page
