@@ -29,6 +29,7 @@ Target: each page and series within 300 ms at 1M spans (``MET``/``NOT MET`` per 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -108,16 +109,20 @@ def seed_store(path: Path, spans: int, names: list[str], now: float):
     return app
 
 
-def timed(client, url: str, rounds: int, headers: dict | None = None, status: int = 200) -> float:
+def timed(client, url: str, rounds: int, headers: dict | None = None,
+          status: int = 200) -> tuple[float, float]:
+    """Median wall and CPU milliseconds of a GET (CPU: this process's, SQLite's work included; on a
+    shared machine the wall time also counts the waits for a CPU)."""
     response = client.get(url, headers=headers or {})  # warm-up (and a check)
     assert response.status_code == status, (url, response.status_code, response.data[:300])
-    samples = []
+    samples, cpu = [], []
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         response = client.get(url, headers=headers or {})
         samples.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
         assert response.status_code == status
-    return median(samples)
+    return median(samples), median(cpu)
 
 
 def main() -> None:
@@ -172,16 +177,17 @@ def main() -> None:
         ]
         rows = []
         for label, url, headers, status in cases:
-            ms = timed(client, url, args.rounds, headers, status)
-            rows.append([label, f"{ms:.1f}", verdict(ms <= TARGET_MS)])
-            print(f"  {label}: {ms:.1f} ms", flush=True)
+            ms, cpu = timed(client, url, args.rounds, headers, status)
+            rows.append([label, f"{ms:.1f}", f"{cpu:.1f}", verdict(ms <= TARGET_MS)])
+            print(f"  {label}: {ms:.1f} ms (CPU {cpu:.1f} ms)", flush=True)
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
     print()
     print(f"median of {args.rounds} GETs (in process), {args.spans:,} spans stored; "
           f"target {TARGET_MS:.0f} ms")
-    print_table(["case", "median ms", f"<= {TARGET_MS:.0f} ms"], rows)
+    print(f"load average while it ran: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+    print_table(["case", "median ms", "CPU ms", f"<= {TARGET_MS:.0f} ms"], rows)
 
 
 if __name__ == "__main__":
