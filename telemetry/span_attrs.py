@@ -9,7 +9,8 @@ so it is evaluated on the rows of a bounded read, never on the table. A value co
 finds the integer 500.
 
 **The sample**: the newest :data:`MAX_SPANS` spans of the endpoint (or of the whole service, without
-an endpoint; its CLIENT spans left out, as detection leaves them out) in the range, through the
+an endpoint) in the range, CLIENT spans left out (a caller records its call under the callee's
+name; the charts leave them out alike), through the
 ``ix_spans_endpoint_time`` index backwards, then what their traces say about each: the service of
 its parent span (the caller) and the peers its CLIENT children called. Rows come through the
 session's driver cursor as plain named tuples (:mod:`telemetry.span_sample`'s way).
@@ -89,16 +90,13 @@ def endpoint_spans(
     attr: tuple[str, str] | None = None,
     limit: int = MAX_SPANS,
 ) -> list[ChangeSpan]:
-    """The newest ``limit`` spans of ``service``/``endpoint`` (None: every endpoint of the service,
-    no CLIENT spans) that started in ``[since, until]``, with one attribute's value if ``attr``."""
+    """The newest ``limit`` spans (not CLIENT) of ``service``/``endpoint`` (None: every endpoint of the
+    service) that started in ``[since, until]``, with one attribute's value if ``attr``."""
     conn = db.session.connection()
     m = _mark(conn)
-    where = f"service = {m} AND start_time >= {m} AND start_time <= {m}"
-    params: list = [service, since, until]
-    if endpoint is None:
-        where += f" AND kind != {m}"
-        params.append(KIND_CLIENT)
-    else:
+    where = f"service = {m} AND start_time >= {m} AND start_time <= {m} AND kind != {m}"
+    params: list = [service, since, until, KIND_CLIENT]
+    if endpoint is not None:
         where += f" AND endpoint = {m}"
         params.append(endpoint)
     if attr is not None:
