@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from telemetry.attributes import MAX_RESOURCE_KEYS, encode, kept, merged
+from telemetry.attributes import MAX_RESOURCE_KEYS, Resource, kept, span_text
 from telemetry.columns import KIND_CLIENT, KIND_CONSUMER, KIND_SERVER, KIND_UNSPECIFIED
 from telemetry.otlp.mapping import Mapped, clean, scalar, service_name
 
@@ -129,29 +129,34 @@ def _invalid(span) -> str | None:
     return None
 
 
-def _attributes(span, resource: dict) -> tuple[dict, str | None]:
+def _attributes(span, resource: Resource) -> tuple[dict, str | None]:
     """The attributes the columns read, and the ``attributes`` column's text: one pass over them."""
     wanted, pairs = {}, []
     for kv in span.attributes:
-        value = kv.value
-        which = value.WhichOneof("value")
-        value = getattr(value, which) if which in _SCALARS else None
+        any_value = kv.value
+        value = any_value.string_value  # most are strings: one access, not two
+        if not value:
+            which = any_value.WhichOneof("value")
+            value = getattr(any_value, which) if which in _SCALARS else None
         key = kv.key
         if key in _WANTED and value is not None and value != "":
             wanted[key] = value
         pairs.append((key, value))
-    return wanted, encode(merged(resource, pairs)) if pairs or resource else None
+    return wanted, span_text(resource, pairs)
 
 
-def resource_attributes(resource) -> dict:
+def resource_attributes(resource) -> Resource:
     """What each span of ``resource`` keeps of its attributes (computed once per resource)."""
-    return kept(((kv.key, scalar(kv.value)) for kv in resource.attributes), MAX_RESOURCE_KEYS)
+    return Resource(kept(((kv.key, scalar(kv.value)) for kv in resource.attributes), MAX_RESOURCE_KEYS))
 
 
-def span_row(span, service: str, resource: dict | None = None) -> tuple:
+_NO_RESOURCE = Resource({})
+
+
+def span_row(span, service: str, resource: Resource | None = None) -> tuple:
     """One OTLP ``Span`` (already validated) as a row in ``SPAN_FIELDS`` order; ``resource``: its
     resource's :func:`resource_attributes`."""
-    attrs, stored = _attributes(span, resource or {})
+    attrs, stored = _attributes(span, resource or _NO_RESOURCE)
     kind = span.kind if KIND_UNSPECIFIED <= span.kind <= KIND_CONSUMER else KIND_UNSPECIFIED
     method = clean(_text(attrs.get("http.request.method") or attrs.get("http.method")), _MAX_METHOD)
     status_code = _status_code(attrs.get("http.response.status_code", attrs.get("http.status_code")))
@@ -185,7 +190,7 @@ def span_row(span, service: str, resource: dict | None = None) -> tuple:
     )
 
 
-def iter_spans(request: ExportTraceServiceRequest) -> Iterator[tuple[str, dict, object]]:
+def iter_spans(request: ExportTraceServiceRequest) -> Iterator[tuple[str, Resource, object]]:
     """(service name, the resource's kept attributes, span) for every span of the request."""
     for rs in request.resource_spans:
         service = service_name(rs.resource)

@@ -43,3 +43,18 @@ def test_encode_is_compact_json_and_none_when_empty():
     # a lone surrogate (possible from OTLP/JSON escapes) never reaches the database as such
     assert encode(kept([("x\ud800", "\ud800")])).encode("utf-8") == b'{"x?":"?"}'
     assert json.loads(encode(kept([("x", 1.5)]))) == {"x": 1.5}
+
+
+def test_span_text_is_the_merged_encoding_with_the_resource_encoded_once():
+    from telemetry.attributes import Resource, span_text
+
+    cases = [
+        ({}, []),
+        ({}, [("a", 1)]),
+        ({"k8s.pod.name": "p"}, []),
+        ({"k8s.pod.name": "p"}, [("a", "x")]),
+        ({"host.name": "h", "k": 1}, [("host.name", "span wins"), ("b", True)]),
+        ({f"r{i}": i for i in range(MAX_RESOURCE_KEYS)}, [(f"s{i}", i) for i in range(100)]),
+    ]
+    for resource, pairs in cases:
+        assert span_text(Resource(resource), pairs) == encode(merged(resource, pairs)), (resource, pairs)
