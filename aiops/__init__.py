@@ -40,7 +40,6 @@ def init_app(app: Flask) -> None:
         changes,
         charts,
         errors,
-        openapi_changes,
         openapi_charts,
         openapi_map,
         openapi_rules,
@@ -73,7 +72,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(models.iso, "iso")
     for blueprint in (health_bp, api_bp, pages_bp, openapi_bp, slos_api, slos_pages, silences_api,
                       silences_pages, rules_api, rules_pages, tempo_bp, traces_api, traces_pages,
-                      service_map.api, service_map.pages, charts.api, charts.pages, changes.api):
+                      service_map.api, service_map.pages, charts.api, charts.pages):
         app.register_blueprint(blueprint)
     add_paths(app, openapi_slos.paths(), openapi_slos.SCHEMAS)
     add_paths(app, openapi_silences.paths(), openapi_silences.SCHEMAS)
@@ -82,7 +81,7 @@ def init_app(app: Flask) -> None:
     add_paths(app, openapi_rules.paths(), openapi_rules.SCHEMAS)
     add_paths(app, openapi_map.paths(), openapi_map.SCHEMAS)
     add_paths(app, openapi_charts.paths(), openapi_charts.SCHEMAS)
-    add_paths(app, openapi_changes.paths(), openapi_changes.SCHEMAS)
+    changes.init_app(app)  # GET /aiops/changes and its OpenAPI description
     # GET /metrics (telemetry's route) also reads these from the store at scrape time.
     store_gauges.init_app(app)
     add_collector(app, "slos", slo_gauges)

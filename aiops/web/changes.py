@@ -4,11 +4,19 @@ same answer as their "What changed" table (``templates/_changes.html``), rendere
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 
 from aiops.web import changes_queries as queries
 
 api = Blueprint("changes", __name__, url_prefix="/aiops")
+
+
+def init_app(app: Flask) -> None:
+    from aiops.web import openapi_changes
+    from aiops.web.openapi import add_paths
+
+    app.register_blueprint(api)
+    add_paths(app, openapi_changes.paths(), openapi_changes.SCHEMAS)
 
 
 @api.get("/changes")
