@@ -37,6 +37,7 @@ def init_app(app: Flask) -> None:
     from aiops.slos.metrics import slo_gauges
     from aiops.store import models  # noqa: F401 - models register tables
     from aiops.web import (
+        changes,
         charts,
         errors,
         openapi_charts,
@@ -80,6 +81,7 @@ def init_app(app: Flask) -> None:
     add_paths(app, openapi_rules.paths(), openapi_rules.SCHEMAS)
     add_paths(app, openapi_map.paths(), openapi_map.SCHEMAS)
     add_paths(app, openapi_charts.paths(), openapi_charts.SCHEMAS)
+    changes.init_app(app)  # GET /aiops/changes and its OpenAPI description
     # GET /metrics (telemetry's route) also reads these from the store at scrape time.
     store_gauges.init_app(app)
     add_collector(app, "slos", slo_gauges)

@@ -122,7 +122,10 @@ def bulk_load(path: str | Path, tables: tuple[str, ...], fill, analyze: bool = T
     conn.close()
 
 
-def span_insert_sql() -> str:
-    from telemetry.columns import SPAN_FIELDS
+def span_insert_sql(fields: tuple[str, ...] | None = None) -> str:
+    """An INSERT of span rows: the named columns without ``attributes`` (the synthetic rows of the
+    benches carry none), or ``fields``."""
+    from telemetry.columns import SPAN_COLUMNS
 
-    return f"INSERT INTO spans ({', '.join(SPAN_FIELDS)}) VALUES ({', '.join('?' * len(SPAN_FIELDS))})"
+    fields = fields or SPAN_COLUMNS
+    return f"INSERT INTO spans ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})"

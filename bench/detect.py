@@ -201,7 +201,8 @@ class Store:
         from aiops.settings import settings_of
         from aiops.store.schema import ensure_schema
         from app import create_app
-        from telemetry.columns import LOG_FIELDS, SPAN_FIELDS
+        from telemetry.columns import LOG_FIELDS
+        from telemetry.columns import SPAN_COLUMNS as SPAN_FIELDS  # its rows carry no attributes
 
         self.path = folder / f"{name}.db"
         self.app = create_app({

@@ -73,7 +73,7 @@ def load_sqlite(path: str, batches) -> None:
 
 
 def load_postgres(engine, batches) -> None:
-    from telemetry.columns import SPAN_FIELDS
+    from telemetry.columns import SPAN_COLUMNS as SPAN_FIELDS  # TraceMaker's rows carry no attributes
 
     raw = engine.raw_connection()
     try:

@@ -39,6 +39,9 @@ class Span(db.Model):
     exception_type: Mapped[str | None] = mapped_column(String(255))
     exception_message: Mapped[str | None] = mapped_column(Text)
     exception_stack: Mapped[str | None] = mapped_column(Text)
+    # The span's other attributes and its resource's, compact JSON (telemetry.attributes); both
+    # stores filter on the text as it is (telemetry.span_attrs.attribute_filter).
+    attributes: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         # Trace lookups (RCA, pages) use its trace_id prefix; unique, so a span sent twice

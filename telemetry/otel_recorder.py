@@ -73,6 +73,7 @@ def span_to_row(span: ReadableSpan, names: ServiceNames) -> tuple:
         exc_type,
         exc_msg,
         exc_stack,
+        None,  # the request's own attributes: the route and method are columns already
     )
 
 

@@ -103,6 +103,7 @@ class LeanRecorder:
                         exc_type,
                         exc_msg,
                         exc_stack,
+                        None,
                     )
                 )
             except Exception:  # noqa: BLE001 - recording never fails a request
@@ -160,5 +161,6 @@ class LeanRecorder:
                     exc_type,
                     exc_msg,
                     exc_stack,
+                    None,
                 )
             )

@@ -19,7 +19,7 @@ except ImportError:  # not POSIX: the processes of a server wait in SQLite's bus
 
 from sqlalchemy import Engine, case, delete, func, select, text
 
-from telemetry.columns import KIND_CLIENT, LOG_FIELDS, SPAN_FIELDS
+from telemetry.columns import KIND_CLIENT, LOG_FIELDS, SPAN_COLUMNS, SPAN_FIELDS
 from telemetry.db import db, write_connection
 from telemetry.models import LogRecord, Span
 
@@ -33,7 +33,7 @@ _SPAN_WRITE_LOCK = 0x41494F7053  # "AIOps"
 
 
 def _sqlite_chunk(fields: Sequence[str]) -> int:
-    """Rows per multi-row INSERT on SQLite: 256 x 15 = 3,840 parameters, within
+    """Rows per multi-row INSERT on SQLite: 256 x 16 = 4,096 parameters, within
     SQLite's limit (32,766 since 3.32; 999 before, hence the smaller chunk there)."""
     return 256 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999 // len(fields)
 
@@ -166,13 +166,14 @@ def max_span_id(model=Span) -> int:
 
 _T = Span.__table__
 
-SpanRow = namedtuple("SpanRow", ("id", *SPAN_FIELDS))
+SpanRow = namedtuple("SpanRow", ("id", *SPAN_COLUMNS))
 SpanRow.__doc__ = """A stored span as detection, RCA and the pages read it: a plain named tuple.
 
 Its attribute access costs a tenth of SQLAlchemy's ``Row`` (30 ns, not 300),
 and a detection cycle reads each of its thousands of spans dozens of times
 (window stats, self time, entries, RCA): for 10,000 spans that was about
-100 ms of a cycle. Values are the column types' Python values (``error`` a bool).
+100 ms of a cycle. Values are the column types' Python values (``error`` a bool). It leaves out
+``attributes`` (:data:`telemetry.columns.SPAN_COLUMNS`); :mod:`telemetry.span_attrs` reads them.
 """
 _SPAN_COLUMNS = [_T.c[name] for name in SpanRow._fields]
 

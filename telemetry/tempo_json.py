@@ -93,19 +93,20 @@ def _id(hex_id: str | None) -> str:
     return base64.b64encode(bytes.fromhex(hex_id)).decode("ascii") if hex_id else ""
 
 
-def _span_attributes(span) -> list[dict]:
-    found = [("http.request.method", span.method), ("http.response.status_code", span.status_code),
-             ("http.route", route_of(span)), ("peer.service", span.peer)]
-    return [_attribute(key, value) for key, value in found if value is not None]
+def _span_attributes(span, stored: dict) -> list[dict]:
+    found = {**stored, "http.request.method": span.method, "http.response.status_code": span.status_code,
+             "http.route": route_of(span) or stored.get("http.route"), "peer.service": span.peer}
+    return [_attribute(key, value) for key, value in found.items() if value is not None]
 
 
-def otlp_span(span) -> dict:
-    """One stored span as an OTLP/JSON ``Span`` (Tempo's encoding: base64 ids)."""
+def otlp_span(span, stored: dict | None = None) -> dict:
+    """One stored span as an OTLP/JSON ``Span`` (Tempo's encoding: base64 ids); ``stored``: its
+    ``attributes`` column, decoded (the span's and its resource's, shown as span attributes)."""
     end = span.start_time + span.duration_ms / 1000.0
     out = {"traceId": _id(span.trace_id), "spanId": _id(span.span_id), "name": span.endpoint,
            "kind": f"SPAN_KIND_{kind_name(span).upper()}",
            "startTimeUnixNano": str(_ns(span.start_time)), "endTimeUnixNano": str(_ns(end)),
-           "attributes": _span_attributes(span), "status": {}}
+           "attributes": _span_attributes(span, stored or {}), "status": {}}
     if span.parent_span_id:
         out["parentSpanId"] = _id(span.parent_span_id)
     if span.error:
@@ -121,11 +122,13 @@ def otlp_span(span) -> dict:
     return out
 
 
-def trace_batches(spans: Sequence) -> dict:
-    """``{"batches": [...]}``: one ``ResourceSpans`` per service, in the order services appear."""
+def trace_batches(spans: Sequence, attributes: dict[str, dict] | None = None) -> dict:
+    """``{"batches": [...]}``: one ``ResourceSpans`` per service, in the order services appear;
+    ``attributes``: span id -> stored attributes (:func:`telemetry.span_attrs.of_trace`)."""
+    attributes = attributes or {}
     by_service: dict[str, list[dict]] = {}
     for span in spans:
-        by_service.setdefault(span.service, []).append(otlp_span(span))
+        by_service.setdefault(span.service, []).append(otlp_span(span, attributes.get(span.span_id)))
     return {"batches": [
         {"resource": {"attributes": [_attribute("service.name", service)]},
          "scopeSpans": [{"scope": {}, "spans": found}]}
@@ -133,10 +136,10 @@ def trace_batches(spans: Sequence) -> dict:
     ]}
 
 
-def trace_protobuf(spans: Sequence) -> bytes:
+def trace_protobuf(spans: Sequence, attributes: dict[str, dict] | None = None) -> bytes:
     """The trace as a serialized OTLP ``TracesData`` (wire-compatible with Tempo's ``Trace``)."""
     from google.protobuf import json_format
     from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-    data = {"resourceSpans": trace_batches(spans)["batches"]}
+    data = {"resourceSpans": trace_batches(spans, attributes)["batches"]}
     return json_format.ParseDict(data, TracesData()).SerializeToString()

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, text
 
+from telemetry import span_attrs
 from telemetry.db import db
 from telemetry.models import Span
 
@@ -34,6 +35,7 @@ class TraceFilter:
     max_ms: float | None = None
     errors: bool = False
     trace_id: str | None = None  # that trace, whatever the time range
+    attr: tuple[str, str] | None = None  # (key, value): the span's stored attribute has that value
 
     def conditions(self) -> list:
         """What one span must satisfy (the filters apply to the same span)."""
@@ -50,6 +52,11 @@ class TraceFilter:
             found.append(Span.duration_ms <= self.max_ms)
         if self.errors:
             found.append(Span.error)
+        if self.attr is not None:
+            dialect = db.engine.dialect.name
+            key, value = span_attrs.attribute_params(dialect, *self.attr)
+            found.append(text(span_attrs.attribute_filter(dialect, ":attr_key", ":attr_value"))
+                         .bindparams(attr_key=key, attr_value=value))
         return found
 
 

@@ -6,8 +6,8 @@ per detection cycle and per delivery pass that sent something, under the same se
 detection leaves out, ``AIOPS_IGNORE_SERVICES``), stored like the product's other spans and
 exported with them (``AIOPS_EXPORT_OTLP_ENDPOINT``), so a tracing backend shows what the worker
 did, when and for how long. Its figures (spans read, anomalies, incidents opened, messages sent)
-are attributes: the span table has no column for them, so the stored row is the plain span and
-the export carries them (:class:`~telemetry.columns.AttributedRow`).
+are attributes, stored in the span's ``attributes`` column (:mod:`telemetry.attributes`) like any
+span's, so the export carries them and the trace pages show them.
 
 Cheap (one tuple into the span buffer, which writes it with the next batch) and it never raises:
 a telemetry failure must not fail the work it describes. Nothing is recorded with
@@ -20,7 +20,8 @@ import logging
 import random
 from typing import TYPE_CHECKING
 
-from telemetry.columns import KIND_INTERNAL, AttributedRow
+from telemetry.attributes import encode
+from telemetry.columns import KIND_INTERNAL
 from telemetry.rows import exception_fields
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def record(app: Flask, name: str, started: float, duration_ms: float,
         exc_type, exc_message, exc_stack = exception_fields(exception) if exception else (None, None, None)
         row = (format(random.getrandbits(128) or 1, "032x"), format(random.getrandbits(64) or 1, "016x"),
                None, service, name, KIND_INTERNAL, None, None, exception is not None, started,
-               duration_ms, None, exc_type, exc_message, exc_stack)
-        app.extensions["aiops_buffer"].add(AttributedRow(row, attributes))
+               duration_ms, None, exc_type, exc_message, exc_stack, encode(attributes))
+        app.extensions["aiops_buffer"].add(row)
     except Exception:  # noqa: BLE001 - recording never fails the work it records
         log.exception("could not record the span of %s", name)

@@ -2,7 +2,8 @@
 ``/services/<service>/endpoints/<endpoint>``.
 
 The page is whole without script: it renders the same series as a table (and a
-``<noscript>`` refresh), its incidents and its slowest and failed traces. With script,
+``<noscript>`` refresh), its incidents, its slowest and failed traces and what changed among its
+bad spans (:mod:`aiops.web.changes_queries`). With script,
 ``static/charts.js`` draws the series with uPlot (``static/vendor/uplot``, no CDN; the CSP
 allows no inline script, so the data reaches it through ``data-`` attributes and fetches).
 
@@ -27,7 +28,7 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from werkzeug.routing import BaseConverter
 
 from aiops.settings import current_settings
-from aiops.web import errors, live
+from aiops.web import changes_queries, errors, live
 from aiops.web import series_queries as queries
 
 api = Blueprint("series", __name__, url_prefix="/aiops")
@@ -83,6 +84,8 @@ def endpoint_page(service: str, name: str):
         data=queries.read(q, current_settings()),
         query=q,
         traces=queries.traces(q),
+        changes=changes_queries.read(
+            changes_queries.Query(q.service, q.endpoint, q.plan.since, q.plan.until)),
         ranges=queries.RANGES,
         since=q.args.get("since", queries.DEFAULT_SINCE),
         series_url=series_url(q.service, q.endpoint, q.args),

@@ -31,6 +31,7 @@ from aiops.silences import service as silences
 from aiops.store.declared import Silence
 from aiops.store.models import Incident, Notification
 from aiops.web import pagination
+from telemetry.attributes import MAX_KEY_CHARS, MAX_VALUE_CHARS
 from telemetry.db import begin_write, db
 
 STATUSES = ("open", "acknowledged", "resolved")
@@ -274,3 +275,19 @@ def text_filter(args: Mapping[str, str], name: str, max_chars: int) -> str | Non
     if value is not None and (len(value) > max_chars or "\x00" in value):
         raise InvalidInput(f"'{name}' must be at most {max_chars} characters, without NUL")
     return value
+
+
+MAX_ATTR_CHARS = MAX_KEY_CHARS + 1 + MAX_VALUE_CHARS  # a stored key, ":" and a stored value
+ATTR_PATTERN = "^([^:\\u0000]+:[^\\u0000]*)?$"  # the OpenAPI documents' (empty: no filter)
+
+
+def attr_filter(args: Mapping[str, str]) -> tuple[str, str] | None:
+    """``attr=key:value`` (what changed, the trace search): a stored attribute's value; a key or
+    value longer than any stored one matches no span rather than being refused."""
+    raw = text_filter(args, "attr", MAX_ATTR_CHARS)
+    if not raw:
+        return None
+    key, sep, value = raw.partition(":")
+    if not sep or not key:
+        raise InvalidInput("'attr' must be key:value, like k8s.pod.name:checkout-7d9f")
+    return key, value

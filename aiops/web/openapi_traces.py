@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from aiops.web import traces
+from aiops.web.incident_queries import ATTR_PATTERN, MAX_ATTR_CHARS
 from aiops.web.openapi import CURSOR, EMPTY, MOMENT, NO_NUL, error, ok, query
 from aiops.web.openapi_schemas import BOOLEAN, INTEGER, NUMBER, STRING, nullable, obj, ref
 
@@ -36,6 +37,8 @@ def paths() -> dict:
             query("since", MOMENT, f"a duration back from now (15m, 6h, 7d) or a time; default "
                                    f"{traces.DEFAULT_SINCE}"),
             query("until", MOMENT, "as since; default now"),
+            query("attr", {"type": "string", "maxLength": MAX_ATTR_CHARS, "pattern": ATTR_PATTERN},
+                  "the span's stored attribute (its own or its resource's) has this value: key:value"),
             query("trace_id", {"type": "string", "pattern": "^([0-9a-fA-F]{32})?$"},
                   "that trace, whatever the time range"),
             query("limit", {"type": "integer", "minimum": 1, "maximum": traces.MAX_LIMIT,

@@ -26,7 +26,7 @@ from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import WHOLE_SERVICE, Key, Thresholds
 from aiops.incidents import reports
 from aiops.settings import current_settings
-from aiops.web import auth, errors, live, traces
+from aiops.web import auth, changes_queries, errors, live, traces
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
@@ -241,6 +241,7 @@ def _incident_page(incident, live_args: dict):
         observations=list(reversed(data["anomalies"]))[:MAX_ANOMALY_ROWS],
         templates=surged_templates(incident.propagation),
         charts=incident_charts(incident, data, now),
+        changes=changes_queries.read(changes_queries.for_incident(incident, now)),
         poll=poll_seconds(),
         now=now,
         trace_id=incident.trace_id,

@@ -15,7 +15,7 @@ import time
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from telemetry import tempo_json, trace_queries, traceql
+from telemetry import span_attrs, tempo_json, trace_queries, traceql
 
 bp = Blueprint("tempo", __name__, url_prefix="/api")
 
@@ -89,6 +89,7 @@ def trace(trace_id: str):
     spans = trace_queries.trace(trace_id.lower().rjust(32, "0"))
     if not spans:
         abort(404, description=f"trace not found: {trace_id}")
+    stored = span_attrs.of_trace(spans[0].trace_id)
     if request.accept_mimetypes.best_match([JSON, PROTOBUF, "application/x-protobuf"], default=JSON) != JSON:
-        return Response(tempo_json.trace_protobuf(spans), mimetype=PROTOBUF)
-    return jsonify(tempo_json.trace_batches(spans))
+        return Response(tempo_json.trace_protobuf(spans, stored), mimetype=PROTOBUF)
+    return jsonify(tempo_json.trace_batches(spans, stored))

@@ -16,7 +16,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 
 from aiops.web import errors, incident_queries, waterfall
 from aiops.web import log_queries as log_service
-from aiops.web.incident_queries import InvalidInput, decode_cursor, page_limit, text_filter
+from aiops.web.incident_queries import InvalidInput, attr_filter, decode_cursor, page_limit, text_filter
 from aiops.web.pagination import encode
 from telemetry import store, times
 from telemetry.trace_list import TraceFilter, TraceSummary, list_traces
@@ -57,7 +57,7 @@ def trace_id_arg(raw: str | None) -> str | None:
 
 def parse_filter(args: Mapping[str, str], now: float) -> TraceFilter:
     """The filters of a query string: ``service``, ``endpoint``, ``min_ms``, ``max_ms``, ``errors``,
-    ``since`` (default 1h back), ``until`` (default now), ``trace_id``."""
+    ``since`` (default 1h back), ``until`` (default now), ``trace_id``, ``attr`` (``key:value``)."""
     try:
         since, until = times.time_range(args.get("since"), args.get("until"), now, DEFAULT_SINCE)
     except ValueError as exc:
@@ -74,6 +74,7 @@ def parse_filter(args: Mapping[str, str], now: float) -> TraceFilter:
         endpoint=text_filter(args, "endpoint", MAX_ENDPOINT_CHARS) or None,
         min_ms=min_ms, max_ms=max_ms, errors=errors in TRUE,
         trace_id=trace_id_arg(args.get("trace_id")),
+        attr=attr_filter(args),
     )
 
 
@@ -120,7 +121,7 @@ def traces_page():
         return redirect(url_for("traces.trace_page", trace_id=trace_id_arg(args.get("trace_id"))))
     found, cursor = search(args, PAGE_LIMIT)
     form = {name: args.get(name, "") for name in
-            ("service", "endpoint", "min_ms", "max_ms", "since", "until", "errors")}
+            ("service", "endpoint", "min_ms", "max_ms", "since", "until", "errors", "attr")}
     next_args = {k: v for k, v in args.items() if k != "cursor"} | {"cursor": cursor} if cursor else None
     return render_template("traces.html", traces=found, form=form, next_args=next_args,
                            default_since=DEFAULT_SINCE)

@@ -8,9 +8,11 @@ fraction of a microsecond). The mapping is the inverse of
 :mod:`telemetry.otlp.spans`: the endpoint is the span name, the method, status code and peer are
 the HTTP attributes ingest reads, the error flag is the status (ERROR; OK for a 5xx that was not
 an error), an exception is an ``exception`` event. A row of kind UNSPECIFIED goes out as INTERNAL
-(the SDK has no unspecified kind). A row of the product's own work
-(:class:`~telemetry.columns.AttributedRow`) adds its ``aiops.*`` attributes, which a fallback line
-gives back when read.
+(the SDK has no unspecified kind). The stored ``attributes`` (:mod:`telemetry.attributes`: the
+span's own and its resource's, such as ``k8s.pod.name``, or the ``aiops.*`` figures of the
+product's own work) go out as span attributes (the columns' keys win); the resource carries only
+``service.name``, since the row no longer tells which came from the resource. A fallback line gives
+them back when read, as ingest would keep them.
 
 :func:`otlp_parts` says it once; the SDK's span and the JSON line are two spellings of it. The
 lines are written and read here as plain JSON, not through protobuf's JSON mapping (seven times
@@ -30,8 +32,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 
-from telemetry.columns import KIND_CLIENT, KIND_INTERNAL, KIND_UNSPECIFIED, AttributedRow
-from telemetry.work_spans import PREFIX
+from telemetry.attributes import decode, encode, kept
+from telemetry.columns import KIND_CLIENT, KIND_INTERNAL, KIND_UNSPECIFIED
 
 SCOPE = InstrumentationScope("aiops.export")
 _KINDS = {1: SpanKind.INTERNAL, 2: SpanKind.SERVER, 3: SpanKind.CLIENT, 4: SpanKind.PRODUCER,
@@ -54,17 +56,14 @@ def otlp_parts(row: tuple) -> tuple[int, dict, int, int, int, dict | None]:
     """What a row (``SPAN_FIELDS`` order) says in OTLP's terms: (kind, attributes, status code,
     start and end in ns, the ``exception`` event's attributes or None)."""
     (_, _, _, _, _, kind, method, status_code, error, start, duration_ms, peer, exc_type, exc_message,
-     exc_stack) = row
-    attributes = {}
+     exc_stack, stored) = row
+    attributes = decode(stored)
     if method:
         attributes["http.request.method"] = method
     if status_code is not None:
         attributes["http.response.status_code"] = status_code
     if peer and kind == KIND_CLIENT:
         attributes["peer.service"] = peer
-    extra = getattr(row, "attributes", None)
-    if extra:
-        attributes.update(extra)
     if error:
         status = STATUS_ERROR
     else:  # stored as no error though a 5xx: it was marked OK
@@ -164,9 +163,8 @@ def _row(span: dict, service: str) -> tuple:
            attributes.get("http.request.method"), status_code, error, start_ns / 1e9,
            (end_ns - start_ns) / 1e6, attributes.get("peer.service") if kind == KIND_CLIENT else None,
            exception.get("exception.type"), exception.get("exception.message"),
-           exception.get("exception.stacktrace"))
-    work = {key: value for key, value in attributes.items() if key.startswith(PREFIX)}
-    return AttributedRow(row, work) if work else row
+           exception.get("exception.stacktrace"), encode(kept(attributes.items())))
+    return row
 
 
 def rows_of_line(line: str) -> list[tuple]:

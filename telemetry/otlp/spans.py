@@ -21,7 +21,9 @@ How a span becomes a row (``telemetry.columns.SPAN_FIELDS`` order):
 - ``exception_*``: from the span's last ``exception`` event; without one, from the span's own
   ``exception.type``/``exception.message`` attributes (``error.type`` for the type) and, for a
   failed span, its status message (what failed, for :mod:`aiops.detection.patterns`), bounded;
-- ``start_time`` in epoch seconds, ``duration_ms`` from start and end.
+- ``start_time`` in epoch seconds, ``duration_ms`` from start and end;
+- ``attributes``: the resource's attributes and the span's (the span's win a clash), bounded, as
+  compact JSON (:mod:`telemetry.attributes` has the rules), NULL when none is left.
 
 A span that cannot be stored is *rejected* (counted, with a reason) while the
 rest of its batch is kept: a trace id that is not 16 bytes (32 hex digits) or
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from telemetry.attributes import MAX_RESOURCE_KEYS, Resource, kept, span_text
 from telemetry.columns import KIND_CLIENT, KIND_CONSUMER, KIND_SERVER, KIND_UNSPECIFIED
 from telemetry.otlp.mapping import Mapped, clean, scalar, service_name
 
@@ -60,6 +63,7 @@ _WANTED = frozenset({
     "db.system", "db.system.name", "db.namespace", "db.name",
     "exception.type", "exception.message", "error.type",
 })
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})  # mapping.scalar's
 _EXCEPTION_KEYS = frozenset({"exception.type", "exception.message", "exception.stacktrace"})
 
 
@@ -139,9 +143,34 @@ def _peer(attrs: dict):
     return system + (f":{name}" if name else "") + (f"@{_text(host)}" if host else "")
 
 
-def span_row(span, service: str) -> tuple:
-    """One OTLP ``Span`` (already validated) as a row in ``SPAN_FIELDS`` order."""
-    attrs = _wanted_attrs(span.attributes)
+def _attributes(span, resource: Resource) -> tuple[dict, str | None]:
+    """The attributes the columns read, and the ``attributes`` column's text: one pass over them."""
+    wanted, pairs = {}, []
+    for kv in span.attributes:
+        any_value = kv.value
+        value = any_value.string_value  # most are strings: one access, not two
+        if not value:
+            which = any_value.WhichOneof("value")
+            value = getattr(any_value, which) if which in _SCALARS else None
+        key = kv.key
+        if key in _WANTED and value is not None and value != "":
+            wanted[key] = value
+        pairs.append((key, value))
+    return wanted, span_text(resource, pairs)
+
+
+def resource_attributes(resource) -> Resource:
+    """What each span of ``resource`` keeps of its attributes (computed once per resource)."""
+    return Resource(kept(((kv.key, scalar(kv.value)) for kv in resource.attributes), MAX_RESOURCE_KEYS))
+
+
+_NO_RESOURCE = Resource({})
+
+
+def span_row(span, service: str, resource: Resource | None = None) -> tuple:
+    """One OTLP ``Span`` (already validated) as a row in ``SPAN_FIELDS`` order; ``resource``: its
+    resource's :func:`resource_attributes`."""
+    attrs, stored = _attributes(span, resource or _NO_RESOURCE)
     kind = span.kind if KIND_UNSPECIFIED <= span.kind <= KIND_CONSUMER else KIND_UNSPECIFIED
     method = clean(_text(attrs.get("http.request.method") or attrs.get("http.method")), _MAX_METHOD)
     status_code = _status_code(attrs.get("http.response.status_code", attrs.get("http.status_code")))
@@ -169,16 +198,18 @@ def span_row(span, service: str) -> tuple:
         (end_ns - start_ns) / 1e6,
         clean(_text(peer), _MAX_PEER),
         *_exception_or_status(span, attrs, error),
+        stored,
     )
 
 
-def iter_spans(request: ExportTraceServiceRequest) -> Iterator[tuple[str, object]]:
-    """(service name, span) for every span of the request."""
+def iter_spans(request: ExportTraceServiceRequest) -> Iterator[tuple[str, Resource, object]]:
+    """(service name, the resource's kept attributes, span) for every span of the request."""
     for rs in request.resource_spans:
         service = service_name(rs.resource)
+        resource = resource_attributes(rs.resource)
         for ss in rs.scope_spans:
             for span in ss.spans:
-                yield service, span
+                yield service, resource, span
 
 
 @dataclass(frozen=True)
@@ -219,7 +250,7 @@ class SpanChecks:
 def to_rows(request: ExportTraceServiceRequest, checks: SpanChecks | None = None) -> Mapped:
     """Map every span of ``request``; invalid ones are counted, not raised."""
     result = Mapped()
-    for service, span in iter_spans(request):
+    for service, resource, span in iter_spans(request):
         reason = _invalid(span)
         if reason is None and checks is not None:
             reason = checks.why(service, span)
@@ -227,5 +258,5 @@ def to_rows(request: ExportTraceServiceRequest, checks: SpanChecks | None = None
             result.rejected += 1
             result.reasons[reason] += 1
             continue
-        result.rows.append(span_row(span, service))
+        result.rows.append(span_row(span, service, resource))
     return result

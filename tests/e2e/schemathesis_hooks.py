@@ -33,7 +33,7 @@ import schemathesis
 CURSORS = {"/aiops/incidents": "incidents", "/aiops/notifications": "notifications", "/aiops/logs": "logs",
            "/aiops/logs/templates": "templates", "/aiops/traces": "traces", "/aiops/alerts": "alerts"}
 # Paths taking since/until (a duration back or a time), and their default since.
-RANGES = {"/aiops/traces": "1h", "/aiops/map": "15m"}
+RANGES = {"/aiops/traces": "1h", "/aiops/map": "15m", "/aiops/changes": "1h"}
 
 
 @schemathesis.hook

@@ -133,3 +133,31 @@ def test_the_incident_page_charts_the_root_around_the_incident(chart_server):
                                             .split())
         assert tab.evaluate("performance.getEntriesByType('navigation').length") == 1
         assert_no_payload_elements(tab.document())
+
+
+def test_what_changed_shows_hostile_attribute_values_as_text(chart_server):
+    """The "What changed" table of an endpoint whose slow spans ran on a pod with a hostile name:
+    the pod is the top factor, shown as text; nothing ran, nothing became an element."""
+    server, url = chart_server
+    now = time.time()
+    rows = []
+    for i in range(60):
+        slow = i % 3 == 0
+        s = span("GET /pay", 400.0 + i if slow else 20.0 + i % 5, service="orders", start_time=now - 60 - i)
+        s.attributes = json.dumps({"k8s.pod.name": HOSTILE_NAME if slow else "orders-b", "tier": XSS_SERVICE})
+        rows.append(row_of(s))
+    app = make_app(url)
+    try:
+        insert_spans(app, rows)
+    finally:
+        dispose_app(app)
+    with Browser() as browser:
+        tab = browser.new_tab()
+        tab.navigate(f"{server.url}/services/orders/endpoints/{quote('GET /pay')}?since=1h")
+        doc = tab.document()
+        assert_no_payload_elements(doc)
+        assert not title_of(doc).startswith("pwned")
+        table = doc.text_of(id="changes")
+        assert "k8s.pod.name" in table and HOSTILE_NAME in table
+        assert HOSTILE_NAME in doc.text_of(id="changes-where")  # every bad span ran there
+        assert "tier" not in table  # the same on every span: no factor

@@ -64,6 +64,7 @@ def span(endpoint: str, duration_ms: float = 10.0, *, trace_id: str | None = Non
         exception_type=exception_type,
         exception_message=exception_message,
         exception_stack=None,
+        attributes=None,
     )
     assert set(values) == set(SPAN_FIELDS)
     return SimpleNamespace(**values)

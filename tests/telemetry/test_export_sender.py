@@ -15,7 +15,7 @@ from telemetry.export.spans import json_line, readable_spans, rows_of_line
 def row(i: int, start: float = 1_790_000_000.123456) -> tuple:
     return (f"{i + 1:032x}", f"{i + 1:016x}", None if i % 3 == 0 else f"{i:016x}", "shop", f"ep{i % 4}",
             2 if i % 2 else 3, "GET", 200 if i % 5 else 503, i % 5 == 0, start + i / 1000, 1.25 + i,
-            "payment" if i % 2 == 0 else None, None, "boom" if i % 5 == 0 else None, None)
+            "payment" if i % 2 == 0 else None, None, "boom" if i % 5 == 0 else None, None, None)
 
 
 class Endpoint:
@@ -241,15 +241,19 @@ def test_submit_never_raises(tmp_path):
     exp.submit([row(0)])
 
 
-def test_work_span_attributes_are_exported_and_survive_the_fallback_line():
-    from telemetry.columns import AttributedRow
+def test_stored_attributes_are_exported_and_survive_the_fallback_line():
+    """The ``attributes`` column (a work span's figures, an ingested span's pod) goes out as span
+    attributes, and a fallback line gives the same column back."""
+    import json
 
-    work = AttributedRow(row(7), {"aiops.cycle.spans": 12, "aiops.cycle.anomalies": 1})
+    stored = json.dumps({"aiops.cycle.spans": 12, "aiops.cycle.anomalies": 1, "k8s.pod.name": "ts-a-1"})
+    work = row(7)[:-1] + (stored,)
     [span] = readable_spans([work])
-    assert span.attributes["aiops.cycle.spans"] == 12 and span.attributes["aiops.cycle.anomalies"] == 1
+    assert span.attributes["aiops.cycle.spans"] == 12 and span.attributes["k8s.pod.name"] == "ts-a-1"
+    assert span.attributes["http.request.method"] == "GET"  # the columns' keys beside them
     back = rows_of_line(json_line([row(1), work]))
-    assert not hasattr(back[0], "attributes")
-    assert back[1].attributes == work.attributes and back[1][:9] == work[:9]
+    assert back[0][-1] is None
+    assert json.loads(back[1][-1]) == json.loads(stored) and back[1][:9] == work[:9]
 
 
 def test_a_line_reads_back_as_ingest_maps_it_and_as_the_memory_path_sends_it():
@@ -259,17 +263,16 @@ def test_a_line_reads_back_as_ingest_maps_it_and_as_the_memory_path_sends_it():
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
     from telemetry import otlp
-    from telemetry.columns import AttributedRow
 
     rows = [row(i) for i in range(30)]
     rows[4] = rows[4][:5] + (0,) + rows[4][6:]  # kind UNSPECIFIED goes out as INTERNAL
-    rows[5] = rows[5][:12] + ("ValueError", "bad \"input\" ü", "Traceback ...\n  line 1")
-    rows[6] = AttributedRow(rows[6][:3] + ("aiops", "detection cycle", 1, None, None, False) + rows[6][9:11]
-                            + (None, None, None, None), {"aiops.cycle.spans": 3, "aiops.ratio": 0.5,
-                                                         "aiops.flag": True, "aiops.name": "x"})
+    rows[5] = rows[5][:12] + ("ValueError", "bad \"input\" ü", "Traceback ...\n  line 1", None)
+    work = {"aiops.cycle.spans": 3, "aiops.ratio": 0.5, "aiops.flag": True, "aiops.name": "x"}
+    rows[6] = (rows[6][:3] + ("aiops", "detection cycle", 1, None, None, False) + rows[6][9:11]
+               + (None, None, None, None, json.dumps(work, separators=(",", ":"))))
     line = json_line(rows)
     back = rows_of_line(line)
     ingest = otlp.to_rows(otlp.parse_json(line)).rows
     memory = otlp.to_rows(encode_spans(readable_spans(rows))).rows
     assert back == ingest == memory
-    assert back[[r[1] for r in back].index(rows[6][1])].attributes == rows[6].attributes
+    assert back[[r[1] for r in back].index(rows[6][1])][-1] == rows[6][-1]
