@@ -49,7 +49,7 @@ def time_range(args, now: float, incident: Incident | None = None) -> tuple[floa
     starts, is InvalidInput."""
     since, until = args.get("since"), args.get("until")
     if incident is not None and not since and not until:
-        start, end = incident_window(incident.first_detected, incident.resolved_at, now)
+        start, end = incident_window(incident.first_detected, incident.resolved_at, incident.last_seen, now)
         return start, max(end, start + PAD_MIN)  # a replayed incident's clock may run ahead of this one
     try:
         return times.time_range(since, until, now, DEFAULT_SINCE)
