@@ -54,6 +54,10 @@ class Schema:
     records: str
     setting: str
 
+    @property
+    def record_kinds(self) -> frozenset[int]:
+        return self.record if isinstance(self.record, frozenset) else frozenset({self.record})
+
 
 TRACES = Schema("ExportTraceServiceRequest", {
     _REQ: {1: _RS},
@@ -186,8 +190,7 @@ def scan_protobuf(body: bytes, limits: Limits, schema: Schema = TRACES) -> int:
 def _count(buf, limits: Limits, schema: Schema) -> int:
     """:func:`scan_protobuf`'s walk; a malformed body raises :class:`_Truncated` or IndexError."""
     items, records, children = 0, 0, schema.children
-    max_items, max_records, record = limits.max_items, limits.max_records, schema.record
-    record_kinds = record if isinstance(record, frozenset) else frozenset({record})
+    max_items, max_records, record_kinds = limits.max_items, limits.max_records, schema.record_kinds
     parents: list[tuple[int, int, int]] = []
     kind, pos, end = _REQ, 0, len(buf)
     wanted = children[kind]

@@ -132,7 +132,7 @@ class Worker:
                 logs += store.prune_metrics(db.engine, cutoff)
                 logstate.prune_templates(cutoff)
                 if removed or logs:
-                    log.info("retention: pruned %d spans and %d log records and metric points older than %.1f h",
+                    log.info("retention: pruned %d spans, %d log records or metric points, older than %.1f h",
                              removed, logs, self.settings.retention_hours)
             except Exception:
                 log.exception("retention pass failed")

@@ -44,8 +44,8 @@ class Settings(RuleSettings, TempoSettings, ExportSettings):
         None, "AIOPS_DATABASE_URL", "SQLAlchemy URL; `postgresql+psycopg://user@host/db` works too",
         STORAGE, parse.text, shown="`sqlite:///` file `instance/aiops.db`")
     retention_hours: float = setting(
-        24.0, "AIOPS_RETENTION_HOURS", "spans, log records and metric points older than this are pruned (in batches, "
-        "by the worker)", STORAGE, parse.positive)
+        24.0, "AIOPS_RETENTION_HOURS", "spans, log records and metric points older than this are pruned "
+        "(in batches, by the worker)", STORAGE, parse.positive)
     record_requests: bool = setting(
         True, "AIOPS_RECORD_REQUESTS", "`0` turns request recording off", STORAGE, parse.boolean)
     recorder: str = setting(
