@@ -19,8 +19,9 @@ MAX_BUCKETS = 4096  # a point with more buckets is rejected (the SDKs' exponenti
 MIN_SCALE, MAX_SCALE = -10, 20  # the exponential histogram's scale range (OTLP data model)
 
 
-def counter_rate(value: float, when: float, start: float, previous: tuple[float, float, float] | None
-                 ) -> float | None:
+def counter_rate(
+    value: float, when: float, start: float, previous: tuple[float, float, float] | None
+) -> float | None:
     """Per second since ``previous`` (its ``(start, time, value)``) for a cumulative counter.
 
     A reset (the value fell, or this point's start is after the previous point) counts the new
@@ -44,8 +45,13 @@ def delta_rate(value: float, when: float, start: float) -> float | None:
     return value / (when - start) if start > 0 and when > start else None
 
 
-def bucket_quantile(q: float, bounds: Sequence[float], counts: Sequence[float],
-                    low: float | None = None, high: float | None = None) -> float | None:
+def bucket_quantile(
+    q: float,
+    bounds: Sequence[float],
+    counts: Sequence[float],
+    low: float | None = None,
+    high: float | None = None,
+) -> float | None:
     """The ``q`` quantile of a histogram whose bucket ``i`` counts values in
     ``(bounds[i-1], bounds[i]]`` (``len(counts) == len(bounds) + 1``; the last is unbounded).
 
@@ -83,15 +89,19 @@ def _clamp(value: float | None, low: float | None, high: float | None) -> float 
     return value
 
 
-def exponential_buckets(scale: int, zero_count: float, positive: tuple[int, Sequence[float]],
-                        negative: tuple[int, Sequence[float]]) -> tuple[list[float], list[float]]:
+def exponential_buckets(
+    scale: int,
+    zero_count: float,
+    positive: tuple[int, Sequence[float]],
+    negative: tuple[int, Sequence[float]],
+) -> tuple[list[float], list[float]]:
     """An exponential histogram as explicit buckets ``(bounds, counts)`` for :func:`bucket_quantile`.
 
     Bucket ``index`` of the positive range holds ``(base**index, base**(index + 1)]`` with
     ``base = 2 ** 2 ** -scale``; the negative range mirrors it; the zero bucket is the value 0.
     Gaps between the ranges become empty buckets; bounds past a float's range are held at its largest.
     """
-    base = 2.0 ** (2.0 ** -scale)
+    base = 2.0 ** (2.0**-scale)
 
     def edge(index: int) -> float:
         try:

@@ -127,7 +127,13 @@ class _Point:
 
     def __init__(self, base: tuple, name: str, attributes, when: float, start: float, rows: list):
         self.base, self.name, self.attributes, self.when, self.start, self.rows = (
-            base, name, attributes, when, start, rows)
+            base,
+            name,
+            attributes,
+            when,
+            start,
+            rows,
+        )
 
     def add(self, suffix: str, value: float | None) -> None:
         if value is not None and math.isfinite(value):
@@ -160,8 +166,9 @@ def _number_point(p: _Point, point, metric, state: Cumulative) -> None:
         p.add(".rate", mm.delta_rate(value, p.when, p.start))
 
 
-def _histogram_point(p: _Point, point, bounds: list[float], counts: list[float], cumulative: bool,
-                     state: Cumulative) -> None:
+def _histogram_point(
+    p: _Point, point, bounds: list[float], counts: list[float], cumulative: bool, state: Cumulative
+) -> None:
     count, total = float(point.count), point.sum if point.HasField("sum") else None
     p.add(".count", count)
     p.add(".sum", total)
@@ -199,12 +206,16 @@ def _one(which: str, metric, point, p: _Point, state: Cumulative) -> None:
         _number_point(p, point, metric, state)
     elif which == "histogram":
         cumulative = metric.histogram.aggregation_temporality == CUMULATIVE
-        _histogram_point(p, point, list(point.explicit_bounds), [float(c) for c in point.bucket_counts],
-                         cumulative, state)
+        _histogram_point(
+            p, point, list(point.explicit_bounds), [float(c) for c in point.bucket_counts], cumulative, state
+        )
     elif which == "exponential_histogram":
         bounds, counts = mm.exponential_buckets(
-            point.scale, point.zero_count, (point.positive.offset, list(point.positive.bucket_counts)),
-            (point.negative.offset, list(point.negative.bucket_counts)))
+            point.scale,
+            point.zero_count,
+            (point.positive.offset, list(point.positive.bucket_counts)),
+            (point.negative.offset, list(point.negative.bucket_counts)),
+        )
         cumulative = metric.exponential_histogram.aggregation_temporality == CUMULATIVE
         _histogram_point(p, point, bounds, counts, cumulative, state)
     elif which == "summary":
@@ -215,8 +226,9 @@ def _one(which: str, metric, point, p: _Point, state: Cumulative) -> None:
                 p.add("." + mm.quantile_name(qv.quantile), qv.value)
 
 
-def to_metric_rows(request: ExportMetricsServiceRequest, checks: MetricChecks | None = None,
-                   state: Cumulative | None = None) -> Mapped:
+def to_metric_rows(
+    request: ExportMetricsServiceRequest, checks: MetricChecks | None = None, state: Cumulative | None = None
+) -> Mapped:
     """Map every point of ``request``; invalid ones are counted, not raised (``noun``: point)."""
     result = Mapped(noun="metric data point")
     state = state if state is not None else Cumulative()
@@ -235,8 +247,14 @@ def to_metric_rows(request: ExportMetricsServiceRequest, checks: MetricChecks | 
                     attributes = _attributes(point.attributes)
                     if point.flags & NO_RECORDED_VALUE:
                         continue
-                    p = _Point(base, name, attributes, point.time_unix_nano / 1e9,
-                               point.start_time_unix_nano / 1e9, result.rows)
+                    p = _Point(
+                        base,
+                        name,
+                        attributes,
+                        point.time_unix_nano / 1e9,
+                        point.start_time_unix_nano / 1e9,
+                        result.rows,
+                    )
                     _one(which, metric, point, p, state)
     return result
 
@@ -260,8 +278,11 @@ def export_response(mapped: Mapped) -> ExportMetricsServiceResponse:
     """An empty response (full success), or a partial success naming what was rejected."""
     if not mapped.rejected:
         return ExportMetricsServiceResponse()
-    return ExportMetricsServiceResponse(partial_success=ExportMetricsPartialSuccess(
-        rejected_data_points=mapped.rejected, error_message=mapped.error_message))
+    return ExportMetricsServiceResponse(
+        partial_success=ExportMetricsPartialSuccess(
+            rejected_data_points=mapped.rejected, error_message=mapped.error_message
+        )
+    )
 
 
 def count_points(request: ExportMetricsServiceRequest) -> int:

@@ -79,18 +79,33 @@ class MetricShift:
     def describe(self) -> str:
         where = f" of pod {self.pod}" if self.pod else ""
         b = self.band
-        return (f"{self.name}{where} {self.observed:.4g} (normal {b.q1:.4g}-{b.q3:.4g}, "
-                f"median {b.median:.4g} over {b.points} points): {self.z:.1f} spreads above")
+        return (
+            f"{self.name}{where} {self.observed:.4g} (normal {b.q1:.4g}-{b.q3:.4g}, "
+            f"median {b.median:.4g} over {b.points} points): {self.z:.1f} spreads above"
+        )
 
     def to_json(self) -> dict:
         b = self.band
-        return {"metric": self.name, "kind": self.kind, "pod": self.pod, "attributes": self.attributes,
-                "observed": self.observed, "median": b.median, "normal": [b.q1, b.q3],
-                "deviation": round(self.z, 2), "onset": self.onset}
+        return {
+            "metric": self.name,
+            "kind": self.kind,
+            "pod": self.pod,
+            "attributes": self.attributes,
+            "observed": self.observed,
+            "median": b.median,
+            "normal": [b.q1, b.q3],
+            "deviation": round(self.z, 2),
+            "onset": self.onset,
+        }
 
 
-def judge(points: Sequence[tuple[float, float]], now: float, kind: str, rules: BandRules,
-          series: tuple[str, str | None, str, str | None]) -> MetricShift | None:
+def judge(
+    points: Sequence[tuple[float, float]],
+    now: float,
+    kind: str,
+    rules: BandRules,
+    series: tuple[str, str | None, str, str | None],
+) -> MetricShift | None:
     """Whether one series (``points``: (time, value) sorted by time, none after ``now``) left its
     normal band; ``series`` is its (service, pod, name, attributes)."""
     gap = step([t for t, _ in points])

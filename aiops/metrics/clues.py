@@ -24,8 +24,9 @@ MAX_HOP_SERIES = 3  # series an incident's metrics hop lists
 METRIC_MESSAGE = "Resources left normal: "
 
 
-def evidence(related: set[str], suspects: Mapping[str, MetricSuspect] | None,
-             blamed: Mapping[Key, float]) -> dict[Key, float]:
+def evidence(
+    related: set[str], suspects: Mapping[str, MetricSuspect] | None, blamed: Mapping[Key, float]
+) -> dict[Key, float]:
     """Metric scores of the services an anomaly's traces reach, each on the endpoint of that service
     the traces (``blamed``) weigh most, else the whole service."""
     if not suspects:
@@ -56,7 +57,14 @@ def hop(suspect: MetricSuspect, endpoint: str | None) -> dict:
     its normal band and the change, and the other series that left (a few)."""
     shifts = sorted(suspect.signals, key=lambda s: (-s.z, s.name, s.pod or ""))
     lead = shifts[0]
-    return {"service": suspect.service, "endpoint": endpoint or None, "signal": "metrics",
-            "observed_ms": None, "baseline_ms": None, "deviation": round(lead.z, 2), "onset": suspect.onset,
-            "detail": METRIC_MESSAGE + lead.describe(),
-            "metrics": [s.to_json() for s in shifts[:MAX_HOP_SERIES]]}
+    return {
+        "service": suspect.service,
+        "endpoint": endpoint or None,
+        "signal": "metrics",
+        "observed_ms": None,
+        "baseline_ms": None,
+        "deviation": round(lead.z, 2),
+        "onset": suspect.onset,
+        "detail": METRIC_MESSAGE + lead.describe(),
+        "metrics": [s.to_json() for s in shifts[:MAX_HOP_SERIES]],
+    }

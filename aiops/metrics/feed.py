@@ -45,6 +45,9 @@ def suspects(services: list[str], now: float, rules: mb.BandRules) -> dict[str, 
     series: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
     for service, pod, name, attributes, when, value in rows:
         series[(service, pod, name, attributes)].append((when, value))
-    shifts = [s for key, points in series.items()
-              if (s := mb.judge(points, now, kind_of(key[2]), rules, key)) is not None]
+    shifts = [
+        s
+        for key, points in series.items()
+        if (s := mb.judge(points, now, kind_of(key[2]), rules, key)) is not None
+    ]
     return mb.suspects(shifts)

@@ -37,8 +37,11 @@ class MetricFilter:
     def from_args(cls, args: Mapping[str, str]) -> MetricFilter:
         since, until = args.get("from"), args.get("to")
         found = {f: text_filter(args, f, MAX_CHARS) or None for f in FILTERS}
-        filters = cls(**found, since=None if since is None else parse_time(since, "from"),
-                      until=None if until is None else parse_time(until, "to"))
+        filters = cls(
+            **found,
+            since=None if since is None else parse_time(since, "from"),
+            until=None if until is None else parse_time(until, "to"),
+        )
         if filters.since is not None and filters.until is not None and filters.since > filters.until:
             raise InvalidInput("'from' must not be after 'to'")
         return filters
@@ -63,9 +66,17 @@ def to_json(point: MetricPoint) -> dict:
         attributes = json.loads(point.attributes) if point.attributes else {}
     except ValueError:
         attributes = {}
-    return {"id": point.id, "time": iso_ms(point.time), "timestamp": point.time, "service": point.service,
-            "pod": point.pod, "host": point.host, "name": point.name, "attributes": attributes,
-            "value": point.value}
+    return {
+        "id": point.id,
+        "time": iso_ms(point.time),
+        "timestamp": point.time,
+        "service": point.service,
+        "pod": point.pod,
+        "host": point.host,
+        "name": point.name,
+        "attributes": attributes,
+        "value": point.value,
+    }
 
 
 def list_points(args: Mapping[str, str]) -> tuple[list[MetricPoint], str | None]:

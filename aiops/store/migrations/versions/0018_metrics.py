@@ -22,8 +22,9 @@ def upgrade() -> None:
         return
     op.create_table(
         "metric_points",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
         sa.Column("time", sa.Float(), nullable=False),
         sa.Column("service", sa.String(255), nullable=False),
         sa.Column("pod", sa.String(255), nullable=True),
