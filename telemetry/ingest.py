@@ -121,7 +121,9 @@ def metric_checks(settings) -> otlp_metrics.MetricChecks:
     )
 
 
-_CUMULATIVE = otlp_metrics.Cumulative()  # running totals' last points, for their rates (this process)
+def _totals() -> otlp_metrics.Cumulative:
+    """This app's running totals' last points, for their rates (in this process)."""
+    return current_app.extensions.setdefault("aiops_metric_totals", otlp_metrics.Cumulative())
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ LOGS = Signal(ExportLogsServiceRequest, otlp_limits.LOGS, lambda s: s.otlp_max_l
               lambda engine, rows: insert_logs(engine, rows),
               otlp_logs.export_response, "log store", "logs")
 METRICS = Signal(ExportMetricsServiceRequest, otlp_limits.METRICS, lambda s: s.otlp_max_metric_points,
-                 lambda message, s: otlp_metrics.to_metric_rows(message, metric_checks(s), _CUMULATIVE),
+                 lambda message, s: otlp_metrics.to_metric_rows(message, metric_checks(s), _totals()),
                  lambda engine, rows: insert_metrics(engine, rows),
                  otlp_metrics.export_response, "metric store", "metric points")
 

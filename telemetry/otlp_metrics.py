@@ -177,9 +177,12 @@ def _histogram_point(
     if cumulative:
         previous = state.swap(p.key, (p.start, p.when, count, tuple(bounds), tuple(counts)))
         p.add(".rate", mm.counter_rate(count, p.when, p.start, previous and previous[:3]))
-        if previous is not None and previous[3] == tuple(bounds) and count >= previous[2]:
+        same_life = previous is not None and not (p.start > previous[0] > 0) and count >= previous[2]
+        if same_life and previous[3] == tuple(bounds) and count > previous[2]:
             counts = [max(0.0, a - b) for a, b in zip(counts, previous[4], strict=True)]
             low = high = None  # the point's min and max are over its whole life
+        elif same_life:
+            return  # nothing observed since the last point (or its buckets changed): no quantiles
     else:
         p.add(".rate", mm.delta_rate(count, p.when, p.start))
     for q, suffix in mm.QUANTILES:
