@@ -81,8 +81,12 @@ class Cumulative:
     last: dict = field(default_factory=dict)
 
     def swap(self, key: tuple, value: tuple):
-        """Remember ``value`` for ``key``; return what was remembered before (None)."""
+        """Remember ``value`` (``(start, time, ...)``) for ``key``; return what was remembered before
+        (None). A point older than the one remembered is not remembered, and gets no previous one:
+        rates follow the points' own order in time, as exporters send them."""
         previous = self.last.get(key)
+        if previous is not None and value[1] <= previous[1]:
+            return None
         if previous is None and len(self.last) >= self.limit:
             self.last.clear()
         self.last[key] = value
