@@ -193,7 +193,7 @@ def main() -> None:
     for name, ref in REFERENCE.items():
         print(f"{name:40} {'':>5} {ref['AC@1']:>7.2%} {ref['AC@3']:>7.2%} {'':>7}")
     if args.json:
-        out = {label_of(*k).replace(" + ", "_with_").replace(" ", "_"): {"results": v, "overall": scores(v)}
+        out = {label_of(*k).replace(" + ", "_").replace(" ", "_"): {"results": v, "overall": scores(v)}
                for k, v in runs.items()}
         args.json.write_text(json.dumps(out, indent=2))
 
