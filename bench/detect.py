@@ -248,9 +248,15 @@ class Store:
                     # As many log records as spans: the SERVER spans' lines, twice.
                     lines = self.log_maker.logs(rows)
                     conn.executemany(self.log_sql, lines + lines[: n - len(lines)])
-                if self.metric_maker is not None:  # as many metric points as spans, over the same time
-                    conn.executemany(self.metric_sql, self.metric_maker.points(n, self.clock, n / RATE))
                 self.clock += n / RATE
+            if self.metric_maker is not None:
+                # As many metric points as spans, at the density of the new ones (10k per 30 s, a point
+                # per series every 6 s): 1M points are the 50 minutes up to now, not the spans' 8.
+                seconds = step / (10_000 / 30.0)
+                for done in range(0, count, step):
+                    start = self.clock - (count - done) / (10_000 / 30.0)
+                    conn.executemany(self.metric_sql, self.metric_maker.points(min(step, count - done), start,
+                                                                               seconds))
 
         bulk_load(self.path, ("spans", "logs", "metric_points"), fill, analyze=False)
         with self.app.app_context():
