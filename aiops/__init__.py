@@ -42,6 +42,7 @@ def init_app(app: Flask) -> None:
         errors,
         openapi_charts,
         openapi_map,
+        openapi_metrics,
         openapi_rules,
         openapi_silences,
         openapi_slos,
@@ -82,6 +83,7 @@ def init_app(app: Flask) -> None:
     add_paths(app, openapi_map.paths(), openapi_map.SCHEMAS)
     add_paths(app, openapi_charts.paths(), openapi_charts.SCHEMAS)
     changes.init_app(app)  # GET /aiops/changes and its OpenAPI description
+    add_paths(app, openapi_metrics.paths(), openapi_metrics.SCHEMAS)
     # GET /metrics (telemetry's route) also reads these from the store at scrape time.
     store_gauges.init_app(app)
     add_collector(app, "slos", slo_gauges)

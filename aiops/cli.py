@@ -143,11 +143,12 @@ def incident_table(incidents: list[dict]) -> str:
 def replay(files: tuple[Path, ...], report: Path | None):
     """Replay OTLP/JSON lines FILES (.gz too) with detection on the data's own clock.
 
-    Each line is one ExportTraceServiceRequest or ExportLogsServiceRequest
-    (told apart by content), as the Collector's file exporter writes them.
-    Files replay in the order given; a trace file and a logs file next to
-    each other are one recording, merged on their own clock (each window's
-    spans and log records are stored before its cycle). Cycles run every
+    Each line is one ExportTraceServiceRequest, ExportLogsServiceRequest or
+    ExportMetricsServiceRequest (told apart by content), as the Collector's file
+    exporter writes them. Files replay in the order given; a trace file and the
+    logs and metrics files next to it are one recording, merged on their own
+    clock (each window's spans, log records and metric points are stored before
+    its cycle; older metric points with the first window). Cycles run every
     AIOPS_DETECTION_INTERVAL seconds of data time. Each recording after the
     first relearns the baselines in its first windows, as after a silence
     (AIOPS_RELEARN_FOR). Malformed lines are reported (file:line) and
@@ -175,7 +176,7 @@ def _player(settings, warn: Callable[[str], None]):
     cycles on the data's clock."""
     from telemetry.db import db
     from telemetry.replay import Replay
-    from telemetry.store import insert_logs, insert_spans
+    from telemetry.store import insert_logs, insert_metrics, insert_spans
 
     engine = db.engine
     return Replay(
@@ -186,6 +187,7 @@ def _player(settings, warn: Callable[[str], None]):
         max_idle_cycles=settings.resolve_after_cycles,
         warn=warn,
         insert_logs=lambda rows: insert_logs(engine, rows),
+        insert_metrics=lambda rows: insert_metrics(engine, rows),
     )
 
 
@@ -222,6 +224,7 @@ def _replay_stats(s) -> str:
     return (
         f"replayed {s.spans} spans from {s.files} file(s), {s.lines} lines "
         f"({s.bad_lines} malformed, {s.rejected} spans rejected, {s.late} late) and {s.logs} log records "
-        f"({s.rejected_logs} rejected) in {s.seconds:.1f}s "
+        f"({s.rejected_logs} rejected), {s.metric_rows} metric values ({s.rejected_points} points "
+        f"rejected) in {s.seconds:.1f}s "
         f"({s.spans_per_second:.0f} spans/s); {s.cycles} detection cycles ({s.idle_cycles} idle)"
     )

@@ -12,7 +12,8 @@ the window opens at the recorded ``inject_time`` instead (which can lag the
 fault).
 
 Options: ``--dataset DIR``, ``--cases N`` (first N only), ``--jobs N`` (parallel
-replays, default 2), ``--json OUT`` (per-case results).
+replays, default 2), ``--json OUT`` (per-case results), ``--logs both|only|off``,
+``--metrics off|on|both`` (replay each case's metrics file too: in every run, or as one more run).
 """
 
 from __future__ import annotations
@@ -74,10 +75,12 @@ def ranked_services(incidents: list[dict], since: str) -> list[str]:
 
 
 def replay_incidents(files: list[Path], name: str, root: Path = ROOT,
-                     logs: list[Path] | None = None) -> tuple[list[dict], float]:
+                     logs: list[Path] | None = None, metrics: list[Path] | None = None
+                     ) -> tuple[list[dict], float]:
     """Replay ``files`` in order into a fresh SQLite DB with the real CLI of the checkout at ``root``;
-    with ``logs`` (one log file per trace file), each trace file is followed by its log file and the
-    replay merges the two on the data's own clock.
+    with ``logs`` (one log file per trace file) and ``metrics`` (one metrics file per trace file),
+    each trace file is followed by its log and metrics files and the replay merges them on the
+    data's own clock.
 
     Returns the report's incidents and the seconds the replay took.
     """
@@ -86,7 +89,8 @@ def replay_incidents(files: list[Path], name: str, root: Path = ROOT,
         env = {**os.environ, "AIOPS_DATABASE_URL": f"sqlite:///{tmp}/aiops.db"}
         started = time.perf_counter()
         command = [sys.executable, "-m", "flask", "--app", "app", "aiops", "replay"]
-        paths = [p for pair in zip(files, logs, strict=True) for p in pair] if logs else files
+        beside = [extra for extra in (logs, metrics) if extra]
+        paths = [p for group in zip(files, *beside, strict=True) for p in group]
         proc = subprocess.run(
             [*command, *map(str, paths), "--report", str(report)],
             cwd=root, env=env, capture_output=True, text=True,
@@ -97,11 +101,16 @@ def replay_incidents(files: list[Path], name: str, root: Path = ROOT,
         return json.loads(report.read_text())["incidents"], elapsed
 
 
-def run_case(case: dict, dataset: Path, normal: str, normal_logs: str | None = None) -> dict:
-    """One case, with logs when ``normal_logs`` is given (and the case has its ``logs_file``)."""
+def run_case(case: dict, dataset: Path, normal: str, normal_logs: str | None = None,
+             normal_metrics: str | None = None) -> dict:
+    """One case, with logs when ``normal_logs`` is given (and the case has its ``logs_file``), with
+    metrics when ``normal_metrics`` is (and it has its ``metrics_file``)."""
     logs = ([dataset / normal_logs, dataset / case["logs_file"]]
             if normal_logs and case.get("logs_file") else None)
-    incidents, elapsed = replay_incidents([dataset / normal, dataset / case["file"]], case["case"], logs=logs)
+    metrics = ([dataset / normal_metrics, dataset / case["metrics_file"]]
+               if normal_metrics and case.get("metrics_file") else None)
+    incidents, elapsed = replay_incidents([dataset / normal, dataset / case["file"]], case["case"], logs=logs,
+                                          metrics=metrics)
     truth = case["root_cause_service"]
     ranking = ranked_services(incidents, file_start(dataset / case["file"]))
     late = ranked_services(incidents, case["inject_time"])
@@ -117,12 +126,20 @@ def scores(results: list[dict]) -> dict[str, float]:
     return {"AC@1": ac[1], "AC@3": ac[3], "Avg@5": sum(ac.values()) / 5, "n": len(results)}
 
 
-def run_all(cases: list[dict], dataset: Path, meta: dict, jobs: int, with_logs: bool) -> list[dict]:
-    label = "with logs" if with_logs else "traces only"
+def label_of(with_logs: bool, with_metrics: bool) -> str:
+    return "traces" + (" + logs" if with_logs else "") + (" + metrics" if with_metrics else "") \
+        if with_logs or with_metrics else "traces only"
+
+
+def run_all(cases: list[dict], dataset: Path, meta: dict, jobs: int, with_logs: bool,
+            with_metrics: bool = False) -> list[dict]:
+    label = label_of(with_logs, with_metrics)
     normal_logs = meta.get("normal_logs") if with_logs else None
+    normal_metrics = meta.get("normal_metrics") if with_metrics else None
     results: list[dict] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_case, c, dataset, meta["normal_traffic"], normal_logs) for c in cases]
+        futures = [pool.submit(run_case, c, dataset, meta["normal_traffic"], normal_logs, normal_metrics)
+                   for c in cases]
         for i, fut in enumerate(futures, 1):
             r = fut.result()
             results.append(r)
@@ -154,6 +171,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--logs", choices=("both", "only", "off"), default="both",
                         help="with the dataset's logs too (both), with logs only, or traces only")
+    parser.add_argument("--metrics", choices=("off", "on", "both"), default="off",
+                        help="also with the dataset's metrics files: not (off), in every run (on), or as "
+                             "one more run, with logs when there are any (both)")
     args = parser.parse_args()
 
     meta = json.loads((args.dataset / "cases.json").read_text())
@@ -161,14 +181,19 @@ def main() -> None:
     has_logs = bool(meta.get("normal_logs")) and all(c.get("logs_file") for c in cases)
     modes = {"off": [False], "only": [True], "both": [False, True]}[args.logs if has_logs else "off"]
     print(f"replaying {len(cases)} cases from {args.dataset} ({args.jobs} at a time)", file=sys.stderr)
-    runs = {with_logs: run_all(cases, args.dataset, meta, args.jobs, with_logs) for with_logs in modes}
+    has_metrics = bool(meta.get("normal_metrics")) and all(c.get("metrics_file") for c in cases)
+    metrics = args.metrics if has_metrics else "off"
+    plan = [(logs, metrics == "on") for logs in modes]
+    if metrics == "both":
+        plan.append((max(modes), True))
+    runs = {mode: run_all(cases, args.dataset, meta, args.jobs, *mode) for mode in plan}
     print(f"\n{'':40} {'cases':>5} {'AC@1':>7} {'AC@3':>7} {'Avg@5':>7}")
-    for with_logs, results in runs.items():
-        table(results, "traces + logs" if with_logs else "traces only")
+    for mode, results in runs.items():
+        table(results, label_of(*mode))
     for name, ref in REFERENCE.items():
         print(f"{name:40} {'':>5} {ref['AC@1']:>7.2%} {ref['AC@3']:>7.2%} {'':>7}")
     if args.json:
-        out = {("with_logs" if k else "traces_only"): {"results": v, "overall": scores(v)}
+        out = {label_of(*k).replace(" + ", "_").replace(" ", "_"): {"results": v, "overall": scores(v)}
                for k, v in runs.items()}
         args.json.write_text(json.dumps(out, indent=2))
 

@@ -47,3 +47,6 @@ LOG_FIELDS = (
     "span_id",
     "attributes",
 )
+
+# Column order of the metric tuples the OTLP mapping produces (telemetry.otlp_metrics).
+METRIC_FIELDS = ("time", "service", "pod", "host", "name", "attributes", "value")

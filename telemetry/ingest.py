@@ -1,10 +1,11 @@
-"""``POST /v1/traces`` and ``POST /v1/logs``: OTLP/HTTP ingest (the Flask edge of
-:mod:`telemetry.otlp` and :mod:`telemetry.otlp_logs`).
+"""``POST /v1/traces``, ``POST /v1/logs`` and ``POST /v1/metrics``: OTLP/HTTP ingest (the Flask
+edge of :mod:`telemetry.otlp`, :mod:`telemetry.otlp_logs` and :mod:`telemetry.otlp_metrics`).
 
-Both routes share one contract, below (for logs read "log records" for
+The routes share one contract, below (for logs read "log records" for
 "spans", ``ExportLogsServiceResponse`` with ``rejected_log_records``,
-:class:`telemetry.otlp_logs.LogChecks` and ``AIOPS_OTLP_MAX_LOG_RECORDS``);
-a :class:`Signal` is all that differs.
+:class:`telemetry.otlp_logs.LogChecks` and ``AIOPS_OTLP_MAX_LOG_RECORDS``; for metrics "data
+points", ``rejected_data_points``, :class:`telemetry.otlp_metrics.MetricChecks` and
+``AIOPS_OTLP_MAX_METRIC_POINTS``); a :class:`Signal` is all that differs.
 
 Point an OpenTelemetry SDK or Collector's ``otlphttp`` exporter here, with
 protobuf or JSON, gzip or not. Status codes follow the OTLP/HTTP spec, since
@@ -54,12 +55,13 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, current_app, jsonify, request
 from google.rpc import code_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from telemetry import app_settings, export, otlp, otlp_limits, otlp_logs, selfmetrics, tokens
+from telemetry import app_settings, export, otlp, otlp_limits, otlp_logs, otlp_metrics, selfmetrics, tokens
 from telemetry.db import db
-from telemetry.store import insert_logs, insert_spans
+from telemetry.store import insert_logs, insert_metrics, insert_spans
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,22 @@ def log_checks(settings) -> otlp_logs.LogChecks:
     )
 
 
+def metric_checks(settings) -> otlp_metrics.MetricChecks:
+    """The live-ingest rules for metric points (the spans' clock rules and own service names)."""
+    return otlp_metrics.MetricChecks(
+        now=time.time(),
+        max_age=settings.otlp_max_age,
+        max_ahead=settings.otlp_max_ahead,
+        max_attributes=settings.otlp_max_attributes,
+        own_services=frozenset({settings.service_name}),
+    )
+
+
+def _totals() -> otlp_metrics.Cumulative:
+    """This app's running totals' last points, for their rates (in this process)."""
+    return current_app.extensions.setdefault("aiops_metric_totals", otlp_metrics.Cumulative())
+
+
 @dataclass(frozen=True)
 class Signal:
     """What one OTLP route decodes, maps, stores and answers."""
@@ -125,6 +143,8 @@ class Signal:
         """Records in a decoded request (JSON has no wire scan to count them before decoding)."""
         if self.message_type is ExportLogsServiceRequest:
             return sum(len(sl.log_records) for rl in message.resource_logs for sl in rl.scope_logs)
+        if self.message_type is ExportMetricsServiceRequest:
+            return otlp_metrics.count_points(message)
         return sum(len(ss.spans) for rs in message.resource_spans for ss in rs.scope_spans)
 
 
@@ -136,6 +156,10 @@ LOGS = Signal(ExportLogsServiceRequest, otlp_limits.LOGS, lambda s: s.otlp_max_l
               lambda message, s: otlp_logs.to_log_rows(message, log_checks(s), s.log_body_max),
               lambda engine, rows: insert_logs(engine, rows),
               otlp_logs.export_response, "log store", "logs")
+METRICS = Signal(ExportMetricsServiceRequest, otlp_limits.METRICS, lambda s: s.otlp_max_metric_points,
+                 lambda message, s: otlp_metrics.to_metric_rows(message, metric_checks(s), _totals()),
+                 lambda engine, rows: insert_metrics(engine, rows),
+                 otlp_metrics.export_response, "metric store", "metric points")
 
 
 def _decode(content_type: str, coding: str | None, settings, budget: otlp_limits.InflightBudget,
@@ -188,6 +212,11 @@ def export_traces():
 @bp.post("/v1/logs")
 def export_logs():
     return _export(LOGS)
+
+
+@bp.post("/v1/metrics")
+def export_metrics():
+    return _export(METRICS)
 
 
 def _export(signal: Signal) -> Response:

@@ -86,3 +86,30 @@ class LogRecord(db.Model):
         Index("ix_logs_trace_id", "trace_id"),
         Index("ix_logs_template_id", "template_id"),
     )
+
+
+class MetricPoint(db.Model):
+    """One value of one numeric series, from OTLP metrics ingest (``telemetry.otlp_metrics``).
+
+    A series is (service, pod, host, name, attributes); aggregate points arrive reduced to numeric
+    series (``<name>.rate``, ``<name>.p95``...). The (service, name, time) index serves RCA's
+    per-service reads and the read API; the time index, retention.
+    """
+
+    __tablename__ = "metric_points"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    time: Mapped[float] = mapped_column(Float)  # seconds since the epoch (UTC)
+    service: Mapped[str] = mapped_column(String(255))
+    pod: Mapped[str | None] = mapped_column(String(255))
+    host: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    attributes: Mapped[str | None] = mapped_column(Text)  # the point's attributes, sorted JSON
+    value: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_metric_points_service_name_time", "service", "name", "time"),
+        Index("ix_metric_points_time", "time"),
+    )

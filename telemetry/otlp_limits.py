@@ -4,7 +4,7 @@ Bytes alone do not bound the cost: an empty span is 2 bytes of protobuf, so
 an 8 MB body (an 8 KB gzip) can carry 4 million spans, and decoding those
 into messages takes hundreds of MB. So before the official decoder builds a
 single message, :func:`scan_protobuf` walks the wire format of an
-``ExportTraceServiceRequest`` or ``ExportLogsServiceRequest`` (tags and
+``ExportTraceServiceRequest``, ``ExportLogsServiceRequest`` or ``ExportMetricsServiceRequest`` (tags and
 lengths only, nothing allocated; a :class:`Schema` says which fields hold
 messages) and counts what decoding would create: records (spans or log
 records), and every message inside them (attributes, events, links, bodies,
@@ -50,9 +50,13 @@ class Schema:
 
     name: str
     children: dict[int, dict[int, int]]
-    record: int
+    record: int | frozenset[int]  # the record's kind (a metrics request has four kinds of point)
     records: str
     setting: str
+
+    @property
+    def record_kinds(self) -> frozenset[int]:
+        return self.record if isinstance(self.record, frozenset) else frozenset({self.record})
 
 
 TRACES = Schema("ExportTraceServiceRequest", {
@@ -72,6 +76,31 @@ LOGS = Schema("ExportLogsServiceRequest", {
     _LOG: {5: _ANY, 6: _KV},  # body, attributes
     **_COMMON,
 }, _LOG, "log records", "AIOPS_OTLP_MAX_LOG_RECORDS")
+
+
+# The metrics request's own kinds: metric, its five data kinds, their points and what points hold.
+(_RM, _SM, _METRIC, _GAUGE, _SUM, _HIST, _EHIST, _SUMMARY, _NDP, _HDP, _EDP, _SDP, _EXEMPLAR, _BUCKETS,
+ _QV) = range(13, 28)
+
+METRICS = Schema("ExportMetricsServiceRequest", {
+    _REQ: {1: _RM},  # resource_metrics
+    _RM: {1: _RES, 2: _SM},  # resource, scope_metrics
+    _SM: {1: _SCOPE, 2: _METRIC},  # scope, metrics
+    _METRIC: {5: _GAUGE, 7: _SUM, 9: _HIST, 10: _EHIST, 11: _SUMMARY, 12: _KV},  # 12: metadata
+    _GAUGE: {1: _NDP},
+    _SUM: {1: _NDP},
+    _HIST: {1: _HDP},
+    _EHIST: {1: _EDP},
+    _SUMMARY: {1: _SDP},
+    _NDP: {7: _KV, 5: _EXEMPLAR},
+    _HDP: {9: _KV, 8: _EXEMPLAR},  # bucket_counts and explicit_bounds are packed numbers
+    _EDP: {1: _KV, 8: _BUCKETS, 9: _BUCKETS, 11: _EXEMPLAR},
+    _SDP: {7: _KV, 6: _QV},
+    _EXEMPLAR: {7: _KV},
+    _BUCKETS: {},
+    _QV: {},
+    **_COMMON,
+}, frozenset({_NDP, _HDP, _EDP, _SDP}), "metric data points", "AIOPS_OTLP_MAX_METRIC_POINTS")
 
 
 @dataclass(frozen=True)
@@ -161,7 +190,7 @@ def scan_protobuf(body: bytes, limits: Limits, schema: Schema = TRACES) -> int:
 def _count(buf, limits: Limits, schema: Schema) -> int:
     """:func:`scan_protobuf`'s walk; a malformed body raises :class:`_Truncated` or IndexError."""
     items, records, children = 0, 0, schema.children
-    max_items, max_records, record = limits.max_items, limits.max_records, schema.record
+    max_items, max_records, record_kinds = limits.max_items, limits.max_records, schema.record_kinds
     parents: list[tuple[int, int, int]] = []
     kind, pos, end = _REQ, 0, len(buf)
     wanted = children[kind]
@@ -187,7 +216,7 @@ def _count(buf, limits: Limits, schema: Schema) -> int:
                 items += 1
                 if items > max_items:
                     raise _too_many(max_items, "decoded items", "AIOPS_OTLP_MAX_ITEMS")
-                if child == record:
+                if child in record_kinds:
                     records += 1
                     if records > max_records:
                         raise _too_many(max_records, schema.records, schema.setting)

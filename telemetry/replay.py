@@ -11,6 +11,11 @@ cycle runs, so detection sees both signals of a window together. The files of
 one recording (a trace file and its logs file) are read with
 ``new_recording=False`` after the first, then flushed together.
 
+Metric points (``ExportMetricsServiceRequest`` lines) are merged on the same clock: each is stored
+before the first cycle whose clock is at or past its time. Points older than a recording's first
+span or log window (the history a metrics file keeps from before the traffic) are stored with
+that window, so they make no cycles of their own; newer ones after the last window do.
+
 Files are replayed one after the other, in the order given. Inside a file,
 lines need not be in time order (exporters batch per service, so one line can
 cover minutes), so spans are first grouped into detection windows of
@@ -46,9 +51,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from telemetry import otlp, otlp_logs
-from telemetry.columns import LOG_FIELDS, SPAN_FIELDS
+from telemetry import otlp, otlp_logs, otlp_metrics
+from telemetry.columns import LOG_FIELDS, METRIC_FIELDS, SPAN_FIELDS
 
 Insert = Callable[[Sequence[tuple]], None]
 Cycle = Callable[[float], dict | None]
@@ -56,13 +63,15 @@ Progress = Callable[[int], None]
 
 START = SPAN_FIELDS.index("start_time")
 LOG_TIME = LOG_FIELDS.index("time")
+METRIC_TIME = METRIC_FIELDS.index("time")
 INSERT_CHUNK = 20_000
 GZIP_MAGIC = b"\x1f\x8b"
 
 
 def file_kind(path: str | Path) -> str:
     """``"logs"`` when the file's first line is an ``ExportLogsServiceRequest`` (``resourceLogs``),
-    else ``"traces"`` (told apart by content, whatever the file is called)."""
+    ``"metrics"`` for an ``ExportMetricsServiceRequest`` (``resourceMetrics``), else ``"traces"``
+    (told apart by content, whatever the file is called)."""
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
@@ -74,11 +83,14 @@ def file_kind(path: str | Path) -> str:
                         doc = json.loads(line)
                     except ValueError:
                         return "traces"  # malformed: replay reports it
-                    logs = isinstance(doc, dict) and ("resourceLogs" in doc or "resource_logs" in doc)
-                    return "logs" if logs else "traces"
+                    return _KINDS[otlp.json_kind(doc)]
         except (OSError, EOFError, zlib.error):
             pass
     return "traces"
+
+
+_KINDS = {ExportLogsServiceRequest: "logs", ExportMetricsServiceRequest: "metrics",
+          ExportTraceServiceRequest: "traces"}
 
 
 def recordings(files: Sequence, kind: Callable[[object], str]) -> list[list]:
@@ -105,6 +117,8 @@ class ReplayStats:
     rejected: int = 0
     logs: int = 0
     rejected_logs: int = 0
+    metric_rows: int = 0  # the numeric series' values stored (a histogram point makes several)
+    rejected_points: int = 0
     late: int = 0
     cycles: int = 0
     idle_cycles: int = 0
@@ -127,11 +141,14 @@ class Replay:
         max_idle_cycles: int = 3,
         warn: Callable[[str], None] = lambda message: None,
         insert_logs: Insert | None = None,
+        insert_metrics: Insert | None = None,
     ):
         if interval <= 0:
             raise ValueError("the detection interval must be positive")
         self.insert = insert
         self.insert_logs = insert_logs  # None: log lines are counted and skipped
+        self.insert_metrics = insert_metrics  # None: metric points are counted and skipped
+        self._cumulative = otlp_metrics.Cumulative()  # running totals' last points (their rates)
         self.cycle = cycle
         self.interval = float(interval)
         self.max_pending = max(1, max_pending)
@@ -141,6 +158,7 @@ class Replay:
         self.summaries: list[dict] = []
         self._pending: dict[int, list[tuple]] = {}
         self._pending_logs: dict[int, list[tuple]] = {}
+        self._pending_metrics: dict[int, list[tuple]] = {}
         self._pending_count = 0
         self._last_window: int | None = None  # last window replayed (any file)
         self._file_window: int | None = None  # last window replayed from the current file
@@ -192,6 +210,9 @@ class Replay:
             self.stats.bad_lines += 1
             self.warn(f"{path}:{lineno}: skipped: {exc}")
             return
+        if isinstance(message, ExportMetricsServiceRequest):
+            self._metrics(path, lineno, message)
+            return
         logs = isinstance(message, ExportLogsServiceRequest)
         mapped = otlp_logs.to_log_rows(message) if logs else otlp.to_rows(message)
         if mapped.rejected:
@@ -211,6 +232,17 @@ class Replay:
         if self._pending_count > self.max_pending:
             self._replay_oldest(self.max_pending // 2)
 
+    def _metrics(self, path: Path, lineno: int, message) -> None:
+        mapped = otlp_metrics.to_metric_rows(message, state=self._cumulative)
+        if mapped.rejected:
+            self.stats.rejected_points += mapped.rejected
+            self.warn(f"{path}:{lineno}: {mapped.error_message}")
+        for row in mapped.rows:
+            self._add(row, row[METRIC_TIME], self._pending_metrics)
+        self.stats.metric_rows += len(mapped.rows)
+        if self._pending_count > self.max_pending:
+            self._replay_oldest(self.max_pending // 2)
+
     def _add(self, row: tuple, when: float, pending: dict[int, list[tuple]]) -> None:
         window = math.floor(when / self.interval)
         if self._file_window is not None and window <= self._file_window:
@@ -226,7 +258,11 @@ class Replay:
         return len(self._plan(self._windows()))
 
     def _windows(self) -> list[int]:
-        return sorted(self._pending.keys() | self._pending_logs.keys())
+        """The windows to replay: those with spans or log records, and those with metric points
+        after the first of them (older points ride with it); all, for metrics alone."""
+        busy = self._pending.keys() | self._pending_logs.keys()
+        first = min(busy, default=None)
+        return sorted(busy | {w for w in self._pending_metrics if first is None or w > first})
 
     def flush(self, on_cycle: Callable[[], None] | None = None) -> None:
         """Replay every window read so far, oldest first (call after each recording's files)."""
@@ -241,7 +277,8 @@ class Replay:
             if left <= keep:
                 break
             windows.append(window)
-            left -= len(self._pending.get(window, ())) + len(self._pending_logs.get(window, ()))
+            left -= (len(self._pending.get(window, ())) + len(self._pending_logs.get(window, ()))
+                     + len(self._pending_metrics.get(window, ())))
         self._replay(windows, None)
 
     def _plan(self, windows: list[int]) -> list[tuple[int, bool]]:
@@ -261,6 +298,9 @@ class Replay:
             if busy:
                 self._insert(self._pending.pop(window, []), START, self.insert)
                 self._insert(self._pending_logs.pop(window, []), LOG_TIME, self.insert_logs)
+                due = [w for w in self._pending_metrics if w <= window]
+                self._insert([r for w in sorted(due) for r in self._pending_metrics.pop(w)], METRIC_TIME,
+                             self.insert_metrics)
                 self._file_window = window
             else:
                 self.stats.idle_cycles += 1

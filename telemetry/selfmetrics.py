@@ -184,6 +184,10 @@ def otlp_batch(*, stored: int, rejected: int, failed: bool = False, signal: str 
     """One ``POST /v1/traces`` (``signal`` spans) or ``POST /v1/logs`` (logs) batch: records stored
     (0 when the store failed) and rejected; for logs, the batch's outcome too."""
     m = metrics()
+    if signal == "metric points":  # counted by the batches' answers only, for now (no families of their own)
+        if failed:
+            m.store_errors.labels("otlp_metrics").inc()
+        return
     logs = signal == "logs"
     if stored:
         (m.logs_ingested if logs else m.ingested).inc(stored)

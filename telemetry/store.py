@@ -19,9 +19,9 @@ except ImportError:  # not POSIX: the processes of a server wait in SQLite's bus
 
 from sqlalchemy import Engine, case, delete, func, select, text
 
-from telemetry.columns import KIND_CLIENT, LOG_FIELDS, SPAN_COLUMNS, SPAN_FIELDS
+from telemetry.columns import KIND_CLIENT, LOG_FIELDS, METRIC_FIELDS, SPAN_COLUMNS, SPAN_FIELDS
 from telemetry.db import db, write_connection
-from telemetry.models import LogRecord, Span
+from telemetry.models import LogRecord, MetricPoint, Span
 
 # PostgreSQL hands out ids at INSERT but shows the rows at COMMIT, so concurrent
 # writers can commit out of id order: a cycle that read up to max(id) would then
@@ -81,6 +81,11 @@ def insert_logs(engine: Engine, rows: Sequence[tuple]) -> None:
     we stored it is stored twice: at least once, never lost.
     """
     _insert(engine, LogRecord.__tablename__, LOG_FIELDS, rows)
+
+
+def insert_metrics(engine: Engine, rows: Sequence[tuple]) -> None:
+    """Insert metric tuples (in ``METRIC_FIELDS`` order) in one write transaction, the logs' way."""
+    _insert(engine, MetricPoint.__tablename__, METRIC_FIELDS, rows)
 
 
 class _Turns:
@@ -292,6 +297,11 @@ def prune_spans(engine: Engine, older_than: float, batch: int = 5000) -> int:
 def prune_logs(engine: Engine, older_than: float, batch: int = 5000) -> int:
     """Delete log records older than ``older_than``, the spans' way (same retention)."""
     return _prune(engine, LogRecord, LogRecord.time, older_than, batch)
+
+
+def prune_metrics(engine: Engine, older_than: float, batch: int = 5000) -> int:
+    """Delete metric points older than ``older_than`` (the same retention as spans and logs)."""
+    return _prune(engine, MetricPoint, MetricPoint.time, older_than, batch)
 
 
 def _prune(engine: Engine, model, column, older_than: float, batch: int) -> int:

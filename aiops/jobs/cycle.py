@@ -33,6 +33,7 @@ from aiops.jobs.baselines import learn_means, learn_signals, read_means, read_si
 from aiops.logs import feed as logfeed
 from aiops.logs import storage as logstate
 from aiops.logs.signals import LogWindow
+from aiops.metrics.feed import loader  # metric evidence for RCA
 from aiops.owner import owner_name
 from aiops.rca.analysis import analyse
 from aiops.settings import Settings
@@ -215,8 +216,7 @@ def _run_cycle(settings: Settings, now: float | None, started_at: float | None) 
 
 
 def _detect(settings: Settings, now: float) -> _Findings:
-    """Read the spans since the last cycle and judge them: anomalies (traces, then logs), then the
-    root causes that group them. Writes nothing."""
+    """Read the spans since the last cycle; judge them (anomalies, then root causes). Writes nothing."""
     th = Thresholds.from_settings(settings)
     state = db.session.get(DetectionState, STATE_ID)
     cursor = state.cursor if state else 0
@@ -236,7 +236,7 @@ def _detect(settings: Settings, now: float) -> _Findings:
     logs = logfeed.judge(memory, now, window, anomalies, mode)  # None: no logs
     if mode == "normal":
         anomalies += logfeed.anomalies(logs, window, anomalies)
-    groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs)
+    groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs, loader(now))
     judged = slos.evaluate_all(now)  # one aggregate query per SLO (and one a day for its history)
     groups += slos.alert_groups(judged, groups)  # after the baselines' groups: they join those
     return _Findings(window, data, upto, stats, baselines, signal_baselines, th, rules, seen, saved, mode,

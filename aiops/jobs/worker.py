@@ -129,9 +129,10 @@ class Worker:
                 prune_cycles(cutoff)
                 removed = store.prune_spans(db.engine, cutoff)
                 logs = store.prune_logs(db.engine, cutoff)
+                logs += store.prune_metrics(db.engine, cutoff)
                 logstate.prune_templates(cutoff)
                 if removed or logs:
-                    log.info("retention: pruned %d spans and %d log records older than %.1f h",
+                    log.info("retention: pruned %d spans, %d log records or metric points, older than %.1f h",
                              removed, logs, self.settings.retention_hours)
             except Exception:
                 log.exception("retention pass failed")

@@ -23,6 +23,8 @@ from aiops.detection.ewma import BaselineValue
 from aiops.detection.rules import Anomaly, Key, Thresholds
 from aiops.logs import clues as logrca
 from aiops.logs.signals import LogWindow
+from aiops.metrics import clues as metricrca
+from aiops.metrics.baseline import MetricSuspect
 from aiops.rca.walk import Blamer, TraceTree, evidence_spans
 from telemetry.columns import KIND_CLIENT
 from telemetry.rows import span_key
@@ -100,6 +102,7 @@ def analyse(
     th: Thresholds,
     suspects: Iterable[Suspect] = (),
     logs: LogWindow | None = None,
+    metrics: Callable[[set[str]], Mapping[str, MetricSuspect]] | None = None,
 ) -> list[Group]:
     """Group ``anomalies`` by the root cause that explains them.
 
@@ -108,7 +111,8 @@ def analyse(
     which service below it added time itself). Slowness trusts the evidence
     most, since the walk tends to blame depth; errors and timeouts trust the
     walk, since an error is raised where it starts. ``logs`` (the window's judged
-    log lines, :mod:`aiops.logs.clues`) add a third opinion; without them nothing changes.
+    log lines, :mod:`aiops.logs.clues`) add a third opinion; ``metrics`` (the resource series of
+    the services the traces reach, :mod:`aiops.metrics.clues`), a fourth; without them nothing changes.
     """
     blamer = Blamer(baselines, th)
     per_anomaly, wanted = _traces_of(anomalies, window, blamer)
@@ -119,9 +123,12 @@ def analyse(
     roots: dict[Key, Group] = {}
     weights: dict[Key, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
     examples: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for anomaly, spans in per_anomaly:
-        blame, trace_blame, related = _blame(anomaly, spans, trees, blamer, lead, by_service, logs)
-        opinion = _opinion(anomaly, blame, related, by_service, logs, log_keys)
+    walked = [(anomaly, *_blame(anomaly, spans, trees, blamer, lead, by_service, logs))
+              for anomaly, spans in per_anomaly]
+    reached = set().union(*(related for *_, related in walked))
+    from_metrics = metrics(reached) if metrics is not None and reached else None
+    for anomaly, blame, trace_blame, related in walked:
+        opinion = _opinion(anomaly, blame, related, by_service, logs, log_keys, from_metrics)
         root = max(opinion.items(), key=lambda kv: (kv[1], kv[0] == anomaly.key))[0]
         group = roots.setdefault(root, Group(root=root, anomalies=[], candidates=[]))
         group.anomalies.append(anomaly)
@@ -132,6 +139,9 @@ def analyse(
             examples[root][tid] += per_key.get(root, 0.0) + 0.001 * size  # prefer fuller traces
     for root, group in roots.items():
         _finish(group, weights[root], examples[root], by_service.get(root[0]), trees, logs)
+        if from_metrics and root[0] in from_metrics:
+            first = 1 if group.path and group.path[0]["service"] == root[0] else 0
+            group.path.insert(first, metricrca.hop(from_metrics[root[0]], root[1]))
     return sorted(roots.values(), key=lambda g: g.root)
 
 
@@ -183,9 +193,10 @@ def _blame(anomaly: Anomaly, spans: list, trees: Mapping[str, TraceTree], blamer
 
 
 def _opinion(anomaly: Anomaly, blame: Mapping[Key, float], related: set[str],
-             by_service: Mapping[str, Suspect], logs: LogWindow | None, log_keys) -> dict[Key, float]:
+             by_service: Mapping[str, Suspect], logs: LogWindow | None, log_keys,
+             metrics: Mapping[str, MetricSuspect] | None = None) -> dict[Key, float]:
     """The walk's blame blended with the evidence ranking's (trusted by anomaly type), then with the
-    logs' (when they say anything): weights per key."""
+    logs' and the metrics' (when they say anything): weights per key."""
     evidence = _evidence(related, by_service, blame, anomaly.key)
     trust = EVIDENCE_TRUST.get(anomaly.type, 0.5) if evidence else 0.0
     traces: dict[Key, float] = defaultdict(float)
@@ -200,7 +211,16 @@ def _opinion(anomaly: Anomaly, blame: Mapping[Key, float], related: set[str],
         opinion[key] += (1 - log_trust) * w
     for key, w in _normalised(from_logs).items():
         opinion[key] += log_trust * w
-    return opinion
+    resources = metricrca.evidence(related, metrics, opinion)
+    if not resources:
+        return opinion  # the arithmetic without metrics, exactly
+    metric_trust = metricrca.trust(metrics, resources)
+    blended: dict[Key, float] = defaultdict(float)
+    for key, w in opinion.items():
+        blended[key] += (1 - metric_trust) * w
+    for key, w in _normalised(resources).items():
+        blended[key] += metric_trust * w
+    return blended
 
 
 def _finish(group: Group, weights: Mapping[Key, float], examples: Mapping[str, float],

@@ -44,8 +44,8 @@ class Settings(RuleSettings, TempoSettings, ExportSettings):
         None, "AIOPS_DATABASE_URL", "SQLAlchemy URL; `postgresql+psycopg://user@host/db` works too",
         STORAGE, parse.text, shown="`sqlite:///` file `instance/aiops.db`")
     retention_hours: float = setting(
-        24.0, "AIOPS_RETENTION_HOURS", "spans and log records older than this are pruned (in batches, "
-        "by the worker)", STORAGE, parse.positive)
+        24.0, "AIOPS_RETENTION_HOURS", "spans, log records and metric points older than this are pruned "
+        "(in batches, by the worker)", STORAGE, parse.positive)
     record_requests: bool = setting(
         True, "AIOPS_RECORD_REQUESTS", "`0` turns request recording off", STORAGE, parse.boolean)
     recorder: str = setting(
@@ -230,7 +230,7 @@ class Settings(RuleSettings, TempoSettings, ExportSettings):
         "([accepted forms](security.md#tokens)); it also guards `/v1/*` unless `AIOPS_INGEST_TOKEN` is set",
         SECURITY, parse.text)
     ingest_token: str | None = setting(
-        None, "AIOPS_INGEST_TOKEN", "token `POST /v1/traces` and `POST /v1/logs` need "
+        None, "AIOPS_INGEST_TOKEN", "token `POST /v1/traces`, `/v1/logs` and `/v1/metrics` need "
         "([accepted forms](security.md#tokens))", SECURITY, parse.text, shown="the API token, else open")
     trusted_hosts: tuple[str, ...] = setting(
         ("127.0.0.1", "localhost", "::1"), "AIOPS_TRUSTED_HOSTS", "host names this server answers for "
@@ -256,6 +256,9 @@ class Settings(RuleSettings, TempoSettings, ExportSettings):
     otlp_max_log_records: int = setting(
         50_000, "AIOPS_OTLP_MAX_LOG_RECORDS", "log records in one `/v1/logs` request (413 above, checked "
         "before decoding)", INGEST, parse.count)
+    otlp_max_metric_points: int = setting(
+        50_000, "AIOPS_OTLP_MAX_METRIC_POINTS", "metric data points in one `/v1/metrics` request (413 above, "
+        "checked before decoding)", INGEST, parse.count)
     log_body_max: int = setting(
         8 * 1024, "AIOPS_LOG_BODY_MAX", "characters of a log record's body that are stored (the rest is "
         "cut)", INGEST, parse.count)

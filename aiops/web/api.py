@@ -15,6 +15,7 @@ from aiops.silences import service as silence_service
 from aiops.web import endpoints as metrics
 from aiops.web import incident_queries as incident_service
 from aiops.web import log_queries as log_service
+from aiops.web import metric_queries
 from aiops.web.auth import require_token
 
 bp = Blueprint("aiops", __name__, url_prefix="/aiops")
@@ -81,6 +82,15 @@ def log_templates():
     ``?cursor=``."""
     rows, cursor = log_service.list_templates(request.args)
     return jsonify(templates=[log_service.template_json(t) for t in rows], next=cursor)
+
+
+@bp.get("/metrics/points")
+def metric_points():
+    """Metric points (OTLP ``/v1/metrics``, reduced to numeric series), newest first: ``?service=``,
+    ``?pod=``, ``?host=``, ``?name=`` (exact, or a prefix ending in ``*``), ``?from=``/``?to=``,
+    ``?limit=``, ``?cursor=``."""
+    rows, cursor = metric_queries.list_points(request.args)
+    return jsonify(points=[metric_queries.to_json(p) for p in rows], next=cursor)
 
 
 @bp.get("/notifications")

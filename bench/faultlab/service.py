@@ -41,6 +41,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from bench.faultlab import control, ports
 from bench.faultlab import topology as topo
+from bench.faultlab.runtime_metrics import runtime_metrics
 
 MAX_ITEMS = 20  # items an answer carries; fan-out must not grow bodies without bound
 
@@ -235,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     topology = topo.load(args.topology)
     mine = ports.read(args.plan)[args.name]
     provider = tracing(args.name, args.otlp, mine["egress"])
+    meters = runtime_metrics(args.name, args.otlp)  # CPU and memory, to the product's /v1/metrics
     faults = Faults()
     app = build_app(topology, args.name, Caller(topology, mine["egress"]), faults)
     app.logger.disabled = True  # the exception is on the span; a traceback per request would flood the log
@@ -249,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         server.serve_forever()
     finally:
         provider.shutdown()
+        meters.shutdown()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ An OTLP request goes through, in order:
 - :mod:`telemetry.otlp_limits`: what decoding it would cost, counted on the wire before decoding;
 - :mod:`~telemetry.otlp.decode`: protobuf or OTLP/JSON to the official messages, bad strings
   repaired (:mod:`~telemetry.otlp.strings`);
-- :mod:`~telemetry.otlp.spans` (traces) or :mod:`telemetry.otlp_logs` (logs): the messages to rows,
+- :mod:`~telemetry.otlp.spans` (traces), :mod:`telemetry.otlp_logs` (logs) or
+  :mod:`telemetry.otlp_metrics` (metrics): the messages to rows,
   each record that cannot be stored rejected alone (what both share: :mod:`~telemetry.otlp.mapping`);
 - :mod:`~telemetry.otlp.responses`: the answer, a partial success or a ``google.rpc.Status``.
 
@@ -19,6 +20,7 @@ from telemetry.otlp.decode import (
     CONTENT_TYPES,
     JSON,
     PROTOBUF,
+    json_kind,
     load_json,
     message_from_json,
     parse,
@@ -44,6 +46,7 @@ __all__ = [
     "SpanChecks",
     "encode",
     "export_response",
+    "json_kind",
     "load_json",
     "message_from_json",
     "parse",

@@ -20,6 +20,7 @@ import json
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from telemetry.otlp.errors import OtlpError
@@ -64,11 +65,21 @@ def parse_json(body: bytes | str, object_hook=None, message_type=ExportTraceServ
     return message_from_json(load_json(body, object_hook), message_type)
 
 
+def json_kind(doc) -> type:
+    """Which request an OTLP/JSON document is, told apart by content: ``resourceLogs``, ``resourceMetrics``,
+    else a trace request."""
+    if isinstance(doc, dict):
+        if "resourceLogs" in doc or "resource_logs" in doc:
+            return ExportLogsServiceRequest
+        if "resourceMetrics" in doc or "resource_metrics" in doc:
+            return ExportMetricsServiceRequest
+    return ExportTraceServiceRequest
+
+
 def parse_json_any(body: bytes | str):
-    """A trace or a logs request, told apart by content (``resourceLogs`` or not), as replay needs."""
+    """A trace, logs or metrics request, told apart by content (:func:`json_kind`), as replay needs."""
     doc = load_json(body)
-    logs = isinstance(doc, dict) and ("resourceLogs" in doc or "resource_logs" in doc)
-    return message_from_json(doc, ExportLogsServiceRequest if logs else ExportTraceServiceRequest)
+    return message_from_json(doc, json_kind(doc))
 
 
 def load_json(body: bytes | str, object_hook=None):
@@ -96,7 +107,10 @@ def message_from_json(doc, message_type=ExportTraceServiceRequest):
     misplaced = _not_a_message(doc, message_type)
     if misplaced is not None:
         raise OtlpError(f"body is not a valid {name} (JSON): {misplaced} must be an object")
-    _hex_ids_to_base64(doc, _ID_PATHS[message_type])
+    if message_type is ExportMetricsServiceRequest:
+        _drop_exemplars(doc)
+    else:
+        _hex_ids_to_base64(doc, _ID_PATHS[message_type])
     message = message_type()
     try:
         json_format.ParseDict(doc, message, ignore_unknown_fields=True)
@@ -189,6 +203,21 @@ def _hex_ids_to_base64(doc: dict, paths=_ID_PATHS[ExportTraceServiceRequest]) ->
                     value = record.get(key)
                     if isinstance(value, str):
                         record[key] = _hex_to_b64(value)
+
+
+_METRIC_DATA = ("gauge", "sum", "histogram", "exponentialHistogram", "exponential_histogram", "summary")
+
+
+def _drop_exemplars(doc: dict) -> None:
+    """Drop metric points' exemplars (in place): nothing downstream reads them, and their hex trace
+    ids would need the spans' rewrite to decode."""
+    for rm in _items(doc, "resourceMetrics", "resource_metrics"):
+        for sm in _items(rm, "scopeMetrics", "scope_metrics") if isinstance(rm, dict) else ():
+            for metric in _items(sm, "metrics") if isinstance(sm, dict) else ():
+                for data in (metric.get(k) for k in _METRIC_DATA) if isinstance(metric, dict) else ():
+                    for point in _items(data, "dataPoints", "data_points") if isinstance(data, dict) else ():
+                        if isinstance(point, dict):
+                            point.pop("exemplars", None)
 
 
 def to_json_dict(message: Message) -> dict:

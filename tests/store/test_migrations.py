@@ -20,7 +20,7 @@ from telemetry.db import configure_engine, db
 
 MODEL_TABLES = {"spans", "baselines", "signal_baselines", "detection_state", "detection_cycles",
                 "incidents", "anomalies", "faults", "notifications", "notification_channels",
-                "cycle_requests", "workers", "logs", "log_templates", "log_miners",
+                "cycle_requests", "workers", "logs", "log_templates", "log_miners", "metric_points",
                 "log_memory", "slos", "silences", "rules", "rule_alerts"}
 
 
