@@ -277,7 +277,8 @@ def test_store_failure_is_a_retryable_503(app, client, monkeypatch):
     assert "log store" in decode(r, status_pb2.Status).message
     monkeypatch.undo()
     assert post(client, good_request(2).SerializeToString(), PB).status_code == 200
-    assert len(stored(app)) == 2
+    # The product's own error line about the 503 may be stored too (its logging bridge): not ours.
+    assert len([r for r in stored(app) if r.service == "orders"]) == 2
 
 
 def test_inflight_budget_exhausted_is_a_503(app, client):
