@@ -11,8 +11,13 @@ next to the dataset README's reference figures, and the overall figures when
 the window opens at the recorded ``inject_time`` instead (which can lag the
 fault).
 
+With ``--logs both`` (the default) it also checks that logs never hurt: per fault
+type, AC@1 and AC@3 with logs at least those of traces alone, the cases ranked
+worse with logs, and the incidents raised by log lines alone.
+
 Options: ``--dataset DIR``, ``--cases N`` (first N only), ``--jobs N`` (parallel
-replays, default 2), ``--json OUT`` (per-case results).
+replays, default 2), ``--json OUT`` (per-case results), ``--logs both|only|off``,
+``--root DIR`` (the checkout whose code replays; default this one).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATASET = ROOT.parent / "shared" / "datasets" / "trainticket"
+LOG_MESSAGE = "Log pattern change: "  # aiops.logs.clues.LOG_MESSAGE: an anomaly raised by log lines alone
 REFERENCE = {
     "Nezha (traces + logs + metrics)": {"AC@1": 0.8667, "AC@3": 0.9778},
     "trace-only: median SERVER-span growth": {"AC@1": 0.21, "AC@3": 0.25},
@@ -97,18 +103,50 @@ def replay_incidents(files: list[Path], name: str, root: Path = ROOT,
         return json.loads(report.read_text())["incidents"], elapsed
 
 
-def run_case(case: dict, dataset: Path, normal: str, normal_logs: str | None = None) -> dict:
+def run_case(case: dict, dataset: Path, normal: str, normal_logs: str | None = None,
+             root: Path = ROOT) -> dict:
     """One case, with logs when ``normal_logs`` is given (and the case has its ``logs_file``)."""
     logs = ([dataset / normal_logs, dataset / case["logs_file"]]
             if normal_logs and case.get("logs_file") else None)
-    incidents, elapsed = replay_incidents([dataset / normal, dataset / case["file"]], case["case"], logs=logs)
+    incidents, elapsed = replay_incidents([dataset / normal, dataset / case["file"]], case["case"], root,
+                                          logs=logs)
     truth = case["root_cause_service"]
     ranking = ranked_services(incidents, file_start(dataset / case["file"]))
     late = ranked_services(incidents, case["inject_time"])
     return {"case": case["case"], "fault": case["fault"], "truth": truth,
             "rank": ranking.index(truth) + 1 if truth in ranking else None,
             "rank_from_inject": late.index(truth) + 1 if truth in late else None,
-            "top3": ranking[:3], "incidents": len(incidents), "seconds": round(elapsed, 1)}
+            "top3": ranking[:3], "incidents": len(incidents), "log_only": log_only(incidents),
+            "seconds": round(elapsed, 1)}
+
+
+def log_only(incidents: list[dict]) -> int:
+    """Incidents raised by log lines alone (every anomaly a log pattern change)."""
+    return sum(1 for i in incidents
+               if i.get("anomalies") and all((a.get("message") or "").startswith(LOG_MESSAGE)
+                                             for a in i["anomalies"]))
+
+
+def never_hurt(traces: list[dict], with_logs: list[dict], by: str) -> bool:
+    """Logs must never make it worse: AC@1 and AC@3 with logs at least those of traces alone, overall
+    and per ``by`` (the fault type, the variant); prints the cases ranked worse with logs."""
+    print(f"\n{'logs never hurt (AC@1/AC@3)':40} {'traces':>13} {'+ logs':>13}")
+    ok = True
+    for name in ["all", *sorted({r[by] for r in traces})]:
+        a = scores([r for r in traces if name in ("all", r[by])])
+        b = scores([r for r in with_logs if name in ("all", r[by])])
+        fine = b["AC@1"] >= a["AC@1"] and b["AC@3"] >= a["AC@3"]
+        ok &= fine
+        print(f"{name:40} {a['AC@1']:>6.2f}/{a['AC@3']:<6.2f} {b['AC@1']:>6.2f}/{b['AC@3']:<6.2f} "
+              f"{'ok' if fine else 'WORSE'}")
+    worse = [(t["case"], t["rank"], w["rank"]) for t, w in zip(traces, with_logs, strict=True)
+             if (w["rank"] or 99) > (t["rank"] or 99)]
+    print(f"cases ranked worse with logs: {len(worse)}"
+          + "".join(f"\n  {c}: rank {a} -> {b}" for c, a, b in worse))
+    print(f"incidents over the replays: traces {sum(r['incidents'] for r in traces)}, + logs "
+          f"{sum(r['incidents'] for r in with_logs)} (raised by log lines alone: "
+          f"{sum(r.get('log_only', 0) for r in with_logs)}); logs never hurt: {'MET' if ok else 'NOT MET'}")
+    return ok
 
 
 def scores(results: list[dict]) -> dict[str, float]:
@@ -117,17 +155,20 @@ def scores(results: list[dict]) -> dict[str, float]:
     return {"AC@1": ac[1], "AC@3": ac[3], "Avg@5": sum(ac.values()) / 5, "n": len(results)}
 
 
-def run_all(cases: list[dict], dataset: Path, meta: dict, jobs: int, with_logs: bool) -> list[dict]:
+def run_all(cases: list[dict], dataset: Path, meta: dict, jobs: int, with_logs: bool,
+            root: Path = ROOT) -> list[dict]:
     label = "with logs" if with_logs else "traces only"
     normal_logs = meta.get("normal_logs") if with_logs else None
     results: list[dict] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_case, c, dataset, meta["normal_traffic"], normal_logs) for c in cases]
+        futures = [pool.submit(run_case, c, dataset, meta["normal_traffic"], normal_logs, root)
+                   for c in cases]
         for i, fut in enumerate(futures, 1):
             r = fut.result()
             results.append(r)
             print(f"[{label} {i:2}/{len(cases)}] {r['case']:<52} rank={r['rank']!s:<4} top3={r['top3']} "
-                  f"({r['incidents']} incidents, {r['seconds']}s)", file=sys.stderr)
+                  f"({r['incidents']} incidents, {r['log_only']} from logs alone, {r['seconds']}s)",
+                  file=sys.stderr)
     return results
 
 
@@ -154,6 +195,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--logs", choices=("both", "only", "off"), default="both",
                         help="with the dataset's logs too (both), with logs only, or traces only")
+    parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose code replays")
     args = parser.parse_args()
 
     meta = json.loads((args.dataset / "cases.json").read_text())
@@ -161,12 +203,15 @@ def main() -> None:
     has_logs = bool(meta.get("normal_logs")) and all(c.get("logs_file") for c in cases)
     modes = {"off": [False], "only": [True], "both": [False, True]}[args.logs if has_logs else "off"]
     print(f"replaying {len(cases)} cases from {args.dataset} ({args.jobs} at a time)", file=sys.stderr)
-    runs = {with_logs: run_all(cases, args.dataset, meta, args.jobs, with_logs) for with_logs in modes}
+    runs = {with_logs: run_all(cases, args.dataset, meta, args.jobs, with_logs, args.root)
+            for with_logs in modes}
     print(f"\n{'':40} {'cases':>5} {'AC@1':>7} {'AC@3':>7} {'Avg@5':>7}")
     for with_logs, results in runs.items():
         table(results, "traces + logs" if with_logs else "traces only")
     for name, ref in REFERENCE.items():
         print(f"{name:40} {'':>5} {ref['AC@1']:>7.2%} {ref['AC@3']:>7.2%} {'':>7}")
+    if len(runs) == 2:
+        never_hurt(runs[False], runs[True], "fault")
     if args.json:
         out = {("with_logs" if k else "traces_only"): {"results": v, "overall": scores(v)}
                for k, v in runs.items()}

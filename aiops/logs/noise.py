@@ -20,8 +20,10 @@ never seen in a normal window (``new``). From them:
   (mean + 2 sd); that many of a window's new templates are its usual churn and
   are no signal (the strongest of the rest still are);
 - *noisy*: a service whose volume or warnings swing well beyond Poisson, or
-  that shows new templates most windows. Its logs alone never raise an
-  incident; they only add to what the traces (or metrics) already blame.
+  that shows new templates most windows; *quiet*: watched for a few windows
+  (``quiet_after``) and not noisy. Only a quiet service's logs may raise an
+  incident alone; the others' only add to what the traces (or metrics)
+  already blame.
 
 The moments are learned from every window the service was watched in, also
 windows it was suspected in (else a service that swings would never learn that
@@ -48,6 +50,7 @@ class NoiseRules:
     noisy_dispersion: float = 0.1
     noisy_churn: float = 0.5  # new templates per window, on average, above which a service is noisy
     min_windows: int = 3  # windows of moments before a service is judged noisy
+    quiet_after: int = 6  # windows watched before a service is known to be quiet (until then it may swing)
 
 
 def observe(mean: dict, var: dict, key, x: float, a: float, capped: bool = False) -> None:
@@ -95,3 +98,9 @@ def noisy(mean: Mapping, var: Mapping, windows: int, service: str, rules: NoiseR
         if dispersion(*moments(mean, var, service, count)) >= rules.noisy_dispersion:
             return True
     return moments(mean, var, service, "new")[0] >= rules.noisy_churn
+
+
+def quiet(mean: Mapping, var: Mapping, windows: int, service: str, rules: NoiseRules = NoiseRules()) -> bool:
+    """Is ``service`` known to log steadily: watched for ``quiet_after`` windows and not noisy? Only
+    a quiet service's logs may raise an incident alone."""
+    return windows >= rules.quiet_after and not noisy(mean, var, windows, service, rules)

@@ -92,6 +92,9 @@ class LogBaselines:
     def noisy(self, service: str, rules: noise.NoiseRules = noise.NoiseRules()) -> bool:
         return noise.noisy(self.count_mean, self.count_var, self.windows.get(service, 0), service, rules)
 
+    def quiet(self, service: str, rules: noise.NoiseRules = noise.NoiseRules()) -> bool:
+        return noise.quiet(self.count_mean, self.count_var, self.windows.get(service, 0), service, rules)
+
 
 @dataclass
 class LogSignal:
@@ -140,7 +143,7 @@ class LogWindow:
     suspects: dict[str, LogSuspect]
     problems: dict[str, list[LogRecord]]  # per trace id: its ERROR/WARN lines
     paths: logpaths.Requests = field(default_factory=dict)  # per endpoint and request: templates logged
-    noisy: set[str] = field(default_factory=set)  # services whose logs swing in normal operation
+    noisy: set[str] = field(default_factory=set)  # services not known to be quiet: never raise alone
     new: dict[str, int] = field(default_factory=dict)  # per service: templates never seen in a normal window
 
     def lines_of(self, trace_id: str | None, limit: int = 20) -> list[LogRecord]:
@@ -198,7 +201,7 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
     suspects: dict[str, LogSuspect] = {}
     for sig in signals:
         suspects.setdefault(sig.service, LogSuspect(sig.service)).signals.append(sig)
-    noisy = {s for s in {r.service for r in records} | set(suspects) if base.noisy(s, rules.variability)}
+    noisy = {s for s in {r.service for r in records} | set(suspects) if not base.quiet(s, rules.variability)}
     return LogWindow(templates, suspects, dict(problems), paths, noisy, novel)
 
 
