@@ -10,8 +10,9 @@ faults those swings open incidents that come before, or outrank, the traces'
 answer (measured on a held-out TrainTicket day: logs halved AC@1).
 
 Per service we keep, over its windows, an EWMA mean and variance of three
-counts: its lines (``lines``), its ERROR/WARN lines (``warn``) and its templates
-never seen in a normal window (``new``). From them:
+counts: its lines (``lines``) and its ERROR/WARN lines (``warn``), both brought
+to the service's usual traffic (a service whose logs follow its requests does
+not swing), and its templates never seen in a normal window (``new``). From them:
 
 - the *dispersion* of a count beyond Poisson, as a negative binomial has it:
   var = mean + phi * mean^2; a surge is judged with that variance, so a
@@ -66,6 +67,15 @@ def observe(mean: dict, var: dict, key, x: float, a: float, capped: bool = False
         d = max(-limit, min(limit, d))
     mean[key] = m + a * d
     var[key] = (1 - a) * (v + a * d * d)
+
+
+def per_usual_traffic(usual: float, now: int) -> float:
+    """The factor that brings a window's line counts to the service's usual traffic (its SERVER spans;
+    1 for a service without traces), within 1/4..4: twice the requests log twice the lines, and a
+    service whose logs follow its traffic is not noisy."""
+    if usual <= 0 or now <= 0:
+        return 1.0
+    return max(0.25, min(4.0, usual / now))
 
 
 def dispersion(mean: float, var: float) -> float:

@@ -324,8 +324,9 @@ def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules:
         a = 1.0 / (n + 1) if n < rules.warmup_windows else rules.alpha
         a = max(a, weight) if weight is not None else a
         if weight is None:  # not while relearning: a new recording's jump is not the service's spread
+            per = noise.per_usual_traffic(base.traffic.get(service, 0.0), (traffic or {}).get(service, 0))
             _spread(base, service, a, service in skipped,
-                    {"lines": line_counts.get(service, 0), "warn": warn_counts.get(service, 0),
+                    {"lines": per * line_counts.get(service, 0), "warn": per * warn_counts.get(service, 0),
                      "new": window.new.get(service, 0) if n >= rules.min_windows else None})
         if service in skipped:
             continue
