@@ -47,6 +47,9 @@ SEVERITY_WEIGHT = ((ERROR, 3.0), (WARN, 2.0), (0, 0.5))
 MAX_WILDCARDS = 0.5  # templates made mostly of wildcards say nothing about what happened
 EXCEPTION_WEIGHT = 2.0
 MAX_EXAMPLES = 3  # lines kept per signal, for the incident page
+# Score of a service's severe log signals (ERROR/WARN, exceptions, vanished paths) that raises an
+# anomaly of its own, no trace anomaly needed (aiops.logs.clues), when the service is quiet.
+RAISE_SCORE = 5.0
 
 
 class LogRecord(NamedTuple):
@@ -90,7 +93,7 @@ class LogBaselines:
     count_var: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def noisy(self, service: str, rules: noise.NoiseRules = noise.NoiseRules()) -> bool:
-        return noise.noisy(self.count_mean, self.count_var, self.windows.get(service, 0), service, rules)
+        return noise.noisy(self.count_mean, self.count_var, service, rules)
 
     def quiet(self, service: str, rules: noise.NoiseRules = noise.NoiseRules()) -> bool:
         return noise.quiet(self.count_mean, self.count_var, self.windows.get(service, 0), service, rules)
@@ -316,7 +319,6 @@ def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules:
     by_service: dict[str, list[TemplateKey]] = defaultdict(list)
     for key in set(counts) | {k for k in base.template_rate}:
         by_service[key[0]].append(key)
-    line_counts = Counter(r.service for lines in window.templates.values() for r in lines)
     for service in services:
         if service not in base.windows and len(base.windows) >= MAX_SERVICES:
             continue  # service names are the sender's: forged ones must not grow the baselines
@@ -325,9 +327,13 @@ def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules:
         a = max(a, weight) if weight is not None else a
         if weight is None:  # not while relearning: a new recording's jump is not the service's spread
             per = noise.per_usual_traffic(base.traffic.get(service, 0.0), (traffic or {}).get(service, 0))
+            judged = n >= rules.min_windows
+            suspect = window.suspects.get(service)
             _spread(base, service, a, service in skipped,
-                    {"lines": per * line_counts.get(service, 0), "warn": per * warn_counts.get(service, 0),
-                     "new": window.new.get(service, 0) if n >= rules.min_windows else None})
+                    {"warn": per * warn_counts.get(service, 0),
+                     "new": window.new.get(service, 0) if judged else None,
+                     "raised": float(suspect is not None and suspect.severe_score >= RAISE_SCORE) if judged
+                     else None})
         if service in skipped:
             continue
         base.warn_rate[service] = (1 - a) * base.warn_rate.get(service, 0.0) + a * warn_counts.get(service, 0)
@@ -348,7 +354,8 @@ def _spread(base: LogBaselines, service: str, a: float, suspected: bool, counts:
     for name, x in counts.items():
         if x is not None:
             w = a / 4 if suspected and name == "new" else a
-            noise.observe(base.count_mean, base.count_var, (service, name), x, w, capped=suspected)
+            noise.observe(base.count_mean, base.count_var, (service, name), x, w,
+                          capped=suspected and name != "raised")
 
 
 def scores(suspects: Mapping[str, LogSuspect]) -> dict[str, float]:
