@@ -34,12 +34,12 @@ Key = tuple[str, str]
 
 LOG_WALK = 0.5  # share of a trace's blame moved to the deepest span that logged a problem
 LOG_TRUST = 0.5  # share of an anomaly's opinion given to log evidence when its traces reach some
-# Score of a service's severe log signals (ERROR/WARN, exceptions, vanished paths) that raises an
-# anomaly of its own, no trace anomaly needed: a new ERROR template at the new-template minimum of
-# three lines (3 x sqrt(3) = 5.2) does, a new WARN one needs seven lines, a surge five spreads, any
-# vanished path (its chance is below 1e-6). New INFO lines alone are mostly other traffic: they
-# rank, never raise. (5 rather than 6: on the TrainTicket dev day it found two more code faults for three more
-# incidents in 28 replays, and the normal traffic still raises one.)
+# Score of a quiet service's alarming log signals (ERROR lines, exceptions, vanished paths) that
+# raises an anomaly of its own, no trace anomaly needed: a new ERROR template at the new-template
+# minimum of three lines (3 x sqrt(3) = 5.2) does, an ERROR surge five spreads, any vanished path
+# (its chance is below 1e-6). WARN and INFO lines alone rank and corroborate, never raise. (5 rather
+# than 6: on the TrainTicket dev day it found two more code faults for three more incidents in 28
+# replays.)
 MIN_ANOMALY_SCORE = RAISE_SCORE
 BELOW_TRACES = 0.9  # a log-only candidate's weight, at most, as a share of the traces' best one
 MAX_HOP_LINES = 3  # log lines carried per propagation hop
@@ -161,7 +161,7 @@ def anomalies(logs: LogWindow | None, keys: Mapping[str, Key], window: list, cov
     by_ref = {(s.trace_id, s.span_id): s for s in window if s.kind == KIND_SERVER}
     found = []
     for service, suspect in sorted(logs.suspects.items()):
-        if service in covered or service in logs.noisy or suspect.severe_score < MIN_ANOMALY_SCORE:
+        if service in covered or service in logs.noisy or suspect.alarm_score < MIN_ANOMALY_SCORE:
             continue
         lead = suspect.lead
         shown = [by_ref[(r.trace_id, r.span_id)] for sig in suspect.signals for r in sig.examples

@@ -47,7 +47,7 @@ SEVERITY_WEIGHT = ((ERROR, 3.0), (WARN, 2.0), (0, 0.5))
 MAX_WILDCARDS = 0.5  # templates made mostly of wildcards say nothing about what happened
 EXCEPTION_WEIGHT = 2.0
 MAX_EXAMPLES = 3  # lines kept per signal, for the incident page
-# Score of a service's severe log signals (ERROR/WARN, exceptions, vanished paths) that raises an
+# Score of a service's alarming log signals (ERROR lines, exceptions, vanished paths) that raises an
 # anomaly of its own, no trace anomaly needed (aiops.logs.clues), when the service is quiet.
 RAISE_SCORE = 5.0
 
@@ -120,6 +120,15 @@ class LogSignal:
             return True
         return any(r.severity_number >= WARN for r in self.examples)
 
+    @property
+    def alarming(self) -> bool:
+        """Does it report a failure (an ERROR line, an exception, a code path gone), not a WARN line? A
+        warning is what a service says when it copes (a retry, a fallback): noisy services say it all
+        day, so warnings alone never raise (they still rank and corroborate)."""
+        if self.kind == "vanished" or self.exception:
+            return True
+        return any(r.severity_number >= ERROR for r in self.examples)
+
     def describe(self) -> str:
         if self.kind == "vanished":
             return (f"{self.count} requests logged a line usually logged by {self.expected:.1f} of them "
@@ -136,6 +145,11 @@ class LogSuspect(Accused[LogSignal]):
     @property
     def severe_score(self) -> float:
         return sum(s.score for s in self.signals if s.severe)
+
+    @property
+    def alarm_score(self) -> float:
+        """The score of its signals that report a failure: what may raise an anomaly alone."""
+        return sum(s.score for s in self.signals if s.alarming)
 
 
 @dataclass
@@ -332,7 +346,7 @@ def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules:
             _spread(base, service, a, service in skipped,
                     {"warn": per * warn_counts.get(service, 0),
                      "new": window.new.get(service, 0) if judged else None,
-                     "raised": float(suspect is not None and suspect.severe_score >= RAISE_SCORE) if judged
+                     "raised": float(suspect is not None and suspect.alarm_score >= RAISE_SCORE) if judged
                      else None})
         if service in skipped:
             continue
