@@ -129,11 +129,14 @@ def evidence(related: set[str], logs: LogWindow | None, keys: Mapping[str, Key],
     return dict(found)
 
 
-def blend(traces: Mapping[Key, float], from_logs: Mapping[Key, float], logs_only: bool) -> dict[Key, float]:
+def blend(traces: Mapping[Key, float], from_logs: Mapping[Key, float], logs_only: bool,
+          noisy: Iterable[str] = ()) -> dict[Key, float]:
     """An anomaly's opinion: the traces' (weights adding up to 1) with ``LOG_TRUST`` given to the logs'
-    (``from_logs``, any scale). Unless the anomaly was raised by logs alone (``logs_only``), a key the
-    traces do not name gets at most ``BELOW_TRACES`` of the best key they name: log evidence adds to a
-    trace-backed candidate, and a log-only one never outranks it."""
+    (``from_logs``, any scale). Unless the anomaly was raised by logs alone (``logs_only``), logs never
+    outrank the traces: a key the traces do not name, or a key of a ``noisy`` service (logs that swing
+    in normal operation), gets at most ``BELOW_TRACES`` of the best of the other keys the traces name
+    (and never less than the traces alone give it). Log evidence of a quiet service adds to a
+    trace-backed candidate, and may lift it over another."""
     if not from_logs:
         return dict(traces)  # the trace-only arithmetic, exactly
     total = sum(from_logs.values())
@@ -143,12 +146,15 @@ def blend(traces: Mapping[Key, float], from_logs: Mapping[Key, float], logs_only
     for key, w in from_logs.items():
         if total > 0:
             opinion[key] += LOG_TRUST * w / total
-    backed = [opinion[k] for k, w in traces.items() if w > 0]
-    if backed and not logs_only:
+    if logs_only:
+        return dict(opinion)
+    loud = set(noisy)
+    held = {k for k in from_logs if traces.get(k, 0.0) <= 0 or k[0] in loud}
+    backed = [opinion[k] for k, w in traces.items() if w > 0 and k not in held]
+    if backed:
         ceiling = BELOW_TRACES * max(backed)
-        for key in from_logs:
-            if traces.get(key, 0.0) <= 0 and opinion[key] > ceiling:
-                opinion[key] = ceiling
+        for key in held:
+            opinion[key] = max((1 - LOG_TRUST) * traces.get(key, 0.0), min(opinion[key], ceiling))
     return dict(opinion)
 
 

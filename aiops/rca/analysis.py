@@ -194,7 +194,8 @@ def _opinion(anomaly: Anomaly, blame: Mapping[Key, float], related: set[str],
     for key, w in _normalised(blame).items():
         traces[key] += (1 - trust) * w
     from_logs = logrca.evidence(related, logs, log_keys, traces)
-    return logrca.blend(traces, from_logs, logs_only=anomaly.message.startswith(logrca.LOG_MESSAGE))
+    return logrca.blend(traces, from_logs, logs_only=anomaly.message.startswith(logrca.LOG_MESSAGE),
+                        noisy=logs.noisy if logs is not None else ())
 
 
 def _finish(group: Group, weights: Mapping[Key, float], examples: Mapping[str, float],

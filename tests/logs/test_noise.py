@@ -121,5 +121,8 @@ def test_a_candidate_only_the_logs_name_stays_below_the_traces_best():
     assert logrca.blend(traces, {}, logs_only=False) == traces  # no logs: the traces' arithmetic, exactly
     corroborated = logrca.blend(traces, {("mid", "price"): 40.0}, logs_only=False)
     assert max(corroborated, key=corroborated.get) == ("mid", "price")  # logs add to a trace-backed one
+    held = logrca.blend(traces, {("mid", "price"): 40.0}, logs_only=False, noisy={"mid"})
+    assert max(held, key=held.get) == ("front", "order")  # a noisy service's logs do not lift it over
+    assert held[("mid", "price")] >= 0.5 * 0.3  # ... nor take away what the traces gave it
     alone = logrca.blend({("x", "y"): 1.0}, logs, logs_only=True)  # an anomaly the logs raised themselves
     assert alone[("back", "rates")] == pytest.approx(0.5)  # not held below the traces

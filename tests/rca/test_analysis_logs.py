@@ -53,7 +53,7 @@ def run(spans, logs=None):
 
 def judged(lines):
     miner, base = TemplateMiner(), ls.LogBaselines()
-    for w in range(4):
+    for w in range(6):  # long enough for the three services to be known quiet (aiops.logs.noise)
         normal = [ls.LogRecord(w * 30.0 + i, svc, 9, f"handled request {i}") for i in range(10)
                   for svc in ("front", "mid", "back")]
         seen = ls.judge(normal, miner, base)
