@@ -132,12 +132,13 @@ def never_hurt(traces: list[dict], with_logs: list[dict], by: str) -> bool:
     and per ``by`` (the fault type, the variant); prints the cases ranked worse with logs."""
     print(f"\n{'logs never hurt (AC@1/AC@3)':40} {'traces':>13} {'+ logs':>13}")
     ok = True
-    for name in ["all", *sorted({r[by] for r in traces})]:
-        a = scores([r for r in traces if name in ("all", r[by])])
-        b = scores([r for r in with_logs if name in ("all", r[by])])
+    for name in [None, *sorted({r[by] for r in traces})]:
+        a = scores([r for r in traces if name in (None, r[by])])
+        b = scores([r for r in with_logs if name in (None, r[by])])
         fine = b["AC@1"] >= a["AC@1"] and b["AC@3"] >= a["AC@3"]
         ok &= fine
-        print(f"{name:40} {a['AC@1']:>6.2f}/{a['AC@3']:<6.2f} {b['AC@1']:>6.2f}/{b['AC@3']:<6.2f} "
+        label = name or "all cases"
+        print(f"{label:40} {a['AC@1']:>6.2f}/{a['AC@3']:<6.2f} {b['AC@1']:>6.2f}/{b['AC@3']:<6.2f} "
               f"{'ok' if fine else 'WORSE'}")
     worse = [(t["case"], t["rank"], w["rank"]) for t, w in zip(traces, with_logs, strict=True)
              if (w["rank"] or 99) > (t["rank"] or 99)]
