@@ -29,6 +29,11 @@ the dataset README's way: incidents raised from the start of the case file
 on, their candidates' services ranked. Prints AC@1, AC@3 and Avg@5 overall,
 per variant and per delay; per-case lines go to stderr.
 
+``--logs both`` also replays each case with noisy but normal logs (``bench/noisy_logs.py``: a
+third of the services' log volume and templates vary in normal operation, no fault is in
+them) and prints traces only and traces + logs side by side: logs must never make it worse
+(``--logs only``: just the second; ``off``, the default: traces only).
+
 Options: ``--dataset DIR``, ``--cases N`` (default 24), ``--seed S`` (default 1),
 ``--jobs N`` (parallel replays, default 2), ``--json OUT`` (per-case results),
 ``--root DIR`` (the checkout whose code replays; default this one), ``--keep DIR``
@@ -52,7 +57,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rca_trainticket import DEFAULT_DATASET, ROOT, ranked_services, replay_incidents, scores  # noqa: E402
+import noisy_logs  # noqa: E402
+from rca_trainticket import (  # noqa: E402
+    DEFAULT_DATASET,
+    ROOT,
+    log_only,
+    never_hurt,
+    ranked_services,
+    replay_incidents,
+    scores,
+)
 
 CLIENT, SERVER = 3, 2
 VARIANTS = ("answers", "all")
@@ -269,19 +283,39 @@ def plan_cases(meta: dict, dataset: Path, n: int, seed: int) -> list[dict]:
 # -- running -------------------------------------------------------------------------------------
 
 
-def build_case_file(case: dict, dataset: Path, out: Path) -> dict:
+def build_case_file(case: dict, dataset: Path, out: Path, logs: tuple[Path, str, set] | None = None) -> dict:
+    """The re-timed case file at ``out``; with ``logs`` ``(path, seed, noisy services)``, its noisy
+    logs there too."""
     requests = read_requests(dataset / case["background_file"])
     rng = random.Random(f"rca-synthetic-delays:{case['seed']}")
     stats = inject_network_fault(requests, case["target"], case["variant"], _ns(case["inject_time"]),
                                  jittered(case["delay_ms"], rng))
     write_requests(requests, out)
+    if logs is not None:
+        noisy_logs.write_noisy_logs(requests, logs[1], logs[2], logs[0], write_requests)
     return stats
 
 
-def run_synthetic(case: dict, dataset: Path, normal: str, workdir: Path, root: Path) -> dict:
-    path = workdir / f"{case['case']}.otlp.jsonl.gz"
-    stats = build_case_file(case, dataset, path)
-    incidents, elapsed = replay_incidents([dataset / normal, path], case["case"], root)
+def normal_logs(normal: Path, workdir: Path, seed: int) -> tuple[Path, set[str]]:
+    """The normal traffic's noisy logs (written once a run) and which services are noisy."""
+    requests = read_requests(normal)
+    services = sorted({_service(rs.get("resource", {})) for r in requests
+                       for rs in r.get("resourceSpans", ())})
+    noisy = noisy_logs.noisy_services(services, str(seed))
+    path = workdir / "normal.noisy.logs.otlp.jsonl.gz"
+    noisy_logs.write_noisy_logs(requests, str(seed), noisy, path, write_requests)
+    return path, noisy
+
+
+def run_synthetic(case: dict, dataset: Path, normal: str, workdir: Path, root: Path,
+                  logs: tuple[Path, int, set[str]] | None = None) -> dict:
+    """One case; with ``logs`` ``(normal logs file, seed, noisy services)``, replayed with noisy logs."""
+    suffix = ".logs" if logs else ""
+    path = workdir / f"{case['case']}{suffix}.otlp.jsonl.gz"
+    case_logs = workdir / f"{case['case']}.noisy.logs.otlp.jsonl.gz"
+    stats = build_case_file(case, dataset, path, (case_logs, str(logs[1]), logs[2]) if logs else None)
+    incidents, elapsed = replay_incidents([dataset / normal, path], case["case"], root,
+                                          logs=[logs[0], case_logs] if logs else None)
     truth = case["target"]
     ranking = ranked_services(incidents, case["since"])
     rank = ranking.index(truth) + 1 if truth in ranking else None
@@ -290,7 +324,8 @@ def run_synthetic(case: dict, dataset: Path, normal: str, workdir: Path, root: P
     return {**case, **stats, "truth": truth, "rank": rank, "top3": ranking[:3],
             "rank_from_inject": late.index(truth) + 1 if truth in late else None,
             "top3_from_inject": late[:3], "incidents": len(incidents),
-            "incident_keys": incident_keys(incidents), "seconds": round(elapsed, 1)}
+            "incident_keys": incident_keys(incidents), "log_only": log_only(incidents),
+            "seconds": round(elapsed, 1)}
 
 
 def incident_keys(incidents: list[dict]) -> list[list]:
@@ -307,7 +342,7 @@ def with_control(result: dict, control: list[dict]) -> dict:
             "top3_control": ranking[:3], "same_as_control": result["incident_keys"] == incident_keys(control)}
 
 
-def print_tables(results: list[dict]) -> None:
+def print_tables(results: list[dict], label: str = "") -> None:
     rows = [("all synthetic cases", results)]
     for variant in VARIANTS:
         rows.append((f"variant {variant}", [r for r in results if r["variant"] == variant]))
@@ -317,7 +352,7 @@ def print_tables(results: list[dict]) -> None:
                  [r for r in results if r["calls_per_min"] < QUIET_PER_MIN]))
     rows.append((f"busy target (>={QUIET_PER_MIN:g} calls/min)",
                  [r for r in results if r["calls_per_min"] >= QUIET_PER_MIN]))
-    print(f"\n{'':40} {'cases':>5} {'AC@1':>7} {'AC@3':>7} {'Avg@5':>7}")
+    print(f"\n{label:40} {'cases':>5} {'AC@1':>7} {'AC@3':>7} {'Avg@5':>7}")
     for name, rs in rows:
         if rs:
             s = scores(rs)
@@ -353,41 +388,62 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the modified trace files here")
     parser.add_argument("--control", action="store_true",
                         help="also replay each background unmodified and score it against the same targets")
+    parser.add_argument("--logs", choices=("off", "both", "only"), default="off",
+                        help="also (both) or only replay with noisy but normal logs (bench/noisy_logs.py)")
     args = parser.parse_args()
 
     meta = json.loads((args.dataset / "cases.json").read_text())
     plan = plan_cases(meta, args.dataset, args.cases, args.seed)
     print(f"replaying {len(plan)} synthetic network-fault cases (seed {args.seed}) with the code at "
           f"{args.root.resolve()} ({args.jobs} at a time)", file=sys.stderr)
-    results: list[dict] = []
+    modes = {"off": [False], "only": [True], "both": [False, True]}[args.logs]
+    runs: dict[bool, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="aiops-synth-") as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         normal = args.dataset / meta["normal_traffic"]
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            controls = {}
-            if args.control:
-                for c in plan:
-                    if c["background"] not in controls:
-                        controls[c["background"]] = pool.submit(
-                            replay_incidents, [normal, args.dataset / c["background_file"]],
-                            f"control {c['background']}", args.root)
-            futures = [pool.submit(run_synthetic, c, args.dataset, meta["normal_traffic"], workdir, args.root)
-                       for c in plan]
-            for i, fut in enumerate(futures, 1):
-                r = fut.result()
-                ctl = ""
-                if args.control:
-                    r = with_control(r, controls[r["background"]].result()[0])
-                    ctl = f" ctl={r['rank_control']!s:<4}{' unseen' if r['same_as_control'] else ''}"
-                results.append(r)
-                print(f"[{i:2}/{len(plan)}] {r['target']:<30} {r['variant']:<7} {r['delay_ms']:>5}ms "
-                      f"{r['calls_per_min']:>6}/min {r['delayed_calls']:>4} calls rank={r['rank']!s:<4}{ctl} "
-                      f"top3={r['top3']} ({r['incidents']} incidents, {r['seconds']}s; bg {r['background']})",
-                      file=sys.stderr)
-    print_tables(results)
+        logs = None
+        if True in modes:
+            logs_file, noisy = normal_logs(normal, workdir, args.seed)
+            logs = (logs_file, args.seed, noisy)
+            print(f"noisy logs at {', '.join(sorted(noisy))}", file=sys.stderr)
+        for with_logs in modes:
+            runs[with_logs] = run_plan(plan, args, meta, normal, workdir, logs if with_logs else None)
+    for with_logs, results in runs.items():
+        print_tables(results, "traces + noisy logs" if with_logs else "traces only")
+    if len(runs) == 2:
+        never_hurt(runs[False], runs[True], "variant")
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "overall": scores(results)}, indent=2))
+        out = {("with_logs" if k else "traces_only"): {"results": v, "overall": scores(v)}
+               for k, v in runs.items()}
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+def run_plan(plan: list[dict], args, meta: dict, normal: Path, workdir: Path, logs) -> list[dict]:
+    results: list[dict] = []
+    label = "logs" if logs else "traces"
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        controls = {}
+        if args.control:
+            for c in plan:
+                if c["background"] not in controls:
+                    controls[c["background"]] = pool.submit(
+                        replay_incidents, [normal, args.dataset / c["background_file"]],
+                        f"control {c['background']}", args.root)
+        futures = [pool.submit(run_synthetic, c, args.dataset, meta["normal_traffic"], workdir, args.root,
+                               logs) for c in plan]
+        for i, fut in enumerate(futures, 1):
+            r = fut.result()
+            ctl = ""
+            if args.control:
+                r = with_control(r, controls[r["background"]].result()[0])
+                ctl = f" ctl={r['rank_control']!s:<4}{' unseen' if r['same_as_control'] else ''}"
+            results.append(r)
+            print(f"[{label} {i:2}/{len(plan)}] {r['target']:<30} {r['variant']:<7} {r['delay_ms']:>5}ms "
+                  f"{r['calls_per_min']:>6}/min {r['delayed_calls']:>4} calls rank={r['rank']!s:<4}{ctl} "
+                  f"top3={r['top3']} ({r['incidents']} incidents, {r['seconds']}s; bg {r['background']})",
+                  file=sys.stderr)
+    return results
 
 
 if __name__ == "__main__":

@@ -11,9 +11,14 @@ next to the dataset README's reference figures, and the overall figures when
 the window opens at the recorded ``inject_time`` instead (which can lag the
 fault).
 
+With ``--logs both`` (the default) it also checks that logs never hurt: per fault
+type, AC@1 and AC@3 with logs at least those of traces alone, the cases ranked
+worse with logs, and the incidents raised by log lines alone.
+
 Options: ``--dataset DIR``, ``--cases N`` (first N only), ``--jobs N`` (parallel
 replays, default 2), ``--json OUT`` (per-case results), ``--logs both|only|off``,
-``--metrics off|on|both`` (replay each case's metrics file too: in every run, or as one more run).
+``--metrics off|on|both`` (replay each case's metrics file too: in every run, or as one more run),
+``--root DIR`` (the checkout whose code replays; default this one).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATASET = ROOT.parent / "shared" / "datasets" / "trainticket"
+LOG_MESSAGE = "Log pattern change: "  # aiops.logs.clues.LOG_MESSAGE: an anomaly raised by log lines alone
 REFERENCE = {
     "Nezha (traces + logs + metrics)": {"AC@1": 0.8667, "AC@3": 0.9778},
     "trace-only: median SERVER-span growth": {"AC@1": 0.21, "AC@3": 0.25},
@@ -102,22 +108,53 @@ def replay_incidents(files: list[Path], name: str, root: Path = ROOT,
 
 
 def run_case(case: dict, dataset: Path, normal: str, normal_logs: str | None = None,
-             normal_metrics: str | None = None) -> dict:
+             normal_metrics: str | None = None, root: Path = ROOT) -> dict:
     """One case, with logs when ``normal_logs`` is given (and the case has its ``logs_file``), with
     metrics when ``normal_metrics`` is (and it has its ``metrics_file``)."""
     logs = ([dataset / normal_logs, dataset / case["logs_file"]]
             if normal_logs and case.get("logs_file") else None)
     metrics = ([dataset / normal_metrics, dataset / case["metrics_file"]]
                if normal_metrics and case.get("metrics_file") else None)
-    incidents, elapsed = replay_incidents([dataset / normal, dataset / case["file"]], case["case"], logs=logs,
-                                          metrics=metrics)
+    incidents, elapsed = replay_incidents([dataset / normal, dataset / case["file"]], case["case"], root,
+                                          logs=logs, metrics=metrics)
     truth = case["root_cause_service"]
     ranking = ranked_services(incidents, file_start(dataset / case["file"]))
     late = ranked_services(incidents, case["inject_time"])
     return {"case": case["case"], "fault": case["fault"], "truth": truth,
             "rank": ranking.index(truth) + 1 if truth in ranking else None,
             "rank_from_inject": late.index(truth) + 1 if truth in late else None,
-            "top3": ranking[:3], "incidents": len(incidents), "seconds": round(elapsed, 1)}
+            "top3": ranking[:3], "incidents": len(incidents), "log_only": log_only(incidents),
+            "seconds": round(elapsed, 1)}
+
+
+def log_only(incidents: list[dict]) -> int:
+    """Incidents raised by log lines alone (every anomaly a log pattern change)."""
+    return sum(1 for i in incidents
+               if i.get("anomalies") and all((a.get("message") or "").startswith(LOG_MESSAGE)
+                                             for a in i["anomalies"]))
+
+
+def never_hurt(traces: list[dict], with_logs: list[dict], by: str) -> bool:
+    """Logs must never make it worse: AC@1 and AC@3 with logs at least those of traces alone, overall
+    and per ``by`` (the fault type, the variant); prints the cases ranked worse with logs."""
+    print(f"\n{'logs never hurt (AC@1/AC@3)':40} {'traces':>13} {'+ logs':>13}")
+    ok = True
+    for name in [None, *sorted({r[by] for r in traces})]:
+        a = scores([r for r in traces if name in (None, r[by])])
+        b = scores([r for r in with_logs if name in (None, r[by])])
+        fine = b["AC@1"] >= a["AC@1"] and b["AC@3"] >= a["AC@3"]
+        ok &= fine
+        label = name or "all cases"
+        print(f"{label:40} {a['AC@1']:>6.2f}/{a['AC@3']:<6.2f} {b['AC@1']:>6.2f}/{b['AC@3']:<6.2f} "
+              f"{'ok' if fine else 'WORSE'}")
+    worse = [(t["case"], t["rank"], w["rank"]) for t, w in zip(traces, with_logs, strict=True)
+             if (w["rank"] or 99) > (t["rank"] or 99)]
+    print(f"cases ranked worse with logs: {len(worse)}"
+          + "".join(f"\n  {c}: rank {a} -> {b}" for c, a, b in worse))
+    print(f"incidents over the replays: traces {sum(r['incidents'] for r in traces)}, + logs "
+          f"{sum(r['incidents'] for r in with_logs)} (raised by log lines alone: "
+          f"{sum(r.get('log_only', 0) for r in with_logs)}); logs never hurt: {'MET' if ok else 'NOT MET'}")
+    return ok
 
 
 def scores(results: list[dict]) -> dict[str, float]:
@@ -132,19 +169,21 @@ def label_of(with_logs: bool, with_metrics: bool) -> str:
 
 
 def run_all(cases: list[dict], dataset: Path, meta: dict, jobs: int, with_logs: bool,
-            with_metrics: bool = False) -> list[dict]:
+            with_metrics: bool = False, root: Path = ROOT) -> list[dict]:
     label = label_of(with_logs, with_metrics)
     normal_logs = meta.get("normal_logs") if with_logs else None
     normal_metrics = meta.get("normal_metrics") if with_metrics else None
     results: list[dict] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_case, c, dataset, meta["normal_traffic"], normal_logs, normal_metrics)
+        futures = [pool.submit(run_case, c, dataset, meta["normal_traffic"], normal_logs, normal_metrics,
+                               root)
                    for c in cases]
         for i, fut in enumerate(futures, 1):
             r = fut.result()
             results.append(r)
             print(f"[{label} {i:2}/{len(cases)}] {r['case']:<52} rank={r['rank']!s:<4} top3={r['top3']} "
-                  f"({r['incidents']} incidents, {r['seconds']}s)", file=sys.stderr)
+                  f"({r['incidents']} incidents, {r['log_only']} from logs alone, {r['seconds']}s)",
+                  file=sys.stderr)
     return results
 
 
@@ -174,6 +213,7 @@ def main() -> None:
     parser.add_argument("--metrics", choices=("off", "on", "both"), default="off",
                         help="also with the dataset's metrics files: not (off), in every run (on), or as "
                              "one more run, with logs when there are any (both)")
+    parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose code replays")
     args = parser.parse_args()
 
     meta = json.loads((args.dataset / "cases.json").read_text())
@@ -186,12 +226,15 @@ def main() -> None:
     plan = [(logs, metrics == "on") for logs in modes]
     if metrics == "both":
         plan.append((max(modes), True))
-    runs = {mode: run_all(cases, args.dataset, meta, args.jobs, *mode) for mode in plan}
+    runs = {mode: run_all(cases, args.dataset, meta, args.jobs, *mode, root=args.root) for mode in plan}
     print(f"\n{'':40} {'cases':>5} {'AC@1':>7} {'AC@3':>7} {'Avg@5':>7}")
     for mode, results in runs.items():
         table(results, label_of(*mode))
     for name, ref in REFERENCE.items():
         print(f"{name:40} {'':>5} {ref['AC@1']:>7.2%} {ref['AC@3']:>7.2%} {'':>7}")
+    on = metrics == "on"
+    if (False, on) in runs and (True, on) in runs:
+        never_hurt(runs[(False, on)], runs[(True, on)], "fault")
     if args.json:
         out = {label_of(*k).replace(" + ", "_").replace(" ", "_"): {"results": v, "overall": scores(v)}
                for k, v in runs.items()}

@@ -5,11 +5,18 @@ Two facts from logs, each bounded so traces keep their say:
 - a trace whose spans logged ERROR/WARN lines points at the *deepest* span
   that logged one: an error is logged where it starts, and again by every
   caller that received it (``LOG_WALK`` of the trace's blame moves there);
+  only lines of services whose logs changed in the window count (a service
+  that logs a warning on every request says nothing about this trace);
 - a service whose log patterns changed in the window (:mod:`aiops.logs.signals`)
   gains evidence for the anomalies whose traces reach it (``LOG_TRUST`` of the
   anomaly's opinion, split by log score).
 
-With no log lines neither applies and RCA is exactly the trace-only one.
+Logs never hurt the traces' answer: in a trace anomaly's opinion, a candidate
+only the logs name stays below the best one the traces name (:func:`blend`), and
+a service whose logs swing in normal operation (*noisy*,
+:mod:`aiops.logs.noise`) never raises an anomaly from its logs alone.
+
+With no log lines none of this applies and RCA is exactly the trace-only one.
 """
 
 from __future__ import annotations
@@ -20,20 +27,21 @@ from collections.abc import Iterable, Mapping
 from aiops.detection.rules import WHOLE_SERVICE, Anomaly, is_timeout
 from aiops.detection.selftime import SpanIndex
 from aiops.kinds import AnomalyType
-from aiops.logs.signals import LogRecord, LogWindow
+from aiops.logs.signals import RAISE_SCORE, LogRecord, LogWindow
 from telemetry.columns import KIND_SERVER
 
 Key = tuple[str, str]
 
 LOG_WALK = 0.5  # share of a trace's blame moved to the deepest span that logged a problem
 LOG_TRUST = 0.5  # share of an anomaly's opinion given to log evidence when its traces reach some
-# Score of a service's severe log signals (ERROR/WARN, exceptions, vanished paths) that raises an
-# anomaly of its own, no trace anomaly needed: a new ERROR template at the new-template minimum of
-# three lines (3 x sqrt(3) = 5.2) does, a new WARN one needs seven lines, a surge five spreads, any
-# vanished path (its chance is below 1e-6). New INFO lines alone are mostly other traffic: they
-# rank, never raise. (5 rather than 6: on the TrainTicket dev day it found two more code faults for three more
-# incidents in 28 replays, and the normal traffic still raises one.)
-MIN_ANOMALY_SCORE = 5.0
+# Score of a quiet service's alarming log signals (ERROR lines, exceptions, vanished paths) that
+# raises an anomaly of its own, no trace anomaly needed: a new ERROR template at the new-template
+# minimum of three lines (3 x sqrt(3) = 5.2) does, an ERROR surge five spreads, any vanished path
+# (its chance is below 1e-6). WARN and INFO lines alone rank and corroborate, never raise. (5 rather
+# than 6: on the TrainTicket dev day it found two more code faults for three more incidents in 28
+# replays.)
+MIN_ANOMALY_SCORE = RAISE_SCORE
+BELOW_TRACES = 0.9  # a log-only candidate's weight, at most, as a share of the traces' best one
 MAX_HOP_LINES = 3  # log lines carried per propagation hop
 MAX_LINE = 300  # characters of a line carried
 LOG_MESSAGE = "Log pattern change: "
@@ -71,6 +79,7 @@ def walk(keys: Mapping[Key, float], span, tree, logs: LogWindow | None) -> Mappi
     unless the walk blames a failure below that span: then its lines are a caller reporting what
     a callee did to it ("call to inventory timed out"), a symptom, and the traces keep the blame."""
     lines = logs.problems.get(span.trace_id) if logs is not None else None
+    lines = [r for r in lines if r.service in logs.suspects] if lines else None
     deep = deepest_logger(span, tree, lines) if lines else None
     if deep is None or set(keys) & _failed_below(deep, tree):
         return keys
@@ -120,15 +129,45 @@ def evidence(related: set[str], logs: LogWindow | None, keys: Mapping[str, Key],
     return dict(found)
 
 
+def blend(traces: Mapping[Key, float], from_logs: Mapping[Key, float], logs_only: bool,
+          noisy: Iterable[str] = ()) -> dict[Key, float]:
+    """An anomaly's opinion: the traces' (weights adding up to 1) with ``LOG_TRUST`` given to the logs'
+    (``from_logs``, any scale). Unless the anomaly was raised by logs alone (``logs_only``), logs never
+    outrank the traces: a key the traces do not name, or a key of a ``noisy`` service (logs that swing
+    in normal operation), gets at most ``BELOW_TRACES`` of the best of the other keys the traces name
+    (and never less than the traces alone give it). Log evidence of a quiet service adds to a
+    trace-backed candidate, and may lift it over another."""
+    if not from_logs:
+        return dict(traces)  # the trace-only arithmetic, exactly
+    total = sum(from_logs.values())
+    opinion: dict[Key, float] = defaultdict(float)
+    for key, w in traces.items():
+        opinion[key] += (1 - LOG_TRUST) * w
+    for key, w in from_logs.items():
+        if total > 0:
+            opinion[key] += LOG_TRUST * w / total
+    if logs_only:
+        return dict(opinion)
+    loud = set(noisy)
+    held = {k for k in from_logs if traces.get(k, 0.0) <= 0 or k[0] in loud}
+    backed = [opinion[k] for k, w in traces.items() if w > 0 and k not in held]
+    if backed:
+        ceiling = BELOW_TRACES * max(backed)
+        for key in held:
+            opinion[key] = max((1 - LOG_TRUST) * traces.get(key, 0.0), min(opinion[key], ceiling))
+    return dict(opinion)
+
+
 def anomalies(logs: LogWindow | None, keys: Mapping[str, Key], window: list, covered: set[str]):
     """Anomalies of services whose logs changed strongly and that no trace anomaly names:
-    a code fault often leaves timings alone and speaks only in its logs."""
+    a code fault often leaves timings alone and speaks only in its logs. A noisy service's logs
+    never raise on their own (they still add to what the traces blame)."""
     if logs is None:
         return []
     by_ref = {(s.trace_id, s.span_id): s for s in window if s.kind == KIND_SERVER}
     found = []
     for service, suspect in sorted(logs.suspects.items()):
-        if service in covered or suspect.severe_score < MIN_ANOMALY_SCORE:
+        if service in covered or service in logs.noisy or suspect.alarm_score < MIN_ANOMALY_SCORE:
             continue
         lead = suspect.lead
         shown = [by_ref[(r.trace_id, r.span_id)] for sig in suspect.signals for r in sig.examples

@@ -6,11 +6,14 @@ does for latency), and which templates were ever seen then. A window is judged
 against them; the signals are:
 
 - **surge**: more ERROR/WARN lines than the service's usual rate *for the
-  traffic it served* (a Poisson-like excess: (observed - expected) /
-  sqrt(expected + 1), expected scaled by the window's SERVER spans over the
-  usual number: twice the requests log twice the warnings, and that is not news);
+  traffic it served* (an excess in standard deviations of a negative binomial
+  whose dispersion is the service's own, :mod:`aiops.logs.noise`: (observed -
+  expected) / sqrt(expected + 1 + phi expected^2), expected scaled by the
+  window's SERVER spans over the usual number: twice the requests log twice the
+  warnings, and that is not news);
 - **new**: lines of a template never seen in a normal window (only once the
-  service has been watched for ``min_windows``: at first everything is new);
+  service has been watched for ``min_windows``: at first everything is new),
+  beyond the few new templates a window of that service usually shows;
 - **exception**: either of those on a template that reports an exception or a
   stack frame counts ``EXCEPTION_WEIGHT`` times;
 - **trace-bound**: a template whose lines fall mostly in the window's slow or
@@ -19,7 +22,9 @@ against them; the signals are:
   window's did (:mod:`aiops.logs.paths`: the code took another path).
 
 A service's log score is the sum over its signals; a service with no logs has
-no score, so a system that sends no logs ranks exactly as before.
+no score, so a system that sends no logs ranks exactly as before. A service
+whose logs swing in normal operation is *noisy* (:func:`aiops.logs.noise.noisy`):
+its signals still rank, but never raise on their own (:mod:`aiops.logs.clues`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from aiops.detection.evidence import Accused
+from aiops.logs import noise
 from aiops.logs import paths as logpaths
 from aiops.logs.mining import MAX_SERVICES, TemplateKey, TemplateMiner, is_exception
 
@@ -41,6 +47,9 @@ SEVERITY_WEIGHT = ((ERROR, 3.0), (WARN, 2.0), (0, 0.5))
 MAX_WILDCARDS = 0.5  # templates made mostly of wildcards say nothing about what happened
 EXCEPTION_WEIGHT = 2.0
 MAX_EXAMPLES = 3  # lines kept per signal, for the incident page
+# Score of a service's alarming log signals (ERROR lines, exceptions, vanished paths) that raises an
+# anomaly of its own, no trace anomaly needed (aiops.logs.clues), when the service is quiet.
+RAISE_SCORE = 5.0
 
 
 class LogRecord(NamedTuple):
@@ -65,6 +74,7 @@ class LogRules:
     alpha: float = 0.2  # EWMA weight of a normal window, after the warm-up
     warmup_windows: int = 10
     paths: logpaths.PathRules = logpaths.PathRules()
+    variability: noise.NoiseRules = noise.NoiseRules()
 
 
 @dataclass
@@ -77,6 +87,16 @@ class LogBaselines:
     template_rate: dict[TemplateKey, float] = field(default_factory=dict)
     seen_in_normal: set[TemplateKey] = field(default_factory=set)
     paths: logpaths.PathBaselines = field(default_factory=logpaths.PathBaselines)
+    # Per (service, count) of aiops.logs.noise.COUNTS, over every window it was watched in: how
+    # much its logs vary when nothing is wrong.
+    count_mean: dict[tuple[str, str], float] = field(default_factory=dict)
+    count_var: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def noisy(self, service: str, rules: noise.NoiseRules = noise.NoiseRules()) -> bool:
+        return noise.noisy(self.count_mean, self.count_var, service, rules)
+
+    def quiet(self, service: str, rules: noise.NoiseRules = noise.NoiseRules()) -> bool:
+        return noise.quiet(self.count_mean, self.count_var, self.windows.get(service, 0), service, rules)
 
 
 @dataclass
@@ -100,6 +120,15 @@ class LogSignal:
             return True
         return any(r.severity_number >= WARN for r in self.examples)
 
+    @property
+    def alarming(self) -> bool:
+        """Does it report a failure (an ERROR line, an exception, a code path gone), not a WARN line? A
+        warning is what a service says when it copes (a retry, a fallback): noisy services say it all
+        day, so warnings alone never raise (they still rank and corroborate)."""
+        if self.kind == "vanished" or self.exception:
+            return True
+        return any(r.severity_number >= ERROR for r in self.examples)
+
     def describe(self) -> str:
         if self.kind == "vanished":
             return (f"{self.count} requests logged a line usually logged by {self.expected:.1f} of them "
@@ -117,6 +146,11 @@ class LogSuspect(Accused[LogSignal]):
     def severe_score(self) -> float:
         return sum(s.score for s in self.signals if s.severe)
 
+    @property
+    def alarm_score(self) -> float:
+        """The score of its signals that report a failure: what may raise an anomaly alone."""
+        return sum(s.score for s in self.signals if s.alarming)
+
 
 @dataclass
 class LogWindow:
@@ -126,6 +160,8 @@ class LogWindow:
     suspects: dict[str, LogSuspect]
     problems: dict[str, list[LogRecord]]  # per trace id: its ERROR/WARN lines
     paths: logpaths.Requests = field(default_factory=dict)  # per endpoint and request: templates logged
+    noisy: set[str] = field(default_factory=set)  # services not known to be quiet: never raise alone
+    new: dict[str, int] = field(default_factory=dict)  # per service: templates never seen in a normal window
 
     def lines_of(self, trace_id: str | None, limit: int = 20) -> list[LogRecord]:
         return self.problems.get(trace_id or "", [])[:limit]
@@ -173,7 +209,8 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
     key_of = {id(r): key for key, lines in templates.items() for r in lines}
     problems, warns = _warnings(records)
     signals = _surges(warns, key_of, miner, base, rules, traffic or {})
-    signals += _template_signals(templates, records, abnormal, miner, base, rules)
+    new_signals, novel = _template_signals(templates, records, abnormal, miner, base, rules)
+    signals += new_signals
     paths: logpaths.Requests = {}
     if entry_of is not None:
         paths, vanished = _vanished(records, key_of, entry_of, served or {}, miner, base, rules)
@@ -181,7 +218,8 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
     suspects: dict[str, LogSuspect] = {}
     for sig in signals:
         suspects.setdefault(sig.service, LogSuspect(sig.service)).signals.append(sig)
-    return LogWindow(templates, suspects, dict(problems), paths)
+    noisy = {s for s in {r.service for r in records} | set(suspects) if not base.quiet(s, rules.variability)}
+    return LogWindow(templates, suspects, dict(problems), paths, noisy, novel)
 
 
 def _warnings(records: list[LogRecord]) -> tuple[dict[str, list[LogRecord]], dict[str, list[LogRecord]]]:
@@ -205,7 +243,8 @@ def _surges(warns: Mapping[str, list[LogRecord]], key_of: Mapping[int, TemplateK
         if base.windows.get(service, 0) < rules.min_windows:
             continue
         expected = expected_warnings(base, service, traffic)
-        excess = (len(lines) - expected) / math.sqrt(expected + 1)
+        phi = noise.dispersion(*noise.moments(base.count_mean, base.count_var, service, "warn"))
+        excess = noise.tail_z(len(lines), expected, phi)
         if len(lines) >= rules.min_lines and excess >= rules.min_surge:
             top = Counter(key_of[id(r)] for r in lines if id(r) in key_of)
             lead = top.most_common(1)[0][0] if top else None
@@ -219,24 +258,29 @@ def _surges(warns: Mapping[str, list[LogRecord]], key_of: Mapping[int, TemplateK
 
 def _template_signals(templates: Mapping[TemplateKey, list[LogRecord]], records: list[LogRecord],
                       abnormal: set[str], miner: TemplateMiner, base: LogBaselines,
-                      rules: LogRules) -> list[LogSignal]:
-    """Per template: ``new`` (never seen in a normal window) and ``trace-bound`` (its lines mostly in
-    the window's abnormal traces, far more than the window's lines in all)."""
+                      rules: LogRules) -> tuple[list[LogSignal], dict[str, int]]:
+    """Per template: ``new`` (never seen in a normal window; a service's usual churn of new templates
+    is no signal) and ``trace-bound`` (its lines mostly in the window's abnormal traces, far more than
+    the window's lines in all). Also how many new templates each service showed."""
     traced = [r for r in records if r.trace_id]
     overall = sum(1 for r in traced if r.trace_id in abnormal) / len(traced) if traced else 0.0
-    found = []
+    found: list[LogSignal] = []
+    fresh: dict[str, list[LogSignal]] = defaultdict(list)
+    novel: Counter = Counter()
     for key, lines in templates.items():
         service = key[0]
         text = miner.template(key) or ""
         exc = is_exception(text)
         weight = EXCEPTION_WEIGHT if exc else 1.0
-        if (base.windows.get(service, 0) >= rules.min_windows and key not in base.seen_in_normal
-                and len(lines) >= rules.min_lines and not _vague(text)):
+        watched = base.windows.get(service, 0) >= rules.min_windows
+        if watched and key not in base.seen_in_normal and len(lines) >= rules.min_lines:
+            novel[service] += 1  # a new template with as many lines as the signal needs: the churn's unit
+        if watched and key not in base.seen_in_normal and len(lines) >= rules.min_lines and not _vague(text):
             worst = max(r.severity_number for r in lines)
             severe = next(w for level, w in SEVERITY_WEIGHT if worst >= level)
-            found.append(LogSignal("new", service, text, len(lines), 0.0,
-                                   weight * severe * math.sqrt(len(lines)), lines[0].time,
-                                   lines[:MAX_EXAMPLES], exc, template_id=key[1]))
+            fresh[service].append(LogSignal("new", service, text, len(lines), 0.0,
+                                            weight * severe * math.sqrt(len(lines)), lines[0].time,
+                                            lines[:MAX_EXAMPLES], exc, template_id=key[1]))
         if abnormal and len(lines) >= rules.min_lines:
             inside = [r for r in lines if r.trace_id in abnormal]
             usual = base.template_rate.get(key, 0.0)
@@ -245,7 +289,11 @@ def _template_signals(templates: Mapping[TemplateKey, list[LogRecord]], records:
                 found.append(LogSignal("trace-bound", service, text, len(inside), usual,
                                        weight * math.sqrt(len(inside)), inside[0].time, inside[:MAX_EXAMPLES],
                                        exc, template_id=key[1]))
-    return found
+    for service, sigs in fresh.items():
+        usual = noise.churn(base.count_mean, base.count_var, service)
+        beyond = max(0, novel[service] - usual)  # the strongest of the templates beyond the churn
+        found += sorted(sigs, key=lambda sig: -sig.score)[:beyond]
+    return found, dict(novel)
 
 
 def _vanished(records: list[LogRecord], key_of: Mapping[int, TemplateKey], entry_of: Callable,
@@ -285,12 +333,23 @@ def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules:
     by_service: dict[str, list[TemplateKey]] = defaultdict(list)
     for key in set(counts) | {k for k in base.template_rate}:
         by_service[key[0]].append(key)
-    for service in set(services) - skipped:
+    for service in services:
         if service not in base.windows and len(base.windows) >= MAX_SERVICES:
             continue  # service names are the sender's: forged ones must not grow the baselines
         n = base.windows.get(service, 0)
         a = 1.0 / (n + 1) if n < rules.warmup_windows else rules.alpha
         a = max(a, weight) if weight is not None else a
+        if weight is None:  # not while relearning: a new recording's jump is not the service's spread
+            per = noise.per_usual_traffic(base.traffic.get(service, 0.0), (traffic or {}).get(service, 0))
+            judged = n >= rules.min_windows
+            suspect = window.suspects.get(service)
+            _spread(base, service, a, service in skipped,
+                    {"warn": per * warn_counts.get(service, 0),
+                     "new": window.new.get(service, 0) if judged else None,
+                     "raised": float(suspect is not None and suspect.alarm_score >= RAISE_SCORE) if judged
+                     else None})
+        if service in skipped:
+            continue
         base.warn_rate[service] = (1 - a) * base.warn_rate.get(service, 0.0) + a * warn_counts.get(service, 0)
         base.traffic[service] = (1 - a) * base.traffic.get(service, 0.0) + a * (traffic or {}).get(service, 0)
         for key in by_service.get(service, ()):
@@ -299,6 +358,18 @@ def learn(base: LogBaselines, window: LogWindow, services: Iterable[str], rules:
                 base.seen_in_normal.add(key)
         base.windows[service] = n + 1
     logpaths.learn(base.paths, window.paths, skipped, rules.paths, weight)
+
+
+def _spread(base: LogBaselines, service: str, a: float, suspected: bool, counts: Mapping) -> None:
+    """The service's normal variability, learned from every window it was watched in
+    (:mod:`aiops.logs.noise`): a suspect window's deviation is capped, and it teaches the churn of
+    new templates a quarter as much (a fault's first new template must not become a quiet service's
+    churn; a service that shows new ones window after window still learns so in a few)."""
+    for name, x in counts.items():
+        if x is not None:
+            w = a / 4 if suspected and name == "new" else a
+            noise.observe(base.count_mean, base.count_var, (service, name), x, w,
+                          capped=suspected and name != "raised")
 
 
 def scores(suspects: Mapping[str, LogSuspect]) -> dict[str, float]:

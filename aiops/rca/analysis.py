@@ -205,12 +205,8 @@ def _opinion(anomaly: Anomaly, blame: Mapping[Key, float], related: set[str],
     for key, w in _normalised(blame).items():
         traces[key] += (1 - trust) * w
     from_logs = logrca.evidence(related, logs, log_keys, traces)
-    log_trust = logrca.LOG_TRUST if from_logs else 0.0  # 0.0: the trace-only arithmetic, exactly
-    opinion: dict[Key, float] = defaultdict(float)
-    for key, w in traces.items():
-        opinion[key] += (1 - log_trust) * w
-    for key, w in _normalised(from_logs).items():
-        opinion[key] += log_trust * w
+    opinion = logrca.blend(traces, from_logs, logs_only=anomaly.message.startswith(logrca.LOG_MESSAGE),
+                           noisy=logs.noisy if logs is not None else ())
     resources = metricrca.evidence(related, metrics, opinion)
     if not resources:
         return opinion  # the arithmetic without metrics, exactly

@@ -53,7 +53,7 @@ def run(spans, logs=None):
 
 def judged(lines):
     miner, base = TemplateMiner(), ls.LogBaselines()
-    for w in range(4):
+    for w in range(6):  # long enough for the three services to be known quiet (aiops.logs.noise)
         normal = [ls.LogRecord(w * 30.0 + i, svc, 9, f"handled request {i}") for i in range(10)
                   for svc in ("front", "mid", "back")]
         seen = ls.judge(normal, miner, base)
@@ -108,8 +108,17 @@ def _timed_out_call(fails: bool):
     if fails:
         c.error, c.status_code, c.exception_type = True, None, "ReadTimeout"
     line = ls.LogRecord(1001.0, "front", 17, "call to mid timed out after 1s", root.trace_id, root.span_id)
-    logs = ls.LogWindow({}, {}, {root.trace_id: [line]})
+    spoke = ls.LogSignal("new", "front", "ERROR call to mid timed out after <*>", 3, 0.0, 5.2, 1001.0, [line])
+    logs = ls.LogWindow({}, {"front": ls.LogSuspect("front", [spoke])}, {root.trace_id: [line]})
     return root, TraceTree([root, c]), logs
+
+
+def test_lines_of_a_service_whose_logs_did_not_change_move_no_blame():
+    """A service that logs a warning on every request says nothing about this trace: only the lines
+    of services whose logs changed in the window walk the blame."""
+    root, tree, logs = _timed_out_call(fails=False)
+    logs.suspects.clear()
+    assert logrca.walk({("mid", "price"): 1.0}, root, tree, logs) == {("mid", "price"): 1.0}
 
 
 def test_a_caller_logging_its_callees_timeout_keeps_the_blame_on_the_callee():
