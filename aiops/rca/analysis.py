@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from aiops.detection.evidence import Suspect
 from aiops.detection.ewma import BaselineValue
+from aiops.detection.robust import LogBaseline
 from aiops.detection.rules import Anomaly, Key, Thresholds
 from aiops.logs import clues as logrca
 from aiops.logs.signals import LogWindow
@@ -100,6 +101,7 @@ def analyse(
     th: Thresholds,
     suspects: Iterable[Suspect] = (),
     logs: LogWindow | None = None,
+    signals: Mapping[tuple, LogBaseline] | None = None,
 ) -> list[Group]:
     """Group ``anomalies`` by the root cause that explains them.
 
@@ -109,8 +111,9 @@ def analyse(
     most, since the walk tends to blame depth; errors and timeouts trust the
     walk, since an error is raised where it starts. ``logs`` (the window's judged
     log lines, :mod:`aiops.logs.clues`) add a third opinion; without them nothing changes.
+    ``signals`` (the robust series' baselines) let the walk follow where the time grew.
     """
-    blamer = Blamer(baselines, th)
+    blamer = Blamer(baselines, th, signals)
     per_anomaly, wanted = _traces_of(anomalies, window, blamer)
     trees = {tid: TraceTree(spans) for tid, spans in load_traces(wanted).items()}
     by_service = {s.service: s for s in suspects}

@@ -6,8 +6,17 @@ A CLIENT span slow outside its callee's span blames the callee (the network
 into it), and one whose callee never reported (it hung, or is not
 instrumented) blames the callee it names. A span that failed right after a
 healthy call returned blames that answer first (a wrong response) and itself
-next. A slow span with no abnormal child still passes the blame to a child
-that took most of its time, so a missing baseline does not stop the walk.
+next.
+
+A slow span with no abnormal child follows the *growth*: where its time grew
+against the typical values of the robust series (its own work, each call, each
+call's network gap), not where it is large. A caller that grew only by its
+children's time is not the root, however much work of its own it does: the
+walk goes down to the child that grew most, and on through a call to the
+callee (a grown server span) or stops at the call (a grown gap: the network
+into the callee). Where those series are not learned yet, a child that took
+most of the span's time takes the blame, so a missing baseline does not stop
+the walk.
 
 Blame lands on the culprit span's *entry* (its service's SERVER span above
 it), so the internal operations of one faulty service form one root, not one
@@ -20,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
 from aiops.detection.ewma import BaselineValue
+from aiops.detection.robust import LogBaseline, Rules
 from aiops.detection.rules import Anomaly, Key, Thresholds, is_timeout
 from aiops.detection.selftime import SpanIndex
 from telemetry.columns import KIND_CLIENT, KIND_SERVER
@@ -52,9 +62,15 @@ class TraceTree:
 
 
 class Blamer:
-    def __init__(self, baselines: Mapping[Key, BaselineValue], th: Thresholds):
+    """``baselines``: the mean rules' (what is abnormal); ``signals``: the robust series' (typical
+    self time, call and gap per edge, duration per endpoint: where the time grew)."""
+
+    def __init__(self, baselines: Mapping[Key, BaselineValue], th: Thresholds,
+                 signals: Mapping[tuple, LogBaseline] | None = None):
         self.baselines = baselines
         self.th = th
+        self.signals = signals or {}
+        self.rules = Rules()
 
     def abnormal(self, span) -> bool:
         return bool(span.error) or is_timeout(span) or self.slow(span)
@@ -70,10 +86,8 @@ class Blamer:
             return {tree.blame_key(span): 1.0}
         bad = [c for c in children if self.abnormal(c)]
         if not bad and not span.error:
-            # Slow with healthy children: blame a child only if the time went there.
-            longest = max(children, key=lambda c: c.duration_ms)
-            if longest.duration_ms > 0.5 * span.duration_ms:
-                bad = [longest]
+            # Slow with healthy children: blame the children only if the time grew there.
+            bad = self._grown(span, children, tree)
         elif len(bad) > 1 and not span.error:
             # Slow with several slower-than-usual children (a busy host slows them all):
             # when one of them took most of the time, it alone explains the slowness.
@@ -87,6 +101,52 @@ class Blamer:
             for key, w in self.culprits(child, tree, depth + 1).items():
                 keys[key] += w / len(bad)
         return dict(keys)
+
+    def _grown(self, span, children: list, tree: TraceTree) -> list:
+        """The children whose growth explains ``span``'s: those of the callee (or operation) that grew
+        most, when it grew more than the span's own part (its own work; a call's network gap). Without
+        the typical values, the longest child when it took most of the span's time."""
+        own = self._growth(span, tree, own=True)
+        grown: dict[Key, float] = defaultdict(float)
+        members: dict[Key, list] = defaultdict(list)
+        for child in children:
+            growth = self._growth(child, tree)
+            if growth is not None:
+                target = tree.blame_key(child)
+                grown[target] += growth
+                members[target].append(child)
+        if own is None or not grown:
+            longest = max(children, key=lambda c: c.duration_ms)
+            return [longest] if longest.duration_ms > 0.5 * span.duration_ms else []
+        target = max(grown, key=lambda k: (grown[k], k))
+        return members[target] if grown[target] > max(own, 0.0) else []
+
+    def _typical(self, series: tuple) -> float | None:
+        base = self.signals.get(series)
+        return base.typical_ms if base is not None and base.ready(self.rules) else None
+
+    def _growth(self, span, tree: TraceTree, own: bool = False) -> float | None:
+        """Milliseconds ``span`` (``own``: its own part) took beyond its typical value; None when not
+        known. A call's own part is its gap outside the callee's span; its whole, the call."""
+        if span.kind == KIND_CLIENT:
+            answered = [c for c in tree.children.get(span.span_id, ()) if c.kind == KIND_SERVER]
+            callee = answered[0].service if answered else span.peer
+            if own:
+                if not answered:
+                    return None
+                gap = span.duration_ms - answered[0].duration_ms
+                typical = self._typical(("gap", span.service, callee))
+                return None if typical is None else gap - typical
+            typical = self._typical(("call", span.service, callee)) if callee else None
+            return None if typical is None else span.duration_ms - typical
+        if own:
+            typical = self._typical(("self", *span_key(span)))
+            return None if typical is None else tree.index.self_ms(span) - typical
+        typical = self._typical(("duration", span.service, span.endpoint)) if span.kind == KIND_SERVER else None
+        if typical is None:
+            base = self.baselines.get(span_key(span))
+            typical = base.latency_ms if base is not None and self.th.judges(base) else None
+        return None if typical is None else span.duration_ms - typical
 
     def _failed_after_answer(self, span, children: list, tree: TraceTree) -> dict[Key, float] | None:
         """A span that failed right after a healthy call returned, its last act: the answer it
