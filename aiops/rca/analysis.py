@@ -24,6 +24,7 @@ from aiops.detection.robust import LogBaseline
 from aiops.detection.rules import Anomaly, Key, Thresholds
 from aiops.logs import clues as logrca
 from aiops.logs.signals import LogWindow
+from aiops.rca import pods
 from aiops.rca.walk import Blamer, TraceTree, evidence_spans
 from telemetry.columns import KIND_CLIENT
 from telemetry.rows import span_key
@@ -31,6 +32,7 @@ from telemetry.rows import span_key
 MAX_TRACES_PER_ANOMALY = 20
 # How much an anomaly of each type trusts the evidence ranking over the trace walk.
 EVIDENCE_TRUST = {"latency": 0.8, "error": 0.3, "timeout": 0.3}
+POD_CANDIDATES = 3  # candidates (best first) whose pod is looked for
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Group:
     candidates: list[tuple[Key, float]]
     example_trace: str | None = None
     path: list[dict] = field(default_factory=list)
+    pods: dict[str, str] = field(default_factory=dict)  # candidate service -> the pod its evidence names
 
     @property
     def affected(self) -> list[str]:
@@ -122,12 +125,14 @@ def analyse(
     roots: dict[Key, Group] = {}
     weights: dict[Key, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
     examples: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    shown: dict[Key, list] = defaultdict(list)
     for anomaly, spans in per_anomaly:
         blame, trace_blame, related = _blame(anomaly, spans, trees, blamer, lead, by_service, logs)
         opinion = _opinion(anomaly, blame, related, by_service, logs, log_keys)
         root = max(opinion.items(), key=lambda kv: (kv[1], kv[0] == anomaly.key))[0]
         group = roots.setdefault(root, Group(root=root, anomalies=[], candidates=[]))
         group.anomalies.append(anomaly)
+        shown[root].extend(spans)
         for key, w in opinion.items():
             weights[root][key] += w
         for tid, per_key in trace_blame.items():
@@ -135,7 +140,24 @@ def analyse(
             examples[root][tid] += per_key.get(root, 0.0) + 0.001 * size  # prefer fuller traces
     for root, group in roots.items():
         _finish(group, weights[root], examples[root], by_service.get(root[0]), trees, logs)
+    if roots and pods.any_pod(window):
+        children = pods.children_of([*window, *(sp for tree in trees.values() for sp in tree.spans)])
+        for root, group in roots.items():
+            group.pods = _pods(group, shown[root], by_service, window, children)
     return sorted(roots.values(), key=lambda g: g.root)
+
+
+def _pods(group: Group, shown: list, by_service: Mapping[str, Suspect], window: list,
+          children: Mapping[tuple, list]) -> dict[str, str]:
+    """The pods the evidence of the group's top candidates points at (:mod:`aiops.rca.pods`): the
+    spans that showed its anomalies and the strongly slow spans of the candidates' signals."""
+    services = [key[0] for key, _ in group.candidates[:POD_CANDIDATES]]
+    spans = list(shown)
+    for service in services:
+        suspect = by_service.get(service)
+        for sig in suspect.signals if suspect is not None else ():
+            spans.extend(sig.shift.spans())
+    return pods.name_pods(services, spans, window, children)
 
 
 def _traces_of(anomalies: list[Anomaly], window: list, blamer: Blamer) -> tuple[list, set[str]]:
