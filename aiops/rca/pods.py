@@ -24,7 +24,8 @@ POD_ATTRIBUTES = ("k8s.pod.name", "service.instance.id", "host.name")
 MAX_POD = 200  # characters of a pod name kept (it comes from outside)
 MIN_SPANS = 3  # evidence spans with a pod needed to name one
 MIN_SHARE = 0.8  # the pod's share of them
-MIN_LIFT = 0.25  # ... above its share of the service's traffic (a pod serving nearly all of it proves nothing)
+# ... and this much above its share of the traffic (a pod serving nearly all of it proves nothing)
+MIN_LIFT = 0.25
 MAX_TRAFFIC = 5000  # spans of a service read for its traffic's pods
 
 
@@ -109,8 +110,9 @@ def children_of(spans: Iterable) -> dict[tuple, list]:
     return found
 
 
-def name_pods(services: Iterable[str], shown: Iterable, window: list,
-              children: Mapping[tuple, list]) -> dict[str, str]:
+def name_pods(
+    services: Iterable[str], shown: Iterable, window: list, children: Mapping[tuple, list]
+) -> dict[str, str]:
     """Per service among ``services``, the pod its evidence (``shown``: the spans that show the
     group's fault; ``children``: their traces' spans by parent) points at, where it points at one."""
     shown = list(shown)

@@ -142,7 +142,8 @@ class Blamer:
         if own:
             typical = self._typical(("self", *span_key(span)))
             return None if typical is None else tree.index.self_ms(span) - typical
-        typical = self._typical(("duration", span.service, span.endpoint)) if span.kind == KIND_SERVER else None
+        server = span.kind == KIND_SERVER
+        typical = self._typical(("duration", span.service, span.endpoint)) if server else None
         if typical is None:
             base = self.baselines.get(span_key(span))
             typical = base.latency_ms if base is not None and self.th.judges(base) else None

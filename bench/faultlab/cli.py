@@ -68,7 +68,8 @@ def config_from(args: argparse.Namespace) -> Config:
     sizes = {k: v for k, v in value.items() if k != "faults"}
     return Config(topology=args.topology, report=args.report, faults=faults.parse_types(value["faults"]),
                   seed=args.seed, rounds=args.rounds,
-                  targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()), product_url=args.product, product_env=env,
+                  targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
+                  product_url=args.product, product_env=env,
                   workdir=args.workdir, **sizes)
 
 

@@ -40,12 +40,19 @@ MESH = {  # node: (service, endpoint, own work ms, callee nodes)
 
 
 def _build(node, parent, start, rng, fault, out, pods):
-    """One call subtree; returns its end and its SERVER span. ``fault``: extra own work per service (``own``), extra
-    network delay on the answers of a service (``gap``), and the one pod they hit (``pod``: all pods
-    when not given); ``pods``: a service's pods, one chosen per span (its resource attributes)."""
+    """One call subtree; returns its end and its SERVER span. ``fault``: extra own work per service
+    (``own``), extra network delay on the answers of a service (``gap``), and the one pod they hit
+    (``pod``: all pods when not given); ``pods``: a service's pods, one chosen per span (its resource
+    attributes)."""
     service, endpoint, work, callees = MESH[node]
-    server = span(endpoint, 0.0, service=service, parent=parent, start_time=start,
-                  trace_id=None if parent is not None else new_trace_id())
+    server = span(
+        endpoint,
+        0.0,
+        service=service,
+        parent=parent,
+        start_time=start,
+        trace_id=None if parent is not None else new_trace_id(),
+    )
     pod = rng.choice(pods[service]) if service in pods else None
     if pod is not None:
         server.attributes = {"k8s.pod.name": pod, "http.route": endpoint}
@@ -57,8 +64,11 @@ def _build(node, parent, start, rng, fault, out, pods):
         call.kind, call.peer = KIND_CLIENT, None
         out.append(call)
         end, answered = _build(callee, call, t + 0.0002, rng, fault, out, pods)
-        late = fault.get("gap", {}).get(MESH[callee][0], 0.0) if fault.get("pod") in (
-            None, getattr(answered, "attributes", {}).get("k8s.pod.name")) else 0.0
+        late = (
+            fault.get("gap", {}).get(MESH[callee][0], 0.0)
+            if fault.get("pod") in (None, getattr(answered, "attributes", {}).get("k8s.pod.name"))
+            else 0.0
+        )
         call.duration_ms = (end - t) * 1000 + rng.uniform(0.5, 1.5) + late * rng.uniform(0.8, 1.2)
         t += call.duration_ms / 1000
     server.duration_ms = (t - start) * 1000 + 0.2
@@ -101,8 +111,15 @@ def groups_of(faulty, signals=ROBUST):
     by_trace: dict[str, list] = {}
     for s in faulty:
         by_trace.setdefault(s.trace_id, []).append(s)
-    found = analyse(anomalies, faulty, lambda ids: {t: by_trace[t] for t in ids}, MEANS, TH, seen.suspects,
-                     signals=signals)
+    found = analyse(
+        anomalies,
+        faulty,
+        lambda ids: {t: by_trace[t] for t in ids},
+        MEANS,
+        TH,
+        seen.suspects,
+        signals=signals,
+    )
     return anomalies, found
 
 
@@ -163,7 +180,8 @@ def _candidate(found, service):
 
 
 def test_a_cpu_hog_in_one_pod_of_the_mid_tier_names_that_pod():
-    anomalies, found = groups_of(window(60, 5000.0, 22, pods=PODS, own={"catalog": 40.0}, pod="catalog-7d9-b"))
+    faulty = window(60, 5000.0, 22, pods=PODS, own={"catalog": 40.0}, pod="catalog-7d9-b")
+    anomalies, found = groups_of(faulty)
     assert _top(found) == ["catalog"], [(g.root, g.candidates[:3]) for g in found]
     assert _candidate(found, "catalog")[1] == "catalog-7d9-b"
 

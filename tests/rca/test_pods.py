@@ -11,18 +11,21 @@ import pytest
 from aiops.rca import pods
 
 
-@pytest.mark.parametrize(("row", "expected"), [
-    ({"pod": "api-1"}, "api-1"),
-    ({"attributes": {"k8s.pod.name": "api-2", "host.name": "node-1"}}, "api-2"),
-    ({"attributes": json.dumps({"service.instance.id": "i-9", "host.name": "node-1"})}, "i-9"),
-    ({"attributes": {"host.name": "node-3"}}, "node-3"),
-    ({"attributes": "{not json"}, None),
-    ({"attributes": json.dumps(["k8s.pod.name", "x"])}, None),
-    ({"attributes": {"k8s.pod.name": 7, "host.name": ""}}, None),
-    ({"attributes": None}, None),
-    ({}, None),
-    ({"pod": "p" * 1000}, "p" * pods.MAX_POD),
-])
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"pod": "api-1"}, "api-1"),
+        ({"attributes": {"k8s.pod.name": "api-2", "host.name": "node-1"}}, "api-2"),
+        ({"attributes": json.dumps({"service.instance.id": "i-9", "host.name": "node-1"})}, "i-9"),
+        ({"attributes": {"host.name": "node-3"}}, "node-3"),
+        ({"attributes": "{not json"}, None),
+        ({"attributes": json.dumps(["k8s.pod.name", "x"])}, None),
+        ({"attributes": {"k8s.pod.name": 7, "host.name": ""}}, None),
+        ({"attributes": None}, None),
+        ({}, None),
+        ({"pod": "p" * 1000}, "p" * pods.MAX_POD),
+    ],
+)
 def test_a_spans_pod_comes_from_its_row_or_its_resource_attributes(row, expected):
     assert pods.pod_of(SimpleNamespace(**row)) == expected
 
