@@ -127,18 +127,21 @@ class Blamer:
 
     def _growth(self, span, tree: TraceTree, own: bool = False) -> float | None:
         """Milliseconds ``span`` (``own``: its own part) took beyond its typical value; None when not
-        known. A call's own part is its gap outside the callee's span; its whole, the call."""
+        known. A call's own part is its gap outside the callee's span; the whole call, that gap's
+        growth plus its callee span's (typical per endpoint: a caller's calls to a callee's slow
+        endpoint are not growth), or, unanswered, the call against the edge's typical call."""
         if span.kind == KIND_CLIENT:
             answered = [c for c in tree.children.get(span.span_id, ()) if c.kind == KIND_SERVER]
-            callee = answered[0].service if answered else span.peer
-            if own:
-                if not answered:
-                    return None
-                gap = span.duration_ms - answered[0].duration_ms
-                typical = self._typical(("gap", span.service, callee))
-                return None if typical is None else gap - typical
-            typical = self._typical(("call", span.service, callee)) if callee else None
-            return None if typical is None else span.duration_ms - typical
+            if not answered:
+                typical = self._typical(("call", span.service, span.peer)) if span.peer and not own else None
+                return None if typical is None else span.duration_ms - typical
+            callee = answered[0]
+            typical = self._typical(("gap", span.service, callee.service))
+            gap = None if typical is None else span.duration_ms - callee.duration_ms - typical
+            if own or gap is None:
+                return gap
+            inside = self._growth(callee, tree)
+            return None if inside is None else gap + inside
         if own:
             typical = self._typical(("self", *span_key(span)))
             return None if typical is None else tree.index.self_ms(span) - typical
