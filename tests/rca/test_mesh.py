@@ -41,7 +41,7 @@ MESH = {  # node: (service, endpoint, own work ms, callee nodes)
 
 def _build(node, parent, start, rng, fault, out, pods):
     """One call subtree; returns its end and its SERVER span. ``fault``: extra own work per service
-    (``own``), extra network delay on the answers of a service (``gap``), and the one pod they hit
+    (``own``), extra network delay on the answers of a service (``gap``) and on its own calls (``out``), and the one pod they hit
     (``pod``: all pods when not given); ``pods``: a service's pods, one chosen per span (its resource
     attributes)."""
     service, endpoint, work, callees = MESH[node]
@@ -69,6 +69,7 @@ def _build(node, parent, start, rng, fault, out, pods):
             if fault.get("pod") in (None, getattr(answered, "attributes", {}).get("k8s.pod.name"))
             else 0.0
         )
+        late += fault.get("out", {}).get(service, 0.0)  # all of the caller's traffic delayed
         call.duration_ms = (end - t) * 1000 + rng.uniform(0.5, 1.5) + late * rng.uniform(0.8, 1.2)
         t += call.duration_ms / 1000
     server.duration_ms = (t - start) * 1000 + 0.2
@@ -201,3 +202,16 @@ def test_a_fault_in_every_pod_names_none():
 def test_spans_without_pods_name_none():
     anomalies, found = groups_of(window(40, 5000.0, 22, own={"catalog": 40.0}))
     assert all(g.pods == {} for g in found)
+
+
+@pytest.mark.parametrize("delay", [20.0, 200.0])
+def test_all_traffic_of_a_parent_delayed_blames_the_parent_not_the_mid_tier_it_calls(delay):
+    """recs' pod delays its answers and its own calls to catalog: the call into recs grew in its gap,
+    and so did recs' calls to catalog. Both sides of recs' network grew: recs, not catalog."""
+    faulty = window(20, 5000.0, 30, gap={"recs": delay}, out={"recs": delay})
+    blamer = Blamer(MEANS, TH, ROBUST)
+    by_trace: dict[str, list] = {}
+    for s in faulty:
+        by_trace.setdefault(s.trace_id, []).append(s)
+    fronts = [s for s in faulty if s.service == "front" and s.kind == KIND_SERVER]
+    assert {k[0] for s in fronts for k in blamer.culprits(s, TraceTree(by_trace[s.trace_id]))} == {"recs"}
