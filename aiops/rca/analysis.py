@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from aiops.detection.evidence import Suspect
 from aiops.detection.ewma import BaselineValue
 from aiops.detection.robust import LogBaseline
-from aiops.detection.rules import Anomaly, Key, Thresholds
+from aiops.detection.rules import WHOLE_SERVICE, Anomaly, Key, Thresholds
 from aiops.logs import clues as logrca
 from aiops.logs.signals import LogWindow
 from aiops.rca import pods
@@ -202,9 +202,25 @@ def _blame(anomaly: Anomaly, spans: list, trees: Mapping[str, TraceTree], blamer
             key = by_service[key[0]].root_for(key, anomaly.key) if key[0] in by_service else key
             blame[key] += w
             trace_blame[span.trace_id][key] += w
+    _fold_unnamed(blame, trace_blame, blamer.baselines)
     if not blame:
         blame[anomaly.key] = 1.0
     return blame, trace_blame, related
+
+
+def _fold_unnamed(blame: dict[Key, float], trace_blame: Mapping[str, dict[Key, float]],
+                  named: Mapping[Key, object]) -> None:
+    """Blame on a callee named only by its caller's CLIENT span (its own span not stored yet in that
+    trace: an operation name none of its endpoints has) joins the endpoint of that service the other
+    traces blame: one callee, not two candidates that split its share (and lose to the caller)."""
+    for key in [k for k in blame if k not in named and k[1] != WHOLE_SERVICE]:
+        known = [k for k in blame if k[0] == key[0] and k in named]
+        if known:
+            into = max(known, key=lambda k: (blame[k], k))
+            blame[into] += blame.pop(key)
+            for per in trace_blame.values():
+                if key in per:
+                    per[into] += per.pop(key)
 
 
 def _opinion(anomaly: Anomaly, blame: Mapping[Key, float], related: set[str],

@@ -215,3 +215,36 @@ def test_all_traffic_of_a_parent_delayed_blames_the_parent_not_the_mid_tier_it_c
         by_trace.setdefault(s.trace_id, []).append(s)
     fronts = [s for s in faulty if s.service == "front" and s.kind == KIND_SERVER]
     assert {k[0] for s in fronts for k in blamer.culprits(s, TraceTree(by_trace[s.trace_id]))} == {"recs"}
+
+
+def test_a_wrong_answer_whose_callee_span_is_not_stored_yet_in_some_traces_stays_one_callee():
+    """order fails (KeyError) right after catalog answered 200 with a wrong body. In half the traces
+    catalog's span is not stored yet: the call names it only as ``catalog`` / ``GET``. The blame on
+    catalog stays on one key, which outranks order, instead of splitting and losing to it."""
+    window_spans = []
+    for i in range(12):
+        start = 5000.0 + i
+        root = span(
+            "/place",
+            30.0,
+            service="order",
+            status_code=500,
+            exception_type="KeyError",
+            exception_message="'items'",
+            start_time=start,
+        )
+        call = span("GET", 8.0, service="order", parent=root, start_time=start + 0.02)
+        call.kind, call.peer = KIND_CLIENT, "catalog"
+        window_spans += [root, call]
+        if i % 2:
+            window_spans.append(span("/item", 6.0, service="catalog", parent=call, start_time=start + 0.021))
+    anomalies = detect(window_stats(window_spans), MEANS, TH)
+    assert [a.label for a in anomalies] == ["/place_error"]
+    by_trace: dict[str, list] = {}
+    for s in window_spans:
+        by_trace.setdefault(s.trace_id, []).append(s)
+    [group] = analyse(
+        anomalies, window_spans, lambda ids: {t: by_trace[t] for t in ids}, MEANS, TH, [], signals=ROBUST
+    )
+    assert group.root == ("catalog", "/item")
+    assert [k for k, _ in group.candidates] == [("catalog", "/item"), ("order", "/place")]
