@@ -41,9 +41,9 @@ MESH = {  # node: (service, endpoint, own work ms, callee nodes)
 
 def _build(node, parent, start, rng, fault, out, pods):
     """One call subtree; returns its end and its SERVER span. ``fault``: extra own work per service
-    (``own``), extra network delay on the answers of a service (``gap``) and on its own calls (``out``), and the one pod they hit
-    (``pod``: all pods when not given); ``pods``: a service's pods, one chosen per span (its resource
-    attributes)."""
+    (``own``), extra network delay on the answers of a service (``gap``) and on its own calls
+    (``out``), and the one pod they hit (``pod``: all pods when not given); ``pods``: a service's
+    pods, one chosen per span (its resource attributes)."""
     service, endpoint, work, callees = MESH[node]
     server = span(
         endpoint,
