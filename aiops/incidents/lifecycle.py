@@ -113,7 +113,9 @@ def _reopen(incident: Incident, group: Group, now: float) -> None:
 
 
 def _candidates_json(group: Group) -> list[dict]:
-    return [{"service": s, "endpoint": e or None, "score": score} for (s, e), score in group.candidates]
+    """Best first; ``pod`` only where the evidence names one (:mod:`aiops.rca.pods`)."""
+    return [{"service": s, "endpoint": e or None, "score": score,
+             **({"pod": group.pods[s]} if s in group.pods else {})} for (s, e), score in group.candidates]
 
 
 def _path_json(group: Group, earlier: list[dict] | None = None) -> list[dict]:

@@ -236,7 +236,8 @@ def _detect(settings: Settings, now: float) -> _Findings:
     logs = logfeed.judge(memory, now, window, anomalies, mode)  # None: no logs
     if mode == "normal":
         anomalies += logfeed.anomalies(logs, window, anomalies)
-    groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs, loader(now))
+    groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs, loader(now),
+                     signal_baselines)
     judged = slos.evaluate_all(now)  # one aggregate query per SLO (and one a day for its history)
     groups += slos.alert_groups(judged, groups)  # after the baselines' groups: they join those
     return _Findings(window, data, upto, stats, baselines, signal_baselines, th, rules, seen, saved, mode,

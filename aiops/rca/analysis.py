@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 
 from aiops.detection.evidence import Suspect
 from aiops.detection.ewma import BaselineValue
-from aiops.detection.rules import Anomaly, Key, Thresholds
+from aiops.detection.robust import LogBaseline
+from aiops.detection.rules import WHOLE_SERVICE, Anomaly, Key, Thresholds
 from aiops.logs import clues as logrca
 from aiops.logs.signals import LogWindow
 from aiops.metrics import clues as metricrca
 from aiops.metrics.baseline import MetricSuspect
+from aiops.rca import pods
 from aiops.rca.walk import Blamer, TraceTree, evidence_spans
 from telemetry.columns import KIND_CLIENT
 from telemetry.rows import span_key
@@ -32,6 +34,7 @@ from telemetry.rows import span_key
 MAX_TRACES_PER_ANOMALY = 20
 # How much an anomaly of each type trusts the evidence ranking over the trace walk.
 EVIDENCE_TRUST = {"latency": 0.8, "error": 0.3, "timeout": 0.3}
+POD_CANDIDATES = 3  # candidates (best first) whose pod is looked for
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Group:
     candidates: list[tuple[Key, float]]
     example_trace: str | None = None
     path: list[dict] = field(default_factory=list)
+    pods: dict[str, str] = field(default_factory=dict)  # candidate service -> the pod its evidence names
 
     @property
     def affected(self) -> list[str]:
@@ -103,6 +107,7 @@ def analyse(
     suspects: Iterable[Suspect] = (),
     logs: LogWindow | None = None,
     metrics: Callable[[set[str]], Mapping[str, MetricSuspect]] | None = None,
+    signals: Mapping[tuple, LogBaseline] | None = None,
 ) -> list[Group]:
     """Group ``anomalies`` by the root cause that explains them.
 
@@ -113,8 +118,9 @@ def analyse(
     walk, since an error is raised where it starts. ``logs`` (the window's judged
     log lines, :mod:`aiops.logs.clues`) add a third opinion; ``metrics`` (the resource series of
     the services the traces reach, :mod:`aiops.metrics.clues`), a fourth; without them nothing changes.
+    ``signals`` (the robust series' baselines) let the walk follow where the time grew.
     """
-    blamer = Blamer(baselines, th)
+    blamer = Blamer(baselines, th, signals)
     per_anomaly, wanted = _traces_of(anomalies, window, blamer)
     trees = {tid: TraceTree(spans) for tid, spans in load_traces(wanted).items()}
     by_service = {s.service: s for s in suspects}
@@ -123,15 +129,17 @@ def analyse(
     roots: dict[Key, Group] = {}
     weights: dict[Key, dict[Key, float]] = defaultdict(lambda: defaultdict(float))
     examples: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    walked = [(anomaly, *_blame(anomaly, spans, trees, blamer, lead, by_service, logs))
+    shown: dict[Key, list] = defaultdict(list)
+    walked = [(anomaly, spans, *_blame(anomaly, spans, trees, blamer, lead, by_service, logs))
               for anomaly, spans in per_anomaly]
     reached = set().union(*(related for *_, related in walked))
     from_metrics = metrics(reached) if metrics is not None and reached else None
-    for anomaly, blame, trace_blame, related in walked:
+    for anomaly, spans, blame, trace_blame, related in walked:
         opinion = _opinion(anomaly, blame, related, by_service, logs, log_keys, from_metrics)
         root = max(opinion.items(), key=lambda kv: (kv[1], kv[0] == anomaly.key))[0]
         group = roots.setdefault(root, Group(root=root, anomalies=[], candidates=[]))
         group.anomalies.append(anomaly)
+        shown[root].extend(spans)
         for key, w in opinion.items():
             weights[root][key] += w
         for tid, per_key in trace_blame.items():
@@ -142,7 +150,24 @@ def analyse(
         if from_metrics and root[0] in from_metrics:
             first = 1 if group.path and group.path[0]["service"] == root[0] else 0
             group.path.insert(first, metricrca.hop(from_metrics[root[0]], root[1]))
+    if roots and pods.any_pod(window):
+        children = pods.children_of([*window, *(sp for tree in trees.values() for sp in tree.spans)])
+        for root, group in roots.items():
+            group.pods = _pods(group, shown[root], by_service, window, children)
     return sorted(roots.values(), key=lambda g: g.root)
+
+
+def _pods(group: Group, shown: list, by_service: Mapping[str, Suspect], window: list,
+          children: Mapping[tuple, list]) -> dict[str, str]:
+    """The pods the evidence of the group's top candidates points at (:mod:`aiops.rca.pods`): the
+    spans that showed its anomalies and the strongly slow spans of the candidates' signals."""
+    services = [key[0] for key, _ in group.candidates[:POD_CANDIDATES]]
+    spans = list(shown)
+    for service in services:
+        suspect = by_service.get(service)
+        for sig in suspect.signals if suspect is not None else ():
+            spans.extend(sig.shift.spans())
+    return pods.name_pods(services, spans, window, children)
 
 
 def _traces_of(anomalies: list[Anomaly], window: list, blamer: Blamer) -> tuple[list, set[str]]:
@@ -187,9 +212,25 @@ def _blame(anomaly: Anomaly, spans: list, trees: Mapping[str, TraceTree], blamer
             key = by_service[key[0]].root_for(key, anomaly.key) if key[0] in by_service else key
             blame[key] += w
             trace_blame[span.trace_id][key] += w
+    _fold_unnamed(blame, trace_blame, blamer.baselines)
     if not blame:
         blame[anomaly.key] = 1.0
     return blame, trace_blame, related
+
+
+def _fold_unnamed(blame: dict[Key, float], trace_blame: Mapping[str, dict[Key, float]],
+                  named: Mapping[Key, object]) -> None:
+    """Blame on a callee named only by its caller's CLIENT span (its own span not stored yet in that
+    trace: an operation name none of its endpoints has) joins the endpoint of that service the other
+    traces blame: one callee, not two candidates that split its share (and lose to the caller)."""
+    for key in [k for k in blame if k not in named and k[1] != WHOLE_SERVICE]:
+        known = [k for k in blame if k[0] == key[0] and k in named]
+        if known:
+            into = max(known, key=lambda k: (blame[k], k))
+            blame[into] += blame.pop(key)
+            for per in trace_blame.values():
+                if key in per:
+                    per[into] += per.pop(key)
 
 
 def _opinion(anomaly: Anomaly, blame: Mapping[Key, float], related: set[str],

@@ -45,7 +45,11 @@ SCHEMAS: dict[str, dict] = {
         request_id={"type": "string", "description": "5xx only: the id the server log has the details under"},
     ),
     "RootCause": obj(("service", "endpoint", "issue"), service=STRING, endpoint=ENDPOINT, issue=STRING),
-    "Candidate": obj(("service", "endpoint", "score"), service=STRING, endpoint=ENDPOINT, score=NUMBER),
+    "Candidate": obj(("service", "endpoint", "score"), service=STRING, endpoint=ENDPOINT, score=NUMBER,
+                     pod={**STRING, "description": "the pod (k8s.pod.name, else service.instance.id, else "
+                          "host.name) the evidence points at, when the service runs several and the spans "
+                          "that show the fault come from one; absent otherwise. The service stays the "
+                          "ranked unit"}),
     "Hop": obj(("service", "endpoint", "signal"), service=STRING, endpoint=ENDPOINT, signal=STRING,
                onset=nullable(TIME),
                log_lines={"type": "array", "items": {"type": "object"},

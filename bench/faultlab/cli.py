@@ -34,6 +34,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--faults", help=f"'all' or a comma list of: {', '.join(faults.TYPES)}")
     run.add_argument("--quick", action="store_true", help="the short CI configuration")
     run.add_argument("--seed", type=int, default=1, help="chooses targets and sizes (1)")
+    run.add_argument("--targets", default="", help="comma list of services faults may target (default: "
+                                                   "every non-entry service)")
     run.add_argument("--rounds", type=int, default=1, help="times each fault type is injected (1)")
     run.add_argument("--rate", type=float, help="entry requests per second (10; quick 8)")
     run.add_argument("--interval", type=float, help="the product's detection interval, s (10; quick 4)")
@@ -65,7 +67,9 @@ def config_from(args: argparse.Namespace) -> Config:
         raise ValueError("--interval, --rate and --rounds must be positive")
     sizes = {k: v for k, v in value.items() if k != "faults"}
     return Config(topology=args.topology, report=args.report, faults=faults.parse_types(value["faults"]),
-                  seed=args.seed, rounds=args.rounds, product_url=args.product, product_env=env,
+                  seed=args.seed, rounds=args.rounds,
+                  targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
+                  product_url=args.product, product_env=env,
                   workdir=args.workdir, **sizes)
 
 

@@ -20,6 +20,7 @@ trivially visible) and rotate, so consecutive faults hit different services.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from bench.faultlab import control
@@ -59,14 +60,21 @@ def parse_types(text: str) -> list[str]:
     return types
 
 
-def plan(topology: Topology, types: list[str], seed: int, rounds: int = 1) -> list[Fault]:
-    """The faults to inject, in order: every type once per round, targets rotating."""
+def plan(topology: Topology, types: list[str], seed: int, rounds: int = 1,
+         only: Sequence[str] = ()) -> list[Fault]:
+    """The faults to inject, in order: every type once per round, targets rotating (among ``only``
+    when given: to aim faults at one part of a topology, a shared mid-tier service and its leaf)."""
     rng = random.Random(seed)
     reachable = topology.reachable()
     entries = topology.entry_services()
     targets = sorted({s for s, _ in reachable} - entries)
     if not targets:
         raise ValueError("the topology has no non-entry service that traffic reaches")
+    unknown = sorted(set(only) - set(targets))
+    if unknown:
+        raise ValueError(f"--targets {', '.join(unknown)}: not a non-entry service traffic reaches "
+                         f"(those are: {', '.join(targets)})")
+    targets = sorted(set(only)) or targets
     rng.shuffle(targets)
     faults: list[Fault] = []
     for _ in range(rounds):

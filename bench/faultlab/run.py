@@ -36,6 +36,7 @@ class Config:
     faults: list[str]
     seed: int = 1
     rounds: int = 1
+    targets: tuple[str, ...] = ()  # restrict fault targets to these services
     rate: float = 10.0
     interval: float = 10.0
     warmup: float = 180.0
@@ -68,7 +69,7 @@ class Lab:
     def __init__(self, config: Config):
         self.config = config
         self.topology = topo.load(config.topology)
-        self.plan = faults.plan(self.topology, config.faults, config.seed, config.rounds)
+        self.plan = faults.plan(self.topology, config.faults, config.seed, config.rounds, config.targets)
         self.workdir = Path(config.workdir or tempfile.mkdtemp(prefix="faultlab-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.children = Children(self.workdir)

@@ -192,6 +192,16 @@ def test_severity(anomalies, affected, expected):
     assert severity(anomalies, affected) == expected
 
 
+def test_a_candidate_names_its_pod_only_where_the_evidence_points_at_one(app):
+    with app.app_context():
+        g = group("payment", latency("payment", 1250.0, 180.0))
+        g.pods = {"shop": "shop-6c9f-2"}
+        apply([g], now=1_737_369_015.0)
+        [inc] = incidents()
+        candidates = json.loads(json.dumps(inc.to_dict()))["root_cause_candidates"]
+    assert candidates[0] == {"service": "shop", "endpoint": "payment", "score": 0.9, "pod": "shop-6c9f-2"}
+
+
 def test_to_dict_matches_the_contract(app):
     with app.app_context():
         apply([group("payment", latency("payment", 1250.0, 180.0), latency("checkout", 1300.0, 200.0))],

@@ -118,7 +118,7 @@ def _known_trace(start: float) -> list:
     return [inv, call_inv, pay, root, call_pay]
 
 
-def _open_incident(app, spans: list) -> str:
+def _open_incident(app, spans: list, pods: dict | None = None) -> str:
     """Store ``spans`` and open an incident for them with the real incident service."""
     from aiops.detection.rules import Anomaly
     from aiops.incidents.lifecycle import apply_groups
@@ -131,7 +131,7 @@ def _open_incident(app, spans: list) -> str:
                       "Latency spike: 55ms (baseline: 12ms)", [spans[0].trace_id])
     group = Group(root=("shop", "payment"), anomalies=[anomaly],
                   candidates=[(("shop", "payment"), 0.8), (("shop", "checkout"), 0.2)],
-                  example_trace=spans[0].trace_id)
+                  example_trace=spans[0].trace_id, pods=pods or {})
     with app.app_context():
         begin_write()
         opened = apply_groups([group], time.time(), Policy.from_settings(Settings())).opened
@@ -169,6 +169,16 @@ def test_incident_page_waterfall_orders_parents_before_children(app, client):
     assert re.search(r"1 shop payment 80%.*2 shop checkout 20%", text)
     assert "detected by aiops" in text
     assert 'href="#waterfall"' in html and spans[0].trace_id in html
+
+
+def test_incident_page_names_the_pod_the_evidence_points_at(app, client):
+    hostile = "<script>alert(1)</script>-pod"
+    incident_id = _open_incident(app, _known_trace(time.time() - 5), pods={"shop": hostile})
+    html = client.get(f"/incidents/{incident_id}").get_data(as_text=True)
+    doc = assert_inert(html)
+    assert re.search(r"lands on payment\s*, in pod <script>alert\(1\)</script>-pod", doc.plain)
+    assert re.search(r"1 shop pod <script>alert\(1\)</script>-pod payment 80%", doc.plain)
+    assert "<script>alert(1)" not in html
 
 
 def test_incident_page_without_a_stored_trace(app, client):

@@ -90,3 +90,19 @@ def test_fault_types_parse():
     assert faults.parse_types("cpu, down") == ["cpu", "down"]
     with pytest.raises(ValueError, match="unknown fault type"):
         faults.parse_types("cpu,meteor")
+
+
+def test_targets_aim_the_faults_at_the_services_named():
+    t = topo.load(TOPOLOGIES / "mesh.toml")
+    planned = faults.plan(t, ["cpu", "delay-answers", "cpu", "slow"], seed=3, only=("stock", "catalog"))
+    assert {f.target for f in planned} == {"catalog", "stock"}
+    assert [f.target for f in planned[:2]] != [planned[0].target] * 2  # they still rotate
+    with pytest.raises(ValueError, match="frontend"):
+        faults.plan(t, ["cpu"], seed=1, only=("frontend",))  # an entry service is never a target
+
+
+def test_the_mesh_has_a_shared_mid_tier_with_a_leaf_behind_it():
+    t = topo.load(TOPOLOGIES / "mesh.toml")
+    callers = {s for s, svc in t.services.items() for c in svc.callees() if c == "catalog"}
+    assert callers == {"recommend", "checkout"}
+    assert t.services["catalog"].callees() == ["stock"]
