@@ -31,8 +31,7 @@ SPAN_FIELDS = (
     # (:mod:`telemetry.attributes`): last, so a reader of the named columns leaves it out.
     "attributes",
 )
-# What detection, RCA and the trace pages read of every span (:data:`telemetry.store.SpanRow`): all
-# but ``attributes``, whose text would cost every cycle its transfer for nothing.
+# What the benches' synthetic rows fill (they carry no attributes).
 SPAN_COLUMNS = SPAN_FIELDS[:-1]
 
 

@@ -19,7 +19,7 @@ except ImportError:  # not POSIX: the processes of a server wait in SQLite's bus
 
 from sqlalchemy import Engine, case, delete, func, select, text
 
-from telemetry.columns import KIND_CLIENT, LOG_FIELDS, METRIC_FIELDS, SPAN_COLUMNS, SPAN_FIELDS
+from telemetry.columns import KIND_CLIENT, LOG_FIELDS, METRIC_FIELDS, SPAN_FIELDS
 from telemetry.db import db, write_connection
 from telemetry.models import LogRecord, MetricPoint, Span
 
@@ -171,14 +171,14 @@ def max_span_id(model=Span) -> int:
 
 _T = Span.__table__
 
-SpanRow = namedtuple("SpanRow", ("id", *SPAN_COLUMNS))
+SpanRow = namedtuple("SpanRow", ("id", *SPAN_FIELDS))
 SpanRow.__doc__ = """A stored span as detection, RCA and the pages read it: a plain named tuple.
 
 Its attribute access costs a tenth of SQLAlchemy's ``Row`` (30 ns, not 300),
 and a detection cycle reads each of its thousands of spans dozens of times
 (window stats, self time, entries, RCA): for 10,000 spans that was about
-100 ms of a cycle. Values are the column types' Python values (``error`` a bool). It leaves out
-``attributes`` (:data:`telemetry.columns.SPAN_COLUMNS`); :mod:`telemetry.span_attrs` reads them.
+100 ms of a cycle. Values are the column types' Python values (``error`` a bool); ``attributes``
+is the column's JSON text, parsed only where it is needed (RCA's pods, :mod:`aiops.rca.pods`).
 """
 _SPAN_COLUMNS = [_T.c[name] for name in SpanRow._fields]
 

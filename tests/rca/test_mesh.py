@@ -66,7 +66,7 @@ def _build(node, parent, start, rng, fault, out, pods):
         end, answered = _build(callee, call, t + 0.0002, rng, fault, out, pods)
         late = (
             fault.get("gap", {}).get(MESH[callee][0], 0.0)
-            if fault.get("pod") in (None, getattr(answered, "attributes", {}).get("k8s.pod.name"))
+            if fault.get("pod") in (None, (getattr(answered, "attributes", None) or {}).get("k8s.pod.name"))
             else 0.0
         )
         late += fault.get("out", {}).get(service, 0.0)  # all of the caller's traffic delayed
