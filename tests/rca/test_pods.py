@@ -37,3 +37,22 @@ def test_the_evidence_names_a_pod_only_when_it_points_at_one_of_several():
     assert pods.blamed_pod(Counter({"b": 2}), traffic) is None  # too few spans to say
     assert pods.blamed_pod(Counter({"a": 10}), Counter({"a": 100})) is None  # one pod: the service
     assert pods.blamed_pod(Counter({"a": 10}), Counter({"a": 95, "b": 5})) is None  # a serves it all
+
+
+def test_spans_read_back_from_the_store_name_their_pods(app):
+    """What ingest stored (the resource's ``k8s.pod.name``, in the attributes column) reaches the
+    rows detection and RCA read (``spans_after``, ``trace_spans``), so a candidate's pod can be named."""
+    from telemetry import store
+    from telemetry.db import db
+    from tests.support.factories import make_request, make_span
+    from tests.support.otlp_http import PB, post
+
+    request = make_request({"orders": [make_span(1, name="GET /pay")]})
+    request.resource_spans[0].resource.attributes.add(key="k8s.pod.name").value.string_value = "orders-7f-2"
+    assert post(app.test_client(), request.SerializeToString(), PB).status_code == 200
+    with app.app_context():
+        rows = store.spans_after(0, 10**9)
+        assert [pods.pod_of(r) for r in rows] == ["orders-7f-2"]
+        traced = store.trace_spans([rows[0].trace_id])
+        assert [pods.pod_of(r) for r in traced[rows[0].trace_id]] == ["orders-7f-2"]
+        db.session.remove()
