@@ -75,15 +75,10 @@ def init_app(app: Flask) -> None:
                       silences_pages, rules_api, rules_pages, tempo_bp, traces_api, traces_pages,
                       service_map.api, service_map.pages, charts.api, charts.pages):
         app.register_blueprint(blueprint)
-    add_paths(app, openapi_slos.paths(), openapi_slos.SCHEMAS)
-    add_paths(app, openapi_silences.paths(), openapi_silences.SCHEMAS)
-    add_paths(app, openapi_tempo.paths(), openapi_tempo.SCHEMAS)
-    add_paths(app, openapi_traces.paths(), openapi_traces.SCHEMAS)
-    add_paths(app, openapi_rules.paths(), openapi_rules.SCHEMAS)
-    add_paths(app, openapi_map.paths(), openapi_map.SCHEMAS)
-    add_paths(app, openapi_charts.paths(), openapi_charts.SCHEMAS)
+    for document in (openapi_slos, openapi_silences, openapi_tempo, openapi_traces, openapi_rules,
+                     openapi_map, openapi_charts, openapi_metrics):
+        add_paths(app, document.paths(), document.SCHEMAS)
     changes.init_app(app)  # GET /aiops/changes and its OpenAPI description
-    add_paths(app, openapi_metrics.paths(), openapi_metrics.SCHEMAS)
     # GET /metrics (telemetry's route) also reads these from the store at scrape time.
     store_gauges.init_app(app)
     add_collector(app, "slos", slo_gauges)

@@ -1,11 +1,10 @@
 """One detection cycle: read new spans, detect, analyse, update incidents and baselines.
 
-Exactly one cycle runs per interval however many workers or instances call
-:func:`run_claimed` (the worker's schedule, ``POST /aiops/analyze``, ``flask aiops
-analyze`` and the replay): a cycle first *claims* the interval (:func:`claim`) with one atomic
-conditional UPDATE on the ``detection_state`` row (works the same on SQLite and
-PostgreSQL, across processes and machines). The claim is also a lease, so a
-cycle whose process died is taken over once the lease expires.
+Exactly one cycle runs per interval however many workers or instances call :func:`run_claimed`
+(the worker's schedule, ``POST /aiops/analyze``, ``flask aiops analyze`` and the replay): a cycle
+first *claims* the interval (:func:`claim`) with one atomic conditional UPDATE on the
+``detection_state`` row (the same on SQLite and PostgreSQL, across processes and machines). The
+claim is also a lease, so a cycle whose process died is taken over once the lease expires.
 """
 
 from __future__ import annotations
