@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from aiops.web.incident_queries import InvalidInput, text_filter
+from aiops.web.incident_queries import text_filter
 from aiops.web.log_queries import _page, iso_ms, parse_time
 from telemetry.models import MetricPoint
 
@@ -37,14 +37,12 @@ class MetricFilter:
     def from_args(cls, args: Mapping[str, str]) -> MetricFilter:
         since, until = args.get("from"), args.get("to")
         found = {f: text_filter(args, f, MAX_CHARS) or None for f in FILTERS}
-        filters = cls(
+        # 'from' after 'to' is an empty list, as /aiops/logs answers it
+        return cls(
             **found,
             since=None if since is None else parse_time(since, "from"),
             until=None if until is None else parse_time(until, "to"),
         )
-        if filters.since is not None and filters.until is not None and filters.since > filters.until:
-            raise InvalidInput("'from' must not be after 'to'")
-        return filters
 
     def where(self) -> list:
         t = MetricPoint

@@ -31,7 +31,8 @@ import requests
 import schemathesis
 
 CURSORS = {"/aiops/incidents": "incidents", "/aiops/notifications": "notifications", "/aiops/logs": "logs",
-           "/aiops/logs/templates": "templates", "/aiops/traces": "traces", "/aiops/alerts": "alerts"}
+           "/aiops/logs/templates": "templates", "/aiops/traces": "traces", "/aiops/alerts": "alerts",
+           "/aiops/metrics/points": "metric_points"}
 # Paths taking since/until (a duration back or a time), and their default since.
 RANGES = {"/aiops/traces": "1h", "/aiops/map": "15m", "/aiops/changes": "1h"}
 

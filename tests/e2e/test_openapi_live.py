@@ -31,7 +31,7 @@ from aiops.slos import service as slo_service
 from aiops.store.declared import RuleAlert
 from aiops.store.models import LogTemplate, Notification
 from telemetry.db import db
-from telemetry.store import insert_logs, insert_spans
+from telemetry.store import insert_logs, insert_metrics, insert_spans
 from tests.conftest import dispose_app, make_app
 from tests.e2e import helpers as h
 from tests.e2e.server import ROOT
@@ -49,7 +49,7 @@ ST = "import sys; from schemathesis.cli import schemathesis; sys.argv[0] = 'st';
 
 def seed(db_url: str) -> None:
     """Incidents in every state (the stateful phase follows links to their ids) and a few
-    notifications, log lines and log templates, enough for a second page of each list."""
+    notifications, log lines, log templates and metric points, enough for a second page of each list."""
     app = make_app(db_url, AIOPS_RECORD_REQUESTS=False)
     try:
         add_incidents(app, 30)  # 20 open, 10 resolved
@@ -65,6 +65,8 @@ def seed(db_url: str) -> None:
             db.session.commit()
             insert_logs(db.engine, [(1000.0 + n, "orders", 17, "ERROR", f"order {n} failed", None, None, None)
                                     for n in range(3)])
+            insert_metrics(db.engine, [(1000.0 + n, "orders", "orders-1", None, "process.cpu.utilization",
+                                        None, 0.1 * n) for n in range(3)])
             for n in range(3):  # as a cycle mines them
                 db.session.add(LogTemplate(service="orders", template_id=n + 1, template=f"step {n} <NUM>",
                                            first_seen=1000.0 + n, last_seen=1001.0 + n, count=2,
@@ -106,7 +108,8 @@ def test_the_live_server_answers_as_its_document_says(tmp_path, db_url):
                    "logs": server.get("/aiops/logs?limit=1").json()["next"],
                    "templates": server.get("/aiops/logs/templates?limit=1").json()["next"],
                    "traces": server.get("/aiops/traces?limit=1").json()["next"],
-                   "alerts": server.get("/aiops/alerts?limit=1").json()["next"]}
+                   "alerts": server.get("/aiops/alerts?limit=1").json()["next"],
+                   "metric_points": server.get("/aiops/metrics/points?limit=1").json()["next"]}
         assert all(cursors.values()), cursors
         seen_path = tmp_path / "seen.txt"
         report = tmp_path / "schemathesis.json"
