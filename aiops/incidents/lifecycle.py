@@ -112,8 +112,17 @@ def _reopen(incident: Incident, group: Group, now: float) -> None:
                                       f"resolved (recurrence {incident.reopen_count})")
 
 
-def _candidates_json(group: Group) -> list[dict]:
-    return [{"service": s, "endpoint": e or None, "score": score} for (s, e), score in group.candidates]
+def _candidates_json(group: Group, earlier: list[dict] | None = None) -> list[dict]:
+    """The group's candidates: ``score`` their share of the blame in this incident, ``evidence`` that
+    share of the strength of the incident's strongest evidence (:attr:`Anomaly.evidence_strength`,
+    in decimal digits of improbability), kept at its highest over the incident's updates. Candidates
+    across incidents rank by ``evidence``: a one-candidate blip (share 1.0) does not outrank a
+    fault's root."""
+    strength = max((a.evidence_strength for a in group.anomalies), default=0.0)
+    before = {(c["service"], c["endpoint"]): c.get("evidence", 0.0) for c in earlier or []}
+    return [{"service": s, "endpoint": e or None, "score": score,
+             "evidence": round(max(strength * score, before.get((s, e or None), 0.0)), 2)}
+            for (s, e), score in group.candidates]
 
 
 def _path_json(group: Group, earlier: list[dict] | None = None) -> list[dict]:
@@ -160,7 +169,7 @@ def _merge(incident: Incident, group: Group, now: float) -> None:
         add_event(incident, "narrowed", now,
                   f"the traces name {group.root[1]}: {incident.title} (was: {was})")
     if (incident.root_service, incident.root_endpoint) == group.root:
-        incident.candidates = _candidates_json(group)
+        incident.candidates = _candidates_json(group, incident.candidates)
         incident.propagation = _path_json(group, incident.propagation)
     incident.trace_id = incident.trace_id or group.example_trace
 
