@@ -90,3 +90,13 @@ def test_fault_types_parse():
     assert faults.parse_types("cpu, down") == ["cpu", "down"]
     with pytest.raises(ValueError, match="unknown fault type"):
         faults.parse_types("cpu,meteor")
+
+
+def test_a_best_effort_call_is_read_and_checked():
+    doc = small(api={"name": "api", "endpoint": [{"name": "list", "calls": [
+        {"to": "db.query", "best_effort": True}]}]})
+    assert topo.parse(doc).services["api"].endpoints["list"].calls[0].best_effort
+    assert not topo.parse(small()).services["api"].endpoints["list"].calls[0].best_effort
+    doc["service"][1]["endpoint"][0]["calls"][0]["best_effort"] = "yes"
+    with pytest.raises(topo.TopologyError, match="best_effort of db.query must be true or false"):
+        topo.parse(doc)
