@@ -46,7 +46,10 @@ MAX_Z = 10.0  # one extreme value must not outvote many moderate ones
 class Rules:
     z: float = 3.0  # a value is strongly slow at this many spreads above typical
     min_spread: float = 0.35  # floor of the spread (log units): x1.4 is never "strongly" slow
-    min_samples: int = 8  # baseline samples before values are judged
+    # Baseline samples before values are judged. Few, because a quiet edge must be judged before
+    # a fault teaches it (an unready baseline learns every window); a young series pays for it in
+    # its tail rate (:meth:`LogBaseline.rarity`).
+    min_samples: int = 4
     min_strong: int = 2  # strongly slow values a shift needs, at as many distinct moments
     moment_s: float = 1.0  # values starting within one such second may share one cause (a pause)
     min_evidence: float = 12.0  # and the sum of their capped z
@@ -85,8 +88,11 @@ class LogBaseline:
         return self.samples >= rules.min_samples
 
     def rarity(self, rules: Rules) -> tuple[float, float]:
-        """(share at ``z`` or more, power of the fall beyond): ``P(Z >= x) = share * (z / x) ** power``."""
-        tail = max(self.tail, rules.min_tail)
+        """(share at ``z`` or more, power of the fall beyond): ``P(Z >= x) = share * (z / x) ** power``.
+
+        A series seen ``n`` times may have a tail as fat as ``1 / (n + 1)`` for all its values show
+        (the rule of succession): so a young series needs more, or much later, values to convince."""
+        tail = max(self.tail, rules.min_tail, 1.0 / (self.samples + 1))
         far = min(tail, max(self.far, tail / 2 ** rules.max_power))
         return tail, max(1.0, math.log2(tail / far))
 
