@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from aiops.detection import patterns
 from aiops.detection.ewma import BaselineValue
-from aiops.detection.robust import Rules, Shift, binomial_tail, surprise
+from aiops.detection.robust import Rules, Shift, binomial_tail, poisson_tail, surprise
 from aiops.kinds import AnomalyType
 from aiops.settings import Settings
 from telemetry.columns import KIND_CLIENT
@@ -41,6 +41,8 @@ Key = tuple[str, str]  # (service, endpoint)
 # The strength of evidence no rule puts a probability on (a mean over 3x its baseline, a creep, a
 # silence, log lines): as strong as the evidence gate's ``Rules.max_p`` (1e-6).
 DEFAULT_STRENGTH = surprise(Rules.max_p)
+# Events a count is assumed to expect at least (a never-seen log line is rare, not impossible).
+MIN_EXPECTED = 0.5
 # Requests of history an endpoint's usual error rate is trusted for: a long quiet history does not
 # make one failure impossible.
 ERROR_HISTORY = 1000
@@ -331,3 +333,10 @@ def with_strength(anomalies: Iterable[Anomaly], whole: Mapping[Key, Shift], rule
         if a.type == AnomalyType.LATENCY and not a.strength and a.key in whole:
             a.strength = max(DEFAULT_STRENGTH, whole[a.key].strength(rules))
     return anomalies
+
+
+def count_strength(count: int, expected: float) -> float:
+    """The strength of ``count`` events where ``expected`` were (log lines of one template, say): the
+    Poisson tail as :func:`~aiops.detection.robust.surprise`, at least ``DEFAULT_STRENGTH`` (the
+    count passed its own rule's gate)."""
+    return max(DEFAULT_STRENGTH, surprise(poisson_tail(int(count), max(expected, MIN_EXPECTED))))

@@ -119,3 +119,10 @@ def test_quiet_far_late_calls_are_evidence_by_their_improbability():
         base = lb.learn(base, [3.0 * math.exp(rng.gauss(0, 0.3)) for _ in range(30)], alpha=0.1, rules=RULES)
     shift = _judge(base, [1500.0, 1200.0, 1800.0], step=20.0)
     assert shift.significant(RULES) and shift.strength(RULES) > 10
+
+
+def test_a_count_far_above_its_expectation_is_strong_and_never_below_the_gate():
+    from aiops.detection.rules import count_strength
+
+    assert count_strength(3, 2.0) == DEFAULT_STRENGTH  # passed its own gate: as strong as the gate
+    assert count_strength(40, 0.0) > count_strength(20, 0.0) > 2 * DEFAULT_STRENGTH
