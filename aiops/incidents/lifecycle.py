@@ -112,16 +112,14 @@ def _reopen(incident: Incident, group: Group, now: float) -> None:
                                       f"resolved (recurrence {incident.reopen_count})")
 
 
-def _candidates_json(group: Group, earlier: list[dict] | None = None) -> list[dict]:
+def _candidates_json(group: Group) -> list[dict]:
     """The group's candidates: ``score`` their share of the blame in this incident, ``evidence`` that
-    share of the strength of the incident's strongest evidence (:attr:`Anomaly.evidence_strength`,
-    in decimal digits of improbability), kept at its highest over the incident's updates. Candidates
-    across incidents rank by ``evidence``: a one-candidate blip (share 1.0) does not outrank a
-    fault's root."""
+    share of the strength of the cycle's strongest evidence (:attr:`Anomaly.evidence_strength`, in
+    decimal digits of improbability). Candidates across incidents rank by ``evidence``: a
+    one-candidate blip (share 1.0) does not outrank a fault's root, and an incident updated by a
+    weak echo of an earlier fault says so (its earlier strength is not kept)."""
     strength = max((a.evidence_strength for a in group.anomalies), default=0.0)
-    before = {(c["service"], c["endpoint"]): c.get("evidence", 0.0) for c in earlier or []}
-    return [{"service": s, "endpoint": e or None, "score": score,
-             "evidence": round(max(strength * score, before.get((s, e or None), 0.0)), 2)}
+    return [{"service": s, "endpoint": e or None, "score": score, "evidence": round(strength * score, 2)}
             for (s, e), score in group.candidates]
 
 
@@ -169,7 +167,7 @@ def _merge(incident: Incident, group: Group, now: float) -> None:
         add_event(incident, "narrowed", now,
                   f"the traces name {group.root[1]}: {incident.title} (was: {was})")
     if (incident.root_service, incident.root_endpoint) == group.root:
-        incident.candidates = _candidates_json(group, incident.candidates)
+        incident.candidates = _candidates_json(group)
         incident.propagation = _path_json(group, incident.propagation)
     incident.trace_id = incident.trace_id or group.example_trace
 

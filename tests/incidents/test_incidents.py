@@ -236,17 +236,20 @@ def test_a_root_blamed_only_by_its_callers_says_so(app):
         assert inc.affected == ["payment", "checkout"]
 
 
-def test_candidates_carry_their_evidence_kept_at_its_highest(app):
+def test_candidates_carry_the_evidence_of_the_latest_cycle(app):
     """Issue 24: candidates rank across incidents by evidence (share x strength), not by share: a
-    blip's one candidate (share 1.0, weak) ranks below a strong fault's root (share 0.9)."""
+    blip's one candidate (share 1.0, weak) ranks below a strong fault's root (share 0.9); an
+    incident updated by a weak echo of its fault carries the echo's strength, not its past."""
     strong = replace(latency("payment", 1250.0, 180.0), strength=40.0)
     with app.app_context():
         apply([group("payment", strong)], now=1_737_369_015.0)
-        apply([group("payment", latency("payment", 400.0, 180.0))], now=1_737_369_075.0)  # weaker
         apply([Group(root=("shop", "blip"), anomalies=[latency("blip", 90.0, 20.0)],
-                     candidates=[(("shop", "blip"), 1.0)])], now=1_737_369_080.0)
+                     candidates=[(("shop", "blip"), 1.0)])], now=1_737_369_020.0)
         found = {i.root_endpoint: i.to_dict()["root_cause_candidates"] for i in incidents()}
-    assert found["payment"][0]["evidence"] == 36.0  # 0.9 x 40, not the later 0.9 x 6
-    assert found["blip"] == [{"service": "shop", "endpoint": "blip", "score": 1.0, "evidence": 6.0}]
-    ranked = sorted((c for cs in found.values() for c in cs), key=lambda c: -c["evidence"])
-    assert ranked[0]["endpoint"] == "payment"
+        assert found["payment"][0]["evidence"] == 36.0  # 0.9 x 40
+        assert found["blip"] == [{"service": "shop", "endpoint": "blip", "score": 1.0, "evidence": 6.0}]
+        ranked = sorted((c for cs in found.values() for c in cs), key=lambda c: -c["evidence"])
+        assert ranked[0]["endpoint"] == "payment"
+        apply([group("payment", latency("payment", 400.0, 180.0))], now=1_737_369_075.0)  # an echo
+        [echo] = [i.to_dict() for i in incidents() if i.root_endpoint == "payment"]
+    assert echo["root_cause_candidates"][0]["evidence"] == 5.4  # 0.9 x 6
