@@ -69,14 +69,17 @@ def file_start(path: Path) -> str:
 
 
 def ranked_services(incidents: list[dict], since: str) -> list[str]:
-    """Services of the candidates of incidents raised at/after ``since``, earliest first."""
+    """Services of the candidates of incidents raised at/after ``since``, by the strength of their
+    evidence across incidents (``evidence``; the earliest incident first where it ties or is absent)."""
     after = [(at, i) for i in incidents if (at := raised_at(i, since)) is not None]
     after.sort(key=lambda p: (p[0], -max((c["score"] for c in p[1]["root_cause_candidates"]), default=0)))
+    ranked = [(-cand.get("evidence", 0.0), n, m, cand["service"])
+              for n, (_, incident) in enumerate(after)
+              for m, cand in enumerate(incident["root_cause_candidates"])]
     services: list[str] = []
-    for _, incident in after:
-        for cand in incident["root_cause_candidates"]:
-            if cand["service"] not in services:
-                services.append(cand["service"])
+    for *_, service in sorted(ranked):
+        if service not in services:
+            services.append(service)
     return services
 
 

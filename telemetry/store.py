@@ -270,6 +270,20 @@ def set_template_ids(pairs: Sequence[tuple[int, int]]) -> None:
         cur.close()
 
 
+def recent_failures(keys: Sequence[tuple[str, str]], since: float) -> dict[tuple[str, str], tuple[int, int]]:
+    """(requests, failed requests) since ``since`` of each (service, endpoint) in ``keys`` (no
+    CLIENT spans): a quiet path's last few windows, one index range scan per endpoint."""
+    found = {}
+    for service, endpoint in keys:
+        row = db.session.execute(
+            select(func.count(), func.sum(case((Span.error, 1), else_=0))).where(
+                Span.service == service, Span.endpoint == endpoint, Span.start_time >= since,
+                Span.kind != KIND_CLIENT)
+        ).one()
+        found[(service, endpoint)] = (int(row[0] or 0), int(row[1] or 0))
+    return found
+
+
 def endpoint_stats(since: float, ignore_services: Sequence[str] = ()) -> list[dict]:
     """Per (service, endpoint, status) counts and latency since ``since`` (no CLIENT spans)."""
     stmt = (

@@ -252,6 +252,7 @@ class Assessment:
     skip: set[tuple]  # series that must not learn from this window
     pending: dict[tuple, Shift]  # quiet verdicts with some evidence but not enough yet: for the next window
     names: dict[tuple[str, str], str]  # callee operation of each judged CLIENT span
+    horizon: float = 0.0  # seconds the evidence of quiet series (and paths) adds up over
 
 
 def assess(window: list, baselines: Mapping[tuple, LogBaseline], rules: Rules,
@@ -273,6 +274,9 @@ def assess(window: list, baselines: Mapping[tuple, LogBaseline], rules: Rules,
     for key, shift in (earlier or {}).items():
         verdicts = edge if len(key) == 3 else own
         verdicts[key] = verdicts[key].merge(shift) if key in verdicts else shift
+    for verdicts in (own, edge, whole):
+        for shift in verdicts.values():
+            shift.settle(rules)
     significant = {k for verdicts in (own, edge) for k, v in verdicts.items() if v.significant(rules)}
     names = {**(earlier_names or {}), **edges.callee_endpoints(calls)}
     suspects = rank(own, edge, significant, names, index.entry, rules)

@@ -46,12 +46,17 @@ MAX_Z = 10.0  # one extreme value must not outvote many moderate ones
 class Rules:
     z: float = 3.0  # a value is strongly slow at this many spreads above typical
     min_spread: float = 0.35  # floor of the spread (log units): x1.4 is never "strongly" slow
-    min_samples: int = 8  # baseline samples before values are judged
+    # Baseline samples before values are judged. Few, because a quiet edge must be judged before
+    # a fault teaches it (an unready baseline learns every window); a young series pays for it in
+    # its tail rate (:meth:`LogBaseline.rarity`).
+    min_samples: int = 4
     min_strong: int = 2  # strongly slow values a shift needs, at as many distinct moments
     moment_s: float = 1.0  # values starting within one such second may share one cause (a pause)
     min_evidence: float = 12.0  # and the sum of their capped z
     min_excess_ms: float = 20.0  # and their median excess over typical (jitter is not a fault)
     max_p: float = 1e-6  # chance of that many values that slow under the series' own tail
+    mid_z: float = 1.645  # a value past the series' normal p95 (the spread test)
+    mid_share: float = 0.15  # share of moments assumed past it normally (3x 5 %: tails are fatter)
     min_tail: float = 0.005  # floor of a series' tail rate at z: no series is perfectly clean
     max_power: float = 4.0  # steepest fall of rarity beyond z: P(Z >= x) = tail * (z / x) ** power
     warmup_windows: int = 10  # windows averaged equally before the EWMA takes over
@@ -83,8 +88,11 @@ class LogBaseline:
         return self.samples >= rules.min_samples
 
     def rarity(self, rules: Rules) -> tuple[float, float]:
-        """(share at ``z`` or more, power of the fall beyond): ``P(Z >= x) = share * (z / x) ** power``."""
-        tail = max(self.tail, rules.min_tail)
+        """(share at ``z`` or more, power of the fall beyond): ``P(Z >= x) = share * (z / x) ** power``.
+
+        A series seen ``n`` times may have a tail as fat as ``1 / (n + 1)`` for all its values show
+        (the rule of succession): so a young series needs more, or much later, values to convince."""
+        tail = max(self.tail, rules.min_tail, 1.0 / (self.samples + 1))
         far = min(tail, max(self.far, tail / 2 ** rules.max_power))
         return tail, max(1.0, math.log2(tail / far))
 
@@ -184,6 +192,29 @@ def poisson_tail(k: int, lam: float) -> float:
     return total
 
 
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p): the chance of k failures in n requests at the usual rate."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+            + i * math.log(p) + (n - i) * math.log1p(-p) for i in range(k, n + 1)]
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(x - top) for x in logs))
+
+
+MAX_SURPRISE = 100.0
+
+
+def surprise(p: float) -> float:
+    """How unlikely evidence is under the normal baseline, in decimal digits (-log10 p, capped): one
+    scale on which every rule's evidence is ranked (a p of 1e-6, the gate, is 6)."""
+    return MAX_SURPRISE if p <= 0 else min(MAX_SURPRISE, max(0.0, -math.log10(p)))
+
+
 @dataclass
 class Shift:
     """One series' verdict for a window (or an entry's, over the series of its spans)."""
@@ -194,6 +225,9 @@ class Shift:
     power: float = 0.0  # sum of the judged values' tail powers (the mean is used)
     strong: list = field(default_factory=list)  # (span, value_ms, typical_ms, z)
     above: int = 0  # judged values above their typical: about half of them when nothing moved
+    beyond: list = field(default_factory=list)  # values past the series' normal p95 (as ``strong``)
+    instants: set = field(default_factory=set)  # the moments with judged values
+    widened: bool = False  # ``strong`` holds the values past the p95 (:meth:`settle`)
 
     @property
     def moved(self) -> bool:
@@ -249,13 +283,43 @@ class Shift:
         return min(1.0, best * len(ks))
 
     def significant(self, rules: Rules) -> bool:
+        return self.late(rules) or self.spread_p(rules) <= rules.max_p
+
+    def late(self, rules: Rules) -> bool:
+        """Enough strongly slow values, unlikely enough under the series' own tail."""
         return (
-            len(self.strong) >= rules.min_strong
+            not self.widened
+            and len(self.strong) >= rules.min_strong
             and self.score >= rules.min_evidence
             and self.excess_ms >= rules.min_excess_ms
             and len(self.moments(rules)) >= rules.min_strong
             and self.p_value(rules) <= rules.max_p
         )
+
+    def spread_p(self, rules: Rules) -> float:
+        """Chance that this many moments sit past the normal p95 (a binomial test at
+        ``Rules.mid_share``): the whole distribution moved, even where no value is strongly slow
+        against a wide band. Counted in moments (one pause is one), needs most of them past it
+        and their median excess over typical at least ``min_excess_ms``; 1.0 when it does not."""
+        past = {int(s.start_time // rules.moment_s) for s, *_ in self.beyond}
+        n = len(self.instants)
+        if len(past) < rules.min_strong or 2 * len(past) <= n:
+            return 1.0
+        if _median([v - t for _, v, t, _ in self.beyond]) < rules.min_excess_ms:
+            return 1.0
+        return binomial_tail(len(past), n, rules.mid_share)
+
+    def strength(self, rules: Rules) -> float:
+        """The evidence as :func:`surprise` (decimal digits), by whichever test is the stronger."""
+        p = min(self.p_value(rules) if self.late(rules) else 1.0, self.spread_p(rules))
+        return surprise(p)
+
+    def settle(self, rules: Rules) -> Shift:
+        """A shift of the whole distribution, with too few strongly slow values for :meth:`late`,
+        shows by its values past the p95: they become the evidence (spans, score, onset)."""
+        if not self.late(rules) and self.spread_p(rules) <= rules.max_p:
+            self.strong, self.widened = list(self.beyond), True
+        return self
 
     def merge(self, earlier: Shift) -> Shift:
         """This window's verdict with an earlier window's evidence added (a quiet series
@@ -265,6 +329,8 @@ class Shift:
         self.expected += earlier.expected
         self.power += earlier.power
         self.strong = earlier.strong + self.strong
+        self.beyond = earlier.beyond + self.beyond
+        self.instants |= earlier.instants
         return self
 
     def spans(self) -> list:
@@ -289,6 +355,7 @@ def judge_all(items: Iterable[tuple], baselines: Mapping, rules: Rules) -> tuple
             continue
         center, spread, typical = base.center, base.spread(rules), base.typical_ms
         cutoff = math.expm1(center + rules.z * spread)
+        mid = math.expm1(center + rules.mid_z * spread)
         tail, power = base.rarity(rules)
         for verdict_key, span, value in entries:
             verdict = verdicts.get(verdict_key)
@@ -298,8 +365,11 @@ def judge_all(items: Iterable[tuple], baselines: Mapping, rules: Rules) -> tuple
             verdict.expected += tail
             verdict.power += power
             verdict.above += value > typical
-            if value >= cutoff:
-                z = (math.log1p(value) - center) / spread
-                verdict.strong.append((span, value, typical, min(z, MAX_Z)))
+            verdict.instants.add(int(span.start_time // rules.moment_s))
+            if value >= mid:
+                z = min((math.log1p(value) - center) / spread, MAX_Z)
+                verdict.beyond.append((span, value, typical, z))
+                if value >= cutoff:
+                    verdict.strong.append((span, value, typical, z))
     values = {key: [v for _, _, v in entries] for key, entries in pending.items()}
     return verdicts, values

@@ -5,7 +5,10 @@ Rules (thresholds in :class:`Thresholds`, all configurable):
 - latency: window mean > ``latency_factor`` x baseline and more than
   ``latency_min_delta_ms`` above it (a 1 ms endpoint taking 3 ms is jitter,
   not an incident), once the baseline has ``min_baseline_samples``;
-- error: 5xx/error share > ``error_rate`` with at least ``min_window_requests``;
+- error: 5xx/error share > ``error_rate`` with at least ``min_window_requests``; or, on a path
+  too quiet for that, the same share over the last few windows (``recent``) when so many
+  failures are unlikely at the endpoint's own usual rate (a binomial test, corrected for the
+  endpoints tested: :func:`quiet_errors`);
 - timeout: at least ``min_slow_requests`` calls that time out (504s,
   ``*Timeout*`` exceptions), counted both
   on the endpoint that gave up and on the endpoint that stopped answering;
@@ -28,13 +31,21 @@ from dataclasses import dataclass, field
 
 from aiops.detection import patterns
 from aiops.detection.ewma import BaselineValue
-from aiops.detection.robust import Rules, Shift
+from aiops.detection.robust import Rules, Shift, binomial_tail, poisson_tail, surprise
 from aiops.kinds import AnomalyType
 from aiops.settings import Settings
 from telemetry.columns import KIND_CLIENT
 from telemetry.rows import span_key
 
 Key = tuple[str, str]  # (service, endpoint)
+# The strength of evidence no rule puts a probability on (a mean over 3x its baseline, a creep, a
+# silence, log lines): as strong as the evidence gate's ``Rules.max_p`` (1e-6).
+DEFAULT_STRENGTH = surprise(Rules.max_p)
+# Events a count is assumed to expect at least (a never-seen log line is rare, not impossible).
+MIN_EXPECTED = 0.5
+# Requests of history an endpoint's usual error rate is trusted for: a long quiet history does not
+# make one failure impossible.
+ERROR_HISTORY = 1000
 # The endpoint of a key that names a whole service: evidence (log lines with no span to tie them to)
 # that says which service but not which of its endpoints. Shown as the service, never as a name.
 WHOLE_SERVICE = ""
@@ -124,6 +135,13 @@ class Anomaly:
     onset: float | None = None  # start of the earliest span that showed it
     # What fails, when the evidence names it: dependency, exhaustion, invalid_response (or None).
     pattern: str | None = None
+    # How unlikely the evidence is under the normal baseline, in decimal digits (robust.surprise):
+    # what incidents and candidates are ranked by. 0: not known (DEFAULT_STRENGTH is assumed).
+    strength: float = 0.0
+
+    @property
+    def evidence_strength(self) -> float:
+        return self.strength or DEFAULT_STRENGTH
 
     @property
     def key(self) -> Key:
@@ -167,23 +185,37 @@ def window_stats(spans: Iterable, ignore_services: Iterable[str] = ()) -> dict[K
     return dict(stats)
 
 
+def usual_error_rate(base: BaselineValue | None) -> float:
+    """The endpoint's own error rate, smoothed (one failure and one success added to at most
+    ``ERROR_HISTORY`` requests of history): an endpoint with no history is assumed to fail half
+    the time, so only its history can make its failures news."""
+    seen = min(base.samples, ERROR_HISTORY) if base is not None else 0
+    rate = base.error_rate if base is not None else 0.0
+    return (rate * seen + 1) / (seen + 2)
+
+
 def detect(
     stats: Mapping[Key, WindowStats],
     baselines: Mapping[Key, BaselineValue],
     th: Thresholds,
+    recent: Mapping[Key, tuple[int, int]] | None = None,
+    max_p: float = Rules.max_p,
 ) -> list[Anomaly]:
-    """Apply the rules to every endpoint of the window."""
+    """Apply the rules to every endpoint of the window. ``recent``: (requests, failures) of the
+    last few windows, this one included, for the endpoints :func:`quiet_failing` names."""
     found: list[Anomaly] = []
     for (service, endpoint), s in sorted(stats.items()):
         base = baselines.get((service, endpoint))
+        usual = usual_error_rate(base)
         timed_out = s.timeouts + s.unanswered
         if timed_out >= th.min_slow_requests:
             why = (
                 f"{s.unanswered} calls to it timed out" if s.unanswered >= s.timeouts
                 else f"{s.timeouts} of {s.count} requests timed out"
             )
+            p = binomial_tail(timed_out, max(s.count, timed_out), usual)
             found.append(Anomaly(service, endpoint, AnomalyType.TIMEOUT, float(timed_out), None,
-                                 s.count, f"Timeout: {why}", pattern=s.pattern()))
+                                 s.count, f"Timeout: {why}", pattern=s.pattern(), strength=surprise(p)))
         if s.count >= th.min_window_requests and s.error_rate > th.error_rate:
             top = s.top_exception()
             found.append(Anomaly(
@@ -191,7 +223,13 @@ def detect(
                 base.error_rate if base else None, s.count,
                 f"Error spike: {s.error_rate:.0%} of {s.count} requests failed"
                 + (f" ({top})" if top else ""), pattern=s.pattern(),
+                strength=surprise(binomial_tail(s.errors, s.count, usual)),
             ))
+        elif (service, endpoint) in (recent or {}):
+            corrected = max_p / max(1, len(stats))  # every endpoint of the window is tested
+            quiet = quiet_errors((service, endpoint), s, recent[(service, endpoint)], base, th, corrected)
+            if quiet is not None:
+                found.append(quiet)
         if s.count >= th.min_slow_requests and th.is_slow(s.mean_ms, base):
             assert base is not None
             found.append(Anomaly(
@@ -199,6 +237,35 @@ def detect(
                 f"Latency spike: {s.mean_ms:.0f}ms (baseline: {base.latency_ms:.0f}ms)",
             ))
     return found
+
+
+def quiet_failing(stats: Mapping[Key, WindowStats], th: Thresholds, limit: int = 100) -> list[Key]:
+    """Endpoints that failed in this window but are too quiet for the window's error rule: those
+    whose last few windows :func:`quiet_errors` judges (at most ``limit``, most failures first)."""
+    keys = [k for k, s in stats.items()
+            if s.errors and s.count < th.min_window_requests]
+    return sorted(keys, key=lambda k: (-stats[k].errors, k))[:limit]
+
+
+def quiet_errors(key: Key, s: WindowStats, recent: tuple[int, int], base: BaselineValue | None,
+                 th: Thresholds, max_p: float) -> Anomaly | None:
+    """The error rule for a quiet path: over the last few windows (``recent``: requests, failures)
+    more than ``error_rate`` of the requests failed, at least ``min_slow_requests`` of them, and
+    that many failures are unlikely (below ``max_p``, already corrected for the endpoints tested)
+    at the endpoint's own usual rate. Five failures in six requests of an endpoint that never
+    fails are an incident; one failure in two is not."""
+    count, errors = max(recent[0], s.count), max(recent[1], s.errors)
+    if errors < th.min_slow_requests or errors <= th.error_rate * count:
+        return None
+    usual = usual_error_rate(base)
+    p = binomial_tail(errors, count, usual)
+    if p > max_p:
+        return None
+    top = s.top_exception()
+    return Anomaly(
+        key[0], key[1], AnomalyType.ERROR, errors / count, base.error_rate if base else None, count,
+        f"Error spike: {errors} of {count} requests failed over the last windows "
+        f"(usually {usual:.1%})" + (f" ({top})" if top else ""), pattern=s.pattern(), strength=surprise(p))
 
 
 def _onset(spans: Iterable) -> float | None:
@@ -226,11 +293,11 @@ def shifted(verdicts: Mapping[Key, Shift], rules: Rules, what: str,
         found.append(Anomaly(key[0], key[1], AnomalyType.LATENCY, v.observed_ms, v.baseline_ms, v.judged,
                              message, evidence=v.spans() if what == "self" else [],
                              shown_by=v.spans(),
-                             onset=v.onset))
+                             onset=v.onset, strength=v.strength(rules)))
     return found
 
 
-def network(suspects: Iterable, already: Iterable[Anomaly] = ()) -> list[Anomaly]:
+def network(suspects: Iterable, already: Iterable[Anomaly] = (), rules: Rules = Rules()) -> list[Anomaly]:
     """A latency anomaly per service whose incoming calls shifted outside its own spans.
 
     Such a service may show nothing in its own spans, so no other rule would
@@ -253,5 +320,23 @@ def network(suspects: Iterable, already: Iterable[Anomaly] = ()) -> list[Anomaly
             f"Network: {len(shift.strong)} of {shift.judged} calls from {callers} took "
             f"{shift.observed_ms:.0f}ms outside {key[0]}'s own spans (baseline: {shift.baseline_ms:.0f}ms)",
             evidence=[sp for s in ins for sp in s.shift.spans()], onset=suspect.onset,
+            strength=max(s.shift.strength(rules) for s in ins),
         ))
     return found
+
+
+def with_strength(anomalies: Iterable[Anomaly], whole: Mapping[Key, Shift], rules: Rules) -> list[Anomaly]:
+    """Give the mean rule's latency anomalies the strength of their endpoint's robust verdict
+    (how unlikely its slow values are), at least ``DEFAULT_STRENGTH``: the mean rule has none."""
+    anomalies = list(anomalies)
+    for a in anomalies:
+        if a.type == AnomalyType.LATENCY and not a.strength and a.key in whole:
+            a.strength = max(DEFAULT_STRENGTH, whole[a.key].strength(rules))
+    return anomalies
+
+
+def count_strength(count: int, expected: float) -> float:
+    """The strength of ``count`` events where ``expected`` were (log lines of one template, say): the
+    Poisson tail as :func:`~aiops.detection.robust.surprise`, at least ``DEFAULT_STRENGTH`` (the
+    count passed its own rule's gate)."""
+    return max(DEFAULT_STRENGTH, surprise(poisson_tail(int(count), max(expected, MIN_EXPECTED))))

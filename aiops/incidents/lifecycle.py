@@ -113,8 +113,14 @@ def _reopen(incident: Incident, group: Group, now: float) -> None:
 
 
 def _candidates_json(group: Group) -> list[dict]:
-    """Best first; ``pod`` only where the evidence names one (:mod:`aiops.rca.pods`)."""
-    return [{"service": s, "endpoint": e or None, "score": score,
+    """The group's candidates, best first: ``score`` their share of the blame in this incident,
+    ``evidence`` that share of the strength of the cycle's strongest evidence
+    (:attr:`Anomaly.evidence_strength`, in decimal digits of improbability), ``pod`` only where the
+    evidence names one (:mod:`aiops.rca.pods`). Candidates across incidents rank by ``evidence``: a
+    one-candidate blip (share 1.0) does not outrank a fault's root, and an incident updated by a
+    weak echo of an earlier fault says so (its earlier strength is not kept)."""
+    strength = max((a.evidence_strength for a in group.anomalies), default=0.0)
+    return [{"service": s, "endpoint": e or None, "score": score, "evidence": round(strength * score, 2),
              **({"pod": group.pods[s]} if s in group.pods else {})} for (s, e), score in group.candidates]
 
 

@@ -23,8 +23,9 @@ from aiops import instruments as selfmetrics
 from aiops import outbox
 from aiops.detection import degradation, evidence, traffic
 from aiops.detection import robust as lb
+from aiops.detection import rules as dr
 from aiops.detection import selftime as st
-from aiops.detection.rules import Thresholds, detect, network, shifted, window_stats
+from aiops.detection.rules import Thresholds, window_stats
 from aiops.incidents import storm
 from aiops.incidents.lifecycle import Changes, apply_groups, open_incidents, resolve_quiet
 from aiops.incidents.rules import Policy, lead_type
@@ -223,12 +224,11 @@ def _detect(settings: Settings, now: float) -> _Findings:
     window = store.spans_after(cursor, upto)
     stats = window_stats(window, settings.ignore_services)
     baselines = read_means()
-    rules = lb.Rules()
-    signal_baselines = read_signals()
+    rules, signal_baselines = lb.Rules(), read_signals()
     seen, saved = _assess(window, cursor, state, signal_baselines, rules, now, settings)
     data = _has_data(window, settings.ignore_services)
     mode, relearn_until = _learning_mode(state, data, now, settings)
-    anomalies = _trace_anomalies(stats, baselines, th, seen, rules, mode)
+    anomalies = _trace_anomalies(stats, baselines, th, seen, rules, mode, now - seen.horizon)
     anomalies = _time_patterns(anomalies, window, stats, baselines, th, mode, settings)
     memory = logfeed.registered(current_app)
     logstate.load(memory)  # the saved log memory, when it is newer than this process's
@@ -254,20 +254,20 @@ def _assess(window: list, cursor: int, state, signal_baselines: dict, rules: lb.
     earlier, names = _pending_in(saved, now, horizon)
     seen = evidence.assess(window, signal_baselines, rules, now, settings.ignore_services, context,
                            earlier, names)
+    seen.horizon = horizon  # a quiet path's failures are judged over the same windows
     return seen, saved
 
 
 def _trace_anomalies(stats: dict, baselines: dict, th: Thresholds, seen: evidence.Assessment,
-                     rules: lb.Rules, mode: str) -> list:
-    """The anomalies the traces show: the mean rules', then the evidence's (self time, the calls
-    into a service, whole durations). None while the baselines are learned anew."""
+                     rules: lb.Rules, mode: str, since: float) -> list:
+    """The anomalies the traces show (the mean rules', then the evidence's). None while relearning."""
     if mode != "normal":
         return []
-    anomalies = detect(stats, baselines, th)
-    anomalies += shifted(seen.own, rules, "self", anomalies)
-    anomalies += network(seen.suspects, anomalies)
-    anomalies += shifted(seen.whole, rules, "duration", anomalies)
-    return anomalies
+    recent = store.recent_failures(dr.quiet_failing(stats, th), since)
+    anomalies = dr.with_strength(dr.detect(stats, baselines, th, recent, rules.max_p), seen.whole, rules)
+    anomalies += dr.shifted(seen.own, rules, "self", anomalies)
+    anomalies += dr.network(seen.suspects, anomalies, rules)
+    return anomalies + dr.shifted(seen.whole, rules, "duration", anomalies)
 
 
 def _time_patterns(anomalies: list, window: list, stats: dict, baselines: dict, th: Thresholds, mode: str,

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
-from aiops.detection.rules import WHOLE_SERVICE, Anomaly, is_timeout
+from aiops.detection.rules import WHOLE_SERVICE, Anomaly, count_strength, is_timeout
 from aiops.detection.selftime import SpanIndex
 from aiops.kinds import AnomalyType
 from aiops.logs.signals import RAISE_SCORE, LogRecord, LogWindow
@@ -175,7 +175,7 @@ def anomalies(logs: LogWindow | None, keys: Mapping[str, Key], window: list, cov
         key = keys.get(service, (service, WHOLE_SERVICE))
         found.append(Anomaly(service, key[1], AnomalyType.ERROR, float(lead.count), lead.expected, lead.count,
                              LOG_MESSAGE + lead.describe(), shown_by=shown,
-                             onset=suspect.onset))
+                             onset=suspect.onset, strength=count_strength(lead.count, lead.expected)))
     return found
 
 

@@ -49,7 +49,8 @@ SCHEMAS: dict[str, dict] = {
                      pod={**STRING, "description": "the pod (k8s.pod.name, else service.instance.id, else "
                           "host.name) the evidence points at, when the service runs several and the spans "
                           "that show the fault come from one; absent otherwise. The service stays the "
-                          "ranked unit"}),
+                          "ranked unit"},
+                     evidence=NUMBER),
     "Hop": obj(("service", "endpoint", "signal"), service=STRING, endpoint=ENDPOINT, signal=STRING,
                onset=nullable(TIME),
                log_lines={"type": "array", "items": {"type": "object"},

@@ -53,16 +53,18 @@ def in_window(incidents: list[dict], start: float, end: float, kinds: tuple[str,
 
 
 def ranking(incidents: list[dict]) -> list[str]:
-    """Candidate services of ``incidents`` (already in order), best first, without repeats."""
-    services: list[str] = []
-    for incident in incidents:
+    """Candidate services of ``incidents`` (earliest first), best first, without repeats: by the
+    strength of their evidence across incidents (``evidence``), then in the incidents' order."""
+    ranked = []
+    for n, incident in enumerate(incidents):
         candidates = incident.get("root_cause_candidates") or []
         if not candidates and incident.get("root_cause"):
             candidates = [incident["root_cause"]]
-        for candidate in candidates:
-            service = candidate.get("service")
-            if service and service not in services:
-                services.append(service)
+        ranked += [(-(c.get("evidence") or 0.0), n, m, c.get("service")) for m, c in enumerate(candidates)]
+    services: list[str] = []
+    for *_, service in sorted(ranked):
+        if service and service not in services:
+            services.append(service)
     return services
 
 

@@ -159,6 +159,14 @@ class Caller:
         return int(body["count"])
 
 
+def _absorbed(caller: Caller, call: topo.Call) -> int:
+    """A best-effort call: its failure is absorbed (the CLIENT span shows it; the caller answers)."""
+    try:
+        return caller.call(call)
+    except requests.RequestException:  # a wrong answer (no items) is not absorbed: the caller breaks
+        return 0
+
+
 def build_app(topology: topo.Topology, name: str, caller: Caller, faults: Faults) -> Flask:
     service = topology.services[name]
     app = Flask(f"faultlab-{name}")
@@ -179,7 +187,7 @@ def build_app(topology: topo.Topology, name: str, caller: Caller, faults: Faults
             for call in ep.calls:
                 for _ in range(call.repeat):
                     if call.p >= 1.0 or rng.random() < call.p:
-                        count += caller.call(call)
+                        count += caller.call(call) if not call.best_effort else _absorbed(caller, call)
             wrong = faults.get("wrong", ep.name)
             if wrong and rng.random() < float(wrong.get("rate", 1.0)):
                 return jsonify({"service": name, "endpoint": ep.name, "status": "partial"})

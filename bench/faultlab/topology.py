@@ -22,6 +22,7 @@ Format (see ``topologies/*.toml``)::
     cpu_ms = 1                      # ... and computing
     share = 3                       # optional: an entry endpoint, weight of its share of traffic
     calls = [{ to = "catalog.list", repeat = 2 }, { to = "cart.view", p = 0.5 }]
+    # best_effort = true on a call: the caller absorbs its failures (its own span stays healthy)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Call:
     endpoint: str
     repeat: int = 1
     p: float = 1.0
+    best_effort: bool = False  # the caller absorbs its failures (answers without its result)
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def _endpoint(raw, service: str) -> Endpoint:
 def _call(raw, where: str) -> Call:
     if not isinstance(raw, dict):
         raise TopologyError(f"{where}: a call is not a table like {{ to = \"service.endpoint\" }}")
-    _keys(raw, {"to", "repeat", "p"}, f"{where}: call")
+    _keys(raw, {"to", "repeat", "p", "best_effort"}, f"{where}: call")
     target = raw.get("to")
     if not isinstance(target, str) or target.count(".") != 1:
         raise TopologyError(f"{where}: call target {target!r} is not \"service.endpoint\"")
@@ -207,7 +209,10 @@ def _call(raw, where: str) -> Call:
     p = _number(raw.get("p", 1.0), f"{where}: p of {target}", high=1.0)
     if p <= 0:
         raise TopologyError(f"{where}: p of {target} must be above 0")
-    return Call(service=service, endpoint=endpoint, repeat=repeat, p=p)
+    best_effort = raw.get("best_effort", False)
+    if not isinstance(best_effort, bool):
+        raise TopologyError(f"{where}: best_effort of {target} must be true or false")
+    return Call(service=service, endpoint=endpoint, repeat=repeat, p=p, best_effort=best_effort)
 
 
 def _check_calls(topology: Topology) -> None:

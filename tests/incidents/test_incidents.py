@@ -17,6 +17,7 @@ from aiops.detection.rules import Anomaly
 from aiops.incidents.lifecycle import Changes, apply_groups, resolve_quiet
 from aiops.incidents.rules import Policy, severity
 from aiops.jobs.cycle import run_claimed
+from aiops.rca.analysis import Group
 from aiops.settings import Settings, reconfigure, settings_of
 from aiops.store.models import AnomalyRecord, Incident
 from telemetry.db import begin_write, db
@@ -220,8 +221,9 @@ def test_to_dict_matches_the_contract(app):
     assert data["root_cause"] == {"service": "shop", "endpoint": "payment",
                                   "issue": "Latency spike: 1250ms (baseline: 180ms)"}
     candidates = data["root_cause_candidates"]
-    assert candidates[0] == {"service": "shop", "endpoint": "payment", "score": 0.9}
-    assert all(set(c) == {"service", "endpoint", "score"} for c in candidates)
+    # evidence: the share times the strength of the strongest evidence (6, the gate's 1e-6, by default)
+    assert candidates[0] == {"service": "shop", "endpoint": "payment", "score": 0.9, "evidence": 5.4}
+    assert all(set(c) == {"service", "endpoint", "score", "evidence"} for c in candidates)
     assert data["affected_endpoints"] == ["payment", "checkout"]
     assert data["first_detected"] == "2025-01-20T10:30:15Z"
     assert data["last_seen"] == "2025-01-20T10:31:15Z"
@@ -242,3 +244,22 @@ def test_a_root_blamed_only_by_its_callers_says_so(app):
         assert inc.title == "payment is failing its callers (checkout latency)"
         assert inc.root_issue == "Blamed by traces of checkout: Latency spike: 950ms (baseline: 60ms)"
         assert inc.affected == ["payment", "checkout"]
+
+
+def test_candidates_carry_the_evidence_of_the_latest_cycle(app):
+    """Issue 24: candidates rank across incidents by evidence (share x strength), not by share: a
+    blip's one candidate (share 1.0, weak) ranks below a strong fault's root (share 0.9); an
+    incident updated by a weak echo of its fault carries the echo's strength, not its past."""
+    strong = replace(latency("payment", 1250.0, 180.0), strength=40.0)
+    with app.app_context():
+        apply([group("payment", strong)], now=1_737_369_015.0)
+        apply([Group(root=("shop", "blip"), anomalies=[latency("blip", 90.0, 20.0)],
+                     candidates=[(("shop", "blip"), 1.0)])], now=1_737_369_020.0)
+        found = {i.root_endpoint: i.to_dict()["root_cause_candidates"] for i in incidents()}
+        assert found["payment"][0]["evidence"] == 36.0  # 0.9 x 40
+        assert found["blip"] == [{"service": "shop", "endpoint": "blip", "score": 1.0, "evidence": 6.0}]
+        ranked = sorted((c for cs in found.values() for c in cs), key=lambda c: -c["evidence"])
+        assert ranked[0]["endpoint"] == "payment"
+        apply([group("payment", latency("payment", 400.0, 180.0))], now=1_737_369_075.0)  # an echo
+        [echo] = [i.to_dict() for i in incidents() if i.root_endpoint == "payment"]
+    assert echo["root_cause_candidates"][0]["evidence"] == 5.4  # 0.9 x 6

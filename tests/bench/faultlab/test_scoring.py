@@ -94,3 +94,15 @@ def test_summary_per_type_and_in_total():
                                "ac1": 0.5, "ac3": 1.0, "false_incidents": 1}
     assert summary["down"]["detected"] == 0 and summary["down"]["median_detection_s"] is None
     assert summary["all"]["cases"] == 3 and summary["all"]["ac3"] == round(2 / 3, 3)
+
+
+def test_ranking_follows_the_evidence_across_incidents_before_their_order():
+    """Issue 24: a lead-in blip (one candidate, weak evidence) does not outrank a strong fault."""
+    blip = incident("blip", ("detected", 2), candidates=("api",))
+    blip["root_cause_candidates"][0]["evidence"] = 6.0
+    fault = incident("fault", ("detected", 12), candidates=("db", "api"))
+    fault["root_cause_candidates"][0]["evidence"] = 30.0
+    fault["root_cause_candidates"][1]["evidence"] = 3.0
+    row = scoring.score_fault(truth(), [blip, fault], 10)
+    assert row["ranking"] == ["db", "api"] and row["ac1"] == 1
+    assert row["detection_s"] == 2  # detection still counts from the first incident

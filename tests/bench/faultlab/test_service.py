@@ -143,3 +143,20 @@ def test_unknown_faults_are_refused(lab):
         back.handle({"op": "set", "kind": "meteor", "params": {}})
     with pytest.raises(ValueError):
         back.handle({"op": "set", "kind": "slow", "params": {"endpoint": "data", "seconds": 3}})
+
+
+class _Refused:
+    def call(self, call):
+        raise service.requests.ConnectionError("refused")
+
+
+class _Wrong:
+    def call(self, call):
+        raise KeyError("items")
+
+
+def test_a_best_effort_call_absorbs_transport_failures_but_not_wrong_answers():
+    call = topology.Call("back", "data", best_effort=True)
+    assert service._absorbed(_Refused(), call) == 0
+    with pytest.raises(KeyError):
+        service._absorbed(_Wrong(), call)

@@ -106,3 +106,13 @@ def test_the_mesh_has_a_shared_mid_tier_with_a_leaf_behind_it():
     callers = {s for s, svc in t.services.items() for c in svc.callees() if c == "catalog"}
     assert callers == {"recommend", "checkout"}
     assert t.services["catalog"].callees() == ["stock"]
+
+
+def test_a_best_effort_call_is_read_and_checked():
+    doc = small(api={"name": "api", "endpoint": [{"name": "list", "calls": [
+        {"to": "db.query", "best_effort": True}]}]})
+    assert topo.parse(doc).services["api"].endpoints["list"].calls[0].best_effort
+    assert not topo.parse(small()).services["api"].endpoints["list"].calls[0].best_effort
+    doc["service"][1]["endpoint"][0]["calls"][0]["best_effort"] = "yes"
+    with pytest.raises(topo.TopologyError, match="best_effort of db.query must be true or false"):
+        topo.parse(doc)
