@@ -200,7 +200,8 @@ def test_a_candidate_names_its_pod_only_where_the_evidence_points_at_one(app):
         apply([g], now=1_737_369_015.0)
         [inc] = incidents()
         candidates = json.loads(json.dumps(inc.to_dict()))["root_cause_candidates"]
-    assert candidates[0] == {"service": "shop", "endpoint": "payment", "score": 0.9, "pod": "shop-6c9f-2"}
+    assert {k: v for k, v in candidates[0].items() if k != "evidence"} == {
+        "service": "shop", "endpoint": "payment", "score": 0.9, "pod": "shop-6c9f-2"}
 
 
 def test_to_dict_matches_the_contract(app):
