@@ -38,6 +38,7 @@ PURE_MODULES = (
     "aiops.silences.specs",
     "aiops.settings",
     "aiops.kinds",
+    "aiops.heap",
     "telemetry.columns",
     "telemetry.rows",
     "telemetry.export.policy",  # the export's backoff, breaker and buffer accounting

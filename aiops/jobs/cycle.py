@@ -9,10 +9,8 @@ claim is also a lease, so a cycle whose process died is taken over once the leas
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import current_app
@@ -26,6 +24,7 @@ from aiops.detection import robust as lb
 from aiops.detection import rules as dr
 from aiops.detection import selftime as st
 from aiops.detection.rules import Thresholds, window_stats
+from aiops.heap import no_cycle_collection
 from aiops.incidents import storm
 from aiops.incidents.lifecycle import Changes, apply_groups, open_incidents, resolve_quiet
 from aiops.incidents.rules import Policy, lead_type
@@ -145,20 +144,6 @@ def _learning_mode(state, data: bool, now: float, settings: Settings) -> tuple[s
     return "normal", None
 
 
-@contextmanager
-def _without_gc():
-    """A cycle builds a few hundred thousand short-lived objects (rows, indexes, verdicts) with no
-    reference cycles among them; the cyclic collector, triggered by their count, would walk the
-    whole process heap several times a cycle (a third of its time). Refcounting frees them."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def run_cycle(settings: Settings, now: float | None = None, started_at: float | None = None) -> dict:
     """Run one cycle over the spans since the last one (the caller holds the claim).
 
@@ -166,7 +151,7 @@ def run_cycle(settings: Settings, now: float | None = None, started_at: float | 
     ``started_at`` is when the cycle was claimed (the time the one-per-interval
     rule is measured by); the cycle history records it as the cycle's start.
     """
-    with _without_gc():
+    with no_cycle_collection():
         return _run_cycle(settings, now, started_at)
 
 

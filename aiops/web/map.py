@@ -16,16 +16,14 @@ a ``<noscript>`` refresh.
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, render_template, request
 from sqlalchemy import select
 
 from aiops.detection import service_map
+from aiops.heap import no_cycle_collection
 from aiops.settings import current_settings
 from aiops.store.models import Incident, iso
 from aiops.web import errors, live
@@ -81,27 +79,11 @@ def _marks() -> list[service_map.IncidentMark]:
     return marks
 
 
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """A map allocates some 100,000 short-lived tuples, lists and dicts (20,000 span rows, their
-    index, the tallies), none of them in a reference cycle: reference counting frees them all. The
-    cyclic collector would meanwhile run several full passes over the whole process's heap, about
-    half of the build's time (``bench/map.py``), so it waits for the build (a fraction of a second;
-    it is process-wide, so other threads' garbage waits as long) and runs as usual after it."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def build(since: float, until: float, incident: Incident | None = None) -> dict:
     """The map of ``[since, until]`` with its statuses, as ``GET /aiops/map`` answers it (with the
     ``path`` of ``incident`` when one is given)."""
     settings = current_settings()
-    with _no_cycle_collection():
+    with no_cycle_collection():
         sample = span_sample.spans_between(since, until, settings.ignore_services)
         graph = service_map.build(sample.spans, until - since, sample.weights, settings.ignore_services)
     service_map.mark(graph, _marks(), settings.error_rate_threshold)
