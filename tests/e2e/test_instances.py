@@ -82,7 +82,7 @@ def _bulk_spans(engine, count: int) -> None:
     base = int(now * 1e6)
     insert_spans(engine, [
         (f"{base + i:032x}", f"{i + 1:016x}", None, "bulk", f"op{i % 30}", KIND_SERVER, "GET", 200,
-         False, now - 5 + i * 1e-5, 3.0 + i % 7, None, None, None, None)
+         False, now - 5 + i * 1e-5, 3.0 + i % 7, None, None, None, None, None)
         for i in range(count)
     ])
 
