@@ -99,20 +99,10 @@ def span_checks(settings) -> otlp.SpanChecks:
     )
 
 
-def log_checks(settings) -> otlp_logs.LogChecks:
-    """The live-ingest rules for log records (the spans' clock and size rules)."""
-    return otlp_logs.LogChecks(
-        now=time.time(),
-        max_age=settings.otlp_max_age,
-        max_ahead=settings.otlp_max_ahead,
-        max_attributes=settings.otlp_max_attributes,
-        own_services=frozenset({settings.service_name}),
-    )
-
-
-def metric_checks(settings) -> otlp_metrics.MetricChecks:
-    """The live-ingest rules for metric points (the spans' clock rules and own service names)."""
-    return otlp_metrics.MetricChecks(
+def clock_checks(checks_type, settings):
+    """The live-ingest rules of log records and metric points (``checks_type``, either's checks
+    class): the spans' clock, attribute-count and own-service rules."""
+    return checks_type(
         now=time.time(),
         max_age=settings.otlp_max_age,
         max_ahead=settings.otlp_max_ahead,
@@ -153,11 +143,13 @@ TRACES = Signal(ExportTraceServiceRequest, otlp_limits.TRACES, lambda s: s.otlp_
                 lambda engine, rows: insert_spans(engine, rows),  # looked up per call (tests replace it)
                 otlp.export_response, "span store")
 LOGS = Signal(ExportLogsServiceRequest, otlp_limits.LOGS, lambda s: s.otlp_max_log_records,
-              lambda message, s: otlp_logs.to_log_rows(message, log_checks(s), s.log_body_max),
+              lambda message, s: otlp_logs.to_log_rows(message, clock_checks(otlp_logs.LogChecks, s),
+                                                       s.log_body_max),
               lambda engine, rows: insert_logs(engine, rows),
               otlp_logs.export_response, "log store", "logs")
 METRICS = Signal(ExportMetricsServiceRequest, otlp_limits.METRICS, lambda s: s.otlp_max_metric_points,
-                 lambda message, s: otlp_metrics.to_metric_rows(message, metric_checks(s), _totals()),
+                 lambda message, s: otlp_metrics.to_metric_rows(
+                     message, clock_checks(otlp_metrics.MetricChecks, s), _totals()),
                  lambda engine, rows: insert_metrics(engine, rows),
                  otlp_metrics.export_response, "metric store", "metric points")
 

@@ -38,6 +38,18 @@ from telemetry.columns import KIND_CLIENT
 from telemetry.rows import span_key
 
 Key = tuple[str, str]  # (service, endpoint)
+
+
+def top_endpoints(blamed) -> dict[str, Key]:
+    """Each service's endpoint that ``blamed`` (key -> weight) weighs most, among positive weights:
+    where another signal's evidence for that service lands, so it adds to the traces' answer."""
+    named: dict[str, Key] = {}
+    for key, w in sorted(blamed.items(), key=lambda kv: (-kv[1], kv[0])):
+        if w > 0:
+            named.setdefault(key[0], key)
+    return named
+
+
 # The strength of evidence no rule puts a probability on (a mean over 3x its baseline, a creep, a
 # silence, log lines): as strong as the evidence gate's ``Rules.max_p`` (1e-6).
 DEFAULT_STRENGTH = surprise(Rules.max_p)

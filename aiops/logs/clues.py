@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
-from aiops.detection.rules import WHOLE_SERVICE, Anomaly, count_strength, is_timeout
+from aiops.detection.rules import WHOLE_SERVICE, Anomaly, count_strength, is_timeout, top_endpoints
 from aiops.detection.selftime import SpanIndex
 from aiops.kinds import AnomalyType
 from aiops.logs.signals import RAISE_SCORE, LogRecord, LogWindow
@@ -118,10 +118,7 @@ def evidence(related: set[str], logs: LogWindow | None, keys: Mapping[str, Key],
     strengthen the traces' answer instead of competing with it under another name."""
     if logs is None:
         return {}
-    named: dict[str, Key] = {}
-    for key, w in sorted(blamed.items(), key=lambda kv: (-kv[1], kv[0])):
-        if w > 0:
-            named.setdefault(key[0], key)
+    named = top_endpoints(blamed)
     found: dict[Key, float] = defaultdict(float)
     for s, sus in logs.suspects.items():
         if s in related and sus.score > 0:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from aiops.detection.rules import WHOLE_SERVICE, Key
+from aiops.detection.rules import WHOLE_SERVICE, Key, top_endpoints
 from aiops.metrics.baseline import MetricSuspect
 
 METRIC_TRUST = 0.5  # most of an anomaly's opinion metric evidence can take, when its traces reach some
@@ -31,10 +31,7 @@ def evidence(
     the traces (``blamed``) weigh most, else the whole service."""
     if not suspects:
         return {}
-    named: dict[str, Key] = {}
-    for key, w in sorted(blamed.items(), key=lambda kv: (-kv[1], kv[0])):
-        if w > 0:
-            named.setdefault(key[0], key)
+    named = top_endpoints(blamed)
     found: dict[Key, float] = defaultdict(float)
     for service, suspect in suspects.items():
         if service in related and suspect.score > 0:
