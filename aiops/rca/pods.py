@@ -14,10 +14,10 @@ name no pod, and then nothing is named.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
+from telemetry.attributes import decode
 from telemetry.columns import KIND_CLIENT, KIND_SERVER
 
 POD_ATTRIBUTES = ("k8s.pod.name", "service.instance.id", "host.name")
@@ -34,11 +34,8 @@ def pod_of(span) -> str | None:
     pod = getattr(span, "pod", None)
     if not pod:
         attrs = getattr(span, "attributes", None)
-        if isinstance(attrs, str | bytes):
-            try:
-                attrs = json.loads(attrs)
-            except ValueError:
-                return None
+        if isinstance(attrs, str):
+            attrs = decode(attrs)  # the column's text
         if not isinstance(attrs, Mapping):
             return None
         pod = next((attrs[k] for k in POD_ATTRIBUTES if isinstance(attrs.get(k), str) and attrs[k]), None)
