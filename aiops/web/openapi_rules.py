@@ -38,6 +38,16 @@ BODY = {
                                                "AIOPS_WEBHOOK_URL); shown masked, and a masked one sent "
                                                "back keeps it"})),
     "additionalProperties": False,
+    # A rate is a share (0..1): its threshold is below 1, whether the body names the rate or its
+    # kind's preset brings it (spec.check says the same in words).
+    "allOf": [
+        {"if": {"required": ["aggregation"], "properties": {"aggregation": {"const": "rate"}}},
+         "then": {"properties": {"threshold": {"exclusiveMaximum": 1}}}},
+        *({"if": {"required": ["kind"], "properties": {"kind": {"const": kind.value}},
+                  "not": {"required": ["aggregation"]}},
+           "then": {"properties": {"threshold": {"exclusiveMaximum": 1}}}}
+          for kind, preset in spec.PRESETS.items() if preset.aggregation == "rate"),
+    ],
 }
 SCHEMAS = {
     "RuleBody": BODY,

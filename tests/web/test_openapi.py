@@ -173,3 +173,26 @@ def test_an_incident_with_every_anomaly_type_matches_its_schema(app):
     answer = doc["paths"]["/aiops/incidents/{incident_id}"]["get"]["responses"]["200"]
     schema = answer["content"]["application/json"]["schema"]
     OAS31Validator({**schema, "components": doc["components"]}).validate(body)
+
+
+@pytest.mark.parametrize("body", [
+    {"name": "r", "query": "{ }", "aggregation": "rate", "threshold": 0.5},
+    {"name": "r", "query": "{ }", "aggregation": "rate", "threshold": 1},
+    {"name": "r", "kind": "high_error_rate", "threshold": 0.2},
+    {"name": "r", "kind": "high_error_rate", "threshold": 5},
+    {"name": "r", "kind": "high_error_rate", "aggregation": "count", "threshold": 5},
+    {"name": "r", "query": "{ }", "threshold": 5},
+])
+def test_the_rule_body_schema_and_the_rule_check_agree_on_a_rates_threshold(app, body):
+    """A generated body the schema allows must be one the API takes (a rate's threshold is below 1)."""
+    from aiops.rules import spec
+    from aiops.slos.spec import SpecError
+
+    schema = {**app.test_client().get("/openapi.json").get_json()["components"]["schemas"]["RuleBody"]}
+    schema_ok = OAS31Validator(schema).is_valid(body)
+    try:
+        spec.check(body)
+        check_ok = True
+    except SpecError:
+        check_ok = False
+    assert schema_ok == check_ok
