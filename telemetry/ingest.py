@@ -130,7 +130,7 @@ class Signal:
     metric: str = "spans"  # what the self-metrics count its records as (telemetry.selfmetrics.otlp_batch)
 
     def count(self, message) -> int:
-        """Records in a decoded request (JSON has no wire scan to count them before decoding)."""
+        """Records in a decoded request: JSON, and a small protobuf body, are not scanned first."""
         if self.message_type is ExportLogsServiceRequest:
             return sum(len(sl.log_records) for rl in message.resource_logs for sl in rl.scope_logs)
         if self.message_type is ExportMetricsServiceRequest:
@@ -159,7 +159,8 @@ def _decode(content_type: str, coding: str | None, settings, budget: otlp_limits
     """Read, decompress, bound and decode the body: (message, bytes reserved in ``budget``).
 
     The body's bytes are reserved as they arrive; then what decoding will
-    build (counted by the scan for protobuf, estimated for JSON). On any
+    build (counted by the scan for a large protobuf body, bounded by its size for a
+    small one, estimated for JSON). On any
     failure the reservation is given back here; on success, by the caller.
     """
     reserved = [0]
@@ -177,8 +178,11 @@ def _decode(content_type: str, coding: str | None, settings, budget: otlp_limits
                               reserve=reserve)
         if not body:
             return otlp.parse(body, content_type, kind), reserved
+        counted = None if content_type == otlp.JSON else otlp_limits.unscanned_items(len(body), limits)
         if content_type == otlp.JSON:
             expected = len(body) * otlp_limits.JSON_FACTOR
+        elif counted is not None:
+            expected = counted * otlp_limits.ITEM_BYTES
         else:
             expected = otlp_limits.scan_protobuf(body, limits, signal.schema) * otlp_limits.ITEM_BYTES
         if not reserve(expected):
@@ -186,11 +190,13 @@ def _decode(content_type: str, coding: str | None, settings, budget: otlp_limits
         if content_type == otlp.JSON:
             hook = otlp_limits.json_object_counter(limits)
             message = otlp.parse_json(body, object_hook=hook, message_type=kind)
-            if signal.count(message) > limits.max_records:
-                raise otlp.PayloadTooLarge(f"more than {limits.max_records} {signal.schema.records} in one "
-                                           f"request ({signal.schema.setting}): send smaller batches")
-            return message, reserved
-        return otlp.parse(body, content_type, kind), reserved
+        else:
+            message = otlp.parse(body, content_type, kind)
+            if counted is None:
+                return message, reserved  # the scan counted its records
+        if signal.count(message) > limits.max_records:
+            raise otlp_limits.too_many_records(limits.max_records, signal.schema)
+        return message, reserved
     except BaseException:
         budget.give(reserved[0])
         raise

@@ -251,14 +251,14 @@ class Settings(RuleSettings, TempoSettings, ExportSettings):
         8 * 1024 * 1024, "AIOPS_OTLP_MAX_BYTES", "largest `/v1/*` body, counted after decompression (413 "
         "above)", INGEST, parse.count)
     otlp_max_spans: int = setting(
-        50_000, "AIOPS_OTLP_MAX_SPANS", "spans in one request (413 above, checked before decoding)", INGEST,
-        parse.count)
+        50_000, "AIOPS_OTLP_MAX_SPANS", "spans in one request (413 above; counted before decoding a body "
+        "over 256 KB)", INGEST, parse.count)
     otlp_max_log_records: int = setting(
-        50_000, "AIOPS_OTLP_MAX_LOG_RECORDS", "log records in one `/v1/logs` request (413 above, checked "
-        "before decoding)", INGEST, parse.count)
+        50_000, "AIOPS_OTLP_MAX_LOG_RECORDS", "log records in one `/v1/logs` request (413 above; counted "
+        "before decoding a body over 256 KB)", INGEST, parse.count)
     otlp_max_metric_points: int = setting(
-        50_000, "AIOPS_OTLP_MAX_METRIC_POINTS", "metric data points in one `/v1/metrics` request (413 above, "
-        "checked before decoding)", INGEST, parse.count)
+        50_000, "AIOPS_OTLP_MAX_METRIC_POINTS", "metric data points in one `/v1/metrics` request (413 above; "
+        "counted before decoding a body over 256 KB)", INGEST, parse.count)
     log_body_max: int = setting(
         8 * 1024, "AIOPS_LOG_BODY_MAX", "characters of a log record's body that are stored (the rest is "
         "cut)", INGEST, parse.count)

@@ -3,7 +3,8 @@
 An OTLP request goes through, in order:
 
 - :mod:`~telemetry.otlp.body`: the body read, decompressed and bounded as it streams;
-- :mod:`telemetry.otlp_limits`: what decoding it would cost, counted on the wire before decoding;
+- :mod:`telemetry.otlp_limits`: what decoding it would cost, counted on the wire before decoding
+  (a body up to 256 KB is bounded by its size, and its records counted once decoded);
 - :mod:`~telemetry.otlp.decode`: protobuf or OTLP/JSON to the official messages, bad strings
   repaired (:mod:`~telemetry.otlp.strings`);
 - :mod:`~telemetry.otlp.spans` (traces), :mod:`telemetry.otlp_logs` (logs) or

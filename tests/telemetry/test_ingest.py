@@ -122,6 +122,23 @@ def test_a_small_gzip_of_millions_of_empty_spans_is_413(app, client):
     assert stored(app) == []
 
 
+def test_a_small_body_is_bounded_by_its_size_and_its_spans_counted_once_decoded(app, app_factory):
+    body = empty_spans(101)
+    assert len(body) <= otlp_limits.DIRECT_MAX
+    bound = otlp_limits.unscanned_items(len(body), LIMITS)
+    assert bound is not None and bound >= otlp_limits.scan_protobuf(body, LIMITS)  # no scan needed
+    # The size bound holds only while it is within the items cap, and for bodies up to DIRECT_MAX.
+    assert otlp_limits.unscanned_items(len(body), otlp_limits.Limits(LIMITS.max_records, 50)) is None
+    assert otlp_limits.unscanned_items(otlp_limits.DIRECT_MAX + 1, LIMITS) is None
+    # Over the span cap it is the same 413 as a scanned body, and nothing is stored.
+    few = app_factory(AIOPS_OTLP_MAX_SPANS=100)
+    r = post(few.test_client(), body, PB)
+    assert r.status_code == 413 and "AIOPS_OTLP_MAX_SPANS" in decode(r, status_pb2.Status).message
+    assert stored(few) == []
+    assert post(few.test_client(), good_request(100).SerializeToString(), PB).status_code == 200
+    assert len(stored(few)) == 100
+
+
 def test_json_objects_are_counted_while_parsing(app_factory):
     app = app_factory(AIOPS_OTLP_MAX_ITEMS=50)
     body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{}] * 100}]}]}).encode()
