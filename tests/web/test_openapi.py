@@ -183,13 +183,13 @@ def test_an_incident_with_every_anomaly_type_matches_its_schema(app):
     {"name": "r", "kind": "high_error_rate", "aggregation": "count", "threshold": 5},
     {"name": "r", "query": "{ }", "threshold": 5},
 ])
-def test_the_rule_body_schema_and_the_rule_check_agree_on_a_rates_threshold(app, body):
+def test_the_rule_body_schema_and_the_rule_check_agree_on_a_rates_threshold(body):
     """A generated body the schema allows must be one the API takes (a rate's threshold is below 1)."""
     from aiops.rules import spec
     from aiops.slos.spec import SpecError
+    from aiops.web.openapi_rules import SCHEMAS
 
-    schema = {**app.test_client().get("/openapi.json").get_json()["components"]["schemas"]["RuleBody"]}
-    schema_ok = OAS31Validator(schema).is_valid(body)
+    schema_ok = OAS31Validator(SCHEMAS["RuleBody"]).is_valid(body)
     try:
         spec.check(body)
         check_ok = True
