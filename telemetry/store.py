@@ -19,6 +19,7 @@ except ImportError:  # not POSIX: the processes of a server wait in SQLite's bus
 
 from sqlalchemy import Engine, case, delete, func, select, text
 
+from telemetry import pg_copy
 from telemetry.columns import KIND_CLIENT, LOG_FIELDS, METRIC_FIELDS, SPAN_FIELDS
 from telemetry.db import db, write_connection
 from telemetry.models import LogRecord, MetricPoint, Span
@@ -149,7 +150,12 @@ def _insert(engine: Engine, table: str, fields: tuple[str, ...], rows: Sequence[
             # Shared by span and log writers: a reader of either table's max id waits them out.
             conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": _SPAN_WRITE_LOCK})
         if dialect != "sqlite":
-            conn.exec_driver_sql(_executemany_insert(conn.dialect, table, fields), rows)
+            if os.environ.get("AIOPS_BENCH_WRITE_PATH") == "old":  # TEMPORARY: bench old vs new
+                conn.exec_driver_sql(_executemany_insert(conn.dialect, table, fields), rows)
+            elif table == Span.__tablename__:
+                pg_copy.copy_new_rows(conn, table, fields, rows)
+            else:
+                pg_copy.copy_rows(conn, table, fields, rows)
             return
         chunk = _sqlite_chunk(fields)
         for start in range(0, len(rows), chunk):
