@@ -13,10 +13,10 @@ from telemetry import store
 from telemetry.columns import LOG_FIELDS, METRIC_FIELDS, SPAN_FIELDS
 from telemetry.db import db
 from telemetry.models import LogRecord, MetricPoint, Span
+from tests.support import factories
 from tests.support.factories import (
     LOG_TRACE,
     T0,
-    client as client_span,
     log_record,
     logs_request,
     make_request,
@@ -38,7 +38,7 @@ def _rows(app, model, fields) -> list[tuple]:
 def _spans(n: int, trace_id: str | None = None) -> list[tuple]:
     root = span("checkout", 12.5, trace_id=trace_id, start_time=T0 + 0.123456, status_code=None,
                 exception_type="TimeoutError", exception_message="é\nline two")
-    rows = [row_of(root), row_of(client_span(root, "payment", 3.25))]
+    rows = [row_of(root), row_of(factories.client(root, "payment", 3.25))]
     rows += [row_of(span(f"e{i}", i / 3, parent=root, start_time=T0 + i)) for i in range(n - 2)]
     return [r[:-1] + ('{"k8s.pod.name":"a-1","n":7}',) for r in rows]  # the attributes text
 
@@ -110,26 +110,26 @@ def test_hostile_strings_through_ingest_are_cleaned_alike_on_both_stores(app, cl
     assert [r[0] for r in _rows(app, LogRecord, ("body",))] == ["ab", None]
 
 
-@pytest.mark.parametrize("insert, good, bad", [
-    (store.insert_spans, _spans(3), lambda r: r[:SPAN_FIELDS.index("exception_message")] + ("a\x00b",)
-     + r[SPAN_FIELDS.index("exception_message") + 1:]),
-    (store.insert_logs, [(T0, "orders", 9, None, "ok", None, None, None)], lambda r: r[:4] + ("a\x00b",) + r[5:]),
+def _with(row: tuple, fields: tuple[str, ...], name: str, value: str) -> tuple:
+    at = fields.index(name)
+    return row[:at] + (value,) + row[at + 1:]
+
+
+@pytest.mark.parametrize("insert, good, fields, column", [
+    (store.insert_spans, _spans(3), SPAN_FIELDS, "exception_message"),
+    (store.insert_logs, [(T0, "orders", 9, None, "ok", None, None, None)], LOG_FIELDS, "body"),
 ])
-def test_text_with_nul_or_a_lone_surrogate_fails_the_whole_batch_on_postgresql(app, insert, good, bad):
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_nul_or_a_lone_surrogate_fails_the_whole_batch_on_postgresql(app, insert, good, fields, column):
     """A NUL in a text value (a recorder's exception message, say) is refused as a ``DataError``; a
     lone surrogate cannot be encoded. The batch is stored whole or not at all, and the connection
     is fine for the next (SQLite stores a NUL as it is)."""
-    with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("SQLite stores text with NUL")
-        import psycopg
+    import psycopg
 
+    with app.app_context():
         with pytest.raises((psycopg.DataError, sa.exc.DataError)):
-            insert(db.engine, good[1:] + [bad(good[0])])
-        surrogate = bad(good[0])
-        surrogate = tuple(v.replace("\x00", "\ud800") if isinstance(v, str) else v for v in surrogate)
+            insert(db.engine, good[1:] + [_with(good[0], fields, column, "a\x00b")])
         with pytest.raises(UnicodeEncodeError):
-            insert(db.engine, good[1:] + [surrogate])
+            insert(db.engine, good[1:] + [_with(good[0], fields, column, "a\ud800b")])
         insert(db.engine, good)
-    model, fields = (Span, SPAN_FIELDS) if insert is store.insert_spans else (LogRecord, LOG_FIELDS)
-    assert _rows(app, model, fields) == good
+    assert _rows(app, Span if insert is store.insert_spans else LogRecord, fields) == good
