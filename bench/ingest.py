@@ -25,7 +25,9 @@ Target (the issue "Fast enough to leave on"): >= 50,000 spans/s on SQLite.
 
 Options: ``--seconds`` per round (10), ``--rounds`` (3), ``--clients``
 concurrent connections (4), ``--workers`` gunicorn workers (CPU count),
-``--threads`` per worker (4).
+``--threads`` per worker (4), ``--database-url`` a PostgreSQL server
+(``postgresql+psycopg://postgres@127.0.0.1:5432/aiops_bench``: the server
+stores into a fresh database there, dropped after; no raw baseline then).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GunicornServer, cpu_count, print_table, process_tree_cpu, verdict  # noqa: E402
+from common import GunicornServer, cpu_count, database, print_table, process_tree_cpu, verdict  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
@@ -200,9 +202,16 @@ def post_batches(port: int, batches: Batches, first: int, clients: int,
     return sum(ok), sum(failed), time.perf_counter() - t0, next(counter)
 
 
-def stored_spans(db_file: Path) -> int:
-    with sqlite3.connect(db_file) as conn:
-        return conn.execute("SELECT count(*) FROM spans WHERE service != 'aiops'").fetchone()[0]
+def stored(url: str, table: str = "spans") -> int:
+    """Rows of ``table`` in the server's database but the server's own (its requests, its logs)."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(f"SELECT count(*) FROM {table} WHERE service != 'aiops'").scalar()
+    finally:
+        engine.dispose()
 
 
 # -- the raw baseline ---------------------------------------------------------------------
@@ -252,13 +261,15 @@ class RawInsert:
 
 def rate_arguments(doc: str) -> argparse.Namespace:
     """The options both ingest benches take (round length, rounds, clients, gunicorn workers and
-    threads)."""
+    threads, the database)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=cpu_count())
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--database-url", help="postgresql+psycopg://postgres@127.0.0.1:5432/NAME: the "
+                        "server stores into a fresh database on that server (dropped after); default SQLite")
     return parser.parse_args()
 
 
@@ -269,31 +280,33 @@ def main() -> int:
     batches = Batches()
     print(f"  {len(batches.templates[0][0]) / 1024:.0f} KiB per batch")
 
-    with tempfile.TemporaryDirectory(prefix="aiops-bench-ingest-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="aiops-bench-ingest-") as tmp, \
+            database("ingest", args.database_url, Path(tmp)) as url:
         tmp_path = Path(tmp)
-        server_db = tmp_path / "server.db"
-        raw = RawInsert(tmp_path / "raw.db", batches)
-        env = {"AIOPS_DATABASE_URL": f"sqlite:///{server_db}", "AIOPS_SCHEDULER": "0"}
+        # The raw baseline is SQLite's: on PostgreSQL the server's rate is shown alone.
+        raw = None if args.database_url else RawInsert(tmp_path / "raw.db", batches)
+        env = {"AIOPS_DATABASE_URL": url, "AIOPS_SCHEDULER": "0"}
         server = GunicornServer(env, workers=args.workers, threads=args.threads,
                                 log_path=tmp_path / "gunicorn.log")
         print(f"gunicorn: {args.workers} gthread workers x {args.threads} threads on {server.url}; "
               f"{args.clients} client connections; {args.rounds} rounds of {args.seconds:g}s; "
-              f"{cpu_count()} CPUs", flush=True)
+              f"{cpu_count()} CPUs; {'PostgreSQL' if args.database_url else 'SQLite'}", flush=True)
         k = 0
         table = []
         total_ok = total_live_s = total_raw_s = total_cpu = 0.0
         failures = 0
         with server:
             warm_ok, warm_failed, _, k = post_batches(server.port, batches, k, args.clients, 1.0)
-            raw.run(warm_ok)  # both tables start alike
+            if raw:
+                raw.run(warm_ok)  # both tables start alike
             failures += warm_failed
-            warm = stored_spans(server_db)
+            warm = stored(url)
             for n in range(1, args.rounds + 1):
                 cpu0 = process_tree_cpu(server.proc.pid)
                 ok, failed, live_s, k = post_batches(server.port, batches, k, args.clients, args.seconds)
                 cpu1 = process_tree_cpu(server.proc.pid)
                 cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else float("nan")
-                raw_s = raw.run(ok)
+                raw_s = raw.run(ok) if raw else float("nan")
                 live_rate, raw_rate = ok * BATCH / live_s, ok * BATCH / raw_s
                 table.append([n, f"{live_rate:,.0f}", f"{raw_rate:,.0f}", f"{live_rate / raw_rate:.2f}",
                               f"{cpu / live_s:.2f}", f"{cpu / (ok * BATCH) * 1e6:.1f}"])
@@ -303,7 +316,7 @@ def main() -> int:
                 total_raw_s += raw_s
                 total_cpu += cpu
                 failures += failed
-            stored = stored_spans(server_db) - warm
+            stored_now = stored(url) - warm
         acked = int(total_ok * BATCH)
 
     live, ceiling = acked / total_live_s, acked / total_raw_s
@@ -313,11 +326,12 @@ def main() -> int:
                 [*table, ["all", f"{live:,.0f}", f"{ceiling:,.0f}", f"{live / ceiling:.2f}",
                           f"{total_cpu / total_live_s:.2f}", f"{total_cpu / acked * 1e6:.1f}"]])
     print()
-    print(f"acknowledged {acked:,} spans, stored {stored:,}, failed requests {failures}")
-    if stored != acked or failures:
+    print(f"acknowledged {acked:,} spans, stored {stored_now:,}, failed requests {failures}")
+    if stored_now != acked or failures:
         print("ERROR: the server did not store exactly what it acknowledged")
         return 1
-    print(f"ratio ingest/raw: {live / ceiling:.2f}")
+    if not args.database_url:
+        print(f"ratio ingest/raw: {live / ceiling:.2f}")
     print(f"target >= {TARGET:,} spans/s: {verdict(live >= TARGET)} ({live:,.0f} spans/s)")
     return 0
 

@@ -16,21 +16,21 @@ answers); stored rows are checked against acknowledged ones at the end.
 Target (issue 12): >= 50,000 log records/s stored, none lost.
 
 Options: ``--seconds`` per round (10), ``--rounds`` (3), ``--clients`` (4),
-``--workers`` gunicorn workers (CPU count), ``--threads`` per worker (4).
+``--workers`` gunicorn workers (CPU count), ``--threads`` per worker (4),
+``--database-url`` a PostgreSQL server (a fresh database there, dropped after; default SQLite).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GunicornServer, cpu_count, print_table, process_tree_cpu, verdict  # noqa: E402
-from ingest import BATCH, Batches, post_batches, rate_arguments  # noqa: E402
+from common import GunicornServer, cpu_count, database, print_table, process_tree_cpu, verdict  # noqa: E402
+from ingest import BATCH, Batches, post_batches, rate_arguments, stored  # noqa: E402
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs  # noqa: E402
 from opentelemetry.instrumentation.logging.handler import LoggingHandler  # noqa: E402
 from opentelemetry.sdk._logs import LoggerProvider  # noqa: E402
@@ -88,32 +88,28 @@ class LogBatches:
         return message.SerializeToString()
 
 
-def stored(db_file: Path, table: str) -> int:
-    with sqlite3.connect(db_file) as conn:
-        return conn.execute(f"SELECT count(*) FROM {table} WHERE service != 'aiops'").fetchone()[0]
-
-
 def main() -> int:
     args = rate_arguments(__doc__)
 
     print(f"making {BATCH}-record log batches and {BATCH}-span trace batches with the SDK ...", flush=True)
     logs, spans = LogBatches(), Batches()
     print(f"  {len(logs.body(0)) / 1024:.0f} KiB per log batch")
-    with tempfile.TemporaryDirectory(prefix="aiops-bench-ingest-logs-") as tmp:
-        db_file = Path(tmp) / "server.db"
-        env = {"AIOPS_DATABASE_URL": f"sqlite:///{db_file}", "AIOPS_SCHEDULER": "0",
+    with tempfile.TemporaryDirectory(prefix="aiops-bench-ingest-logs-") as tmp, \
+            database("ingest_logs", args.database_url, Path(tmp)) as url:
+        env = {"AIOPS_DATABASE_URL": url, "AIOPS_SCHEDULER": "0",
                "AIOPS_OTLP_MAX_AGE": str(10 * 365 * 86400), "AIOPS_OTLP_MAX_AHEAD": str(10 * 365 * 86400)}
         server = GunicornServer(env, workers=args.workers, threads=args.threads, log_path=Path(tmp) / "g.log")
         print(f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} clients; "
-              f"{args.rounds} rounds of {args.seconds:g}s per signal; {cpu_count()} CPUs", flush=True)
+              f"{args.rounds} rounds of {args.seconds:g}s per signal; {cpu_count()} CPUs; "
+              f"{'PostgreSQL' if args.database_url else 'SQLite'}", flush=True)
         table, totals = [], {"logs": [0, 0.0, 0.0], "spans": [0, 0.0, 0.0]}
         k_logs = k_spans = failures = 0
         with server:
             ok, bad, _, k_logs = post_batches(server.port, logs, k_logs, args.clients, 1.0, "/v1/logs")
-            warm_logs = stored(db_file, "logs")
+            warm_logs = stored(url, "logs")
             failures += bad
             ok, bad, _, k_spans = post_batches(server.port, spans, k_spans, args.clients, 1.0)
-            warm_spans = stored(db_file, "spans")
+            warm_spans = stored(url, "spans")
             failures += bad
             for n in range(1, args.rounds + 1):
                 row = [n]
@@ -134,8 +130,8 @@ def main() -> int:
                     row += [f"{ok * BATCH / secs:,.0f}", f"{cpu / (ok * BATCH) * 1e6:.1f}"]
                 print(f"  round {n}: {row[1]} log records/s, {row[3]} spans/s", flush=True)
                 table.append(row)
-            stored_logs = stored(db_file, "logs") - warm_logs
-            stored_spans = stored(db_file, "spans") - warm_spans
+            stored_logs = stored(url, "logs") - warm_logs
+            stored_spans = stored(url, "spans") - warm_spans
 
     rate = {name: t[0] / t[1] for name, t in totals.items()}
     print()
