@@ -33,6 +33,10 @@ SPAN_FIELDS = (
 )
 # What the benches' synthetic rows fill (they carry no attributes).
 SPAN_COLUMNS = SPAN_FIELDS[:-1]
+# Bounds of the exception columns (telemetry.models.Span; PostgreSQL enforces the type's length):
+# every writer cuts to them, so no row fails its batch for its size.
+MAX_EXC_TYPE = 255
+MAX_TEXT = 32 * 1024  # exception message and stack: enough to read, bounded to store
 
 
 # Column order of the log tuples the OTLP mapping and the logging handler produce.

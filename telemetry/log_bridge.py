@@ -31,6 +31,7 @@ from flask import current_app, has_request_context, request
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 
+from telemetry.otlp.mapping import clean
 from telemetry.otlp_logs import BODY_MAX, KEPT_ATTRIBUTES, severity_name
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def log_row(record, service: str, body_max: int = BODY_MAX) -> tuple | None:
         service,
         number,
         record.severity_text or severity_name(number),
-        body[:body_max] if body else None,
+        clean(body, body_max),  # NUL and lone surrogates would fail the buffered batch
         format(record.trace_id, "032x"),
         format(record.span_id, "016x"),
         json.dumps(kept, sort_keys=True, default=str) if kept else None,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
-from telemetry.columns import KIND_CLIENT
+from telemetry.columns import KIND_CLIENT, MAX_EXC_TYPE, MAX_TEXT
+from telemetry.otlp.mapping import clean
 
 UNMATCHED = "<unmatched>"
 
@@ -47,12 +48,15 @@ def endpoint_for_route(route: str | None) -> str:
 
 
 def exception_fields(exc: BaseException) -> tuple[str, str, str]:
-    """(type, message, stack) as the OpenTelemetry SDK's ``record_exception`` writes them."""
+    """(type, message, stack) as the OpenTelemetry SDK's ``record_exception`` writes them, made
+    storable as OTLP ingest makes them (NUL dropped, lone surrogates replaced, cut to the columns):
+    an exception message with a NUL in it would otherwise fail its whole buffered batch."""
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     cls = type(exc)
     module = cls.__module__
     name = f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
-    return name, str(exc), stack
+    return (clean(name, MAX_EXC_TYPE) or "", clean(str(exc), MAX_TEXT) or "",
+            clean(stack, MAX_TEXT) or "")
 
 
 def is_error(status_code: int | None, has_exception: bool) -> bool:

@@ -45,15 +45,21 @@ from dataclasses import dataclass
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from telemetry.attributes import MAX_RESOURCE_KEYS, Resource, kept, span_text
-from telemetry.columns import KIND_CLIENT, KIND_CONSUMER, KIND_SERVER, KIND_UNSPECIFIED
+from telemetry.columns import (
+    KIND_CLIENT,
+    KIND_CONSUMER,
+    KIND_SERVER,
+    KIND_UNSPECIFIED,
+    MAX_EXC_TYPE,
+    MAX_TEXT,
+)
 from telemetry.otlp.mapping import Mapped, clean, scalar, service_name
 
 UNNAMED = "<unnamed>"
 STATUS_OK, STATUS_ERROR = 1, 2  # opentelemetry.proto.trace.v1.Status.StatusCode
 
 # Column sizes of telemetry.models.Span (PostgreSQL enforces them).
-_MAX_ENDPOINT, _MAX_METHOD, _MAX_PEER, _MAX_EXC_TYPE = 512, 16, 512, 255
-_MAX_TEXT = 32 * 1024  # exception message and stack: enough to read, bounded to store
+_MAX_ENDPOINT, _MAX_METHOD, _MAX_PEER = 512, 16, 512
 
 _WANTED = frozenset({
     "http.route",
@@ -102,9 +108,9 @@ def _exception(events) -> tuple[str | None, str | None, str | None]:
         return None, None, None
     attrs = _wanted_attrs(found.attributes, _EXCEPTION_KEYS)
     return (
-        clean(_text(attrs.get("exception.type")), _MAX_EXC_TYPE),
-        clean(_text(attrs.get("exception.message")), _MAX_TEXT),
-        clean(_text(attrs.get("exception.stacktrace")), _MAX_TEXT),
+        clean(_text(attrs.get("exception.type")), MAX_EXC_TYPE),
+        clean(_text(attrs.get("exception.message")), MAX_TEXT),
+        clean(_text(attrs.get("exception.stacktrace")), MAX_TEXT),
     )
 
 
@@ -115,7 +121,7 @@ def _exception_or_status(span, attrs: dict, error: bool) -> tuple[str | None, st
         return found
     exc_type = attrs.get("exception.type") or (attrs.get("error.type") if error else None)
     message = attrs.get("exception.message") or (span.status.message if error else None)
-    return clean(_text(exc_type), _MAX_EXC_TYPE), clean(_text(message), _MAX_TEXT), None
+    return clean(_text(exc_type), MAX_EXC_TYPE), clean(_text(message), MAX_TEXT), None
 
 
 def _invalid(span) -> str | None:

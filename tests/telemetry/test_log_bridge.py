@@ -69,3 +69,15 @@ def test_a_log_failure_never_fails_the_request(app, client, monkeypatch):
     assert client.post("/payment", json={"amount": 1}).status_code == 200
     [row] = stored_logs(app)
     assert row.body == "payment: slow backend, 1 ms spent waiting" and row.severity_text == "WARN"
+
+
+def test_a_body_with_nul_or_a_lone_surrogate_is_stored_cleaned():
+    """Cleaned as OTLP ingest cleans a body: uncleaned, it failed its whole buffered batch."""
+    from opentelemetry._logs import LogRecord as ApiLogRecord
+    from opentelemetry._logs import SeverityNumber
+
+    record = ApiLogRecord(timestamp=1, trace_id=1, span_id=2, severity_number=SeverityNumber.ERROR,
+                          body="bad\x00byte \udcff here")
+    row = log_bridge.log_row(record, "shop")
+    assert row[4] == "badbyte ? here"
+    assert log_bridge.log_row(ApiLogRecord(timestamp=1, trace_id=1, span_id=2, body=""), "shop")[4] is None

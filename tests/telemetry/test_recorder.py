@@ -82,6 +82,35 @@ def test_unhandled_exception_is_recorded(app_factory, propagate):
     assert span.exception_stack.rstrip().endswith("InjectedFault: injected error on payment")
 
 
+def test_an_exception_message_with_a_nul_does_not_cost_its_batch(app_factory):
+    """PostgreSQL takes no NUL in text: uncleaned, such a message failed the whole buffered batch
+    at every retry, the other requests' spans with it."""
+    app = app_factory(PROPAGATE_EXCEPTIONS=False)
+
+    def boom():
+        raise ValueError("bad\x00byte")
+
+    app.add_url_rule("/boom", "boom", boom)
+    client = app.test_client()
+    assert client.get("/boom").status_code == 500
+    assert client.get("/health").status_code == 200
+    spans = {s.endpoint: s for s in stored(app)}
+    assert set(spans) == {"boom", "health"}
+    assert (spans["boom"].exception_type, spans["boom"].exception_message) == ("ValueError", "badbyte")
+    assert "\x00" not in spans["boom"].exception_stack
+
+
+def test_exception_fields_are_cleaned_and_bounded_as_ingest_cleans_them():
+    """A lone surrogate fails a batch on both stores; the type's column holds 255 characters."""
+    from telemetry.columns import MAX_EXC_TYPE
+    from telemetry.rows import exception_fields
+
+    long = type("E" * 300, (Exception,), {})
+    exc_type, message, stack = exception_fields(long("x \udcff y"))
+    assert message == "x ? y" and "\udcff" not in stack
+    assert len(exc_type) == MAX_EXC_TYPE
+
+
 # -- (c) a failing store never fails a request ---------------------------------
 
 
