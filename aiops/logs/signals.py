@@ -24,7 +24,7 @@ against them; the signals are:
 A service's log score is the sum over its signals; a service with no logs has
 no score, so a system that sends no logs ranks exactly as before. A service
 whose logs swing in normal operation is *noisy* (:func:`aiops.logs.noise.noisy`):
-its signals still rank, but never raise on their own (:mod:`aiops.logs.clues`).
+its signals are shown, but have no say in root-cause analysis (:mod:`aiops.logs.clues`).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class LogWindow:
     suspects: dict[str, LogSuspect]
     problems: dict[str, list[LogRecord]]  # per trace id: its ERROR/WARN lines
     paths: logpaths.Requests = field(default_factory=dict)  # per endpoint and request: templates logged
-    noisy: set[str] = field(default_factory=set)  # services not known to be quiet: never raise alone
+    noisy: set[str] = field(default_factory=set)  # services not known to be quiet: no say in RCA
     new: dict[str, int] = field(default_factory=dict)  # per service: templates never seen in a normal window
 
     def lines_of(self, trace_id: str | None, limit: int = 20) -> list[LogRecord]:
