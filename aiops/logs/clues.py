@@ -82,11 +82,11 @@ def _failed_below(span, tree) -> set[Key]:
 
 def walk(keys: Mapping[Key, float], span, tree, logs: LogWindow | None) -> Mapping[Key, float]:
     """The trace walk's blame for ``span``, a share moved to the deepest span of a quiet service (whose
-    logs changed) that logged a problem, unless the walk blames a failure below that span: then its
-    lines are a caller reporting what a callee did to it ("call to inventory timed out"), a symptom,
-    and the traces keep the blame."""
+    logs changed, whose warnings do not come in bursts) that logged a problem, unless the walk blames
+    a failure below that span: then its lines are a caller reporting what a callee did to it ("call
+    to inventory timed out"), a symptom, and the traces keep the blame."""
     lines = logs.problems.get(span.trace_id, ()) if logs is not None else ()
-    quiet = [r for r in lines if r.service in logs.suspects and r.service not in logs.noisy]
+    quiet = [r for r in lines if r.service in logs.suspects and r.service not in logs.noisy | logs.swinging]
     deep = deepest_logger(span, tree, quiet) if quiet else None
     if deep is None or set(keys) & _failed_below(deep, tree):
         return keys
@@ -155,14 +155,15 @@ def blend(traces: Mapping[Key, float], from_logs: Mapping[Key, float], logs_only
 
 def anomalies(logs: LogWindow | None, keys: Mapping[str, Key], window: list, covered: set[str]):
     """Anomalies of services whose logs changed strongly and that no trace anomaly names:
-    a code fault often leaves timings alone and speaks only in its logs. Only a quiet service's:
-    a noisy one's logs never raise on their own."""
+    a code fault often leaves timings alone and speaks only in its logs. Only a quiet service's whose
+    warnings do not come in bursts (:mod:`aiops.logs.noise`): a burst of lines is news only there."""
     if logs is None:
         return []
     by_ref = {(s.trace_id, s.span_id): s for s in window if s.kind == KIND_SERVER}
     found = []
     for service, suspect in sorted(logs.suspects.items()):
-        if service in covered or service in logs.noisy or suspect.alarm_score < MIN_ANOMALY_SCORE:
+        silent = service in covered or service in logs.noisy or service in logs.swinging
+        if silent or suspect.alarm_score < MIN_ANOMALY_SCORE:
             continue
         lead = suspect.lead
         shown = [by_ref[(r.trace_id, r.span_id)] for sig in suspect.signals for r in sig.examples

@@ -22,17 +22,20 @@ incident (``raised``: 1 or 0, once it is judged). From them:
   (mean + 2 sd); that many of a window's new templates are its usual churn and
   are no signal (the strongest of the rest still are);
 - *noisy*: a service whose logs alone would have raised in more than
-  ``noisy_raised`` of its windows, that shows a new template in half its
-  windows or more, or whose ERROR/WARN lines (at its usual traffic) swing far
-  beyond Poisson (dispersion ``noisy_dispersion``, by at least a line: retry
-  warnings in bursts); *quiet*: watched for a few windows (``quiet_after``, its
+  ``noisy_raised`` of its windows, or that shows a new template in half its
+  windows or more; *quiet*: watched for a few windows (``quiet_after``, its
   signals judged but not raised meanwhile) and not noisy. Only a quiet
-  service's logs count in root-cause analysis (:mod:`aiops.logs.clues`): they may
-  raise an incident alone and add to what the traces (or metrics) already blame;
-  a noisy one's say nothing. The volume of all lines is not asked, only that of
-  warnings: on the TrainTicket dev day, lines per request swing by a dispersion of
-  0.3 to 1 in every busy service (each endpoint logs its own amount) while most
-  services write no warning at all in normal operation.
+  service's logs count in root-cause analysis (:mod:`aiops.logs.clues`): they
+  add to what the traces (or metrics) already blame; a noisy one's say nothing;
+- *swinging*: a service whose ERROR/WARN lines (at its usual traffic) swing far
+  beyond Poisson (dispersion ``noisy_dispersion``, by at least ``noisy_excess``
+  lines: retry warnings in bursts). A burst of lines there is its usual, so its
+  logs never raise alone, however quiet its templates; they still corroborate
+  (a fault's own errors, learned while the traces relearn after a silence, make
+  its service swing: that must not silence its logs). The volume of all lines is
+  not asked, only that of warnings: on the TrainTicket dev day, lines per request
+  swing by a dispersion of 0.3 to 1 in every busy service (each endpoint logs its
+  own amount) while most services write no warning in normal operation.
 
 The moments are learned from every window the service was watched in, also
 windows it was suspected in (else a service that swings would never learn that
@@ -58,7 +61,7 @@ class NoiseRules:
     noisy_raised: float = 0.05
     noisy_churn: float = 0.5  # new templates per window, on average, above which a service is noisy
     # Dispersion of its ERROR/WARN lines a window (var = mean + phi mean^2, at its usual traffic) above
-    # which a service is noisy (its warnings' sd near 0.7 of their mean or more), when they spread by
+    # which a service's warnings swing (its warnings' sd near 0.7 of their mean or more), when they spread by
     # ``noisy_excess`` lines beyond Poisson (a warning or two in one window is not a swing).
     noisy_dispersion: float = 0.5
     noisy_excess: float = 1.0
@@ -112,12 +115,15 @@ def churn(mean: Mapping, var: Mapping, service: str) -> int:
 
 
 def noisy(mean: Mapping, var: Mapping, service: str, rules: NoiseRules = NoiseRules()) -> bool:
-    """Do ``service``'s logs swing in normal operation: would they have raised alone, do they show new
-    templates most windows, or do its warnings come in bursts?"""
+    """Do ``service``'s logs swing in normal operation: would they have raised alone, or do they show
+    new templates most windows?"""
     if moments(mean, var, service, "raised")[0] >= rules.noisy_raised:
         return True
-    if moments(mean, var, service, "new")[0] >= rules.noisy_churn:
-        return True
+    return moments(mean, var, service, "new")[0] >= rules.noisy_churn
+
+
+def swinging(mean: Mapping, var: Mapping, service: str, rules: NoiseRules = NoiseRules()) -> bool:
+    """Do ``service``'s warnings come in bursts (far beyond Poisson)? Then its logs never raise alone."""
     m, v = moments(mean, var, service, "warn")
     return v - m >= rules.noisy_excess and dispersion(m, v) >= rules.noisy_dispersion
 

@@ -162,6 +162,7 @@ class LogWindow:
     paths: logpaths.Requests = field(default_factory=dict)  # per endpoint and request: templates logged
     noisy: set[str] = field(default_factory=set)  # services not known to be quiet: no say in RCA
     new: dict[str, int] = field(default_factory=dict)  # per service: templates never seen in a normal window
+    swinging: set[str] = field(default_factory=set)  # suspects whose warnings burst: never raise alone
 
     def lines_of(self, trace_id: str | None, limit: int = 20) -> list[LogRecord]:
         return self.problems.get(trace_id or "", [])[:limit]
@@ -219,7 +220,8 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
     for sig in signals:
         suspects.setdefault(sig.service, LogSuspect(sig.service)).signals.append(sig)
     noisy = {s for s in {r.service for r in records} | set(suspects) if not base.quiet(s, rules.variability)}
-    return LogWindow(templates, suspects, dict(problems), paths, noisy, novel)
+    swinging = {s for s in suspects if noise.swinging(base.count_mean, base.count_var, s, rules.variability)}
+    return LogWindow(templates, suspects, dict(problems), paths, noisy, novel, swinging)
 
 
 def _warnings(records: list[LogRecord]) -> tuple[dict[str, list[LogRecord]], dict[str, list[LogRecord]]]:

@@ -124,7 +124,7 @@ def test_logs_add_only_to_a_candidate_the_traces_name():
     assert alone[("back", "rates")] == pytest.approx(0.5)
 
 
-def test_a_service_whose_warnings_come_in_bursts_is_noisy():
+def test_a_service_whose_warnings_come_in_bursts_swings():
     mean, var = {}, {}
     for x in (0, 12, 1, 0, 9, 2, 0, 15):  # retry warnings in bursts: sd above their mean
         noise.observe(mean, var, ("batch", "warn"), x, 0.2)
@@ -132,5 +132,5 @@ def test_a_service_whose_warnings_come_in_bursts_is_noisy():
         noise.observe(mean, var, ("api", "warn"), x, 0.2)
     for x in (0, 0, 0, 1, 0, 0, 0, 0):  # one warning in eight windows: no swing
         noise.observe(mean, var, ("rare", "warn"), x, 0.2)
-    assert noise.noisy(mean, var, "batch")
-    assert not noise.noisy(mean, var, "api") and not noise.noisy(mean, var, "rare")
+    assert noise.swinging(mean, var, "batch") and not noise.noisy(mean, var, "batch")  # raises nothing alone
+    assert not noise.swinging(mean, var, "api") and not noise.swinging(mean, var, "rare")
