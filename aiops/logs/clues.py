@@ -2,19 +2,26 @@
 
 Two facts from logs, each bounded so traces keep their say:
 
-- a trace whose spans logged ERROR/WARN lines points at the *deepest* span
-  that logged one: an error is logged where it starts, and again by every
-  caller that received it (``LOG_WALK`` of the trace's blame moves there);
-  only lines of services whose logs changed in the window count (a service
-  that logs a warning on every request says nothing about this trace);
-- a service whose log patterns changed in the window (:mod:`aiops.logs.signals`)
-  gains evidence for the anomalies whose traces reach it (``LOG_TRUST`` of the
-  anomaly's opinion, split by log score).
+- a failed or slow trace whose spans logged ERROR/WARN lines points at the
+  *deepest* span that logged one: an error is logged where it starts, and again
+  by every caller that received it (``LOG_WALK`` of the trace's blame moves
+  there); only lines of quiet services whose logs changed in the window count (a
+  service that logs a warning on every request says nothing about this trace),
+  and never for an anomaly that brings its own evidence (the calls into a
+  service, its own time: they say where the time went, a log line elsewhere in
+  the trace does not move that);
+- a quiet service whose log patterns changed in the window
+  (:mod:`aiops.logs.signals`) gains evidence for the anomalies whose traces
+  reach it (``LOG_TRUST`` of the anomaly's opinion, split by log score).
 
-Logs never hurt the traces' answer: in a trace anomaly's opinion, a candidate
-only the logs name stays below the best one the traces name (:func:`blend`), and
-a service whose logs swing in normal operation (*noisy*,
-:mod:`aiops.logs.noise`) never raises an anomaly from its logs alone.
+Logs never hurt the traces' answer. A service whose logs swing in normal
+operation (*noisy*, or not watched long enough to be known quiet:
+:mod:`aiops.logs.noise`) has no say at all: its lines move no blame, add to no
+candidate and raise nothing alone. And a quiet service's logs only add to a
+candidate the traces already name (:func:`blend`): they may corroborate it, or
+lift it over another the traces name, but a candidate only the logs name does
+not exist in a trace anomaly's opinion, so it can neither outrank the traces'
+leader nor dilute its share (its ``evidence``, by which incidents rank).
 
 With no log lines none of this applies and RCA is exactly the trace-only one.
 """
@@ -41,7 +48,6 @@ LOG_TRUST = 0.5  # share of an anomaly's opinion given to log evidence when its 
 # than 6: on the TrainTicket dev day it found two more code faults for three more incidents in 28
 # replays.)
 MIN_ANOMALY_SCORE = RAISE_SCORE
-BELOW_TRACES = 0.9  # a log-only candidate's weight, at most, as a share of the traces' best one
 MAX_HOP_LINES = 3  # log lines carried per propagation hop
 MAX_LINE = 300  # characters of a line carried
 LOG_MESSAGE = "Log pattern change: "
@@ -75,12 +81,13 @@ def _failed_below(span, tree) -> set[Key]:
 
 
 def walk(keys: Mapping[Key, float], span, tree, logs: LogWindow | None) -> Mapping[Key, float]:
-    """The trace walk's blame for ``span``, a share moved to the deepest span that logged a problem,
-    unless the walk blames a failure below that span: then its lines are a caller reporting what
-    a callee did to it ("call to inventory timed out"), a symptom, and the traces keep the blame."""
-    lines = logs.problems.get(span.trace_id) if logs is not None else None
-    lines = [r for r in lines if r.service in logs.suspects] if lines else None
-    deep = deepest_logger(span, tree, lines) if lines else None
+    """The trace walk's blame for ``span``, a share moved to the deepest span of a quiet service (whose
+    logs changed, whose warnings do not come in bursts) that logged a problem, unless the walk blames
+    a failure below that span: then its lines are a caller reporting what a callee did to it ("call
+    to inventory timed out"), a symptom, and the traces keep the blame."""
+    lines = logs.problems.get(span.trace_id, ()) if logs is not None else ()
+    quiet = [r for r in lines if r.service in logs.suspects and r.service not in logs.noisy | logs.swinging]
+    deep = deepest_logger(span, tree, quiet) if quiet else None
     if deep is None or set(keys) & _failed_below(deep, tree):
         return keys
     out: dict[Key, float] = defaultdict(float)
@@ -113,27 +120,27 @@ def suspect_keys(logs: LogWindow, window: list) -> dict[str, Key]:
 
 def evidence(related: set[str], logs: LogWindow | None, keys: Mapping[str, Key],
              blamed: Mapping[Key, float]) -> dict[Key, float]:
-    """Log scores of the services an anomaly's traces reach. Logs corroborate: a service whose
-    endpoint the traces (``blamed``) already name lends its score to that endpoint, so its log lines
-    strengthen the traces' answer instead of competing with it under another name."""
+    """Log scores of the quiet services an anomaly's traces reach (a noisy service's say nothing).
+    Logs corroborate: a service whose endpoint the traces (``blamed``) already name lends its score to
+    that endpoint, so its log lines strengthen the traces' answer instead of competing with it under
+    another name."""
     if logs is None:
         return {}
     named = top_endpoints(blamed)
     found: dict[Key, float] = defaultdict(float)
     for s, sus in logs.suspects.items():
-        if s in related and sus.score > 0:
+        if s in related and s not in logs.noisy and sus.score > 0:
             found[named.get(s, keys[s])] += sus.score
     return dict(found)
 
 
-def blend(traces: Mapping[Key, float], from_logs: Mapping[Key, float], logs_only: bool,
-          noisy: Iterable[str] = ()) -> dict[Key, float]:
+def blend(traces: Mapping[Key, float], from_logs: Mapping[Key, float], logs_only: bool) -> dict[Key, float]:
     """An anomaly's opinion: the traces' (weights adding up to 1) with ``LOG_TRUST`` given to the logs'
-    (``from_logs``, any scale). Unless the anomaly was raised by logs alone (``logs_only``), logs never
-    outrank the traces: a key the traces do not name, or a key of a ``noisy`` service (logs that swing
-    in normal operation), gets at most ``BELOW_TRACES`` of the best of the other keys the traces name
-    (and never less than the traces alone give it). Log evidence of a quiet service adds to a
-    trace-backed candidate, and may lift it over another."""
+    (``from_logs``, any scale). Unless the anomaly was raised by logs alone (``logs_only``), logs only
+    add to the keys the traces name (weight above 0): a candidate only the logs name is dropped, so the
+    traces' leader can lose its place only to another candidate of theirs that the logs corroborate."""
+    if not logs_only:
+        from_logs = {k: w for k, w in from_logs.items() if traces.get(k, 0.0) > 0}
     if not from_logs:
         return dict(traces)  # the trace-only arithmetic, exactly
     total = sum(from_logs.values())
@@ -143,28 +150,20 @@ def blend(traces: Mapping[Key, float], from_logs: Mapping[Key, float], logs_only
     for key, w in from_logs.items():
         if total > 0:
             opinion[key] += LOG_TRUST * w / total
-    if logs_only:
-        return dict(opinion)
-    loud = set(noisy)
-    held = {k for k in from_logs if traces.get(k, 0.0) <= 0 or k[0] in loud}
-    backed = [opinion[k] for k, w in traces.items() if w > 0 and k not in held]
-    if backed:
-        ceiling = BELOW_TRACES * max(backed)
-        for key in held:
-            opinion[key] = max((1 - LOG_TRUST) * traces.get(key, 0.0), min(opinion[key], ceiling))
     return dict(opinion)
 
 
 def anomalies(logs: LogWindow | None, keys: Mapping[str, Key], window: list, covered: set[str]):
     """Anomalies of services whose logs changed strongly and that no trace anomaly names:
-    a code fault often leaves timings alone and speaks only in its logs. A noisy service's logs
-    never raise on their own (they still add to what the traces blame)."""
+    a code fault often leaves timings alone and speaks only in its logs. Only a quiet service's whose
+    warnings do not come in bursts (:mod:`aiops.logs.noise`): a burst of lines is news only there."""
     if logs is None:
         return []
     by_ref = {(s.trace_id, s.span_id): s for s in window if s.kind == KIND_SERVER}
     found = []
     for service, suspect in sorted(logs.suspects.items()):
-        if service in covered or service in logs.noisy or suspect.alarm_score < MIN_ANOMALY_SCORE:
+        silent = service in covered or service in logs.noisy or service in logs.swinging
+        if silent or suspect.alarm_score < MIN_ANOMALY_SCORE:
             continue
         lead = suspect.lead
         shown = [by_ref[(r.trace_id, r.span_id)] for sig in suspect.signals for r in sig.examples

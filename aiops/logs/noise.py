@@ -25,12 +25,17 @@ incident (``raised``: 1 or 0, once it is judged). From them:
   ``noisy_raised`` of its windows, or that shows a new template in half its
   windows or more; *quiet*: watched for a few windows (``quiet_after``, its
   signals judged but not raised meanwhile) and not noisy. Only a quiet
-  service's logs may raise an incident alone; the others' only add to what the
-  traces (or metrics) already blame. How much a service's line *volume* swings
-  is not asked: on the TrainTicket dev day, lines per request swing by a
-  dispersion of 0.3 to 1 in every busy service (each endpoint logs its own
-  amount), and the code faults found there are new ERROR templates and vanished
-  paths, which volume does not explain.
+  service's logs count in root-cause analysis (:mod:`aiops.logs.clues`): they
+  add to what the traces (or metrics) already blame; a noisy one's say nothing;
+- *swinging*: a service whose ERROR/WARN lines (at its usual traffic) swing far
+  beyond Poisson (dispersion ``noisy_dispersion``, by at least ``noisy_excess``
+  lines: retry warnings in bursts). A burst of lines there is its usual, so its
+  logs never raise alone, however quiet its templates; they still corroborate
+  (a fault's own errors, learned while the traces relearn after a silence, make
+  its service swing: that must not silence its logs). The volume of all lines is
+  not asked, only that of warnings: on the TrainTicket dev day, lines per request
+  swing by a dispersion of 0.3 to 1 in every busy service (each endpoint logs its
+  own amount) while most services write no warning in normal operation.
 
 The moments are learned from every window the service was watched in, also
 windows it was suspected in (else a service that swings would never learn that
@@ -55,6 +60,11 @@ class NoiseRules:
     # keeps a service noisy for about seven windows after it) above which it is noisy.
     noisy_raised: float = 0.05
     noisy_churn: float = 0.5  # new templates per window, on average, above which a service is noisy
+    # Dispersion of its ERROR/WARN lines a window (var = mean + phi mean^2, at its usual traffic) above
+    # which a service's warnings swing (its warnings' sd near 0.7 of their mean or more), when they spread by
+    # ``noisy_excess`` lines beyond Poisson (a warning or two in one window is not a swing).
+    noisy_dispersion: float = 0.5
+    noisy_excess: float = 1.0
     quiet_after: int = 6  # windows watched before a service is known to be quiet (until then it may swing)
 
 
@@ -110,6 +120,12 @@ def noisy(mean: Mapping, var: Mapping, service: str, rules: NoiseRules = NoiseRu
     if moments(mean, var, service, "raised")[0] >= rules.noisy_raised:
         return True
     return moments(mean, var, service, "new")[0] >= rules.noisy_churn
+
+
+def swinging(mean: Mapping, var: Mapping, service: str, rules: NoiseRules = NoiseRules()) -> bool:
+    """Do ``service``'s warnings come in bursts (far beyond Poisson)? Then its logs never raise alone."""
+    m, v = moments(mean, var, service, "warn")
+    return v - m >= rules.noisy_excess and dispersion(m, v) >= rules.noisy_dispersion
 
 
 def quiet(mean: Mapping, var: Mapping, windows: int, service: str, rules: NoiseRules = NoiseRules()) -> bool:

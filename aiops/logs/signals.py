@@ -24,7 +24,7 @@ against them; the signals are:
 A service's log score is the sum over its signals; a service with no logs has
 no score, so a system that sends no logs ranks exactly as before. A service
 whose logs swing in normal operation is *noisy* (:func:`aiops.logs.noise.noisy`):
-its signals still rank, but never raise on their own (:mod:`aiops.logs.clues`).
+its signals are shown, but have no say in root-cause analysis (:mod:`aiops.logs.clues`).
 """
 
 from __future__ import annotations
@@ -160,8 +160,9 @@ class LogWindow:
     suspects: dict[str, LogSuspect]
     problems: dict[str, list[LogRecord]]  # per trace id: its ERROR/WARN lines
     paths: logpaths.Requests = field(default_factory=dict)  # per endpoint and request: templates logged
-    noisy: set[str] = field(default_factory=set)  # services not known to be quiet: never raise alone
+    noisy: set[str] = field(default_factory=set)  # services not known to be quiet: no say in RCA
     new: dict[str, int] = field(default_factory=dict)  # per service: templates never seen in a normal window
+    swinging: set[str] = field(default_factory=set)  # suspects whose warnings burst: never raise alone
 
     def lines_of(self, trace_id: str | None, limit: int = 20) -> list[LogRecord]:
         return self.problems.get(trace_id or "", [])[:limit]
@@ -219,7 +220,8 @@ def judge(records: Iterable[LogRecord], miner: TemplateMiner, base: LogBaselines
     for sig in signals:
         suspects.setdefault(sig.service, LogSuspect(sig.service)).signals.append(sig)
     noisy = {s for s in {r.service for r in records} | set(suspects) if not base.quiet(s, rules.variability)}
-    return LogWindow(templates, suspects, dict(problems), paths, noisy, novel)
+    swinging = {s for s in suspects if noise.swinging(base.count_mean, base.count_var, s, rules.variability)}
+    return LogWindow(templates, suspects, dict(problems), paths, noisy, novel, swinging)
 
 
 def _warnings(records: list[LogRecord]) -> tuple[dict[str, list[LogRecord]], dict[str, list[LogRecord]]]:

@@ -205,9 +205,11 @@ def _blame(anomaly: Anomaly, spans: list, trees: Mapping[str, TraceTree], blamer
     for span in spans:
         tree = trees.get(span.trace_id) or TraceTree([span])
         related |= _below(span, tree)
-        keys = {lead[anomaly.key]: 1.0} if anomaly.evidence else blamer.culprits(span, tree)
-        if logs is not None:
-            keys = logrca.walk(keys, span, tree, logs)
+        if anomaly.evidence:  # it says where the time went: log lines elsewhere in the trace do not move it
+            keys = {lead[anomaly.key]: 1.0}
+        else:
+            keys = blamer.culprits(span, tree)
+            keys = logrca.walk(keys, span, tree, logs) if logs is not None else keys
         for key, w in keys.items():
             key = by_service[key[0]].root_for(key, anomaly.key) if key[0] in by_service else key
             blame[key] += w
@@ -246,8 +248,7 @@ def _opinion(anomaly: Anomaly, blame: Mapping[Key, float], related: set[str],
     for key, w in _normalised(blame).items():
         traces[key] += (1 - trust) * w
     from_logs = logrca.evidence(related, logs, log_keys, traces)
-    opinion = logrca.blend(traces, from_logs, logs_only=anomaly.message.startswith(logrca.LOG_MESSAGE),
-                           noisy=logs.noisy if logs is not None else ())
+    opinion = logrca.blend(traces, from_logs, logs_only=anomaly.message.startswith(logrca.LOG_MESSAGE))
     resources = metricrca.evidence(related, metrics, opinion)
     if not resources:
         return opinion  # the arithmetic without metrics, exactly
