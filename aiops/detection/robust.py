@@ -386,7 +386,7 @@ def judge_all(items: Iterable[tuple], baselines: Mapping, rules: Rules) -> tuple
             verdict.power = _added(verdict.power, power, len(values))
             verdict.above += sum(1 for value in values if value > typical)
             verdict.instants.update([int(span.start_time // moment) for span in spans])
-            for span, value in zip(spans, values):
+            for span, value in zip(spans, values, strict=True):
                 if value >= mid:
                     z = min((math.log1p(value) - center) / spread, MAX_Z)
                     verdict.beyond.append((span, value, typical, z))

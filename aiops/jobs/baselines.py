@@ -109,7 +109,8 @@ def learn_means(stats: dict, baselines: dict, anomalous: dict, th: Thresholds, a
 
 _MEAN_COLUMNS = ("latency_ms", "error_rate", "samples", "windows", "slow_ms", "slow_windows", "traffic_ratio",
                  "traffic_windows", "updated_at", "service", "endpoint")
-_SIGNAL_COLUMNS = ("center", "var", "tail", "far", "samples", "windows", "updated_at", "signal", "source", "target")
+_SIGNAL_COLUMNS = ("center", "var", "tail", "far", "samples", "windows", "updated_at",
+                   "signal", "source", "target")
 
 
 def _write_rows(table, columns: tuple[str, ...], changed: list[tuple], added: list[tuple]) -> None:

@@ -227,8 +227,8 @@ def _detect(settings: Settings, now: float) -> _Findings:
                      signal_baselines)
     judged = slos.evaluate_all(now)  # one aggregate query per SLO (and one a day for its history)
     groups += slos.alert_groups(judged, groups)  # after the baselines' groups: they join those
-    return _Findings(window, cycles, data, upto, stats, baselines, signal_baselines, th, rules, seen, saved, mode,
-                     relearn_until, anomalies, memory, logs, groups, judged)
+    return _Findings(window, cycles, data, upto, stats, baselines, signal_baselines, th, rules, seen, saved,
+                     mode, relearn_until, anomalies, memory, logs, groups, judged)
 
 
 def _assess(window: list, cursor: int, state, signal_baselines: dict, rules: lb.Rules, now: float,

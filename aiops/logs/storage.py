@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import logging
 import math
-from operator import itemgetter
 from dataclasses import fields, is_dataclass
+from operator import itemgetter
 
 from sqlalchemy import delete, insert, select, update
 
