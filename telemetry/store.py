@@ -21,7 +21,7 @@ from sqlalchemy import Engine, case, delete, func, select, text
 
 from telemetry import pg_copy
 from telemetry.columns import KIND_CLIENT, LOG_FIELDS, METRIC_FIELDS, SPAN_FIELDS
-from telemetry.db import db, write_connection
+from telemetry.db import db, executemany, write_connection
 from telemetry.models import LogRecord, MetricPoint, Span
 
 # PostgreSQL hands out ids at INSERT but shows the rows at COMMIT, so concurrent
@@ -265,15 +265,7 @@ def set_template_ids(pairs: Sequence[tuple[int, int]]) -> None:
     """``logs.template_id`` of rows by id, from ``(template_id, row id)`` pairs: one executemany of
     plain tuples on the session's driver cursor, in its transaction (SQLAlchemy's parameter
     processing of ten thousand dicts cost more than the UPDATE itself)."""
-    if not pairs:
-        return
-    conn = db.session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cur = conn.connection.cursor()
-    try:
-        cur.executemany(f"UPDATE logs SET template_id = {mark} WHERE id = {mark}", pairs)
-    finally:
-        cur.close()
+    executemany("UPDATE logs SET template_id = ? WHERE id = ?", pairs)
 
 
 def recent_failures(keys: Sequence[tuple[str, str]], since: float) -> dict[tuple[str, str], tuple[int, int]]:

@@ -340,19 +340,36 @@ class Shift:
         return [s for s, *_ in self.strong]
 
 
+def _added(total: float, step: float, times: int) -> float:
+    """``total`` with ``step`` added ``times`` times, one addition after the other: what a running
+    ``+=`` per value gives, to the last bit (``times * step`` may round otherwise)."""
+    for _ in range(times):
+        total += step
+    return total
+
+
 def judge_all(items: Iterable[tuple], baselines: Mapping, rules: Rules) -> tuple[dict, dict]:
     """Judge ``(baseline key, verdict key, span, value_ms)`` items: (verdicts, values per baseline key).
 
     The two keys differ where many series add up to one verdict (the
     operations of one service entry); values are kept for learning. This runs
-    over every span of every cycle, so each series' cut-off is computed once
-    and most values cost one comparison.
+    over every span of every cycle, so the items are first grouped by both
+    keys: each series' cut-off is computed once, and a group's counts are
+    added at once (in the order a value-by-value loop adds them, so every
+    sum is the same to the last bit); only values past the series' normal
+    p95 are looked at one by one.
     """
-    pending: dict = defaultdict(list)
+    pending: dict = defaultdict(dict)  # baseline key -> verdict key -> ([span], [value]), in item order
     for base_key, verdict_key, span, value in items:
-        pending[base_key].append((verdict_key, span, value))
+        groups = pending[base_key]
+        group = groups.get(verdict_key)
+        if group is None:
+            group = groups[verdict_key] = ([], [])
+        group[0].append(span)
+        group[1].append(value)
     verdicts: dict = {}
-    for base_key, entries in pending.items():
+    moment = rules.moment_s
+    for base_key, groups in pending.items():
         base = baselines.get(base_key)
         if base is None or not base.ready(rules):
             continue
@@ -360,19 +377,21 @@ def judge_all(items: Iterable[tuple], baselines: Mapping, rules: Rules) -> tuple
         cutoff = math.expm1(center + rules.z * spread)
         mid = math.expm1(center + rules.mid_z * spread)
         tail, power = base.rarity(rules)
-        for verdict_key, span, value in entries:
+        for verdict_key, (spans, values) in groups.items():
             verdict = verdicts.get(verdict_key)
             if verdict is None:
                 verdict = verdicts[verdict_key] = Shift(verdict_key)
-            verdict.judged += 1
-            verdict.expected += tail
-            verdict.power += power
-            verdict.above += value > typical
-            verdict.instants.add(int(span.start_time // rules.moment_s))
-            if value >= mid:
-                z = min((math.log1p(value) - center) / spread, MAX_Z)
-                verdict.beyond.append((span, value, typical, z))
-                if value >= cutoff:
-                    verdict.strong.append((span, value, typical, z))
-    values = {key: [v for _, _, v in entries] for key, entries in pending.items()}
+            verdict.judged += len(values)
+            verdict.expected = _added(verdict.expected, tail, len(values))
+            verdict.power = _added(verdict.power, power, len(values))
+            verdict.above += sum(1 for value in values if value > typical)
+            verdict.instants.update([int(span.start_time // moment) for span in spans])
+            for span, value in zip(spans, values, strict=True):
+                if value >= mid:
+                    z = min((math.log1p(value) - center) / spread, MAX_Z)
+                    verdict.beyond.append((span, value, typical, z))
+                    if value >= cutoff:
+                        verdict.strong.append((span, value, typical, z))
+    # Per baseline key, its values (grouped by verdict: learning sorts and counts them).
+    values = {key: [v for _, vs in groups.values() for v in vs] for key, groups in pending.items()}
     return verdicts, values

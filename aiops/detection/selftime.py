@@ -79,7 +79,9 @@ class SpanIndex:
 
     def self_ms(self, span) -> float:
         start = span.start_time
-        kids = self.children.get((span.trace_id, span.span_id), ())
+        kids = self.children.get((span.trace_id, span.span_id))
+        if not kids:  # a leaf: all its time is its own
+            return max(0.0, span.duration_ms)
         return max(0.0, span.duration_ms - _covered_ms(start, start + span.duration_ms / 1000.0, kids))
 
     def entry_span(self, span):

@@ -3,12 +3,22 @@ windows only; every window while they are learned anew after a silence).
 
 The mean rules' baselines (:mod:`aiops.detection.ewma`, one row per endpoint) and the evidence
 series' (:mod:`aiops.detection.robust`, one row per self-time, duration or call series) are
-read as plain rows and written back with one UPDATE and one INSERT each per cycle.
+written back with one UPDATE and one INSERT each per cycle (plain tuples on the driver's cursor:
+SQLAlchemy's processing of a thousand rows of dicts cost more than the statements).
+
+The tables are the record; a process also keeps what its last cycle committed
+(:class:`Remembered`), tagged with the cycle count the store held after that commit
+(``detection_state.cycles``, which every cycle raises by one in its own transaction). A cycle
+that finds the count unchanged starts from those, not from a read of every row; any other cycle
+in between (another process's, on demand or after a restart, or one that overran its lease)
+moved the count, and the tables are read.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert, select, update
+from dataclasses import dataclass
+
+from sqlalchemy import select
 
 from aiops.detection import degradation, traffic
 from aiops.detection import ewma as bl
@@ -16,9 +26,35 @@ from aiops.detection import robust as lb
 from aiops.detection.rules import Thresholds
 from aiops.kinds import AnomalyType
 from aiops.store.models import Baseline, SignalBaseline
-from telemetry.db import db
+from telemetry.db import db, executemany
 
 RELEARN_WEIGHT = 0.5  # weight of each window while relearning after a silence
+
+
+@dataclass
+class Remembered:
+    """The baselines as this process's last cycle committed them, and the cycle count then."""
+
+    cycles: int | None = None  # None: nothing remembered (never, or lent to a cycle running now)
+    means: dict | None = None
+    signals: dict | None = None
+
+    def lend(self, cycles: int) -> tuple[dict, dict]:
+        """(means, signals) for a cycle that found the store at ``cycles``: the remembered ones if
+        they are the store's, else read. Forgotten meanwhile: the cycle changes them as it learns,
+        and a cycle that fails commits nothing."""
+        if self.cycles is not None and self.cycles == cycles:
+            found = self.means, self.signals
+        else:
+            found = read_means(), read_signals()
+        self.cycles = self.means = self.signals = None
+        return found
+
+    def keep(self, means: dict, signals: dict, read_at: int, committed_at: int) -> None:
+        """Remember a cycle's learned baselines once it committed, if no other cycle committed
+        since it read them (the count moved by exactly its own step)."""
+        if committed_at == read_at + 1:
+            self.cycles, self.means, self.signals = committed_at, means, signals
 
 
 def read_means() -> dict:
@@ -64,23 +100,32 @@ def learn_means(stats: dict, baselines: dict, anomalous: dict, th: Thresholds, a
         b = traffic.learn(b, count, total - count, expect, mode, silent)
         if b == baselines.get(key):
             continue
-        row = {"service": key[0], "endpoint": key[1], "latency_ms": b.latency_ms, "error_rate": b.error_rate,
-               "samples": b.samples, "windows": b.windows, "slow_ms": b.slow_ms,
-               "slow_windows": b.slow_windows, "traffic_ratio": b.traffic_ratio,
-               "traffic_windows": b.traffic_windows, "updated_at": now}
+        row = (b.latency_ms, b.error_rate, b.samples, b.windows, b.slow_ms, b.slow_windows, b.traffic_ratio,
+               b.traffic_windows, now, *key)
         (changed if key in baselines else added).append(row)
-    _write_rows(Baseline.__table__, ("service", "endpoint"), changed, added)
+        baselines[key] = b
+    _write_rows(Baseline.__table__, _MEAN_COLUMNS, changed, added)
 
 
-def _write_rows(table, keys: tuple[str, ...], changed: list[dict], added: list[dict]) -> None:
-    """One UPDATE (by primary key) for the changed rows and one INSERT for the new ones."""
+_MEAN_COLUMNS = ("latency_ms", "error_rate", "samples", "windows", "slow_ms", "slow_windows", "traffic_ratio",
+                 "traffic_windows", "updated_at", "service", "endpoint")
+_SIGNAL_COLUMNS = ("center", "var", "tail", "far", "samples", "windows", "updated_at",
+                   "signal", "source", "target")
+
+
+def _write_rows(table, columns: tuple[str, ...], changed: list[tuple], added: list[tuple]) -> None:
+    """One UPDATE (by primary key) for the changed rows and one INSERT for the new ones; a row is
+    the values of ``columns``, the table's primary key last."""
+    keys = len(table.primary_key.columns)
+    quote = db.session.connection().dialect.identifier_preparer.quote
+    names = [quote(c) for c in columns]
     if changed:
-        db.session.execute(
-            update(table).where(*[table.c[k] == bindparam(f"k_{k}") for k in keys]),
-            [{**r, **{f"k_{k}": r[k] for k in keys}} for r in changed],
-        )
+        values = ", ".join(f"{c} = ?" for c in names[:-keys])
+        where = " AND ".join(f"{c} = ?" for c in names[-keys:])
+        executemany(f"UPDATE {quote(table.name)} SET {values} WHERE {where}", changed)
     if added:
-        db.session.execute(insert(table), added)
+        marks = ", ".join("?" * len(columns))
+        executemany(f"INSERT INTO {quote(table.name)} ({', '.join(names)}) VALUES ({marks})", added)
 
 
 def learn_signals(values: dict, baselines: dict, skip: set, rules: lb.Rules,
@@ -99,7 +144,7 @@ def learn_signals(values: dict, baselines: dict, skip: set, rules: lb.Rules,
             continue  # learn from normal windows only
         else:
             b = lb.learn(current, samples, alpha, rules)
-        row = {"signal": key[0], "source": key[1], "target": key[2], "center": b.center, "var": b.var,
-               "tail": b.tail, "far": b.far, "samples": b.samples, "windows": b.windows, "updated_at": now}
+        row = (b.center, b.var, b.tail, b.far, b.samples, b.windows, now, *key)
         (changed if current is not None else added).append(row)
-    _write_rows(SignalBaseline.__table__, ("signal", "source", "target"), changed, added)
+        baselines[key] = b
+    _write_rows(SignalBaseline.__table__, _SIGNAL_COLUMNS, changed, added)

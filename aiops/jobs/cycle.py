@@ -28,7 +28,7 @@ from aiops.heap import no_cycle_collection
 from aiops.incidents import storm
 from aiops.incidents.lifecycle import Changes, apply_groups, open_incidents, resolve_quiet
 from aiops.incidents.rules import Policy, lead_type
-from aiops.jobs.baselines import learn_means, learn_signals, read_means, read_signals
+from aiops.jobs.baselines import Remembered, learn_means, learn_signals
 from aiops.logs import feed as logfeed
 from aiops.logs import storage as logstate
 from aiops.logs.signals import LogWindow
@@ -44,6 +44,7 @@ from telemetry.db import begin_write, db
 log = logging.getLogger(__name__)
 
 STATE_ID = 1
+BASELINES = "aiops.cycle_baselines"  # app.extensions: the baselines this process's last cycle committed
 MAX_SPANS_PER_CYCLE = 500_000
 MAX_CONTEXT_TRACES = 5_000  # traces whose earlier spans a cycle looks up (selftime.needs_context)
 MAX_PENDING, MAX_PENDING_SPANS = 200, 20  # series whose evidence is carried, and spans per series
@@ -160,11 +161,12 @@ class _Findings:
     """What a cycle read and decided before writing anything."""
 
     window: list  # the spans since the last cycle
+    cycles: int  # the cycle count the detection state held when the window was read
     data: bool  # whether it holds spans of an analysed service (see _has_data)
     upto: int  # the last span id read: the next cursor
     stats: dict  # per-endpoint window statistics (the mean rules')
-    baselines: dict  # the mean rules' baselines
-    signal_baselines: dict  # the evidence series' baselines
+    baselines: dict  # the mean rules' baselines (learning updates them in place)
+    signal_baselines: dict  # the evidence series' baselines (the same)
     th: Thresholds
     rules: lb.Rules
     seen: evidence.Assessment
@@ -189,11 +191,12 @@ def _run_cycle(settings: Settings, now: float | None, started_at: float | None) 
     changes, queued, stormed = _update_incidents(found, now, settings)
     opened_kinds = [(lead_type(i), i.severity) for i in changes.opened]
     _learn(found, now, settings)
-    _advance_state(found, now)
+    committed_at = _advance_state(found, now)
     slos.save(found.slos, now)
     summary = _summary(found, wall_start, changes, queued, stormed)
     db.session.add(_history_row(found, wall_start, changes))
     db.session.commit()
+    _remembered().keep(found.baselines, found.signal_baselines, found.cycles, committed_at)
     selfmetrics.cycle_finished(time.time() - wall_start, [a.type for a in found.anomalies], opened_kinds,
                                stormed)
     summary["duration_ms"] = round((time.time() - wall_start) * 1000, 2)
@@ -204,12 +207,12 @@ def _detect(settings: Settings, now: float) -> _Findings:
     """Read the spans since the last cycle; judge them (anomalies, then root causes). Writes nothing."""
     th = Thresholds.from_settings(settings)
     state = db.session.get(DetectionState, STATE_ID)
-    cursor = state.cursor if state else 0
+    cursor, cycles = (state.cursor, state.cycles) if state else (0, 0)
     upto = min(store.max_span_id(), cursor + MAX_SPANS_PER_CYCLE)
     window = store.spans_after(cursor, upto)
     stats = window_stats(window, settings.ignore_services)
-    baselines = read_means()
-    rules, signal_baselines = lb.Rules(), read_signals()
+    baselines, signal_baselines = _remembered().lend(cycles)
+    rules = lb.Rules()
     seen, saved = _assess(window, cursor, state, signal_baselines, rules, now, settings)
     data = _has_data(window, settings.ignore_services)
     mode, relearn_until = _learning_mode(state, data, now, settings)
@@ -224,8 +227,8 @@ def _detect(settings: Settings, now: float) -> _Findings:
                      signal_baselines)
     judged = slos.evaluate_all(now)  # one aggregate query per SLO (and one a day for its history)
     groups += slos.alert_groups(judged, groups)  # after the baselines' groups: they join those
-    return _Findings(window, data, upto, stats, baselines, signal_baselines, th, rules, seen, saved, mode,
-                     relearn_until, anomalies, memory, logs, groups, judged)
+    return _Findings(window, cycles, data, upto, stats, baselines, signal_baselines, th, rules, seen, saved,
+                     mode, relearn_until, anomalies, memory, logs, groups, judged)
 
 
 def _assess(window: list, cursor: int, state, signal_baselines: dict, rules: lb.Rules, now: float,
@@ -295,18 +298,26 @@ def _learn(found: _Findings, now: float, settings: Settings) -> None:
     logstate.save(found.memory, found.logs, now)
 
 
-def _advance_state(found: _Findings, now: float) -> None:
-    """Move the detection state past the window: its cursor, the lease given back, when data was
-    last seen, the relearning period, and the evidence carried to the next window."""
+def _remembered() -> Remembered:
+    return current_app.extensions.setdefault(BASELINES, Remembered())
+
+
+def _advance_state(found: _Findings, now: float) -> int:
+    """Move the detection state past the window: its cursor, the cycle count, the lease given back,
+    when data was last seen, the relearning period, and the evidence carried to the next window.
+    Returns the cycle count as this cycle leaves it: raised in SQL, so a cycle that overran its
+    lease adds its step to the other's, and each count names one state of the baselines."""
     state = db.session.get(DetectionState, STATE_ID)
     state.cursor = found.upto
-    state.cycles += 1
+    state.cycles = DetectionState.cycles + 1
     state.lease_until = None
     if found.data:
         state.last_data_at = now
     state.relearn_until = found.relearn_until
     seen = found.seen
     state.pending = [] if found.mode != "normal" else _pending_out(seen.pending, seen.names, found.saved, now)
+    db.session.flush()
+    return state.cycles  # read back in this transaction, which holds the row
 
 
 def _summary(found: _Findings, started_at: float, changes: Changes, queued: int, stormed: int) -> dict:

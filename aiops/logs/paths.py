@@ -70,22 +70,25 @@ def requests_of(records: Iterable, template_of: Callable, entry_of: Callable,
     next to the requests ``served`` (SERVER span ids per endpoint) that logged nothing, for the
     services that logged; also a few lines per endpoint, to show."""
     records = list(records)
-    found: Requests = defaultdict(lambda: defaultdict(set))
-    examples: dict[Key, list] = defaultdict(list)
     logging = {r.service for r in records}
-    for endpoint, spans in served.items():
-        if endpoint[0] in logging:
-            for span_id in spans:
-                found[endpoint][span_id] = set()
+    found: Requests = {endpoint: {span_id: set() for span_id in spans}
+                       for endpoint, spans in served.items() if spans and endpoint[0] in logging}
+    examples: dict[Key, list] = defaultdict(list)
     for r in records:
         where, template = entry_of(r), template_of(r)
         if where is None or template is None or where[0][0] != r.service:
             continue
         endpoint, request = where
-        found[endpoint][request].add(template)
+        seen = found.get(endpoint)
+        if seen is None:
+            seen = found[endpoint] = {}
+        templates = seen.get(request)
+        if templates is None:
+            templates = seen[request] = set()
+        templates.add(template)
         if len(examples[endpoint]) < MAX_EXAMPLES:
             examples[endpoint].append(r)
-    return {e: dict(seen) for e, seen in found.items()}, dict(examples)
+    return found, dict(examples)
 
 
 def log10_tail(x: int, k: int, p: float) -> float:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import fields, is_dataclass
+from operator import itemgetter
 
 from sqlalchemy import delete, insert, select, update
 
@@ -159,8 +160,9 @@ def save(reg: Registered | None, logs: ls.LogWindow | None, now: float) -> None:
     services = {key[0] for key in logs.templates}
     _write_miners(mem.miner.state() if reg.version is None else mem.miner.state_of(services), now)
     reg.version = version
-    store.set_template_ids([(key[1], r.row_id) for key, lines in logs.templates.items()
-                            for r in lines if r.row_id])
+    # In row order: the UPDATE then walks the table's pages (and the index's NULL entries) in order.
+    store.set_template_ids(sorted(((key[1], r.row_id) for key, lines in logs.templates.items()
+                                   for r in lines if r.row_id), key=itemgetter(1)))
     _write_templates(logs, mem)
 
 

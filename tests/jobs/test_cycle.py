@@ -152,3 +152,28 @@ def test_the_product_s_own_spans_during_a_silence_are_not_data(app):
     assert _cycle(app, own, quiet + 30)["learning"] == "normal"
     resumed = _cycle(app, _rows(quiet + 60, 60, 200.0, seed=9), quiet + 90)
     assert resumed["learning"] == "reseed" and resumed["anomalies"] == []
+
+
+def test_a_process_learns_on_from_the_cycles_another_process_ran(app, app_factory):
+    """Each process keeps the baselines its last cycle committed, but a cycle run meanwhile by
+    another (the web's, on demand) moved the store's cycle count: the next starts from the tables."""
+    from aiops.store.models import SignalBaseline
+
+    web = app_factory()
+    t = 6_000_000.0
+    for w, runner in enumerate([app, app, web, app, web, web, app]):
+        assert _cycle(runner, _rows(t + 30 * w, 60, 20.0, seed=w), t + 30 * (w + 1))["anomalies"] == []
+    with app.app_context():
+        series = db.session.get(SignalBaseline, ("self", "back", "/data"))
+        assert (series.windows, series.samples) == (7, 7 * 60)
+
+
+def test_baselines_read_before_another_cycle_committed_are_not_kept():
+    """A cycle that overran its lease while another committed: what it learned is not the store's."""
+    from aiops.jobs.baselines import Remembered
+
+    memory = Remembered()
+    memory.keep({}, {}, read_at=4, committed_at=6)
+    assert memory.cycles is None
+    memory.keep({}, {}, read_at=4, committed_at=5)
+    assert memory.cycles == 5
