@@ -10,10 +10,13 @@ from tests.support.factories import add_incident, add_notification
 
 @pytest.fixture
 def exported(app, client) -> set[str]:
-    """Every sample name ``GET /metrics`` serves once a cycle ran, an SLO exists and something waits
-    in the outbox (the labelled families appear with their first sample: an incident opened, a
-    message sent, an SLO judged)."""
+    """Every sample name ``GET /metrics`` serves once a cycle ran, an SLO exists, something waits
+    in the outbox and an exporter reported (the labelled families appear with their first sample:
+    an incident opened, a message sent, an SLO judged; the export's once an exporter ran, which
+    before this depended on whether an earlier test in the process had exported)."""
     from aiops import instruments
+    from telemetry.export.metrics import Reporter
+    from telemetry.export.policy import Figures
 
     assert client.get("/health").status_code == 200
     app.extensions["aiops_buffer"].flush()  # spans recorded, by service
@@ -22,6 +25,8 @@ def exported(app, client) -> set[str]:
     assert client.post("/aiops/analyze").status_code == 200
     instruments.cycle_finished(0.01, ["error"], [("error", "critical")])
     instruments.notification_attempted("webhook", "delivered")
+    Reporter().report(Figures(exported=2, retried=1, dropped=1, breaker_trips=1, last_success=1.0,
+                              last_failure=1.0, last_drop=1.0))
     with app.app_context():
         add_incident()
         add_notification("webhook")
