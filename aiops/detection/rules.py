@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 
 from aiops.detection import patterns
 from aiops.detection.ewma import BaselineValue
-from aiops.detection.robust import Rules, Shift, binomial_tail, poisson_tail, surprise
+from aiops.detection.robust import Rules, binomial_tail, poisson_tail, surprise
 from aiops.kinds import AnomalyType
 from aiops.settings import Settings
-from telemetry.columns import KIND_CLIENT
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 from telemetry.rows import span_key
 
 Key = tuple[str, str]  # (service, endpoint)
@@ -111,6 +111,11 @@ class WindowStats:
     exceptions: dict[str, int] = field(default_factory=dict)
     # Failed requests by the pattern their evidence names (aiops.detection.patterns).
     patterns: dict[str, int] = field(default_factory=dict)
+    calls: int = 0  # CLIENT calls to this endpoint (its callers' side)
+    # ... that failed with no SERVER span under them (reset, refused, lost: it never answered),
+    # timeouts left to their own rule; with the exception (or pattern) their CLIENT spans name.
+    refused: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)
 
     @property
     def mean_ms(self) -> float:
@@ -174,12 +179,14 @@ def window_stats(spans: Iterable, ignore_services: Iterable[str] = ()) -> dict[K
     stats: dict[Key, WindowStats] = defaultdict(WindowStats)
     spans = list(spans)
     calls = patterns.failed_calls(spans)
+    answered = {s.parent_span_id for s in spans if s.kind == KIND_SERVER and s.parent_span_id}
+    called: dict[Key, WindowStats] = defaultdict(WindowStats)
     for span in spans:
         if span.service in ignored:
             continue
         if span.kind == KIND_CLIENT:
-            if span.peer and is_timeout(span):
-                stats[span_key(span)].unanswered += 1
+            if span.peer:
+                _count_call(called[span_key(span)], span, answered)
             continue
         s = stats[(span.service, span.endpoint)]
         s.count += 1
@@ -194,7 +201,24 @@ def window_stats(spans: Iterable, ignore_services: Iterable[str] = ()) -> dict[K
                 s.patterns[pattern] = s.patterns.get(pattern, 0) + 1
         if is_timeout(span):
             s.timeouts += 1
+    for key, c in called.items():  # an endpoint is in the stats for its calls only when some failed
+        if c.unanswered or c.refused:
+            s = stats[key]
+            s.unanswered, s.calls, s.refused, s.refusals = c.unanswered, c.calls, c.refused, c.refusals
     return dict(stats)
+
+
+def _count_call(s: WindowStats, span, answered: set) -> None:
+    """One CLIENT call into ``s``'s endpoint: timed out, refused (failed with no answer at all: no
+    status code, no span of the callee under it), or answered. A 5xx did come from somewhere: the
+    callee's own span says what, or arrives a cycle later."""
+    s.calls += 1
+    if is_timeout(span):
+        s.unanswered += 1
+    elif span.error and not span.status_code and span.span_id not in answered:
+        s.refused += 1
+        label = (span.exception_type or patterns.of_span(span) or "no answer")[:200]
+        s.refusals[label] = s.refusals.get(label, 0) + 1
 
 
 def usual_error_rate(base: BaselineValue | None) -> float:
@@ -242,6 +266,11 @@ def detect(
             quiet = quiet_errors((service, endpoint), s, recent[(service, endpoint)], base, th, corrected)
             if quiet is not None:
                 found.append(quiet)
+        if s.refused and not any(a.key == (service, endpoint) and a.type == AnomalyType.ERROR for a in found):
+            usual_base = base or _service_baseline(service, baselines)
+            refused = refused_calls((service, endpoint), s, usual_base, th, max_p / max(1, len(stats)))
+            if refused is not None:
+                found.append(refused)
         if s.count >= th.min_slow_requests and th.is_slow(s.mean_ms, base):
             assert base is not None
             found.append(Anomaly(
@@ -249,6 +278,33 @@ def detect(
                 f"Latency spike: {s.mean_ms:.0f}ms (baseline: {base.latency_ms:.0f}ms)",
             ))
     return found
+
+
+def _service_baseline(service: str, baselines: Mapping[Key, BaselineValue]) -> BaselineValue | None:
+    """The service's most-seen endpoint's baseline: a call names its operation as the caller sees it
+    (``GET``), which may be none of the callee's own endpoints, yet the callee's usual rate holds."""
+    return max((b for k, b in baselines.items() if k[0] == service and b is not None),
+               key=lambda b: b.samples, default=None)
+
+
+def refused_calls(key: Key, s: WindowStats, base: BaselineValue | None, th: Thresholds,
+                  max_p: float) -> Anomaly | None:
+    """The error rule for an endpoint its callers cannot reach: more than ``error_rate`` of the
+    calls into it failed with no span of its own under them (reset, refused, lost), at least
+    ``min_slow_requests`` of them, and that many are unlikely (below ``max_p``, corrected for the
+    endpoints tested) at its own usual error rate (``base``: its endpoint's, else its service's).
+    A best-effort caller absorbs such failures, so no SERVER span anywhere fails: only its CLIENT
+    spans say the callee is unreachable. Such calls are the ``dependency`` pattern."""
+    if s.refused < th.min_slow_requests or s.refused <= th.error_rate * s.calls:
+        return None
+    p = binomial_tail(s.refused, s.calls, usual_error_rate(base))
+    if p > max_p:
+        return None
+    top = max(s.refusals.items(), key=lambda kv: (kv[1], kv[0]))[0] if s.refusals else None
+    return Anomaly(
+        key[0], key[1], AnomalyType.ERROR, s.refused / s.calls, base.error_rate if base else None, s.calls,
+        f"Calls failing: {s.refused} of {s.calls} calls to it failed before it answered"
+        + (f" ({top})" if top else ""), pattern=patterns.DEPENDENCY, strength=surprise(p))
 
 
 def quiet_failing(stats: Mapping[Key, WindowStats], th: Thresholds, limit: int = 100) -> list[Key]:
@@ -278,73 +334,6 @@ def quiet_errors(key: Key, s: WindowStats, recent: tuple[int, int], base: Baseli
         key[0], key[1], AnomalyType.ERROR, errors / count, base.error_rate if base else None, count,
         f"Error spike: {errors} of {count} requests failed over the last windows "
         f"(usually {usual:.1%})" + (f" ({top})" if top else ""), pattern=s.pattern(), strength=surprise(p))
-
-
-def _onset(spans: Iterable) -> float | None:
-    return min((s.start_time for s in spans), default=None)
-
-
-def shifted(verdicts: Mapping[Key, Shift], rules: Rules, what: str,
-            already: Iterable[Anomaly] = ()) -> list[Anomaly]:
-    """Latency anomalies for series whose values shifted (one per key, none twice).
-
-    ``what`` says which series: ``self`` (an entry's own work) or ``duration``
-    (an endpoint's whole spans, to catch moderate shifts the mean rule misses).
-    """
-    taken = {(a.key, a.type) for a in already}
-    found: list[Anomaly] = []
-    for key, v in sorted(verdicts.items()):
-        if not v.significant(rules) or (key, AnomalyType.LATENCY) in taken:
-            continue
-        if what == "self":
-            message = (f"Self-time spike: {len(v.strong)} of {v.judged} spans spent {v.observed_ms:.0f}ms "
-                       f"in {key[0]}'s own work (baseline: {v.baseline_ms:.0f}ms)")
-        else:
-            message = (f"Latency shift: {len(v.strong)} of {v.judged} requests took {v.observed_ms:.0f}ms "
-                       f"(baseline: {v.baseline_ms:.0f}ms)")
-        found.append(Anomaly(key[0], key[1], AnomalyType.LATENCY, v.observed_ms, v.baseline_ms, v.judged,
-                             message, evidence=v.spans() if what == "self" else [],
-                             shown_by=v.spans(),
-                             onset=v.onset, strength=v.strength(rules)))
-    return found
-
-
-def network(suspects: Iterable, already: Iterable[Anomaly] = (), rules: Rules = Rules()) -> list[Anomaly]:
-    """A latency anomaly per service whose incoming calls shifted outside its own spans.
-
-    Such a service may show nothing in its own spans, so no other rule would
-    name it: the evidence spans are its callers' CLIENT spans.
-    """
-    taken = {(a.key, a.type) for a in already}
-    found: list[Anomaly] = []
-    for suspect in suspects:
-        ins = [s for s in suspect.signals if s.kind == "network-in"]
-        if not ins:
-            continue
-        lead = max(ins, key=lambda s: s.score)
-        key = (suspect.service, lead.endpoint)
-        if (key, AnomalyType.LATENCY) in taken:
-            continue
-        shift = lead.shift
-        callers = ", ".join(sorted({s.peer for s in ins}))
-        found.append(Anomaly(
-            key[0], key[1], AnomalyType.LATENCY, shift.observed_ms, shift.baseline_ms, shift.judged,
-            f"Network: {len(shift.strong)} of {shift.judged} calls from {callers} took "
-            f"{shift.observed_ms:.0f}ms outside {key[0]}'s own spans (baseline: {shift.baseline_ms:.0f}ms)",
-            evidence=[sp for s in ins for sp in s.shift.spans()], onset=suspect.onset,
-            strength=max(s.shift.strength(rules) for s in ins),
-        ))
-    return found
-
-
-def with_strength(anomalies: Iterable[Anomaly], whole: Mapping[Key, Shift], rules: Rules) -> list[Anomaly]:
-    """Give the mean rule's latency anomalies the strength of their endpoint's robust verdict
-    (how unlikely its slow values are), at least ``DEFAULT_STRENGTH``: the mean rule has none."""
-    anomalies = list(anomalies)
-    for a in anomalies:
-        if a.type == AnomalyType.LATENCY and not a.strength and a.key in whole:
-            a.strength = max(DEFAULT_STRENGTH, whole[a.key].strength(rules))
-    return anomalies
 
 
 def count_strength(count: int, expected: float) -> float:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from aiops import instruments as selfmetrics
 from aiops import outbox
-from aiops.detection import degradation, evidence, traffic
+from aiops.detection import degradation, evidence, shifts, traffic
 from aiops.detection import robust as lb
 from aiops.detection import rules as dr
 from aiops.detection import selftime as st
@@ -252,10 +252,10 @@ def _trace_anomalies(stats: dict, baselines: dict, th: Thresholds, seen: evidenc
     if mode != "normal":
         return []
     recent = store.recent_failures(dr.quiet_failing(stats, th), since)
-    anomalies = dr.with_strength(dr.detect(stats, baselines, th, recent, rules.max_p), seen.whole, rules)
-    anomalies += dr.shifted(seen.own, rules, "self", anomalies)
-    anomalies += dr.network(seen.suspects, anomalies, rules)
-    return anomalies + dr.shifted(seen.whole, rules, "duration", anomalies)
+    anomalies = shifts.with_strength(dr.detect(stats, baselines, th, recent, rules.max_p), seen.whole, rules)
+    anomalies += shifts.shifted(seen.own, rules, "self", anomalies)
+    anomalies += shifts.network(seen.suspects, anomalies, rules)
+    return anomalies + shifts.shifted(seen.whole, rules, "duration", anomalies)
 
 
 def _time_patterns(anomalies: list, window: list, stats: dict, baselines: dict, th: Thresholds, mode: str,

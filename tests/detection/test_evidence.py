@@ -13,7 +13,8 @@ import random
 from aiops.detection import evidence
 from aiops.detection import robust as lb
 from aiops.detection.ewma import BaselineValue
-from aiops.detection.rules import WHOLE_SERVICE, Thresholds, detect, network, shifted, window_stats
+from aiops.detection.rules import WHOLE_SERVICE, Thresholds, detect, window_stats
+from aiops.detection.shifts import network, shifted
 from aiops.rca.analysis import analyse
 from aiops.settings import Settings
 from telemetry.columns import KIND_CLIENT

@@ -105,6 +105,56 @@ def test_4xx_is_not_an_error():
     assert run([span("payment", status_code=404) for _ in range(10)]) == []
 
 
+def _best_effort(calls: int, reset: int, baseline=READY):
+    """``calls`` checkouts that call payment and answer 200 whatever it does; ``reset`` of the
+    calls get no answer at all (a reset connection: an exception, no status, no payment span).
+    ``baseline``: the shop's (None: a service with no history)."""
+    spans = []
+    for n in range(calls):
+        parent = span("checkout", 20.0)
+        spans.append(parent)
+        if n < reset:
+            spans.append(client(parent, "payment", 3.0, status_code=None,
+                                exception_type="ConnectionResetError"))
+        else:
+            call = client(parent, "payment", 10.0)
+            spans += [call, span("payment", 8.0, parent=call)]
+    return run(spans, {PAYMENT: baseline, ("shop", "checkout"): baseline} if baseline else {})
+
+
+def test_calls_that_get_no_answer_are_the_callees_errors():
+    """A best-effort caller absorbs its callee's resets (every SERVER span is a 200): its CLIENT
+    spans are the only sign, and they are the callee's error anomaly."""
+    [a] = _best_effort(calls=10, reset=6)
+    assert (a.key, a.type, a.observed, a.request_count) == (PAYMENT, "error", 0.6, 10)
+    assert a.message == "Calls failing: 6 of 10 calls to it failed before it answered (ConnectionResetError)"
+    assert a.pattern == "dependency" and a.strength > 6
+
+
+def test_a_few_unanswered_calls_are_not_news():
+    assert _best_effort(calls=20, reset=2) == []  # under min_slow_requests
+    assert _best_effort(calls=20, reset=4) == []  # 20 %: not over the error rate
+    # A service with no history is assumed to fail half the time: 3 of 5 is no evidence against it.
+    assert _best_effort(calls=5, reset=3, baseline=None) == []
+    assert kinds(_best_effort(calls=5, reset=5)) == [("payment", "error")]
+
+
+def test_an_answered_failure_is_the_callees_own_spans_to_tell():
+    """A 500 came from somewhere: the callee's own span (stored now or a cycle later) says what,
+    not the call; and a callee whose own error rule fired is not named twice."""
+    spans = []
+    for _ in range(6):
+        parent = span("checkout", 20.0)
+        spans += [parent, client(parent, "payment", 5.0, status_code=500)]
+    assert run(spans, {PAYMENT: READY}) == []
+    for _ in range(6):
+        parent = span("checkout", 20.0)
+        call = client(parent, "payment", 5.0, status_code=None, exception_type="ConnectionResetError")
+        spans += [parent, call, span("payment", 4.0, parent=call, status_code=500)]
+    assert kinds(run(spans, {PAYMENT: READY})) == [("payment", "error")]
+    assert run(spans, {PAYMENT: READY})[0].message.startswith("Error spike")
+
+
 # -- timeouts ----------------------------------------------------------------
 
 

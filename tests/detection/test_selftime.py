@@ -6,7 +6,7 @@ import math
 
 from aiops.detection import robust as lb
 from aiops.detection import selftime as st
-from aiops.detection.rules import shifted
+from aiops.detection.shifts import shifted
 from telemetry.columns import KIND_CLIENT, KIND_INTERNAL
 from tests.support.factories import span
 

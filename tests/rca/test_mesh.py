@@ -19,7 +19,8 @@ import pytest
 from aiops.detection import evidence
 from aiops.detection import robust as lb
 from aiops.detection.ewma import BaselineValue
-from aiops.detection.rules import Thresholds, detect, network, shifted, window_stats
+from aiops.detection.rules import Thresholds, detect, window_stats
+from aiops.detection.shifts import network, shifted
 from aiops.rca.analysis import analyse
 from aiops.rca.walk import Blamer, TraceTree
 from aiops.settings import Settings

@@ -1,0 +1,64 @@
+"""A callee its best-effort caller cannot reach (aiops.detection.rules.refused_calls, then RCA).
+
+``order /place`` calls ``recs`` for suggestions and answers 200 without them when the call fails:
+no SERVER span anywhere fails. Reset connections to ``recs`` show only as failed CLIENT spans with
+no answer (an exception, no status code, no ``recs`` span under them), named by ``peer.service``
+and by the operation as the caller sees it (``GET``), which is none of ``recs``' own endpoints.
+"""
+
+from __future__ import annotations
+
+from aiops.detection.ewma import BaselineValue
+from aiops.detection.rules import Thresholds, detect, window_stats
+from aiops.rca.analysis import analyse
+from aiops.settings import Settings
+from telemetry.columns import KIND_CLIENT
+from tests.support.factories import span
+
+TH = Thresholds.from_settings(Settings())
+BASELINES = {("order", "/place"): BaselineValue(30.0, 0.0, 500, 20),
+             ("recs", "/suggest"): BaselineValue(8.0, 0.0, 500, 20)}
+
+
+def _window(n: int, reset: int) -> list:
+    spans = []
+    for i in range(n):
+        place = span("/place", 30.0, service="order", start_time=1_000.0 + i)
+        call = span("GET", 9.0, service="order", parent=place, start_time=1_000.0 + i)
+        call.kind, call.peer = KIND_CLIENT, "recs"
+        spans += [place, call]
+        if i < reset:
+            call.status_code, call.error, call.exception_type = None, True, "ConnectionResetError"
+        else:
+            spans.append(span("/suggest", 8.0, service="recs", parent=call, start_time=1_000.0 + i))
+    return spans
+
+
+def _groups(spans):
+    anomalies = detect(window_stats(spans), BASELINES, TH)
+    by_trace: dict[str, list] = {}
+    for s in spans:
+        by_trace.setdefault(s.trace_id, []).append(s)
+    return anomalies, analyse(anomalies, spans, lambda ids: {t: by_trace[t] for t in ids}, BASELINES, TH)
+
+
+def test_resets_into_a_best_effort_callee_are_its_incident():
+    anomalies, groups = _groups(_window(20, reset=12))
+    assert [(a.key, a.type) for a in anomalies] == [(("recs", "GET"), "error")]
+    [group] = groups
+    assert group.root[0] == "recs", (group.root, group.candidates)
+    assert group.candidates[0][0][0] == "recs"
+    assert group.anomalies[0].pattern == "dependency"
+
+
+def test_the_callees_own_usual_rate_is_the_yardstick_when_the_call_names_none_of_its_endpoints():
+    """5 of 20 calls unanswered, at a callee that never fails: news. At one that fails a third of
+    its requests anyway: not."""
+    assert [a.key for a in detect(window_stats(_window(20, reset=5)), BASELINES, TH)] == [("recs", "GET")]
+    flaky = {**BASELINES, ("recs", "/suggest"): BaselineValue(8.0, 0.33, 500, 20)}
+    assert detect(window_stats(_window(20, reset=5)), flaky, TH) == []
+
+
+def test_normal_traffic_raises_nothing():
+    anomalies, groups = _groups(_window(20, reset=0))
+    assert anomalies == [] and groups == []
