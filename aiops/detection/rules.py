@@ -4,7 +4,9 @@ Rules (thresholds in :class:`Thresholds`, all configurable):
 
 - latency: window mean > ``latency_factor`` x baseline and more than
   ``latency_min_delta_ms`` above it (a 1 ms endpoint taking 3 ms is jitter,
-  not an incident), once the baseline has ``min_baseline_samples``;
+  not an incident), once the baseline has ``min_baseline_samples``, with at least
+  ``min_slow_requests`` requests each over that line (one stalled request is not a slow
+  endpoint, however far it pulls a quiet window's mean);
 - error: 5xx/error share > ``error_rate`` with at least ``min_window_requests``; or, on a path
   too quiet for that, the same share over the last few windows (``recent``) when so many
   failures are unlikely at the endpoint's own usual rate (a binomial test, corrected for the
@@ -12,6 +14,8 @@ Rules (thresholds in :class:`Thresholds`, all configurable):
 - timeout: at least ``min_slow_requests`` calls that time out (504s,
   ``*Timeout*`` exceptions), counted both
   on the endpoint that gave up and on the endpoint that stopped answering;
+- calls failing unanswered: calls into an endpoint that failed with no answer at all
+  (:func:`refused_calls`), which a best-effort caller absorbs;
 - self time (see :mod:`aiops.detection.selftime`): an entry whose spans spend far more
   time in their own work than usual, judged span by span, so it also fires for
   endpoints too quiet for a window mean;
@@ -19,8 +23,6 @@ Rules (thresholds in :class:`Thresholds`, all configurable):
   baseline (:mod:`aiops.detection.robust`), for shifts the mean rule misses;
 - network (see :mod:`aiops.detection.edges`): calls into a service spending longer
   outside its own spans.
-
-Latency also needs ``min_slow_requests`` requests in the window.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class WindowStats:
     errors: int = 0
     timeouts: int = 0
     total_ms: float = 0.0
+    durations: list[float] = field(default_factory=list)  # ms, of each request
     unanswered: int = 0  # calls to this endpoint that timed out on the caller's side
     exceptions: dict[str, int] = field(default_factory=dict)
     # Failed requests by the pattern their evidence names (aiops.detection.patterns).
@@ -120,6 +123,9 @@ class WindowStats:
     @property
     def mean_ms(self) -> float:
         return self.total_ms / self.count if self.count else 0.0
+
+    def slower_than(self, line_ms: float) -> int:
+        return sum(1 for d in self.durations if d > line_ms)
 
     @property
     def error_rate(self) -> float:
@@ -191,6 +197,7 @@ def window_stats(spans: Iterable, ignore_services: Iterable[str] = ()) -> dict[K
         s = stats[(span.service, span.endpoint)]
         s.count += 1
         s.total_ms += span.duration_ms
+        s.durations.append(span.duration_ms)
         if span.error:
             s.errors += 1
             if span.exception_type:
@@ -271,8 +278,8 @@ def detect(
             refused = refused_calls((service, endpoint), s, usual_base, th, max_p / max(1, len(stats)))
             if refused is not None:
                 found.append(refused)
-        if s.count >= th.min_slow_requests and th.is_slow(s.mean_ms, base):
-            assert base is not None
+        if th.is_slow(s.mean_ms, base) and \
+                s.slower_than(th.slow_above(base.latency_ms)) >= th.min_slow_requests:
             found.append(Anomaly(
                 service, endpoint, AnomalyType.LATENCY, s.mean_ms, base.latency_ms, s.count,
                 f"Latency spike: {s.mean_ms:.0f}ms (baseline: {base.latency_ms:.0f}ms)",

@@ -90,7 +90,8 @@ class Settings(RuleSettings, TempoSettings, ExportSettings):
         5, "AIOPS_MIN_WINDOW_REQUESTS", "... with at least this many requests in the window", DETECTION,
         parse.count)
     min_slow_requests: int = setting(
-        3, "AIOPS_MIN_SLOW_REQUESTS", "requests (latency) or timed-out calls (timeout) a verdict needs",
+        3, "AIOPS_MIN_SLOW_REQUESTS",
+        "slow requests, each over the latency line (latency), or timed-out calls (timeout) a verdict needs",
         DETECTION, parse.count)
     rebaseline_after: float = setting(
         3600.0, "AIOPS_REBASELINE_AFTER", "seconds of silence (no spans of an analysed service, on the "

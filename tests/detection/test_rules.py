@@ -51,6 +51,16 @@ def test_latency_needs_the_min_delta_too():
     ]
 
 
+def test_one_stalled_request_is_not_a_slow_endpoint():
+    """A quiet window's mean can be pulled over the line by one request (a GC pause, a stalled
+    connection): the verdict needs ``min_slow_requests`` requests each over the line too."""
+    fast = BaselineValue(latency_ms=5.0, samples=100, windows=10)
+    one = [span("payment", 5.0) for _ in range(9)] + [span("payment", 900.0)]
+    assert run(one, {PAYMENT: fast}) == []  # mean 94.5 ms: over 3x and +50 ms, one request
+    three = [span("payment", 5.0) for _ in range(7)] + [span("payment", 300.0) for _ in range(3)]
+    assert kinds(run(three, {PAYMENT: fast})) == [("payment", "latency")]
+
+
 def test_no_latency_verdict_before_min_baseline_samples():
     young = BaselineValue(latency_ms=100.0, samples=TH.min_baseline_samples - 1, windows=3)
     slow = [span("payment", 1000.0) for _ in range(5)]
