@@ -294,6 +294,9 @@ def _service_baseline(service: str, baselines: Mapping[Key, BaselineValue]) -> B
                key=lambda b: b.samples, default=None)
 
 
+REFUSED = "Calls failing: "  # the message of refused_calls' anomalies
+
+
 def refused_calls(key: Key, s: WindowStats, base: BaselineValue | None, th: Thresholds,
                   max_p: float) -> Anomaly | None:
     """The error rule for an endpoint its callers cannot reach: more than ``error_rate`` of the
@@ -310,7 +313,7 @@ def refused_calls(key: Key, s: WindowStats, base: BaselineValue | None, th: Thre
     top = max(s.refusals.items(), key=lambda kv: (kv[1], kv[0]))[0] if s.refusals else None
     return Anomaly(
         key[0], key[1], AnomalyType.ERROR, s.refused / s.calls, base.error_rate if base else None, s.calls,
-        f"Calls failing: {s.refused} of {s.calls} calls to it failed before it answered"
+        f"{REFUSED}{s.refused} of {s.calls} calls to it failed before it answered"
         + (f" ({top})" if top else ""), pattern=patterns.DEPENDENCY, strength=surprise(p))
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from aiops.detection import ewma
-from aiops.detection.rules import WHOLE_SERVICE, Anomaly, is_timeout
+from aiops.detection.rules import REFUSED, WHOLE_SERVICE, Anomaly, is_timeout
 from aiops.kinds import AnomalyType
 from telemetry.columns import KIND_CLIENT
 from telemetry.rows import span_key
@@ -90,6 +90,15 @@ def detect(stats: Mapping, baselines: Mapping, calls: Mapping, cfg: Config,
         for key, want in keys:
             found.append(_anomaly(key, want, calls.get(key, []), f"{key[1]} got no requests"))
     return found
+
+
+def explained(anomalies: list[Anomaly]) -> list[Anomaly]:
+    """Without the unanswered-calls anomalies (:func:`aiops.detection.rules.refused_calls`) of a
+    service that went silent this window: a stopped endpoint's callers get refused, and its traffic
+    drop tells that story (its calls that got no answer included), not a dependency failure."""
+    silent = {a.service for a in anomalies if a.type == AnomalyType.TRAFFIC_DROP}
+    return [a for a in anomalies
+            if not (a.service in silent and a.type == AnomalyType.ERROR and a.message.startswith(REFUSED))]
 
 
 def _anomaly(key, want: float, spans: list, what: str) -> Anomaly:

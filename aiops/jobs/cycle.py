@@ -267,7 +267,7 @@ def _time_patterns(anomalies: list, window: list, stats: dict, baselines: dict, 
     slow, expect = degradation.Config.from_settings(settings), traffic.Config.from_settings(settings)
     anomalies = degradation.detect(stats, baselines, th, slow, anomalies, window)
     calls = traffic.calls_to(window, settings.ignore_services)
-    return anomalies + traffic.detect(stats, baselines, calls, expect, anomalies)
+    return traffic.explained(anomalies + traffic.detect(stats, baselines, calls, expect, anomalies))
 
 
 def _update_incidents(found: _Findings, now: float, settings: Settings) -> tuple[Changes, int, int]:

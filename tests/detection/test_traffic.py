@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiops.detection import traffic
 from aiops.detection.ewma import BaselineValue
-from aiops.detection.rules import WHOLE_SERVICE, Anomaly, window_stats
+from aiops.detection.rules import WHOLE_SERVICE, Anomaly, Thresholds, detect, window_stats
 from aiops.kinds import AnomalyType
 from aiops.settings import Settings
 from tests.support.factories import client, span
 
 CFG = traffic.Config.from_settings(Settings.load({"AIOPS_SLOW_MIN_WINDOWS": "3"}))
+TH = Thresholds.from_settings(Settings())
 CHECKOUT, PAYMENT, INVENTORY = ("shop", "checkout"), ("shop", "payment"), ("shop", "inventory")
 
 
@@ -42,6 +43,19 @@ def test_an_endpoint_its_callers_cannot_reach_is_a_traffic_drop():
     assert [(a.key, a.type) for a in found] == [(PAYMENT, AnomalyType.TRAFFIC_DROP)]
     assert found[0].baseline == 20.0  # 0.5 x 40 requests to the others
     assert len(found[0].evidence) == 20 and "20 calls to it got no answer" in found[0].message
+
+
+def test_a_silent_endpoints_refused_calls_are_its_drop_not_a_dependency_failure():
+    """The unanswered-calls rule names payment too; the drop tells the story (a stopped endpoint),
+    so that anomaly goes, and only for the silent service."""
+    spans = checkouts(20, payment="refused")
+    [calls] = [a for a in detect(window_stats(spans), BASELINES, TH) if a.key == PAYMENT]
+    assert calls.message.startswith("Calls failing: 20 of 20")
+    drop = run(spans)
+    elsewhere = Anomaly("other", "/x", AnomalyType.ERROR, 1.0, 0.0, 9, "Calls failing: 9 of 9 calls")
+    own = Anomaly("shop", "checkout", AnomalyType.ERROR, 1.0, 0.0, 20, "Error spike: 20 of 20")
+    assert traffic.explained([own, calls, elsewhere, *drop]) == [own, elsewhere, *drop]
+    assert traffic.explained([own, calls, elsewhere]) == [own, calls, elsewhere]
 
 
 def test_normal_traffic_and_total_silence_are_calm():
