@@ -18,9 +18,10 @@ except ImportError:  # not POSIX: the processes of a server wait in SQLite's bus
     fcntl = None
 
 from sqlalchemy import Engine, case, delete, func, select, text
+from sqlalchemy.orm import aliased
 
 from telemetry import pg_copy
-from telemetry.columns import KIND_CLIENT, LOG_FIELDS, METRIC_FIELDS, SPAN_FIELDS
+from telemetry.columns import KIND_CLIENT, KIND_SERVER, LOG_FIELDS, METRIC_FIELDS, SPAN_FIELDS
 from telemetry.db import db, executemany, write_connection
 from telemetry.models import LogRecord, MetricPoint, Span
 
@@ -279,6 +280,27 @@ def recent_failures(keys: Sequence[tuple[str, str]], since: float) -> dict[tuple
                 Span.kind != KIND_CLIENT)
         ).one()
         found[(service, endpoint)] = (int(row[0] or 0), int(row[1] or 0))
+    return found
+
+
+def recent_calls(keys: Sequence[tuple[str, str]], since: float) -> dict[tuple[str, str], tuple[int, int]]:
+    """(calls, calls failed unanswered) since ``since`` of each callee (peer, called operation) in
+    ``keys``: CLIENT spans into it, and those that failed with no status code, no timeout and no
+    SERVER span under them (reset, refused, lost), as ``aiops.detection.rules`` counts a window's."""
+    child = aliased(Span)
+    answered = select(child.id).where(
+        child.trace_id == Span.trace_id, child.parent_span_id == Span.span_id, child.kind == KIND_SERVER
+    ).exists()
+    refused = (Span.error & ((Span.status_code.is_(None)) | (Span.status_code == 0))
+               & ~func.lower(func.coalesce(Span.exception_type, "")).contains("timeout") & ~answered)
+    found = {}
+    for peer, endpoint in keys:
+        row = db.session.execute(
+            select(func.count(), func.sum(case((refused, 1), else_=0))).where(
+                Span.peer == peer, Span.endpoint == endpoint, Span.start_time >= since,
+                Span.kind == KIND_CLIENT)
+        ).one()
+        found[(peer, endpoint)] = (int(row[0] or 0), int(row[1] or 0))
     return found
 
 

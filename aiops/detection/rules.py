@@ -243,9 +243,11 @@ def detect(
     th: Thresholds,
     recent: Mapping[Key, tuple[int, int]] | None = None,
     max_p: float = Rules.max_p,
+    recent_calls: Mapping[Key, tuple[int, int]] | None = None,
 ) -> list[Anomaly]:
     """Apply the rules to every endpoint of the window. ``recent``: (requests, failures) of the
-    last few windows, this one included, for the endpoints :func:`quiet_failing` names."""
+    last few windows, this one included, for the endpoints :func:`quiet_failing` names;
+    ``recent_calls``: (calls, calls failed unanswered) of those windows, for :func:`quiet_refused`'s."""
     found: list[Anomaly] = []
     for (service, endpoint), s in sorted(stats.items()):
         base = baselines.get((service, endpoint))
@@ -275,7 +277,8 @@ def detect(
                 found.append(quiet)
         if s.refused and not any(a.key == (service, endpoint) and a.type == AnomalyType.ERROR for a in found):
             usual_base = base or _service_baseline(service, baselines)
-            refused = refused_calls((service, endpoint), s, usual_base, th, max_p / max(1, len(stats)))
+            refused = refused_calls((service, endpoint), s, usual_base, th, max_p / max(1, len(stats)),
+                                    (recent_calls or {}).get((service, endpoint)))
             if refused is not None:
                 found.append(refused)
         if th.is_slow(s.mean_ms, base) and \
@@ -298,23 +301,36 @@ REFUSED = "Calls failing: "  # the message of refused_calls' anomalies
 
 
 def refused_calls(key: Key, s: WindowStats, base: BaselineValue | None, th: Thresholds,
-                  max_p: float) -> Anomaly | None:
+                  max_p: float, recent: tuple[int, int] | None = None) -> Anomaly | None:
     """The error rule for an endpoint its callers cannot reach: more than ``error_rate`` of the
     calls into it failed with no span of its own under them (reset, refused, lost), at least
     ``min_slow_requests`` of them, and that many are unlikely (below ``max_p``, corrected for the
     endpoints tested) at its own usual error rate (``base``: its endpoint's, else its service's).
     A best-effort caller absorbs such failures, so no SERVER span anywhere fails: only its CLIENT
-    spans say the callee is unreachable. Such calls are the ``dependency`` pattern."""
-    if s.refused < th.min_slow_requests or s.refused <= th.error_rate * s.calls:
+    spans say the callee is unreachable. Such calls are the ``dependency`` pattern. A quiet path's
+    calls are counted over the last few windows (``recent``: calls, failed unanswered), as its
+    requests are by :func:`quiet_errors`."""
+    calls, refused = s.calls, s.refused
+    if recent:
+        calls, refused = max(recent[0], calls), max(recent[1], refused)
+    if refused < th.min_slow_requests or refused <= th.error_rate * calls:
         return None
-    p = binomial_tail(s.refused, s.calls, usual_error_rate(base))
+    p = binomial_tail(refused, calls, usual_error_rate(base))
     if p > max_p:
         return None
     top = max(s.refusals.items(), key=lambda kv: (kv[1], kv[0]))[0] if s.refusals else None
+    over = " over the last windows" if refused > s.refused else ""
     return Anomaly(
-        key[0], key[1], AnomalyType.ERROR, s.refused / s.calls, base.error_rate if base else None, s.calls,
-        f"{REFUSED}{s.refused} of {s.calls} calls to it failed before it answered"
+        key[0], key[1], AnomalyType.ERROR, refused / calls, base.error_rate if base else None, calls,
+        f"{REFUSED}{refused} of {calls} calls to it failed before it answered{over}"
         + (f" ({top})" if top else ""), pattern=patterns.DEPENDENCY, strength=surprise(p))
+
+
+def quiet_refused(stats: Mapping[Key, WindowStats], th: Thresholds, limit: int = 100) -> list[Key]:
+    """Callees whose calls failed unanswered in this window, too few for :func:`refused_calls` on
+    the window alone: those whose last few windows it judges (at most ``limit``, most first)."""
+    keys = [k for k, s in stats.items() if 0 < s.refused < th.min_slow_requests]
+    return sorted(keys, key=lambda k: (-stats[k].refused, k))[:limit]
 
 
 def quiet_failing(stats: Mapping[Key, WindowStats], th: Thresholds, limit: int = 100) -> list[Key]:

@@ -252,7 +252,9 @@ def _trace_anomalies(stats: dict, baselines: dict, th: Thresholds, seen: evidenc
     if mode != "normal":
         return []
     recent = store.recent_failures(dr.quiet_failing(stats, th), since)
-    anomalies = shifts.with_strength(dr.detect(stats, baselines, th, recent, rules.max_p), seen.whole, rules)
+    calls = store.recent_calls(dr.quiet_refused(stats, th), since)
+    found = dr.detect(stats, baselines, th, recent, rules.max_p, calls)
+    anomalies = shifts.with_strength(found, seen.whole, rules)
     anomalies += shifts.shifted(seen.own, rules, "self", anomalies)
     anomalies += shifts.network(seen.suspects, anomalies, rules)
     return anomalies + shifts.shifted(seen.whole, rules, "duration", anomalies)

@@ -9,7 +9,7 @@ and by the operation as the caller sees it (``GET``), which is none of ``recs``'
 from __future__ import annotations
 
 from aiops.detection.ewma import BaselineValue
-from aiops.detection.rules import Thresholds, detect, window_stats
+from aiops.detection.rules import Thresholds, detect, quiet_refused, window_stats
 from aiops.rca.analysis import analyse
 from aiops.settings import Settings
 from telemetry.columns import KIND_CLIENT
@@ -62,3 +62,18 @@ def test_the_callees_own_usual_rate_is_the_yardstick_when_the_call_names_none_of
 def test_normal_traffic_raises_nothing():
     anomalies, groups = _groups(_window(20, reset=0))
     assert anomalies == [] and groups == []
+
+
+def test_a_quiet_path_s_unanswered_calls_are_judged_over_the_last_windows():
+    """Two resets in a window of two calls: too few alone. With the last windows' calls (6 of 7
+    unanswered) they are news at a callee that never fails, not at one that fails a third anyway."""
+    window = window_stats(_window(2, reset=2))
+    assert detect(window, BASELINES, TH) == []
+    assert quiet_refused(window, TH) == [("recs", "GET")]
+    [found] = detect(window, BASELINES, TH, recent_calls={("recs", "GET"): (7, 6)})
+    assert found.key == ("recs", "GET") and found.pattern == "dependency"
+    assert "6 of 7 calls" in found.message and "over the last windows" in found.message
+    flaky = {**BASELINES, ("recs", "/suggest"): BaselineValue(8.0, 0.33, 500, 20)}
+    assert detect(window, flaky, TH, recent_calls={("recs", "GET"): (7, 6)}) == []
+    busy = window_stats(_window(20, reset=12))
+    assert quiet_refused(busy, TH) == []  # the window's own rule judges it
