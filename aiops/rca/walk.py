@@ -90,6 +90,8 @@ class Blamer:
         children = tree.children.get(span.span_id, [])
         if depth > 64 or not children:
             return {tree.blame_key(span): 1.0}
+        if depth == 0 and span.kind == KIND_SERVER:
+            gap_in = self._gap_into(span, tree)
         bad = [c for c in children if self.abnormal(c)]
         if not bad and not span.error:
             # Slow with healthy children: blame the children only if the time grew there.
@@ -137,6 +139,15 @@ class Blamer:
             if sum(gaps) >= 0.5 * grown[target] and gap_in >= 0.5 * sum(gaps) / len(gaps):
                 return []
         return members[target]
+
+    def _gap_into(self, span, tree: TraceTree) -> float:
+        """How much the gap of the call into SERVER ``span`` grew (0 when unknown): a walk that starts
+        at a callee (the anomaly a cycle raised on its endpoint) sees the network into it as one that
+        came down through the call does."""
+        call = tree.index.by_id.get((span.trace_id, span.parent_span_id))
+        if call is None or call.kind != KIND_CLIENT:
+            return 0.0
+        return max(self._growth(call, tree, own=True) or 0.0, 0.0)
 
     def _typical(self, series: tuple) -> float | None:
         base = self.signals.get(series)
