@@ -283,24 +283,26 @@ def recent_failures(keys: Sequence[tuple[str, str]], since: float) -> dict[tuple
     return found
 
 
-def recent_calls(keys: Sequence[tuple[str, str]], since: float) -> dict[tuple[str, str], tuple[int, int]]:
-    """(calls, calls failed unanswered) since ``since`` of each callee (peer, called operation) in
-    ``keys``: CLIENT spans into it, and those that failed with no status code, no timeout and no
-    SERVER span under them (reset, refused, lost), as ``aiops.detection.rules`` counts a window's."""
+def recent_calls(keys: Sequence[tuple[str, str]], since: float) -> dict[tuple[str, str], tuple[int, ...]]:
+    """(calls, failed unanswered, timed out) since ``since`` of each callee (peer, called operation)
+    in ``keys``, as ``aiops.detection.rules`` counts a window's CLIENT spans into it: those that
+    timed out (a 504, a ``*Timeout*`` exception), and those that failed with no status code, no
+    timeout and no SERVER span under them (reset, refused, lost)."""
     child = aliased(Span)
     answered = select(child.id).where(
         child.trace_id == Span.trace_id, child.parent_span_id == Span.span_id, child.kind == KIND_SERVER
     ).exists()
-    refused = (Span.error & ((Span.status_code.is_(None)) | (Span.status_code == 0))
-               & ~func.lower(func.coalesce(Span.exception_type, "")).contains("timeout") & ~answered)
+    exception = func.lower(func.coalesce(Span.exception_type, ""))
+    timed_out = (func.coalesce(Span.status_code, 0) == 504) | exception.contains("timeout")  # never NULL
+    refused = Span.error & ((Span.status_code.is_(None)) | (Span.status_code == 0)) & ~timed_out & ~answered
+    counts = (func.count(), func.sum(case((refused, 1), else_=0)), func.sum(case((timed_out, 1), else_=0)))
     found = {}
     for peer, endpoint in keys:
         row = db.session.execute(
-            select(func.count(), func.sum(case((refused, 1), else_=0))).where(
-                Span.peer == peer, Span.endpoint == endpoint, Span.start_time >= since,
-                Span.kind == KIND_CLIENT)
+            select(*counts).where(Span.peer == peer, Span.endpoint == endpoint, Span.start_time >= since,
+                                  Span.kind == KIND_CLIENT)
         ).one()
-        found[(peer, endpoint)] = (int(row[0] or 0), int(row[1] or 0))
+        found[(peer, endpoint)] = (int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))
     return found
 
 

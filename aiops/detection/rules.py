@@ -243,16 +243,18 @@ def detect(
     th: Thresholds,
     recent: Mapping[Key, tuple[int, int]] | None = None,
     max_p: float = Rules.max_p,
-    recent_calls: Mapping[Key, tuple[int, int]] | None = None,
+    recent_calls: Mapping[Key, tuple[int, int, int]] | None = None,
 ) -> list[Anomaly]:
     """Apply the rules to every endpoint of the window. ``recent``: (requests, failures) of the
     last few windows, this one included, for the endpoints :func:`quiet_failing` names;
-    ``recent_calls``: (calls, calls failed unanswered) of those windows, for :func:`quiet_refused`'s."""
+    ``recent_calls``: (calls, failed unanswered, timed out) of those windows, for
+    :func:`quiet_calls`' callees."""
     found: list[Anomaly] = []
     for (service, endpoint), s in sorted(stats.items()):
         base = baselines.get((service, endpoint))
         usual = usual_error_rate(base)
         timed_out = s.timeouts + s.unanswered
+        past = (recent_calls or {}).get((service, endpoint))
         if timed_out >= th.min_slow_requests:
             why = (
                 f"{s.unanswered} calls to it timed out" if s.unanswered >= s.timeouts
@@ -261,6 +263,11 @@ def detect(
             p = binomial_tail(timed_out, max(s.count, timed_out), usual)
             found.append(Anomaly(service, endpoint, AnomalyType.TIMEOUT, float(timed_out), None,
                                  s.count, f"Timeout: {why}", pattern=s.pattern(), strength=surprise(p)))
+        elif s.unanswered and past:
+            usual_base = base or _service_baseline(service, baselines)
+            quiet = quiet_timeouts((service, endpoint), s, past, usual_base, th, max_p / max(1, len(stats)))
+            if quiet is not None:
+                found.append(quiet)
         if s.count >= th.min_window_requests and s.error_rate > th.error_rate:
             top = s.top_exception()
             found.append(Anomaly(
@@ -278,7 +285,7 @@ def detect(
         if s.refused and not any(a.key == (service, endpoint) and a.type == AnomalyType.ERROR for a in found):
             usual_base = base or _service_baseline(service, baselines)
             refused = refused_calls((service, endpoint), s, usual_base, th, max_p / max(1, len(stats)),
-                                    (recent_calls or {}).get((service, endpoint)))
+                                    past[:2] if past else None)
             if refused is not None:
                 found.append(refused)
         if th.is_slow(s.mean_ms, base) and \
@@ -326,11 +333,32 @@ def refused_calls(key: Key, s: WindowStats, base: BaselineValue | None, th: Thre
         + (f" ({top})" if top else ""), pattern=patterns.DEPENDENCY, strength=surprise(p))
 
 
-def quiet_refused(stats: Mapping[Key, WindowStats], th: Thresholds, limit: int = 100) -> list[Key]:
-    """Callees whose calls failed unanswered in this window, too few for :func:`refused_calls` on
-    the window alone: those whose last few windows it judges (at most ``limit``, most first)."""
-    keys = [k for k, s in stats.items() if 0 < s.refused < th.min_slow_requests]
-    return sorted(keys, key=lambda k: (-stats[k].refused, k))[:limit]
+def quiet_calls(stats: Mapping[Key, WindowStats], th: Thresholds, limit: int = 100) -> list[Key]:
+    """Callees whose calls failed unanswered or timed out in this window, too few for the window's
+    rules alone: those whose last few windows :func:`refused_calls` and :func:`quiet_timeouts`
+    judge (at most ``limit``, most first)."""
+    few = th.min_slow_requests
+    keys = [k for k, s in stats.items()
+            if 0 < s.refused < few or (s.unanswered and s.unanswered + s.timeouts < few)]
+    return sorted(keys, key=lambda k: (-stats[k].refused - stats[k].unanswered, k))[:limit]
+
+
+def quiet_timeouts(key: Key, s: WindowStats, recent: tuple[int, int, int], base: BaselineValue | None,
+                   th: Thresholds, max_p: float) -> Anomaly | None:
+    """The timeout rule for a quiet path, as :func:`quiet_errors` is the error rule's: over the last
+    few windows (``recent``: calls, failed unanswered, timed out) more than ``error_rate`` of the
+    calls into the callee timed out, at least ``min_slow_requests`` of them, unlikely (below
+    ``max_p``, corrected) at its own usual rate (``base``: its endpoint's, else its service's)."""
+    calls = max(recent[0], s.calls, s.count)
+    timed_out = max(recent[2], s.unanswered) + s.timeouts
+    if timed_out < th.min_slow_requests or timed_out <= th.error_rate * calls:
+        return None
+    p = binomial_tail(timed_out, calls, usual_error_rate(base))
+    if p > max_p:
+        return None
+    return Anomaly(key[0], key[1], AnomalyType.TIMEOUT, float(timed_out), None, calls,
+                   f"Timeout: {timed_out} of {calls} calls to it timed out over the last windows",
+                   pattern=s.pattern(), strength=surprise(p))
 
 
 def quiet_failing(stats: Mapping[Key, WindowStats], th: Thresholds, limit: int = 100) -> list[Key]:

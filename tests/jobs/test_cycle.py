@@ -179,9 +179,10 @@ def test_baselines_read_before_another_cycle_committed_are_not_kept():
     assert memory.cycles == 5
 
 
-def _best_effort(start: float, fail: bool, seed: int) -> list[tuple]:
+def _best_effort(start: float, fail: str | None, seed: int) -> list[tuple]:
     """Busy front -> back traffic, and two requests that also ask ``recs`` for suggestions, answered
-    200 with or without them: when ``fail``, the calls into recs are reset, no recs span under them."""
+    200 with or without them: when ``fail``, the calls into recs are reset or time out (a tight
+    10 ms budget: no slower than usual, so only the timeout says it), no recs span under them."""
     rows = _rows(start, 20, 20.0, seed=seed)
     for i in range(2):
         t, trace = start + 3 + 10 * i, uuid.uuid4().hex
@@ -191,9 +192,9 @@ def _best_effort(start: float, fail: bool, seed: int) -> list[tuple]:
                      kind=KIND_SERVER, start_time=t, duration_ms=12.0, method="GET", status_code=200,
                      error=False),
             span_row(trace_id=trace, span_id=ids[1], parent_span_id=ids[0], service="front", endpoint="GET",
-                     kind=KIND_CLIENT, start_time=t + 0.001, duration_ms=8.0, peer="recs", method="GET",
-                     status_code=None if fail else 200, error=fail,
-                     exception_type="ConnectionResetError" if fail else None),
+                     kind=KIND_CLIENT, start_time=t + 0.001, duration_ms=10.0 if fail == "timeout" else 8.0,
+                     peer="recs", method="GET", status_code=None if fail else 200, error=bool(fail),
+                     exception_type={"reset": "ConnectionResetError", "timeout": "ReadTimeout"}.get(fail)),
         ]
         if not fail:
             rows.append(span_row(trace_id=trace, span_id=ids[2], parent_span_id=ids[1], service="recs",
@@ -202,20 +203,22 @@ def _best_effort(start: float, fail: bool, seed: int) -> list[tuple]:
     return rows
 
 
-def test_a_quiet_best_effort_callee_reset_two_calls_a_window_is_found_over_the_last_windows(app):
-    """Two calls a window into recs, each reset: too few for one window's rule; over the last
-    windows (stored CLIENT spans, read back by ``store.recent_calls``) they are recs' incident."""
+@pytest.mark.parametrize("fail, kind", [("reset", "error"), ("timeout", "timeout")])
+def test_a_quiet_best_effort_callee_failing_two_calls_a_window_is_found_over_its_last_windows(
+        app, fail, kind):
+    """Two calls a window into recs, each reset or timed out: too few for one window's rules; over
+    the last windows (stored CLIENT spans, read back by ``store.recent_calls``) recs' incident."""
     t = 4_000_000.0
     for w in range(10):
-        assert _cycle(app, _best_effort(t + 30 * w, False, w), t + 30 * (w + 1))["anomalies"] == []
+        assert _cycle(app, _best_effort(t + 30 * w, None, w), t + 30 * (w + 1))["anomalies"] == []
     found = []
     for w in range(10, 14):
-        found.append(_cycle(app, _best_effort(t + 30 * w, True, w), t + 30 * (w + 1)))
+        found.append(_cycle(app, _best_effort(t + 30 * w, fail, w), t + 30 * (w + 1)))
     assert found[0]["anomalies"] == [], found[0]  # two unanswered calls: not enough alone
     refused = [(n, a) for n, f in enumerate(found) for a in f["anomalies"] if a["service"] == "recs"]
     assert refused, [f["anomalies"] for f in found]
     n, anomaly = refused[0]
-    assert anomaly["type"] == "error" and "over the last windows" in anomaly["message"], anomaly
+    assert anomaly["type"] == kind and "over the last windows" in anomaly["message"], anomaly
     assert {a["service"] for f in found for a in f["anomalies"]} == {"recs"}, found
     [opened] = found[n]["incidents_opened"]
     incident = app.test_client().get(f"/aiops/incidents/{opened}").get_json()

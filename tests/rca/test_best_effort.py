@@ -9,7 +9,7 @@ and by the operation as the caller sees it (``GET``), which is none of ``recs``'
 from __future__ import annotations
 
 from aiops.detection.ewma import BaselineValue
-from aiops.detection.rules import Thresholds, detect, quiet_refused, window_stats
+from aiops.detection.rules import Thresholds, detect, quiet_calls, window_stats
 from aiops.rca.analysis import analyse
 from aiops.settings import Settings
 from telemetry.columns import KIND_CLIENT
@@ -69,11 +69,27 @@ def test_a_quiet_path_s_unanswered_calls_are_judged_over_the_last_windows():
     unanswered) they are news at a callee that never fails, not at one that fails a third anyway."""
     window = window_stats(_window(2, reset=2))
     assert detect(window, BASELINES, TH) == []
-    assert quiet_refused(window, TH) == [("recs", "GET")]
-    [found] = detect(window, BASELINES, TH, recent_calls={("recs", "GET"): (7, 6)})
+    assert quiet_calls(window, TH) == [("recs", "GET")]
+    [found] = detect(window, BASELINES, TH, recent_calls={("recs", "GET"): (7, 6, 0)})
     assert found.key == ("recs", "GET") and found.pattern == "dependency"
     assert "6 of 7 calls" in found.message and "over the last windows" in found.message
     flaky = {**BASELINES, ("recs", "/suggest"): BaselineValue(8.0, 0.33, 500, 20)}
-    assert detect(window, flaky, TH, recent_calls={("recs", "GET"): (7, 6)}) == []
+    assert detect(window, flaky, TH, recent_calls={("recs", "GET"): (7, 6, 0)}) == []
     busy = window_stats(_window(20, reset=12))
-    assert quiet_refused(busy, TH) == []  # the window's own rule judges it
+    assert quiet_calls(busy, TH) == []  # the window's own rule judges it
+
+
+def test_a_quiet_path_s_timed_out_calls_are_judged_over_the_last_windows():
+    """One call in a window timed out: too few alone; 4 of 7 over the last windows are news at a
+    callee that never fails."""
+    spans = _window(2, reset=0)
+    call = next(s for s in spans if s.kind == KIND_CLIENT)
+    spans = [s for s in spans if s.parent_span_id != call.span_id]  # recs never answered it
+    call.status_code, call.error, call.exception_type, call.duration_ms = None, True, "ReadTimeout", 1000.0
+    window = window_stats(spans)
+    assert detect(window, BASELINES, TH) == []
+    assert quiet_calls(window, TH) == [("recs", "GET")]
+    [found] = detect(window, BASELINES, TH, recent_calls={("recs", "GET"): (7, 0, 4)})
+    assert (found.key, found.type) == (("recs", "GET"), "timeout")
+    assert "4 of 7 calls to it timed out over the last windows" in found.message
+    assert detect(window, BASELINES, TH, recent_calls={("recs", "GET"): (40, 0, 4)}) == []  # 10 %
