@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from itertools import chain
@@ -283,11 +283,16 @@ def recent_failures(keys: Sequence[tuple[str, str]], since: float) -> dict[tuple
     return found
 
 
-def recent_calls(keys: Sequence[tuple[str, str]], since: float) -> dict[tuple[str, str], tuple[int, ...]]:
+MAX_CALLERS = 50  # callers of one callee whose calls recent_calls counts
+
+
+def recent_calls(callees: Mapping[tuple[str, str], Iterable[str]], since: float
+                 ) -> dict[tuple[str, str], tuple[int, ...]]:
     """(calls, failed unanswered, timed out) since ``since`` of each callee (peer, called operation)
-    in ``keys``, as ``aiops.detection.rules`` counts a window's CLIENT spans into it: those that
-    timed out (a 504, a ``*Timeout*`` exception), and those that failed with no status code, no
-    timeout and no SERVER span under them (reset, refused, lost)."""
+    in ``callees`` from the callers named with it, as ``aiops.detection.rules`` counts a window's
+    CLIENT spans into it: those that timed out (a 504, a ``*Timeout*`` exception), and those that
+    failed with no status code, no timeout and no SERVER span under them (reset, refused, lost).
+    By caller: one index range scan per (caller, operation), as for ``recent_failures``."""
     child = aliased(Span)
     answered = select(child.id).where(
         child.trace_id == Span.trace_id, child.parent_span_id == Span.span_id, child.kind == KIND_SERVER
@@ -297,10 +302,10 @@ def recent_calls(keys: Sequence[tuple[str, str]], since: float) -> dict[tuple[st
     refused = Span.error & ((Span.status_code.is_(None)) | (Span.status_code == 0)) & ~timed_out & ~answered
     counts = (func.count(), func.sum(case((refused, 1), else_=0)), func.sum(case((timed_out, 1), else_=0)))
     found = {}
-    for peer, endpoint in keys:
+    for (peer, endpoint), callers in callees.items():
         row = db.session.execute(
-            select(*counts).where(Span.peer == peer, Span.endpoint == endpoint, Span.start_time >= since,
-                                  Span.kind == KIND_CLIENT)
+            select(*counts).where(Span.service.in_(sorted(callers)[:MAX_CALLERS]), Span.endpoint == endpoint,
+                                  Span.start_time >= since, Span.kind == KIND_CLIENT, Span.peer == peer)
         ).one()
         found[(peer, endpoint)] = (int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))
     return found

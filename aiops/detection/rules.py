@@ -119,6 +119,7 @@ class WindowStats:
     # timeouts left to their own rule; with the exception (or pattern) their CLIENT spans name.
     refused: int = 0
     refusals: dict[str, int] = field(default_factory=dict)
+    callers: set[str] = field(default_factory=set)  # services whose CLIENT spans called it
 
     @property
     def mean_ms(self) -> float:
@@ -211,7 +212,8 @@ def window_stats(spans: Iterable, ignore_services: Iterable[str] = ()) -> dict[K
     for key, c in called.items():  # an endpoint is in the stats for its calls only when some failed
         if c.unanswered or c.refused:
             s = stats[key]
-            s.unanswered, s.calls, s.refused, s.refusals = c.unanswered, c.calls, c.refused, c.refusals
+            s.unanswered, s.calls, s.refused, s.refusals, s.callers = (
+                c.unanswered, c.calls, c.refused, c.refusals, c.callers)
     return dict(stats)
 
 
@@ -220,6 +222,7 @@ def _count_call(s: WindowStats, span, answered: set) -> None:
     status code, no span of the callee under it), or answered. A 5xx did come from somewhere: the
     callee's own span says what, or arrives a cycle later."""
     s.calls += 1
+    s.callers.add(span.service)
     if is_timeout(span):
         s.unanswered += 1
     elif span.error and not span.status_code and span.span_id not in answered:

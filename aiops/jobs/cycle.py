@@ -252,7 +252,7 @@ def _trace_anomalies(stats: dict, baselines: dict, th: Thresholds, seen: evidenc
     if mode != "normal":
         return []
     recent = store.recent_failures(dr.quiet_failing(stats, th), since)
-    calls = store.recent_calls(dr.quiet_calls(stats, th), since)
+    calls = store.recent_calls({k: stats[k].callers for k in dr.quiet_calls(stats, th)}, since)
     found = dr.detect(stats, baselines, th, recent, rules.max_p, calls)
     anomalies = shifts.with_strength(found, seen.whole, rules)
     anomalies += shifts.shifted(seen.own, rules, "self", anomalies)

@@ -37,5 +37,6 @@ def test_recent_calls_counts_the_calls_that_failed_with_no_answer(app):
     )
     insert_spans(app, rows)
     with app.app_context():
-        assert store.recent_calls([("recs", "GET"), ("absent", "GET")], t - 1) == {
+        assert store.recent_calls({("recs", "GET"): ["front"], ("absent", "GET"): ["front"]}, t - 1) == {
             ("recs", "GET"): (6, 2, 1), ("absent", "GET"): (0, 0, 0)}
+        assert store.recent_calls({("recs", "GET"): ["other"]}, t - 1) == {("recs", "GET"): (0, 0, 0)}
