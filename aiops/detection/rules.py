@@ -11,11 +11,11 @@ Rules (thresholds in :class:`Thresholds`, all configurable):
   too quiet for that, the same share over the last few windows (``recent``) when so many
   failures are unlikely at the endpoint's own usual rate (a binomial test, corrected for the
   endpoints tested: :func:`quiet_errors`);
-- timeout: at least ``min_slow_requests`` calls that time out (504s,
-  ``*Timeout*`` exceptions), counted both
-  on the endpoint that gave up and on the endpoint that stopped answering;
+- timeout: at least ``min_slow_requests`` calls that time out (504s, ``*Timeout*`` exceptions),
+  counted both on the endpoint that gave up and on the endpoint that stopped answering;
 - calls failing unanswered: calls into an endpoint that failed with no answer at all
-  (:func:`refused_calls`), which a best-effort caller absorbs;
+  (:func:`refused_calls`), which a best-effort caller absorbs; on a quiet callee, these and its
+  timeouts over the last few windows (:func:`quiet_calls`), as a quiet path's errors are;
 - self time (see :mod:`aiops.detection.selftime`): an entry whose spans spend far more
   time in their own work than usual, judged span by span, so it also fires for
   endpoints too quiet for a window mean;
