@@ -253,11 +253,13 @@ def detect(
     ``recent_calls``: (calls, failed unanswered, timed out) of those windows, for
     :func:`quiet_calls`' callees."""
     found: list[Anomaly] = []
+    corrected = max_p / max(1, len(stats))  # every endpoint of the window is tested
     for (service, endpoint), s in sorted(stats.items()):
         base = baselines.get((service, endpoint))
         usual = usual_error_rate(base)
         timed_out = s.timeouts + s.unanswered
         past = (recent_calls or {}).get((service, endpoint))
+        callee = (base or _service_baseline(service, baselines)) if s.refused or s.unanswered else base
         if timed_out >= th.min_slow_requests:
             why = (
                 f"{s.unanswered} calls to it timed out" if s.unanswered >= s.timeouts
@@ -267,8 +269,7 @@ def detect(
             found.append(Anomaly(service, endpoint, AnomalyType.TIMEOUT, float(timed_out), None,
                                  s.count, f"Timeout: {why}", pattern=s.pattern(), strength=surprise(p)))
         elif s.unanswered and past:
-            usual_base = base or _service_baseline(service, baselines)
-            quiet = quiet_timeouts((service, endpoint), s, past, usual_base, th, max_p / max(1, len(stats)))
+            quiet = quiet_timeouts((service, endpoint), s, past, callee, th, corrected)
             if quiet is not None:
                 found.append(quiet)
         if s.count >= th.min_window_requests and s.error_rate > th.error_rate:
@@ -281,14 +282,11 @@ def detect(
                 strength=surprise(binomial_tail(s.errors, s.count, usual)),
             ))
         elif (service, endpoint) in (recent or {}):
-            corrected = max_p / max(1, len(stats))  # every endpoint of the window is tested
             quiet = quiet_errors((service, endpoint), s, recent[(service, endpoint)], base, th, corrected)
             if quiet is not None:
                 found.append(quiet)
         if s.refused and not any(a.key == (service, endpoint) and a.type == AnomalyType.ERROR for a in found):
-            usual_base = base or _service_baseline(service, baselines)
-            refused = refused_calls((service, endpoint), s, usual_base, th, max_p / max(1, len(stats)),
-                                    past[:2] if past else None)
+            refused = refused_calls((service, endpoint), s, callee, th, corrected, past[:2] if past else None)
             if refused is not None:
                 found.append(refused)
         if th.is_slow(s.mean_ms, base) and \
@@ -310,6 +308,16 @@ def _service_baseline(service: str, baselines: Mapping[Key, BaselineValue]) -> B
 REFUSED = "Calls failing: "  # the message of refused_calls' anomalies
 
 
+def _news(failed: int, total: int, base: BaselineValue | None, th: Thresholds, max_p: float) -> float | None:
+    """The chance of ``failed`` of ``total`` at ``base``'s usual error rate, when they are news: more
+    than ``error_rate`` of them, at least ``min_slow_requests``, and that chance below ``max_p``
+    (already corrected for the endpoints tested). None when they are not."""
+    if failed < th.min_slow_requests or failed <= th.error_rate * total:
+        return None
+    p = binomial_tail(failed, total, usual_error_rate(base))
+    return p if p <= max_p else None
+
+
 def refused_calls(key: Key, s: WindowStats, base: BaselineValue | None, th: Thresholds,
                   max_p: float, recent: tuple[int, int] | None = None) -> Anomaly | None:
     """The error rule for an endpoint its callers cannot reach: more than ``error_rate`` of the
@@ -323,10 +331,8 @@ def refused_calls(key: Key, s: WindowStats, base: BaselineValue | None, th: Thre
     calls, refused = s.calls, s.refused
     if recent:
         calls, refused = max(recent[0], calls), max(recent[1], refused)
-    if refused < th.min_slow_requests or refused <= th.error_rate * calls:
-        return None
-    p = binomial_tail(refused, calls, usual_error_rate(base))
-    if p > max_p:
+    p = _news(refused, calls, base, th, max_p)
+    if p is None:
         return None
     top = max(s.refusals.items(), key=lambda kv: (kv[1], kv[0]))[0] if s.refusals else None
     over = " over the last windows" if refused > s.refused else ""
@@ -348,16 +354,13 @@ def quiet_calls(stats: Mapping[Key, WindowStats], th: Thresholds, limit: int = 1
 
 def quiet_timeouts(key: Key, s: WindowStats, recent: tuple[int, int, int], base: BaselineValue | None,
                    th: Thresholds, max_p: float) -> Anomaly | None:
-    """The timeout rule for a quiet path, as :func:`quiet_errors` is the error rule's: over the last
-    few windows (``recent``: calls, failed unanswered, timed out) more than ``error_rate`` of the
-    calls into the callee timed out, at least ``min_slow_requests`` of them, unlikely (below
-    ``max_p``, corrected) at its own usual rate (``base``: its endpoint's, else its service's)."""
+    """The timeout rule for a quiet path, as :func:`quiet_errors` is the error rule's: the calls into
+    the callee that timed out over the last few windows (``recent``: calls, failed unanswered, timed
+    out), judged by :func:`_news` at its own usual rate (its endpoint's, else its service's)."""
     calls = max(recent[0], s.calls, s.count)
     timed_out = max(recent[2], s.unanswered) + s.timeouts
-    if timed_out < th.min_slow_requests or timed_out <= th.error_rate * calls:
-        return None
-    p = binomial_tail(timed_out, calls, usual_error_rate(base))
-    if p > max_p:
+    p = _news(timed_out, calls, base, th, max_p)
+    if p is None:
         return None
     return Anomaly(key[0], key[1], AnomalyType.TIMEOUT, float(timed_out), None, calls,
                    f"Timeout: {timed_out} of {calls} calls to it timed out over the last windows",
@@ -380,13 +383,10 @@ def quiet_errors(key: Key, s: WindowStats, recent: tuple[int, int], base: Baseli
     at the endpoint's own usual rate. Five failures in six requests of an endpoint that never
     fails are an incident; one failure in two is not."""
     count, errors = max(recent[0], s.count), max(recent[1], s.errors)
-    if errors < th.min_slow_requests or errors <= th.error_rate * count:
+    p = _news(errors, count, base, th, max_p)
+    if p is None:
         return None
-    usual = usual_error_rate(base)
-    p = binomial_tail(errors, count, usual)
-    if p > max_p:
-        return None
-    top = s.top_exception()
+    top, usual = s.top_exception(), usual_error_rate(base)
     return Anomaly(
         key[0], key[1], AnomalyType.ERROR, errors / count, base.error_rate if base else None, count,
         f"Error spike: {errors} of {count} requests failed over the last windows "
