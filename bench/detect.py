@@ -362,13 +362,14 @@ def main() -> int:
                   flush=True)
 
         if args.profile:
-            for name in ("big", "logs") if not args.no_logs else ("big",):
-                stores[name].append(10_000)
+            for name in [name for name in ("big", "logs", "metrics") if name in stores]:
+                stores[name].append(10_000, faulty if name == "metrics" else frozenset())
                 profile = cProfile.Profile()
                 stores[name].cycle(profile)
                 out = io.StringIO()
                 pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
-                what = "10k new spans and 10k new log records" if name == "logs" else "10k new"
+                what = {"logs": "10k new spans and 10k new log records",
+                        "metrics": "10k new spans and 10k new metric points"}.get(name, "10k new")
                 print(f"\nprofile of one cycle (1M history, {what}), by cumulative time:")
                 print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
 

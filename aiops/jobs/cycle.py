@@ -32,7 +32,7 @@ from aiops.jobs.baselines import Remembered, learn_means, learn_signals
 from aiops.logs import feed as logfeed
 from aiops.logs import storage as logstate
 from aiops.logs.signals import LogWindow
-from aiops.metrics.feed import loader  # metric evidence for RCA
+from aiops.metrics import feed as metricfeed  # metric evidence for RCA
 from aiops.owner import owner_name
 from aiops.rca.analysis import analyse
 from aiops.settings import Settings
@@ -223,8 +223,10 @@ def _detect(settings: Settings, now: float) -> _Findings:
     logs = logfeed.judge(memory, now, window, anomalies, mode)  # None: no logs
     if mode == "normal":
         anomalies += logfeed.anomalies(logs, window, anomalies)
-    groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs, loader(now),
-                     signal_baselines)
+    series = metricfeed.window_of(current_app)
+    metricfeed.follow(series, now)  # the resource points stored since the last cycle
+    groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs,
+                     metricfeed.loader(now, window=series), signal_baselines)
     judged = slos.evaluate_all(now)  # one aggregate query per SLO (and one a day for its history)
     groups += slos.alert_groups(judged, groups)  # after the baselines' groups: they join those
     return _Findings(window, cycles, data, upto, stats, baselines, signal_baselines, th, rules, seen, saved,

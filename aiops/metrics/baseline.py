@@ -13,6 +13,7 @@ Only rises count: a hog raises CPU, a leak memory, a crash loop restarts.
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -108,15 +109,16 @@ def judge(
 ) -> MetricShift | None:
     """Whether one series (``points``: (time, value) sorted by time, none after ``now``) left its
     normal band; ``series`` is its (service, pod, name, attributes)."""
-    gap = step([t for t, _ in points])
+    times = [t for t, _ in points]
+    gap = step(times)
     if gap is None:
         return None
     cut = now - max(rules.recent_steps * gap, rules.min_recent)
-    recent = [(t, v) for t, v in points if cut < t <= now]
-    normal = [v for t, v in points if cut - rules.history <= t <= cut]
-    if not recent or len(normal) < rules.min_points:
+    first, middle = bisect_left(times, cut - rules.history), bisect_right(times, cut)
+    recent = points[middle : bisect_right(times, now)]
+    if not recent or middle - first < rules.min_points:
         return None
-    b = band(normal)
+    b = band([v for _, v in points[first:middle]])
     spread = b.spread(kind, rules)
     observed = max(v for _, v in recent)
     z = min((observed - b.median) / spread, rules.max_z)
