@@ -38,6 +38,7 @@ from aiops.detection import selftime as st
 from aiops.detection.edges import EdgeKey
 from aiops.detection.robust import LogBaseline, Rules, Shift
 from aiops.detection.rules import WHOLE_SERVICE, Key
+from telemetry.columns import KIND_CLIENT, KIND_SERVER
 from telemetry.rows import span_key
 
 # A caller's claim on a shifted edge, against the callee's: below 1, as the callee is the
@@ -166,10 +167,12 @@ def rank(
     endpoints: Mapping[tuple[str, str], str],
     entry: Callable[[object], Key],
     rules: Rules,
+    both_ways: Callable[[Shift], bool] = lambda shift: False,
 ) -> list[Suspect]:
     """Suspects best first. ``*_shifts`` hold every judged series; ``significant`` names the keys
     (entry keys and edge keys) that passed the evidence gate; ``endpoints`` names the callee
-    operation of each CLIENT span and ``entry`` the caller's endpoint it ran under."""
+    operation of each CLIENT span and ``entry`` the caller's endpoint it ran under; ``both_ways``
+    tells a shifted edge whose caller's own inbound calls grew as much (the caller's to blame)."""
     suspects: dict[str, Suspect] = {}
 
     def add(service: str, signal: Signal) -> None:
@@ -198,6 +201,8 @@ def rank(
     for caller, callee in sorted(shifted):
         shift = edges[(caller, callee)]
         by_callee, by_caller = share(ins[callee]), OUT_PRIOR * share(outs[caller])
+        if both_ways(shift):
+            by_callee, by_caller = 0.0, 1.0
         endpoint = _most_common(endpoints.get((s.trace_id, s.span_id), "?") for s in shift.spans())
         total = by_callee + by_caller
         add(callee, Signal("network-in", callee, endpoint, caller, shift, by_callee / total))
@@ -241,6 +246,67 @@ def _explain_away(ranked: list[Suspect]) -> list[Suspect]:
     return kept
 
 
+def _awaited(edge: Mapping[EdgeKey, Shift], significant: set, index: st.SpanIndex,
+             earlier: Mapping[tuple, Shift], baselines: Mapping[tuple, LogBaseline]) -> set:
+    """Shifted edges held for one window, carried to the next: a callee's calls from one caller
+    grew in their gaps, but the calls into that caller are not stored yet for most of them. A
+    caller's span ends after its callee's and often lands a batch or a cycle later, and whether
+    the calls into the caller grew too (its pod slow on the network both ways, not the callee's)
+    is what tells the two apart. Never held twice, and never when calls from several callers grew."""
+    callers: dict[str, set[str]] = defaultdict(set)
+    for key in significant:
+        if len(key) == 3:
+            callers[key[2]].add(key[1])
+    called = {key[2] for key in baselines if len(key) == 3 and key[0] == "gap"}
+    held = set()
+    for key in significant:
+        if len(key) != 3 or key[0] == "server" or key in earlier or len(callers[key[2]]) > 1:
+            continue
+        spans = edge[key].spans()
+        unknown = sum(1 for s in spans if not _inbound_known(s, index, called))
+        if 2 * unknown > len(spans):
+            held.add(key)
+    return held
+
+
+def _both_ways(shift: Shift, index: st.SpanIndex, baselines: Mapping[tuple, LogBaseline],
+               rules: Rules) -> bool:
+    """Whether most of a shifted gap's calls came from work whose own inbound call grew in its gap
+    by half as much or more: the caller's pod is slow on the network both ways, and its calls
+    out are slow for that, not for their callee (as :mod:`aiops.rca.walk` judges on the way down)."""
+    if shift.key[0] != "gap":
+        return False
+    grown = 0
+    for call, value, typical, _ in shift.strong:
+        into = _gap_into(index.entry_span(call), index, baselines, rules)
+        grown += into is not None and into >= 0.5 * (value - typical)
+    return 2 * grown > len(shift.strong)
+
+
+def _gap_into(span, index: st.SpanIndex, baselines: Mapping[tuple, LogBaseline],
+              rules: Rules) -> float | None:
+    """How much the gap of the call into SERVER ``span`` grew beyond its edge's typical gap (None:
+    not known)."""
+    call = index.by_id.get((span.trace_id, span.parent_span_id or ""))
+    if span.kind != KIND_SERVER or call is None or call.kind != KIND_CLIENT:
+        return None
+    base = baselines.get(("gap", call.service, span.service))
+    if base is None or not base.ready(rules):
+        return None
+    return call.duration_ms - span.duration_ms - base.typical_ms
+
+
+def _inbound_known(call, index: st.SpanIndex, called: set[str]) -> bool:
+    """Whether the span above the caller's work of CLIENT span ``call`` (the call into its SERVER
+    span; the caller's own span, when that has not landed either) is stored, or none will be: a
+    service no edge was ever seen into (``called``: the callees of the learned edges) is called
+    from outside the traces (an uninstrumented client that passed its trace context on)."""
+    entry = index.entry_span(call)
+    if not entry.parent_span_id or (entry.trace_id, entry.parent_span_id) in index.by_id:
+        return True
+    return entry.kind == KIND_SERVER and entry.service not in called
+
+
 @dataclass
 class Assessment:
     """Everything the robust series say about one window."""
@@ -278,15 +344,18 @@ def assess(window: list, baselines: Mapping[tuple, LogBaseline], rules: Rules,
         for shift in verdicts.values():
             shift.settle(rules)
     significant = {k for verdicts in (own, edge) for k, v in verdicts.items() if v.significant(rules)}
+    awaited = _awaited(edge, significant, index, earlier or {}, baselines)
+    significant -= awaited
     names = {**(earlier_names or {}), **edges.callee_endpoints(calls)}
-    suspects = rank(own, edge, significant, names, index.entry, rules)
+    suspects = rank(own, edge, significant, names, index.entry, rules,
+                    lambda shift: _both_ways(shift, index, baselines, rules))
     # A series whose values were strongly slow in a significant verdict must not learn them.
     skip = {("self", *span_key(sp)) for k in significant if k in own for sp in own[k].spans()}
     skip |= {k for k in significant if k in edge}
     skip |= {("duration", *k) for k, v in whole.items() if v.significant(rules)}
     # A quiet series' few slow values may be the start of a fault: carried, and not learned meanwhile.
     pending = {k: v for verdicts in (own, edge) for k, v in verdicts.items()
-               if v.strong and k not in significant and v.judged <= QUIET_SERIES}
+               if v.strong and k not in significant and (v.judged <= QUIET_SERIES or k in awaited)}
     skip |= {k for k in pending if k in edge}
     skip |= {("self", *span_key(sp)) for k in pending if k in own for sp in own[k].spans()}
     return Assessment(own, whole, suspects, {**own_values, **whole_values, **edge_values}, skip, pending,

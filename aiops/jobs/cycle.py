@@ -237,11 +237,14 @@ def _assess(window: list, cursor: int, state, signal_baselines: dict, rules: lb.
             settings: Settings) -> tuple[evidence.Assessment, list | None]:
     """The window's evidence (self time, durations, calls), the earlier-stored spans of its traces
     and the evidence carried from the last windows included; and that carried evidence as stored."""
-    traces = st.needs_context(window, now - settings.detection_interval)[:MAX_CONTEXT_TRACES]
-    context = store.earlier_spans(traces, cursor) if traces else []
     horizon = PENDING_WINDOWS * settings.detection_interval
     saved = state.pending if state else None
     earlier, names = _pending_in(saved, now, horizon)
+    # The carried calls' traces too: whether the calls into their callers grew is read there.
+    carried = {s.trace_id for shift in earlier.values() for s in shift.spans()}
+    traces = st.needs_context(window, now - settings.detection_interval)
+    traces = list(dict.fromkeys([*traces, *sorted(carried)]))[:MAX_CONTEXT_TRACES]
+    context = store.earlier_spans(traces, cursor) if traces else []
     seen = evidence.assess(window, signal_baselines, rules, now, settings.ignore_services, context,
                            earlier, names)
     seen.horizon = horizon  # a quiet path's failures are judged over the same windows

@@ -302,3 +302,50 @@ def test_two_slow_endpoints_and_their_caller_a_little_slower_stay_two_roots():
     [shop] = found.suspects
     assert not shop.wide
     assert shop.root_for(("shop", "/inventory")) == ("shop", "/inventory")
+
+
+def _split_at(spans: list, service: str) -> tuple[list, list]:
+    """(the spans of ``service``'s work and below, the rest): what a window holds when the calls
+    into ``service`` end, and land, after the spans under them."""
+    below = {id(s) for s in spans if s.service == service}
+    changed = True
+    while changed:
+        ids = {s.span_id for s in spans if id(s) in below}
+        more = {id(s) for s in spans if s.parent_span_id in ids and id(s) not in below}
+        changed = bool(more)
+        below |= more
+    return [s for s in spans if id(s) in below], [s for s in spans if id(s) not in below]
+
+
+def test_a_caller_delayed_both_ways_is_blamed_for_its_only_callees_calls_when_its_own_edge_is_unjudged():
+    """pay's traffic delayed both ways: its calls to bank (pay's only callee, bank's only caller)
+    grew; the calls into pay are stored but were judged by an earlier cycle. They grew as much,
+    trace by trace: pay is slow on the network, not bank."""
+    spans = window(40, 5000.0, 21, gap={"pay": 300.0, ("out", "pay"): 300.0})
+    work, above = _split_at(spans, "pay")
+    found = evidence.assess(work, BASE, RULES, context=above).suspects
+    assert names(found)[:1] == ["pay"], [(s.service, s.score) for s in found]
+    assert "bank" not in names(found)
+    # Delayed answers from bank alone still blame bank: the calls into pay did not grow.
+    work, above = _split_at(window(40, 5000.0, 22, gap={"bank": 300.0}), "pay")
+    assert names(evidence.assess(work, BASE, RULES, context=above).suspects)[:1] == ["bank"]
+
+
+def test_calls_grown_under_a_caller_whose_own_calls_in_have_not_landed_wait_a_window():
+    """The same fault, the calls into pay not stored yet (they end later and land a cycle later):
+    the grown calls to bank are held, not blamed on bank; with the calls into pay landed in the
+    next window, pay is blamed for both."""
+    work, above = _split_at(window(40, 5000.0, 23, gap={"pay": 300.0, ("out", "pay"): 300.0}), "pay")
+    first = evidence.assess(work, BASE, RULES)
+    assert names(first.suspects) == []
+    assert ("gap", "pay", "bank") in first.pending
+    second = evidence.assess(above, BASE, RULES, context=work, earlier=first.pending, earlier_names=first.names)
+    assert names(second.suspects) == ["pay"], [(s.service, s.score) for s in second.suspects]
+    # A caller that is a trace's root has no call into it to wait for; nor has one called only from
+    # outside the traces (a client that passed its trace context on but reports no spans).
+    work, _ = _split_at(window(40, 5000.0, 24, gap={"api": 300.0}), "front")
+    assert names(evidence.assess(work, BASE, RULES).suspects)[:1] == ["api"]
+    for s in work:
+        if s.parent_span_id is None:
+            s.parent_span_id = new_trace_id()[:16]
+    assert names(evidence.assess(work, BASE, RULES).suspects)[:1] == ["api"]
