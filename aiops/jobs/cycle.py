@@ -223,8 +223,7 @@ def _detect(settings: Settings, now: float) -> _Findings:
     logs = logfeed.judge(memory, now, window, anomalies, mode)  # None: no logs
     if mode == "normal":
         anomalies += logfeed.anomalies(logs, window, anomalies)
-    series = metricfeed.window_of(current_app)
-    metricfeed.follow(series, now)  # the resource points stored since the last cycle
+    series = metricfeed.follow(metricfeed.window_of(current_app), now)  # the points since the last cycle
     groups = analyse(anomalies, window, store.trace_spans, baselines, th, seen.suspects, logs,
                      metricfeed.loader(now, window=series), signal_baselines)
     judged = slos.evaluate_all(now)  # one aggregate query per SLO (and one a day for its history)
@@ -235,16 +234,14 @@ def _detect(settings: Settings, now: float) -> _Findings:
 
 def _assess(window: list, cursor: int, state, signal_baselines: dict, rules: lb.Rules, now: float,
             settings: Settings) -> tuple[evidence.Assessment, list | None]:
-    """The window's evidence (self time, durations, calls), the earlier-stored spans of its traces
-    and the evidence carried from the last windows included; and that carried evidence as stored."""
+    """The window's evidence (self time, durations, calls), with the earlier-stored spans of its
+    traces and of the evidence carried from the last windows; and that carried evidence as stored."""
     horizon = PENDING_WINDOWS * settings.detection_interval
     saved = state.pending if state else None
     earlier, names = _pending_in(saved, now, horizon)
-    # The carried calls' traces too: whether the calls into their callers grew is read there.
-    carried = {s.trace_id for shift in earlier.values() for s in shift.spans()}
-    traces = st.needs_context(window, now - settings.detection_interval)
-    traces = list(dict.fromkeys([*traces, *sorted(carried)]))[:MAX_CONTEXT_TRACES]
-    context = store.earlier_spans(traces, cursor) if traces else []
+    carried = sorted({s.trace_id for shift in earlier.values() for s in shift.spans()})
+    traces = list(dict.fromkeys(st.needs_context(window, now - settings.detection_interval) + carried))
+    context = store.earlier_spans(traces[:MAX_CONTEXT_TRACES], cursor) if traces else []
     seen = evidence.assess(window, signal_baselines, rules, now, settings.ignore_services, context,
                            earlier, names)
     seen.horizon = horizon  # a quiet path's failures are judged over the same windows

@@ -53,14 +53,15 @@ def window_of(app) -> SeriesWindow:
     return app.extensions.setdefault(EXTENSION, SeriesWindow(span(mb.BandRules())))
 
 
-def follow(window: SeriesWindow, now: float) -> None:
+def follow(window: SeriesWindow, now: float) -> SeriesWindow:
     """Bring ``window`` up to the points stored since the last cycle (or start a new one)."""
     upto = max_span_id(model=MetricPoint)
     if not window.usable(now):
         window.start(upto, now)
     elif upto > window.cursor and not window.add(_since(window.cursor, upto), now):
-        return
+        return window
     window.moved(upto, now)
+    return window
 
 
 def _cursor(sql: str, params: tuple) -> list[tuple]:
