@@ -12,16 +12,17 @@ Two facts from logs, each bounded so traces keep their say:
   the trace does not move that);
 - a quiet service whose log patterns changed in the window
   (:mod:`aiops.logs.signals`) gains evidence for the anomalies whose traces
-  reach it (``LOG_TRUST`` of the anomaly's opinion, split by log score).
+  reach it: its weight in the anomaly's opinion is multiplied by up to
+  ``1 + LOG_LIFT``, split by log score (:func:`blend`).
 
 Logs never hurt the traces' answer. A service whose logs swing in normal
 operation (*noisy*, or not watched long enough to be known quiet:
 :mod:`aiops.logs.noise`) has no say at all: its lines move no blame, add to no
 candidate and raise nothing alone. And a quiet service's logs only add to a
 candidate the traces already name (:func:`blend`): they may corroborate it, or
-lift it over another the traces name, but a candidate only the logs name does
-not exist in a trace anomaly's opinion, so it can neither outrank the traces'
-leader nor dilute its share (its ``evidence``, by which incidents rank).
+lift it over another the traces rank close to it (never over a clear leader), but
+a candidate only the logs name does not exist in a trace anomaly's opinion, so it
+can neither outrank the traces' leader nor dilute its share (its ``evidence``, by which incidents rank).
 
 With no log lines none of this applies and RCA is exactly the trace-only one.
 """
@@ -40,7 +41,10 @@ from telemetry.columns import KIND_SERVER
 Key = tuple[str, str]
 
 LOG_WALK = 0.5  # share of a trace's blame moved to the deepest span that logged a problem
-LOG_TRUST = 0.5  # share of an anomaly's opinion given to log evidence when its traces reach some
+LOG_TRUST = 0.5  # share of a log-raised anomaly's opinion given to its log evidence
+# The most a quiet service's log change multiplies the weight of a candidate the traces name, minus 1:
+# logs may lift a candidate over a leader weighing up to 1 + LOG_LIFT times as much, not over more.
+LOG_LIFT = 3.0
 # Score of a quiet service's alarming log signals (ERROR lines, exceptions, vanished paths) that
 # raises an anomaly of its own, no trace anomaly needed: a new ERROR template at the new-template
 # minimum of three lines (3 x sqrt(3) = 5.2) does, an ERROR surge five spreads, any vanished path
@@ -135,21 +139,33 @@ def evidence(related: set[str], logs: LogWindow | None, keys: Mapping[str, Key],
 
 
 def blend(traces: Mapping[Key, float], from_logs: Mapping[Key, float], logs_only: bool) -> dict[Key, float]:
-    """An anomaly's opinion: the traces' (weights adding up to 1) with ``LOG_TRUST`` given to the logs'
-    (``from_logs``, any scale). Unless the anomaly was raised by logs alone (``logs_only``), logs only
-    add to the keys the traces name (weight above 0): a candidate only the logs name is dropped, so the
-    traces' leader can lose its place only to another candidate of theirs that the logs corroborate."""
-    if not logs_only:
-        from_logs = {k: w for k, w in from_logs.items() if traces.get(k, 0.0) > 0}
-    if not from_logs:
-        return dict(traces)  # the trace-only arithmetic, exactly
+    """An anomaly's opinion: the traces' (weights adding up to 1), each candidate the logs also name
+    (``from_logs``, any scale) multiplied by up to ``1 + LOG_LIFT`` (by its share of the log scores),
+    then normalised. Logs only add to the keys the traces name (weight above 0): a candidate only the
+    logs name is dropped. Multiplied, not mixed in: a candidate the traces barely name (a tenth of the
+    leader's weight) stays below a clear leader however loud its logs, while one the traces rank close
+    to it (within ``1 + LOG_LIFT`` times) may pass it. An anomaly raised by logs alone (``logs_only``)
+    gives ``LOG_TRUST`` of its opinion to the logs' keys, as they are all it has."""
+    if logs_only:
+        return _mixed(traces, from_logs)
+    from_logs = {k: w for k, w in from_logs.items() if traces.get(k, 0.0) > 0}
     total = sum(from_logs.values())
+    if total <= 0:
+        return dict(traces)  # the trace-only arithmetic, exactly
+    lifted = {key: w * (1 + LOG_LIFT * from_logs.get(key, 0.0) / total) for key, w in traces.items()}
+    scale = sum(lifted.values())
+    return {key: w / scale for key, w in lifted.items()}
+
+
+def _mixed(traces: Mapping[Key, float], from_logs: Mapping[Key, float]) -> dict[Key, float]:
+    total = sum(from_logs.values())
+    if total <= 0:
+        return dict(traces)
     opinion: dict[Key, float] = defaultdict(float)
     for key, w in traces.items():
         opinion[key] += (1 - LOG_TRUST) * w
     for key, w in from_logs.items():
-        if total > 0:
-            opinion[key] += LOG_TRUST * w / total
+        opinion[key] += LOG_TRUST * w / total
     return dict(opinion)
 
 

@@ -339,7 +339,8 @@ def test_calls_grown_under_a_caller_whose_own_calls_in_have_not_landed_wait_a_wi
     first = evidence.assess(work, BASE, RULES)
     assert names(first.suspects) == []
     assert ("gap", "pay", "bank") in first.pending
-    second = evidence.assess(above, BASE, RULES, context=work, earlier=first.pending, earlier_names=first.names)
+    second = evidence.assess(above, BASE, RULES, context=work, earlier=first.pending,
+                             earlier_names=first.names)
     assert names(second.suspects) == ["pay"], [(s.service, s.score) for s in second.suspects]
     # A caller that is a trace's root has no call into it to wait for; nor has one called only from
     # outside the traces (a client that passed its trace context on but reports no spans).

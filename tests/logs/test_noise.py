@@ -120,6 +120,10 @@ def test_logs_add_only_to_a_candidate_the_traces_name():
     corroborated = logrca.blend(traces, {("mid", "price"): 40.0, **logs}, logs_only=False)
     assert set(corroborated) == set(traces)
     assert max(corroborated, key=corroborated.get) == ("mid", "price")  # logs add to a trace-backed one
+    clear = {("front", "order"): 0.85, ("mid", "price"): 0.1, ("db", "query"): 0.05}
+    lifted = logrca.blend(clear, {("mid", "price"): 7.0}, logs_only=False)
+    assert max(lifted, key=lifted.get) == ("front", "order")  # loud logs do not overturn a clear leader
+    assert lifted[("mid", "price")] > clear[("mid", "price")] and sum(lifted.values()) == pytest.approx(1.0)
     alone = logrca.blend({("x", "y"): 1.0}, logs, logs_only=True)  # an anomaly the logs raised themselves
     assert alone[("back", "rates")] == pytest.approx(0.5)
 
