@@ -27,12 +27,16 @@ Options: ``--seconds`` per round (10), ``--rounds`` (3), ``--clients``
 concurrent connections (4), ``--workers`` gunicorn workers (CPU count),
 ``--threads`` per worker (4), ``--database-url`` a PostgreSQL server
 (``postgresql+psycopg://postgres@127.0.0.1:5432/aiops_bench``: the server
-stores into a fresh database there, dropped after; no raw baseline then).
+stores into a fresh database there, dropped after; no raw baseline then),
+``--instances N`` with it: N gunicorn instances share that database, as
+several product instances behind a load balancer do, the clients spread
+over them (the workers default to the CPU count divided among them).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.client
 import itertools
@@ -157,9 +161,10 @@ class Batches:
 # -- the live server --------------------------------------------------------------------
 
 
-def post_batches(port: int, batches: Batches, first: int, clients: int,
+def post_batches(port: int | list[int], batches: Batches, first: int, clients: int,
                  seconds: float, path: str = "/v1/traces") -> tuple[int, int, float, int]:
-    """Post batches ``first``, ``first + 1`` ... from ``clients`` keep-alive connections for ``seconds``.
+    """Post batches ``first``, ``first + 1`` ... from ``clients`` keep-alive connections for ``seconds``
+    (to ``port``, or spread over several instances' ports: client ``i`` posts to ``port[i % n]``).
 
     Returns (batches answered 200, other answers, elapsed seconds, the next
     batch number). ``path``: ``/v1/traces``, or ``/v1/logs`` for bench/ingest_logs.py.
@@ -178,8 +183,10 @@ def post_batches(port: int, batches: Batches, first: int, clients: int,
     start = threading.Barrier(clients + 1)
     stop_at = [0.0]
 
+    ports = port if isinstance(port, list) else [port]
+
     def client(i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", ports[i % len(ports)], timeout=60)
         start.wait()
         while time.perf_counter() < stop_at[0]:
             conn.request("POST", path, body=body(next(counter)), headers=headers)
@@ -259,6 +266,12 @@ class RawInsert:
         return spent
 
 
+def servers_cpu(servers: list) -> float:
+    """CPU seconds used so far by every process of ``servers`` (nan where /proc does not say)."""
+    used = [process_tree_cpu(server.proc.pid) for server in servers]
+    return float("nan") if None in used else sum(used)
+
+
 def rate_arguments(doc: str) -> argparse.Namespace:
     """The options both ingest benches take (round length, rounds, clients, gunicorn workers and
     threads, the database)."""
@@ -266,11 +279,19 @@ def rate_arguments(doc: str) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=cpu_count())
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers per instance "
+                        "(default: the CPU count shared by the instances)")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--database-url", help="postgresql+psycopg://postgres@127.0.0.1:5432/NAME: the "
                         "server stores into a fresh database on that server (dropped after); default SQLite")
-    return parser.parse_args()
+    parser.add_argument("--instances", type=int, default=1, help="gunicorn instances sharing the database "
+                        "(PostgreSQL only), the clients spread over them")
+    args = parser.parse_args()
+    if args.instances < 1 or (args.instances > 1 and not args.database_url):
+        parser.error("--instances above 1 needs --database-url (several instances share PostgreSQL)")
+    if args.workers is None:
+        args.workers = max(1, cpu_count() // args.instances)
+    return args
 
 
 def main() -> int:
@@ -286,26 +307,29 @@ def main() -> int:
         # The raw baseline is SQLite's: on PostgreSQL the server's rate is shown alone.
         raw = None if args.database_url else RawInsert(tmp_path / "raw.db", batches)
         env = {"AIOPS_DATABASE_URL": url, "AIOPS_SCHEDULER": "0"}
-        server = GunicornServer(env, workers=args.workers, threads=args.threads,
-                                log_path=tmp_path / "gunicorn.log")
-        print(f"gunicorn: {args.workers} gthread workers x {args.threads} threads on {server.url}; "
-              f"{args.clients} client connections; {args.rounds} rounds of {args.seconds:g}s; "
-              f"{cpu_count()} CPUs; {'PostgreSQL' if args.database_url else 'SQLite'}", flush=True)
+        servers = [GunicornServer(env, workers=args.workers, threads=args.threads,
+                                  log_path=tmp_path / f"gunicorn-{i}.log") for i in range(args.instances)]
+        ports = [server.port for server in servers]
+        print(f"gunicorn: {args.instances} instance(s) of {args.workers} gthread workers x {args.threads} "
+              f"threads on {', '.join(server.url for server in servers)}; {args.clients} client connections; "
+              f"{args.rounds} rounds of {args.seconds:g}s; {cpu_count()} CPUs; "
+              f"{'PostgreSQL' if args.database_url else 'SQLite'}", flush=True)
         k = 0
         table = []
         total_ok = total_live_s = total_raw_s = total_cpu = 0.0
         failures = 0
-        with server:
-            warm_ok, warm_failed, _, k = post_batches(server.port, batches, k, args.clients, 1.0)
+        with contextlib.ExitStack() as running:
+            for server in servers:
+                running.enter_context(server)
+            warm_ok, warm_failed, _, k = post_batches(ports, batches, k, args.clients, 1.0)
             if raw:
                 raw.run(warm_ok)  # both tables start alike
             failures += warm_failed
             warm = stored(url)
             for n in range(1, args.rounds + 1):
-                cpu0 = process_tree_cpu(server.proc.pid)
-                ok, failed, live_s, k = post_batches(server.port, batches, k, args.clients, args.seconds)
-                cpu1 = process_tree_cpu(server.proc.pid)
-                cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else float("nan")
+                cpu0 = servers_cpu(servers)
+                ok, failed, live_s, k = post_batches(ports, batches, k, args.clients, args.seconds)
+                cpu = servers_cpu(servers) - cpu0
                 raw_s = raw.run(ok) if raw else float("nan")
                 live_rate, raw_rate = ok * BATCH / live_s, ok * BATCH / raw_s
                 table.append([n, f"{live_rate:,.0f}", f"{raw_rate:,.0f}", f"{live_rate / raw_rate:.2f}",

@@ -90,6 +90,8 @@ class LogBatches:
 
 def main() -> int:
     args = rate_arguments(__doc__)
+    if args.instances != 1:
+        raise SystemExit("--instances: only bench/ingest.py spreads its clients over several instances")
 
     print(f"making {BATCH}-record log batches and {BATCH}-span trace batches with the SDK ...", flush=True)
     logs, spans = LogBatches(), Batches()
