@@ -2,9 +2,7 @@
 
 Exactly one cycle runs per interval however many workers or instances call :func:`run_claimed`
 (the worker's schedule, ``POST /aiops/analyze``, ``flask aiops analyze`` and the replay): a cycle
-first *claims* the interval (:func:`claim`) with one atomic conditional UPDATE on the
-``detection_state`` row (the same on SQLite and PostgreSQL, across processes and machines). The
-claim is also a lease, so a cycle whose process died is taken over once the lease expires.
+first claims the interval, a lease (:mod:`aiops.jobs.lease`), and writes only while it holds it.
 """
 
 from __future__ import annotations
@@ -14,8 +12,7 @@ import time
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, update
 
 from aiops import instruments as selfmetrics
 from aiops import outbox
@@ -29,6 +26,7 @@ from aiops.incidents import storm
 from aiops.incidents.lifecycle import Changes, apply_groups, open_incidents, resolve_quiet
 from aiops.incidents.rules import Policy, lead_type
 from aiops.jobs.baselines import Remembered, learn_means, learn_signals
+from aiops.jobs.lease import STATE_ID, claim, ensure_state, held, release
 from aiops.logs import feed as logfeed
 from aiops.logs import storage as logstate
 from aiops.logs.signals import LogWindow
@@ -43,57 +41,11 @@ from telemetry.db import begin_write, db
 
 log = logging.getLogger(__name__)
 
-STATE_ID = 1
 BASELINES = "aiops.cycle_baselines"  # app.extensions: the baselines this process's last cycle committed
 MAX_SPANS_PER_CYCLE = 500_000
 MAX_CONTEXT_TRACES = 5_000  # traces whose earlier spans a cycle looks up (selftime.needs_context)
 MAX_PENDING, MAX_PENDING_SPANS = 200, 20  # series whose evidence is carried, and spans per series
 PENDING_WINDOWS = 4  # evidence adds up over at most this many detection intervals
-
-
-def _ensure_state() -> None:
-    if db.session.get(DetectionState, STATE_ID) is None:
-        try:
-            begin_write()
-            db.session.add(DetectionState(id=STATE_ID, cursor=0, cycles=0))
-            db.session.commit()
-        except IntegrityError:  # another process created it first
-            db.session.rollback()
-    else:
-        db.session.rollback()
-
-
-def claim(now: float | None, interval: float, lease: float, force: bool = False) -> float | None:
-    """Atomically take this interval's cycle: the claim time, or None if another process has it.
-
-    With ``now=None`` the clock is read once the state row is locked: a time
-    read before waiting for the lock would be stale, and the next claim,
-    measured against it, could then start a cycle less than an interval later.
-    """
-    _ensure_state()
-    begin_write()  # SQLite: BEGIN IMMEDIATE takes the write lock
-    db.session.execute(  # PostgreSQL: lock the row (FOR UPDATE is a no-op on SQLite)
-        select(DetectionState.id).where(DetectionState.id == STATE_ID).with_for_update()
-    )
-    if now is None:
-        now = time.time()
-    cond = [
-        DetectionState.id == STATE_ID,
-        (DetectionState.lease_until.is_(None)) | (DetectionState.lease_until < now),
-    ]
-    if not force:
-        # 10% slack absorbs scheduler jitter between workers' timers.
-        cond.append(
-            DetectionState.last_cycle_at.is_(None)
-            | (DetectionState.last_cycle_at <= now - 0.9 * interval)
-        )
-    result = db.session.execute(
-        update(DetectionState)
-        .where(*cond)
-        .values(last_cycle_at=now, lease_until=now + lease, lease_owner=owner_name())
-    )
-    db.session.commit()
-    return now if result.rowcount == 1 else None
 
 
 def _pending_in(saved: list | None, now: float, horizon: float) -> tuple[dict, dict]:
@@ -145,7 +97,7 @@ def _learning_mode(state, data: bool, now: float, settings: Settings) -> tuple[s
     return "normal", None
 
 
-def run_cycle(settings: Settings, now: float | None = None, started_at: float | None = None) -> dict:
+def run_cycle(settings: Settings, now: float | None = None, started_at: float | None = None) -> dict | None:
     """Run one cycle over the spans since the last one (the caller holds the claim).
 
     ``now`` is the cycle's clock: wall time live, the data's own time in replay.
@@ -180,7 +132,7 @@ class _Findings:
     slos: list  # (SLO id, its evaluation) for every SLO
 
 
-def _run_cycle(settings: Settings, now: float | None, started_at: float | None) -> dict:
+def _run_cycle(settings: Settings, now: float | None, started_at: float | None) -> dict | None:
     """Judge the window (writing nothing), then write everything it decided in one transaction."""
     wall_start = time.time() if started_at is None else started_at
     now = wall_start if now is None else now
@@ -188,6 +140,11 @@ def _run_cycle(settings: Settings, now: float | None, started_at: float | None) 
     found = _detect(settings, now)
     db.session.rollback()
     begin_write()
+    if started_at is not None and not held(started_at):
+        db.session.rollback()  # it overran its lease and was taken over: the successor reads its spans
+        log.warning("the detection cycle claimed at %.3f lost its lease mid-cycle; its results are dropped",
+                    started_at)
+        return None
     changes, queued, stormed = _update_incidents(found, now, settings)
     opened_kinds = [(lead_type(i), i.severity) for i in changes.opened]
     _learn(found, now, settings)
@@ -309,8 +266,8 @@ def _remembered() -> Remembered:
 def _advance_state(found: _Findings, now: float) -> int:
     """Move the detection state past the window: its cursor, the cycle count, the lease given back,
     when data was last seen, the relearning period, and the evidence carried to the next window.
-    Returns the cycle count as this cycle leaves it: raised in SQL, so a cycle that overran its
-    lease adds its step to the other's, and each count names one state of the baselines."""
+    Returns the cycle count as this cycle leaves it, read back in this transaction: each count
+    names one state of the baselines."""
     state = db.session.get(DetectionState, STATE_ID)
     state.cursor = found.upto
     state.cycles = DetectionState.cycles + 1
@@ -358,19 +315,9 @@ def forget_last_data() -> None:
     """Make the next window with spans count as data resuming after a silence (its baselines are
     relearned): the replay does this between files, which are separate recordings with an
     unknown gap between them."""
-    _ensure_state()
+    ensure_state()
     begin_write()
     db.session.execute(update(DetectionState).where(DetectionState.id == STATE_ID).values(last_data_at=0.0))
-    db.session.commit()
-
-
-def release() -> None:
-    """Give the lease back after a failed cycle so the next tick can retry."""
-    db.session.rollback()
-    begin_write()
-    db.session.execute(
-        update(DetectionState).where(DetectionState.id == STATE_ID).values(lease_until=None)
-    )
     db.session.commit()
 
 
@@ -386,7 +333,7 @@ def run_claimed(settings: Settings, *, force: bool, now: float | None = None) ->
     except Exception:
         selfmetrics.cycle_failed()
         logstate.forget(logfeed.registered(current_app))  # the next cycle reloads the saved log memory
-        release()
+        release(claimed_at)
         raise
 
 

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from aiops.jobs.cycle import claim, run_claimed
+from aiops.jobs.cycle import run_claimed, run_cycle
+from aiops.jobs.lease import claim, release
 from aiops.settings import Settings, reconfigure, settings_of
-from aiops.store.models import DetectionCycle, DetectionState
+from aiops.store.models import DetectionCycle, DetectionState, Incident
 from telemetry.db import db
 
 
@@ -43,3 +44,49 @@ def test_an_abandoned_lease_blocks_cycles_until_it_expires(app):
         assert summary is not None and summary["started_at"] >= abandoned
         assert db.session.get(DetectionState, 1).lease_until is None
         assert db.session.query(DetectionCycle).count() == 1
+
+
+def _taken_over(claimed_at: float, lease: float) -> tuple:
+    """Another process claims once this claim's lease ran out: its owner, claim time and lease."""
+    successor = ("elsewhere:4242", claimed_at + lease + 1.0, claimed_at + 2 * lease + 1.0)
+    state = db.session.get(DetectionState, 1)
+    state.lease_owner, state.last_cycle_at, state.lease_until = successor
+    db.session.commit()
+    return successor
+
+
+def test_a_cycle_that_outlived_its_lease_writes_nothing_and_leaves_the_successors_lease(app, client):
+    """A frozen or very slow cycle is taken over while it runs: when it gets to write, its claim
+    is no longer the row's, so it writes nothing (its successor reads the same spans) and does not
+    give back the lease it no longer holds."""
+    reconfigure(app, detection_interval=0.01, cycle_lease=0.5)
+    for _ in range(30):
+        client.post("/checkout", json={"amount": 1})
+    with app.app_context():
+        settings = settings_of(app)
+        before = db.session.get(DetectionState, 1)
+        cursor, cycles = (before.cursor, before.cycles) if before else (0, 0)
+        db.session.rollback()
+        claimed_at = claim(None, settings.detection_interval, settings.cycle_lease_seconds)
+        successor = _taken_over(claimed_at, settings.cycle_lease_seconds)
+        assert run_cycle(settings, started_at=claimed_at) is None
+        state = db.session.get(DetectionState, 1)
+        assert (state.lease_owner, state.last_cycle_at, state.lease_until) == successor
+        assert (state.cursor, state.cycles) == (cursor, cycles)  # the successor reads the same spans
+        assert db.session.query(DetectionCycle).count() == 0
+        release(claimed_at)  # a failed cycle gives back only its own claim
+        state = db.session.get(DetectionState, 1)
+        assert state.lease_until == successor[2]
+
+
+def test_a_cycle_that_still_holds_its_lease_writes_and_gives_it_back(app, client):
+    reconfigure(app, detection_interval=0.01, cycle_lease=30.0)
+    client.post("/simulate/errors", json={"service": "payment", "rate": 1.0})
+    for _ in range(30):
+        client.post("/checkout", json={"amount": 1})
+    with app.app_context():
+        summary = run_claimed(settings_of(app), force=True)
+        assert summary is not None and summary["spans"] > 0
+        assert db.session.get(DetectionState, 1).lease_until is None
+        assert db.session.query(DetectionCycle).count() == 1
+        assert db.session.query(Incident).count() == len(summary["incidents_opened"])

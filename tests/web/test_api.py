@@ -10,7 +10,7 @@ import time
 import pytest
 
 from aiops.jobs import on_demand
-from aiops.jobs.cycle import claim, release
+from aiops.jobs.lease import claim, release
 from aiops.settings import settings_of
 from aiops.store.models import CycleRequest, DetectionCycle
 from aiops.web import api
@@ -416,13 +416,14 @@ def test_analyze_opens_one_incident_for_an_injected_error_spike(app, client):
 def test_analyze_while_another_cycle_holds_the_lease_is_409(app, client):
     """No worker is alive, so this process runs the cycle; but another cycle holds the lease."""
     with app.app_context():
-        assert claim(None, settings_of(app).detection_interval, 600.0) is not None  # still running
+        claimed = claim(None, settings_of(app).detection_interval, 600.0)
+        assert claimed is not None  # still running
         db.session.remove()
     body = assert_json_error(client.post("/aiops/analyze"), 409, "Conflict")
     assert "another detection cycle is still running" in body["message"]
     with app.app_context():
         assert db.session.query(DetectionCycle).count() == 0  # the refused request ran nothing
-        release()  # that cycle ends: the next ask runs one
+        release(claimed)  # that cycle ends: the next ask runs one
         db.session.remove()
     assert client.post("/aiops/analyze").status_code == 200
 
