@@ -336,6 +336,7 @@ def assess(window: list, baselines: Mapping[tuple, LogBaseline], rules: Rules,
     own, own_values = st.shifts(index, baselines, rules, now, ignored)
     whole, whole_values = st.durations(index, baselines, rules, now, ignored)
     calls = edges.calls(index, now, ignored)
+    baselines = edges.judged_by(baselines, calls, rules)
     edge, edge_values = edges.shifts(calls, baselines, rules)
     for key, shift in (earlier or {}).items():
         verdicts = edge if len(key) == 3 else own
