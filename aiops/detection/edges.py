@@ -15,11 +15,11 @@ An edge is keyed by (signal, caller service, callee service), not by
 endpoint: the network between two services is shared by all their calls, and
 pooling them gives quiet edges enough values to judge.
 
-A young edge (called a few times a minute, or never before) has too few gaps
-to know its own normal: one early outlier sets its spread, or a fault's first
-calls teach it. Its gaps are judged against the *network's*, shrunk toward its
-own as they add up (:func:`judged_by`): the gaps of one network are alike, so
-+300 ms on an edge first seen today is as plain as on a busy one.
+A young edge (called a few times a minute, or first seen after the learning)
+has too few gaps to know its own normal: one early outlier sets its spread, or
+a fault's first calls teach it. Its gaps are judged against the *network's*,
+shrunk toward its own as they add up (:func:`judged_by`): the gaps of one
+network are alike, so +300 ms on an edge seen twice is as plain as on a busy one.
 """
 
 from __future__ import annotations
@@ -106,21 +106,20 @@ class Prior:
     center: float
     within: float
     between: float
-    samples: int  # own samples that make an edge mature: from then on it is judged as itself
 
 
 def network_prior(baselines: Mapping[tuple, LogBaseline], rules: Rules) -> Prior | None:
     """The median of the mature gap series' typical values and variances, and how far apart their
     typical values lie (never closer than ``min_spread``: one test network's identical edges say
     little of the next edge). None while fewer than ``MIN_FAMILY`` edges are mature."""
-    mature = [b for k, b in baselines.items() if k[0] == "gap" and b.samples >= 8 * rules.min_samples]
+    mature = [b for k, b in baselines.items() if k[0] == "gap" and b.samples >= rules.mature_samples]
     if len(mature) < MIN_FAMILY:
         return None
     centers = [b.center for b in mature]
     center = median(centers)
     between = max((1.4826 * median([abs(c - center) for c in centers])) ** 2, rules.min_spread ** 2)
     within = median([max(b.var, rules.min_spread ** 2) for b in mature])
-    return Prior(center, within, between, 8 * rules.min_samples)
+    return Prior(center, within, between)
 
 
 def shrink(own: LogBaseline, prior: Prior, rules: Rules) -> LogBaseline:
@@ -129,12 +128,12 @@ def shrink(own: LogBaseline, prior: Prior, rules: Rules) -> LogBaseline:
 
     Its typical value is the family's and its own weighed as a normal prior and a sample mean are
     (``within / between`` samples' worth of prior); its variance, which takes many more values to
-    know (one early outlier sets a two-sample spread), weighs its own against the prior's samples,
+    know (one early outlier sets a two-sample spread), weighs its own against ``mature_samples``,
     plus what is unsure of its level, plus the distance between its own level and the family's
     as a mixture's variance would (an edge slower by nature is not judged slow for long). Its tail
     rates stay its own (:meth:`LogBaseline.rarity` floors a young series'): how often one edge's
-    calls straggle is its own. A series with as many samples as the prior is itself."""
-    n, k = own.samples, prior.samples
+    calls straggle is its own. A series with ``mature_samples`` is itself."""
+    n, k = own.samples, rules.mature_samples
     if n >= k:
         return own
     w, v = n / (n + prior.within / prior.between), n / (n + k)
@@ -153,7 +152,7 @@ def judged_by(baselines: Mapping[tuple, LogBaseline], found: Iterable[Call],
     if prior is None:
         return baselines
     young = {k: b for k in {("gap", c.caller, c.callee) for c in found if c.callee_span is not None}
-             if (b := baselines.get(k)) is not None and b.samples < prior.samples}
+             if (b := baselines.get(k)) is not None and b.samples < rules.mature_samples}
     if not young:
         return baselines
     return {**baselines, **{k: shrink(b, prior, rules) for k, b in young.items()}}

@@ -60,6 +60,7 @@ class Rules:
     min_tail: float = 0.005  # floor of a series' tail rate at z: no series is perfectly clean
     max_power: float = 4.0  # steepest fall of rarity beyond z: P(Z >= x) = tail * (z / x) ** power
     warmup_windows: int = 10  # windows averaged equally before the EWMA takes over
+    mature_samples: int = 32  # from then on a series' own tail (and an edge's own level) is trusted alone
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,11 @@ class LogBaseline:
     def rarity(self, rules: Rules) -> tuple[float, float]:
         """(share at ``z`` or more, power of the fall beyond): ``P(Z >= x) = share * (z / x) ** power``.
 
-        A young series (fewer than 8 x ``min_samples``), seen ``n`` times, may have a tail as fat as
+        A young series (fewer than ``mature_samples``), seen ``n`` times, may have a tail as fat as
         ``1 / (n + 1)`` for all its values show (the rule of succession): so it needs more, or much
         later, values to convince. An older one is judged by its learned tail alone, as before the
         young were judged at all (one far call a window on a quiet edge is evidence that adds up)."""
-        young = self.samples < 8 * rules.min_samples
+        young = self.samples < rules.mature_samples
         tail = max(self.tail, rules.min_tail, 1.0 / (self.samples + 1) if young else 0.0)
         far = min(tail, max(self.far, tail / 2 ** rules.max_power))
         return tail, max(1.0, math.log2(tail / far))
