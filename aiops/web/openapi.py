@@ -55,6 +55,13 @@ ERRORS = {
 }
 
 
+# gunicorn refuses a longer request line itself (``limit_request_line``), in its own HTML page:
+# a query string may be long enough (a page cursor and a few names of many-byte characters).
+TOO_LONG = {"description": "The request line is over the HTTP server's limit (gunicorn: 4,094 bytes); "
+                           "answered by the server before the app, as an HTML page",
+            "content": {"text/html": TEXT}}
+
+
 def error(code: int, text: str | None = None) -> dict:
     return {"description": text or ERRORS[code], "content": {JSON: {"schema": ref("Error")}}}
 
@@ -287,6 +294,7 @@ def _secure(operation: dict, settings: Settings) -> dict:
     ingest = operation.pop("x-ingest", False)
     open_to_all = operation.pop("x-open", False)
     responses = operation["responses"]
+    responses["414"] = TOO_LONG
     if ingest:
         token = settings.ingest_token_required
         operation["security"] = [{"ingestToken": []}, {"ingestHeader": []}] if token else []
@@ -341,7 +349,7 @@ def document(app: Flask) -> dict:
                  "description": "Incidents found in traces, with their root cause; OTLP ingest; the demo "
                                 "shop and its fault injection when the demo is on. Every 4xx/5xx is "
                                 '{"error": "<status name>", "message": "..."} (OTLP ingest: a '
-                                "google.rpc.Status)."},
+                                "google.rpc.Status; a 414, the HTTP server's own page)."},
         "paths": paths,
         "components": {"schemas": {**SCHEMAS, **extra["schemas"]}, "securitySchemes": {
             "apiToken": {"type": "http", "scheme": "bearer",

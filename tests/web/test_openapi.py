@@ -81,10 +81,12 @@ def test_every_operation_documents_its_errors_with_the_error_schema(app):
                 assert "401" in responses, (method, path)
             if "requestBody" in op:
                 assert "413" in responses, (method, path)
+            # gunicorn's own refusal of a request line over its limit, before the app: its HTML page.
+            assert list(responses["414"]["content"]) == ["text/html"], (method, path)
             if path in ("/v1/traces", "/v1/logs", "/v1/metrics"):
                 continue  # OTLP's own error body (google.rpc.Status)
             for status, response in responses.items():
-                if status >= "400":
+                if status >= "400" and status != "414":
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
 
