@@ -148,11 +148,9 @@ def judged_by(baselines: Mapping[tuple, LogBaseline], found: Iterable[Call],
     seen at least once, as :func:`shrink` makes them (the store keeps each series' own, which is
     what learns). An edge never seen is not judged, as before: it may be slower by nature, and
     nothing tells that from a fault until it has a normal of its own."""
-    prior = network_prior(baselines, rules)
-    if prior is None:
-        return baselines
     young = {k: b for k in {("gap", c.caller, c.callee) for c in found if c.callee_span is not None}
              if (b := baselines.get(k)) is not None and b.samples < rules.mature_samples}
-    if not young:
+    prior = network_prior(baselines, rules) if young else None
+    if prior is None:
         return baselines
     return {**baselines, **{k: shrink(b, prior, rules) for k, b in young.items()}}

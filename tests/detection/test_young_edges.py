@@ -35,7 +35,7 @@ def test_the_network_prior_needs_a_family_of_mature_gaps():
     gaps = [b.center for k, b in BASE.items() if k[0] == "gap"]
     assert min(gaps) <= prior.center <= max(gaps)
     assert prior.between >= RULES.min_spread ** 2  # this network's edges are alike: floored
-    two = {k: b for k, b in list((k, b) for k, b in BASE.items() if k[0] == "gap")[:2]}
+    two = dict([(k, b) for k, b in BASE.items() if k[0] == "gap"][:2])
     assert edges.network_prior(two, RULES) is None
 
 
