@@ -231,7 +231,19 @@ class Worker:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
         if self._listener is not None:
+            self._wake_listener()
             self._listener.join(timeout=on_demand.HEARTBEAT * 2)
+
+    def _wake_listener(self) -> None:
+        """Ring our own doorbell so the listener sees ``stopping`` now, not at its next heartbeat
+        (5 s added to every stop). A ring carries nothing: other workers it wakes look and sleep."""
+        from aiops.jobs import doorbell
+
+        try:
+            with self.app.app_context():
+                doorbell.ring(db.engine, doorbell.ANALYZE)
+        except Exception:
+            log.warning("could not wake the on-demand listener; it stops at its next heartbeat")
 
 
 def start(app: Flask) -> Worker:

@@ -99,18 +99,19 @@ def send(count: int, threads: int, request: Callable[[requests.Session], request
     remaining = [count]
 
     def client() -> None:
-        session = requests.Session()
-        while True:
-            with lock:
-                if remaining[0] <= 0:
-                    return
-                remaining[0] -= 1
-            try:
-                code: int | str = request(session).status_code
-            except requests.RequestException as exc:
-                code = type(exc).__name__
-            with lock:
-                tally[code] += 1
+        # Closed when done: a kept-alive connection holds a stopping gunicorn worker for 2 s.
+        with requests.Session() as session:
+            while True:
+                with lock:
+                    if remaining[0] <= 0:
+                        return
+                    remaining[0] -= 1
+                try:
+                    code: int | str = request(session).status_code
+                except requests.RequestException as exc:
+                    code = type(exc).__name__
+                with lock:
+                    tally[code] += 1
 
     pool = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
     for t in pool:

@@ -53,14 +53,14 @@ class Traffic:
             t.start()
 
     def _client(self, url: str, pause: float) -> None:
-        session = requests.Session()
-        while not self.stop_event.is_set():
-            try:
-                code = str(session.post(url + "/checkout", json={"amount": 1}, timeout=15).status_code)
-            except requests.RequestException as exc:
-                code = type(exc).__name__
-            self.tally[url][code] = self.tally[url].get(code, 0) + 1
-            time.sleep(pause)
+        with requests.Session() as session:
+            while not self.stop_event.is_set():
+                try:
+                    code = str(session.post(url + "/checkout", json={"amount": 1}, timeout=15).status_code)
+                except requests.RequestException as exc:
+                    code = type(exc).__name__
+                self.tally[url][code] = self.tally[url].get(code, 0) + 1
+                time.sleep(pause)
 
     def stop(self) -> dict:
         self.stop_event.set()
