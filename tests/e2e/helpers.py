@@ -1,6 +1,6 @@
 """Shared pieces of the end-to-end scenarios: a demo server's environment, traffic, assertions.
 
-Every scenario runs a real gunicorn (4 gthread workers) on loopback against a
+Every scenario runs a real gunicorn (2 gthread workers unless it asks for more) on loopback against a
 real database, drives ``POST /checkout`` from several client threads (checkout
 calls payment and inventory over real HTTP), injects faults through
 ``/simulate/*`` and triggers detection with ``POST /aiops/analyze``.
@@ -65,7 +65,7 @@ MAX_CLIENTS = THREADS // 2
 
 
 @contextmanager
-def running(tmp_path: Path, env: dict[str, str], name: str = "server", workers: int = 4,
+def running(tmp_path: Path, env: dict[str, str], name: str = "server", workers: int = 2,
             worker_processes: int = 1):
     """The production layout: a started GunicornServer (web workers only serve) and
     ``worker_processes`` ``flask aiops worker`` processes beside it, all logging to

@@ -1,6 +1,6 @@
 """Injected faults end to end: one incident per fault, blamed on the endpoint that caused it.
 
-Each test starts gunicorn (4 gthread workers) on a fresh database, learns
+Each test starts gunicorn (2 gthread workers) on a fresh database, learns
 baselines from normal checkout traffic, injects one fault through
 ``/simulate/*``, drives concurrent checkouts through it and triggers detection
 with ``POST /aiops/analyze``. The incident must name the faulty endpoint as
@@ -227,7 +227,7 @@ def _hogs(server) -> dict[str, str]:
 
 def test_cpu_hog_slows_the_shop_and_ends_on_clear(tmp_path):
     """Busy threads in every worker: a latency incident on the shop; after clear no hog runs."""
-    with h.running(tmp_path, h.shop_env(h.sqlite_url(tmp_path))) as server:
+    with h.running(tmp_path, h.shop_env(h.sqlite_url(tmp_path)), workers=4) as server:
         h.warm_up(server)
         # Four busy threads per worker: with two, detection missed the slowdown in 2 of 4 runs here.
         h.inject(server, "cpu", threads=4, duration=300)

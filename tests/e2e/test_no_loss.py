@@ -46,7 +46,7 @@ def _query(db_url: str, sql: str) -> list[tuple]:
 def test_every_served_request_is_stored_exactly_once(tmp_path, db_url):
     # The writer thread never wakes during the test: rows land only at worker exit.
     env = h.shop_env(db_url, AIOPS_FLUSH_INTERVAL=600)
-    with h.running(tmp_path, env, name="load") as server:
+    with h.running(tmp_path, env, name="load", workers=4) as server:
         tallies: dict[str, collections.Counter] = {}
         jobs = {
             "checkout": lambda: h.checkouts(server.url, CHECKOUTS, threads=6),
