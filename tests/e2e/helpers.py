@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,11 +76,14 @@ def running(tmp_path: Path, env: dict[str, str], name: str = "server", workers: 
     log_path = tmp_path / f"{name}.log"
     server = GunicornServer(env, workers=workers, threads=THREADS, log_path=log_path,
                             extra_args=["--log-config-json", str(log_config)])
-    server.worker_processes = []
-    server.start()
+    server.worker_processes = [WorkerProcess(env, log_path) for _ in range(worker_processes)]
     try:
-        for _ in range(worker_processes):
-            server.worker_processes.append(WorkerProcess(env, log_path).start())
+        # All start at once, as systemd starts the units: whichever migrates first takes the schema
+        # lock and the others find the work done (aiops/store/schema.py).
+        with ThreadPoolExecutor(max_workers=1 + worker_processes) as pool:
+            starting = [pool.submit(server.start)] + [pool.submit(p.start) for p in server.worker_processes]
+            for future in starting:
+                future.result()
         yield server
     finally:
         for process in server.worker_processes:
