@@ -64,8 +64,8 @@ def pytest_collection_modifyitems(items):
             stray.append(item.nodeid)
     if stray:
         raise pytest.UsageError(f"marked e2e outside tests/e2e/ (move them there): {', '.join(stray)}")
-    # The long e2e modules go first, so that under ``-n auto --dist loadscope`` the thousands of
-    # short tests fill the workers at the end instead of one worker finishing a 3-minute module alone.
+    # The long e2e modules go first: under ``-n auto --dist loadscope --no-loadscope-reorder`` the thousands
+    # of short tests then fill the workers at the end, not one worker finishing a 3-minute module alone.
     items.sort(key=lambda item: E2E not in item.path.parents)
 
 
