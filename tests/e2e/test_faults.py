@@ -1,6 +1,6 @@
 """Injected faults end to end: one incident per fault, blamed on the endpoint that caused it.
 
-Each test starts gunicorn (2 gthread workers) on a fresh database, learns
+Each test starts gunicorn (2 gthread workers; the CPU hog 4) on a fresh database, learns
 baselines from normal checkout traffic, injects one fault through
 ``/simulate/*``, drives concurrent checkouts through it and triggers detection
 with ``POST /aiops/analyze``. The incident must name the faulty endpoint as
