@@ -24,7 +24,7 @@ from flask import Flask
 
 from aiops import instruments as selfmetrics
 from aiops import outbox
-from aiops.jobs import on_demand
+from aiops.jobs import doorbell, on_demand
 from aiops.jobs.cycle import prune_cycles, run_claimed
 from aiops.logs import storage as logstate
 from aiops.owner import owner_name
@@ -167,8 +167,6 @@ class Worker:
 
     def _serve_requests(self) -> None:
         """Answer ``POST /aiops/analyze``: wake on the doorbell, or every heartbeat to stay seen."""
-        from aiops.jobs import doorbell
-
         settle = self.settings.flush_interval * 1.5  # the asking web workers' buffers reach the store
         with self.app.app_context():
             listener = doorbell.Listener(db.engine, doorbell.ANALYZE)
@@ -237,8 +235,6 @@ class Worker:
     def _wake_listener(self) -> None:
         """Ring our own doorbell so the listener sees ``stopping`` now, not at its next heartbeat
         (5 s added to every stop). A ring carries nothing: other workers it wakes look and sleep."""
-        from aiops.jobs import doorbell
-
         try:
             with self.app.app_context():
                 doorbell.ring(db.engine, doorbell.ANALYZE)
